@@ -1,0 +1,35 @@
+"""bulksync: sync spreadsheets with Suptask, the Slack helpdesk.
+
+The public door: everything a user of the library needs is importable from
+here; the modules behind it are internal.
+"""
+
+from __future__ import annotations
+
+from bulksync.columns import Defaults, Problem, ValidationReport
+from bulksync.errors import ApiError, AuthError, BulksyncError, SheetError, TokenMissing, UsageError
+from bulksync.plan import Operation, Plan
+from bulksync.report import PushResult, RowResult
+from bulksync.sync import plan, push, validate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "BulksyncError",
+    "Defaults",
+    "Operation",
+    "Plan",
+    "Problem",
+    "PushResult",
+    "RowResult",
+    "SheetError",
+    "TokenMissing",
+    "UsageError",
+    "ValidationReport",
+    "__version__",
+    "plan",
+    "push",
+    "validate",
+]

@@ -1,0 +1,116 @@
+"""The Suptask client: base URL, auth, paths, and the shapes of the answers."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from bulksync.errors import UsageError
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["DEFAULT_API_URL", "CreatedTicket", "SuptaskClient", "created_ticket", "error_message"]
+
+DEFAULT_API_URL = "https://public-api-prod.suptask.com/api/v2/public"
+
+
+@dataclass(frozen=True)
+class CreatedTicket:
+    ticket_id: str
+    ticket_number: int | None
+
+
+def created_ticket(body: Any) -> CreatedTicket | None:
+    """The new ticket's ID (and number) from a 201 body, in either shape.
+
+    Documented: ``{"ticketId": "<uuid>"}``. Observed on the live API: the
+    created ticket nested under ``oldTicket`` (``{"oldTicket": {"id", "ticketNumber"}}``).
+    """
+    if not isinstance(body, dict):
+        return None
+    nested = body.get("oldTicket") if isinstance(body.get("oldTicket"), dict) else {}
+    ticket_id = body.get("ticketId") or nested.get("id") or body.get("id")
+    if not isinstance(ticket_id, str) or not ticket_id:
+        return None
+    number = body.get("ticketNumber", nested.get("ticketNumber"))
+    try:
+        number = int(number) if number is not None else None
+    except (TypeError, ValueError):
+        number = None
+    return CreatedTicket(ticket_id, number)
+
+
+def error_message(response: httpx.Response) -> str:
+    """The server's own words for an error answer, kept short."""
+    text = ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail", "errors"):
+            if body.get(key):
+                value = body[key]
+                text = value if isinstance(value, str) else str(value)
+                break
+    if not text:
+        text = response.text.strip() or response.reason_phrase
+    text = " ".join(text.split())
+    return f"HTTP {response.status_code}: {text[:300]}"
+
+
+def check_api_url(url: str) -> str:
+    """Refuse plain http except to a loopback host (the sandbox): tokens must not cross a network in clear."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"the API URL {url!r} is not an http(s) URL")
+    if parts.scheme == "http":
+        host = parts.hostname
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise UsageError(f"the API URL {url!r} uses plain http: use https "
+                             "(plain http is allowed only to 127.0.0.1 / localhost)")
+    return url.rstrip("/")
+
+
+class SuptaskClient:
+    """An async client for the Suptask public API.
+
+    ``transport`` lets tests hand in an ``httpx.MockTransport``; everything else
+    talks real HTTP. The token is only ever placed in the Authorization header.
+    """
+
+    def __init__(self, *, token: str, base_url: str = DEFAULT_API_URL,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 max_connections: int = 4, timeout: float = 30.0) -> None:
+        import httpx
+
+        self.base_url = check_api_url(base_url)
+        limits = httpx.Limits(max_connections=max_connections,
+                              max_keepalive_connections=max_connections)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + "/",
+            headers={"Authorization": f"Api-Token {token}", "Accept": "application/json",
+                     "User-Agent": "bulksync"},
+            transport=transport, limits=limits,
+            timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=False,
+        )
+
+    async def request(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        kwargs: dict[str, Any] = {} if body is None else {"json": body}
+        return await self._http.request(method, path.lstrip("/"), **kwargs)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> SuptaskClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,300 @@
+"""The bulksync command: options → a library call → output and an exit code. Nothing more.
+
+Exit codes: 0 every row succeeded; 1 a row was invalid or failed;
+2 usage error, unusable file or refused token; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bulksync.errors import BulksyncError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_ROWS, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
+SHOWN_PROBLEMS = 50
+
+
+def _fail(message: str, code: int = EXIT_FATAL) -> None:
+    click.echo(f"bulksync: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _errors(func: F) -> F:
+    """Turn bulksync's errors into one line on stderr and exit 2; Ctrl-C into exit 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BulksyncError as e:
+            _fail(str(e))
+        except KeyboardInterrupt:
+            click.echo("bulksync: interrupted; results obtained so far were written back", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _parse_set(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not FIELD=VALUE", param_hint="--set")
+        out[name.strip()] = value
+    return out
+
+
+def _sheet_options(func: F) -> F:
+    options = [
+        click.argument("file", type=click.Path(path_type=Path)),
+        click.option("--sheet", metavar="NAME", help="Worksheet of an .xlsx (default: the first)."),
+        click.option("--config", type=click.Path(path_type=Path), metavar="FILE",
+                     help="Config file (default: bulksync.toml beside the sheet, if any)."),
+        click.option("--form-id", metavar="UUID", help="formId for rows that create a ticket "
+                     "and have none."),
+        click.option("--channel", metavar="ID", help="requesterChannel for rows that create a "
+                     "ticket and have none."),
+        click.option("--set", "set_", multiple=True, metavar="FIELD=VALUE",
+                     help="Give FIELD this value on every row, e.g. --set status=Closed. "
+                     "Repeatable."),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(sheet: str | None, config: Path | None, form_id: str | None, channel: str | None,
+              set_: tuple[str, ...]) -> dict[str, Any]:
+    return {"sheet": sheet, "config": config, "form_id": form_id, "channel": channel,
+            "set": _parse_set(set_)}
+
+
+def _print_report(report: Any, *, err: bool = False) -> None:
+    lines = report.lines()
+    for line in lines[:SHOWN_PROBLEMS]:
+        click.echo(line, err=err)
+    if len(lines) > SHOWN_PROBLEMS:
+        click.echo(f"... and {len(lines) - SHOWN_PROBLEMS} more problems (--json lists all)",
+                   err=err)
+    if report.ignored_columns:
+        click.echo(f"note: columns not sent (not Suptask fields): "
+                   f"{', '.join(report.ignored_columns)}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bulksync")
+def main() -> None:
+    """Sync spreadsheets (CSV, XLSX) with Suptask tickets.
+
+    A row without ticketId creates a ticket; a row with one updates it. The
+    outcome (ticketId, ticketNumber, syncStatus, syncError) is written back
+    into the same file, so the next push updates instead of duplicating.
+    """
+
+
+@main.command()
+@_sheet_options
+@_errors
+def validate(file: Path, sheet: str | None, config: Path | None, form_id: str | None,
+             channel: str | None, set_: tuple[str, ...], as_json: bool) -> None:
+    """Check every row of FILE; print each problem with its row and column. Sends nothing."""
+    from bulksync.sync import validate as run_validate
+
+    report = run_validate(file, **_settings(sheet, config, form_id, channel, set_))
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+    else:
+        _print_report(report)
+        rows_with = len(report.invalid_rows)
+        verdict = "valid" if report.valid else (
+            f"{len(report.problems)} problem(s)" + (f" in {rows_with} row(s)" if rows_with else ""))
+        click.echo(f"{file}: {report.rows} row(s), {verdict}")
+    sys.exit(EXIT_OK if report.valid else EXIT_ROWS)
+
+
+@main.command()
+@_sheet_options
+@click.option("--limit", default=20, show_default=True, metavar="N",
+              help="Show the first N requests (--json shows all).")
+@_errors
+def plan(file: Path, sheet: str | None, config: Path | None, form_id: str | None,
+         channel: str | None, set_: tuple[str, ...], as_json: bool, limit: int) -> None:
+    """Show what push would send for FILE. Needs no token; sends nothing."""
+    from bulksync.sync import plan as run_plan
+
+    report, the_plan = run_plan(file, **_settings(sheet, config, form_id, channel, set_))
+    counts = the_plan.counts()
+    if as_json:
+        click.echo(json.dumps({**report.as_dict(), **counts, "requests": the_plan.requests,
+                               "operations": [op.as_dict() for op in the_plan.operations]}))
+    else:
+        _print_report(report, err=True)
+        shown = [op for op in the_plan.operations if op.kind != "skip"][:limit]
+        for op in shown:
+            click.echo(f"row {op.row_number}: {op.method} {op.path} "
+                       f"{json.dumps(dict(op.payload), ensure_ascii=False)}")
+        if the_plan.requests > len(shown):
+            click.echo(f"... and {the_plan.requests - len(shown)} more")
+        click.echo(f"{file}: {counts['create']} to create, {counts['update']} to update, "
+                   f"{counts['skip']} with nothing to send, {len(report.invalid_rows)} invalid")
+    sys.exit(EXIT_OK if report.valid else EXIT_ROWS)
+
+
+class _Progress:
+    """tqdm on a terminal; elsewhere a plain line every few seconds."""
+
+    def __init__(self, *, quiet: bool, every: float = 5.0) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.every = every
+        self.bar: Any = None
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int, note: str) -> None:
+        if self.quiet or total == 0:
+            return
+        if self.tty:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, unit="row", file=sys.stderr, dynamic_ncols=True)
+            self.bar.set_postfix_str(note, refresh=False)
+            self.bar.update(done - self.bar.n)
+            return
+        now = time.monotonic()
+        if done != total and now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = now - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = f", ETA {int((total - done) / rate)}s" if rate > 0 and done < total else ""
+        tail = f" ({note})" if note else ""
+        click.echo(f"progress: {done}/{total} rows, {rate:.1f} rows/s{eta}{tail}", err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@main.command()
+@_sheet_options
+@click.option("--api-url", metavar="URL", help="API base URL (default: $SUPTASK_API_URL, "
+              "else Suptask's public endpoint).")
+@click.option("--concurrency", type=click.IntRange(1, 64), metavar="N",
+              help="Requests in flight at once (default 4).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="R",
+              help="At most R requests per second.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Send the valid rows; mark invalid ones syncStatus=invalid.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@_errors
+def push(file: Path, sheet: str | None, config: Path | None, form_id: str | None,
+         channel: str | None, set_: tuple[str, ...], as_json: bool, api_url: str | None,
+         concurrency: int | None, rate: float | None, skip_invalid: bool, quiet: bool) -> None:
+    """Send FILE's rows to Suptask and write the outcome back into FILE.
+
+    The token is read from SUPTASK_API_TOKEN.
+    """
+    from bulksync.sync import push as run_push
+
+    progress = _Progress(quiet=quiet)
+    try:
+        result = run_push(file, skip_invalid=skip_invalid, on_progress=progress,
+                          api_url=api_url, concurrency=concurrency, rate=rate,
+                          **_settings(sheet, config, form_id, channel, set_))
+    finally:
+        progress.close()
+    if result.refused:
+        assert result.report is not None
+        if as_json:
+            click.echo(json.dumps({**result.summary(), **{"problems": result.report.as_dict()["problems"]}}))
+        else:
+            _print_report(result.report, err=True)
+        click.echo(f"bulksync: {file} has invalid rows: nothing was sent and the file is "
+                   "unchanged (fix them, or use --skip-invalid)", err=True)
+        sys.exit(EXIT_ROWS)
+    summary = result.summary()
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        for p in summary["problems"][:SHOWN_PROBLEMS]:
+            click.echo(f"{file}: row {p['row']}: {p['status']}: {p['error']}")
+        counts = ", ".join(f"{summary[k]} {k}" for k in
+                           ("created", "updated", "unchanged", "failed", "uncertain", "invalid",
+                            "skipped") if summary[k] or k in ("created", "updated", "failed"))
+        click.echo(f"{file}: {counts} ({summary['requests']} requests)")
+        if result.written_to:
+            click.echo(f"results written to {result.written_to}")
+    if result.stopped:
+        _fail(result.stopped)
+    sys.exit(EXIT_OK if result.ok else EXIT_ROWS)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, type=click.IntRange(0, 65535),
+              help="Port (default: a free one, printed).")
+@click.option("--token", help="The token to accept (default: a generated one, printed).")
+@click.option("--create-shape", type=click.Choice(["observed", "documented"]), default="observed",
+              show_default=True, help="Body of a create's 201: {oldTicket: {...}} or {ticketId}.")
+@click.option("--rate-limit", metavar="N/SECONDS", help="Fixed-window limit, e.g. 100/900.")
+@click.option("--latency-ms", default=0.0, type=click.FloatRange(min=0), help="Delay every answer.")
+@click.option("--fail-rate", default=0.0, type=click.FloatRange(0, 1),
+              help="Share of requests answered 503 before anything is done.")
+@click.option("--drop-rate", default=0.0, type=click.FloatRange(0, 1),
+              help="Share of connections closed before anything is done.")
+@click.option("--ambiguous-rate", default=0.0, type=click.FloatRange(0, 1),
+              help="Share of creates done, then answered 500 or dropped.")
+@click.option("--seed", type=int, help="Seed for the fault switches.")
+@click.option("--db", type=click.Path(path_type=Path), help="Keep tickets in this SQLite file.")
+@_errors
+def sandbox(host: str, port: int, token: str | None, create_shape: str, rate_limit: str | None,
+            latency_ms: float, fail_rate: float, drop_rate: float, ambiguous_rate: float,
+            seed: int | None, db: Path | None) -> None:
+    """Run a local Suptask-compatible API (for rehearsals and tests) until Ctrl-C."""
+    from bulksync.sandbox import Sandbox, parse_rate_limit
+
+    try:
+        limit = parse_rate_limit(rate_limit) if rate_limit else None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--rate-limit") from None
+    try:
+        sb = Sandbox(host=host, port=port, token=token, create_shape=create_shape,  # type: ignore[arg-type]
+                     rate_limit=limit, latency_ms=latency_ms, fail_rate=fail_rate,
+                     drop_rate=drop_rate, ambiguous_rate=ambiguous_rate, seed=seed, db=db)
+    except OSError as e:
+        _fail(f"cannot listen on {host}:{port}: {e.strerror}")
+    click.echo(f"Suptask sandbox listening on {sb.url}")
+    click.echo(f"  export SUPTASK_API_URL={sb.url}")
+    click.echo(f"  export SUPTASK_API_TOKEN={sb.token}")
+    click.echo(f"  tickets: http://{sb.host}:{sb.port}/_sandbox/tickets   "
+               f"request log: http://{sb.host}:{sb.port}/_sandbox/requests")
+    sys.stdout.flush()
+    try:
+        sb.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("sandbox stopped", err=True)
+
+
+@main.command()
+@click.option("--keep", type=click.Path(path_type=Path), metavar="DIR",
+              help="Work in DIR instead of a new scratch folder.")
+@_errors
+def demo(keep: Path | None) -> None:
+    """Run bulksync against a local sandbox: create, edit, bulk-close. Changes nothing of yours."""
+    from bulksync.demo import run_demo
+
+    sys.exit(run_demo(keep, echo=click.echo))

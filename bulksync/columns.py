@@ -1,0 +1,300 @@
+"""The column contract: which columns are Suptask's, which are bulksync's, and the pandera schema.
+
+A sheet's columns fall into three groups:
+
+* API columns, spelled as the API spells them (``description``, ``formId``, ...,
+  and ``customField_<uuid>``): sent;
+* bulksync's own columns (``ticketId``, ``ticketNumber``, ``syncStatus``,
+  ``syncError``): written back, never sent (``ticketId`` goes in the URL);
+* everything else: the user's, never sent and never changed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bulksync.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bulksync.sheets.read import Table
+
+__all__ = [
+    "API_FIELDS", "CUSTOM_FIELD_PREFIX", "OWNED_COLUMNS", "Defaults", "Problem", "Rows",
+    "ValidationReport", "select_rows", "validate_rows",
+]
+
+TICKET_ID = "ticketId"
+API_FIELDS = ("description", "priority", "status", "assignee", "requester",
+              "requesterChannel", "tags", "formId")
+OWNED_COLUMNS = ("ticketId", "ticketNumber", "syncStatus", "syncError")
+CUSTOM_FIELD_PREFIX = "customField_"
+REQUIRED_FOR_CREATE = ("description", "requesterChannel", "formId")
+
+UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+MEMBER_PATTERN = r"[UW][A-Z0-9]{6,}"
+CHANNEL_PATTERN = r"[CGDUW][A-Z0-9]{6,}"
+_UUID = re.compile(UUID_PATTERN)
+
+
+def is_uuid(text: str) -> bool:
+    return _UUID.fullmatch(text) is not None
+
+
+def column_letter(position: int) -> str:
+    """0 → A, 25 → Z, 26 → AA: how a spreadsheet names a column."""
+    letters = ""
+    n = position + 1
+    while n:
+        n, rem = divmod(n - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Values bulksync fills in before validation.
+
+    ``form_id`` and ``channel`` fill empty ``formId`` / ``requesterChannel``
+    cells of rows that create a ticket; ``set`` gives a field the same value on
+    every row (overriding the sheet), e.g. ``{"status": "Closed"}`` to bulk-close.
+    """
+
+    form_id: str | None = None
+    channel: str | None = None
+    set: Mapping[str, str] = field(default_factory=dict)
+
+    def check(self) -> None:
+        for name in self.set:
+            if name == TICKET_ID:
+                raise UsageError("--set ticketId is not allowed: ticketId picks the ticket to update")
+            if name not in API_FIELDS and not name.startswith(CUSTOM_FIELD_PREFIX):
+                raise UsageError(f"--set {name}=...: {name!r} is not a Suptask field; "
+                                 f"fields are {', '.join(API_FIELDS)} and customField_<uuid>")
+            if name.startswith(CUSTOM_FIELD_PREFIX) and not is_uuid(name[len(CUSTOM_FIELD_PREFIX):]):
+                raise UsageError(f"--set {name}=...: the part after customField_ must be the field's UUID")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the sheet: where (spreadsheet row, header = 1; column) and what."""
+
+    row_number: int
+    column: str | None
+    message: str
+
+    def line(self, path: Path | str) -> str:
+        where = f"row {self.row_number}" + (f", column {self.column}" if self.column else "")
+        return f"{path}: {where}: {self.message}"
+
+
+@dataclass(frozen=True, eq=False)
+class Rows:
+    """The Suptask columns of a sheet, after defaults: one text column per API field.
+
+    ``frame`` holds ``ticketId``, every API field (empty where the sheet has no
+    such column) and the ``customField_<uuid>`` columns, indexed by spreadsheet
+    row number; blank rows are left out (``blank`` lists them).
+    """
+
+    frame: pd.DataFrame
+    custom_fields: tuple[str, ...]
+    ignored: tuple[str, ...]
+    blank: tuple[int, ...]
+    header_problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Every problem of a sheet at once; ``valid`` when there are none."""
+
+    path: Path
+    rows: int
+    problems: tuple[Problem, ...]
+    ignored_columns: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    @property
+    def invalid_rows(self) -> frozenset[int]:
+        return frozenset(p.row_number for p in self.problems if p.row_number > 1)
+
+    @property
+    def sheet_invalid(self) -> bool:
+        """A problem in the header makes every row unusable."""
+        return any(p.row_number == 1 for p in self.problems)
+
+    def lines(self) -> list[str]:
+        return [p.line(self.path) for p in self.problems]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": str(self.path),
+            "valid": self.valid,
+            "rows": self.rows,
+            "invalid_rows": len(self.invalid_rows),
+            "ignored_columns": list(self.ignored_columns),
+            "problems": [{"row": p.row_number, "column": p.column, "message": p.message}
+                         for p in self.problems],
+        }
+
+
+def select_rows(table: Table, defaults: Defaults) -> Rows:
+    """Pick the Suptask columns out of ``table`` and apply ``defaults`` (the map stage)."""
+    import pandas as pd
+
+    defaults.check()
+    raw = table.frame
+    positions: dict[str, list[int]] = {}
+    ignored: list[str] = []
+    for i, name in enumerate(table.header):
+        name = name.strip()
+        if name in API_FIELDS or name in OWNED_COLUMNS or name.startswith(CUSTOM_FIELD_PREFIX):
+            positions.setdefault(name, []).append(i)
+        elif name:
+            ignored.append(name)
+
+    problems: list[Problem] = []
+    for name, where in positions.items():
+        if len(where) > 1:
+            letters = " and ".join(column_letter(i) for i in where)
+            problems.append(Problem(1, name, f"the header {name!r} appears more than once "
+                                             f"(columns {letters}); keep one"))
+    custom = [n for n in positions if n.startswith(CUSTOM_FIELD_PREFIX)]
+    for name in custom:
+        if not is_uuid(name[len(CUSTOM_FIELD_PREFIX):]):
+            problems.append(Problem(1, name, "a custom field column must be named "
+                                             "customField_<field UUID>, e.g. "
+                                             "customField_3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b"))
+    for name in defaults.set:
+        if name.startswith(CUSTOM_FIELD_PREFIX) and name not in custom:
+            custom.append(name)
+
+    blank_mask = ~raw.apply(lambda s: s.str.strip().ne("")).any(axis=1) if len(raw.columns) else \
+        pd.Series(True, index=raw.index)
+    kept = raw.index[~blank_mask]
+    empty = pd.Series("", index=kept, dtype=str)
+
+    def column(name: str) -> pd.Series:
+        where = positions.get(name)
+        if not where:
+            return empty
+        return raw.loc[kept, where[0]].str.strip()
+
+    cols: dict[str, pd.Series] = {TICKET_ID: column(TICKET_ID)}
+    for name in (*API_FIELDS, *custom):
+        cols[name] = column(name)
+    creates = cols[TICKET_ID].eq("")
+    if defaults.form_id:
+        cols["formId"] = cols["formId"].mask(creates & cols["formId"].eq(""), defaults.form_id)
+    if defaults.channel:
+        cols["requesterChannel"] = cols["requesterChannel"].mask(
+            creates & cols["requesterChannel"].eq(""), defaults.channel)
+    for name, value in defaults.set.items():
+        cols[name] = pd.Series(value.strip(), index=kept, dtype=str)
+    frame = pd.DataFrame(cols, index=kept)
+    return Rows(frame=frame, custom_fields=tuple(custom), ignored=tuple(ignored),
+                blank=tuple(int(i) for i in raw.index[blank_mask]),
+                header_problems=tuple(problems))
+
+
+# -- validation --------------------------------------------------------------
+
+_REQUIRED_HINT = {
+    "description": "add a description",
+    "requesterChannel": "add it, or give --channel",
+    "formId": "add it, or give --form-id",
+}
+
+
+def _schema(rows: Rows) -> Any:
+    import pandera.pandas as pa
+
+    def pattern(regex: str, name: str) -> Any:
+        return pa.Check(lambda s: s.eq("") | s.str.fullmatch(regex), name=name)
+
+    nul = pa.Check(lambda s: ~s.str.contains("\x00", regex=False), name="nul")
+    columns: dict[str, Any] = {
+        TICKET_ID: pa.Column(checks=[
+            pattern(UUID_PATTERN, "uuid"),
+            pa.Check(lambda s: ~(s.duplicated(keep=False) & s.ne("")), name="unique"),
+        ]),
+        "formId": pa.Column(checks=[pattern(UUID_PATTERN, "uuid")]),
+        "assignee": pa.Column(checks=[pattern(MEMBER_PATTERN, "member")]),
+        "requester": pa.Column(checks=[pattern(MEMBER_PATTERN, "member")]),
+        "requesterChannel": pa.Column(checks=[pattern(CHANNEL_PATTERN, "channel")]),
+        "tags": pa.Column(checks=[pa.Check(lambda s: ~s.str.contains(r"^,|,\s*,|,$"), name="tags")]),
+    }
+    for name in (TICKET_ID, *API_FIELDS, *rows.custom_fields):
+        col = columns.setdefault(name, pa.Column())
+        col.checks.append(nul)
+    required = [
+        pa.Check(lambda df, f=f: df[TICKET_ID].ne("") | df[f].ne(""), name=f"required:{f}")
+        for f in REQUIRED_FOR_CREATE
+    ]
+    return pa.DataFrameSchema(columns, checks=required, coerce=False, strict=False)
+
+
+def _message(check: str, column: str, value: Any) -> str:
+    if check == "uuid":
+        return f"{value!r} is not a UUID (like 3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b)"
+    if check == "member":
+        hint = "; an email cannot be used here, give the person's Slack member ID" if "@" in str(value) else ""
+        return f"{value!r} is not a Slack member ID (U… or W…, e.g. U073PBJPHGW){hint}"
+    if check == "channel":
+        return f"{value!r} is not a Slack channel or member ID (C…, G…, D…, U… or W…)"
+    if check == "tags":
+        return f"{value!r} has an empty tag; separate tags with single commas"
+    if check == "nul":
+        return "the cell holds a NUL character (\\0); remove it"
+    if check.startswith("required:"):
+        field_name = check.split(":", 1)[1]
+        return (f"{field_name} is required to create a ticket (this row has no ticketId); "
+                f"{_REQUIRED_HINT[field_name]}")
+    return f"{value!r} fails the check {check}"  # pragma: no cover - every check is named above
+
+
+def validate_rows(rows: Rows, path: Path) -> ValidationReport:
+    """Run the pandera schema over ``rows``; every failing cell becomes one Problem."""
+    import pandera.pandas as pa
+
+    problems = list(rows.header_problems)
+    if not rows.header_problems and len(rows.frame):
+        try:
+            _schema(rows).validate(rows.frame, lazy=True)
+        except pa.errors.SchemaErrors as e:
+            problems.extend(_problems(rows.frame, e.failure_cases))
+    order = {name: i for i, name in enumerate(rows.frame.columns)}
+    problems.sort(key=lambda p: (p.row_number, order.get(p.column or "", -1)))
+    return ValidationReport(path=path, rows=len(rows.frame), problems=tuple(problems),
+                            ignored_columns=rows.ignored)
+
+
+def _problems(frame: pd.DataFrame, cases: pd.DataFrame) -> list[Problem]:
+    out: list[Problem] = []
+    seen: set[tuple[int, str]] = set()
+    ids = frame[TICKET_ID]
+    for column, check, value, index in zip(cases["column"], cases["check"],
+                                           cases["failure_case"], cases["index"]):
+        check = str(check)
+        if check.startswith("required:"):
+            column = check.split(":", 1)[1]
+        row = int(index)
+        if (row, column) in seen:
+            continue
+        seen.add((row, column))
+        if check == "unique":
+            others = [int(r) for r in ids.index[ids.eq(value)] if int(r) != row]
+            message = (f"ticketId {value} appears on more than one row (also row "
+                       f"{', '.join(map(str, others))}); each ticket may appear once")
+        else:
+            message = _message(check, column, value)
+        out.append(Problem(row, column, message))
+    return out

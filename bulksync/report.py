@@ -1,0 +1,70 @@
+"""Per-row outcomes and the run summary."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from bulksync.columns import ValidationReport
+
+__all__ = ["PushResult", "RowResult", "Status"]
+
+Status = Literal["created", "updated", "unchanged", "failed", "uncertain", "invalid", "skipped"]
+STATUSES: tuple[Status, ...] = ("created", "updated", "unchanged", "failed", "uncertain",
+                                "invalid", "skipped")
+OK_STATUSES = frozenset({"created", "updated", "unchanged", "skipped"})
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """What happened to one row (spreadsheet row number, header = 1)."""
+
+    row_number: int
+    status: Status
+    ticket_id: str | None = None
+    ticket_number: int | None = None
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row_number, "status": self.status, "ticketId": self.ticket_id,
+                "ticketNumber": self.ticket_number, "error": self.error}
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """The outcome of a push: one RowResult per row that was planned, and where they were written."""
+
+    path: Path
+    results: Mapping[int, RowResult]
+    requests: int
+    written_to: Path | None
+    ignored_columns: tuple[str, ...] = ()
+    report: ValidationReport | None = None
+    refused: bool = False
+    stopped: str = ""
+    counts: Mapping[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        c = Counter(r.status for r in self.results.values())
+        object.__setattr__(self, "counts", {s: c[s] for s in STATUSES})
+
+    @property
+    def ok(self) -> bool:
+        return not self.stopped and not self.refused and all(r.status in OK_STATUSES for r in self.results.values())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "file": str(self.path),
+            **self.counts,
+            "requests": self.requests,
+            "written_to": str(self.written_to) if self.written_to else None,
+            "ignored_columns": list(self.ignored_columns),
+            "stopped": self.stopped or None,
+            "refused": self.refused,
+            "problems": [r.as_dict() for r in sorted(self.results.values(), key=lambda r: r.row_number)
+                         if r.status not in OK_STATUSES],
+        }

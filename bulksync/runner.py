@@ -1,0 +1,226 @@
+"""Send Operations: a pool of workers, pacing by X-RateLimit-*, safe retries, a progress callback.
+
+The retry rule comes from the API having no idempotency key: a create is sent
+again only when it certainly was not processed (the connection could not be
+made, or the answer was 429 or 503). Any other silence or 5xx after a create
+was sent leaves the row ``uncertain``; PATCH and DELETE are idempotent and are
+retried on 429, 5xx, timeouts and dropped connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bulksync.api import SuptaskClient, created_ticket, error_message
+from bulksync.errors import AuthError
+from bulksync.report import RowResult
+
+if TYPE_CHECKING:
+    import httpx
+
+    from bulksync.plan import Operation
+
+__all__ = ["Pacer", "ProgressCallback", "RunStats", "run_operations"]
+
+ProgressCallback = Callable[[int, int, str], None]
+"""``on_progress(done, total, note)``; ``note`` says why the run waits, or is empty."""
+
+_NOT_PROCESSED = frozenset({429, 503})
+_RETRYABLE = frozenset({429, 500, 502, 503, 504})
+
+
+class Pacer:
+    """Shared pace for all workers: a ``rate`` cap, the server's remaining budget, and 429 pauses."""
+
+    def __init__(self, rate: float | None = None) -> None:
+        self._interval = 1.0 / rate if rate else 0.0
+        self._budget_interval = 0.0
+        self._next_at = 0.0
+        self.paused_until = 0.0
+        self.in_flight = 0
+        self.pending = 0
+
+    async def acquire(self) -> None:
+        while True:
+            now = time.monotonic()
+            start = max(now, self._next_at, self.paused_until)
+            if start <= now:
+                self._next_at = now + max(self._interval, self._budget_interval)
+                self.in_flight += 1
+                return
+            await asyncio.sleep(start - now)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+
+    def waiting(self) -> float:
+        return max(0.0, self.paused_until - time.monotonic())
+
+    def observe(self, response: httpx.Response) -> None:
+        """Steer by ``X-RateLimit-Remaining``/``-Reset``: spread what is left of the window over it."""
+        remaining = _number(response.headers.get("x-ratelimit-remaining"))
+        reset = _number(response.headers.get("x-ratelimit-reset"))
+        now = time.monotonic()
+        if remaining is not None and reset is not None:
+            # Reset is epoch seconds; a small number is read as seconds from now.
+            reset_in = reset - time.time() if reset > 1e9 else reset
+            reset_in = max(reset_in, 0.0)
+            left = remaining - max(self.in_flight - 1, 0)
+            if left <= 0:
+                self.paused_until = max(self.paused_until, now + reset_in + 0.05)
+                self._budget_interval = 0.0
+            elif self.pending > left:
+                self._budget_interval = reset_in / left
+            else:
+                self._budget_interval = 0.0
+        if response.status_code == 429:
+            delay = retry_after(response)
+            if delay is None:
+                delay = reset_in if remaining is not None and reset is not None else 1.0
+            self.paused_until = max(self.paused_until, now + delay + 0.05)
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    seconds = _number(value)
+    if seconds is not None:
+        return max(seconds, 0.0)
+    when = email.utils.parsedate_to_datetime(value) if value else None
+    return max(when.timestamp() - time.time(), 0.0) if when else None
+
+
+@dataclass
+class RunStats:
+    requests: int = 0
+    stopped: AuthError | None = None
+
+
+async def run_operations(
+    client: SuptaskClient,
+    operations: Iterable[Operation],
+    results: MutableMapping[int, RowResult],
+    *,
+    concurrency: int = 4,
+    rate: float | None = None,
+    max_attempts: int = 5,
+    backoff: float = 0.5,
+    on_progress: ProgressCallback | None = None,
+    stats: RunStats | None = None,
+) -> RunStats:
+    """Send every operation; put each row's outcome into ``results`` as soon as it is known.
+
+    Stops sending (and returns with ``stats.stopped`` set) when the token is refused.
+    """
+    import httpx
+
+    ops = [op for op in operations if op.kind != "skip"]
+    total = len(ops)
+    pacer = Pacer(rate)
+    pacer.pending = total
+    stats = stats if stats is not None else RunStats()
+    queue = iter(ops)
+    done = 0
+    successes = 0
+
+    def progress() -> None:
+        if on_progress:
+            wait = pacer.waiting()
+            on_progress(done, total, f"rate limit: waiting {wait:.0f}s" if wait >= 1 else "")
+
+    async def perform(op: Operation) -> RowResult:
+        nonlocal successes
+        create = op.kind == "create"
+        attempt = 0
+        while True:
+            attempt += 1
+            await pacer.acquire()
+            stats.requests += 1
+            try:
+                response = await client.request(op.method, op.path, op.payload)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
+                # Nothing was sent: safe to try again, create or not.
+                error = f"could not connect: {_describe(e)}"
+                retry_ok = True
+            except httpx.TransportError as e:
+                error = f"no answer: {_describe(e)}"
+                if create:
+                    return RowResult(op.row_number, "uncertain", error=(
+                        f"{error}; the ticket may or may not have been created, so it was not "
+                        "sent again"))
+                retry_ok = True
+            else:
+                pacer.observe(response)
+                status = response.status_code
+                if 200 <= status < 300:
+                    successes += 1
+                    if not create:
+                        return RowResult(op.row_number, "updated", ticket_id=op.ticket_id)
+                    ticket = created_ticket(_json(response))
+                    if ticket is None:
+                        return RowResult(op.row_number, "uncertain", error=(
+                            f"HTTP {status} without a ticket ID in the answer; the ticket was "
+                            "probably created"))
+                    return RowResult(op.row_number, "created", ticket_id=ticket.ticket_id,
+                                     ticket_number=ticket.ticket_number)
+                error = error_message(response)
+                if status == 401 or (status == 403 and successes == 0):
+                    if stats.stopped is None:
+                        stats.stopped = AuthError(
+                            f"the API refused the token ({error}); check SUPTASK_API_TOKEN. "
+                            "Nothing more was sent.", status=status, method=op.method, path=op.path)
+                    return RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error)
+                if create and status in _RETRYABLE and status not in _NOT_PROCESSED:
+                    return RowResult(op.row_number, "uncertain", error=(
+                        f"{error}; the ticket may or may not have been created, so it was not "
+                        "sent again"))
+                retry_ok = status in _RETRYABLE
+            finally:
+                pacer.release()
+            if not retry_ok or attempt >= max_attempts or stats.stopped:
+                return RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error)
+            delay = min(30.0, backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+            await asyncio.sleep(max(delay, pacer.waiting()))
+
+    async def worker() -> None:
+        nonlocal done
+        for op in queue:
+            if stats.stopped:
+                return
+            result = await perform(op)
+            results[op.row_number] = result
+            done += 1
+            pacer.pending = total - done
+            progress()
+
+    progress()
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, total or 1)))))
+    return stats
+
+
+def _json(response: httpx.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _describe(e: Exception) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__

@@ -1,0 +1,236 @@
+"""Read a CSV or XLSX file into a Table: every cell as text, rows numbered as a spreadsheet shows them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bulksync.errors import SheetError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["CsvFormat", "Table", "XlsxFormat", "read_table"]
+
+DELIMITERS = (",", ";", "\t", "|")
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a CSV file was written, so that it can be written back the same way."""
+
+    encoding: str
+    bom: bytes
+    delimiter: str
+    newline: str
+
+
+@dataclass(frozen=True)
+class XlsxFormat:
+    """Which worksheet of a workbook the table came from."""
+
+    sheet: str
+    sheet_names: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """A sheet as text cells.
+
+    ``frame`` has one column per header cell, by position (headers may repeat),
+    and is indexed by spreadsheet row number: the header is row 1, so the
+    first data row is row 2, as Excel shows it.
+    """
+
+    path: Path
+    header: tuple[str, ...]
+    frame: pd.DataFrame
+    format: CsvFormat | XlsxFormat
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def position(self, name: str) -> int | None:
+        """Position of the first column whose header is ``name`` (spaces around it ignored)."""
+        for i, h in enumerate(self.header):
+            if h.strip() == name:
+                return i
+        return None
+
+
+def read_table(path: Path | str, *, sheet: str | None = None) -> Table:
+    """Read ``path`` (CSV, or XLSX/XLSM by its suffix) into a Table."""
+    path = Path(path)
+    if not path.exists():
+        raise SheetError(path, "no such file")
+    if path.is_dir():
+        raise SheetError(path, "is a folder, not a sheet file")
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise SheetError(path, f"cannot be read: {e.strerror}") from None
+    if head.startswith(_OLE_MAGIC):
+        raise SheetError(path, "is a legacy .xls or an encrypted workbook: open it in Excel "
+                               "and save it as .xlsx (without a password)")
+    if path.suffix.lower() in XLSX_SUFFIXES:
+        if not head.startswith(b"PK"):
+            raise SheetError(path, "is not an .xlsx workbook (it is not a zip package)")
+        return _read_xlsx(path, sheet)
+    if sheet is not None:
+        raise SheetError(path, "--sheet applies only to .xlsx workbooks")
+    return _read_csv(path)
+
+
+# -- CSV ---------------------------------------------------------------------
+
+def _decode(path: Path, data: bytes) -> tuple[str, str, bytes]:
+    """Return (text, encoding, bom): a BOM decides; else UTF-8 if it decodes, else cp1252."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(encoding), encoding, bom
+            except UnicodeDecodeError as e:
+                raise SheetError(path, f"is not valid {encoding} after its byte-order mark "
+                                       f"(byte {e.start + len(bom)})") from None
+    if b"\x00" in data[:8192]:
+        raise SheetError(path, "is not a text file (it holds NUL bytes); is it really a CSV?")
+    try:
+        return data.decode("utf-8"), "utf-8", b""
+    except UnicodeDecodeError:
+        pass
+    # cp1252 leaves five bytes undefined; latin-1 maps those to the same C1 controls Excel shows.
+    try:
+        return data.decode("cp1252"), "cp1252", b""
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "latin-1", b""
+
+
+def first_record(text: str) -> str:
+    """The first CSV record of ``text`` (quoted newlines included)."""
+    in_quotes = False
+    for i, ch in enumerate(text):
+        if ch == '"':
+            in_quotes = not in_quotes
+        elif ch in "\r\n" and not in_quotes:
+            return text[:i]
+    return text
+
+
+def _outside_quotes(record: str) -> str:
+    return "".join(part for i, part in enumerate(record.split('"')) if i % 2 == 0)
+
+
+def detect_delimiter(text: str) -> str:
+    """The candidate delimiter that splits the header into the most columns (ties: first listed)."""
+    header = _outside_quotes(first_record(text))
+    counts = [(header.count(d), -i, d) for i, d in enumerate(DELIMITERS)]
+    best = max(counts)
+    return best[2] if best[0] > 0 else ","
+
+
+def detect_newline(text: str) -> str:
+    i = text.find("\n")
+    j = text.find("\r")
+    if j != -1 and (i == -1 or j < i):
+        return "\r\n" if text.startswith("\r\n", j) else "\r"
+    return "\n"
+
+
+def _read_csv(path: Path) -> Table:
+    import pandas as pd
+
+    data = path.read_bytes()
+    text, encoding, bom = _decode(path, data)
+    if not text.strip():
+        raise SheetError(path, "is empty: the first row must be a header naming the columns")
+    fmt = CsvFormat(encoding=encoding, bom=bom, delimiter=detect_delimiter(text),
+                    newline=detect_newline(text))
+    try:
+        raw = pd.read_csv(io.StringIO(text), sep=fmt.delimiter, header=None, dtype=str,
+                          keep_default_na=False, na_filter=False, skip_blank_lines=False,
+                          quotechar='"', engine="c")
+    except pd.errors.ParserError as e:
+        raise SheetError(path, _parser_message(str(e))) from None
+    except pd.errors.EmptyDataError:
+        raise SheetError(path, "is empty: the first row must be a header naming the columns") from None
+    header = tuple(raw.iloc[0].tolist())
+    frame = raw.iloc[1:]
+    frame.index = range(2, len(frame) + 2)
+    return Table(path=path, header=header, frame=frame, format=fmt)
+
+
+def _parser_message(message: str) -> str:
+    # pandas: "Error tokenizing data. C error: Expected 3 fields in line 5, saw 4"
+    import re
+
+    m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+    if m:
+        want, line, saw = m.groups()
+        return (f"row {line} has {saw} cells but the header has {want} columns "
+                "(a missing quote, or a delimiter inside an unquoted cell?)")
+    return "cannot be parsed as CSV: " + message.split("C error: ")[-1].strip()
+
+
+# -- XLSX --------------------------------------------------------------------
+
+def _cell_text(value: object) -> str:
+    """A cell as the text Excel would show for its value, not its formatting."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 2**53:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    return str(value)
+
+
+def _read_xlsx(path: Path, sheet: str | None) -> Table:
+    import pandas as pd
+    from python_calamine import CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+    except Exception as e:  # calamine raises its own types for broken packages
+        raise SheetError(path, f"is not a readable .xlsx workbook ({_short(e)})") from None
+    names = tuple(book.sheet_names)
+    if not names:
+        raise SheetError(path, "holds no worksheet")
+    if sheet is None:
+        sheet = names[0]
+    elif sheet not in names:
+        raise SheetError(path, f"has no sheet named {sheet!r}; its sheets are: "
+                               + ", ".join(repr(n) for n in names))
+    try:
+        rows = book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+    except Exception as e:
+        raise SheetError(path, f"sheet {sheet!r} cannot be read ({_short(e)})") from None
+    if not rows or not any(_cell_text(v).strip() for v in rows[0]):
+        raise SheetError(path, f"sheet {sheet!r} is empty: its first row must be a header "
+                               "naming the columns")
+    text_rows = [[v if type(v) is str else _cell_text(v) for v in row] for row in rows]
+    header = tuple(text_rows[0])
+    frame = pd.DataFrame(text_rows[1:], columns=range(len(header)), dtype=str)
+    frame.index = range(2, len(frame) + 2)
+    return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, names))
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:200]

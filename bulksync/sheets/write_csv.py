@@ -1,0 +1,112 @@
+"""Write bulksync's cells into a CSV file, leaving every other byte as it was.
+
+The file is split into records and fields *as written* (quotes and all), only
+the fields of bulksync's columns are replaced or appended, and the text is
+encoded back with the same encoding, BOM, delimiter and line ends.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from bulksync.errors import SheetError
+from bulksync.sheets.atomic import replace_file
+from bulksync.sheets.read import CsvFormat, Table, _decode
+
+__all__ = ["neutralise", "write_csv"]
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    """Text a spreadsheet will show as text, never run as a formula (a leading ')."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _split_records(text: str, delimiter: str) -> list[tuple[list[str], str]]:
+    """Records as (raw fields, line end); a quoted field keeps its quotes and inner newlines."""
+    d = re.escape(delimiter)
+    # As pandas' C parser reads it: a quote is special only at the start of a field.
+    field = re.compile(f'"[^"]*(?:""[^"]*)*"[^{d}\\r\\n]*|[^{d}\\r\\n]*')
+    end = re.compile(f"{d}|\\r\\n|\\n|\\r")
+    records: list[tuple[list[str], str]] = []
+    pos, n = 0, len(text)
+    fields: list[str] = []
+    while pos < n:
+        m = field.match(text, pos)
+        assert m is not None  # the pattern matches the empty string
+        fields.append(m.group())
+        pos = m.end()
+        if pos >= n:
+            records.append((fields, ""))
+            break
+        sep = end.match(text, pos)
+        assert sep is not None  # a field stops only at a delimiter, a line end or the end
+        pos = sep.end()
+        if sep.group() == delimiter:
+            if pos >= n:
+                fields.append("")
+                records.append((fields, ""))
+            continue
+        records.append((fields, sep.group()))
+        fields = []
+    return records
+
+
+def _unquote(raw: str) -> str:
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return raw[1:-1].replace('""', '"')
+    return raw
+
+
+def _quote(value: str, delimiter: str) -> str:
+    if any(c in value for c in (delimiter, '"', "\r", "\n")) or value != value.strip(" "):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def write_csv(table: Table, cells: Mapping[int, Mapping[str, str]], *,
+              columns: tuple[str, ...], target: Path | None = None) -> Path:
+    """Write ``cells`` (row number → column → text) into the CSV of ``table``.
+
+    ``columns`` are the owned columns to have in the header (added after the
+    last column when missing). Returns the path written.
+    """
+    fmt = table.format
+    assert isinstance(fmt, CsvFormat)
+    text, _, _ = _decode(table.path, table.path.read_bytes())
+    records = _split_records(text, fmt.delimiter)
+    if len(records) != len(table) + 1:
+        raise SheetError(table.path, f"changed since it was read ({len(records) - 1} rows now, "
+                                     f"{len(table)} then); not written back")
+    header = [_unquote(f).strip() for f in records[0][0]]
+    width = len(header)
+    position = {name: header.index(name) for name in columns if name in header}
+    for name in columns:
+        if name not in position:
+            position[name] = width
+            records[0][0].append(_quote(name, fmt.delimiter))
+            width += 1
+    if records[0][1] == "" and len(records) > 1:
+        records[0] = (records[0][0], fmt.newline)
+
+    for number in range(2, len(records) + 1):
+        fields, eol = records[number - 1]
+        row_cells = cells.get(number)
+        blank = len(fields) == 1 and fields[0] == ""
+        if blank and not row_cells:
+            continue
+        if len(fields) < width:
+            fields.extend([""] * (width - len(fields)))
+        for name, value in (row_cells or {}).items():
+            if name == "syncError":  # server text: never let a spreadsheet run it
+                value = neutralise(value)
+            fields[position[name]] = _quote(value, fmt.delimiter)
+        records[number - 1] = (fields, eol)
+
+    out = "".join(fmt.delimiter.join(fields) + eol for fields, eol in records)
+    target = target or table.path
+    replace_file(target, fmt.bom + out.encode(fmt.encoding), like=table.path)
+    return target
