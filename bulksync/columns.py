@@ -173,6 +173,7 @@ def select_rows(table: Table, defaults: Defaults) -> Rows:
             problems.append(Problem(1, name, "a custom field column must be named "
                                              "customField_<field UUID>, e.g. "
                                              "customField_3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b"))
+    problems.sort(key=lambda p: positions[p.column or ""][0])
     for name in defaults.set:
         if name.startswith(CUSTOM_FIELD_PREFIX) and name not in custom:
             custom.append(name)
@@ -272,7 +273,8 @@ def validate_rows(rows: Rows, path: Path) -> ValidationReport:
         except pa.errors.SchemaErrors as e:
             problems.extend(_problems(rows.frame, e.failure_cases))
     order = {name: i for i, name in enumerate(rows.frame.columns)}
-    problems.sort(key=lambda p: (p.row_number, order.get(p.column or "", -1)))
+    # Header problems keep their sheet order; row problems follow the API columns' order.
+    problems.sort(key=lambda p: (p.row_number, order.get(p.column or "", -1) if p.row_number > 1 else 0))
     return ValidationReport(path=path, rows=len(rows.frame), problems=tuple(problems),
                             ignored_columns=rows.ignored)
 

@@ -208,7 +208,7 @@ class Sandbox:
             return list(self._store.log)
 
     def start(self) -> Sandbox:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
                                         name="bulksync-sandbox")
         self._thread.start()
         return self

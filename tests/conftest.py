@@ -1,0 +1,44 @@
+"""Shared fixtures: a sandbox on loopback, and helpers to write small sheets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bulksync.sandbox import Sandbox
+
+FORM = "6a1f4c2e-93b7-4d58-a0e1-7c2b9f3d5e84"
+CHANNEL = "C076K6Y74L1"
+FIELD = "0b8e5a7c-2f41-4d9a-b6c3-8e1f7a2d4c95"
+TOKEN = "test-token-5f0c9a"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(token=TOKEN, seed=1) as sb:
+        yield sb
+
+
+@pytest.fixture
+def api(sandbox: Sandbox) -> dict[str, str]:
+    """Keyword arguments for bulksync.push against the sandbox."""
+    return {"token": TOKEN, "api_url": sandbox.url}
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in a subprocess, as a user would."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "bulksync", *args], capture_output=True,
+                          text=True, env=full_env, cwd=cwd, timeout=timeout)

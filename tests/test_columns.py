@@ -1,0 +1,112 @@
+"""The column contract and the validation report: pure functions over a Table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bulksync.columns import Defaults, select_rows, validate_rows
+from bulksync.errors import UsageError
+from bulksync.resources import bundled
+from bulksync.sheets.read import read_table
+from tests.conftest import CHANNEL, FIELD, FORM, write
+
+
+def _report(path: Path, defaults: Defaults = Defaults()):  # type: ignore[no-untyped-def]
+    return validate_rows(select_rows(read_table(path), defaults), path)
+
+
+def test_the_mistakes_sample_gets_one_line_per_problem() -> None:
+    path = bundled("sample_data") / "tickets-with-mistakes.csv"
+    report = _report(path, Defaults(form_id=FORM, channel=CHANNEL))
+    assert not report.valid
+    assert [(p.row_number, p.column) for p in report.problems] == [
+        (3, "description"),
+        (4, "requester"),
+        (4, "tags"),
+        (5, "ticketId"),
+        (6, "ticketId"),
+        (7, "ticketId"),
+    ]
+    assert report.lines() == [
+        f"{path}: row 3, column description: description is required to create a ticket "
+        "(this row has no ticketId); add a description",
+        f"{path}: row 4, column requester: 'jane.doe@example.com' is not a Slack member ID "
+        "(U… or W…, e.g. U073PBJPHGW); an email cannot be used here, give the person's Slack member ID",
+        f"{path}: row 4, column tags: 'network,,vpn' has an empty tag; separate tags with single commas",
+        f"{path}: row 5, column ticketId: 'not-a-ticket-id' is not a UUID "
+        "(like 3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b)",
+        f"{path}: row 6, column ticketId: ticketId 9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32 appears on "
+        "more than one row (also row 7); each ticket may appear once",
+        f"{path}: row 7, column ticketId: ticketId 9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32 appears on "
+        "more than one row (also row 6); each ticket may appear once",
+    ]
+
+
+def test_a_create_needs_description_channel_and_form(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "description,priority\nhello,High\n")
+    assert [(p.row_number, p.column) for p in _report(path).problems] == [
+        (2, "requesterChannel"), (2, "formId")]
+    assert _report(path, Defaults(form_id=FORM, channel=CHANNEL)).valid
+
+
+def test_ids_and_slack_ids_are_checked(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv",
+                 "description,formId,requesterChannel,assignee,requester\n"
+                 "a,not-a-uuid,#general,U12,W0123ABCD\n"
+                 f"b,{FORM},G0123ABCD,W0123ABCD,U073PBJPHGW\n")
+    assert [(p.row_number, p.column) for p in _report(path).problems] == [
+        (2, "assignee"), (2, "requesterChannel"), (2, "formId")]
+
+
+def test_defaults_fill_creates_and_set_overrides_every_row(tmp_path: Path) -> None:
+    tid = "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32"
+    path = write(tmp_path / "t.csv", f"ticketId,description,status,formId\n,new,Open,\n{tid},,Open,\n")
+    rows = select_rows(read_table(path), Defaults(form_id=FORM, channel=CHANNEL,
+                                                  set={"status": "Closed"}))
+    frame = rows.frame
+    assert frame.loc[2, "formId"] == FORM and frame.loc[2, "requesterChannel"] == CHANNEL
+    assert frame.loc[3, "formId"] == "" and frame.loc[3, "requesterChannel"] == ""
+    assert frame["status"].tolist() == ["Closed", "Closed"]
+
+
+def test_own_columns_are_ignored_and_named_once(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "description,notes,Legacy ID,syncStatus\nx,n,1,created\n")
+    report = _report(path, Defaults(form_id=FORM, channel=CHANNEL))
+    assert report.valid
+    assert report.ignored_columns == ("notes", "Legacy ID")
+
+
+def test_bad_custom_field_header_and_duplicate_headers_are_sheet_problems(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv",
+                 f"description,customField_123,status,status,notes,notes,customField_{FIELD}\n"
+                 "x,1,Open,Open,a,b,c\n")
+    report = _report(path, Defaults(form_id=FORM, channel=CHANNEL))
+    assert report.sheet_invalid
+    assert [(p.row_number, p.column) for p in report.problems] == [
+        (1, "customField_123"), (1, "status")]
+    assert "columns C and D" in report.problems[1].message
+
+
+def test_blank_rows_are_left_out(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "description,notes\nx,\n,\n  ,  \ny,\n")
+    rows = select_rows(read_table(path), Defaults(form_id=FORM, channel=CHANNEL))
+    assert rows.frame.index.tolist() == [2, 5]
+    assert rows.blank == (3, 4)
+
+
+def test_nul_characters_are_reported(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "description\nbad\x00cell\n")
+    report = _report(path, Defaults(form_id=FORM, channel=CHANNEL))
+    assert [(p.row_number, p.column) for p in report.problems] == [(2, "description")]
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"ticketId": "x"}, "--set ticketId is not allowed"),
+    ({"subject": "x"}, "'subject' is not a Suptask field"),
+    ({"customField_12": "x"}, "must be the field's UUID"),
+])
+def test_set_names_a_field(values: dict[str, str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        Defaults(set=values).check()

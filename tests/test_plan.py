@@ -1,0 +1,42 @@
+"""Planning: rows → the exact requests the API wants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bulksync.columns import Defaults, select_rows
+from bulksync.plan import Operation, plan_rows
+from bulksync.sheets.read import read_table
+from tests.conftest import CHANNEL, FIELD, FORM, write
+
+TID = "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32"
+OTHER_FIELD = "d3c9f1a2-7b64-4e08-9a5d-2c6e8b1f3a70"
+
+
+def test_payloads_are_exactly_what_the_api_wants(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv",
+                 f"ticketId,description,priority,assignee,tags,customField_{FIELD},"
+                 f"customField_{OTHER_FIELD},notes\n"
+                 f",Printer jams,High,,\"hardware, floor 3\",IT,,mine\n"
+                 f"{TID},,Low,U05KQ2M8Z1A,,,Gold,\n"
+                 f"{TID.replace('9', '8')},,,,,,,only my note\n")
+    rows = select_rows(read_table(path), Defaults(form_id=FORM, channel=CHANNEL))
+    ops = plan_rows(rows).operations
+    assert ops == (
+        Operation(2, "create", None, {
+            "description": "Printer jams", "priority": "High", "requesterChannel": CHANNEL,
+            "tags": ["hardware", "floor 3"], "formId": FORM,
+            "customFields": [{"fieldId": FIELD, "value": "IT"}]}),
+        Operation(3, "update", TID, {
+            "priority": "Low", "assignee": "U05KQ2M8Z1A",
+            "customFields": [{"fieldId": OTHER_FIELD, "value": "Gold"}]}),
+        Operation(4, "skip", TID.replace("9", "8"), {}),
+    )
+    assert (ops[0].method, ops[0].path) == ("POST", "/ticket")
+    assert (ops[1].method, ops[1].path) == ("PATCH", f"/ticket/{TID}")
+
+
+def test_excluded_rows_are_not_planned(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "description\na\nb\nc\n")
+    rows = select_rows(read_table(path), Defaults(form_id=FORM, channel=CHANNEL))
+    assert [op.row_number for op in plan_rows(rows, exclude=frozenset({3})).operations] == [2, 4]
