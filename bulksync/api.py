@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from bulksync.errors import UsageError
@@ -31,7 +31,8 @@ def created_ticket(body: Any) -> CreatedTicket | None:
     """
     if not isinstance(body, dict):
         return None
-    nested = body.get("oldTicket") if isinstance(body.get("oldTicket"), dict) else {}
+    old = body.get("oldTicket")
+    nested: dict[str, Any] = old if isinstance(old, dict) else {}
     ticket_id = body.get("ticketId") or nested.get("id") or body.get("id")
     if not isinstance(ticket_id, str) or not ticket_id:
         return None
@@ -109,7 +110,7 @@ class SuptaskClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> SuptaskClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

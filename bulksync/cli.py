@@ -220,7 +220,7 @@ def push(file: Path, sheet: str | None, config: Path | None, form_id: str | None
     if result.refused:
         assert result.report is not None
         if as_json:
-            click.echo(json.dumps({**result.summary(), **{"problems": result.report.as_dict()["problems"]}}))
+            click.echo(json.dumps({**result.summary(), "problems": result.report.as_dict()["problems"]}))
         else:
             _print_report(result.report, err=True)
         click.echo(f"bulksync: {file} has invalid rows: nothing was sent and the file is "

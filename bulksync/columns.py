@@ -284,7 +284,7 @@ def _problems(frame: pd.DataFrame, cases: pd.DataFrame) -> list[Problem]:
     seen: set[tuple[int, str]] = set()
     ids = frame[TICKET_ID]
     for column, check, value, index in zip(cases["column"], cases["check"],
-                                           cases["failure_case"], cases["index"]):
+                                           cases["failure_case"], cases["index"], strict=False):
         check = str(check)
         if check.startswith("required:"):
             column = check.split(":", 1)[1]

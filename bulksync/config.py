@@ -21,7 +21,7 @@ from bulksync.errors import UsageError
 __all__ = ["CONFIG_NAME", "Settings", "resolve_settings"]
 
 CONFIG_NAME = "bulksync.toml"
-_KEYS = {"api_url": str, "form_id": str, "channel": str, "sheet": str, "concurrency": int,
+_KEYS: dict[str, type | tuple[type, ...]] = {"api_url": str, "form_id": str, "channel": str, "sheet": str, "concurrency": int,
          "rate": (int, float), "set": dict}
 
 

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bulksync.resources import bundled
 from bulksync.sandbox import Sandbox
@@ -38,7 +39,7 @@ def run_demo(folder: Path | None, *, echo: Callable[[str], None] = print) -> int
     echo(f"Working on copies of the sample sheets in {work}")
     with Sandbox() as sb:
         echo(f"Sandbox (a local stand-in for the Suptask API) at {sb.url}\n")
-        options = {"token": sb.token, "api_url": sb.url}
+        options: dict[str, Any] = {"token": sb.token, "api_url": sb.url}
 
         sheet = work / "new-tickets.csv"
         echo(f"1. Create tickets: bulksync push {sheet.name}")
@@ -47,7 +48,7 @@ def run_demo(folder: Path | None, *, echo: Callable[[str], None] = print) -> int
              f"ticketNumber and syncStatus written back into {sheet.name}")
 
         ticket = _edit_first_row(sheet, "priority", "CRITICAL")
-        echo(f"\n2. Round trip: set row 2's priority to CRITICAL, then push the same file again")
+        echo("\n2. Round trip: set row 2's priority to CRITICAL, then push the same file again")
         r = push(sheet, **options)
         echo(f"   {r.counts['created']} created, {r.counts['updated']} updated: the written-back "
              "IDs make a second push update, never duplicate")

@@ -75,11 +75,11 @@ def plan_rows(rows: Rows, *, exclude: frozenset[int] = frozenset()) -> Plan:
         if row in exclude:
             continue
         payload: dict[str, Any] = {}
-        for name, values in zip(fields, field_values):
+        for name, values in zip(fields, field_values, strict=False):
             value = values[i]
             if value:
                 payload[name] = split_tags(value) if name == "tags" else value
-        cf = [{"fieldId": fid, "value": values[i]} for fid, values in zip(custom_ids, custom_values)
+        cf = [{"fieldId": fid, "value": values[i]} for fid, values in zip(custom_ids, custom_values, strict=False)
               if values[i]]
         if cf:
             payload["customFields"] = cf

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bulksync.columns import OWNED_COLUMNS, Rows, ValidationReport, select_rows, validate_rows
 from bulksync.config import Settings, resolve_settings
@@ -38,22 +38,33 @@ class Loaded:
     settings: Settings
 
 
-def load(path: Path | str, **options: Any) -> Loaded:
-    """Read ``path`` and validate it; ``options`` are those of :func:`resolve_settings`."""
-    settings = resolve_settings(path, **options)
+def load(path: Path | str, settings: Settings) -> Loaded:
+    """Read ``path``, map its columns and validate it."""
     table = read_table(path, sheet=settings.sheet)
     rows = select_rows(table, settings.defaults)
     return Loaded(table, rows, validate_rows(rows, table.path), settings)
 
 
-def validate(path: Path | str, **options: Any) -> ValidationReport:
-    """Every problem of the sheet at ``path``, with row numbers and columns. Sends nothing."""
-    return load(path, **options).report
+def validate(path: Path | str, *, sheet: str | None = None, config: Path | str | None = None,
+             form_id: str | None = None, channel: str | None = None,
+             set: Mapping[str, str] | None = None) -> ValidationReport:
+    """Every problem of the sheet at ``path``, with row numbers and columns. Sends nothing.
+
+    ``form_id``/``channel`` fill rows that create a ticket; ``set`` gives fields a value on
+    every row; ``config`` is a bulksync.toml (default: the one beside the sheet, if any).
+    """
+    settings = resolve_settings(path, config=config, sheet=sheet, form_id=form_id,
+                                channel=channel, set=set)
+    return load(path, settings).report
 
 
-def plan(path: Path | str, **options: Any) -> tuple[ValidationReport, Plan]:
-    """What a push would send for the valid rows. Needs no token and sends nothing."""
-    loaded = load(path, **options)
+def plan(path: Path | str, *, sheet: str | None = None, config: Path | str | None = None,
+         form_id: str | None = None, channel: str | None = None,
+         set: Mapping[str, str] | None = None) -> tuple[ValidationReport, Plan]:
+    """What a push would send for the valid rows, and the report. Needs no token; sends nothing."""
+    settings = resolve_settings(path, config=config, sheet=sheet, form_id=form_id,
+                                channel=channel, set=set)
+    loaded = load(path, settings)
     return loaded.report, _plan(loaded)
 
 
@@ -67,10 +78,17 @@ def push(
     path: Path | str,
     *,
     token: str | None = None,
+    api_url: str | None = None,
+    sheet: str | None = None,
+    config: Path | str | None = None,
+    form_id: str | None = None,
+    channel: str | None = None,
+    set: Mapping[str, str] | None = None,
+    concurrency: int | None = None,
+    rate: float | None = None,
     skip_invalid: bool = False,
     on_progress: ProgressCallback | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-    **options: Any,
 ) -> PushResult:
     """Send the sheet's rows to Suptask and write the outcome back into the sheet.
 
@@ -84,7 +102,10 @@ def push(
     token = token or os.environ.get(TOKEN_ENV)
     if not token:
         raise TokenMissing()
-    loaded = load(path, **options)
+    settings = resolve_settings(path, config=config, sheet=sheet, form_id=form_id,
+                                channel=channel, set=set, api_url=api_url,
+                                concurrency=concurrency, rate=rate)
+    loaded = load(path, settings)
     report = loaded.report
     results: dict[int, RowResult] = {}
     if report.sheet_invalid or (not report.valid and not skip_invalid):
@@ -98,7 +119,6 @@ def push(
         if op.kind == "skip":
             results[op.row_number] = RowResult(op.row_number, "skipped", ticket_id=op.ticket_id,
                                                error="no field to change")
-    settings = loaded.settings
     stats = RunStats()
 
     async def run() -> None:

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from bulksync.columns import Defaults, select_rows, validate_rows
+from bulksync.columns import Defaults, ValidationReport, select_rows, validate_rows
 from bulksync.errors import UsageError
 from bulksync.resources import bundled
 from bulksync.sheets.read import read_table
 from tests.conftest import CHANNEL, FIELD, FORM, write
 
 
-def _report(path: Path, defaults: Defaults = Defaults()):  # type: ignore[no-untyped-def]
-    return validate_rows(select_rows(read_table(path), defaults), path)
+def _report(path: Path, defaults: Defaults | None = None) -> ValidationReport:
+    return validate_rows(select_rows(read_table(path), defaults or Defaults()), path)
 
 
 def test_the_mistakes_sample_gets_one_line_per_problem() -> None:

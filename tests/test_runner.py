@@ -61,7 +61,7 @@ def test_a_create_is_retried_only_when_it_certainly_was_not_processed() -> None:
 
 def test_a_create_with_an_unknown_outcome_is_uncertain_and_not_sent_again() -> None:
     for answer in (status(500, json={"message": "boom"}), status(502), status(504), dropped):
-        results, stats, seen = _run([answer, created], [CREATE])
+        results, _, seen = _run([answer, created], [CREATE])
         assert len(seen) == 1
         assert results[2].status == "uncertain"
         assert "may or may not have been created" in results[2].error

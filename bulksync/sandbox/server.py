@@ -22,7 +22,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 __all__ = ["Sandbox", "parse_rate_limit"]
 
@@ -207,7 +207,7 @@ class Sandbox:
         with self._store.lock:
             return list(self._store.log)
 
-    def start(self) -> Sandbox:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
                                         name="bulksync-sandbox")
         self._thread.start()
@@ -222,7 +222,7 @@ class Sandbox:
         if self._thread:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -281,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body go out in one write, and Nagle must not hold the reply back.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
@@ -392,17 +392,17 @@ class _Handler(BaseHTTPRequestHandler):
         if len(parts) == 2 and parts[0] == "ticket" and method == "GET":
             if not parts[1].isdigit():
                 raise _Refusal(400, "the ticket number must be numeric")
-            ticket = store.by_number(int(parts[1]))
-            if ticket is None:
+            found = store.by_number(int(parts[1]))
+            if found is None:
                 raise _Refusal(404, "Ticket not found")
-            return 200, ticket
+            return 200, found
         if len(parts) == 2 and parts[0] == "ticket" and method in ("PATCH", "DELETE"):
             ticket_id = self._ticket_id(parts[1])
             if method == "DELETE":
-                found = store.delete(ticket_id)
+                done = store.delete(ticket_id)
             else:
-                found = store.update(ticket_id, _check_fields(body, create=False))
-            if not found:
+                done = store.update(ticket_id, _check_fields(body, create=False))
+            if not done:
                 raise _Refusal(404, "Ticket not found")
             return 200, None
         if len(parts) == 3 and parts[:2] == ["ticket", "external"] and method == "POST":

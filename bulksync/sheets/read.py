@@ -104,7 +104,7 @@ def _decode(path: Path, data: bytes) -> tuple[str, str, bytes]:
                 raise SheetError(path, f"is not valid {encoding} after its byte-order mark "
                                        f"(byte {e.start + len(bom)})") from None
     sample = data[:8192]
-    controls = sum(sample.count(bytes([b])) for b in (*range(0, 9), *range(14, 32)))
+    controls = sum(sample.count(bytes([b])) for b in (*range(9), *range(14, 32)))
     if controls > max(2, len(sample) // 50):  # a stray NUL is a cell problem; many is a binary file
         raise SheetError(path, "is not a text file (it holds NUL bytes); is it really a CSV?")
     try:

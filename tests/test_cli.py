@@ -1,0 +1,159 @@
+"""The real command line, in a subprocess, against the sandbox over loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from bulksync.resources import bundled
+from bulksync.sandbox import Sandbox
+from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
+
+
+def _env(sb: Sandbox) -> dict[str, str]:
+    return {"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": TOKEN}
+
+
+def test_help_lists_every_command() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("validate", "plan", "push", "sandbox", "demo"):
+        assert f"  {command} " in result.stdout
+
+
+def test_validate_prints_the_report_and_exits_1(tmp_path: Path) -> None:
+    sheet = tmp_path / "mistakes.csv"
+    shutil.copy(bundled("sample_data") / "tickets-with-mistakes.csv", sheet)
+    result = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{sheet}: row 3, column description: description is required")
+    assert lines[-1] == f"{sheet}: 6 row(s), 6 problem(s) in 5 row(s)"
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_json_and_a_valid_sheet(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "ok.csv", "description,notes\nhello,mine\n")
+    result = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "--json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == {"file": str(sheet), "valid": True, "rows": 1,
+                                         "invalid_rows": 0, "ignored_columns": ["notes"],
+                                         "problems": []}
+
+
+def test_plan_needs_no_token_and_sends_nothing(tmp_path: Path) -> None:
+    tid = "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32"
+    sheet = write(tmp_path / "t.csv", f"ticketId,description,tags\n,hello,\"a,b\"\n{tid},,\n")
+    before = sheet.read_bytes()
+    # An unreachable API URL proves nothing is sent: a request would have to fail.
+    result = run_cli("plan", str(sheet), "--form-id", FORM, "--channel", CHANNEL,
+                     "--set", "status=Closed", env={"SUPTASK_API_URL": "http://127.0.0.1:9"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f'row 2: POST /ticket {{"description": "hello", "status": "Closed", '
+        f'"requesterChannel": "{CHANNEL}", "tags": ["a", "b"], "formId": "{FORM}"}}',
+        f'row 3: PATCH /ticket/{tid} {{"status": "Closed"}}',
+        f"{sheet}: 1 to create, 1 to update, 0 with nothing to send, 0 invalid",
+    ]
+    assert sheet.read_bytes() == before
+
+
+def test_push_creates_then_updates_with_json_summary(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "t.csv", "description,notes\nPrinter jams,mine\nVPN drops,\n")
+    with Sandbox(token=TOKEN) as sb:
+        first = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "--json",
+                        env=_env(sb))
+        second = run_cli("push", str(sheet), "--json", env=_env(sb))
+        assert len(sb.tickets()) == 2
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert {k: summary[k] for k in ("created", "updated", "unchanged", "failed", "invalid",
+                                    "skipped", "requests")} == {
+        "created": 2, "updated": 0, "unchanged": 0, "failed": 0, "invalid": 0, "skipped": 0,
+        "requests": 2}
+    assert summary["ignored_columns"] == ["notes"]
+    assert json.loads(second.stdout)["updated"] == 2
+    # Off a terminal: plain progress lines on stderr, never a redrawn bar.
+    assert "progress: 2/2 rows" in first.stderr and "\r" not in first.stderr
+
+
+def test_push_human_summary(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "t.csv", "description\nPrinter jams\n")
+    with Sandbox(token=TOKEN) as sb:
+        result = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "-q",
+                         env=_env(sb))
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        f"{sheet}: 1 created, 0 updated, 0 failed (1 requests)",
+        f"results written to {sheet}",
+    ]
+    assert result.stderr == ""
+
+
+def test_push_without_token_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "t.csv", "description\nx\n")
+    with Sandbox(token=TOKEN) as sb:
+        result = run_cli("push", str(sheet), env={"SUPTASK_API_URL": sb.url})
+        assert sb.requests() == []
+    assert result.returncode == 2
+    assert "SUPTASK_API_TOKEN" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_push_refuses_invalid_rows_with_exit_1(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "t.csv", "description,assignee\nx,bob@example.com\n")
+    before = sheet.read_bytes()
+    with Sandbox(token=TOKEN) as sb:
+        result = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, env=_env(sb))
+        assert sb.requests() == []
+    assert result.returncode == 1
+    assert f"{sheet}: row 2, column assignee: 'bob@example.com' is not a Slack member ID" in result.stderr
+    assert "nothing was sent and the file is unchanged" in result.stderr
+    assert sheet.read_bytes() == before
+
+
+def test_a_refused_token_exits_2_and_never_prints_the_token(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "t.csv", "description\nx\ny\n")
+    wrong = "wrong-token-0123456789"
+    with Sandbox(token=TOKEN) as sb:
+        result = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL,
+                         env={"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": wrong})
+        assert len(sb.requests()) <= 2 and sb.tickets() == []
+    assert result.returncode == 2
+    assert "refused the token" in result.stderr
+    assert wrong not in result.stdout + result.stderr + sheet.read_text()
+
+
+def test_a_failed_row_exits_1(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "t.csv", "ticketId,status\n0f0e0d0c-0b0a-4909-8807-060504030201,Closed\n")
+    with Sandbox(token=TOKEN) as sb:
+        result = run_cli("push", str(sheet), "-q", env=_env(sb))
+    assert result.returncode == 1
+    assert f"{sheet}: row 2: failed: HTTP 404: Ticket not found" in result.stdout
+
+
+def test_unreadable_file_and_bad_option_exit_2(tmp_path: Path) -> None:
+    result = run_cli("validate", str(tmp_path / "missing.csv"))
+    assert (result.returncode, result.stderr) == (2, f"bulksync: error: {tmp_path / 'missing.csv'}: no such file\n")
+    result = run_cli("plan", str(write(tmp_path / "t.csv", "description\nx\n")), "--set", "nonsense")
+    assert result.returncode == 2 and "is not FIELD=VALUE" in result.stderr
+
+
+def test_xlsx_sheet_option(tmp_path: Path) -> None:
+    sheet = tmp_path / "n.xlsx"
+    shutil.copy(bundled("sample_data") / "new-tickets.xlsx", sheet)
+    result = run_cli("validate", str(sheet), "--sheet", "Nope")
+    assert result.returncode == 2
+    assert "its sheets are: 'Tickets', 'Read me'" in result.stderr
+    result = run_cli("validate", str(sheet), "--sheet", "Tickets", "--form-id", FORM, "--channel", CHANNEL)
+    assert result.returncode == 0, result.stdout
+
+
+def test_demo_runs_from_any_folder(tmp_path: Path) -> None:
+    result = run_cli("demo", "--keep", str(tmp_path / "work"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "10 created with 10 requests" in result.stdout
+    assert "0 created, 10 updated" in result.stdout
+    assert "3 updated; the sandbox now holds 3 closed tickets" in result.stdout
+    assert (tmp_path / "work" / "new-tickets.csv").read_text().splitlines()[0].endswith(
+        "ticketId,ticketNumber,syncStatus")
