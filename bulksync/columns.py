@@ -240,7 +240,7 @@ def _schema(rows: Rows) -> Any:
         pa.Check(lambda df, f=f: df[TICKET_ID].ne("") | df[f].ne(""), name=f"required:{f}")
         for f in REQUIRED_FOR_CREATE
     ]
-    return pa.DataFrameSchema(columns, checks=required, coerce=False, strict=False)
+    return pa.DataFrameSchema(columns, checks=required, coerce=False, strict=True)
 
 
 def _message(check: str, column: str, value: Any) -> str:
@@ -284,7 +284,7 @@ def _problems(frame: pd.DataFrame, cases: pd.DataFrame) -> list[Problem]:
     seen: set[tuple[int, str]] = set()
     ids = frame[TICKET_ID]
     for column, check, value, index in zip(cases["column"], cases["check"],
-                                           cases["failure_case"], cases["index"], strict=False):
+                                           cases["failure_case"], cases["index"], strict=True):
         check = str(check)
         if check.startswith("required:"):
             column = check.split(":", 1)[1]

@@ -75,11 +75,11 @@ def plan_rows(rows: Rows, *, exclude: frozenset[int] = frozenset()) -> Plan:
         if row in exclude:
             continue
         payload: dict[str, Any] = {}
-        for name, values in zip(fields, field_values, strict=False):
+        for name, values in zip(fields, field_values, strict=True):
             value = values[i]
             if value:
                 payload[name] = split_tags(value) if name == "tags" else value
-        cf = [{"fieldId": fid, "value": values[i]} for fid, values in zip(custom_ids, custom_values, strict=False)
+        cf = [{"fieldId": fid, "value": values[i]} for fid, values in zip(custom_ids, custom_values, strict=True)
               if values[i]]
         if cf:
             payload["customFields"] = cf
