@@ -81,6 +81,11 @@ def _settings(sheet: str | None, config: Path | None, form_id: str | None, chann
             "set": _parse_set(set_)}
 
 
+def _note_ignored(columns: tuple[str, ...]) -> None:
+    if columns:
+        click.echo(f"note: columns not sent (not Suptask fields): {', '.join(columns)}", err=True)
+
+
 def _print_report(report: Any, *, err: bool = False) -> None:
     lines = report.lines()
     for line in lines[:SHOWN_PROBLEMS]:
@@ -88,9 +93,7 @@ def _print_report(report: Any, *, err: bool = False) -> None:
     if len(lines) > SHOWN_PROBLEMS:
         click.echo(f"... and {len(lines) - SHOWN_PROBLEMS} more problems (--json lists all)",
                    err=err)
-    if report.ignored_columns:
-        click.echo(f"note: columns not sent (not Suptask fields): "
-                   f"{', '.join(report.ignored_columns)}", err=True)
+    _note_ignored(report.ignored_columns)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -230,6 +233,7 @@ def push(file: Path, sheet: str | None, config: Path | None, form_id: str | None
     if as_json:
         click.echo(json.dumps(summary))
     else:
+        _note_ignored(result.ignored_columns)
         for p in summary["problems"][:SHOWN_PROBLEMS]:
             click.echo(f"{file}: row {p['row']}: {p['status']}: {p['error']}")
         counts = ", ".join(f"{summary[k]} {k}" for k in

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from bulksync.resources import bundled
 from bulksync.sandbox import Sandbox
 from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
@@ -79,7 +81,7 @@ def test_push_creates_then_updates_with_json_summary(tmp_path: Path) -> None:
 
 
 def test_push_human_summary(tmp_path: Path) -> None:
-    sheet = write(tmp_path / "t.csv", "description\nPrinter jams\n")
+    sheet = write(tmp_path / "t.csv", "description,notes,Old ID\nPrinter jams,mine,ZD-1\n")
     with Sandbox(token=TOKEN) as sb:
         result = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "-q",
                          env=_env(sb))
@@ -88,7 +90,20 @@ def test_push_human_summary(tmp_path: Path) -> None:
         f"{sheet}: 1 created, 0 updated, 0 failed (1 requests)",
         f"results written to {sheet}",
     ]
-    assert result.stderr == ""
+    assert result.stderr == "note: columns not sent (not Suptask fields): notes, Old ID\n"
+
+
+def test_progress_on_a_terminal_is_a_tqdm_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    from bulksync.cli import _Progress
+
+    progress = _Progress(quiet=False)
+    progress.tty = True
+    progress(0, 4, "")
+    progress(3, 4, "rate limit: waiting 12s")
+    assert progress.bar is not None and (progress.bar.n, progress.bar.total) == (3, 4)
+    progress.close()
+    err = capsys.readouterr().err
+    assert "3/4" in err and "rate limit: waiting 12s" in err
 
 
 def test_push_without_token_exits_2_naming_the_variable(tmp_path: Path) -> None:
