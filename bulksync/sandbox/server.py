@@ -3,7 +3,8 @@
 Standard library only (http.server, sqlite3), so it starts in milliseconds and
 needs nothing the package does not already have. Besides the API under
 ``/api/v2/public`` it answers two introspection paths, without auth:
-``GET /_sandbox/tickets`` and ``GET /_sandbox/requests`` (the request log);
+``GET /_sandbox/tickets``, ``GET /_sandbox/requests`` (the request log) and
+``GET /_sandbox/openapi.json`` (the contract it answers by);
 in Python, ``Sandbox.tickets()`` and ``Sandbox.requests()`` give the same.
 """
 
@@ -27,6 +28,7 @@ from typing import Any, Literal, Self
 __all__ = ["Sandbox", "parse_rate_limit"]
 
 PREFIX = "/api/v2/public"
+SPEC = Path(__file__).with_name("openapi.json")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 REPLY_CHANNELS = ("requester", "responder")
 CreateShape = Literal["observed", "documented"]
@@ -319,6 +321,8 @@ class _Handler(BaseHTTPRequestHandler):
             what = path[len("/_sandbox/"):]
             if what in ("tickets", "requests"):
                 self._reply(200, sb.tickets() if what == "tickets" else sb.requests())
+            elif what == "openapi.json":
+                self._reply(200, json.loads(SPEC.read_text(encoding="utf-8")))
             else:
                 self._reply(404, {"message": "unknown sandbox path"})
             return
