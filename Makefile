@@ -17,6 +17,9 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
 
+bench: $(BIN)/.installed
+	$(BIN)/python bench/sandbox_throughput.py
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check bulksync tests
 	$(BIN)/mypy

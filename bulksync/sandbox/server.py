@@ -316,6 +316,8 @@ class _Handler(BaseHTTPRequestHandler):
         sb = self.server.sandbox
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        # --latency-ms is the time from the request's arrival to its answer, work included.
+        answer_at = time.monotonic() + sb.latency
         path = self.path.split("?", 1)[0]
         if path.startswith("/_sandbox/") and method == "GET":
             what = path[len("/_sandbox/"):]
@@ -336,6 +338,9 @@ class _Handler(BaseHTTPRequestHandler):
         entry["status"] = status
         with sb._store.lock:
             sb._store.log.append(entry)
+        wait = answer_at - time.monotonic()
+        if wait > 0 and path.startswith(PREFIX + "/"):
+            time.sleep(wait)
         if status == 0:
             self.close_connection = True
             try:
@@ -359,8 +364,6 @@ class _Handler(BaseHTTPRequestHandler):
         rate_headers, over = sb.take_rate()
         if over:
             return 429, {"message": "Too many requests"}, rate_headers
-        if sb.latency:
-            time.sleep(sb.latency)
         if sb.roll(sb.fail_rate):
             entry["fault"] = "fail"
             return 503, {"message": "Service unavailable (sandbox --fail-rate)"}, rate_headers
