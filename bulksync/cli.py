@@ -202,20 +202,29 @@ class _Progress:
               help="At most R requests per second.")
 @click.option("--skip-invalid", is_flag=True,
               help="Send the valid rows; mark invalid ones syncStatus=invalid.")
+@click.option("--only-failed", is_flag=True, help="Send only the rows that failed last time.")
+@click.option("--retry-uncertain", is_flag=True,
+              help="Also resend creates whose earlier outcome is unknown (may duplicate).")
+@click.option("--settle", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              metavar="SECONDS", help="How long the API may still be working on a create "
+              "whose answer was lost.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_errors
 def push(file: Path, sheet: str | None, config: Path | None, form_id: str | None,
          channel: str | None, set_: tuple[str, ...], as_json: bool, api_url: str | None,
-         concurrency: int | None, rate: float | None, skip_invalid: bool, quiet: bool) -> None:
+         concurrency: int | None, rate: float | None, skip_invalid: bool, only_failed: bool,
+         retry_uncertain: bool, settle: float, quiet: bool) -> None:
     """Send FILE's rows to Suptask and write the outcome back into FILE.
 
-    The token is read from SUPTASK_API_TOKEN.
+    The token is read from SUPTASK_API_TOKEN. Ctrl-C stops cleanly (a second
+    Ctrl-C at once); a rerun never creates a row twice.
     """
     from bulksync.sync import push as run_push
 
     progress = _Progress(quiet=quiet)
     try:
-        result = run_push(file, skip_invalid=skip_invalid, on_progress=progress,
+        result = run_push(file, skip_invalid=skip_invalid, only_failed=only_failed,
+                          retry_uncertain=retry_uncertain, settle=settle, on_progress=progress,
                           api_url=api_url, concurrency=concurrency, rate=rate,
                           **_settings(sheet, config, form_id, channel, set_))
     finally:
@@ -239,11 +248,18 @@ def push(file: Path, sheet: str | None, config: Path | None, form_id: str | None
         counts = ", ".join(f"{summary[k]} {k}" for k in
                            ("created", "updated", "unchanged", "failed", "uncertain", "invalid",
                             "skipped") if summary[k] or k in ("created", "updated", "failed"))
-        click.echo(f"{file}: {counts} ({summary['requests']} requests)")
+        extra = "".join(f", {summary[k]} of them {k}" for k in ("recovered", "resolved") if summary[k])
+        click.echo(f"{file}: {counts}{extra} ({summary['requests']} requests)")
         if result.written_to:
             click.echo(f"results written to {result.written_to}")
+    if result.note:
+        click.echo(f"bulksync: {result.note}", err=True)
     if result.stopped:
         _fail(result.stopped)
+    if result.interrupted:
+        click.echo("bulksync: interrupted; everything obtained so far was written back and is "
+                   "in the journal", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_OK if result.ok else EXIT_ROWS)
 
 

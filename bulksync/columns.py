@@ -99,7 +99,8 @@ class Rows:
 
     ``frame`` holds ``ticketId``, every API field (empty where the sheet has no
     such column) and the ``customField_<uuid>`` columns, indexed by spreadsheet
-    row number; blank rows are left out (``blank`` lists them).
+    row number; blank rows are left out (``blank`` lists them). ``identity`` is each
+    row's own Suptask cells as one string, before defaults (see :func:`row_keys`).
     """
 
     frame: pd.DataFrame
@@ -107,6 +108,7 @@ class Rows:
     ignored: tuple[str, ...]
     blank: tuple[int, ...]
     header_problems: tuple[Problem, ...]
+    identity: pd.Series
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,8 @@ def select_rows(table: Table, defaults: Defaults) -> Rows:
     cols: dict[str, pd.Series] = {TICKET_ID: column(TICKET_ID)}
     for name in (*API_FIELDS, *custom):
         cols[name] = column(name)
+    identity = _identity({n: cols[n] for n in sorted(positions) if n in cols and n != TICKET_ID},
+                         empty)
     creates = cols[TICKET_ID].eq("")
     if defaults.form_id:
         cols["formId"] = cols["formId"].mask(creates & cols["formId"].eq(""), defaults.form_id)
@@ -203,7 +207,31 @@ def select_rows(table: Table, defaults: Defaults) -> Rows:
     frame = pd.DataFrame(cols, index=kept)
     return Rows(frame=frame, custom_fields=tuple(custom), ignored=tuple(ignored),
                 blank=tuple(int(i) for i in raw.index[blank_mask]),
-                header_problems=tuple(problems))
+                header_problems=tuple(problems), identity=identity)
+
+
+def _identity(cells: Mapping[str, pd.Series], empty: pd.Series) -> pd.Series:
+    """Each row's own Suptask cells as one string: what the row *is*, whatever the defaults.
+
+    Column order, the user's own columns and bulksync's columns do not count; an
+    edited Suptask cell does.
+    """
+    out = empty
+    for name, values in cells.items():
+        part = (name + "=" + values).where(values.ne(""), "")
+        out = part if out is empty else out + "\x1f" + part
+    # An empty cell and a missing column mean the same: squeeze out the empty parts.
+    return out.str.replace("\x1f+", "\x1f", regex=True).str.strip("\x1f")
+
+
+def row_keys(rows: Rows) -> dict[int, str]:
+    """A stable key per row for the journal: a hash of the row's own Suptask cells, plus its
+    occurrence among rows that are identical (so two identical rows are two tickets)."""
+    import hashlib
+
+    occurrence = rows.identity.groupby(rows.identity).cumcount()
+    return {int(row): hashlib.sha256(f"{text}\x1e{n}".encode()).hexdigest()[:32]
+            for row, text, n in zip(rows.identity.index, rows.identity, occurrence, strict=True)}
 
 
 # -- validation --------------------------------------------------------------

@@ -28,6 +28,9 @@ class RowResult:
     ticket_id: str | None = None
     ticket_number: int | None = None
     error: str = ""
+    via: str = ""
+    """How a ``created`` row's ID was obtained when not from this run's answer:
+    ``journal`` (an earlier run's answer) or ``resolved`` (found by reading ticket numbers)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"row": self.row_number, "status": self.status, "ticketId": self.ticket_id,
@@ -46,6 +49,8 @@ class PushResult:
     report: ValidationReport | None = None
     refused: bool = False
     stopped: str = ""
+    interrupted: bool = False
+    note: str = ""
     counts: Mapping[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -54,17 +59,22 @@ class PushResult:
 
     @property
     def ok(self) -> bool:
-        return not self.stopped and not self.refused and all(r.status in OK_STATUSES for r in self.results.values())
+        return not (self.stopped or self.refused or self.interrupted) and all(r.status in OK_STATUSES for r in self.results.values())
 
     def summary(self) -> dict[str, Any]:
+        vias = Counter(r.via for r in self.results.values())
         return {
             "file": str(self.path),
             **self.counts,
+            "recovered": vias["journal"],
+            "resolved": vias["resolved"],
             "requests": self.requests,
             "written_to": str(self.written_to) if self.written_to else None,
             "ignored_columns": list(self.ignored_columns),
             "stopped": self.stopped or None,
             "refused": self.refused,
+            "interrupted": self.interrupted,
+            "note": self.note or None,
             "problems": [r.as_dict() for r in sorted(self.results.values(), key=lambda r: r.row_number)
                          if r.status not in OK_STATUSES],
         }

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bulksync.api import SuptaskClient, created_ticket, error_message
 from bulksync.errors import AuthError
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from bulksync.plan import Operation
 
-__all__ = ["Pacer", "ProgressCallback", "RunStats", "run_operations"]
+__all__ = ["Pacer", "ProgressCallback", "RunHooks", "RunStats", "run_operations"]
 
 ProgressCallback = Callable[[int, int, str], None]
 """``on_progress(done, total, note)``; ``note`` says why the run waits, or is empty."""
@@ -112,6 +112,23 @@ class RunStats:
     stopped: AuthError | None = None
 
 
+class RunHooks(Protocol):
+    """Where the runner reports each step of a create, as it happens (the journal)."""
+
+    def sending(self, op: Operation) -> None:
+        """Called before every attempt to send a create."""
+
+    def not_sent(self, op: Operation) -> None:
+        """The attempt certainly was not processed (no connection, 429, 503)."""
+
+    def finished(self, op: Operation, result: RowResult, *, answered: bool) -> None:
+        """The final outcome; ``answered``: the server answered, so it is done with the request."""
+
+
+STOPPED_IN_FLIGHT = ("the run was stopped while this create was in flight; the ticket may or "
+                     "may not have been created")
+
+
 async def run_operations(
     client: SuptaskClient,
     operations: Iterable[Operation],
@@ -123,10 +140,14 @@ async def run_operations(
     backoff: float = 0.5,
     on_progress: ProgressCallback | None = None,
     stats: RunStats | None = None,
+    hooks: RunHooks | None = None,
+    stopping: asyncio.Event | None = None,
 ) -> RunStats:
     """Send every operation; put each row's outcome into ``results`` as soon as it is known.
 
-    Stops sending (and returns with ``stats.stopped`` set) when the token is refused.
+    Stops sending (and returns with ``stats.stopped`` set) when the token is refused, and
+    takes no new operation once ``stopping`` is set. If cancelled, creates in flight are
+    recorded as uncertain (updates in flight are simply not reported: they are safe to resend).
     """
     import httpx
 
@@ -144,26 +165,28 @@ async def run_operations(
             wait = pacer.waiting()
             on_progress(done, total, f"rate limit: waiting {wait:.0f}s" if wait >= 1 else "")
 
-    async def perform(op: Operation) -> RowResult:
+    async def perform(op: Operation) -> tuple[RowResult, bool]:
+        """The row's final outcome, and whether the server answered the last attempt."""
         nonlocal successes
         create = op.kind == "create"
         attempt = 0
         while True:
             attempt += 1
             await pacer.acquire()
+            if create and hooks:
+                hooks.sending(op)
             stats.requests += 1
+            not_processed = False
             try:
                 response = await client.request(op.method, op.path, op.payload)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
                 # Nothing was sent: safe to try again, create or not.
                 error = f"could not connect: {_describe(e)}"
-                retry_ok = True
+                retry_ok = not_processed = True
             except httpx.TransportError as e:
                 error = f"no answer: {_describe(e)}"
                 if create:
-                    return RowResult(op.row_number, "uncertain", error=(
-                        f"{error}; the ticket may or may not have been created, so it was not "
-                        "sent again"))
+                    return RowResult(op.row_number, "uncertain", error=_uncertain(error)), False
                 retry_ok = True
             else:
                 pacer.observe(response)
@@ -171,39 +194,48 @@ async def run_operations(
                 if 200 <= status < 300:
                     successes += 1
                     if not create:
-                        return RowResult(op.row_number, "updated", ticket_id=op.ticket_id)
+                        return RowResult(op.row_number, "updated", ticket_id=op.ticket_id), True
                     ticket = created_ticket(_json(response))
                     if ticket is None:
                         return RowResult(op.row_number, "uncertain", error=(
                             f"HTTP {status} without a ticket ID in the answer; the ticket was "
-                            "probably created"))
+                            "probably created")), True
                     return RowResult(op.row_number, "created", ticket_id=ticket.ticket_id,
-                                     ticket_number=ticket.ticket_number)
+                                     ticket_number=ticket.ticket_number), True
                 error = error_message(response)
                 if status == 401 or (status == 403 and successes == 0):
                     if stats.stopped is None:
                         stats.stopped = AuthError(
                             f"the API refused the token ({error}); check SUPTASK_API_TOKEN. "
                             "Nothing more was sent.", status=status, method=op.method, path=op.path)
-                    return RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error)
+                    return RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error), True
                 if create and status in _RETRYABLE and status not in _NOT_PROCESSED:
-                    return RowResult(op.row_number, "uncertain", error=(
-                        f"{error}; the ticket may or may not have been created, so it was not "
-                        "sent again"))
+                    return RowResult(op.row_number, "uncertain", error=_uncertain(error)), True
                 retry_ok = status in _RETRYABLE
+                not_processed = status in _NOT_PROCESSED
             finally:
                 pacer.release()
+            if create and hooks and not_processed:
+                hooks.not_sent(op)
             if not retry_ok or attempt >= max_attempts or stats.stopped:
-                return RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error)
+                return RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error), True
             delay = min(30.0, backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
             await asyncio.sleep(max(delay, pacer.waiting()))
 
     async def worker() -> None:
         nonlocal done
         for op in queue:
-            if stats.stopped:
+            if stats.stopped or (stopping is not None and stopping.is_set()):
                 return
-            result = await perform(op)
+            try:
+                result, answered = await perform(op)
+            except asyncio.CancelledError:
+                if op.kind == "create":
+                    results[op.row_number] = RowResult(op.row_number, "uncertain",
+                                                       error=STOPPED_IN_FLIGHT)
+                raise
+            if hooks:
+                hooks.finished(op, result, answered=answered)
             results[op.row_number] = result
             done += 1
             pacer.pending = total - done
@@ -212,6 +244,10 @@ async def run_operations(
     progress()
     await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, total or 1)))))
     return stats
+
+
+def _uncertain(error: str) -> str:
+    return f"{error}; the ticket may or may not have been created, so it was not sent again"
 
 
 def _json(response: httpx.Response) -> object:

@@ -9,18 +9,27 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from bulksync.columns import OWNED_COLUMNS, Rows, ValidationReport, select_rows, validate_rows
+from bulksync.columns import (
+    OWNED_COLUMNS,
+    Rows,
+    ValidationReport,
+    row_keys,
+    select_rows,
+    validate_rows,
+)
 from bulksync.config import Settings, resolve_settings
 from bulksync.errors import SheetError, TokenMissing
-from bulksync.plan import Plan, plan_rows
+from bulksync.journal import Journal
+from bulksync.plan import Operation, Plan, plan_rows
 from bulksync.report import PushResult, RowResult
 from bulksync.sheets.read import CsvFormat, Table, read_table
 
 if TYPE_CHECKING:
     import httpx
 
+    from bulksync.api import SuptaskClient
     from bulksync.runner import ProgressCallback
 
 __all__ = ["Loaded", "load", "plan", "push", "validate"]
@@ -74,6 +83,12 @@ def _plan(loaded: Loaded) -> Plan:
     return plan_rows(loaded.rows, exclude=loaded.report.invalid_rows)
 
 
+DEFAULT_SETTLE = 60.0
+"""Seconds after which a create whose answer was lost is surely done at the server."""
+STOP_GRACE = 10.0
+"""After Ctrl-C, requests in flight get this long to finish."""
+
+
 def push(
     path: Path | str,
     *,
@@ -87,6 +102,9 @@ def push(
     concurrency: int | None = None,
     rate: float | None = None,
     skip_invalid: bool = False,
+    only_failed: bool = False,
+    retry_uncertain: bool = False,
+    settle: float = DEFAULT_SETTLE,
     on_progress: ProgressCallback | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> PushResult:
@@ -94,11 +112,12 @@ def push(
 
     A sheet with invalid rows is refused (nothing sent, file untouched) unless
     ``skip_invalid``, which sends the valid rows and marks the others. The
-    token comes from ``token`` or ``SUPTASK_API_TOKEN``.
+    token comes from ``token`` or ``SUPTASK_API_TOKEN``. Every create is
+    journalled (see :mod:`bulksync.journal`): a rerun never creates a row twice.
+    ``only_failed`` sends just the rows that failed last time; ``retry_uncertain``
+    also resends creates whose earlier outcome could not be established.
+    Called from the main thread, Ctrl-C and SIGTERM stop it cleanly.
     """
-    from bulksync.api import SuptaskClient
-    from bulksync.runner import RunStats, run_operations
-
     token = token or os.environ.get(TOKEN_ENV)
     if not token:
         raise TokenMissing()
@@ -107,39 +126,237 @@ def push(
                                 concurrency=concurrency, rate=rate)
     loaded = load(path, settings)
     report = loaded.report
-    results: dict[int, RowResult] = {}
     if report.sheet_invalid or (not report.valid and not skip_invalid):
         return PushResult(path=loaded.table.path, results=_invalid(report), requests=0,
                           written_to=None, ignored_columns=report.ignored_columns, report=report,
                           refused=True)
-    the_plan = _plan(loaded)
+    run = _Run(loaded, token=token, transport=transport, on_progress=on_progress, settle=settle)
     if skip_invalid:
-        results.update(_invalid(report))
-    for op in the_plan.operations:
-        if op.kind == "skip":
-            results[op.row_number] = RowResult(op.row_number, "skipped", ticket_id=op.ticket_id,
-                                               error="no field to change")
-    stats = RunStats()
+        run.results.update(_invalid(report))
+    with Journal.for_sheet(loaded.table.path) as journal:
+        run.journal = journal
+        to_send, pending = run.sort(_plan(loaded), only_failed=only_failed)
+        _drive(run, to_send, pending, retry_uncertain=retry_uncertain)
+    written, note = write_back(loaded.table, run.results)
+    return PushResult(path=loaded.table.path, results=run.results, requests=run.stats.requests,
+                      written_to=written, ignored_columns=report.ignored_columns, report=report,
+                      stopped=str(run.stats.stopped) if run.stats.stopped else "",
+                      interrupted=run.interrupted, note=note)
 
-    async def run() -> None:
-        async with SuptaskClient(token=token, base_url=settings.api_url, transport=transport,
+
+def _drive(run: _Run, to_send: list[Operation], pending: list[Operation], *,
+           retry_uncertain: bool) -> None:
+    """Run the push's event loop. In the main thread the first Ctrl-C or SIGTERM asks it to
+    stop (no new requests; STOP_GRACE seconds for those in flight), a second one cancels it."""
+    import signal
+    import threading
+
+    handle = threading.current_thread() is threading.main_thread()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        run.stopping = asyncio.Event()
+        work = asyncio.ensure_future(run.send(to_send, pending, retry_uncertain=retry_uncertain))
+
+        def on_signal() -> None:
+            if run.stopping.is_set():
+                work.cancel()
+            else:
+                run.stopping.set()
+                loop.call_later(STOP_GRACE, work.cancel)
+
+        if handle:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal)
+        try:
+            await work
+        except asyncio.CancelledError:
+            run.interrupted = True
+        finally:
+            if handle:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+    asyncio.run(main())
+
+
+class _Run:
+    """One push in progress: the results so far, the journal, and what to send."""
+
+    def __init__(self, loaded: Loaded, *, token: str, transport: httpx.AsyncBaseTransport | None,
+                 on_progress: ProgressCallback | None, settle: float) -> None:
+        from bulksync.runner import RunStats
+
+        self.loaded = loaded
+        self.token = token
+        self.transport = transport
+        self.on_progress = on_progress
+        self.settle = settle
+        self.results: dict[int, RowResult] = {}
+        self.stats = RunStats()
+        self.keys = row_keys(loaded.rows)
+        self.journal: Journal
+        self.stopping = asyncio.Event()
+        self.interrupted = False
+        self.sent: list[Operation] = []
+
+    def sort(self, plan: Plan, *, only_failed: bool) -> tuple[list[Operation], list[Operation]]:
+        """(operations to send, creates whose earlier outcome is unknown); rows the journal
+        already saw created get their IDs back here."""
+        entries = self.journal.creates(self.keys[op.row_number] for op in plan.operations
+                                       if op.kind == "create")
+        failed_updates = {t for t, (state, _) in self.journal.updates().items() if state == "failed"}
+        sheet_failed = _sheet_statuses(self.loaded.table, "failed") if only_failed else set()
+        to_send: list[Operation] = []
+        pending: list[Operation] = []
+        for op in plan.operations:
+            row = op.row_number
+            if op.kind == "skip":
+                self.results[row] = RowResult(row, "skipped", ticket_id=op.ticket_id,
+                                              error="no field to change")
+                continue
+            if op.kind == "create":
+                entry = entries.get(self.keys[row])
+                if entry and entry.state == "created":
+                    self.results[row] = RowResult(row, "created", ticket_id=entry.ticket_id,
+                                                  ticket_number=entry.ticket_number, via="journal")
+                    continue
+                if entry and entry.state in ("sending", "uncertain"):
+                    pending.append(op)
+                    continue
+                was_failed = bool(entry and entry.state == "failed")
+            else:
+                was_failed = op.ticket_id in failed_updates
+            if only_failed and not (was_failed or row in sheet_failed):
+                continue
+            to_send.append(op)
+        return to_send, pending
+
+    async def send(self, to_send: list[Operation], pending: list[Operation], *,
+                   retry_uncertain: bool) -> None:
+        from bulksync.api import SuptaskClient
+
+        settings = self.loaded.settings
+        async with SuptaskClient(token=self.token, base_url=settings.api_url,
+                                 transport=self.transport,
                                  max_connections=settings.concurrency) as client:
-            await run_operations(client, the_plan.operations, results,
-                                 concurrency=settings.concurrency, rate=settings.rate,
-                                 on_progress=on_progress, stats=stats)
+            try:
+                await self._send(client, to_send)
+                await self._resolve(client, pending, retry_uncertain=retry_uncertain)
+            except asyncio.CancelledError:
+                self.interrupted = True
+        if self.stopping.is_set():
+            self.interrupted = True
 
-    interrupted = False
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        interrupted = True
-    written = write_back(loaded.table, results)
-    result = PushResult(path=loaded.table.path, results=results, requests=stats.requests,
-                        written_to=written, ignored_columns=report.ignored_columns,
-                        report=report, stopped=str(stats.stopped) if stats.stopped else "")
-    if interrupted:
-        raise KeyboardInterrupt  # the results are in the sheet; the caller decides the exit
-    return result
+    async def _send(self, client: SuptaskClient, ops: list[Operation]) -> None:
+        from bulksync.runner import run_operations
+
+        settings = self.loaded.settings
+        hooks = _JournalHooks(self.journal, self.keys)
+        creates = [op for op in ops if op.kind == "create"]
+        # Until one create has succeeded, creates go one at a time: every later create then
+        # has a ticket number answered before it was sent, the lower end that resolving an
+        # uncertain create needs (see bulksync.resolve).
+        while creates and self.journal.highest_number is None and not hooks.any_created:
+            first = creates.pop(0)
+            ops = [op for op in ops if op is not first]
+            await self._run(client, run_operations, [first], hooks, concurrency=1)
+        await self._run(client, run_operations, ops, hooks, concurrency=settings.concurrency)
+
+    async def _run(self, client: SuptaskClient, runner: Any, ops: list[Operation],
+                   hooks: _JournalHooks, *, concurrency: int) -> None:
+        if not ops or self.stats.stopped or self.stopping.is_set():
+            return
+        self.sent.extend(ops)
+        await runner(client, ops, self.results, concurrency=concurrency,
+                     rate=self.loaded.settings.rate, on_progress=self.on_progress,
+                     stats=self.stats, hooks=hooks, stopping=self.stopping)
+
+    async def _resolve(self, client: SuptaskClient, earlier: list[Operation], *,
+                       retry_uncertain: bool) -> None:
+        """Settle creates whose outcome is unknown: from earlier runs, and from this one."""
+        from bulksync.resolve import resolve_uncertain
+
+        if self.stats.stopped or self.stopping.is_set():
+            for op in earlier:
+                self._still_uncertain(op, "")
+            return
+        now_uncertain = [op for op in self.sent if op.kind == "create"
+                         and self.results[op.row_number].status == "uncertain"]
+        candidates = earlier + now_uncertain
+        if not candidates:
+            return
+        entries = self.journal.creates()
+        created = [e for e in entries.values() if e.state == "created"]
+        pending = [entries[self.keys[op.row_number]] for op in candidates
+                   if self.keys[op.row_number] in entries]
+        outcomes = await resolve_uncertain(client, pending, created, settle=self.settle,
+                                            stats=self.stats)
+        resend: list[Operation] = []
+        for op in candidates:
+            key = self.keys[op.row_number]
+            outcome = outcomes.get(key)
+            if outcome and outcome.verdict == "resolved":
+                assert outcome.ticket_id is not None
+                self.journal.created(key, outcome.ticket_id, outcome.ticket_number)
+                self.results[op.row_number] = RowResult(
+                    op.row_number, "created", ticket_id=outcome.ticket_id,
+                    ticket_number=outcome.ticket_number, via="resolved")
+            elif (outcome and outcome.verdict == "absent") or retry_uncertain:
+                self.journal.forget(key)
+                resend.append(op)
+            else:
+                self._still_uncertain(op, outcome.reason if outcome else "")
+        await self._send(client, resend)
+
+    def _still_uncertain(self, op: Operation, reason: str) -> None:
+        entry = self.journal.creates([self.keys[op.row_number]]).get(self.keys[op.row_number])
+        error = entry.error if entry and entry.error else STOPPED_EARLIER
+        if reason:
+            error = f"{error} ({reason}; --retry-uncertain sends it again)"
+        self.results[op.row_number] = RowResult(op.row_number, "uncertain", error=error)
+
+
+STOPPED_EARLIER = ("an earlier run stopped while this create was in flight; the ticket may or "
+                   "may not have been created")
+
+
+class _JournalHooks:
+    """The runner's steps, committed to the journal as they happen."""
+
+    def __init__(self, journal: Journal, keys: Mapping[int, str]) -> None:
+        self.journal = journal
+        self.keys = keys
+        self.any_created = False
+
+    def sending(self, op: Operation) -> None:
+        self.journal.intend(self.keys[op.row_number], op.row_number, op.payload)
+
+    def not_sent(self, op: Operation) -> None:
+        self.journal.not_sent(self.keys[op.row_number])
+
+    def finished(self, op: Operation, result: RowResult, *, answered: bool) -> None:
+        if op.kind != "create":
+            if op.ticket_id:
+                self.journal.updated(op.ticket_id, op.row_number, op.payload,
+                                     ok=result.status == "updated", error=result.error)
+            return
+        key = self.keys[op.row_number]
+        if result.status == "created" and result.ticket_id:
+            self.journal.created(key, result.ticket_id, result.ticket_number)
+            self.any_created = True
+        elif result.status == "uncertain":
+            self.journal.uncertain(key, result.error, answered=answered)
+        else:
+            self.journal.failed(key, result.error)
+
+
+def _sheet_statuses(table: Table, status: str) -> set[int]:
+    where = table.position("syncStatus")
+    if where is None:
+        return set()
+    column = table.frame[where]
+    return {int(r) for r in column.index[column.str.strip().eq(status)]}
 
 
 def _invalid(report: ValidationReport) -> dict[int, RowResult]:
@@ -163,24 +380,33 @@ def owned_cells(results: Mapping[int, RowResult]) -> dict[int, dict[str, str]]:
     return cells
 
 
-def write_back(table: Table, results: Mapping[int, RowResult]) -> Path | None:
-    """Write the outcomes into the sheet; if that cannot be done, beside it. Never loses an ID."""
+def write_back(table: Table, results: Mapping[int, RowResult]) -> tuple[Path | None, str]:
+    """Write the outcomes into the sheet, or beside it when that is not safe. Never loses an ID.
+
+    Returns where they went and, when that is not the sheet itself, why.
+    """
     from bulksync.sheets.write_csv import write_csv
     from bulksync.sheets.write_xlsx import write_xlsx
 
     if not results:
-        return None
+        return None, ""
     cells = owned_cells(results)
     present = {h.strip() for h in table.header}
     used = {name for c in cells.values() for name, v in c.items() if v}
     columns = tuple(n for n in OWNED_COLUMNS if n in present or n in used or n == "syncStatus")
     cells = {row: {k: v for k, v in c.items() if k in columns} for row, c in cells.items()}
+    if table.changed():
+        beside = _write_beside(table.path, results)
+        return beside, (f"{table.path} was changed by someone else during the run, so it was not "
+                        f"overwritten; the results are in {beside} and the journal keeps them: "
+                        "the next push writes them into the sheet")
     try:
         if isinstance(table.format, CsvFormat):
-            return write_csv(table, cells, columns=columns)
-        return write_xlsx(table, cells, columns=columns)
-    except (SheetError, OSError):
-        return _write_beside(table.path, results)
+            return write_csv(table, cells, columns=columns), ""
+        return write_xlsx(table, cells, columns=columns), ""
+    except (SheetError, OSError) as e:
+        beside = _write_beside(table.path, results)
+        return beside, f"could not write into {table.path} ({e}); the results are in {beside}"
 
 
 def results_path(path: Path) -> Path:

@@ -316,6 +316,12 @@ class _Handler(BaseHTTPRequestHandler):
         sb = self.server.sandbox
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if len(raw) < length:  # the client went away mid-request: nothing to process
+            self.close_connection = True
+            with sb._store.lock:
+                sb._store.log.append({"method": method, "path": self.path, "time": time.time(),
+                                      "body": None, "status": 0, "fault": "incomplete request"})
+            return
         # --latency-ms is the time from the request's arrival to its answer, work included.
         answer_at = time.monotonic() + sb.latency
         path = self.path.split("?", 1)[0]

@@ -56,6 +56,15 @@ class Table:
     header: tuple[str, ...]
     frame: pd.DataFrame
     format: CsvFormat | XlsxFormat
+    fingerprint: tuple[int, int] = (0, 0)
+    """(size, modification time in ns) of the file when it was read."""
+
+    def changed(self) -> bool:
+        """Has the file been written since it was read (e.g. saved in Excel meanwhile)?"""
+        try:
+            return _fingerprint(self.path) != self.fingerprint
+        except OSError:
+            return True
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -90,6 +99,11 @@ def read_table(path: Path | str, *, sheet: str | None = None) -> Table:
     if sheet is not None:
         raise SheetError(path, "--sheet applies only to .xlsx workbooks")
     return _read_csv(path)
+
+
+def _fingerprint(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
 
 
 # -- CSV ---------------------------------------------------------------------
@@ -152,6 +166,7 @@ def detect_newline(text: str) -> str:
 def _read_csv(path: Path) -> Table:
     import pandas as pd
 
+    fingerprint = _fingerprint(path)
     data = path.read_bytes()
     text, encoding, bom = _decode(path, data)
     if not text.strip():
@@ -169,7 +184,7 @@ def _read_csv(path: Path) -> Table:
     header = tuple(raw.iloc[0].tolist())
     frame = raw.iloc[1:]
     frame.index = range(2, len(frame) + 2)
-    return Table(path=path, header=header, frame=frame, format=fmt)
+    return Table(path=path, header=header, frame=frame, format=fmt, fingerprint=fingerprint)
 
 
 def _parser_message(message: str) -> str:
@@ -207,6 +222,7 @@ def _read_xlsx(path: Path, sheet: str | None) -> Table:
     import pandas as pd
     from python_calamine import CalamineWorkbook
 
+    fingerprint = _fingerprint(path)
     try:
         book = CalamineWorkbook.from_path(str(path))
     except Exception as e:  # calamine raises its own types for broken packages
@@ -230,7 +246,8 @@ def _read_xlsx(path: Path, sheet: str | None) -> Table:
     header = tuple(text_rows[0])
     frame = pd.DataFrame(text_rows[1:], columns=range(len(header)), dtype=str)
     frame.index = range(2, len(frame) + 2)
-    return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, names))
+    return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, names),
+                 fingerprint=fingerprint)
 
 
 def _short(e: BaseException) -> str:

@@ -1,0 +1,164 @@
+"""The journal: what bulksync sent and what came back, in SQLite, safe across crashes.
+
+It lives beside the sheet, in ``.bulksync/<sheet file name>.journal.sqlite``;
+deleting that file resets it. Before a create is sent its *intent* is
+committed; the answer (ticket ID and number) is committed the moment it
+arrives, before anything else is done with it. So after a ``kill -9`` the next
+run knows every ticket it was given, and which creates were in flight.
+
+WAL mode with ``synchronous=NORMAL``: a committed row survives the process
+being killed; only a power failure can lose the last few commits.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from bulksync.errors import SheetError
+
+__all__ = ["CreateEntry", "Journal", "journal_path"]
+
+STATE_DIR = ".bulksync"
+CreateState = Literal["sending", "created", "uncertain", "failed"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS creates (
+    key TEXT PRIMARY KEY,          -- the row's identity (see bulksync.identity)
+    row_number INTEGER NOT NULL,   -- where the row was when last sent
+    state TEXT NOT NULL,           -- sending | created | uncertain | failed
+    payload TEXT NOT NULL,         -- the JSON body sent
+    ticket_id TEXT,
+    ticket_number INTEGER,
+    error TEXT NOT NULL DEFAULT '',
+    lower_number INTEGER,          -- highest ticket number answered before this was sent
+    sent_at REAL NOT NULL,
+    settled_at REAL                -- when the server was surely done with it (answer time)
+);
+CREATE TABLE IF NOT EXISTS updates (
+    ticket_id TEXT PRIMARY KEY,
+    row_number INTEGER NOT NULL,
+    state TEXT NOT NULL,           -- updated | failed
+    payload TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL
+);
+"""
+
+
+def journal_path(sheet: Path) -> Path:
+    return sheet.parent / STATE_DIR / f"{sheet.name}.journal.sqlite"
+
+
+@dataclass(frozen=True)
+class CreateEntry:
+    key: str
+    row_number: int
+    state: CreateState
+    payload: Mapping[str, Any]
+    ticket_id: str | None
+    ticket_number: int | None
+    error: str
+    lower_number: int | None
+    sent_at: float
+    settled_at: float | None
+
+
+class Journal:
+    """One sheet's journal. Every method commits before it returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as e:
+            raise SheetError(path, f"cannot open the journal ({e})") from None
+        row = self._db.execute("SELECT max(ticket_number) FROM creates").fetchone()
+        self.highest_number: int | None = row[0]
+
+    @classmethod
+    def for_sheet(cls, sheet: Path) -> Journal:
+        return cls(journal_path(sheet))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- creates -------------------------------------------------------------
+
+    def creates(self, keys: Iterable[str] | None = None) -> dict[str, CreateEntry]:
+        rows = self._db.execute("SELECT * FROM creates").fetchall()
+        wanted = set(keys) if keys is not None else None
+        out = {}
+        for r in rows:
+            if wanted is None or r[0] in wanted:
+                out[r[0]] = CreateEntry(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7],
+                                        r[8], r[9])
+        return out
+
+    def intend(self, key: str, row_number: int, payload: Mapping[str, Any]) -> None:
+        """Record that a create is about to be sent (committed before it is)."""
+        self._db.execute(
+            "INSERT INTO creates (key, row_number, state, payload, lower_number, sent_at) "
+            "VALUES (?, ?, 'sending', ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+            "row_number = excluded.row_number, state = 'sending', payload = excluded.payload, "
+            "error = '', lower_number = excluded.lower_number, sent_at = excluded.sent_at, "
+            "settled_at = NULL",
+            (key, row_number, json.dumps(payload, sort_keys=True), self.highest_number, time.time()))
+
+    def not_sent(self, key: str) -> None:
+        """The create certainly was not processed (no connection, 429, 503): forget the intent."""
+        self._db.execute("DELETE FROM creates WHERE key = ? AND state = 'sending'", (key,))
+
+    def created(self, key: str, ticket_id: str, ticket_number: int | None) -> None:
+        self._db.execute("UPDATE creates SET state = 'created', ticket_id = ?, ticket_number = ?, "
+                         "error = '', settled_at = ? WHERE key = ?",
+                         (ticket_id, ticket_number, time.time(), key))
+        if ticket_number is not None and (self.highest_number is None
+                                          or ticket_number > self.highest_number):
+            self.highest_number = ticket_number
+
+    def uncertain(self, key: str, error: str, *, answered: bool) -> None:
+        """The outcome is unknown. ``answered``: the server did answer (with an error), so it is done."""
+        self._db.execute("UPDATE creates SET state = 'uncertain', error = ?, settled_at = ? "
+                         "WHERE key = ?", (error, time.time() if answered else None, key))
+
+    def failed(self, key: str, error: str) -> None:
+        """The server refused the create: no ticket was made."""
+        self._db.execute("UPDATE creates SET state = 'failed', error = ?, settled_at = ? WHERE key = ?",
+                         (error, time.time(), key))
+
+    def forget(self, key: str) -> None:
+        self._db.execute("DELETE FROM creates WHERE key = ?", (key,))
+
+    # -- updates -------------------------------------------------------------
+
+    def updates(self) -> dict[str, tuple[str, str]]:
+        """ticketId → (state, error) of the last update sent."""
+        return {r[0]: (r[1], r[2]) for r in
+                self._db.execute("SELECT ticket_id, state, error FROM updates").fetchall()}
+
+    def updated(self, ticket_id: str, row_number: int, payload: Mapping[str, Any], *, ok: bool,
+                error: str = "") -> None:
+        self._db.execute(
+            "INSERT INTO updates (ticket_id, row_number, state, payload, error, at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(ticket_id) DO UPDATE SET "
+            "row_number = excluded.row_number, state = excluded.state, payload = excluded.payload, "
+            "error = excluded.error, at = excluded.at",
+            (ticket_id, row_number, "updated" if ok else "failed",
+             json.dumps(payload, sort_keys=True), error, time.time()))
