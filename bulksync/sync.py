@@ -199,6 +199,7 @@ class _Run:
         self.stopping = asyncio.Event()
         self.interrupted = False
         self.sent: list[Operation] = []
+        self.total = 0
 
     def sort(self, plan: Plan, *, only_failed: bool) -> tuple[list[Operation], list[Operation]]:
         """(operations to send, creates whose earlier outcome is unknown); rows the journal
@@ -237,6 +238,7 @@ class _Run:
         from bulksync.api import SuptaskClient
 
         settings = self.loaded.settings
+        self.total = len(to_send)
         async with SuptaskClient(token=self.token, base_url=settings.api_url,
                                  transport=self.transport,
                                  max_connections=settings.concurrency) as client:
@@ -268,8 +270,16 @@ class _Run:
         if not ops or self.stats.stopped or self.stopping.is_set():
             return
         self.sent.extend(ops)
+        self.total = max(self.total, len(self.sent))
+        done_before = len(self.sent) - len(ops)
+
+        def progress(done: int, total: int, note: str) -> None:
+            # One bar for the whole push, across the runner's calls.
+            if self.on_progress:
+                self.on_progress(done_before + done, self.total, note)
+
         await runner(client, ops, self.results, concurrency=concurrency,
-                     rate=self.loaded.settings.rate, on_progress=self.on_progress,
+                     rate=self.loaded.settings.rate, on_progress=progress,
                      stats=self.stats, hooks=hooks, stopping=self.stopping)
 
     async def _resolve(self, client: SuptaskClient, earlier: list[Operation], *,
