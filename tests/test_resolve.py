@@ -1,0 +1,138 @@
+"""Resolving uncertain creates by ticket number, and the pacer: pure logic and a scripted API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from bulksync.api import SuptaskClient
+from bulksync.journal import CreateEntry
+from bulksync.resolve import Outcome, resolve_uncertain, same_ticket, window
+from bulksync.runner import Pacer
+
+FORM = "6a1f4c2e-93b7-4d58-a0e1-7c2b9f3d5e84"
+PAYLOAD = {"description": "Printer jams", "formId": FORM, "requesterChannel": "C076K6Y74L1"}
+
+
+def entry(key: str, *, state: str = "uncertain", number: int | None = None, lower: int | None = None,
+          sent: float = 100.0, settled: float | None = None, payload: dict[str, str] | None = None
+          ) -> CreateEntry:
+    return CreateEntry(key, 2, state, payload or PAYLOAD, f"id-{number}" if number else None,  # type: ignore[arg-type]
+                       number, "", lower, sent, settled)
+
+
+def test_window_is_between_what_was_answered_before_and_sent_after() -> None:
+    created = [entry("a", state="created", number=4, sent=90), entry("b", state="created", number=9, sent=130),
+               entry("c", state="created", number=7, sent=101)]
+    pending = entry("x", lower=4, sent=100)
+    assert window(pending, created, settle=10) == (4, 9)  # "c" was sent before x surely settled
+    assert window(entry("y", lower=4, sent=100, settled=100.5), created, settle=10) == (4, 7)
+    assert window(entry("z", sent=200), created, settle=10) == (None, None)
+
+
+def test_same_ticket_compares_what_slack_edits_leave_alone() -> None:
+    assert same_ticket(PAYLOAD, {**PAYLOAD, "status": "Closed", "priority": "Low"})
+    assert same_ticket(PAYLOAD, {"description": "Printer jams"})
+    assert not same_ticket(PAYLOAD, {**PAYLOAD, "description": "Printer jams!"})
+    assert not same_ticket(PAYLOAD, {**PAYLOAD, "formId": "0f0e0d0c-0b0a-4909-8807-060504030201"})
+
+
+def _resolve(tickets: dict[int, object], pending: list[CreateEntry], created: list[CreateEntry]
+             ) -> tuple[dict[str, Outcome], list[int]]:
+    reads: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.path.rsplit("/", 1)[1])
+        reads.append(number)
+        answer = tickets.get(number)
+        if isinstance(answer, int):
+            return httpx.Response(answer, json={"message": "Failed to fetch ticket form fields"})
+        if answer is None:
+            return httpx.Response(404, json={"message": "Ticket not found"})
+        return httpx.Response(200, json=answer)
+
+    async def go() -> dict[str, Outcome]:
+        async with SuptaskClient(token="t", base_url="https://api.example.com/v2",
+                                 transport=httpx.MockTransport(handler)) as client:
+            return await resolve_uncertain(client, pending, created, settle=1)
+
+    return asyncio.run(go()), reads
+
+
+CREATED = [entry("a", state="created", number=10, sent=1), entry("b", state="created", number=14, sent=200)]
+
+
+def test_a_match_recovers_the_ticket() -> None:
+    tickets = {11: {"id": "other", "description": "VPN"}, 12: {"id": "mine", **PAYLOAD}}
+    outcomes, reads = _resolve(tickets, [entry("x", lower=10, sent=100)], CREATED)
+    assert outcomes == {"x": Outcome("resolved", "mine", 12)}
+    assert reads == [11, 12]
+
+
+def test_every_number_read_and_no_match_proves_absence() -> None:
+    tickets = {11: {"id": "o1", "description": "VPN"}, 12: {"id": "o2", "description": "Mail"}}
+    outcomes, reads = _resolve(tickets, [entry("x", lower=10, sent=100)], CREATED)
+    assert outcomes["x"].verdict == "absent"
+    assert reads == [11, 12, 13]  # 13 answered 404: no ticket there
+
+
+def test_an_unreadable_number_leaves_it_uncertain() -> None:
+    tickets = {11: 500, 12: {"id": "o2", "description": "Mail"}}
+    outcomes, _ = _resolve(tickets, [entry("x", lower=10, sent=100)], CREATED)
+    assert outcomes["x"].verdict == "uncertain"
+
+
+def test_no_known_lower_end_can_match_but_never_prove_absence() -> None:
+    outcomes, _ = _resolve({13: {"id": "mine", **PAYLOAD}}, [entry("x", sent=100)], CREATED)
+    assert outcomes["x"] == Outcome("resolved", "mine", 13)
+    outcomes, _ = _resolve({}, [entry("x", sent=100)], CREATED)
+    assert outcomes["x"].verdict == "uncertain"
+
+
+def test_two_identical_uncertain_rows_claim_two_tickets() -> None:
+    tickets = {11: {"id": "first", **PAYLOAD}, 12: {"id": "second", **PAYLOAD}}
+    outcomes, _ = _resolve(tickets, [entry("x", lower=10, sent=100), entry("y", lower=10, sent=101)], CREATED)
+    assert (outcomes["x"].ticket_id, outcomes["y"].ticket_id) == ("first", "second")
+
+
+def test_not_yet_settled_is_left_for_later() -> None:
+    outcomes, reads = _resolve({}, [entry("x", lower=10, sent=time.time())], CREATED)
+    assert outcomes["x"].verdict == "uncertain" and reads == []
+
+
+def _response(status: int, **headers: str) -> httpx.Response:
+    return httpx.Response(status, headers=headers)
+
+
+def test_pacer_spreads_the_remaining_budget_over_the_window() -> None:
+    pacer = Pacer()
+    pacer.pending = 100
+    pacer.in_flight = 1
+    pacer.observe(_response(201, **{"X-RateLimit-Remaining": "10", "X-RateLimit-Reset": str(time.time() + 5)}))
+    assert 0.45 < pacer._budget_interval <= 0.5
+    pacer.pending = 3  # the rest fits in what is left: no need to slow down
+    pacer.observe(_response(201, **{"X-RateLimit-Remaining": "10", "X-RateLimit-Reset": str(time.time() + 5)}))
+    assert pacer._budget_interval == 0
+
+
+def test_pacer_pauses_everyone_on_429_until_retry_after() -> None:
+    pacer = Pacer()
+    pacer.observe(_response(429, **{"Retry-After": "3"}))
+    assert 2.9 < pacer.waiting() <= 3.1
+    pacer = Pacer()
+    pacer.observe(_response(201, **{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(time.time() + 2)}))
+    assert 1.9 < pacer.waiting() <= 2.1
+
+
+def test_pacer_rate_cap_spaces_requests() -> None:
+    async def go() -> float:
+        pacer = Pacer(rate=20)
+        started = time.monotonic()
+        for _ in range(5):
+            await pacer.acquire()
+            pacer.release()
+        return time.monotonic() - started
+
+    assert asyncio.run(go()) >= 4 / 20
