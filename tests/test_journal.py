@@ -273,3 +273,26 @@ def test_no_file_bulksync_writes_holds_the_token(tmp_path: Path, sandbox: Sandbo
     for part in tmp_path.rglob("*"):
         if part.is_file():
             assert TOKEN.encode() not in part.read_bytes(), part
+
+
+def test_a_second_ctrl_c_stops_at_once_and_the_journal_keeps_everything(tmp_path: Path) -> None:
+    sheet = _sheet(tmp_path / "t.csv", 12)
+    with Sandbox(token=TOKEN, latency_ms=4000) as sb:
+        process = _start_push(sheet, sb)
+        deadline = time.monotonic() + 30
+        while not any(r["method"] == "POST" for r in sb.requests()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # the first create (sent alone) is now in flight for 4 s
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 130, err
+        # The answer was still 3.5 s away: it did not wait for it.
+        assert [r["syncStatus"] for r in _rows(sheet)][0] == "uncertain"
+        time.sleep(4)
+        sb.latency = 0
+        rerun = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "--settle", "0.5",
+                        "-q", env={"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": TOKEN})
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert_one_ticket_per_row(sheet, sb, 12)
