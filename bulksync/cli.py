@@ -127,31 +127,49 @@ def validate(file: Path, sheet: str | None, config: Path | None, form_id: str | 
     sys.exit(EXIT_OK if report.valid else EXIT_ROWS)
 
 
+_FORCE = click.option("--force", is_flag=True,
+                      help="Send every row in full, not only what changed since the last push.")
+
+
+def _shown(value: str) -> str:
+    return "(empty)" if value == "" else json.dumps(value, ensure_ascii=False)
+
+
 @main.command()
 @_sheet_options
 @click.option("--limit", default=20, show_default=True, metavar="N",
               help="Show the first N requests (--json shows all).")
+@_FORCE
 @_errors
 def plan(file: Path, sheet: str | None, config: Path | None, form_id: str | None,
-         channel: str | None, set_: tuple[str, ...], as_json: bool, limit: int) -> None:
-    """Show what push would send for FILE. Needs no token; sends nothing."""
+         channel: str | None, set_: tuple[str, ...], as_json: bool, limit: int, force: bool) -> None:
+    """Show what push would send for FILE, and what changed since the last push.
+
+    Needs no token; sends nothing.
+    """
     from bulksync.sync import plan as run_plan
 
-    report, the_plan = run_plan(file, **_settings(sheet, config, form_id, channel, set_))
+    report, the_plan = run_plan(file, force=force, **_settings(sheet, config, form_id, channel, set_))
     counts = the_plan.counts()
     if as_json:
         click.echo(json.dumps({**report.as_dict(), **counts, "requests": the_plan.requests,
                                "operations": [op.as_dict() for op in the_plan.operations]}))
     else:
         _print_report(report, err=True)
-        shown = [op for op in the_plan.operations if op.kind != "skip"][:limit]
+        shown = [op for op in the_plan.operations if op.sends][:limit]
         for op in shown:
-            click.echo(f"row {op.row_number}: {op.method} {op.path} "
-                       f"{json.dumps(dict(op.payload), ensure_ascii=False)}")
+            if op.changes:
+                click.echo(f"row {op.row_number}: {op.method} {op.path}")
+                for c in op.changes:
+                    click.echo(f"    {c.field}: {_shown(c.old)} → {_shown(c.new)}")
+            else:
+                click.echo(f"row {op.row_number}: {op.method} {op.path} "
+                           f"{json.dumps(dict(op.payload), ensure_ascii=False)}")
         if the_plan.requests > len(shown):
             click.echo(f"... and {the_plan.requests - len(shown)} more")
         click.echo(f"{file}: {counts['create']} to create, {counts['update']} to update, "
-                   f"{counts['skip']} with nothing to send, {len(report.invalid_rows)} invalid")
+                   f"{counts['unchanged']} unchanged, {counts['skip']} with nothing to send, "
+                   f"{len(report.invalid_rows)} invalid")
     sys.exit(EXIT_OK if report.valid else EXIT_ROWS)
 
 
@@ -202,6 +220,7 @@ class _Progress:
               help="At most R requests per second.")
 @click.option("--skip-invalid", is_flag=True,
               help="Send the valid rows; mark invalid ones syncStatus=invalid.")
+@_FORCE
 @click.option("--only-failed", is_flag=True, help="Send only the rows that failed last time.")
 @click.option("--retry-uncertain", is_flag=True,
               help="Also resend creates whose earlier outcome is unknown (may duplicate).")
@@ -212,8 +231,8 @@ class _Progress:
 @_errors
 def push(file: Path, sheet: str | None, config: Path | None, form_id: str | None,
          channel: str | None, set_: tuple[str, ...], as_json: bool, api_url: str | None,
-         concurrency: int | None, rate: float | None, skip_invalid: bool, only_failed: bool,
-         retry_uncertain: bool, settle: float, quiet: bool) -> None:
+         concurrency: int | None, rate: float | None, skip_invalid: bool, force: bool,
+         only_failed: bool, retry_uncertain: bool, settle: float, quiet: bool) -> None:
     """Send FILE's rows to Suptask and write the outcome back into FILE.
 
     The token is read from SUPTASK_API_TOKEN. Ctrl-C stops cleanly (a second
@@ -223,7 +242,7 @@ def push(file: Path, sheet: str | None, config: Path | None, form_id: str | None
 
     progress = _Progress(quiet=quiet)
     try:
-        result = run_push(file, skip_invalid=skip_invalid, only_failed=only_failed,
+        result = run_push(file, skip_invalid=skip_invalid, force=force, only_failed=only_failed,
                           retry_uncertain=retry_uncertain, settle=settle, on_progress=progress,
                           api_url=api_url, concurrency=concurrency, rate=rate,
                           **_settings(sheet, config, form_id, channel, set_))

@@ -109,6 +109,8 @@ class Rows:
     blank: tuple[int, ...]
     header_problems: tuple[Problem, ...]
     identity: pd.Series
+    present: frozenset[str] = frozenset()
+    """The fields this sheet manages: its Suptask columns, and those given by ``--set``."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,11 @@ class ValidationReport:
 
     def lines(self) -> list[str]:
         return [p.line(self.path) for p in self.problems]
+
+    def with_problems(self, more: tuple[Problem, ...]) -> ValidationReport:
+        """This report with ``more`` problems, kept in row order."""
+        problems = sorted((*self.problems, *more), key=lambda p: p.row_number)
+        return ValidationReport(self.path, self.rows, tuple(problems), self.ignored_columns)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -207,7 +214,9 @@ def select_rows(table: Table, defaults: Defaults) -> Rows:
     frame = pd.DataFrame(cols, index=kept)
     return Rows(frame=frame, custom_fields=tuple(custom), ignored=tuple(ignored),
                 blank=tuple(int(i) for i in raw.index[blank_mask]),
-                header_problems=tuple(problems), identity=identity)
+                header_problems=tuple(problems), identity=identity,
+                present=frozenset(n for n in positions if n in cols and n != TICKET_ID)
+                | frozenset(defaults.set))
 
 
 def _identity(cells: Mapping[str, pd.Series], empty: pd.Series) -> pd.Series:

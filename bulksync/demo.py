@@ -50,8 +50,9 @@ def run_demo(folder: Path | None, *, echo: Callable[[str], None] = print) -> int
         ticket = _edit_first_row(sheet, "priority", "CRITICAL")
         echo("\n2. Round trip: set row 2's priority to CRITICAL, then push the same file again")
         r = push(sheet, **options)
-        echo(f"   {r.counts['created']} created, {r.counts['updated']} updated: the written-back "
-             "IDs make a second push update, never duplicate")
+        echo(f"   {r.counts['created']} created, {r.counts['updated']} updated, "
+             f"{r.counts['unchanged']} unchanged, {r.requests} request: the written-back IDs make "
+             "a second push update, never duplicate, and only what changed is sent")
         stored = next(t for t in sb.tickets() if t["id"] == ticket)
         echo(f"   ticket #{stored['ticketNumber']} now has priority {stored['priority']}")
 

@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS creates (
     sent_at REAL NOT NULL,
     settled_at REAL                -- when the server was surely done with it (answer time)
 );
+CREATE TABLE IF NOT EXISTS baselines (
+    ticket_id TEXT PRIMARY KEY,
+    cells TEXT NOT NULL,           -- JSON: the field values last sent (see bulksync.plan)
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS updates (
     ticket_id TEXT PRIMARY KEY,
     row_number INTEGER NOT NULL,
@@ -89,6 +94,22 @@ class Journal:
     @classmethod
     def for_sheet(cls, sheet: Path) -> Journal:
         return cls(journal_path(sheet))
+
+    @staticmethod
+    def read_baselines(sheet: Path) -> dict[str, dict[str, str]]:
+        """The baselines of ``sheet``'s journal, read without creating or changing anything."""
+        path = journal_path(sheet)
+        if not path.is_file():
+            return {}
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                rows = db.execute("SELECT ticket_id, cells FROM baselines").fetchall()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return {}
+        return {ticket_id: json.loads(cells) for ticket_id, cells in rows}
 
     def close(self) -> None:
         self._db.close()
@@ -145,6 +166,17 @@ class Journal:
 
     def forget(self, key: str) -> None:
         self._db.execute("DELETE FROM creates WHERE key = ?", (key,))
+
+    # -- baselines -----------------------------------------------------------
+
+    def baseline(self, ticket_id: str) -> dict[str, str] | None:
+        row = self._db.execute("SELECT cells FROM baselines WHERE ticket_id = ?", (ticket_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_baseline(self, ticket_id: str, cells: Mapping[str, str]) -> None:
+        self._db.execute("INSERT INTO baselines (ticket_id, cells, at) VALUES (?, ?, ?) "
+                         "ON CONFLICT(ticket_id) DO UPDATE SET cells = excluded.cells, at = excluded.at",
+                         (ticket_id, json.dumps(cells, sort_keys=True), time.time()))
 
     # -- updates -------------------------------------------------------------
 

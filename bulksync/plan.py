@@ -1,31 +1,58 @@
-"""Rows → Operations: what each row asks of the API (the plan stage, a pure function)."""
+"""Rows (+ baselines) → Operations: what each row asks of the API. A pure function.
+
+A row's *cells* are its non-empty Suptask values as text (tags normalised to
+``a,b``), keyed by field name (``customField_<uuid>`` for custom fields). A
+*baseline* is the cells bulksync last sent for a ticket (kept in the journal);
+comparing the two gives the fields an update must carry.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bulksync.columns import API_FIELDS, CUSTOM_FIELD_PREFIX, TICKET_ID, Rows
+from bulksync.columns import API_FIELDS, CUSTOM_FIELD_PREFIX, TICKET_ID, Problem, Rows
 
-__all__ = ["Operation", "Plan", "plan_rows"]
+__all__ = ["Change", "Operation", "Plan", "apply_payload", "cells_of_payload", "plan_rows"]
 
-Kind = Literal["create", "update", "skip"]
+Kind = Literal["create", "update", "unchanged", "skip"]
+Cells = Mapping[str, str]
+
+CLEARED_AS: dict[str, Any] = {"assignee": None, "priority": None, "tags": []}
+"""What an emptied cell sends. Other fields cannot be emptied through the API."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field of an update: its old value (last sent) and new value ("" = cleared)."""
+
+    field: str
+    old: str
+    new: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "old": self.old, "new": self.new}
 
 
 @dataclass(frozen=True)
 class Operation:
-    """One row's request. ``skip`` rows have nothing to send."""
+    """One row's request. ``unchanged`` and ``skip`` rows send nothing."""
 
     row_number: int
     kind: Kind
     ticket_id: str | None
     payload: Mapping[str, Any]
+    changes: tuple[Change, ...] = ()
+
+    @property
+    def sends(self) -> bool:
+        return self.kind in ("create", "update")
 
     @property
     def method(self) -> str:
-        return {"create": "POST", "update": "PATCH", "skip": ""}[self.kind]
+        return {"create": "POST", "update": "PATCH"}.get(self.kind, "")
 
     @property
     def path(self) -> str:
@@ -36,57 +63,136 @@ class Operation:
         return ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row_number, "kind": self.kind, "method": self.method,
-                "path": self.path, "body": dict(self.payload)}
+        out: dict[str, Any] = {"row": self.row_number, "kind": self.kind, "method": self.method,
+               "path": self.path, "body": dict(self.payload)}
+        if self.changes:
+            out["changes"] = [c.as_dict() for c in self.changes]
+        return out
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The operations for the valid rows, in sheet order."""
+    """The operations for the valid rows, in sheet order, and the rows that cannot be planned."""
 
     operations: tuple[Operation, ...]
+    problems: tuple[Problem, ...] = field(default=())
 
     def counts(self) -> dict[str, int]:
         c = Counter(op.kind for op in self.operations)
-        return {"create": c["create"], "update": c["update"], "skip": c["skip"]}
+        return {"create": c["create"], "update": c["update"], "unchanged": c["unchanged"],
+                "skip": c["skip"]}
 
     @property
     def requests(self) -> int:
-        return sum(1 for op in self.operations if op.kind != "skip")
+        return sum(1 for op in self.operations if op.sends)
 
 
 def split_tags(text: str) -> list[str]:
     return [t.strip() for t in text.split(",")]
 
 
-def plan_rows(rows: Rows, *, exclude: frozenset[int] = frozenset()) -> Plan:
-    """One Operation per row of ``rows`` not in ``exclude``; empty cells are not sent."""
+def payload_of(cells: Cells) -> dict[str, Any]:
+    """The JSON body for these cells, in the API's field order."""
+    payload: dict[str, Any] = {}
+    custom = []
+    for name, value in cells.items():
+        if name.startswith(CUSTOM_FIELD_PREFIX):
+            custom.append({"fieldId": name[len(CUSTOM_FIELD_PREFIX):], "value": value})
+        elif name == "tags":
+            payload[name] = value.split(",")
+        else:
+            payload[name] = value
+    ordered: dict[str, Any] = {name: payload[name] for name in API_FIELDS if name in payload}
+    if custom:
+        ordered["customFields"] = custom
+    return ordered
+
+
+def cells_of_payload(payload: Mapping[str, Any]) -> dict[str, str]:
+    """The cells a payload sets (a cleared field is absent)."""
+    cells: dict[str, str] = {}
+    for name, value in payload.items():
+        if name == "customFields":
+            for cf in value:
+                cells[CUSTOM_FIELD_PREFIX + cf["fieldId"]] = cf["value"]
+        elif name == "tags":
+            if value:
+                cells[name] = ",".join(value)
+        elif value is not None:
+            cells[name] = value
+    return cells
+
+
+def apply_payload(baseline: Cells | None, payload: Mapping[str, Any]) -> dict[str, str]:
+    """The ticket's cells after ``payload`` was applied to ``baseline``."""
+    cells = dict(baseline or {})
+    for name, value in payload.items():
+        if name != "customFields" and (value is None or value == []):
+            cells.pop(name, None)
+    cells.update(cells_of_payload(payload))
+    return cells
+
+
+def _diff(cells: Cells, baseline: Cells, present: frozenset[str]) -> tuple[dict[str, Any], list[Change],
+                                                                          list[str]]:
+    """(payload, changes, fields emptied that cannot be)."""
+    changed = {name: value for name, value in cells.items() if baseline.get(name) != value}
+    payload = payload_of(changed)
+    changes = [Change(name, baseline.get(name, ""), value) for name, value in changed.items()]
+    refused: list[str] = []
+    for name, old in baseline.items():
+        if name in cells or name not in present:
+            continue  # still set, or a column this sheet does not have: left as it is
+        if name in CLEARED_AS:
+            payload[name] = CLEARED_AS[name]
+            changes.append(Change(name, old, ""))
+        else:
+            refused.append(name)
+    return payload, changes, refused
+
+
+def plan_rows(rows: Rows, *, exclude: frozenset[int] = frozenset(),
+              baselines: Mapping[str, Cells] | None = None, force: bool = False) -> Plan:
+    """One Operation per row of ``rows`` not in ``exclude``.
+
+    Without a baseline a row sends its non-empty cells. With one, an update
+    carries only what changed since (an emptied cell clears ``assignee`` and
+    ``priority`` with null and ``tags`` with []); ``force`` sends every row in full.
+    """
     frame = rows.frame
-    fields = [f for f in API_FIELDS if frame[f].ne("").any()]
-    custom = [f for f in rows.custom_fields if frame[f].ne("").any()]
+    names = [f for f in (*API_FIELDS, *rows.custom_fields) if frame[f].ne("").any()]
+    columns = [frame[f].tolist() for f in names]
+    tags_at = names.index("tags") if "tags" in names else -1
+    if tags_at >= 0:  # compare and send tags in one spelling: "a, b" is "a,b"
+        columns[tags_at] = [",".join(split_tags(v)) if v else "" for v in columns[tags_at]]
     numbers = frame.index.tolist()
     ids = frame[TICKET_ID].tolist()
-    field_values = [frame[f].tolist() for f in fields]
-    custom_values = [frame[f].tolist() for f in custom]
-    custom_ids = [f[len(CUSTOM_FIELD_PREFIX):] for f in custom]
+    baselines = baselines or {}
+    present = rows.present
 
     ops: list[Operation] = []
+    problems: list[Problem] = []
     for i, row in enumerate(numbers):
         if row in exclude:
             continue
-        payload: dict[str, Any] = {}
-        for name, values in zip(fields, field_values, strict=True):
-            value = values[i]
-            if value:
-                payload[name] = split_tags(value) if name == "tags" else value
-        cf = [{"fieldId": fid, "value": values[i]} for fid, values in zip(custom_ids, custom_values, strict=True)
-              if values[i]]
-        if cf:
-            payload["customFields"] = cf
+        cells = {name: values[i] for name, values in zip(names, columns, strict=True) if values[i]}
         ticket_id = ids[i] or None
         if ticket_id is None:
-            kind: Kind = "create"
-        else:
-            kind = "update" if payload else "skip"
-        ops.append(Operation(row_number=int(row), kind=kind, ticket_id=ticket_id, payload=payload))
-    return Plan(tuple(ops))
+            ops.append(Operation(int(row), "create", None, payload_of(cells)))
+            continue
+        baseline = baselines.get(ticket_id)
+        if baseline is None:
+            ops.append(Operation(int(row), "update" if cells else "skip", ticket_id, payload_of(cells)))
+            continue
+        payload, changes, refused = _diff(cells, baseline, present)
+        if refused:
+            problems.extend(Problem(int(row), name, f"was {baseline[name]!r} and is now empty, but "
+                                                    f"the API cannot empty {name}; put a value back")
+                            for name in refused)
+            continue
+        if force:
+            payload = {**payload_of(cells), **{k: v for k, v in payload.items() if k in CLEARED_AS
+                                               and k not in cells}}
+        kind: Kind = "update" if payload else "unchanged"
+        ops.append(Operation(int(row), kind, ticket_id, payload, tuple(changes)))
+    return Plan(tuple(ops), tuple(problems))

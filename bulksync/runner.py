@@ -151,7 +151,7 @@ async def run_operations(
     """
     import httpx
 
-    ops = [op for op in operations if op.kind != "skip"]
+    ops = [op for op in operations if op.sends]
     total = len(ops)
     pacer = Pacer(rate)
     pacer.pending = total

@@ -22,7 +22,7 @@ from bulksync.columns import (
 from bulksync.config import Settings, resolve_settings
 from bulksync.errors import SheetError, TokenMissing
 from bulksync.journal import Journal
-from bulksync.plan import Operation, Plan, plan_rows
+from bulksync.plan import Operation, Plan, apply_payload, cells_of_payload, plan_rows
 from bulksync.report import PushResult, RowResult
 from bulksync.sheets.read import CsvFormat, Table, read_table
 
@@ -39,19 +39,33 @@ TOKEN_ENV = "SUPTASK_API_TOKEN"
 
 @dataclass(frozen=True, eq=False)
 class Loaded:
-    """A sheet read, mapped and validated: everything before the plan."""
+    """A sheet read, mapped, validated and planned against its baselines."""
 
     table: Table
     rows: Rows
     report: ValidationReport
+    plan: Plan
     settings: Settings
 
 
-def load(path: Path | str, settings: Settings) -> Loaded:
-    """Read ``path``, map its columns and validate it."""
+def load(path: Path | str, settings: Settings, *, force: bool = False) -> Loaded:
+    """Read ``path``, map its columns, validate it and plan it.
+
+    Rows the plan cannot send (a cell emptied that the API cannot empty) are
+    problems of the report, like the schema's. The journal is only read.
+    """
     table = read_table(path, sheet=settings.sheet)
     rows = select_rows(table, settings.defaults)
-    return Loaded(table, rows, validate_rows(rows, table.path), settings)
+    report = validate_rows(rows, table.path)
+    if report.sheet_invalid:
+        return Loaded(table, rows, report, Plan(()), settings)
+    plan = plan_rows(rows, exclude=report.invalid_rows, force=force,
+                     baselines=Journal.read_baselines(table.path))
+    if plan.problems:
+        report = report.with_problems(plan.problems)
+        bad = report.invalid_rows
+        plan = Plan(tuple(op for op in plan.operations if op.row_number not in bad))
+    return Loaded(table, rows, report, plan, settings)
 
 
 def validate(path: Path | str, *, sheet: str | None = None, config: Path | str | None = None,
@@ -69,18 +83,16 @@ def validate(path: Path | str, *, sheet: str | None = None, config: Path | str |
 
 def plan(path: Path | str, *, sheet: str | None = None, config: Path | str | None = None,
          form_id: str | None = None, channel: str | None = None,
-         set: Mapping[str, str] | None = None) -> tuple[ValidationReport, Plan]:
-    """What a push would send for the valid rows, and the report. Needs no token; sends nothing."""
+         set: Mapping[str, str] | None = None, force: bool = False) -> tuple[ValidationReport, Plan]:
+    """What a push would send for the valid rows, and the report. Needs no token; sends nothing.
+
+    Updates carry only what changed since the last push (see :func:`push`), with the
+    changes listed as old → new; ``force`` plans every row in full.
+    """
     settings = resolve_settings(path, config=config, sheet=sheet, form_id=form_id,
                                 channel=channel, set=set)
-    loaded = load(path, settings)
-    return loaded.report, _plan(loaded)
-
-
-def _plan(loaded: Loaded) -> Plan:
-    if loaded.report.sheet_invalid:
-        return Plan(())
-    return plan_rows(loaded.rows, exclude=loaded.report.invalid_rows)
+    loaded = load(path, settings, force=force)
+    return loaded.report, loaded.plan
 
 
 DEFAULT_SETTLE = 60.0
@@ -102,6 +114,7 @@ def push(
     concurrency: int | None = None,
     rate: float | None = None,
     skip_invalid: bool = False,
+    force: bool = False,
     only_failed: bool = False,
     retry_uncertain: bool = False,
     settle: float = DEFAULT_SETTLE,
@@ -116,6 +129,9 @@ def push(
     journalled (see :mod:`bulksync.journal`): a rerun never creates a row twice.
     ``only_failed`` sends just the rows that failed last time; ``retry_uncertain``
     also resends creates whose earlier outcome could not be established.
+    After a push the journal remembers what was sent per ticket: the next push
+    sends only what changed (an unchanged row: nothing; an emptied ``assignee``
+    or ``priority``: null; emptied ``tags``: []); ``force`` sends every row in full.
     Called from the main thread, Ctrl-C and SIGTERM stop it cleanly.
     """
     token = token or os.environ.get(TOKEN_ENV)
@@ -124,7 +140,7 @@ def push(
     settings = resolve_settings(path, config=config, sheet=sheet, form_id=form_id,
                                 channel=channel, set=set, api_url=api_url,
                                 concurrency=concurrency, rate=rate)
-    loaded = load(path, settings)
+    loaded = load(path, settings, force=force)
     report = loaded.report
     if report.sheet_invalid or (not report.valid and not skip_invalid):
         return PushResult(path=loaded.table.path, results=_invalid(report), requests=0,
@@ -135,7 +151,7 @@ def push(
         run.results.update(_invalid(report))
     with Journal.for_sheet(loaded.table.path) as journal:
         run.journal = journal
-        to_send, pending = run.sort(_plan(loaded), only_failed=only_failed)
+        to_send, pending = run.sort(loaded.plan, only_failed=only_failed)
         _drive(run, to_send, pending, retry_uncertain=retry_uncertain)
     written, note = write_back(loaded.table, run.results)
     return PushResult(path=loaded.table.path, results=run.results, requests=run.stats.requests,
@@ -212,9 +228,11 @@ class _Run:
         pending: list[Operation] = []
         for op in plan.operations:
             row = op.row_number
-            if op.kind == "skip":
-                self.results[row] = RowResult(row, "skipped", ticket_id=op.ticket_id,
-                                              error="no field to change")
+            if not op.sends:
+                if not only_failed:  # with --only-failed, other rows keep what they show
+                    self.results[row] = (
+                        RowResult(row, "unchanged", ticket_id=op.ticket_id) if op.kind == "unchanged"
+                        else RowResult(row, "skipped", ticket_id=op.ticket_id, error="no field to change"))
                 continue
             if op.kind == "create":
                 entry = entries.get(self.keys[row])
@@ -348,12 +366,17 @@ class _JournalHooks:
     def finished(self, op: Operation, result: RowResult, *, answered: bool) -> None:
         if op.kind != "create":
             if op.ticket_id:
-                self.journal.updated(op.ticket_id, op.row_number, op.payload,
-                                     ok=result.status == "updated", error=result.error)
+                ok = result.status == "updated"
+                self.journal.updated(op.ticket_id, op.row_number, op.payload, ok=ok,
+                                     error=result.error)
+                if ok:
+                    self.journal.set_baseline(op.ticket_id, apply_payload(
+                        self.journal.baseline(op.ticket_id), op.payload))
             return
         key = self.keys[op.row_number]
         if result.status == "created" and result.ticket_id:
             self.journal.created(key, result.ticket_id, result.ticket_number)
+            self.journal.set_baseline(result.ticket_id, cells_of_payload(op.payload))
             self.any_created = True
         elif result.status == "uncertain":
             self.journal.uncertain(key, result.error, answered=answered)

@@ -56,7 +56,7 @@ def test_plan_needs_no_token_and_sends_nothing(tmp_path: Path) -> None:
         f'row 2: POST /ticket {{"description": "hello", "status": "Closed", '
         f'"requesterChannel": "{CHANNEL}", "tags": ["a", "b"], "formId": "{FORM}"}}',
         f'row 3: PATCH /ticket/{tid} {{"status": "Closed"}}',
-        f"{sheet}: 1 to create, 1 to update, 0 with nothing to send, 0 invalid",
+        f"{sheet}: 1 to create, 1 to update, 0 unchanged, 0 with nothing to send, 0 invalid",
     ]
     assert sheet.read_bytes() == before
 
@@ -66,7 +66,7 @@ def test_push_creates_then_updates_with_json_summary(tmp_path: Path) -> None:
     with Sandbox(token=TOKEN) as sb:
         first = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "--json",
                         env=_env(sb))
-        second = run_cli("push", str(sheet), "--json", env=_env(sb))
+        second = run_cli("push", str(sheet), "--json", env=_env(sb))  # nothing changed
         assert len(sb.tickets()) == 2
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout)
@@ -75,7 +75,8 @@ def test_push_creates_then_updates_with_json_summary(tmp_path: Path) -> None:
         "created": 2, "updated": 0, "unchanged": 0, "failed": 0, "invalid": 0, "skipped": 0,
         "requests": 2}
     assert summary["ignored_columns"] == ["notes"]
-    assert json.loads(second.stdout)["updated"] == 2
+    assert {k: json.loads(second.stdout)[k] for k in ("updated", "unchanged", "requests")} == {
+        "updated": 0, "unchanged": 2, "requests": 0}
     # Off a terminal: plain progress lines on stderr, never a redrawn bar.
     assert "progress: 2/2 rows" in first.stderr and "\r" not in first.stderr
 
@@ -168,7 +169,7 @@ def test_demo_runs_from_any_folder(tmp_path: Path) -> None:
     result = run_cli("demo", "--keep", str(tmp_path / "work"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "10 created with 10 requests" in result.stdout
-    assert "0 created, 10 updated" in result.stdout
+    assert "0 created, 1 updated, 9 unchanged, 1 request" in result.stdout
     assert "3 updated; the sandbox now holds 3 closed tickets" in result.stdout
     assert (tmp_path / "work" / "new-tickets.csv").read_text().splitlines()[0].endswith(
         "ticketId,ticketNumber,syncStatus")

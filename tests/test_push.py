@@ -61,14 +61,13 @@ def test_a_second_push_updates_and_never_duplicates(
         tmp_path: Path, sandbox: Sandbox, api: dict[str, str]) -> None:
     path = write(tmp_path / "t.csv", SHEET)
     bulksync.push(path, form_id=FORM, channel=CHANNEL, **api)
+    path.write_text(path.read_text().replace("VPN drops every 10 minutes,,", "VPN drops every 10 minutes,Low,"))
     second = bulksync.push(path, form_id=FORM, channel=CHANNEL, **api)
-    assert (second.counts["created"], second.counts["updated"]) == (0, 3)
+    assert (second.counts["created"], second.counts["updated"], second.counts["unchanged"]) == (0, 1, 2)
     assert len(sandbox.tickets()) == 3
-    patches = [r for r in sandbox.requests() if r["method"] == "PATCH"]
-    assert len(patches) == 3
-    # An update sends the row's cells, never the create-only defaults.
-    assert all("formId" not in r["body"] and "requesterChannel" not in r["body"] for r in patches)
-    assert read_table(path).frame[7].tolist() == ["updated"] * 3
+    (patch,) = [r for r in sandbox.requests() if r["method"] == "PATCH"]
+    assert patch["body"] == {"priority": "Low"}
+    assert read_table(path).frame[7].tolist() == ["unchanged", "updated", "unchanged"]
 
 
 @pytest.mark.parametrize("shape", ["observed", "documented"])
@@ -150,7 +149,7 @@ def test_xlsx_gets_ids_and_keeps_everything_else(tmp_path: Path, sandbox: Sandbo
     assert back["Tickets"]["E2"].data_type == "n"
     assert back["Other"]["B2"].value == "keep me"
 
-    second = bulksync.push(path, form_id=FORM, channel=CHANNEL, **api)
+    second = bulksync.push(path, form_id=FORM, channel=CHANNEL, force=True, **api)
     assert (second.counts["created"], second.counts["updated"]) == (0, 2)
     assert len(sandbox.tickets()) == 2
 
