@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import shutil
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,11 +24,12 @@ from bulksync.sheets.read import Table, XlsxFormat
 
 __all__ = ["safe_xml", "write_xlsx"]
 
-NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 DOC_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 _REF = re.compile(r"([A-Z]+)(\d+)")
+NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 NUMERIC_COLUMNS = frozenset({"ticketNumber"})
 
 
@@ -67,7 +69,7 @@ def sheet_part(path: Path, package: zipfile.ZipFile, sheet: str) -> str:
         raise SheetError(path, "is not a workbook package (no workbook part)")
     book = safe_xml(path, workbook, package.read(workbook))
     rid = None
-    for node in book.iter(f"{{{NS}}}sheet"):
+    for node in book.iter(f"{NS}sheet"):
         if node.get("name") == sheet:
             rid = node.get(f"{{{DOC_REL_NS}}}id")
     targets = {rel.get("Id"): rel.get("Target", "")
@@ -101,102 +103,277 @@ def _set_value(cell: Any, value: str, numeric: bool) -> None:
     if value == "":
         return
     if numeric and value.isdigit():
-        etree.SubElement(cell, f"{{{NS}}}v").text = value
+        etree.SubElement(cell, f"{NS}v").text = value
         return
     # An inline string is text to Excel: a value starting with "=" can never become a formula.
     cell.set("t", "inlineStr")
-    t = etree.SubElement(etree.SubElement(cell, f"{{{NS}}}is"), f"{{{NS}}}t")
+    t = etree.SubElement(etree.SubElement(cell, f"{NS}is"), f"{NS}t")
     t.text = value
     if value != value.strip():
         t.set(XML_SPACE, "preserve")
 
 
-def _put(row: Any, row_number: int, col: int, value: str, *, numeric: bool,
+def _put(row: Any, row_number: int, values: Mapping[int, str], *, numeric: frozenset[int],
          style: str | None = None) -> None:
+    """Set the cells of ``row`` at the given column positions, in one pass over the row."""
     from lxml import etree
 
-    cells = row.findall(f"{{{NS}}}c")
+    cells = row.findall(f"{NS}c")
+    existing: dict[int, Any] = {}
     position = -1
-    insert_at = len(row)
     for cell in cells:
         position = _cell_position(cell, position)
-        if position == col:
-            _set_value(cell, value, numeric)
+        existing[position] = cell
+    last = position
+    for col in sorted(values):
+        value = values[col]
+        cell = existing.get(col)
+        if cell is not None:
+            _set_value(cell, value, col in numeric)
             if value == "" and cell.get("s") is None:
                 row.remove(cell)
-            return
-        if position > col:
-            insert_at = row.index(cell)
-            break
-    else:
-        # After the last cell, but before any extension element (<extLst>) of the row.
-        insert_at = row.index(cells[-1]) + 1 if cells else 0
-    if value == "" and style is None:
-        return
-    cell = etree.Element(f"{{{NS}}}c", r=f"{column_letter(col)}{row_number}")
-    if style is not None:
-        cell.set("s", style)
-    _set_value(cell, value, numeric)
-    row.insert(insert_at, cell)
+            continue
+        if value == "" and style is None:
+            continue
+        cell = etree.Element(f"{NS}c", r=f"{column_letter(col)}{row_number}")
+        if style is not None:
+            cell.set("s", style)
+        _set_value(cell, value, col in numeric)
+        if col > last:
+            # After the last cell, but before any extension element (<extLst>) of the row.
+            anchor = existing.get(last)
+            row.insert(row.index(anchor) + 1 if anchor is not None else 0, cell)
+            last = col
+        else:
+            after = min(p for p in existing if p > col)
+            row.insert(row.index(existing[after]), cell)
+        existing[col] = cell
     spans = row.get("spans")
-    if spans and ":" in spans:
+    if spans and ":" in spans and values:
         low, high = spans.split(":", 1)
-        if high.isdigit() and int(high) < col + 1:
-            row.set("spans", f"{low}:{col + 1}")
+        top = max(values) + 1
+        if high.isdigit() and int(high) < top:
+            row.set("spans", f"{low}:{top}")
 
 
-def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
-                cells: Mapping[int, Mapping[str, str]], columns: tuple[str, ...]) -> bytes:
-    from lxml import etree
-
-    root = safe_xml(path, part, xml)
-    data = root.find(f"{{{NS}}}sheetData")
-    if data is None:
-        raise SheetError(path, f"{part} has no sheetData")
-    rows: dict[int, Any] = {}
-    previous = 0
-    for row in data.iterchildren(f"{{{NS}}}row"):
-        r = row.get("r")
-        previous = int(r) if r and r.isdigit() else previous + 1
-        rows[previous] = row
-
+def _column_positions(header: tuple[str, ...], columns: tuple[str, ...]) -> tuple[dict[str, int],
+                                                                                  dict[int, str], int]:
+    """(column name → position, new header cells by position, the width after adding them)."""
     names = [h.strip() for h in header]
     width = len(names)
     position: dict[str, int] = {}
-    header_row = rows.get(1)
-    header_style = None
-    if header_row is not None and width:
-        last = -1
-        for cell in header_row.findall(f"{{{NS}}}c"):
-            last = _cell_position(cell, last)
-            if last == width - 1:
-                header_style = cell.get("s")
+    new_headers: dict[int, str] = {}
     for name in columns:
         if name in names:
             position[name] = names.index(name)
         else:
             position[name] = width
-            if header_row is None:
-                header_row = etree.Element(f"{{{NS}}}row", r="1")
-                data.insert(0, header_row)
-                rows[1] = header_row
-            _put(header_row, 1, width, name, numeric=False, style=header_style)
+            new_headers[width] = name
             width += 1
+    return position, new_headers, width
 
+
+# -- the fast path: the worksheet as text ----------------------------------------
+
+_ROW = re.compile(rb"<row\b([^>]*?)(?:/>|>(.*?)</row>)", re.S)
+_CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>.*?</c>)", re.S)
+_ATTR_R = re.compile(rb'\sr="([A-Z]*)(\d+)"')
+_ATTR_S = re.compile(rb'\ss="(\d+)"')
+_SPANS = re.compile(rb'\sspans="(\d+):(\d+)"')
+_DIMENSION = re.compile(rb'(<dimension\b[^>]*?\sref=")([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?(")')
+_AFTER_TAG = (b" ", b">", b"/", b"\t", b"\r", b"\n")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _cell_xml(ref: str, value: str, numeric: bool, style: bytes | None) -> bytes:
+    from xml.sax.saxutils import escape
+
+    s = b' s="' + style + b'"' if style is not None else b""
+    if value == "":
+        return b'<c r="' + ref.encode() + b'"' + s + b"/>"
+    if numeric and value.isdigit():
+        return b'<c r="' + ref.encode() + b'"' + s + b"><v>" + value.encode() + b"</v></c>"
+    text = escape(_NOT_XML.sub("\ufffd", value)).encode("utf-8")
+    space = b' xml:space="preserve"' if value != value.strip() else b""
+    # An inline string is text to Excel: a value starting with "=" can never become a formula.
+    return (b'<c r="' + ref.encode() + b'"' + s + b' t="inlineStr"><is><t' + space + b">" + text
+            + b"</t></is></c>")
+
+
+def _tail_cells(content: bytes, first: int) -> tuple[int, list[tuple[int, re.Match[bytes]]]] | None:
+    """Where the cells at column ``first`` or later begin in a row's content, and those cells.
+
+    Walks back from the end: bulksync's columns are usually the last ones, so only
+    they are parsed; None when the row holds something a text patch cannot be sure of.
+    """
+    cells: list[tuple[int, re.Match[bytes]]] = []
+    start = end = len(content)
+    while True:
+        i = content.rfind(b"<c", 0, end)
+        while i >= 0 and content[i + 2:i + 3] not in _AFTER_TAG:
+            i = content.rfind(b"<c", 0, i)
+        if i < 0:
+            break
+        m = _CELL.match(content, i)
+        if m is None or content[m.end():start].strip():
+            return None
+        ref = _ATTR_R.search(m.group(1))
+        if ref is None or not ref.group(1):
+            return None
+        col = _column_index(ref.group(1).decode())
+        if col < first:
+            break
+        cells.append((col, m))
+        start = end = i
+    cells.reverse()
+    return start, cells
+
+
+def _patch_row(attrs: bytes, content: bytes, number: int, values: Mapping[int, str],
+               numeric: frozenset[int], style: bytes | None) -> bytes | None:
+    """The row with ``values`` set (column position → text), or None if it needs the tree."""
+    if b"<extLst" in content:
+        return None
+    found = _tail_cells(content, min(values))
+    if found is None:
+        return None
+    start, tail = found
+    pieces: list[tuple[int, bytes]] = []
+    for col, m in tail:
+        if col not in values:
+            pieces.append((col, m.group()))
+            continue
+        old_style = _ATTR_S.search(m.group(1))
+        if values[col] == "" and old_style is None:
+            pieces.append((col, b""))
+            continue
+        pieces.append((col, _cell_xml(f"{column_letter(col)}{number}", values[col], col in numeric,
+                                      old_style.group(1) if old_style else None)))
+    present = {col for col, _ in tail}
+    for col, value in values.items():
+        if col not in present and (value != "" or style is not None):
+            pieces.append((col, _cell_xml(f"{column_letter(col)}{number}", value, col in numeric, style)))
+    pieces.sort(key=lambda p: p[0])
+    spans = _SPANS.search(attrs)
+    if spans and values:
+        top = max(values) + 1
+        if int(spans.group(2)) < top:
+            attrs = attrs[:spans.start()] + b' spans="' + spans.group(1) + b":" + str(top).encode() \
+                + b'"' + attrs[spans.end():]
+    return (b"<row" + attrs + b">" + content[:start] + b"".join(p for _, p in pieces)
+            + b"</row>")
+
+
+def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping[str, str]],
+                columns: tuple[str, ...]) -> bytes | None:
+    """Patch the worksheet as text; None when the layout needs the tree (the slow path)."""
+    if not re.search(rb"<worksheet[\s>]", xml[:4096]) or b"<x:" in xml[:4096]:
+        return None
+    start = xml.find(b"<sheetData>")
+    end = xml.find(b"</sheetData>")
+    if start < 0 or end < 0:
+        return None
+    position, new_headers, width = _column_positions(header, columns)
+    numeric = frozenset(position[n] for n in NUMERIC_COLUMNS if n in position)
+    wanted: dict[int, dict[int, str]] = {
+        number: {position[name]: value for name, value in row.items()} for number, row in cells.items()}
+    header_style: bytes | None = None
+    out: list[bytes] = [xml[:start + len(b"<sheetData>")]]
+    data_start = start + len(b"<sheetData>")
+    cursor = data_start
+    seen: set[int] = set()
+    for m in _ROW.finditer(xml, data_start, end):
+        ref = _ATTR_R.search(m.group(1))
+        if ref is None or ref.group(1):
+            return None
+        number = int(ref.group(2))
+        seen.add(number)
+        values = dict(wanted.get(number, {}))
+        style = None
+        if number == 1 and new_headers:
+            for c in _CELL.finditer(m.group(2) or b""):
+                r = _ATTR_R.search(c.group(1))
+                if r and r.group(1) and _column_index(r.group(1).decode()) == len(header) - 1:
+                    s = _ATTR_S.search(c.group(1))
+                    header_style = s.group(1) if s else None
+            values.update(new_headers)
+            style = header_style
+        if not values:
+            continue
+        patched = _patch_row(m.group(1), m.group(2) or b"", number, values, numeric, style)
+        if patched is None:
+            return None
+        out.append(xml[cursor:m.start()])
+        out.append(patched)
+        cursor = m.end()
+    if any(n not in seen for n in wanted) or (new_headers and 1 not in seen):
+        return None  # a row to write has no element yet: the tree inserts it in place
+    out.append(xml[cursor:])
+    text = b"".join(out)
+    dim = _DIMENSION.search(text, 0, start)
+    if dim:
+        last_col = max(_column_index((dim.group(4) or dim.group(2)).decode()), width - 1)
+        last_row = max(int(dim.group(5) or dim.group(3)), max(seen) if seen else 1)
+        text = (text[:dim.start()] + dim.group(1) + dim.group(2) + dim.group(3) + b":"
+                + column_letter(last_col).encode() + str(last_row).encode() + dim.group(6)
+                + text[dim.end():])
+    return text
+
+
+# -- the slow path: the worksheet as a tree ------------------------------------------
+
+def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
+                cells: Mapping[int, Mapping[str, str]], columns: tuple[str, ...]) -> bytes:
+    """The worksheet XML with bulksync's cells written; every other byte kept where it can be."""
+    from lxml import etree
+
+    if b"<!DOCTYPE" in xml[:4096] or b"<!ENTITY" in xml[:4096]:
+        safe_xml(path, part, xml)  # raises the refusal
+    fast = _patch_text(xml, header, cells, columns)
+    if fast is not None:
+        return fast
+    root = safe_xml(path, part, xml)
+    data = root.find(f"{NS}sheetData")
+    if data is None:
+        raise SheetError(path, f"{part} has no sheetData")
+    rows: dict[int, Any] = {}
+    previous = 0
+    for row in data.iterchildren(f"{NS}row"):
+        r = row.get("r")
+        previous = int(r) if r and r.isdigit() else previous + 1
+        rows[previous] = row
+
+    position, new_headers, width = _column_positions(header, columns)
+    header_row = rows.get(1)
+    header_style = None
+    if header_row is not None and header:
+        last = -1
+        for cell in header_row.findall(f"{NS}c"):
+            last = _cell_position(cell, last)
+            if last == len(header) - 1:
+                header_style = cell.get("s")
+    if new_headers:
+        if header_row is None:
+            header_row = etree.Element(f"{NS}row", r="1")
+            data.insert(0, header_row)
+            rows[1] = header_row
+        _put(header_row, 1, new_headers, numeric=frozenset(), style=header_style)
+
+    numeric = frozenset(position[n] for n in NUMERIC_COLUMNS if n in position)
     for number in sorted(cells):
         row = rows.get(number)
         if row is None:
-            row = etree.Element(f"{{{NS}}}row", r=str(number))
+            row = etree.Element(f"{NS}row", r=str(number))
             later = [n for n in rows if n > number]
             if later:
                 data.insert(data.index(rows[min(later)]), row)
             else:
                 data.append(row)
             rows[number] = row
-        for name, value in cells[number].items():
-            _put(row, number, position[name], value, numeric=name in NUMERIC_COLUMNS)
+        _put(row, number, {position[name]: value for name, value in cells[number].items()},
+             numeric=numeric)
 
-    dimension = root.find(f"{{{NS}}}dimension")
+    dimension = root.find(f"{NS}dimension")
     if dimension is not None:
         ref = dimension.get("ref", "")
         m = re.fullmatch(r"([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?", ref)
@@ -204,8 +381,28 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
             last_col = max(_column_index(m.group(3) or m.group(1)), width - 1)
             last_row = max(int(m.group(4) or m.group(2)), max(rows) if rows else 1)
             dimension.set("ref", f"{m.group(1)}{m.group(2)}:{column_letter(last_col)}{last_row}")
-    out: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
-    return out
+    body: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+    return _declaration(xml) + body
+
+
+def _declaration(xml: bytes) -> bytes:
+    """The part's own XML declaration and the whitespace after it, as written."""
+    if not xml.startswith(b"<?xml"):
+        return b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n'
+    end = xml.index(b"?>") + 2
+    while end < len(xml) and xml[end:end + 1] in (b"\r", b"\n", b" ", b"\t"):
+        end += 1
+    return xml[:end]
+
+
+def _fresh(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    """A copy of ``info`` for writing (same name, date, compression and attributes)."""
+    copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+    copy.compress_type = info.compress_type
+    copy.external_attr = info.external_attr
+    copy.create_system = info.create_system
+    copy.comment = info.comment
+    return copy
 
 
 def write_xlsx(table: Table, cells: Mapping[int, Mapping[str, str]], *,
@@ -225,7 +422,13 @@ def write_xlsx(table: Table, cells: Mapping[int, Mapping[str, str]], *,
         def write(f: IO[bytes]) -> None:
             with zipfile.ZipFile(f, "w") as out:
                 for info in package.infolist():
-                    out.writestr(info, patched if info.filename == part else package.read(info))
+                    if info.filename == part:
+                        out.writestr(info, patched)
+                        continue
+                    # Streamed in chunks: memory does not grow with images or other sheets.
+                    with package.open(info) as src, out.open(_fresh(info), "w",
+                                                             force_zip64=info.file_size > 2**31) as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
 
         replace_file(target, write, like=table.path)
     return target

@@ -1,0 +1,291 @@
+"""Round trip: push, edit, push again — only what changed is sent, the file comes back as it was."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+import bulksync
+from bulksync.sandbox import Sandbox
+from bulksync.sheets.read import read_table
+from tests.conftest import CHANNEL, FIELD, FORM, TOKEN, run_cli, write
+
+OTHER = "d3c9f1a2-7b64-4e08-9a5d-2c6e8b1f3a70"
+DATA = Path(__file__).parent / "data"
+DEFAULTS = {"form_id": FORM, "channel": CHANNEL}
+SHEET = (f"description,priority,assignee,tags,customField_{FIELD},customField_{OTHER}\n"
+         "Printer jams,High,U05KQ2M8Z1A,\"hardware, printer\",IT,Gold\n"
+         "VPN drops,Medium,,network,IT,Silver\n"
+         "Wrong VAT,Low,U02R4T6Y8U0,billing,Billing,Gold\n")
+
+
+def _patches(sb: Sandbox) -> list[tuple[str, object]]:
+    return [(r["path"].rsplit("/", 1)[1], r["body"]) for r in sb.requests() if r["method"] == "PATCH"]
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+@pytest.fixture
+def pushed(tmp_path: Path, sandbox: Sandbox, api: dict[str, str]) -> Path:
+    path = write(tmp_path / "t.csv", SHEET)
+    assert bulksync.push(path, **DEFAULTS, **api).counts["created"] == 3
+    return path
+
+
+def _ids(path: Path) -> list[str]:
+    table = read_table(path)
+    position = table.position("ticketId")
+    assert position is not None
+    return table.frame[position].tolist()
+
+
+def test_an_unchanged_push_sends_nothing(pushed: Path, sandbox: Sandbox, api: dict[str, str]) -> None:
+    before = len(sandbox.requests())
+    result = bulksync.push(pushed, **DEFAULTS, **api)
+    assert result.requests == 0 and len(sandbox.requests()) == before
+    assert (result.counts["unchanged"], result.ok) == (3, True)
+
+
+def test_two_edited_cells_send_two_patches_with_only_those_fields(
+        pushed: Path, sandbox: Sandbox, api: dict[str, str]) -> None:
+    ids = _ids(pushed)
+    _edit(pushed, "VPN drops,Medium", "VPN drops,High")
+    _edit(pushed, "Billing,Gold", "Billing,Platinum")  # one custom field of two
+    result = bulksync.push(pushed, **DEFAULTS, **api)
+    assert (result.counts["updated"], result.counts["unchanged"], result.requests) == (2, 1, 2)
+    assert sorted(_patches(sandbox), key=str) == sorted([
+        (ids[1], {"priority": "High"}),
+        (ids[2], {"customFields": [{"fieldId": OTHER, "value": "Platinum"}]}),
+    ], key=str)
+    tickets = {t["id"]: t for t in sandbox.tickets()}
+    assert {cf["fieldId"]: cf["value"] for cf in tickets[ids[2]]["customFields"]} == {
+        FIELD: "Billing", OTHER: "Platinum"}
+
+
+def test_emptied_cells_clear_the_field(pushed: Path, sandbox: Sandbox, api: dict[str, str]) -> None:
+    ids = _ids(pushed)
+    _edit(pushed, "Printer jams,High,U05KQ2M8Z1A,\"hardware, printer\"", "Printer jams,,,")
+    bulksync.push(pushed, **DEFAULTS, **api)
+    assert _patches(sandbox) == [(ids[0], {"priority": None, "assignee": None, "tags": []})]
+    ticket = next(t for t in sandbox.tickets() if t["id"] == ids[0])
+    assert (ticket["priority"], ticket["assignee"], ticket["tags"]) == (None, None, [])
+
+
+def test_a_field_the_api_cannot_empty_is_a_validation_error(
+        pushed: Path, sandbox: Sandbox, api: dict[str, str]) -> None:
+    _edit(pushed, "Wrong VAT,", ",")
+    before, count = pushed.read_bytes(), len(sandbox.requests())
+    result = run_cli("push", str(pushed), "--form-id", FORM, "--channel", CHANNEL,
+                     env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
+    assert result.returncode == 1
+    assert (f"{pushed}: row 4, column description: was 'Wrong VAT' and is now empty, but the API "
+            "cannot empty description; put a value back") in result.stderr
+    assert pushed.read_bytes() == before and len(sandbox.requests()) == count
+    assert "row 4, column description" in run_cli("validate", str(pushed), "--form-id", FORM,
+                                                   "--channel", CHANNEL).stdout
+
+
+def test_plan_shows_old_and_new(pushed: Path) -> None:
+    ids = _ids(pushed)
+    _edit(pushed, "VPN drops,Medium", "VPN drops,High")
+    _edit(pushed, "Printer jams,High,U05KQ2M8Z1A", "Printer jams,High,")
+    result = run_cli("plan", str(pushed), "--form-id", FORM, "--channel", CHANNEL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"row 2: PATCH /ticket/{ids[0]}",
+        '    assignee: "U05KQ2M8Z1A" → (empty)',
+        f"row 3: PATCH /ticket/{ids[1]}",
+        '    priority: "Medium" → "High"',
+        f"{pushed}: 0 to create, 2 to update, 1 unchanged, 0 with nothing to send, 0 invalid",
+    ]
+
+
+def test_force_sends_every_row_in_full(pushed: Path, sandbox: Sandbox, api: dict[str, str]) -> None:
+    result = bulksync.push(pushed, force=True, **DEFAULTS, **api)
+    assert (result.counts["updated"], result.requests) == (3, 3)
+    bodies = [body for _, body in _patches(sandbox)]
+    assert {"description": "VPN drops", "priority": "Medium", "tags": ["network"],
+            "customFields": [{"fieldId": FIELD, "value": "IT"},
+                             {"fieldId": OTHER, "value": "Silver"}]} in bodies
+
+
+def test_set_values_count_as_sent_and_absent_columns_are_left_alone(
+        pushed: Path, sandbox: Sandbox, api: dict[str, str]) -> None:
+    assert bulksync.push(pushed, set={"status": "Closed"}, **api).counts["updated"] == 3
+    again = bulksync.push(pushed, set={"status": "Closed"}, **api)
+    assert again.requests == 0
+    # Without --set the sheet has no status column: status is not this sheet's to clear.
+    assert bulksync.push(pushed, **DEFAULTS, **api).requests == 0
+
+
+def test_without_a_baseline_rows_send_their_cells(tmp_path: Path, pushed: Path, sandbox: Sandbox,
+                                                  api: dict[str, str]) -> None:
+    ids = _ids(pushed)
+    close = write(tmp_path / "close.csv", "ticketId,priority\n" + "".join(f"{i},Low\n" for i in ids[:2]))
+    result = bulksync.push(close, **api)
+    assert result.counts["updated"] == 2
+    assert sorted(_patches(sandbox), key=str) == sorted([(ids[0], {"priority": "Low"}),
+                                                         (ids[1], {"priority": "Low"})], key=str)
+
+
+# -- fidelity ------------------------------------------------------------------
+
+NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+
+
+def _parts(path: Path) -> list[tuple[str, int, bytes]]:
+    with zipfile.ZipFile(path) as z:
+        return [(i.filename, i.compress_type, z.read(i)) for i in z.infolist()]
+
+
+def _without_columns(xml: bytes, letters: set[str]) -> tuple[bytes, list[bytes]]:
+    """(the worksheet with the cells in ``letters`` and the dimension/spans removed, its rows)."""
+    root = etree.fromstring(xml)
+    for cell in root.iter(f"{NS}c"):
+        if re.match(r"[A-Z]+", cell.get("r", "")).group() in letters:  # type: ignore[union-attr]
+            cell.getparent().remove(cell)
+    for row in root.iter(f"{NS}row"):
+        row.attrib.pop("spans", None)
+    dimension = root.find(f"{NS}dimension")
+    if dimension is not None:
+        dimension.set("ref", "")
+    return etree.tostring(root, method="c14n"), [etree.tostring(r, method="c14n") for r in root.iter(f"{NS}row")]
+
+
+@pytest.mark.parametrize("name", ["rich.xlsx", "rich.xlsm"])
+def test_a_rich_workbook_keeps_every_other_part_byte_identical(
+        tmp_path: Path, sandbox: Sandbox, api: dict[str, str], name: str) -> None:
+    path = tmp_path / name
+    shutil.copy(DATA / name, path)
+    before = _parts(path)
+    result = bulksync.push(path, **DEFAULTS, **api)
+    assert result.counts["created"] == 3, result.summary()
+    after = _parts(path)
+    assert [(n, c) for n, c, _ in after] == [(n, c) for n, c, _ in before]  # same parts, same order
+    changed = [n for (n, _, a), (_, _, b) in zip(before, after, strict=True) if a != b]
+    assert changed == ["xl/worksheets/sheet1.xml"]
+
+    old_xml = dict((n, d) for n, _, d in before)["xl/worksheets/sheet1.xml"]
+    new_xml = dict((n, d) for n, _, d in after)["xl/worksheets/sheet1.xml"]
+    # Outside bulksync's three new columns (H, I, J) the worksheet is the same, to the attribute.
+    assert _without_columns(new_xml, {"H", "I", "J"}) == _without_columns(old_xml, set())
+    # Prefixes as written (mc:Ignorable names them), cached formula values, header style.
+    assert new_xml.startswith(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n<worksheet ')
+    assert b'mc:Ignorable="x14ac xr"' in new_xml and b'x14ac:dyDescent="0.25"' in new_xml
+    assert b"<f>E2*80</f><v>160</v>" in new_xml
+    assert b'<c r="H1" s="1" t="inlineStr"><is><t>ticketId</t></is></c>' in new_xml
+    assert b'<dimension ref="A1:J4"/>' in new_xml
+    table = read_table(path)
+    assert table.header[7:] == ("ticketId", "ticketNumber", "syncStatus")
+    assert table.frame[5].tolist() == ["160", "400", "80"]
+
+
+def test_owned_cells_never_become_formulas(tmp_path: Path) -> None:
+    from bulksync.sheets.write_xlsx import write_xlsx
+
+    path = tmp_path / "t.xlsx"
+    shutil.copy(DATA / "rich.xlsx", path)
+    write_xlsx(read_table(path), {2: {"syncStatus": "failed", "syncError": '=HYPERLINK("http://x","y")'},
+                                  3: {"syncStatus": "failed", "syncError": "+1", "ticketNumber": "-3"}},
+               columns=("ticketNumber", "syncStatus", "syncError"))
+    with zipfile.ZipFile(path) as z:
+        xml = z.read("xl/worksheets/sheet1.xml").decode()
+    assert '<c r="J2" t="inlineStr"><is><t>=HYPERLINK("http://x","y")</t></is></c>' in xml
+    assert '<c r="J3" t="inlineStr"><is><t>+1</t></is></c>' in xml
+    assert '<c r="H3" t="inlineStr"><is><t>-3</t></is></c>' in xml  # not a number: text
+
+
+def test_an_edit_in_the_workbook_sends_one_patch(tmp_path: Path, sandbox: Sandbox,
+                                                 api: dict[str, str]) -> None:
+    path = tmp_path / "t.xlsx"
+    shutil.copy(DATA / "rich.xlsx", path)
+    bulksync.push(path, **DEFAULTS, **api)
+    # As Excel would save an edited cell: the same package, one value changed.
+    parts = _parts(path)
+    with zipfile.ZipFile(path, "w") as z:
+        for name, compression, data in parts:
+            if name == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"<t>Medium</t>", b"<t>CRITICAL</t>")
+            z.writestr(zipfile.ZipInfo(name), data, compress_type=compression)
+    result = bulksync.push(path, **DEFAULTS, **api)
+    assert (result.counts["updated"], result.counts["unchanged"]) == (1, 2)
+    assert [body for _, body in _patches(sandbox)] == [{"priority": "CRITICAL"}]
+
+
+def test_a_semicolon_csv_with_bom_and_crlf_keeps_every_byte(tmp_path: Path, sandbox: Sandbox,
+                                                            api: dict[str, str]) -> None:
+    original = ('"description";"priority";"notes"\r\n'
+                '"Printer jams";"High";"call ""Bob""; twice"\r\n'
+                'VPN drops;Medium;"two\r\nlines"\r\n'
+                '\r\n'
+                '"Wrong VAT";Low;\r\n')
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + original.encode("utf-8"))
+    result = bulksync.push(path, **DEFAULTS, **api)
+    assert result.ok
+    ids = {row: r.ticket_id for row, r in result.results.items()}
+    nums = {row: r.ticket_number for row, r in result.results.items()}
+    expected = ('"description";"priority";"notes";ticketId;ticketNumber;syncStatus\r\n'
+                f'"Printer jams";"High";"call ""Bob""; twice";{ids[2]};{nums[2]};created\r\n'
+                f'VPN drops;Medium;"two\r\nlines";{ids[3]};{nums[3]};created\r\n'
+                '\r\n'
+                f'"Wrong VAT";Low;;{ids[5]};{nums[5]};created\r\n')
+    assert path.read_bytes() == b"\xef\xbb\xbf" + expected.encode("utf-8")
+    # And a second push of the unchanged file sends nothing and changes only syncStatus.
+    again = bulksync.push(path, **DEFAULTS, **api)
+    assert again.requests == 0
+    assert path.read_bytes() == b"\xef\xbb\xbf" + expected.replace("created", "unchanged").encode("utf-8")
+
+
+def _sheet_xml(name: str) -> bytes:
+    with zipfile.ZipFile(DATA / name) as z:
+        return z.read("xl/worksheets/sheet1.xml")
+
+
+HEADER = ("description", "priority", "status", "assignee", "hours", "cost", "notes")
+CELLS = {2: {"ticketId": "a-1", "ticketNumber": "7", "syncStatus": "created"},
+         4: {"ticketId": "a-3", "ticketNumber": "9", "syncStatus": "created"}}
+OWNED = ("ticketId", "ticketNumber", "syncStatus")
+
+
+def test_the_text_path_and_the_tree_path_write_the_same_cells() -> None:
+    from bulksync.sheets.write_xlsx import _patch_text, patch_sheet
+
+    xml = _sheet_xml("rich.xlsx")
+    fast = _patch_text(xml, HEADER, CELLS, OWNED)
+    assert fast is not None  # an Excel-like worksheet takes the text path
+    # The same sheet with its main namespace under a prefix (as some libraries write it)
+    # must take the tree path, and come out with the same cells.
+    prefixed = re.sub(rb"<(/?)(worksheet|sheetData|row|c|v|f|is|t|dimension)\b", rb"<\1x:\2", xml)
+    prefixed = prefixed.replace(b'<x:worksheet xmlns="', b'<x:worksheet xmlns:x="')
+    assert _patch_text(prefixed, HEADER, CELLS, OWNED) is None
+    slow = patch_sheet(Path("t.xlsx"), "sheet1.xml", prefixed, HEADER, CELLS, OWNED)
+
+    def cells(data: bytes) -> dict[str, str]:
+        root = etree.fromstring(data)
+        return {c.get("r"): "".join(c.itertext()) for c in root.iter(f"{NS}c")}
+
+    assert cells(fast) == cells(slow)
+    assert cells(fast)["H2"] == "a-1" and cells(fast)["I4"] == "9" and cells(fast)["J1"] == "syncStatus"
+    assert b'<x:c r="H1" s="1" t="inlineStr">' in slow
+
+
+def test_existing_owned_cells_are_replaced_in_place(tmp_path: Path) -> None:
+    from bulksync.sheets.write_xlsx import _patch_text
+
+    xml = _sheet_xml("rich.xlsx")
+    once = _patch_text(xml, HEADER, CELLS, OWNED)
+    assert once is not None
+    twice = _patch_text(once, (*HEADER, *OWNED), {2: {"syncStatus": "unchanged"}}, OWNED)
+    assert twice is not None
+    assert twice.count(b'r="J2"') == 1 and b"<t>unchanged</t>" in twice
+    assert twice.replace(b"<t>unchanged</t>", b"<t>created</t>") == once
