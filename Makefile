@@ -19,6 +19,7 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/sandbox_throughput.py
+	$(BIN)/python bench/xlsx_writeback.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check bulksync tests
