@@ -138,6 +138,13 @@ class ValidationReport:
     def lines(self) -> list[str]:
         return [p.line(self.path) for p in self.problems]
 
+    def renamed(self, source_of: Mapping[str, str]) -> ValidationReport:
+        """This report naming the columns the user's sheet has (a mapping's sources)."""
+        problems = tuple(Problem(p.row_number, f"{source_of[p.column]} (→ {p.column})", p.message)
+                         if p.column is not None and p.column in source_of else p
+                         for p in self.problems)
+        return ValidationReport(self.path, self.rows, problems, self.ignored_columns)
+
     def with_problems(self, more: tuple[Problem, ...]) -> ValidationReport:
         """This report with ``more`` problems, kept in row order."""
         problems = sorted((*self.problems, *more), key=lambda p: p.row_number)

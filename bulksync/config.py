@@ -12,17 +12,38 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from bulksync.api import DEFAULT_API_URL
 from bulksync.columns import Defaults
 from bulksync.errors import UsageError
 
-__all__ = ["CONFIG_NAME", "Settings", "resolve_settings"]
+if TYPE_CHECKING:
+    from bulksync.mapping import ColumnMapping, Comment, Users
+
+__all__ = ["CONFIG_NAME", "Settings", "SheetOptions", "resolve_settings"]
+
+
+class SheetOptions(TypedDict, total=False):
+    """The options every command that reads a sheet takes (see :func:`resolve_settings`)."""
+
+    sheet: str | None
+    config: Path | str | None
+    form_id: str | None
+    channel: str | None
+    set: Mapping[str, str] | None
+    mapping: str | Path | None
+    users: str | Path | None
+    comments: str | Path | None
+    default_requester: str | None
+    legacy_url: str | None
 
 CONFIG_NAME = "bulksync.toml"
-_KEYS: dict[str, type | tuple[type, ...]] = {"api_url": str, "form_id": str, "channel": str, "sheet": str, "concurrency": int,
-         "rate": (int, float), "set": dict}
+_KEYS: dict[str, type | tuple[type, ...]] = {
+    "api_url": str, "form_id": str, "channel": str, "sheet": str, "concurrency": int,
+    "rate": (int, float), "set": dict, "mapping": str, "users": str, "comments": str,
+    "default_requester": str, "legacy_url": str,
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +56,10 @@ class Settings:
     concurrency: int = 4
     rate: float | None = None
     config_path: Path | None = None
+    mapping: ColumnMapping | None = None
+    users: Users | None = None
+    comments: Mapping[str, list[Comment]] | None = None
+    default_requester: str | None = None
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -64,9 +89,16 @@ def _load(path: Path) -> dict[str, Any]:
 def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None,
                      sheet: str | None = None, form_id: str | None = None,
                      channel: str | None = None, set: Mapping[str, str] | None = None,
-                     api_url: str | None = None, concurrency: int | None = None,
-                     rate: float | None = None) -> Settings:
-    """Merge options, environment and the config file into Settings."""
+                     mapping: str | Path | None = None, users: str | Path | None = None,
+                     comments: str | Path | None = None, default_requester: str | None = None,
+                     legacy_url: str | None = None, api_url: str | None = None,
+                     concurrency: int | None = None, rate: float | None = None) -> Settings:
+    """Merge options, environment and the config file into Settings (files named in the
+    config file are relative to it); load the mapping, users and comments files."""
+    from dataclasses import replace
+
+    from bulksync.mapping import load_comments, load_mapping, load_users
+
     config_path: Path | None
     if config is not None:
         config_path = Path(config)
@@ -76,6 +108,14 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
         beside = Path(sheet_path).parent / CONFIG_NAME
         config_path = beside if beside.is_file() else None
     data = _load(config_path) if config_path else {}
+
+    def from_config(key: str) -> Path | str | None:
+        value: str | None = data.get(key)
+        if value is None or key == "mapping" and not Path(value).suffix:
+            return value  # a preset name, not a path
+        assert config_path is not None
+        return config_path.parent / value
+
     values = {**data.get("set", {}), **(set or {})}
     conc = concurrency if concurrency is not None else data.get("concurrency", 4)
     if conc < 1:
@@ -86,6 +126,13 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
     defaults = Defaults(form_id=form_id or data.get("form_id"),
                         channel=channel or data.get("channel"), set=values)
     defaults.check()
+    mapping_source = mapping or from_config("mapping")
+    the_mapping = load_mapping(mapping_source) if mapping_source else None
+    url = legacy_url or data.get("legacy_url")
+    if the_mapping is not None and url:
+        the_mapping = replace(the_mapping, url=url)
+    users_source = users or from_config("users")
+    comments_source = comments or from_config("comments")
     return Settings(
         defaults=defaults,
         sheet=sheet or data.get("sheet"),
@@ -93,4 +140,8 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
         concurrency=conc,
         rate=float(pace) if pace is not None else None,
         config_path=config_path,
+        mapping=the_mapping,
+        users=load_users(users_source) if users_source else None,
+        comments=load_comments(comments_source) if comments_source else None,
+        default_requester=default_requester or data.get("default_requester"),
     )

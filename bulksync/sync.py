@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from bulksync.columns import (
     OWNED_COLUMNS,
@@ -19,9 +19,10 @@ from bulksync.columns import (
     select_rows,
     validate_rows,
 )
-from bulksync.config import Settings, resolve_settings
+from bulksync.config import Settings, SheetOptions, resolve_settings
 from bulksync.errors import SheetError, TokenMissing
 from bulksync.journal import Journal
+from bulksync.mapping import Mapped, apply_mapping
 from bulksync.plan import Operation, Plan, apply_payload, cells_of_payload, plan_rows
 from bulksync.report import PushResult, RowResult
 from bulksync.sheets.read import CsvFormat, Table, read_table
@@ -39,9 +40,14 @@ TOKEN_ENV = "SUPTASK_API_TOKEN"
 
 @dataclass(frozen=True, eq=False)
 class Loaded:
-    """A sheet read, mapped, validated and planned against its baselines."""
+    """A sheet read, mapped, validated and planned against its baselines.
+
+    ``table`` is the sheet as it is on disk (what is written back into);
+    ``mapped`` is it in Suptask's columns (what is sent).
+    """
 
     table: Table
+    mapped: Mapped
     rows: Rows
     report: ValidationReport
     plan: Plan
@@ -51,47 +57,51 @@ class Loaded:
 def load(path: Path | str, settings: Settings, *, force: bool = False) -> Loaded:
     """Read ``path``, map its columns, validate it and plan it.
 
-    Rows the plan cannot send (a cell emptied that the API cannot empty) are
-    problems of the report, like the schema's. The journal is only read.
+    Problems of the mapping (an unmapped value or user) and of the plan (a cell
+    emptied that the API cannot empty) join the schema's in one report. The
+    journal is only read.
     """
     table = read_table(path, sheet=settings.sheet)
-    rows = select_rows(table, settings.defaults)
+    mapped = apply_mapping(table, settings.mapping, users=settings.users,
+                           default_requester=settings.default_requester, comments=settings.comments)
+    rows = select_rows(mapped.table, settings.defaults)
     report = validate_rows(rows, table.path)
+    if mapped.problems:
+        report = report.with_problems(mapped.problems)
+    if mapped.source_of:
+        report = report.renamed(mapped.source_of)
     if report.sheet_invalid:
-        return Loaded(table, rows, report, Plan(()), settings)
+        return Loaded(table, mapped, rows, report, Plan(()), settings)
     plan = plan_rows(rows, exclude=report.invalid_rows, force=force,
                      baselines=Journal.read_baselines(table.path))
     if plan.problems:
         report = report.with_problems(plan.problems)
-        bad = report.invalid_rows
-        plan = Plan(tuple(op for op in plan.operations if op.row_number not in bad))
-    return Loaded(table, rows, report, plan, settings)
+    bad = report.invalid_rows
+    plan = Plan(tuple(op for op in plan.operations if op.row_number not in bad))
+    return Loaded(table, mapped, rows, report, plan, settings)
 
 
-def validate(path: Path | str, *, sheet: str | None = None, config: Path | str | None = None,
-             form_id: str | None = None, channel: str | None = None,
-             set: Mapping[str, str] | None = None) -> ValidationReport:
+def validate(path: Path | str, **options: Unpack[SheetOptions]) -> ValidationReport:
     """Every problem of the sheet at ``path``, with row numbers and columns. Sends nothing.
 
-    ``form_id``/``channel`` fill rows that create a ticket; ``set`` gives fields a value on
-    every row; ``config`` is a bulksync.toml (default: the one beside the sheet, if any).
+    Options (all optional): ``sheet`` (XLSX worksheet), ``config`` (a bulksync.toml;
+    default: the one beside the sheet), ``form_id``/``channel`` (for rows that create a
+    ticket), ``set`` (fields given one value on every row), ``mapping`` (a mapping file
+    or preset name), ``users`` (users CSV), ``comments`` (comments CSV),
+    ``default_requester``, ``legacy_url``.
     """
-    settings = resolve_settings(path, config=config, sheet=sheet, form_id=form_id,
-                                channel=channel, set=set)
-    return load(path, settings).report
+    return load(path, resolve_settings(path, **options)).report
 
 
-def plan(path: Path | str, *, sheet: str | None = None, config: Path | str | None = None,
-         form_id: str | None = None, channel: str | None = None,
-         set: Mapping[str, str] | None = None, force: bool = False) -> tuple[ValidationReport, Plan]:
+def plan(path: Path | str, *, force: bool = False,
+         **options: Unpack[SheetOptions]) -> tuple[ValidationReport, Plan]:
     """What a push would send for the valid rows, and the report. Needs no token; sends nothing.
 
     Updates carry only what changed since the last push (see :func:`push`), with the
-    changes listed as old → new; ``force`` plans every row in full.
+    changes listed as old → new; ``force`` plans every row in full. Options as for
+    :func:`validate`.
     """
-    settings = resolve_settings(path, config=config, sheet=sheet, form_id=form_id,
-                                channel=channel, set=set)
-    loaded = load(path, settings, force=force)
+    loaded = load(path, resolve_settings(path, **options), force=force)
     return loaded.report, loaded.plan
 
 
@@ -106,11 +116,6 @@ def push(
     *,
     token: str | None = None,
     api_url: str | None = None,
-    sheet: str | None = None,
-    config: Path | str | None = None,
-    form_id: str | None = None,
-    channel: str | None = None,
-    set: Mapping[str, str] | None = None,
     concurrency: int | None = None,
     rate: float | None = None,
     skip_invalid: bool = False,
@@ -120,6 +125,7 @@ def push(
     settle: float = DEFAULT_SETTLE,
     on_progress: ProgressCallback | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    **options: Unpack[SheetOptions],
 ) -> PushResult:
     """Send the sheet's rows to Suptask and write the outcome back into the sheet.
 
@@ -132,14 +138,15 @@ def push(
     After a push the journal remembers what was sent per ticket: the next push
     sends only what changed (an unchanged row: nothing; an emptied ``assignee``
     or ``priority``: null; emptied ``tags``: []); ``force`` sends every row in full.
-    Called from the main thread, Ctrl-C and SIGTERM stop it cleanly.
+    With a mapping that names the legacy ID, each created ticket is linked to the
+    old one, and its comments become replies, oldest first; both are journalled too.
+    Called from the main thread, Ctrl-C and SIGTERM stop it cleanly. Sheet options as
+    for :func:`validate`.
     """
     token = token or os.environ.get(TOKEN_ENV)
     if not token:
         raise TokenMissing()
-    settings = resolve_settings(path, config=config, sheet=sheet, form_id=form_id,
-                                channel=channel, set=set, api_url=api_url,
-                                concurrency=concurrency, rate=rate)
+    settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, rate=rate, **options)
     loaded = load(path, settings, force=force)
     report = loaded.report
     if report.sheet_invalid or (not report.valid and not skip_invalid):

@@ -1,0 +1,463 @@
+"""Mappings: turn another tool's export into Suptask's columns (the map stage, pure).
+
+A mapping is a TOML file (or a bundled preset: ``zendesk``, ``jira``,
+``freshdesk``)::
+
+    integration = "Zendesk"            # integrationType of the link to the old ticket
+    legacy_id = "Id"                   # the old ticket's ID: the row's identity, and the link
+    url = "https://acme.zendesk.com/agent/tickets/{id}"   # optional link URL; {id} = legacy ID
+    tag_separator = " "                # how tags are separated inside a cell
+    comments = "Comment"               # optional: repeated columns "date;author;body" (Jira)
+    comments_public = false            # are those comments public replies?
+
+    [columns]                          # Suptask field = source column
+    requester = "Requester email"
+    tags = "Tags"                      # every column with this header (Jira repeats Labels)
+    "customField_<uuid>" = "Product"
+
+    [description]                      # composed from several columns, empty ones skipped
+    columns = ["Subject", "Description"]
+    separator = "\\n\\n"
+
+    [values.status]                    # value map, matched ignoring case and spaces around
+    map = { new = "Open", solved = "Closed" }
+    default = "Open"                   # optional: without it an unmapped value is a problem
+
+    [fixed]                            # the same value on every row
+    status = "Open"
+
+Users (``--users FILE``) are a CSV with ``user`` and ``slackId`` (and
+optionally ``name``): any value in ``requester`` or ``assignee`` found in
+``user`` becomes that Slack member ID; ``name`` is the display name of replies.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tomllib
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bulksync.columns import (
+    API_FIELDS,
+    CUSTOM_FIELD_PREFIX,
+    MEMBER_PATTERN,
+    OWNED_COLUMNS,
+    Problem,
+    is_uuid,
+)
+from bulksync.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bulksync.sheets.read import Table
+
+__all__ = ["ColumnMapping", "Comment", "Mapped", "Users", "apply_mapping", "load_comments",
+           "load_mapping", "load_users", "preset_names"]
+
+PRESETS_DIR = "presets"
+_KEYS = {"integration", "legacy_id", "url", "tag_separator", "comments", "comments_public",
+         "columns", "description", "values", "fixed"}
+
+
+@dataclass(frozen=True)
+class ValueMap:
+    table: MappingABC[str, str]
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """A parsed, checked mapping file."""
+
+    name: str
+    integration: str = ""
+    legacy_id: str | None = None
+    url: str | None = None
+    tag_separator: str = ","
+    comments: str | None = None
+    comments_public: bool = False
+    columns: MappingABC[str, str] = field(default_factory=dict)
+    description: tuple[str, ...] = ()
+    description_separator: str = "\n\n"
+    values: MappingABC[str, ValueMap] = field(default_factory=dict)
+    fixed: MappingABC[str, str] = field(default_factory=dict)
+
+    def sources(self) -> list[str]:
+        """The source columns this mapping reads, in a sensible order for a template."""
+        out = [self.legacy_id] if self.legacy_id else []
+        out += [c for c in self.description if c not in out]
+        out += [c for c in self.columns.values() if c not in out]
+        if self.comments and self.comments not in out:
+            out.append(self.comments)
+        return out
+
+
+@dataclass(frozen=True)
+class User:
+    slack_id: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Users:
+    """Source user (email, name, legacy ID; matched ignoring case) → Slack member ID and name."""
+
+    by_user: MappingABC[str, User]
+    path: Path | None = None
+
+    def get(self, value: str) -> User | None:
+        return self.by_user.get(value.strip().casefold())
+
+
+@dataclass(frozen=True)
+class Comment:
+    author: str
+    body: str
+    public: bool
+    created_at: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Mapped:
+    """A table in Suptask's columns, plus what the map stage learned on the way."""
+
+    table: Table
+    problems: tuple[Problem, ...]
+    legacy_ids: dict[int, str]
+    comments: dict[int, list[Comment]]
+    source_of: MappingABC[str, str]
+    """Suptask column → the source column it came from, for messages."""
+
+
+def preset_names() -> list[str]:
+    from bulksync.resources import bundled
+
+    return sorted(p.stem for p in (bundled("templates") / PRESETS_DIR).glob("*.toml"))
+
+
+def load_mapping(name_or_path: str | Path) -> ColumnMapping:
+    """A mapping from a TOML file, or a bundled preset by name."""
+    from bulksync.resources import bundled
+
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        preset = bundled("templates") / PRESETS_DIR / f"{name_or_path}.toml"
+        if not preset.is_file():
+            raise UsageError(f"--mapping {name_or_path}: no such file, and not a preset "
+                             f"(presets: {', '.join(preset_names())})")
+        path = preset
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read the mapping ({e.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: not valid TOML: {e}") from None
+    return _parse(path, data)
+
+
+def _fail(path: Path, message: str) -> UsageError:
+    return UsageError(f"{path}: {message}")
+
+
+def _unknown(path: Path, where: str, keys: set[str], known: set[str]) -> None:
+    unknown = sorted(keys - known)
+    if unknown:
+        raise _fail(path, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}"
+                          f"{' in ' + where if where else ''}; known keys are {', '.join(sorted(known))}")
+
+
+def _field_name(path: Path, where: str, name: str) -> str:
+    if name in API_FIELDS or (name.startswith(CUSTOM_FIELD_PREFIX)
+                              and is_uuid(name[len(CUSTOM_FIELD_PREFIX):])):
+        return name
+    raise _fail(path, f"{where}: {name!r} is not a Suptask field ({', '.join(API_FIELDS)} or "
+                      "customField_<uuid>)")
+
+
+def _text(path: Path, where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _fail(path, f"{where} must be a string")
+    return value
+
+
+def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
+    _unknown(path, "", set(data), _KEYS)
+    columns = {}
+    for name, source in data.get("columns", {}).items():
+        columns[_field_name(path, "[columns]", name)] = _text(path, f"columns.{name}", source)
+    if "description" in columns:
+        raise _fail(path, "give description in [description] columns, not in [columns]")
+    description = data.get("description", {})
+    if not isinstance(description, dict):
+        raise _fail(path, "[description] must be a table")
+    _unknown(path, "[description]", set(description), {"columns", "separator"})
+    parts = description.get("columns", [])
+    if not isinstance(parts, list) or not all(isinstance(c, str) for c in parts):
+        raise _fail(path, "description.columns must be a list of column names")
+    values = {}
+    for name, spec in data.get("values", {}).items():
+        _field_name(path, "[values]", name)
+        if not isinstance(spec, dict):
+            raise _fail(path, f"values.{name} must be a table with map (and default)")
+        _unknown(path, f"[values.{name}]", set(spec), {"map", "default"})
+        table = spec.get("map", {})
+        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+            raise _fail(path, f"values.{name}.map must map source values to strings")
+        default = spec.get("default")
+        values[name] = ValueMap({k.strip().casefold(): v for k, v in table.items()},
+                                None if default is None else _text(path, f"values.{name}.default", default))
+    fixed = {_field_name(path, "[fixed]", k): _text(path, f"fixed.{k}", v)
+             for k, v in data.get("fixed", {}).items()}
+    public = data.get("comments_public", False)
+    if not isinstance(public, bool):
+        raise _fail(path, "comments_public must be true or false")
+    return ColumnMapping(
+        name=path.stem,
+        integration=_text(path, "integration", data.get("integration", "")),
+        legacy_id=data.get("legacy_id") and _text(path, "legacy_id", data["legacy_id"]),
+        url=data.get("url") and _text(path, "url", data["url"]),
+        tag_separator=_text(path, "tag_separator", data.get("tag_separator", ",")) or ",",
+        comments=data.get("comments") and _text(path, "comments", data["comments"]),
+        comments_public=public,
+        columns=columns,
+        description=tuple(parts),
+        description_separator=_text(path, "description.separator", description.get("separator", "\n\n")),
+        values=values,
+        fixed=fixed,
+    )
+
+
+def load_users(path: Path | str) -> Users:
+    """The users CSV: columns ``user`` and ``slackId``, optionally ``name``."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read the users file ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: the users file must be UTF-8 text") from None
+    reader = csv.DictReader(io.StringIO(text))
+    fields = set(reader.fieldnames or [])
+    if not {"user", "slackId"} <= fields:
+        raise UsageError(f"{path}: the users file needs the columns user and slackId "
+                         f"(it has {', '.join(sorted(fields)) or 'none'})")
+    by_user: dict[str, User] = {}
+    for number, row in enumerate(reader, start=2):
+        user, slack = (row.get("user") or "").strip(), (row.get("slackId") or "").strip()
+        if not user and not slack:
+            continue
+        if not re.fullmatch(MEMBER_PATTERN, slack):
+            raise UsageError(f"{path}: row {number}, column slackId: {slack!r} is not a Slack member ID")
+        by_user[user.casefold()] = User(slack, (row.get("name") or "").strip())
+    return Users(by_user, path)
+
+
+def _column(table: Table, name: str) -> pd.Series | None:
+    where = table.position(name)
+    return None if where is None else table.frame[where].str.strip()
+
+
+def _all_columns(table: Table, name: str) -> list[pd.Series]:
+    return [table.frame[i] for i, h in enumerate(table.header) if h.strip() == name]
+
+
+def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users | None = None,
+                  default_requester: str | None = None,
+                  comments: MappingABC[str, list[Comment]] | None = None) -> Mapped:
+    """``table`` in Suptask's columns. Without a mapping, only users are applied."""
+    import pandas as pd
+
+    from bulksync.sheets.read import Table as TableType
+
+    frame = table.frame
+    index = frame.index
+    problems: list[Problem] = []
+    out: dict[str, pd.Series] = {}
+    source_of: dict[str, str] = {}
+    consumed: set[str] = set()
+
+    def need(name: str, where: str) -> pd.Series | None:
+        series = _column(table, name)
+        if series is None:
+            problems.append(Problem(1, name, f"the mapping ({where}) reads a column {name!r} that this "
+                                             "sheet does not have"))
+        consumed.add(name)
+        return series
+
+    if mapping is None:
+        # The sheet is already in Suptask's columns: only users change, in place.
+        if users is None and not default_requester:
+            return Mapped(table, (), {}, {}, {})
+        changed = frame.copy()
+        for name in ("requester", "assignee"):
+            where = table.position(name)
+            if where is not None:
+                changed[where] = _map_users(frame[where].str.strip(), users, name, name, problems,
+                                            default_requester if name == "requester" else None)
+        mapped = TableType(path=table.path, header=table.header, frame=changed, format=table.format,
+                           fingerprint=table.fingerprint)
+        return Mapped(mapped, tuple(problems), {}, {}, {})
+    for name in OWNED_COLUMNS:
+        series = _column(table, name)
+        if series is not None:
+            out[name] = series
+    if mapping.description:
+        parts = [s for s in (_column(table, c) for c in mapping.description) if s is not None]
+        consumed.update(mapping.description)
+        if not parts:
+            problems.append(Problem(1, mapping.description[0], "the mapping composes the description "
+                                    f"from {', '.join(mapping.description)}; none is in this sheet"))
+        else:
+            text = parts[0]
+            for part in parts[1:]:
+                text = text.where(part.eq(""), text + mapping.description_separator + part) \
+                    .where(text.ne(""), part)
+            out["description"] = text
+            source_of["description"] = " + ".join(c for c in mapping.description
+                                                  if table.position(c) is not None)
+    for name, source in mapping.columns.items():
+        if name == "tags":
+            found = _all_columns(table, source)
+            consumed.add(source)
+            if not found:
+                need(source, f"columns.{name}")
+                continue
+            split = [s.str.split(mapping.tag_separator) if mapping.tag_separator.strip() else
+                     s.str.split() for s in found]
+            joined = [",".join(t.strip() for lst in lists for t in lst if t.strip())
+                      for lists in zip(*[s.tolist() for s in split], strict=True)]
+            out["tags"] = pd.Series(joined, index=index, dtype=str)
+        else:
+            series = need(source, f"columns.{name}")
+            if series is None:
+                continue
+            out[name] = series
+        source_of[name] = source
+    for name, vmap in mapping.values.items():
+        if name in out:
+            out[name] = _map_values(out[name], vmap, name, source_of.get(name, name), problems)
+    for name, value in mapping.fixed.items():
+        out[name] = pd.Series(value, index=index, dtype=str)
+    ignored_sources = [h for h in table.header if h.strip() and h.strip() not in consumed
+                       and h.strip() not in OWNED_COLUMNS]
+    for name in ignored_sources:
+        if name.strip() not in API_FIELDS and not name.strip().startswith(CUSTOM_FIELD_PREFIX):
+            out.setdefault(name.strip(), frame[table.position(name.strip())])
+
+    for name in ("requester", "assignee"):
+        if name in out and (users is not None or (name == "requester" and default_requester)):
+            out[name] = _map_users(out[name], users, name, source_of.get(name, name), problems,
+                                   default_requester if name == "requester" else None)
+
+    legacy: dict[int, str] = {}
+    thread: dict[int, list[Comment]] = {}
+    if mapping is not None and mapping.legacy_id:
+        ids = need(mapping.legacy_id, "legacy_id")
+        if ids is not None:
+            legacy = {int(r): v for r, v in zip(index, ids.tolist(), strict=True) if v}
+    if mapping is not None and mapping.comments:
+        consumed.add(mapping.comments)
+        for series in _all_columns(table, mapping.comments):
+            for row, cell in zip(index, series.tolist(), strict=True):
+                if cell.strip():
+                    thread.setdefault(int(row), []).append(_jira_comment(cell, mapping.comments_public))
+    if comments:
+        for row, legacy_id in legacy.items():
+            if legacy_id in comments:
+                thread.setdefault(row, []).extend(comments[legacy_id])
+    if users is not None:
+        thread = {row: [_named(c, users) for c in cs] for row, cs in thread.items()}
+
+    header = tuple(out)
+    mapped_frame = pd.DataFrame({i: s for i, s in enumerate(out.values())}, index=index)
+    mapped = TableType(path=table.path, header=header, frame=mapped_frame, format=table.format,
+                       fingerprint=table.fingerprint)
+    return Mapped(mapped, tuple(problems), legacy, thread, source_of)
+
+
+def _map_values(series: pd.Series, vmap: ValueMap, name: str, source: str,
+                problems: list[Problem]) -> pd.Series:
+    keys = series.str.strip().str.casefold()
+    mapped = keys.map(lambda k: vmap.table.get(k, vmap.default if k else ""))
+    for row, value, result in zip(series.index, series.tolist(), mapped.tolist(), strict=True):
+        if result is None:
+            problems.append(Problem(int(row), source, f"{value!r} has no {name} in the mapping; add it "
+                                                      f"to [values.{name}] map, or give a default"))
+    return mapped.fillna("").astype(str)
+
+
+def _map_users(series: pd.Series, users: Users | None, name: str, source: str,
+               problems: list[Problem], default: str | None) -> pd.Series:
+    import pandas as pd
+
+    out = []
+    for row, value in zip(series.index, series.tolist(), strict=True):
+        user = users.get(value) if users is not None and value else None
+        if not value or user is not None:
+            out.append(user.slack_id if user else value)
+        elif re.fullmatch(MEMBER_PATTERN, value):
+            out.append(value)
+        elif default:
+            out.append(default)
+        else:
+            where = f" ({users.path})" if users is not None and users.path else ""
+            hint = " or give --default-requester" if name == "requester" else ""
+            problems.append(Problem(int(row), source, f"{value!r} is not in the users file{where}; "
+                                                      f"add it{hint}"))
+            out.append(value)
+    return pd.Series(out, index=series.index, dtype=str)
+
+
+def _jira_comment(cell: str, public: bool) -> Comment:
+    """Jira's export: ``date;author;body`` (the body may itself hold semicolons)."""
+    parts = cell.split(";", 2)
+    if len(parts) == 3:
+        return Comment(author=parts[1].strip(), body=parts[2].strip(), public=public,
+                       created_at=parts[0].strip())
+    return Comment(author="", body=cell.strip(), public=public)
+
+
+def _named(comment: Comment, users: Users) -> Comment:
+    user = users.get(comment.author)
+    if user is None or not user.name:
+        return comment
+    return Comment(user.name, comment.body, comment.public, comment.created_at)
+
+
+def load_comments(path: Path | str) -> dict[str, list[Comment]]:
+    """``--comments FILE``: a CSV with externalId, author, body, public, createdAt; oldest first."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read the comments file ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: the comments file must be UTF-8 text") from None
+    reader = csv.DictReader(io.StringIO(text))
+    needed = {"externalId", "author", "body", "public", "createdAt"}
+    missing = needed - set(reader.fieldnames or [])
+    if missing:
+        raise UsageError(f"{path}: the comments file needs the columns {', '.join(sorted(needed))} "
+                         f"(missing: {', '.join(sorted(missing))})")
+    rows: list[tuple[str, str, int, Comment]] = []
+    for number, row in enumerate(reader, start=2):
+        public = (row["public"] or "").strip().lower()
+        if public not in ("true", "false", "1", "0", "yes", "no"):
+            raise UsageError(f"{path}: row {number}, column public: {row['public']!r} is not true or false")
+        body = (row["body"] or "").strip()
+        if not body:
+            continue
+        rows.append((row["externalId"].strip(), row["createdAt"].strip(), number,
+                     Comment(row["author"].strip(), body, public in ("true", "1", "yes"),
+                             row["createdAt"].strip())))
+    out: dict[str, list[Comment]] = {}
+    for external_id, _, _, comment in sorted(rows, key=lambda r: (r[0], r[1], r[2])):
+        out.setdefault(external_id, []).append(comment)
+    return out
+
