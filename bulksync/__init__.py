@@ -10,7 +10,7 @@ from bulksync.columns import Defaults, Problem, ValidationReport
 from bulksync.errors import ApiError, AuthError, BulksyncError, SheetError, TokenMissing, UsageError
 from bulksync.plan import Operation, Plan
 from bulksync.report import PushResult, RowResult
-from bulksync.sync import plan, push, validate
+from bulksync.sync import delete, plan, push, validate
 
 __version__ = "0.1.0"
 
@@ -29,6 +29,7 @@ __all__ = [
     "UsageError",
     "ValidationReport",
     "__version__",
+    "delete",
     "plan",
     "push",
     "validate",

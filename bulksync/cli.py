@@ -68,6 +68,17 @@ def _sheet_options(func: F) -> F:
         click.option("--set", "set_", multiple=True, metavar="FIELD=VALUE",
                      help="Give FIELD this value on every row, e.g. --set status=Closed. "
                      "Repeatable."),
+        click.option("--mapping", metavar="FILE|NAME", help="Read another tool's export through a "
+                     "mapping file, or a preset: zendesk, jira, freshdesk."),
+        click.option("--users", type=click.Path(path_type=Path), metavar="FILE",
+                     help="CSV of user,slackId[,name]: turns emails, names and legacy IDs into "
+                     "Slack member IDs."),
+        click.option("--comments", type=click.Path(path_type=Path), metavar="FILE",
+                     help="CSV of externalId,author,body,public,createdAt: posted as replies."),
+        click.option("--default-requester", metavar="ID",
+                     help="Slack member ID for requesters not in --users."),
+        click.option("--legacy-url", metavar="TEMPLATE",
+                     help="URL of an old ticket, {id} = its ID, for the link to it."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout."),
     ]
     for option in reversed(options):
@@ -75,10 +86,15 @@ def _sheet_options(func: F) -> F:
     return func
 
 
-def _settings(sheet: str | None, config: Path | None, form_id: str | None, channel: str | None,
-              set_: tuple[str, ...]) -> dict[str, Any]:
-    return {"sheet": sheet, "config": config, "form_id": form_id, "channel": channel,
-            "set": _parse_set(set_)}
+_SHEET_OPTIONS = ("sheet", "config", "form_id", "channel", "mapping", "users", "comments",
+                  "default_requester", "legacy_url")
+
+
+def _settings(options: dict[str, Any]) -> dict[str, Any]:
+    """The library's sheet options out of a command's parameters (taking them out)."""
+    out = {name: options.pop(name) for name in _SHEET_OPTIONS}
+    out["set"] = _parse_set(options.pop("set_"))
+    return out
 
 
 def _note_ignored(columns: tuple[str, ...]) -> None:
@@ -110,12 +126,11 @@ def main() -> None:
 @main.command()
 @_sheet_options
 @_errors
-def validate(file: Path, sheet: str | None, config: Path | None, form_id: str | None,
-             channel: str | None, set_: tuple[str, ...], as_json: bool) -> None:
+def validate(file: Path, as_json: bool, **options: Any) -> None:
     """Check every row of FILE; print each problem with its row and column. Sends nothing."""
     from bulksync.sync import validate as run_validate
 
-    report = run_validate(file, **_settings(sheet, config, form_id, channel, set_))
+    report = run_validate(file, **_settings(options))
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
@@ -141,15 +156,14 @@ def _shown(value: str) -> str:
               help="Show the first N requests (--json shows all).")
 @_FORCE
 @_errors
-def plan(file: Path, sheet: str | None, config: Path | None, form_id: str | None,
-         channel: str | None, set_: tuple[str, ...], as_json: bool, limit: int, force: bool) -> None:
+def plan(file: Path, as_json: bool, limit: int, force: bool, **options: Any) -> None:
     """Show what push would send for FILE, and what changed since the last push.
 
     Needs no token; sends nothing.
     """
     from bulksync.sync import plan as run_plan
 
-    report, the_plan = run_plan(file, force=force, **_settings(sheet, config, form_id, channel, set_))
+    report, the_plan = run_plan(file, force=force, **_settings(options))
     counts = the_plan.counts()
     if as_json:
         click.echo(json.dumps({**report.as_dict(), **counts, "requests": the_plan.requests,
@@ -229,10 +243,7 @@ class _Progress:
               "whose answer was lost.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_errors
-def push(file: Path, sheet: str | None, config: Path | None, form_id: str | None,
-         channel: str | None, set_: tuple[str, ...], as_json: bool, api_url: str | None,
-         concurrency: int | None, rate: float | None, skip_invalid: bool, force: bool,
-         only_failed: bool, retry_uncertain: bool, settle: float, quiet: bool) -> None:
+def push(file: Path, as_json: bool, quiet: bool, **options: Any) -> None:
     """Send FILE's rows to Suptask and write the outcome back into FILE.
 
     The token is read from SUPTASK_API_TOKEN. Ctrl-C stops cleanly (a second
@@ -241,13 +252,16 @@ def push(file: Path, sheet: str | None, config: Path | None, form_id: str | None
     from bulksync.sync import push as run_push
 
     progress = _Progress(quiet=quiet)
+    sheet_options = _settings(options)
     try:
-        result = run_push(file, skip_invalid=skip_invalid, force=force, only_failed=only_failed,
-                          retry_uncertain=retry_uncertain, settle=settle, on_progress=progress,
-                          api_url=api_url, concurrency=concurrency, rate=rate,
-                          **_settings(sheet, config, form_id, channel, set_))
+        result = run_push(file, on_progress=progress, **options, **sheet_options)
     finally:
         progress.close()
+    _conclude(file, result, as_json=as_json)
+
+
+def _conclude(file: Path, result: Any, *, as_json: bool) -> None:
+    """Print the outcome of a push or a delete, as text or JSON, and exit with its code."""
     if result.refused:
         assert result.report is not None
         if as_json:
@@ -257,20 +271,29 @@ def push(file: Path, sheet: str | None, config: Path | None, form_id: str | None
         click.echo(f"bulksync: {file} has invalid rows: nothing was sent and the file is "
                    "unchanged (fix them, or use --skip-invalid)", err=True)
         sys.exit(EXIT_ROWS)
+    _report_run(file, result, as_json=as_json)
+    _finish(result)
+
+
+def _report_run(file: Path, result: Any, *, as_json: bool) -> None:
     summary = result.summary()
     if as_json:
         click.echo(json.dumps(summary))
-    else:
-        _note_ignored(result.ignored_columns)
-        for p in summary["problems"][:SHOWN_PROBLEMS]:
-            click.echo(f"{file}: row {p['row']}: {p['status']}: {p['error']}")
-        counts = ", ".join(f"{summary[k]} {k}" for k in
-                           ("created", "updated", "unchanged", "failed", "uncertain", "invalid",
-                            "skipped") if summary[k] or k in ("created", "updated", "failed"))
-        extra = "".join(f", {summary[k]} of them {k}" for k in ("recovered", "resolved") if summary[k])
-        click.echo(f"{file}: {counts}{extra} ({summary['requests']} requests)")
-        if result.written_to:
-            click.echo(f"results written to {result.written_to}")
+        return
+    _note_ignored(result.ignored_columns)
+    for p in summary["problems"][:SHOWN_PROBLEMS]:
+        click.echo(f"{file}: row {p['row']}: {p['status']}: {p['error']}")
+    counts = ", ".join(f"{summary[k]} {k}" for k in
+                       ("created", "updated", "unchanged", "deleted", "failed", "uncertain", "invalid",
+                        "skipped") if summary[k] or k in ("created", "updated", "failed"))
+    extra = "".join(f", {summary[k]} of them {k}" for k in ("recovered", "resolved") if summary[k])
+    side = "".join(f", {n} {k.replace('_', ' ')}" for k, n in result.side.items() if n)
+    click.echo(f"{file}: {counts}{extra}{side} ({summary['requests']} requests)")
+    if result.written_to:
+        click.echo(f"results written to {result.written_to}")
+
+
+def _finish(result: Any) -> None:
     if result.note:
         click.echo(f"bulksync: {result.note}", err=True)
     if result.stopped:
@@ -280,6 +303,71 @@ def push(file: Path, sheet: str | None, config: Path | None, form_id: str | None
                    "in the journal", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_OK if result.ok else EXIT_ROWS)
+
+
+@main.command()
+@_sheet_options
+@click.option("--api-url", metavar="URL", help="API base URL (default: $SUPTASK_API_URL, "
+              "else Suptask's public endpoint).")
+@click.option("--concurrency", type=click.IntRange(1, 64), metavar="N",
+              help="Requests in flight at once (default 4).")
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking (needed off a terminal).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@_errors
+def delete(file: Path, as_json: bool, yes: bool, quiet: bool, api_url: str | None,
+           concurrency: int | None, **options: Any) -> None:
+    """Delete the tickets listed (by ticketId) in FILE, after confirming.
+
+    The outcome of each row (syncStatus=deleted, or failed) is written back into FILE.
+    """
+    from bulksync.sync import delete as run_delete
+    from bulksync.sync import deletions
+
+    sheet_options = _settings(options)
+    count = len(deletions(file, **sheet_options))
+    if count == 0:
+        click.echo(f"{file}: no row has a ticketId: nothing to delete")
+        sys.exit(EXIT_OK)
+    question = f"Delete {count} ticket{'s' if count != 1 else ''} listed in {file}? This cannot be undone."
+    if not yes:
+        if not sys.stdin.isatty():
+            _fail(f"{question} Refusing without --yes when not on a terminal; nothing was deleted.")
+        if not click.confirm(question, default=False, err=True):
+            click.echo("nothing was deleted", err=True)
+            sys.exit(EXIT_FATAL)
+    progress = _Progress(quiet=quiet)
+    try:
+        result = run_delete(file, api_url=api_url, concurrency=concurrency, on_progress=progress,
+                            **sheet_options)
+    finally:
+        progress.close()
+    _conclude(file, result, as_json=as_json)
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--custom-field", "custom_fields", multiple=True, metavar="UUID[=Label]",
+              help="Add a customField_<UUID> column (Label: its note). Repeatable.")
+@click.option("--preset", metavar="NAME", help="The columns of a tool's export instead "
+              "(zendesk, jira, freshdesk).")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@_errors
+def template(out: Path, custom_fields: tuple[str, ...], preset: str | None, force: bool) -> None:
+    """Write a fillable sheet to OUT (.xlsx or .csv) with the right columns.
+
+    An .xlsx gets a note on every header, drop-down lists for status and
+    priority, and a frozen header row; a .csv gets the header only.
+    """
+    from bulksync.template import write_template
+
+    if out.exists() and not force:
+        _fail(f"{out} exists; give --force to overwrite it")
+    fields: list[tuple[str, str]] = []
+    for item in custom_fields:
+        uuid, _, label = item.partition("=")
+        fields.append((uuid.strip(), label.strip()))
+    write_template(out, custom_fields=fields, preset=preset)
+    click.echo(f"wrote {out}")
 
 
 @main.command()

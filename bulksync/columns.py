@@ -240,14 +240,22 @@ def _identity(cells: Mapping[str, pd.Series], empty: pd.Series) -> pd.Series:
     return out.str.replace("\x1f+", "\x1f", regex=True).str.strip("\x1f")
 
 
-def row_keys(rows: Rows) -> dict[int, str]:
-    """A stable key per row for the journal: a hash of the row's own Suptask cells, plus its
-    occurrence among rows that are identical (so two identical rows are two tickets)."""
+def row_keys(rows: Rows, legacy_ids: Mapping[int, str] | None = None) -> dict[int, str]:
+    """A stable key per row for the journal: the old ticket's ID when a mapping names one;
+    else a hash of the row's own Suptask cells, plus its occurrence among identical rows
+    (so two identical rows are two tickets)."""
     import hashlib
 
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
     occurrence = rows.identity.groupby(rows.identity).cumcount()
-    return {int(row): hashlib.sha256(f"{text}\x1e{n}".encode()).hexdigest()[:32]
+    keys = {int(row): key(f"{text}\x1e{n}")
             for row, text, n in zip(rows.identity.index, rows.identity, occurrence, strict=True)}
+    for row, legacy in (legacy_ids or {}).items():
+        if row in keys:
+            keys[row] = key(f"legacy\x1f{legacy}")
+    return keys
 
 
 # -- validation --------------------------------------------------------------

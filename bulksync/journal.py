@@ -46,6 +46,15 @@ CREATE TABLE IF NOT EXISTS baselines (
     cells TEXT NOT NULL,           -- JSON: the field values last sent (see bulksync.plan)
     at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sides (   -- links to the old ticket, and replies, per ticket
+    kind TEXT NOT NULL,            -- link | reply
+    ticket_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,          -- a reply's place in the thread (0 for the link)
+    state TEXT NOT NULL,           -- sending | done | uncertain | failed
+    error TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL,
+    PRIMARY KEY (kind, ticket_id, seq)
+);
 CREATE TABLE IF NOT EXISTS updates (
     ticket_id TEXT PRIMARY KEY,
     row_number INTEGER NOT NULL,
@@ -177,6 +186,23 @@ class Journal:
         self._db.execute("INSERT INTO baselines (ticket_id, cells, at) VALUES (?, ?, ?) "
                          "ON CONFLICT(ticket_id) DO UPDATE SET cells = excluded.cells, at = excluded.at",
                          (ticket_id, json.dumps(cells, sort_keys=True), time.time()))
+
+    # -- links and replies ---------------------------------------------------
+
+    def sides(self, kind: str) -> dict[tuple[str, int], str]:
+        """(ticketId, seq) → state, for ``link`` or ``reply``."""
+        return {(t, n): state for t, n, state in self._db.execute(
+            "SELECT ticket_id, seq, state FROM sides WHERE kind = ?", (kind,)).fetchall()}
+
+    def side(self, kind: str, ticket_id: str, seq: int, state: str, error: str = "") -> None:
+        self._db.execute("INSERT INTO sides (kind, ticket_id, seq, state, error, at) "
+                         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(kind, ticket_id, seq) DO UPDATE SET "
+                         "state = excluded.state, error = excluded.error, at = excluded.at",
+                         (kind, ticket_id, seq, state, error, time.time()))
+
+    def forget_side(self, kind: str, ticket_id: str, seq: int) -> None:
+        self._db.execute("DELETE FROM sides WHERE kind = ? AND ticket_id = ? AND seq = ?",
+                         (kind, ticket_id, seq))
 
     # -- updates -------------------------------------------------------------
 

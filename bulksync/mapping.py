@@ -344,11 +344,6 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
             out[name] = _map_values(out[name], vmap, name, source_of.get(name, name), problems)
     for name, value in mapping.fixed.items():
         out[name] = pd.Series(value, index=index, dtype=str)
-    ignored_sources = [h for h in table.header if h.strip() and h.strip() not in consumed
-                       and h.strip() not in OWNED_COLUMNS]
-    for name in ignored_sources:
-        if name.strip() not in API_FIELDS and not name.strip().startswith(CUSTOM_FIELD_PREFIX):
-            out.setdefault(name.strip(), frame[table.position(name.strip())])
 
     for name in ("requester", "assignee"):
         if name in out and (users is not None or (name == "requester" and default_requester)):
@@ -357,11 +352,11 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
 
     legacy: dict[int, str] = {}
     thread: dict[int, list[Comment]] = {}
-    if mapping is not None and mapping.legacy_id:
+    if mapping.legacy_id:
         ids = need(mapping.legacy_id, "legacy_id")
         if ids is not None:
             legacy = {int(r): v for r, v in zip(index, ids.tolist(), strict=True) if v}
-    if mapping is not None and mapping.comments:
+    if mapping.comments:
         consumed.add(mapping.comments)
         for series in _all_columns(table, mapping.comments):
             for row, cell in zip(index, series.tolist(), strict=True):
@@ -374,6 +369,11 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
     if users is not None:
         thread = {row: [_named(c, users) for c in cs] for row, cs in thread.items()}
 
+    # The export's other columns stay, as the user's own: never sent, named once as such.
+    for name in (h.strip() for h in table.header):
+        if (name and name not in consumed and name not in OWNED_COLUMNS and name not in API_FIELDS
+                and not name.startswith(CUSTOM_FIELD_PREFIX)):
+            out.setdefault(name, frame[table.position(name)])
     header = tuple(out)
     mapped_frame = pd.DataFrame({i: s for i, s in enumerate(out.values())}, index=index)
     mapped = TableType(path=table.path, header=header, frame=mapped_frame, format=table.format,

@@ -15,9 +15,12 @@ from typing import Any, Literal
 
 from bulksync.columns import API_FIELDS, CUSTOM_FIELD_PREFIX, TICKET_ID, Problem, Rows
 
-__all__ = ["Change", "Operation", "Plan", "apply_payload", "cells_of_payload", "plan_rows"]
+__all__ = ["ONCE_KINDS", "Change", "Operation", "Plan", "apply_payload", "cells_of_payload", "plan_rows"]
 
-Kind = Literal["create", "update", "unchanged", "skip"]
+Kind = Literal["create", "update", "unchanged", "skip", "link", "reply", "delete"]
+SENDING_KINDS = frozenset({"create", "update", "link", "reply", "delete"})
+ONCE_KINDS = frozenset({"create", "link", "reply"})
+"""POSTs: with no idempotency key, sent again only when certainly not processed."""
 Cells = Mapping[str, str]
 
 CLEARED_AS: dict[str, Any] = {"assignee": None, "priority": None, "tags": []}
@@ -38,29 +41,30 @@ class Change:
 
 @dataclass(frozen=True)
 class Operation:
-    """One row's request. ``unchanged`` and ``skip`` rows send nothing."""
+    """One request for a row. ``unchanged`` and ``skip`` rows send nothing; ``link`` and
+    ``reply`` follow a row's create (``seq`` orders a ticket's replies)."""
 
     row_number: int
     kind: Kind
     ticket_id: str | None
     payload: Mapping[str, Any]
     changes: tuple[Change, ...] = ()
+    seq: int = 0
 
     @property
     def sends(self) -> bool:
-        return self.kind in ("create", "update")
+        return self.kind in SENDING_KINDS
 
     @property
     def method(self) -> str:
-        return {"create": "POST", "update": "PATCH"}.get(self.kind, "")
+        return {"create": "POST", "update": "PATCH", "link": "POST", "reply": "POST",
+                "delete": "DELETE"}.get(self.kind, "")
 
     @property
     def path(self) -> str:
-        if self.kind == "create":
-            return "/ticket"
-        if self.kind == "update":
-            return f"/ticket/{self.ticket_id}"
-        return ""
+        return {"create": "/ticket", "update": f"/ticket/{self.ticket_id}",
+                "delete": f"/ticket/{self.ticket_id}", "link": f"/ticket/external/{self.ticket_id}",
+                "reply": f"/ticket/reply/{self.ticket_id}"}.get(self.kind, "")
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"row": self.row_number, "kind": self.kind, "method": self.method,

@@ -13,10 +13,11 @@ if TYPE_CHECKING:
 
 __all__ = ["PushResult", "RowResult", "Status"]
 
-Status = Literal["created", "updated", "unchanged", "failed", "uncertain", "invalid", "skipped"]
-STATUSES: tuple[Status, ...] = ("created", "updated", "unchanged", "failed", "uncertain",
+Status = Literal["created", "updated", "unchanged", "deleted", "failed", "uncertain", "invalid",
+                 "skipped"]
+STATUSES: tuple[Status, ...] = ("created", "updated", "unchanged", "deleted", "failed", "uncertain",
                                 "invalid", "skipped")
-OK_STATUSES = frozenset({"created", "updated", "unchanged", "skipped"})
+OK_STATUSES = frozenset({"created", "updated", "unchanged", "deleted", "skipped"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class PushResult:
     stopped: str = ""
     interrupted: bool = False
     note: str = ""
+    side: Mapping[str, int] = field(default_factory=dict)
+    """Links and replies: ``linked``, ``replied``, and ``link_failed``, ``reply_uncertain``…"""
     counts: Mapping[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -59,7 +62,8 @@ class PushResult:
 
     @property
     def ok(self) -> bool:
-        return not (self.stopped or self.refused or self.interrupted) and all(r.status in OK_STATUSES for r in self.results.values())
+        side_problems = any(n for k, n in self.side.items() if k not in ("linked", "replied"))
+        return not (self.stopped or self.refused or self.interrupted or side_problems) and all(r.status in OK_STATUSES for r in self.results.values())
 
     def summary(self) -> dict[str, Any]:
         vias = Counter(r.via for r in self.results.values())
@@ -68,6 +72,9 @@ class PushResult:
             **self.counts,
             "recovered": vias["journal"],
             "resolved": vias["resolved"],
+            "linked": self.side.get("linked", 0),
+            "replied": self.side.get("replied", 0),
+            **{k: n for k, n in sorted(self.side.items()) if k not in ("linked", "replied")},
             "requests": self.requests,
             "written_to": str(self.written_to) if self.written_to else None,
             "ignored_columns": list(self.ignored_columns),

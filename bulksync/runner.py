@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bulksync.api import SuptaskClient, created_ticket, error_message
 from bulksync.errors import AuthError
+from bulksync.plan import ONCE_KINDS
 from bulksync.report import RowResult
 
 if TYPE_CHECKING:
@@ -169,11 +170,12 @@ async def run_operations(
         """The row's final outcome, and whether the server answered the last attempt."""
         nonlocal successes
         create = op.kind == "create"
+        once = op.kind in ONCE_KINDS
         attempt = 0
         while True:
             attempt += 1
             await pacer.acquire()
-            if create and hooks:
+            if once and hooks:
                 hooks.sending(op)
             stats.requests += 1
             not_processed = False
@@ -185,14 +187,16 @@ async def run_operations(
                 retry_ok = not_processed = True
             except httpx.TransportError as e:
                 error = f"no answer: {_describe(e)}"
-                if create:
-                    return RowResult(op.row_number, "uncertain", error=_uncertain(error)), False
+                if once:
+                    return RowResult(op.row_number, "uncertain", error=_uncertain(error, op)), False
                 retry_ok = True
             else:
                 pacer.observe(response)
                 status = response.status_code
                 if 200 <= status < 300:
                     successes += 1
+                    if op.kind == "delete":
+                        return RowResult(op.row_number, "deleted", ticket_id=op.ticket_id), True
                     if not create:
                         return RowResult(op.row_number, "updated", ticket_id=op.ticket_id), True
                     ticket = created_ticket(_json(response))
@@ -203,19 +207,22 @@ async def run_operations(
                     return RowResult(op.row_number, "created", ticket_id=ticket.ticket_id,
                                      ticket_number=ticket.ticket_number), True
                 error = error_message(response)
+                if op.kind == "delete" and status == 404 and attempt > 1:
+                    # An earlier attempt's answer was lost, but the ticket is gone: deleted.
+                    return RowResult(op.row_number, "deleted", ticket_id=op.ticket_id), True
                 if status == 401 or (status == 403 and successes == 0):
                     if stats.stopped is None:
                         stats.stopped = AuthError(
                             f"the API refused the token ({error}); check SUPTASK_API_TOKEN. "
                             "Nothing more was sent.", status=status, method=op.method, path=op.path)
                     return RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error), True
-                if create and status in _RETRYABLE and status not in _NOT_PROCESSED:
-                    return RowResult(op.row_number, "uncertain", error=_uncertain(error)), True
+                if once and status in _RETRYABLE and status not in _NOT_PROCESSED:
+                    return RowResult(op.row_number, "uncertain", error=_uncertain(error, op)), True
                 retry_ok = status in _RETRYABLE
                 not_processed = status in _NOT_PROCESSED
             finally:
                 pacer.release()
-            if create and hooks and not_processed:
+            if once and hooks and not_processed:
                 hooks.not_sent(op)
             if not retry_ok or attempt >= max_attempts or stats.stopped:
                 return RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error), True
@@ -230,7 +237,7 @@ async def run_operations(
             try:
                 result, answered = await perform(op)
             except asyncio.CancelledError:
-                if op.kind == "create":
+                if op.kind in ONCE_KINDS:
                     results[op.row_number] = RowResult(op.row_number, "uncertain",
                                                        error=STOPPED_IN_FLIGHT)
                 raise
@@ -246,8 +253,9 @@ async def run_operations(
     return stats
 
 
-def _uncertain(error: str) -> str:
-    return f"{error}; the ticket may or may not have been created, so it was not sent again"
+def _uncertain(error: str, op: Operation) -> str:
+    what = {"create": "the ticket", "link": "the link", "reply": "the reply"}[op.kind]
+    return f"{error}; {what} may or may not have been created, so it was not sent again"
 
 
 def _json(response: httpx.Response) -> object:

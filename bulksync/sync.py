@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from bulksync.journal import Journal
 from bulksync.mapping import Mapped, apply_mapping
 from bulksync.plan import Operation, Plan, apply_payload, cells_of_payload, plan_rows
 from bulksync.report import PushResult, RowResult
+from bulksync.runner import run_operations
 from bulksync.sheets.read import CsvFormat, Table, read_table
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from bulksync.api import SuptaskClient
     from bulksync.runner import ProgressCallback
 
-__all__ = ["Loaded", "load", "plan", "push", "validate"]
+__all__ = ["Loaded", "delete", "deletions", "load", "plan", "push", "validate"]
 
 TOKEN_ENV = "SUPTASK_API_TOKEN"
 
@@ -158,13 +160,72 @@ def push(
         run.results.update(_invalid(report))
     with Journal.for_sheet(loaded.table.path) as journal:
         run.journal = journal
+        run.hooks = _JournalHooks(journal, run.keys)
         to_send, pending = run.sort(loaded.plan, only_failed=only_failed)
         _drive(run, to_send, pending, retry_uncertain=retry_uncertain)
-    written, note = write_back(loaded.table, run.results)
-    return PushResult(path=loaded.table.path, results=run.results, requests=run.stats.requests,
+    results = run.merged_results()
+    written, note = write_back(loaded.table, results)
+    return PushResult(path=loaded.table.path, results=results, requests=run.stats.requests,
+                      side=dict(run.side),
                       written_to=written, ignored_columns=report.ignored_columns, report=report,
                       stopped=str(run.stats.stopped) if run.stats.stopped else "",
                       interrupted=run.interrupted, note=note)
+
+
+def deletions(path: Path | str, **options: Unpack[SheetOptions]) -> list[Operation]:
+    """The DELETE of every row of ``path`` that has a ticketId (rows without one are skipped)."""
+    return _deletions(load_for_delete(path, resolve_settings(path, **options))[1])
+
+
+def load_for_delete(path: Path | str, settings: Settings) -> tuple[Table, Rows, ValidationReport]:
+    """The sheet's rows that name a ticket, checked (ticketIds are UUIDs, each once)."""
+    from dataclasses import replace
+
+    table = read_table(path, sheet=settings.sheet)
+    rows = select_rows(table, settings.defaults)
+    rows = replace(rows, frame=rows.frame[rows.frame["ticketId"].ne("")])
+    return table, rows, validate_rows(rows, table.path)
+
+
+def _deletions(rows: Rows) -> list[Operation]:
+    ids = rows.frame["ticketId"]
+    return [Operation(int(row), "delete", ticket_id, {})
+            for row, ticket_id in zip(ids.index, ids.tolist(), strict=True)]
+
+
+def delete(path: Path | str, *, token: str | None = None, api_url: str | None = None,
+           concurrency: int | None = None, on_progress: ProgressCallback | None = None,
+           transport: httpx.AsyncBaseTransport | None = None,
+           **options: Unpack[SheetOptions]) -> PushResult:
+    """Delete every ticket listed (by ticketId) in the sheet; write each row's outcome back.
+
+    DELETE is idempotent: retried like an update; a 404 after a lost answer means deleted.
+    An invalid ticketId refuses the whole sheet (nothing deleted).
+    """
+    from bulksync.api import SuptaskClient
+    from bulksync.runner import RunStats
+
+    token = token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise TokenMissing()
+    settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, **options)
+    table, rows, report = load_for_delete(path, settings)
+    if not report.valid:
+        return PushResult(path=table.path, results=_invalid(report), requests=0, written_to=None,
+                          report=report, refused=True)
+    results: dict[int, RowResult] = {}
+    stats = RunStats()
+
+    async def run() -> None:
+        async with SuptaskClient(token=token, base_url=settings.api_url, transport=transport,
+                                 max_connections=settings.concurrency) as client:
+            await run_operations(client, _deletions(rows), results, concurrency=settings.concurrency,
+                                 rate=settings.rate, on_progress=on_progress, stats=stats)
+
+    asyncio.run(run())
+    written, note = write_back(table, results)
+    return PushResult(path=table.path, results=results, requests=stats.requests, written_to=written,
+                      report=report, stopped=str(stats.stopped) if stats.stopped else "", note=note)
 
 
 def _drive(run: _Run, to_send: list[Operation], pending: list[Operation], *,
@@ -217,8 +278,11 @@ class _Run:
         self.settle = settle
         self.results: dict[int, RowResult] = {}
         self.stats = RunStats()
-        self.keys = row_keys(loaded.rows)
+        self.keys = row_keys(loaded.rows, loaded.mapped.legacy_ids)
+        self.side: Counter[str] = Counter()
+        self.side_notes: dict[int, list[str]] = {}
         self.journal: Journal
+        self.hooks: _JournalHooks
         self.stopping = asyncio.Event()
         self.interrupted = False
         self.sent: list[Operation] = []
@@ -270,16 +334,16 @@ class _Run:
             try:
                 await self._send(client, to_send)
                 await self._resolve(client, pending, retry_uncertain=retry_uncertain)
+                await self._links(client, retry_uncertain=retry_uncertain)
+                await self._replies(client, retry_uncertain=retry_uncertain)
             except asyncio.CancelledError:
                 self.interrupted = True
         if self.stopping.is_set():
             self.interrupted = True
 
     async def _send(self, client: SuptaskClient, ops: list[Operation]) -> None:
-        from bulksync.runner import run_operations
-
         settings = self.loaded.settings
-        hooks = _JournalHooks(self.journal, self.keys)
+        hooks = self.hooks
         creates = [op for op in ops if op.kind == "create"]
         # Until one create has succeeded, creates go one at a time: every later create then
         # has a ticket number answered before it was sent, the lower end that resolving an
@@ -290,8 +354,112 @@ class _Run:
             await self._run(client, run_operations, [first], hooks, concurrency=1)
         await self._run(client, run_operations, ops, hooks, concurrency=settings.concurrency)
 
+    def _tickets(self) -> dict[int, str]:
+        """Row → its ticket's ID, for rows that have one now (created, or in the sheet)."""
+        out = {row: r.ticket_id for row, r in self.results.items()
+               if r.status == "created" and r.ticket_id}
+        ids = self.loaded.rows.frame["ticketId"]
+        bad = self.loaded.report.invalid_rows
+        for row, ticket_id in zip(ids.index, ids.tolist(), strict=True):
+            if ticket_id and int(row) not in bad:
+                out.setdefault(int(row), ticket_id)
+        return out
+
+    def _note(self, row: int, text: str) -> None:
+        self.side_notes.setdefault(row, []).append(text)
+
+    async def _links(self, client: SuptaskClient, *, retry_uncertain: bool) -> None:
+        """Link each ticket made from an old one to it, once (POST /ticket/external/{id})."""
+        mapping = self.loaded.settings.mapping
+        legacy = self.loaded.mapped.legacy_ids
+        if mapping is None or not mapping.integration or not legacy or self._halted():
+            return
+        done = self.journal.sides("link")
+        ops = []
+        for row, ticket_id in self._tickets().items():
+            if row not in legacy:
+                continue
+            state = done.get((ticket_id, 0))
+            if state == "done" or (state in ("sending", "uncertain") and not retry_uncertain):
+                if state != "done":
+                    self.side["link_uncertain"] += 1
+                    self._note(row, "link: an earlier attempt's outcome is unknown; "
+                                    "--retry-uncertain sends it again")
+                continue
+            payload = {"externalId": legacy[row], "integrationType": mapping.integration}
+            if mapping.url:
+                payload["url"] = mapping.url.replace("{id}", legacy[row])
+            ops.append(Operation(row, "link", ticket_id, payload))
+        outcome: dict[int, RowResult] = {}
+        await self._run(client, run_operations, ops, self.hooks, results=outcome,
+                        concurrency=self.loaded.settings.concurrency)
+        self._count("link", outcome)
+
+    async def _replies(self, client: SuptaskClient, *, retry_uncertain: bool) -> None:
+        """Post each ticket's comment history as replies, oldest first, each once."""
+        threads = self.loaded.mapped.comments
+        if not threads or self._halted():
+            return
+        states = self.journal.sides("reply")
+        tickets = self._tickets()
+        queue: dict[int, list[Operation]] = {}
+        for row, thread in threads.items():
+            ticket_id = tickets.get(row)
+            if ticket_id is None:
+                continue
+            todo: list[Operation] = []
+            for seq, comment in enumerate(thread):
+                state = states.get((ticket_id, seq))
+                if state == "done":
+                    continue
+                if state in ("sending", "uncertain") and not retry_uncertain:
+                    self.side["reply_uncertain"] += 1
+                    self._note(row, f"reply {seq + 1}: an earlier attempt's outcome is unknown; "
+                                    "later replies wait (--retry-uncertain sends it again)")
+                    todo = []
+                    break
+                payload: dict[str, Any] = {"text": comment.body,
+                                           "channel": ["requester" if comment.public else "responder"]}
+                if comment.author:
+                    payload["username"] = comment.author
+                todo.append(Operation(row, "reply", ticket_id, payload, seq=seq))
+            if todo:
+                queue[row] = todo
+        # One reply per ticket per round, so each thread stays in order.
+        while queue and not self._halted():
+            ops = [todo.pop(0) for todo in queue.values()]
+            outcome: dict[int, RowResult] = {}
+            await self._run(client, run_operations, ops, self.hooks, results=outcome,
+                            concurrency=self.loaded.settings.concurrency)
+            self._count("reply", outcome)
+            queue = {row: todo for row, todo in queue.items()
+                     if todo and row in outcome and outcome[row].status == "updated"}
+
+    def _count(self, kind: str, outcome: Mapping[int, RowResult]) -> None:
+        for row, result in outcome.items():
+            if result.status == "updated":
+                self.side["linked" if kind == "link" else "replied"] += 1
+            else:
+                self.side[f"{kind}_{'uncertain' if result.status == 'uncertain' else 'failed'}"] += 1
+                self._note(row, f"{kind}: {result.error}")
+
+    def _halted(self) -> bool:
+        return bool(self.stats.stopped) or self.stopping.is_set()
+
+    def merged_results(self) -> dict[int, RowResult]:
+        """The rows' outcomes, with what went wrong in their links and replies added."""
+        from dataclasses import replace
+
+        out = dict(self.results)
+        for row, notes in self.side_notes.items():
+            if row in out:
+                error = "; ".join([out[row].error, *notes] if out[row].error else notes)
+                out[row] = replace(out[row], error=error)
+        return out
+
     async def _run(self, client: SuptaskClient, runner: Any, ops: list[Operation],
-                   hooks: _JournalHooks, *, concurrency: int) -> None:
+                   hooks: _JournalHooks, *, concurrency: int,
+                   results: dict[int, RowResult] | None = None) -> None:
         if not ops or self.stats.stopped or self.stopping.is_set():
             return
         self.sent.extend(ops)
@@ -303,7 +471,8 @@ class _Run:
             if self.on_progress:
                 self.on_progress(done_before + done, self.total, note)
 
-        await runner(client, ops, self.results, concurrency=concurrency,
+        await runner(client, ops, self.results if results is None else results,
+                     concurrency=concurrency,
                      rate=self.loaded.settings.rate, on_progress=progress,
                      stats=self.stats, hooks=hooks, stopping=self.stopping)
 
@@ -365,12 +534,25 @@ class _JournalHooks:
         self.any_created = False
 
     def sending(self, op: Operation) -> None:
-        self.journal.intend(self.keys[op.row_number], op.row_number, op.payload)
+        if op.kind == "create":
+            self.journal.intend(self.keys[op.row_number], op.row_number, op.payload)
+        else:
+            assert op.ticket_id is not None
+            self.journal.side(op.kind, op.ticket_id, op.seq, "sending")
 
     def not_sent(self, op: Operation) -> None:
-        self.journal.not_sent(self.keys[op.row_number])
+        if op.kind == "create":
+            self.journal.not_sent(self.keys[op.row_number])
+        else:
+            assert op.ticket_id is not None
+            self.journal.forget_side(op.kind, op.ticket_id, op.seq)
 
     def finished(self, op: Operation, result: RowResult, *, answered: bool) -> None:
+        if op.kind in ("link", "reply"):
+            assert op.ticket_id is not None
+            state = {"updated": "done", "uncertain": "uncertain"}.get(result.status, "failed")
+            self.journal.side(op.kind, op.ticket_id, op.seq, state, result.error)
+            return
         if op.kind != "create":
             if op.ticket_id:
                 ok = result.status == "updated"
