@@ -97,6 +97,11 @@ def _settings(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _interactive() -> bool:
+    """Can we ask the user a question? (Tests answer for the terminal.)"""
+    return sys.stdin.isatty()
+
+
 def _note_ignored(columns: tuple[str, ...]) -> None:
     if columns:
         click.echo(f"note: columns not sent (not Suptask fields): {', '.join(columns)}", err=True)
@@ -330,7 +335,7 @@ def delete(file: Path, as_json: bool, yes: bool, quiet: bool, api_url: str | Non
         sys.exit(EXIT_OK)
     question = f"Delete {count} ticket{'s' if count != 1 else ''} listed in {file}? This cannot be undone."
     if not yes:
-        if not sys.stdin.isatty():
+        if not _interactive():
             _fail(f"{question} Refusing without --yes when not on a terminal; nothing was deleted.")
         if not click.confirm(question, default=False, err=True):
             click.echo("nothing was deleted", err=True)

@@ -145,9 +145,13 @@ class ValidationReport:
                          for p in self.problems)
         return ValidationReport(self.path, self.rows, problems, self.ignored_columns)
 
-    def with_problems(self, more: tuple[Problem, ...]) -> ValidationReport:
-        """This report with ``more`` problems, kept in row order."""
-        problems = sorted((*self.problems, *more), key=lambda p: p.row_number)
+    def with_problems(self, more: tuple[Problem, ...], *, superseding: bool = False) -> ValidationReport:
+        """This report with ``more`` problems, kept in row order. ``superseding``: a cell's
+        problem in ``more`` replaces this report's problems of the same cell (the map stage
+        knows better why a value is wrong than the schema that checks its result)."""
+        cells = {(p.row_number, p.column) for p in more} if superseding else set()
+        kept = [p for p in self.problems if (p.row_number, p.column) not in cells]
+        problems = sorted((*kept, *more), key=lambda p: p.row_number)
         return ValidationReport(self.path, self.rows, tuple(problems), self.ignored_columns)
 
     def as_dict(self) -> dict[str, Any]:

@@ -298,7 +298,7 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
         for name in ("requester", "assignee"):
             where = table.position(name)
             if where is not None:
-                changed[where] = _map_users(frame[where].str.strip(), users, name, name, problems,
+                changed[where] = _map_users(frame[where].str.strip(), users, name, problems,
                                             default_requester if name == "requester" else None)
         mapped = TableType(path=table.path, header=table.header, frame=changed, format=table.format,
                            fingerprint=table.fingerprint)
@@ -341,13 +341,13 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
         source_of[name] = source
     for name, vmap in mapping.values.items():
         if name in out:
-            out[name] = _map_values(out[name], vmap, name, source_of.get(name, name), problems)
+            out[name] = _map_values(out[name], vmap, name, problems)
     for name, value in mapping.fixed.items():
         out[name] = pd.Series(value, index=index, dtype=str)
 
     for name in ("requester", "assignee"):
         if name in out and (users is not None or (name == "requester" and default_requester)):
-            out[name] = _map_users(out[name], users, name, source_of.get(name, name), problems,
+            out[name] = _map_users(out[name], users, name, problems,
                                    default_requester if name == "requester" else None)
 
     legacy: dict[int, str] = {}
@@ -374,6 +374,8 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
         if (name and name not in consumed and name not in OWNED_COLUMNS and name not in API_FIELDS
                 and not name.startswith(CUSTOM_FIELD_PREFIX)):
             out.setdefault(name, frame[table.position(name)])
+    # Problems in the order the user sees the sheet: by row, then by the source column's place.
+    problems.sort(key=lambda p: (p.row_number, table.position(source_of.get(p.column or "", "")) or 0))
     header = tuple(out)
     mapped_frame = pd.DataFrame({i: s for i, s in enumerate(out.values())}, index=index)
     mapped = TableType(path=table.path, header=header, frame=mapped_frame, format=table.format,
@@ -381,19 +383,20 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
     return Mapped(mapped, tuple(problems), legacy, thread, source_of)
 
 
-def _map_values(series: pd.Series, vmap: ValueMap, name: str, source: str,
-                problems: list[Problem]) -> pd.Series:
-    keys = series.str.strip().str.casefold()
-    mapped = keys.map(lambda k: vmap.table.get(k, vmap.default if k else ""))
-    for row, value, result in zip(series.index, series.tolist(), mapped.tolist(), strict=True):
+def _map_values(series: pd.Series, vmap: ValueMap, name: str, problems: list[Problem]) -> pd.Series:
+    import pandas as pd
+
+    keys = series.str.strip().str.casefold().tolist()
+    mapped = [vmap.table.get(k, vmap.default if k else "") for k in keys]
+    for row, value, result in zip(series.index, series.tolist(), mapped, strict=True):
         if result is None:
-            problems.append(Problem(int(row), source, f"{value!r} has no {name} in the mapping; add it "
+            problems.append(Problem(int(row), name, f"{value!r} has no {name} in the mapping; add it "
                                                       f"to [values.{name}] map, or give a default"))
-    return mapped.fillna("").astype(str)
+    return pd.Series([m or "" for m in mapped], index=series.index, dtype=str)
 
 
-def _map_users(series: pd.Series, users: Users | None, name: str, source: str,
-               problems: list[Problem], default: str | None) -> pd.Series:
+def _map_users(series: pd.Series, users: Users | None, name: str, problems: list[Problem],
+               default: str | None) -> pd.Series:
     import pandas as pd
 
     out = []
@@ -408,7 +411,7 @@ def _map_users(series: pd.Series, users: Users | None, name: str, source: str,
         else:
             where = f" ({users.path})" if users is not None and users.path else ""
             hint = " or give --default-requester" if name == "requester" else ""
-            problems.append(Problem(int(row), source, f"{value!r} is not in the users file{where}; "
+            problems.append(Problem(int(row), name, f"{value!r} is not in the users file{where}; "
                                                       f"add it{hint}"))
             out.append(value)
     return pd.Series(out, index=series.index, dtype=str)

@@ -69,7 +69,7 @@ def load(path: Path | str, settings: Settings, *, force: bool = False) -> Loaded
     rows = select_rows(mapped.table, settings.defaults)
     report = validate_rows(rows, table.path)
     if mapped.problems:
-        report = report.with_problems(mapped.problems)
+        report = report.with_problems(mapped.problems, superseding=True)
     if mapped.source_of:
         report = report.renamed(mapped.source_of)
     if report.sheet_invalid:
