@@ -23,6 +23,7 @@ def test_demo_runs_from_the_wheel(tmp_path: Path) -> None:
         z.extractall(site)
     for needed in ("bulksync/sample_data/new-tickets.csv", "bulksync/sample_data/new-tickets.xlsx",
                    "bulksync/templates/close-tickets.xlsx", "bulksync/sandbox/openapi.json",
+                   "bulksync/templates/presets/jira.toml", "bulksync/sample_data/users.csv",
                    "bulksync/py.typed"):
         assert needed in names, needed
     elsewhere = tmp_path / "elsewhere"
