@@ -34,6 +34,9 @@ def _errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import warnings
+
+        warnings.showwarning = _show_warning
         try:
             return func(*args, **kwargs)
         except BulksyncError as e:
@@ -43,6 +46,11 @@ def _errors(func: F) -> F:
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    click.echo(f"bulksync: warning: {message}", err=True)
 
 
 def _parse_set(values: tuple[str, ...]) -> dict[str, str]:
@@ -95,6 +103,10 @@ def _settings(options: dict[str, Any]) -> dict[str, Any]:
     out = {name: options.pop(name) for name in _SHEET_OPTIONS}
     out["set"] = _parse_set(options.pop("set_"))
     return out
+
+
+def _log(verbose: bool) -> Callable[[str], None] | None:
+    return (lambda line: click.echo(line, err=True)) if verbose else None
 
 
 def _interactive() -> bool:
@@ -247,8 +259,9 @@ class _Progress:
               metavar="SECONDS", help="How long the API may still be working on a create "
               "whose answer was lost.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--verbose", "-v", is_flag=True, help="Log every request and its answer on stderr.")
 @_errors
-def push(file: Path, as_json: bool, quiet: bool, **options: Any) -> None:
+def push(file: Path, as_json: bool, quiet: bool, verbose: bool, **options: Any) -> None:
     """Send FILE's rows to Suptask and write the outcome back into FILE.
 
     The token is read from SUPTASK_API_TOKEN. Ctrl-C stops cleanly (a second
@@ -259,7 +272,7 @@ def push(file: Path, as_json: bool, quiet: bool, **options: Any) -> None:
     progress = _Progress(quiet=quiet)
     sheet_options = _settings(options)
     try:
-        result = run_push(file, on_progress=progress, **options, **sheet_options)
+        result = run_push(file, on_progress=progress, on_log=_log(verbose), **options, **sheet_options)
     finally:
         progress.close()
     _conclude(file, result, as_json=as_json)
@@ -318,8 +331,9 @@ def _finish(result: Any) -> None:
               help="Requests in flight at once (default 4).")
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking (needed off a terminal).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--verbose", "-v", is_flag=True, help="Log every request and its answer on stderr.")
 @_errors
-def delete(file: Path, as_json: bool, yes: bool, quiet: bool, api_url: str | None,
+def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api_url: str | None,
            concurrency: int | None, **options: Any) -> None:
     """Delete the tickets listed (by ticketId) in FILE, after confirming.
 
@@ -343,7 +357,7 @@ def delete(file: Path, as_json: bool, yes: bool, quiet: bool, api_url: str | Non
     progress = _Progress(quiet=quiet)
     try:
         result = run_delete(file, api_url=api_url, concurrency=concurrency, on_progress=progress,
-                            **sheet_options)
+                            on_log=_log(verbose), **sheet_options)
     finally:
         progress.close()
     _conclude(file, result, as_json=as_json)

@@ -42,7 +42,7 @@ CONFIG_NAME = "bulksync.toml"
 _KEYS: dict[str, type | tuple[type, ...]] = {
     "api_url": str, "form_id": str, "channel": str, "sheet": str, "concurrency": int,
     "rate": (int, float), "set": dict, "mapping": str, "users": str, "comments": str,
-    "default_requester": str, "legacy_url": str,
+    "default_requester": str, "legacy_url": str, "token": str,
 }
 
 
@@ -56,6 +56,8 @@ class Settings:
     concurrency: int = 4
     rate: float | None = None
     config_path: Path | None = None
+    token: str | None = field(default=None, repr=False)
+    warnings: tuple[str, ...] = ()
     mapping: ColumnMapping | None = None
     users: Users | None = None
     comments: Mapping[str, list[Comment]] | None = None
@@ -131,6 +133,11 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
     url = legacy_url or data.get("legacy_url")
     if the_mapping is not None and url:
         the_mapping = replace(the_mapping, url=url)
+    warnings: list[str] = []
+    token = data.get("token")
+    if token and config_path is not None and config_path.stat().st_mode & 0o077:
+        warnings.append(f"{config_path} holds the API token but others may read it; "
+                        f"run: chmod 600 {config_path}")
     users_source = users or from_config("users")
     comments_source = comments or from_config("comments")
     return Settings(
@@ -144,4 +151,6 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
         users=load_users(users_source) if users_source else None,
         comments=load_comments(comments_source) if comments_source else None,
         default_requester=default_requester or data.get("default_requester"),
+        token=token,
+        warnings=tuple(warnings),
     )

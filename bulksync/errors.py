@@ -34,7 +34,7 @@ class TokenMissing(UsageError):
     def __init__(self) -> None:
         super().__init__(
             "no API token: set SUPTASK_API_TOKEN to the token of a Suptask user "
-            "(Settings > API in Suptask)"
+            "(or token = \"...\" in a bulksync.toml only you can read)"
         )
 
 

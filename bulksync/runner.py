@@ -143,6 +143,7 @@ async def run_operations(
     stats: RunStats | None = None,
     hooks: RunHooks | None = None,
     stopping: asyncio.Event | None = None,
+    on_log: Callable[[str], None] | None = None,
 ) -> RunStats:
     """Send every operation; put each row's outcome into ``results`` as soon as it is known.
 
@@ -174,13 +175,18 @@ async def run_operations(
         attempt = 0
         while True:
             attempt += 1
+            error, status = "", 0
             await pacer.acquire()
             if once and hooks:
                 hooks.sending(op)
             stats.requests += 1
             not_processed = False
+            started = time.monotonic()
             try:
                 response = await client.request(op.method, op.path, op.payload)
+                if on_log:
+                    on_log(f"row {op.row_number}: {op.method} {op.path} → {response.status_code} "
+                           f"in {(time.monotonic() - started) * 1000:.0f} ms")
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
                 # Nothing was sent: safe to try again, create or not.
                 error = f"could not connect: {_describe(e)}"
@@ -222,6 +228,8 @@ async def run_operations(
                 not_processed = status in _NOT_PROCESSED
             finally:
                 pacer.release()
+            if on_log:
+                on_log(f"row {op.row_number}: {op.method} {op.path}: {error} (attempt {attempt})")
             if once and hooks and not_processed:
                 hooks.not_sent(op)
             if not retry_ok or attempt >= max_attempts or stats.stopped:

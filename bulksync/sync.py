@@ -7,7 +7,7 @@ import csv
 import io
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
@@ -126,6 +126,7 @@ def push(
     retry_uncertain: bool = False,
     settle: float = DEFAULT_SETTLE,
     on_progress: ProgressCallback | None = None,
+    on_log: Callable[[str], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     **options: Unpack[SheetOptions],
 ) -> PushResult:
@@ -145,17 +146,16 @@ def push(
     Called from the main thread, Ctrl-C and SIGTERM stop it cleanly. Sheet options as
     for :func:`validate`.
     """
-    token = token or os.environ.get(TOKEN_ENV)
-    if not token:
-        raise TokenMissing()
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, rate=rate, **options)
+    token = _token(token, settings)
     loaded = load(path, settings, force=force)
     report = loaded.report
     if report.sheet_invalid or (not report.valid and not skip_invalid):
         return PushResult(path=loaded.table.path, results=_invalid(report), requests=0,
                           written_to=None, ignored_columns=report.ignored_columns, report=report,
                           refused=True)
-    run = _Run(loaded, token=token, transport=transport, on_progress=on_progress, settle=settle)
+    run = _Run(loaded, token=token, transport=transport, on_progress=on_progress, settle=settle,
+               on_log=on_log)
     if skip_invalid:
         run.results.update(_invalid(report))
     with Journal.for_sheet(loaded.table.path) as journal:
@@ -195,6 +195,7 @@ def _deletions(rows: Rows) -> list[Operation]:
 
 def delete(path: Path | str, *, token: str | None = None, api_url: str | None = None,
            concurrency: int | None = None, on_progress: ProgressCallback | None = None,
+           on_log: Callable[[str], None] | None = None,
            transport: httpx.AsyncBaseTransport | None = None,
            **options: Unpack[SheetOptions]) -> PushResult:
     """Delete every ticket listed (by ticketId) in the sheet; write each row's outcome back.
@@ -205,10 +206,8 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
     from bulksync.api import SuptaskClient
     from bulksync.runner import RunStats
 
-    token = token or os.environ.get(TOKEN_ENV)
-    if not token:
-        raise TokenMissing()
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, **options)
+    token = _token(token, settings)
     table, rows, report = load_for_delete(path, settings)
     if not report.valid:
         return PushResult(path=table.path, results=_invalid(report), requests=0, written_to=None,
@@ -220,12 +219,25 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
         async with SuptaskClient(token=token, base_url=settings.api_url, transport=transport,
                                  max_connections=settings.concurrency) as client:
             await run_operations(client, _deletions(rows), results, concurrency=settings.concurrency,
-                                 rate=settings.rate, on_progress=on_progress, stats=stats)
+                                 rate=settings.rate, on_progress=on_progress, stats=stats,
+                                 on_log=on_log)
 
     asyncio.run(run())
     written, note = write_back(table, results)
     return PushResult(path=table.path, results=results, requests=stats.requests, written_to=written,
                       report=report, stopped=str(stats.stopped) if stats.stopped else "", note=note)
+
+
+def _token(given: str | None, settings: Settings) -> str:
+    """The API token: given, else SUPTASK_API_TOKEN, else ``token`` in the config file."""
+    token = given or os.environ.get(TOKEN_ENV) or settings.token
+    if not token:
+        raise TokenMissing()
+    for warning in settings.warnings:
+        import warnings
+
+        warnings.warn(warning, stacklevel=3)
+    return token
 
 
 def _drive(run: _Run, to_send: list[Operation], pending: list[Operation], *,
@@ -268,13 +280,15 @@ class _Run:
     """One push in progress: the results so far, the journal, and what to send."""
 
     def __init__(self, loaded: Loaded, *, token: str, transport: httpx.AsyncBaseTransport | None,
-                 on_progress: ProgressCallback | None, settle: float) -> None:
+                 on_progress: ProgressCallback | None, settle: float,
+                 on_log: Callable[[str], None] | None = None) -> None:
         from bulksync.runner import RunStats
 
         self.loaded = loaded
         self.token = token
         self.transport = transport
         self.on_progress = on_progress
+        self.on_log = on_log
         self.settle = settle
         self.results: dict[int, RowResult] = {}
         self.stats = RunStats()
@@ -474,7 +488,7 @@ class _Run:
         await runner(client, ops, self.results if results is None else results,
                      concurrency=concurrency,
                      rate=self.loaded.settings.rate, on_progress=progress,
-                     stats=self.stats, hooks=hooks, stopping=self.stopping)
+                     stats=self.stats, hooks=hooks, stopping=self.stopping, on_log=self.on_log)
 
     async def _resolve(self, client: SuptaskClient, earlier: list[Operation], *,
                        retry_uncertain: bool) -> None:

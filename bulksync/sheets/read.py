@@ -218,10 +218,46 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
+MAX_UNPACKED = 4 << 30
+"""A workbook that unpacks to more than this (4 GiB) is refused: a zip bomb, or not a sheet."""
+MAX_RATIO = 500
+"""No honest worksheet part compresses better than this."""
+
+
+def check_package(path: Path) -> None:
+    """Refuse a workbook before any parser sees it: a broken zip, a zip bomb, or XML that
+    declares a DOCTYPE or entities (an entity bomb); a workbook never needs them."""
+    import zipfile
+
+    try:
+        package = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise SheetError(path, f"is not a readable .xlsx workbook (a damaged or truncated zip: {e})") \
+            from None
+    with package:
+        infos = package.infolist()
+        if sum(i.file_size for i in infos) > MAX_UNPACKED:
+            raise SheetError(path, "unpacks to more than 4 GiB; refusing it (a zip bomb?)")
+        for info in infos:
+            if info.file_size > (1 << 20) and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                raise SheetError(path, f"part {info.filename} unpacks {info.file_size // max(info.compress_size, 1)}"
+                                       " times its packed size; refusing it (a zip bomb?)")
+            if info.filename.endswith((".xml", ".rels", ".vml")):
+                try:
+                    with package.open(info) as part:
+                        head = part.read(8192)
+                except (zipfile.BadZipFile, OSError, EOFError) as e:
+                    raise SheetError(path, f"part {info.filename} is damaged ({e})") from None
+                if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+                    raise SheetError(path, f"part {info.filename} declares a DOCTYPE or entities, which "
+                                           "a workbook never needs; refusing it (an entity bomb?)")
+
+
 def _read_xlsx(path: Path, sheet: str | None) -> Table:
     import pandas as pd
     from python_calamine import CalamineWorkbook
 
+    check_package(path)
     fingerprint = _fingerprint(path)
     try:
         book = CalamineWorkbook.from_path(str(path))
