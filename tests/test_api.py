@@ -63,3 +63,12 @@ def test_allowed_urls(url: str) -> None:
 def test_refused_urls(url: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         check_api_url(url)
+
+
+def test_tls_certificates_are_verified() -> None:
+    import ssl
+
+    client = SuptaskClient(token="t", base_url="https://api.example.com/v2")
+    context = client._http._transport._pool._ssl_context  # type: ignore[attr-defined]
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    asyncio.run(client.aclose())

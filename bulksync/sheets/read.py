@@ -120,7 +120,7 @@ def _decode(path: Path, data: bytes) -> tuple[str, str, bytes]:
     sample = data[:8192]
     controls = sum(sample.count(bytes([b])) for b in (*range(9), *range(14, 32)))
     if controls > max(2, len(sample) // 50):  # a stray NUL is a cell problem; many is a binary file
-        raise SheetError(path, "is not a text file (it holds NUL bytes); is it really a CSV?")
+        raise SheetError(path, "is not a text file (it holds binary control bytes); is it really a CSV?")
     try:
         return data.decode("utf-8"), "utf-8", b""
     except UnicodeDecodeError:
