@@ -99,8 +99,8 @@ class Rows:
 
     ``frame`` holds ``ticketId``, every API field (empty where the sheet has no
     such column) and the ``customField_<uuid>`` columns, indexed by spreadsheet
-    row number; blank rows are left out (``blank`` lists them). ``identity`` is each
-    row's own Suptask cells as one string, before defaults (see :func:`row_keys`).
+    row number; blank rows are left out (``blank`` lists them). ``own_cells`` are the
+    sheet's own Suptask columns before defaults (what :func:`row_keys` hashes).
     """
 
     frame: pd.DataFrame
@@ -108,7 +108,7 @@ class Rows:
     ignored: tuple[str, ...]
     blank: tuple[int, ...]
     header_problems: tuple[Problem, ...]
-    identity: pd.Series
+    own_cells: Mapping[str, pd.Series]
     present: frozenset[str] = frozenset()
     """The fields this sheet manages: its Suptask columns, and those given by ``--set``."""
 
@@ -212,8 +212,8 @@ def select_rows(table: Table, defaults: Defaults) -> Rows:
     cols: dict[str, pd.Series] = {TICKET_ID: column(TICKET_ID)}
     for name in (*API_FIELDS, *custom):
         cols[name] = column(name)
-    identity = _identity({n: cols[n] for n in sorted(positions) if n in cols and n != TICKET_ID},
-                         empty)
+    # The row's own cells, before defaults: what the journal knows a row by (see row_keys).
+    own = {n: cols[n] for n in sorted(positions) if n in cols and n != TICKET_ID}
     creates = cols[TICKET_ID].eq("")
     if defaults.form_id:
         cols["formId"] = cols["formId"].mask(creates & cols["formId"].eq(""), defaults.form_id)
@@ -225,21 +225,25 @@ def select_rows(table: Table, defaults: Defaults) -> Rows:
     frame = pd.DataFrame(cols, index=kept)
     return Rows(frame=frame, custom_fields=tuple(custom), ignored=tuple(ignored),
                 blank=tuple(int(i) for i in raw.index[blank_mask]),
-                header_problems=tuple(problems), identity=identity,
+                header_problems=tuple(problems), own_cells=own,
                 present=frozenset(n for n in positions if n in cols and n != TICKET_ID)
                 | frozenset(defaults.set))
 
 
-def _identity(cells: Mapping[str, pd.Series], empty: pd.Series) -> pd.Series:
+def _identity(cells: Mapping[str, pd.Series], index: pd.Index) -> pd.Series:
     """Each row's own Suptask cells as one string: what the row *is*, whatever the defaults.
 
     Column order, the user's own columns and bulksync's columns do not count; an
     edited Suptask cell does.
     """
-    out = empty
+    import pandas as pd
+
+    out: pd.Series | None = None
     for name, values in cells.items():
         part = (name + "=" + values).where(values.ne(""), "")
-        out = part if out is empty else out + "\x1f" + part
+        out = part if out is None else out + "\x1f" + part
+    if out is None:
+        return pd.Series("", index=index, dtype=str)
     # An empty cell and a missing column mean the same: squeeze out the empty parts.
     return out.str.replace("\x1f+", "\x1f", regex=True).str.strip("\x1f")
 
@@ -253,9 +257,10 @@ def row_keys(rows: Rows, legacy_ids: Mapping[int, str] | None = None) -> dict[in
     def key(text: str) -> str:
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
-    occurrence = rows.identity.groupby(rows.identity).cumcount()
+    identity = _identity(rows.own_cells, rows.frame.index)
+    occurrence = identity.groupby(identity).cumcount()
     keys = {int(row): key(f"{text}\x1e{n}")
-            for row, text, n in zip(rows.identity.index, rows.identity, occurrence, strict=True)}
+            for row, text, n in zip(identity.index, identity, occurrence, strict=True)}
     for row, legacy in (legacy_ids or {}).items():
         if row in keys:
             keys[row] = key(f"legacy\x1f{legacy}")
@@ -275,7 +280,14 @@ def _schema(rows: Rows) -> Any:
     import pandera.pandas as pa
 
     def pattern(regex: str, name: str) -> Any:
-        return pa.Check(lambda s: s.eq("") | s.str.fullmatch(regex), name=name)
+        compiled = re.compile(regex)
+
+        def check(s: pd.Series) -> pd.Series:
+            # Each distinct value is matched once: IDs, form and channel repeat a lot.
+            good = [v for v in s.unique() if v == "" or compiled.fullmatch(v)]
+            return s.isin(good)
+
+        return pa.Check(check, name=name)
 
     nul = pa.Check(lambda s: ~s.str.contains("\x00", regex=False), name="nul")
     columns: dict[str, Any] = {
@@ -289,9 +301,14 @@ def _schema(rows: Rows) -> Any:
         "requesterChannel": pa.Column(checks=[pattern(CHANNEL_PATTERN, "channel")]),
         "tags": pa.Column(checks=[pa.Check(lambda s: ~s.str.contains(r"^,|,\s*,|,$"), name="tags")]),
     }
+    frame = rows.frame
     for name in (TICKET_ID, *API_FIELDS, *rows.custom_fields):
-        col = columns.setdefault(name, pa.Column())
-        col.checks.append(nul)
+        if not frame[name].ne("").any():  # an empty column has nothing to check
+            columns[name] = pa.Column()
+        elif name in rows.own_cells:  # a value from the sheet, not a default
+            columns.setdefault(name, pa.Column()).checks.append(nul)
+        else:
+            columns.setdefault(name, pa.Column())
     required = [
         pa.Check(lambda df, f=f: df[TICKET_ID].ne("") | df[f].ne(""), name=f"required:{f}")
         for f in REQUIRED_FOR_CREATE

@@ -155,10 +155,16 @@ class Journal:
         """The create certainly was not processed (no connection, 429, 503): forget the intent."""
         self._db.execute("DELETE FROM creates WHERE key = ? AND state = 'sending'", (key,))
 
-    def created(self, key: str, ticket_id: str, ticket_number: int | None) -> None:
-        self._db.execute("UPDATE creates SET state = 'created', ticket_id = ?, ticket_number = ?, "
-                         "error = '', settled_at = ? WHERE key = ?",
-                         (ticket_id, ticket_number, time.time(), key))
+    def created(self, key: str, ticket_id: str, ticket_number: int | None,
+                baseline: Mapping[str, str] | None = None) -> None:
+        """Record the new ticket (and, in the same transaction, the cells it was made with)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("UPDATE creates SET state = 'created', ticket_id = ?, ticket_number = ?, "
+                             "error = '', settled_at = ? WHERE key = ?",
+                             (ticket_id, ticket_number, time.time(), key))
+            if baseline is not None:
+                self.set_baseline(ticket_id, baseline)
         if ticket_number is not None and (self.highest_number is None
                                           or ticket_number > self.highest_number):
             self.highest_number = ticket_number

@@ -167,27 +167,41 @@ def plan_rows(rows: Rows, *, exclude: frozenset[int] = frozenset(),
     names = [f for f in (*API_FIELDS, *rows.custom_fields) if frame[f].ne("").any()]
     columns = [frame[f].tolist() for f in names]
     tags_at = names.index("tags") if "tags" in names else -1
+    tag_lists: list[list[str] | None] = []
     if tags_at >= 0:  # compare and send tags in one spelling: "a, b" is "a,b"
-        columns[tags_at] = [",".join(split_tags(v)) if v else "" for v in columns[tags_at]]
+        tag_lists = [split_tags(v) if v else None for v in columns[tags_at]]
+        columns[tags_at] = [",".join(t) if t else "" for t in tag_lists]
+    standard = [(n, v, n == "tags") for n, v in zip(names, columns, strict=True)
+                if not n.startswith(CUSTOM_FIELD_PREFIX)]
+    custom = [(n[len(CUSTOM_FIELD_PREFIX):], v) for n, v in zip(names, columns, strict=True)
+              if n.startswith(CUSTOM_FIELD_PREFIX)]
     numbers = frame.index.tolist()
     ids = frame[TICKET_ID].tolist()
     baselines = baselines or {}
     present = rows.present
 
+    std_names = [name for name, _, _ in standard]
+    std_rows = zip(*[tag_lists if is_tags else values for _, values, is_tags in standard], strict=True) \
+        if standard else iter([()] * len(numbers))
     ops: list[Operation] = []
     problems: list[Problem] = []
-    for i, row in enumerate(numbers):
+    for i, (row, cells_of_row) in enumerate(zip(numbers, std_rows, strict=True)):
         if row in exclude:
             continue
-        cells = {name: values[i] for name, values in zip(names, columns, strict=True) if values[i]}
         ticket_id = ids[i] or None
-        if ticket_id is None:
-            ops.append(Operation(int(row), "create", None, payload_of(cells)))
-            continue
-        baseline = baselines.get(ticket_id)
+        baseline = baselines.get(ticket_id) if ticket_id else None
         if baseline is None:
-            ops.append(Operation(int(row), "update" if cells else "skip", ticket_id, payload_of(cells)))
+            # The common path, built straight from the columns: every non-empty cell.
+            payload: dict[str, Any] = (dict(zip(std_names, cells_of_row)) if all(cells_of_row)
+                                       else {n: v for n, v in zip(std_names, cells_of_row) if v})
+            if custom:
+                fields = [{"fieldId": fid, "value": values[i]} for fid, values in custom if values[i]]
+                if fields:
+                    payload["customFields"] = fields
+            kind: Kind = "create" if ticket_id is None else ("update" if payload else "skip")
+            ops.append(Operation(int(row), kind, ticket_id, payload))
             continue
+        cells = {name: values[i] for name, values in zip(names, columns, strict=True) if values[i]}
         payload, changes, refused = _diff(cells, baseline, present)
         if refused:
             problems.extend(Problem(int(row), name, f"was {baseline[name]!r} and is now empty, but "
@@ -197,6 +211,6 @@ def plan_rows(rows: Rows, *, exclude: frozenset[int] = frozenset(),
         if force:
             payload = {**payload_of(cells), **{k: v for k, v in payload.items() if k in CLEARED_AS
                                                and k not in cells}}
-        kind: Kind = "update" if payload else "unchanged"
-        ops.append(Operation(int(row), kind, ticket_id, payload, tuple(changes)))
+        ops.append(Operation(int(row), "update" if payload else "unchanged", ticket_id, payload,
+                             tuple(changes)))
     return Plan(tuple(ops), tuple(problems))

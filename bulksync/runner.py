@@ -41,18 +41,16 @@ class Pacer:
 
     def __init__(self, rate: float | None = None) -> None:
         self._interval = 1.0 / rate if rate else 0.0
-        self._budget_interval = 0.0
         self._next_at = 0.0
         self.paused_until = 0.0
         self.in_flight = 0
-        self.pending = 0
 
     async def acquire(self) -> None:
         while True:
             now = time.monotonic()
             start = max(now, self._next_at, self.paused_until)
             if start <= now:
-                self._next_at = now + max(self._interval, self._budget_interval)
+                self._next_at = now + self._interval
                 self.in_flight += 1
                 return
             await asyncio.sleep(start - now)
@@ -64,7 +62,7 @@ class Pacer:
         return max(0.0, self.paused_until - time.monotonic())
 
     def observe(self, response: httpx.Response) -> None:
-        """Steer by ``X-RateLimit-Remaining``/``-Reset``: spread what is left of the window over it."""
+        """Steer by ``X-RateLimit-Remaining``/``-Reset``: pause everyone when the window is spent."""
         remaining = _number(response.headers.get("x-ratelimit-remaining"))
         reset = _number(response.headers.get("x-ratelimit-reset"))
         now = time.monotonic()
@@ -72,14 +70,11 @@ class Pacer:
             # Reset is epoch seconds; a small number is read as seconds from now.
             reset_in = reset - time.time() if reset > 1e9 else reset
             reset_in = max(reset_in, 0.0)
+            # Spend what the window still allows (minus what is already in flight), then
+            # wait for the reset: the run stays under the limit and loses no time to it.
             left = remaining - max(self.in_flight - 1, 0)
             if left <= 0:
                 self.paused_until = max(self.paused_until, now + reset_in + 0.05)
-                self._budget_interval = 0.0
-            elif self.pending > left:
-                self._budget_interval = reset_in / left
-            else:
-                self._budget_interval = 0.0
         if response.status_code == 429:
             delay = retry_after(response)
             if delay is None:
@@ -156,7 +151,6 @@ async def run_operations(
     ops = [op for op in operations if op.sends]
     total = len(ops)
     pacer = Pacer(rate)
-    pacer.pending = total
     stats = stats if stats is not None else RunStats()
     queue = iter(ops)
     done = 0
@@ -253,7 +247,6 @@ async def run_operations(
                 hooks.finished(op, result, answered=answered)
             results[op.row_number] = result
             done += 1
-            pacer.pending = total - done
             progress()
 
     progress()

@@ -578,8 +578,8 @@ class _JournalHooks:
             return
         key = self.keys[op.row_number]
         if result.status == "created" and result.ticket_id:
-            self.journal.created(key, result.ticket_id, result.ticket_number)
-            self.journal.set_baseline(result.ticket_id, cells_of_payload(op.payload))
+            self.journal.created(key, result.ticket_id, result.ticket_number,
+                                 baseline=cells_of_payload(op.payload))
             self.any_created = True
         elif result.status == "uncertain":
             self.journal.uncertain(key, result.error, answered=answered)

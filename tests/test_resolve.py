@@ -106,15 +106,14 @@ def _response(status: int, **headers: str) -> httpx.Response:
     return httpx.Response(status, headers=headers)
 
 
-def test_pacer_spreads_the_remaining_budget_over_the_window() -> None:
+def test_pacer_spends_the_window_then_waits_for_its_reset() -> None:
+    reset = str(time.time() + 5)
     pacer = Pacer()
-    pacer.pending = 100
-    pacer.in_flight = 1
-    pacer.observe(_response(201, **{"X-RateLimit-Remaining": "10", "X-RateLimit-Reset": str(time.time() + 5)}))
-    assert 0.45 < pacer._budget_interval <= 0.5
-    pacer.pending = 3  # the rest fits in what is left: no need to slow down
-    pacer.observe(_response(201, **{"X-RateLimit-Remaining": "10", "X-RateLimit-Reset": str(time.time() + 5)}))
-    assert pacer._budget_interval == 0
+    pacer.in_flight = 3  # this answer's request, and two more still in flight
+    pacer.observe(_response(201, **{"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": reset}))
+    assert pacer.waiting() == 0  # one more request still fits in this window
+    pacer.observe(_response(201, **{"X-RateLimit-Remaining": "2", "X-RateLimit-Reset": reset}))
+    assert 4.9 < pacer.waiting() <= 5.1  # the two in flight take what is left: wait for the reset
 
 
 def test_pacer_pauses_everyone_on_429_until_retry_after() -> None:

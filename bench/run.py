@@ -1,0 +1,198 @@
+"""Every performance figure of issue 8, each a ratio measured side by side in this one run.
+
+    .venv/bin/python bench/run.py            # or: make bench
+    .venv/bin/python bench/run.py --quick    # smaller sizes, for a smoke run
+
+Prints a Markdown table to paste into bench/RESULTS.md. Processes are timed
+process to process (wall clock, peak RSS from wait4), the way a user meets them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PY = sys.executable
+FORM = "6a1f4c2e-93b7-4d58-a0e1-7c2b9f3d5e84"
+CHANNEL = "C076K6Y74L1"
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
+
+
+def timed(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of a child process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, env=env or ENV, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"{args} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def csv_sheet(path: Path, rows: int) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        f.write("description,priority,status,assignee,tags,customField_0b8e5a7c-2f41-4d9a-b6c3-8e1f7a2d4c95,notes\n")
+        for i in range(rows):
+            f.write(f'Ticket {i}: printer on floor {i % 9} jams,High,Open,U05KQ2M8Z1A,"hardware,printer",IT,note {i}\n')
+
+
+def start_sandbox(*args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([PY, "-m", "bulksync", "sandbox", "--token", "bench", *args],
+                            stdout=subprocess.PIPE, text=True, env=ENV)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().split()[-1]
+
+
+def throughput(tmp: Path, rows: int) -> list[str]:
+    """1. Rows per second while sending, against the 16 / 0.05 s bound; raw httpx beside it."""
+    import httpx
+
+    import bulksync
+
+    proc, url = start_sandbox("--latency-ms", "50")
+    out = []
+    try:
+        def push(concurrency: int, n: int) -> float:
+            work = tmp / f"tp-{concurrency}-{n}"
+            work.mkdir()
+            csv_sheet(work / "t.csv", n)
+            marks: list[float] = []
+            bulksync.push(work / "t.csv", token="bench", api_url=url, form_id=FORM, channel=CHANNEL,
+                          concurrency=concurrency, on_progress=lambda d, t, note: marks.append(time.perf_counter()))
+            return n / (marks[-1] - marks[0])
+
+        async def raw(n: int) -> float:
+            body = {"description": "x", "requesterChannel": CHANNEL, "formId": FORM}
+            async with httpx.AsyncClient(headers={"Authorization": "Api-Token bench"},
+                                         limits=httpx.Limits(max_connections=16)) as client:
+                todo = iter(range(n))
+
+                async def worker() -> None:
+                    for _ in todo:
+                        await client.post(url + "/ticket", json=body)
+
+                started = time.perf_counter()
+                await asyncio.gather(*(worker() for _ in range(16)))
+                return n / (time.perf_counter() - started)
+
+        one = push(1, 40)
+        sixteen = push(16, rows)
+        bare = asyncio.run(raw(rows))
+        thirty_two = push(32, rows)
+        bound = 16 / 0.05
+        out.append(f"| 1. throughput, `--concurrency 16`, {rows} creates, 50 ms latency | "
+                   f"{sixteen:.0f} rows/s = **{sixteen / bound:.2f}** of the bound 320/s; "
+                   f"{sixteen / one:.1f}x one at a time ({one:.1f} rows/s); raw httpx, 16 workers, same run: "
+                   f"{bare:.0f}/s ({bare / bound:.2f}); bulksync/raw = {sixteen / bare:.2f}; "
+                   f"`--concurrency 32`: {thirty_two:.0f} rows/s | >= 0.85 |")
+    finally:
+        proc.terminate()
+    return out
+
+
+def pacing(tmp: Path) -> list[str]:
+    """2. 120 creates under a 30/3 s fixed window: span against the ideal, and 429s."""
+    import httpx
+
+    import bulksync
+
+    proc, url = start_sandbox("--rate-limit", "30/3")
+    try:
+        work = tmp / "pacing"
+        work.mkdir()
+        csv_sheet(work / "t.csv", 120)
+        marks: list[float] = []
+        bulksync.push(work / "t.csv", token="bench", api_url=url, form_id=FORM, channel=CHANNEL,
+                      concurrency=4, on_progress=lambda d, t, n: marks.append(time.perf_counter()))
+        log = httpx.get(url.split("/api/")[0] + "/_sandbox/requests").json()
+    finally:
+        proc.terminate()
+    span = marks[-1] - marks[0]
+    ideal = (120 / 30 - 1) * 3  # three full windows must pass before the fourth opens
+    too_many = sum(1 for r in log if r["status"] == 429)
+    return [f"| 2. pacing, 120 creates, `--rate-limit 30/3` | {span:.1f} s = **{span / ideal:.2f}x** the "
+            f"ideal {ideal:.0f} s; **{too_many}** answers of 429 | <= 1.25x, <= 2 |"]
+
+
+def preflight(tmp: Path, rows: int, label: str, targets: str) -> list[str]:
+    """3 and 6. `bulksync plan` against a bare pandas.read_csv of the same file."""
+    work = tmp / f"plan-{rows}"
+    work.mkdir()
+    sheet = work / "t.csv"
+    csv_sheet(sheet, rows)
+    (work / "bulksync.toml").write_text(f'form_id = "{FORM}"\nchannel = "{CHANNEL}"\n')
+    bare, bare_mb = timed([PY, "-c", "import pandas as pd, sys; pd.read_csv(sys.argv[1], dtype=str, "
+                           "keep_default_na=False)", str(sheet)])
+    plan, plan_mb = timed([PY, "-m", "bulksync", "plan", str(sheet), "--limit", "0"])
+    return [f"| {label}, {rows:,} rows | plan {plan:.2f} s, peak {plan_mb:.0f} MB; bare read_csv "
+            f"{bare:.2f} s, {bare_mb:.0f} MB: **{plan / bare:.2f}x** | {targets} |"]
+
+
+def xlsx_close(tmp: Path, rows: int) -> list[str]:
+    """4. Bulk close of a workbook: bulksync's cost beyond the requests vs openpyxl load + save."""
+    from openpyxl import Workbook
+
+    work = tmp / f"xlsx-{rows}"
+    work.mkdir()
+    book = work / "close.xlsx"
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("Tickets")
+    ws.append(["ticketId", "reason"])
+    for i in range(rows):
+        ws.append([f"00000000-0000-4000-8000-{i:012d}", f"duplicate of {i}"])
+    wb.save(book)
+    # The requests themselves are taken out by a transport that answers at once (in process).
+    script = f"""
+import httpx, bulksync
+t = httpx.MockTransport(lambda r: httpx.Response(200))
+bulksync.push({str(book)!r}, token="x", api_url="https://api.example.com", set={{"status": "Closed"}},
+              transport=t, concurrency=16)
+"""
+    ours, ours_mb = timed([PY, "-c", script])
+    base, base_mb = timed([PY, "-c", f"import openpyxl; wb = openpyxl.load_workbook({str(book)!r}); "
+                                     f"wb.save({str(work / 'copy.xlsx')!r})"])
+    return [f"| 4. XLSX bulk close, {rows:,} rows (requests answered in-process) | bulksync {ours:.2f} s, "
+            f"peak {ours_mb:.0f} MB; openpyxl load+save {base:.2f} s, {base_mb:.0f} MB: "
+            f"**{ours / base:.2f}x** | <= 0.75x, < 600 MB |"]
+
+
+def startup() -> list[str]:
+    """5. `bulksync --help`, best of five."""
+    best = min(timed([PY, "-m", "bulksync", "--help"])[0] for _ in range(5))
+    bare = min(timed([PY, "-c", "pass"])[0] for _ in range(5))
+    return [f"| 5. `bulksync --help` (best of 5) | **{best:.3f} s** (a bare `python -c pass`: {bare:.3f} s) "
+            "| < 0.35 s |"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    q = args.quick
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"{time.strftime('%Y-%m-%d')}; command: {' '.join(['bench/run.py', *sys.argv[1:]])}\n")
+    print("| figure | measured | target |\n|---|---|---|")
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        for lines in (throughput(tmp, 200 if q else 500), pacing(tmp),
+                      preflight(tmp, 10_000 if q else 100_000, "3. preflight", "<= 3x"),
+                      xlsx_close(tmp, 2_000 if q else 20_000),
+                      [] if q else xlsx_close(tmp, 100_000),
+                      startup(),
+                      [] if q else preflight(tmp, 1_000_000, "6. scale", "< 60 s, < 2 GB")):
+            for line in lines:
+                print(line, flush=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
