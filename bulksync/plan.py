@@ -192,8 +192,8 @@ def plan_rows(rows: Rows, *, exclude: frozenset[int] = frozenset(),
         baseline = baselines.get(ticket_id) if ticket_id else None
         if baseline is None:
             # The common path, built straight from the columns: every non-empty cell.
-            payload: dict[str, Any] = (dict(zip(std_names, cells_of_row)) if all(cells_of_row)
-                                       else {n: v for n, v in zip(std_names, cells_of_row) if v})
+            payload: dict[str, Any] = (dict(zip(std_names, cells_of_row, strict=True)) if all(cells_of_row)
+                                       else {n: v for n, v in zip(std_names, cells_of_row, strict=True) if v})
             if custom:
                 fields = [{"fieldId": fid, "value": values[i]} for fid, values in custom if values[i]]
                 if fields:
