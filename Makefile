@@ -18,6 +18,7 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/.installed
+	$(BIN)/python bench/run.py
 	$(BIN)/python bench/sandbox_throughput.py
 	$(BIN)/python bench/xlsx_writeback.py
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -184,10 +184,6 @@ class Journal:
 
     # -- baselines -----------------------------------------------------------
 
-    def baseline(self, ticket_id: str) -> dict[str, str] | None:
-        row = self._db.execute("SELECT cells FROM baselines WHERE ticket_id = ?", (ticket_id,)).fetchone()
-        return json.loads(row[0]) if row else None
-
     def set_baseline(self, ticket_id: str, cells: Mapping[str, str]) -> None:
         self._db.execute("INSERT INTO baselines (ticket_id, cells, at) VALUES (?, ?, ?) "
                          "ON CONFLICT(ticket_id) DO UPDATE SET cells = excluded.cells, at = excluded.at",
@@ -217,12 +213,23 @@ class Journal:
         return {r[0]: (r[1], r[2]) for r in
                 self._db.execute("SELECT ticket_id, state, error FROM updates").fetchall()}
 
-    def updated(self, ticket_id: str, row_number: int, payload: Mapping[str, Any], *, ok: bool,
-                error: str = "") -> None:
-        self._db.execute(
-            "INSERT INTO updates (ticket_id, row_number, state, payload, error, at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(ticket_id) DO UPDATE SET "
-            "row_number = excluded.row_number, state = excluded.state, payload = excluded.payload, "
-            "error = excluded.error, at = excluded.at",
-            (ticket_id, row_number, "updated" if ok else "failed",
-             json.dumps(payload, sort_keys=True), error, time.time()))
+    def updated_many(self, records: Sequence[tuple[str, int, Mapping[str, Any], bool, str,
+                                                   Mapping[str, str] | None]]) -> None:
+        """Record finished updates in one transaction: (ticketId, row, payload, ok, error,
+        new baseline or None). Updates are idempotent, so they are written in batches; a
+        crash loses at most a batch, and the next push then simply sends those rows again."""
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO updates (ticket_id, row_number, state, payload, error, at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(ticket_id) DO UPDATE SET "
+                "row_number = excluded.row_number, state = excluded.state, payload = excluded.payload, "
+                "error = excluded.error, at = excluded.at",
+                [(t, row, "updated" if ok else "failed", json.dumps(payload, sort_keys=True), error, now)
+                 for t, row, payload, ok, error, _ in records])
+            self._db.executemany(
+                "INSERT INTO baselines (ticket_id, cells, at) VALUES (?, ?, ?) "
+                "ON CONFLICT(ticket_id) DO UPDATE SET cells = excluded.cells, at = excluded.at",
+                [(t, json.dumps(cells, sort_keys=True), now)
+                 for t, _, _, _, _, cells in records if cells is not None])

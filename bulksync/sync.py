@@ -54,6 +54,7 @@ class Loaded:
     report: ValidationReport
     plan: Plan
     settings: Settings
+    baselines: Mapping[str, dict[str, str]]
 
 
 def load(path: Path | str, settings: Settings, *, force: bool = False) -> Loaded:
@@ -73,14 +74,14 @@ def load(path: Path | str, settings: Settings, *, force: bool = False) -> Loaded
     if mapped.source_of:
         report = report.renamed(mapped.source_of)
     if report.sheet_invalid:
-        return Loaded(table, mapped, rows, report, Plan(()), settings)
-    plan = plan_rows(rows, exclude=report.invalid_rows, force=force,
-                     baselines=Journal.read_baselines(table.path))
+        return Loaded(table, mapped, rows, report, Plan(()), settings, {})
+    baselines = Journal.read_baselines(table.path)
+    plan = plan_rows(rows, exclude=report.invalid_rows, force=force, baselines=baselines)
     if plan.problems:
         report = report.with_problems(plan.problems)
     bad = report.invalid_rows
     plan = Plan(tuple(op for op in plan.operations if op.row_number not in bad))
-    return Loaded(table, mapped, rows, report, plan, settings)
+    return Loaded(table, mapped, rows, report, plan, settings, baselines)
 
 
 def validate(path: Path | str, **options: Unpack[SheetOptions]) -> ValidationReport:
@@ -160,9 +161,12 @@ def push(
         run.results.update(_invalid(report))
     with Journal.for_sheet(loaded.table.path) as journal:
         run.journal = journal
-        run.hooks = _JournalHooks(journal, run.keys)
+        run.hooks = _JournalHooks(journal, run.keys, dict(loaded.baselines))
         to_send, pending = run.sort(loaded.plan, only_failed=only_failed)
-        _drive(run, to_send, pending, retry_uncertain=retry_uncertain)
+        try:
+            _drive(run, to_send, pending, retry_uncertain=retry_uncertain)
+        finally:
+            run.hooks.flush()
     results = run.merged_results()
     written, note = write_back(loaded.table, results)
     return PushResult(path=loaded.table.path, results=results, requests=run.stats.requests,
@@ -542,10 +546,20 @@ STOPPED_EARLIER = ("an earlier run stopped while this create was in flight; the 
 class _JournalHooks:
     """The runner's steps, committed to the journal as they happen."""
 
-    def __init__(self, journal: Journal, keys: Mapping[int, str]) -> None:
+    BATCH = 500
+
+    def __init__(self, journal: Journal, keys: Mapping[int, str],
+                 baselines: dict[str, dict[str, str]]) -> None:
         self.journal = journal
         self.keys = keys
+        self.baselines = baselines
         self.any_created = False
+        self.pending: list[tuple[str, int, Mapping[str, Any], bool, str, dict[str, str] | None]] = []
+
+    def flush(self) -> None:
+        if self.pending:
+            self.journal.updated_many(self.pending)
+            self.pending = []
 
     def sending(self, op: Operation) -> None:
         if op.kind == "create":
@@ -570,11 +584,14 @@ class _JournalHooks:
         if op.kind != "create":
             if op.ticket_id:
                 ok = result.status == "updated"
-                self.journal.updated(op.ticket_id, op.row_number, op.payload, ok=ok,
-                                     error=result.error)
+                baseline = None
                 if ok:
-                    self.journal.set_baseline(op.ticket_id, apply_payload(
-                        self.journal.baseline(op.ticket_id), op.payload))
+                    baseline = apply_payload(self.baselines.get(op.ticket_id), op.payload)
+                    self.baselines[op.ticket_id] = baseline
+                self.pending.append((op.ticket_id, op.row_number, op.payload, ok, result.error,
+                                     baseline))
+                if len(self.pending) >= self.BATCH:
+                    self.flush()
             return
         key = self.keys[op.row_number]
         if result.status == "created" and result.ticket_id:
