@@ -98,6 +98,14 @@ _SHEET_OPTIONS = ("sheet", "config", "form_id", "channel", "mapping", "users", "
                   "default_requester", "legacy_url")
 
 
+def _api_options(func: F) -> F:
+    """The options of the commands that talk to the API."""
+    func = click.option("--concurrency", type=click.IntRange(1, 64), metavar="N",
+                        help="Requests in flight at once (default 4).")(func)
+    return click.option("--api-url", metavar="URL", help="API base URL (default: $SUPTASK_API_URL, "
+                        "else Suptask's public endpoint).")(func)
+
+
 def _settings(options: dict[str, Any]) -> dict[str, Any]:
     """The library's sheet options out of a command's parameters (taking them out)."""
     out = {name: options.pop(name) for name in _SHEET_OPTIONS}
@@ -243,10 +251,7 @@ class _Progress:
 
 @main.command()
 @_sheet_options
-@click.option("--api-url", metavar="URL", help="API base URL (default: $SUPTASK_API_URL, "
-              "else Suptask's public endpoint).")
-@click.option("--concurrency", type=click.IntRange(1, 64), metavar="N",
-              help="Requests in flight at once (default 4).")
+@_api_options
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="R",
               help="At most R requests per second.")
 @click.option("--skip-invalid", is_flag=True,
@@ -325,10 +330,7 @@ def _finish(result: Any) -> None:
 
 @main.command()
 @_sheet_options
-@click.option("--api-url", metavar="URL", help="API base URL (default: $SUPTASK_API_URL, "
-              "else Suptask's public endpoint).")
-@click.option("--concurrency", type=click.IntRange(1, 64), metavar="N",
-              help="Requests in flight at once (default 4).")
+@_api_options
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking (needed off a terminal).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request and its answer on stderr.")

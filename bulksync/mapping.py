@@ -233,16 +233,21 @@ def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
     )
 
 
-def load_users(path: Path | str) -> Users:
-    """The users CSV: columns ``user`` and ``slackId``, optionally ``name``."""
-    path = Path(path)
+def _csv_file(path: Path, what: str) -> csv.DictReader[str]:
+    """A UTF-8 CSV the user gave bulksync (users, comments), as dict rows."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except OSError as e:
-        raise UsageError(f"{path}: cannot read the users file ({e.strerror})") from None
+        raise UsageError(f"{path}: cannot read the {what} file ({e.strerror})") from None
     except UnicodeDecodeError:
-        raise UsageError(f"{path}: the users file must be UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text))
+        raise UsageError(f"{path}: the {what} file must be UTF-8 text") from None
+    return csv.DictReader(io.StringIO(text))
+
+
+def load_users(path: Path | str) -> Users:
+    """The users CSV: columns ``user`` and ``slackId``, optionally ``name``."""
+    path = Path(path)
+    reader = _csv_file(path, "users")
     fields = set(reader.fieldnames or [])
     if not {"user", "slackId"} <= fields:
         raise UsageError(f"{path}: the users file needs the columns user and slackId "
@@ -436,13 +441,7 @@ def _named(comment: Comment, users: Users) -> Comment:
 def load_comments(path: Path | str) -> dict[str, list[Comment]]:
     """``--comments FILE``: a CSV with externalId, author, body, public, createdAt; oldest first."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read the comments file ({e.strerror})") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: the comments file must be UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text))
+    reader = _csv_file(path, "comments")
     needed = {"externalId", "author", "body", "public", "createdAt"}
     missing = needed - set(reader.fieldnames or [])
     if missing:
