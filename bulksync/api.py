@@ -111,10 +111,6 @@ class SuptaskClient:
         ) for _ in range(shards)]
         self._next = 0
 
-    @property
-    def _http(self) -> httpx.AsyncClient:
-        return self._clients[0]
-
     async def request(self, method: str, path: str, body: Any = None) -> httpx.Response:
         kwargs: dict[str, Any] = {} if body is None else {"json": body}
         client = self._clients[self._next]

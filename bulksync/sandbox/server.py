@@ -270,10 +270,6 @@ class _Server(ThreadingHTTPServer):
     sandbox: Sandbox
 
 
-class _Drop(Exception):
-    """Close the connection without an answer."""
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server

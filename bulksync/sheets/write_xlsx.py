@@ -24,8 +24,6 @@ from bulksync.sheets.read import Table, XlsxFormat
 
 __all__ = ["safe_xml", "write_xlsx"]
 
-MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 DOC_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 _REF = re.compile(r"([A-Z]+)(\d+)")
