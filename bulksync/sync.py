@@ -26,7 +26,7 @@ from bulksync.journal import Journal
 from bulksync.mapping import Mapped, apply_mapping
 from bulksync.plan import Operation, Plan, apply_payload, cells_of_payload, plan_rows
 from bulksync.report import PushResult, RowResult
-from bulksync.runner import run_operations
+from bulksync.runner import RunStats, run_operations
 from bulksync.sheets.read import CsvFormat, Table, read_table
 
 if TYPE_CHECKING:
@@ -208,7 +208,6 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
     An invalid ticketId refuses the whole sheet (nothing deleted).
     """
     from bulksync.api import SuptaskClient
-    from bulksync.runner import RunStats
 
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, **options)
     token = _token(token, settings)
@@ -286,8 +285,6 @@ class _Run:
     def __init__(self, loaded: Loaded, *, token: str, transport: httpx.AsyncBaseTransport | None,
                  on_progress: ProgressCallback | None, settle: float,
                  on_log: Callable[[str], None] | None = None) -> None:
-        from bulksync.runner import RunStats
-
         self.loaded = loaded
         self.token = token
         self.transport = transport
@@ -369,8 +366,8 @@ class _Run:
         while creates and self.journal.highest_number is None and not hooks.any_created:
             first = creates.pop(0)
             ops = [op for op in ops if op is not first]
-            await self._run(client, run_operations, [first], hooks, concurrency=1)
-        await self._run(client, run_operations, ops, hooks, concurrency=settings.concurrency)
+            await self._run(client, [first], hooks, concurrency=1)
+        await self._run(client, ops, hooks, concurrency=settings.concurrency)
 
     def _tickets(self) -> dict[int, str]:
         """Row → its ticket's ID, for rows that have one now (created, or in the sheet)."""
@@ -409,7 +406,7 @@ class _Run:
                 payload["url"] = mapping.url.replace("{id}", legacy[row])
             ops.append(Operation(row, "link", ticket_id, payload))
         outcome: dict[int, RowResult] = {}
-        await self._run(client, run_operations, ops, self.hooks, results=outcome,
+        await self._run(client, ops, self.hooks, results=outcome,
                         concurrency=self.loaded.settings.concurrency)
         self._count("link", outcome)
 
@@ -447,7 +444,7 @@ class _Run:
         while queue and not self._halted():
             ops = [todo.pop(0) for todo in queue.values()]
             outcome: dict[int, RowResult] = {}
-            await self._run(client, run_operations, ops, self.hooks, results=outcome,
+            await self._run(client, ops, self.hooks, results=outcome,
                             concurrency=self.loaded.settings.concurrency)
             self._count("reply", outcome)
             queue = {row: todo for row, todo in queue.items()
@@ -475,7 +472,7 @@ class _Run:
                 out[row] = replace(out[row], error=error)
         return out
 
-    async def _run(self, client: SuptaskClient, runner: Any, ops: list[Operation],
+    async def _run(self, client: SuptaskClient, ops: list[Operation],
                    hooks: _JournalHooks, *, concurrency: int,
                    results: dict[int, RowResult] | None = None) -> None:
         if not ops or self.stats.stopped or self.stopping.is_set():
@@ -489,7 +486,7 @@ class _Run:
             if self.on_progress:
                 self.on_progress(done_before + done, self.total, note)
 
-        await runner(client, ops, self.results if results is None else results,
+        await run_operations(client, ops, self.results if results is None else results,
                      concurrency=concurrency,
                      rate=self.loaded.settings.rate, on_progress=progress,
                      stats=self.stats, hooks=hooks, stopping=self.stopping, on_log=self.on_log)
