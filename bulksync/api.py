@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
@@ -87,6 +88,11 @@ class SuptaskClient:
 
     ``transport`` lets tests hand in an ``httpx.MockTransport``; everything else
     talks real HTTP. The token is only ever placed in the Authorization header.
+
+    Requests go straight to httpx transports: bulksync builds each request itself
+    (fixed headers, JSON body, timeouts), so ``httpx.AsyncClient``'s layers (URL
+    merging, cookies, auth and redirect flows, event hooks) would only add CPU per
+    request, which is what bounds throughput at high concurrency (bench/RESULTS.md).
     """
 
     def __init__(self, *, token: str, base_url: str = DEFAULT_API_URL,
@@ -95,31 +101,53 @@ class SuptaskClient:
         import httpx
 
         self.base_url = check_api_url(base_url)
-        # httpcore's pool looks at every connection each time it places a request, so its
-        # cost grows with the pool: past a few connections, several small pools are faster
-        # than one big one (bench/RESULTS.md, "Throughput at latency").
-        shards = 1 if transport is not None else -(-max_connections // SHARD_SIZE)
-        per_shard = -(-max_connections // shards)
-        limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
-        verify = httpx.create_ssl_context()  # one context (certificates verified) for every pool
-        self._clients = [httpx.AsyncClient(verify=verify,
-            base_url=self.base_url + "/",
-            headers={"Authorization": f"Api-Token {token}", "Accept": "application/json",
-                     "User-Agent": "bulksync"},
-            transport=transport, limits=limits,
-            timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=False,
-        ) for _ in range(shards)]
-        self._next = 0
+        self._headers = [("Authorization", f"Api-Token {token}"), ("Accept", "application/json"),
+                         ("User-Agent", "bulksync")]
+        self._timeout = httpx.Timeout(timeout, connect=10.0).as_dict()
+        if transport is not None:
+            self._transports: list[httpx.AsyncBaseTransport] = [transport]
+        else:
+            # httpcore's pool looks at every connection each time it places a request, so
+            # its cost grows with the pool: past a few connections, several small pools are
+            # faster than one big one (bench/RESULTS.md, "Throughput at latency").
+            shards = -(-max_connections // SHARD_SIZE)
+            per_shard = -(-max_connections // shards)
+            limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
+            verify = httpx.create_ssl_context()  # one context (certificates verified) for every pool
+            self._transports = [httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+                                for _ in range(shards)]
+        self._busy = [0] * len(self._transports)
 
     async def request(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        kwargs: dict[str, Any] = {} if body is None else {"json": body}
-        client = self._clients[self._next]
-        self._next = (self._next + 1) % len(self._clients)
-        return await client.request(method, path.lstrip("/"), **kwargs)
+        """Send one request and read its whole answer (no redirects are followed)."""
+        import httpx
+
+        headers = self._headers
+        content = None
+        if body is not None:
+            content = json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                                 allow_nan=False).encode()
+            headers = [*headers, ("Content-Type", "application/json")]
+        request = httpx.Request(method, f"{self.base_url}/{path.lstrip('/')}", headers=headers,
+                                content=content, extensions={"timeout": self._timeout})
+        # The least busy pool: a request never queues in one pool while another has room.
+        busy = self._busy
+        shard = busy.index(min(busy))
+        busy[shard] += 1
+        try:
+            response = await self._transports[shard].handle_async_request(request)
+            response.request = request
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        finally:
+            busy[shard] -= 1
+        return response
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        for transport in self._transports:
+            await transport.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -69,6 +69,6 @@ def test_tls_certificates_are_verified() -> None:
     import ssl
 
     client = SuptaskClient(token="t", base_url="https://api.example.com/v2")
-    context = client._clients[0]._transport._pool._ssl_context  # type: ignore[attr-defined]
+    context = client._transports[0]._pool._ssl_context  # type: ignore[attr-defined]
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     asyncio.run(client.aclose())
