@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from bulksync.errors import UsageError
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 __all__ = ["DEFAULT_API_URL", "CreatedTicket", "SuptaskClient", "created_ticket", "error_message"]
@@ -114,8 +116,8 @@ class SuptaskClient:
             per_shard = -(-max_connections // shards)
             limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
             verify = httpx.create_ssl_context()  # one context (certificates verified) for every pool
-            self._transports = [httpx.AsyncHTTPTransport(verify=verify, limits=limits)
-                                for _ in range(shards)]
+            proxy = _proxy_for(self.base_url)
+            self._transports = [_transport(verify, limits, proxy) for _ in range(shards)]
         self._busy = [0] * len(self._transports)
 
     async def request(self, method: str, path: str, body: Any = None) -> httpx.Response:
@@ -154,3 +156,33 @@ class SuptaskClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment (``HTTPS_PROXY``, ``NO_PROXY``...) names for ``url``, as httpx would."""
+    import urllib.request
+
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
+
+
+def _transport(verify: ssl.SSLContext, limits: httpx.Limits, proxy: str | None) -> httpx.AsyncHTTPTransport:
+    """An httpx transport whose connections use bulksync's asyncio backend (through a proxy: httpx's own)."""
+    import httpcore
+    import httpx
+
+    from bulksync.netio import AsyncioBackend
+
+    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits, proxy=proxy)
+    if proxy is None:
+        # httpx builds its pool with the default (anyio) backend and takes no other; the pool
+        # it builds is replaced by the same pool on the asyncio backend.
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=verify, max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry, network_backend=AsyncioBackend())
+    return transport

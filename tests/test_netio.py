@@ -1,0 +1,176 @@
+"""bulksync's asyncio network backend, over real sockets on 127.0.0.1: TLS, keep-alive, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from bulksync.api import SuptaskClient
+from bulksync.netio import AsyncioBackend
+from bulksync.plan import Operation
+from bulksync.report import RowResult
+from bulksync.runner import run_operations
+
+TID = "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    peers: list[tuple[str, int]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _Handler.peers.append(self.client_address)
+        out = json.dumps({"ticketId": TID, "echo": body,
+                          "auth": self.headers["Authorization"]}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server(ca: trustme.CA) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Handler.peers = []
+    try:
+        yield f"https://localhost:{server.server_address[1]}/api"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _post_twice(url: str) -> list[httpx.Response]:
+    async def go() -> list[httpx.Response]:
+        async with SuptaskClient(token="tls-token", base_url=url, max_connections=1) as client:
+            return [await client.request("POST", "/ticket", {"description": f"é {i}"}) for i in range(2)]
+    return asyncio.run(go())
+
+
+def test_https_through_the_asyncio_backend(ca: trustme.CA, tls_server: str, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    pem = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    monkeypatch.setenv("SSL_CERT_FILE", str(pem))  # how a user trusts a corporate CA, too
+    first, second = _post_twice(tls_server)
+    assert first.status_code == second.status_code == 201
+    assert first.json()["echo"] == {"description": "é 0"}
+    assert second.json()["auth"] == "Api-Token tls-token"
+    # Both requests went over one kept-alive TLS connection.
+    assert _Handler.peers[0] == _Handler.peers[1]
+
+
+def test_an_untrusted_certificate_is_a_connect_error(tls_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        _post_twice(tls_server)
+    assert _Handler.peers == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_refused_connection_is_retried_as_not_sent() -> None:
+    """Nothing listens: a create may be sent again (it was never processed), and fails in the end."""
+    url = f"http://127.0.0.1:{_free_port()}/api"
+    results: dict[int, RowResult] = {}
+
+    async def go() -> int:
+        async with SuptaskClient(token="t", base_url=url) as client:
+            stats = await run_operations(client, [Operation(2, "create", None, {"description": "x"})],
+                                         results, max_attempts=2, backoff=0.01)
+            return stats.requests
+    assert asyncio.run(go()) == 2
+    assert results[2].status == "failed" and "could not connect" in results[2].error
+
+
+def test_a_silent_server_is_a_read_timeout() -> None:
+    """The server takes the request and never answers: ReadTimeout, so a create becomes uncertain."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/api"
+    results: dict[int, RowResult] = {}
+
+    async def go() -> None:
+        async with SuptaskClient(token="t", base_url=url, timeout=0.3) as client:
+            await run_operations(client, [Operation(2, "create", None, {"description": "x"})], results)
+    try:
+        asyncio.run(go())
+    finally:
+        listener.close()
+        for s in accepted:
+            s.close()
+    assert results[2].status == "uncertain"
+    assert "ReadTimeout" in results[2].error
+
+
+def test_a_server_that_hangs_up_mid_answer_is_not_a_connect_error() -> None:
+    """A dropped connection after the request was sent must never look like 'not sent'."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\n{\"ticketId\"")
+        conn.close()
+    threading.Thread(target=serve, daemon=True).start()
+
+    async def go() -> None:
+        async with SuptaskClient(token="t", base_url=f"http://127.0.0.1:{listener.getsockname()[1]}") as c:
+            await c.request("POST", "/ticket", {"description": "x"})
+    try:
+        with pytest.raises(httpx.TransportError) as caught:
+            asyncio.run(go())
+    finally:
+        listener.close()
+    assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)
+
+
+def test_unix_sockets_are_refused() -> None:
+    import httpcore
+
+    with pytest.raises(httpcore.ConnectError):
+        asyncio.run(AsyncioBackend().connect_unix_socket("/tmp/x.sock"))
+
+
+def test_a_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpcore
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = SuptaskClient(token="t", base_url="https://api.example.com/v2")
+    assert isinstance(client._transports[0]._pool, httpcore.AsyncHTTPProxy)  # type: ignore[attr-defined]
+    monkeypatch.setenv("NO_PROXY", "api.example.com")
+    direct = SuptaskClient(token="t", base_url="https://api.example.com/v2")
+    assert isinstance(direct._transports[0]._pool._network_backend, AsyncioBackend)  # type: ignore[attr-defined]
+    asyncio.run(client.aclose())
+    asyncio.run(direct.aclose())
