@@ -1,3 +1,3 @@
-from bulksync.cli import main
+from bulksync.cli import run
 
-main()
+run()

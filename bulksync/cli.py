@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -446,3 +446,31 @@ def demo(keep: Path | None) -> None:
     from bulksync.demo import run_demo
 
     sys.exit(run_demo(keep, echo=click.echo))
+
+
+def run() -> NoReturn:
+    """The console script: run the command, then leave without tearing the heap down.
+
+    After a command on a big sheet, freeing hundreds of thousands of objects and the
+    modules of pandas and pandera takes a good part of a second, and there is nothing
+    left to clean up by then: sheets and journals are written and closed. So the
+    process flushes its output and exits at once (mypy does the same).
+    """
+    import os
+
+    try:
+        main(standalone_mode=True)
+        code: object = 0
+    except SystemExit as e:
+        code = e.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (| head) or a closed stream
+            pass
+    os._exit(code)

@@ -22,6 +22,7 @@ from bulksync.columns import (
 )
 from bulksync.config import Settings, SheetOptions, resolve_settings
 from bulksync.errors import SheetError, TokenMissing
+from bulksync.gcpause import paused_gc
 from bulksync.journal import Journal
 from bulksync.mapping import Mapped, apply_mapping
 from bulksync.plan import Operation, Plan, apply_payload, cells_of_payload, plan_rows
@@ -64,24 +65,23 @@ def load(path: Path | str, settings: Settings, *, force: bool = False) -> Loaded
     emptied that the API cannot empty) join the schema's in one report. The
     journal is only read.
     """
-    table = read_table(path, sheet=settings.sheet)
-    mapped = apply_mapping(table, settings.mapping, users=settings.users,
-                           default_requester=settings.default_requester, comments=settings.comments)
-    rows = select_rows(mapped.table, settings.defaults)
-    report = validate_rows(rows, table.path)
-    if mapped.problems:
-        report = report.with_problems(mapped.problems, superseding=True)
-    if mapped.source_of:
-        report = report.renamed(mapped.source_of)
-    if report.sheet_invalid:
-        return Loaded(table, mapped, rows, report, Plan(()), settings, {})
-    baselines = Journal.read_baselines(table.path)
-    plan = plan_rows(rows, exclude=report.invalid_rows, force=force, baselines=baselines)
-    if plan.problems:
-        report = report.with_problems(plan.problems)
-    bad = report.invalid_rows
-    plan = Plan(tuple(op for op in plan.operations if op.row_number not in bad))
-    return Loaded(table, mapped, rows, report, plan, settings, baselines)
+    with paused_gc():
+        table = read_table(path, sheet=settings.sheet)
+        mapped = apply_mapping(table, settings.mapping, users=settings.users,
+                               default_requester=settings.default_requester, comments=settings.comments)
+        rows = select_rows(mapped.table, settings.defaults)
+        report = validate_rows(rows, table.path)
+        if mapped.problems:
+            report = report.with_problems(mapped.problems, superseding=True)
+        if mapped.source_of:
+            report = report.renamed(mapped.source_of)
+        if report.sheet_invalid:
+            return Loaded(table, mapped, rows, report, Plan(()), settings, {})
+        baselines = Journal.read_baselines(table.path)
+        plan = plan_rows(rows, exclude=report.invalid_rows, force=force, baselines=baselines)
+        if plan.problems:  # rows that cannot be planned have no operation
+            report = report.with_problems(plan.problems)
+        return Loaded(table, mapped, rows, report, plan, settings, baselines)
 
 
 def validate(path: Path | str, **options: Unpack[SheetOptions]) -> ValidationReport:
