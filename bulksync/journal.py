@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -219,6 +219,7 @@ class Journal:
         new baseline or None). Updates are idempotent, so they are written in batches; a
         crash loses at most a batch, and the next push then simply sends those rows again."""
         now = time.time()
+        dumps = _memo_dumps()
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
@@ -226,10 +227,30 @@ class Journal:
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(ticket_id) DO UPDATE SET "
                 "row_number = excluded.row_number, state = excluded.state, payload = excluded.payload, "
                 "error = excluded.error, at = excluded.at",
-                [(t, row, "updated" if ok else "failed", json.dumps(payload, sort_keys=True), error, now)
+                [(t, row, "updated" if ok else "failed", dumps(payload), error, now)
                  for t, row, payload, ok, error, _ in records])
             self._db.executemany(
                 "INSERT INTO baselines (ticket_id, cells, at) VALUES (?, ?, ?) "
                 "ON CONFLICT(ticket_id) DO UPDATE SET cells = excluded.cells, at = excluded.at",
-                [(t, json.dumps(cells, sort_keys=True), now)
-                 for t, _, _, _, _, cells in records if cells is not None])
+                [(t, dumps(cells), now) for t, _, _, _, _, cells in records if cells is not None])
+
+
+def _memo_dumps() -> Callable[[Mapping[str, Any]], str]:
+    """``json.dumps(..., sort_keys=True)`` that encodes each distinct flat mapping once.
+
+    A bulk edit sends the same body (and leaves the same baseline) on many rows.
+    Mappings holding lists (tags, custom fields) are simply encoded each time.
+    """
+    seen: dict[frozenset[tuple[str, type, Any]], str] = {}
+
+    def dumps(value: Mapping[str, Any]) -> str:
+        try:  # the type is part of the key: 1, 1.0 and True are equal but encode differently
+            key = frozenset((k, type(v), v) for k, v in value.items())
+        except TypeError:  # an unhashable value
+            return json.dumps(value, sort_keys=True)
+        text = seen.get(key)
+        if text is None:
+            text = seen[key] = json.dumps(value, sort_keys=True)
+        return text
+
+    return dumps

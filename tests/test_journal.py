@@ -296,3 +296,17 @@ def test_a_second_ctrl_c_stops_at_once_and_the_journal_keeps_everything(tmp_path
                         "-q", env={"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": TOKEN})
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         assert_one_ticket_per_row(sheet, sb, 12)
+
+
+def test_the_journals_json_memo_encodes_like_json_dumps() -> None:
+    """Equal-looking values of other types (1, 1.0, True) and unhashable ones each encode as json does."""
+    import json
+
+    from bulksync.journal import _memo_dumps
+
+    dumps = _memo_dumps()
+    values: list[dict[str, object]] = [
+        {"status": "Closed"}, {"status": "Closed"}, {"n": 1}, {"n": True}, {"n": 1.0},
+        {"tags": ["a", "b"]}, {"assignee": None, "priority": "High"}, {"priority": "High", "assignee": None},
+    ]
+    assert [dumps(v) for v in values] == [json.dumps(v, sort_keys=True) for v in values]

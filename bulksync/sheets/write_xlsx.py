@@ -9,6 +9,7 @@ which ``mc:Ignorable`` attributes refer to by name.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import shutil
@@ -46,6 +47,10 @@ def safe_xml(path: Path, part: str, data: bytes) -> Any:
         raise SheetError(path, f"{part} is not well-formed XML ({e})") from None
 
 
+_letter = functools.lru_cache(maxsize=1024)(column_letter)
+
+
+@functools.lru_cache(maxsize=1024)
 def _column_index(letters: str) -> int:
     n = 0
     for ch in letters:
@@ -184,18 +189,23 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _cell_xml(ref: str, value: str, numeric: bool, style: bytes | None) -> bytes:
-    from xml.sax.saxutils import escape
-
     s = b' s="' + style + b'"' if style is not None else b""
     if value == "":
         return b'<c r="' + ref.encode() + b'"' + s + b"/>"
     if numeric and value.isdigit():
         return b'<c r="' + ref.encode() + b'"' + s + b"><v>" + value.encode() + b"</v></c>"
+    # An inline string is text to Excel: a value starting with "=" can never become a formula.
+    return b'<c r="' + ref.encode() + b'"' + s + b' t="inlineStr">' + _inline_text(value) + b"</c>"
+
+
+@functools.lru_cache(maxsize=4096)
+def _inline_text(value: str) -> bytes:
+    """``<is><t>value</t></is>``, escaped; statuses and errors repeat, so each is built once."""
+    from xml.sax.saxutils import escape
+
     text = escape(_NOT_XML.sub("\ufffd", value)).encode("utf-8")
     space = b' xml:space="preserve"' if value != value.strip() else b""
-    # An inline string is text to Excel: a value starting with "=" can never become a formula.
-    return (b'<c r="' + ref.encode() + b'"' + s + b' t="inlineStr"><is><t' + space + b">" + text
-            + b"</t></is></c>")
+    return b"<is><t" + space + b">" + text + b"</t></is>"
 
 
 def _tail_cells(content: bytes, first: int) -> tuple[int, list[tuple[int, re.Match[bytes]]]] | None:
@@ -245,12 +255,12 @@ def _patch_row(attrs: bytes, content: bytes, number: int, values: Mapping[int, s
         if values[col] == "" and old_style is None:
             pieces.append((col, b""))
             continue
-        pieces.append((col, _cell_xml(f"{column_letter(col)}{number}", values[col], col in numeric,
+        pieces.append((col, _cell_xml(f"{_letter(col)}{number}", values[col], col in numeric,
                                       old_style.group(1) if old_style else None)))
     present = {col for col, _ in tail}
     for col, value in values.items():
         if col not in present and (value != "" or style is not None):
-            pieces.append((col, _cell_xml(f"{column_letter(col)}{number}", value, col in numeric, style)))
+            pieces.append((col, _cell_xml(f"{_letter(col)}{number}", value, col in numeric, style)))
     pieces.sort(key=lambda p: p[0])
     spans = _SPANS.search(attrs)
     if spans and values:
