@@ -173,10 +173,17 @@ def _read_csv(path: Path) -> Table:
         raise SheetError(path, "is empty: the first row must be a header naming the columns")
     fmt = CsvFormat(encoding=encoding, bom=bom, delimiter=detect_delimiter(text),
                     newline=detect_newline(text))
+    # UTF-8 (the usual case) is parsed from the file itself: pandas' C reader decodes as it
+    # reads, much faster than being fed the decoded text. The whole file was decoded above
+    # to choose the encoding; if it changes in between, the fingerprint tells at write-back.
+    source: Path | io.StringIO = path if encoding == "utf-8" else io.StringIO(text)
+    del data, text
     try:
-        raw = pd.read_csv(io.StringIO(text), sep=fmt.delimiter, header=None, dtype=str,
+        raw = pd.read_csv(source, sep=fmt.delimiter, header=None, dtype=str, encoding="utf-8-sig",
                           keep_default_na=False, na_filter=False, skip_blank_lines=False,
                           quotechar='"', engine="c")
+    except UnicodeDecodeError:
+        raise SheetError(path, "changed while it was being read; run the command again") from None
     except pd.errors.ParserError as e:
         raise SheetError(path, _parser_message(str(e))) from None
     except pd.errors.EmptyDataError:
