@@ -1,4 +1,4 @@
-"""Pause Python's cyclic garbage collector while a bulk step builds many objects.
+"""Keep Python's cyclic garbage collector out of bulk steps.
 
 Reading, validating and planning a 100,000-row sheet makes hundreds of thousands of
 small dicts, lists and Operations, none of them in reference cycles. Each of them
@@ -14,7 +14,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["paused_gc"]
+__all__ = ["frozen_heap", "paused_gc"]
 
 
 @contextmanager
@@ -27,3 +27,22 @@ def paused_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Leave what exists now out of the collector's passes for the block (``gc.freeze``).
+
+    While requests are sent, the sheet, the plan and the imported modules are long-lived;
+    every full collection walked them again (about a tenth of the per-request cost of a
+    20,000-row bulk close). They are unfrozen afterwards, so nothing escapes collection for
+    good. A caller that froze objects itself is left alone.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

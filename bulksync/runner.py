@@ -63,8 +63,13 @@ class Pacer:
 
     def observe(self, response: httpx.Response) -> None:
         """Steer by ``X-RateLimit-Remaining``/``-Reset``: pause everyone when the window is spent."""
-        remaining = _number(response.headers.get("x-ratelimit-remaining"))
-        reset = _number(response.headers.get("x-ratelimit-reset"))
+        remaining = reset = None
+        for name, value in response.headers.raw:  # one pass over the few raw headers
+            name = name.lower()
+            if name == b"x-ratelimit-remaining":
+                remaining = _number(value.decode("latin-1"))
+            elif name == b"x-ratelimit-reset":
+                reset = _number(value.decode("latin-1"))
         now = time.monotonic()
         if remaining is not None and reset is not None:
             # Reset is epoch seconds; a small number is read as seconds from now.

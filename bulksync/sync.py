@@ -22,7 +22,7 @@ from bulksync.columns import (
 )
 from bulksync.config import Settings, SheetOptions, resolve_settings
 from bulksync.errors import SheetError, TokenMissing
-from bulksync.gcpause import paused_gc
+from bulksync.gcpause import frozen_heap, paused_gc
 from bulksync.journal import Journal
 from bulksync.mapping import Mapped, apply_mapping
 from bulksync.plan import Operation, Plan, apply_payload, cells_of_payload, plan_rows
@@ -164,7 +164,8 @@ def push(
         run.hooks = _JournalHooks(journal, run.keys, dict(loaded.baselines))
         to_send, pending = run.sort(loaded.plan, only_failed=only_failed)
         try:
-            _drive(run, to_send, pending, retry_uncertain=retry_uncertain)
+            with frozen_heap():
+                _drive(run, to_send, pending, retry_uncertain=retry_uncertain)
         finally:
             run.hooks.flush()
     results = run.merged_results()
@@ -481,14 +482,16 @@ class _Run:
         self.total = max(self.total, len(self.sent))
         done_before = len(self.sent) - len(ops)
 
+        on_progress = self.on_progress
+
         def progress(done: int, total: int, note: str) -> None:
             # One bar for the whole push, across the runner's calls.
-            if self.on_progress:
-                self.on_progress(done_before + done, self.total, note)
+            if on_progress:
+                on_progress(done_before + done, self.total, note)
 
         await run_operations(client, ops, self.results if results is None else results,
                      concurrency=concurrency,
-                     rate=self.loaded.settings.rate, on_progress=progress,
+                     rate=self.loaded.settings.rate, on_progress=progress if on_progress else None,
                      stats=self.stats, hooks=hooks, stopping=self.stopping, on_log=self.on_log)
 
     async def _resolve(self, client: SuptaskClient, earlier: list[Operation], *,
@@ -617,14 +620,20 @@ def _invalid(report: ValidationReport) -> dict[int, RowResult]:
     return {row: RowResult(row, "invalid", error="; ".join(m)) for row, m in messages.items()}
 
 
-def owned_cells(results: Mapping[int, RowResult]) -> dict[int, dict[str, str]]:
-    """The cells bulksync writes for each row it has an outcome for."""
+def owned_cells(results: Mapping[int, RowResult], columns: tuple[str, ...]) -> dict[int, dict[str, str]]:
+    """The cells bulksync writes, among ``columns``, for each row it has an outcome for."""
+    error = "syncError" in columns
+    ids = "ticketId" in columns
+    numbers = "ticketNumber" in columns
     cells: dict[int, dict[str, str]] = {}
     for row, r in results.items():
-        c = {"syncStatus": r.status, "syncError": r.error}
+        c: dict[str, str] = {"syncStatus": r.status}
+        if error:
+            c["syncError"] = r.error
         if r.status == "created" and r.ticket_id:
-            c["ticketId"] = r.ticket_id
-            if r.ticket_number is not None:
+            if ids:
+                c["ticketId"] = r.ticket_id
+            if numbers and r.ticket_number is not None:
                 c["ticketNumber"] = str(r.ticket_number)
         cells[row] = c
     return cells
@@ -640,11 +649,13 @@ def write_back(table: Table, results: Mapping[int, RowResult]) -> tuple[Path | N
 
     if not results:
         return None, ""
-    cells = owned_cells(results)
     present = {h.strip() for h in table.header}
-    used = {name for c in cells.values() for name, v in c.items() if v}
-    columns = tuple(n for n in OWNED_COLUMNS if n in present or n in used or n == "syncStatus")
-    cells = {row: {k: v for k, v in c.items() if k in columns} for row, c in cells.items()}
+    created = [r for r in results.values() if r.status == "created" and r.ticket_id]
+    used = {"syncStatus", *(("syncError",) if any(r.error for r in results.values()) else ()),
+            *(("ticketId",) if created else ()),
+            *(("ticketNumber",) if any(r.ticket_number is not None for r in created) else ())}
+    columns = tuple(n for n in OWNED_COLUMNS if n in present or n in used)
+    cells = owned_cells(results, columns)
     if table.changed():
         beside = _write_beside(table.path, results)
         return beside, (f"{table.path} was changed by someone else during the run, so it was not "
