@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS sides (   -- links to the old ticket, and replies, pe
 CREATE TABLE IF NOT EXISTS updates (
     ticket_id TEXT PRIMARY KEY,
     row_number INTEGER NOT NULL,
-    state TEXT NOT NULL,           -- updated | failed
+    state TEXT NOT NULL,           -- failed (a later success removes the row)
     payload TEXT NOT NULL,
     error TEXT NOT NULL DEFAULT '',
     at REAL NOT NULL
@@ -99,6 +99,7 @@ class Journal:
             raise SheetError(path, f"cannot open the journal ({e})") from None
         row = self._db.execute("SELECT max(ticket_number) FROM creates").fetchone()
         self.highest_number: int | None = row[0]
+        self._listed: set[str] | None = None  # ticket IDs in `updates` (failed ones), once read
 
     @classmethod
     def for_sheet(cls, sheet: Path) -> Journal:
@@ -209,7 +210,7 @@ class Journal:
     # -- updates -------------------------------------------------------------
 
     def updates(self) -> dict[str, tuple[str, str]]:
-        """ticketId → (state, error) of the last update sent."""
+        """ticketId → (state, error) of updates whose last attempt failed."""
         return {r[0]: (r[1], r[2]) for r in
                 self._db.execute("SELECT ticket_id, state, error FROM updates").fetchall()}
 
@@ -217,22 +218,35 @@ class Journal:
                                                    Mapping[str, str] | None]]) -> None:
         """Record finished updates in one transaction: (ticketId, row, payload, ok, error,
         new baseline or None). Updates are idempotent, so they are written in batches; a
-        crash loses at most a batch, and the next push then simply sends those rows again."""
+        crash loses at most a batch, and the next push then simply sends those rows again.
+
+        A failed update is kept (with its body and error) for ``--only-failed``; a
+        successful one leaves only its new baseline, and clears an earlier failure.
+        """
         now = time.time()
         dumps = _memo_dumps()
+        if self._listed is None:
+            self._listed = {r[0] for r in self._db.execute("SELECT ticket_id FROM updates")}
+        listed = self._listed
+        failed = [(t, row, dumps(payload), error, now)
+                  for t, row, payload, ok, error, _ in records if not ok]
+        cleared = [(t,) for t, _, _, ok, _, _ in records if ok and t in listed]
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO updates (ticket_id, row_number, state, payload, error, at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(ticket_id) DO UPDATE SET "
-                "row_number = excluded.row_number, state = excluded.state, payload = excluded.payload, "
-                "error = excluded.error, at = excluded.at",
-                [(t, row, "updated" if ok else "failed", dumps(payload), error, now)
-                 for t, row, payload, ok, error, _ in records])
+            if failed:
+                self._db.executemany(
+                    "INSERT INTO updates (ticket_id, row_number, state, payload, error, at) "
+                    "VALUES (?, ?, 'failed', ?, ?, ?) ON CONFLICT(ticket_id) DO UPDATE SET "
+                    "row_number = excluded.row_number, state = excluded.state, "
+                    "payload = excluded.payload, error = excluded.error, at = excluded.at", failed)
+            if cleared:
+                self._db.executemany("DELETE FROM updates WHERE ticket_id = ?", cleared)
             self._db.executemany(
                 "INSERT INTO baselines (ticket_id, cells, at) VALUES (?, ?, ?) "
                 "ON CONFLICT(ticket_id) DO UPDATE SET cells = excluded.cells, at = excluded.at",
                 [(t, dumps(cells), now) for t, _, _, _, _, cells in records if cells is not None])
+        listed.difference_update(t for (t,) in cleared)
+        listed.update(t for t, *_ in failed)
 
 
 def _memo_dumps() -> Callable[[Mapping[str, Any]], str]:

@@ -23,6 +23,10 @@ ONCE_KINDS = frozenset({"create", "link", "reply"})
 """POSTs: with no idempotency key, sent again only when certainly not processed."""
 Cells = Mapping[str, str]
 
+_METHODS = {"create": "POST", "update": "PATCH", "link": "POST", "reply": "POST", "delete": "DELETE"}
+_PATHS = {"create": "/ticket", "update": "/ticket/", "delete": "/ticket/", "link": "/ticket/external/",
+          "reply": "/ticket/reply/"}
+
 CLEARED_AS: dict[str, Any] = {"assignee": None, "priority": None, "tags": []}
 """What an emptied cell sends. Other fields cannot be emptied through the API."""
 
@@ -60,14 +64,14 @@ class Operation(NamedTuple):
 
     @property
     def method(self) -> str:
-        return {"create": "POST", "update": "PATCH", "link": "POST", "reply": "POST",
-                "delete": "DELETE"}.get(self.kind, "")
+        return _METHODS.get(self.kind, "")
 
     @property
     def path(self) -> str:
-        return {"create": "/ticket", "update": f"/ticket/{self.ticket_id}",
-                "delete": f"/ticket/{self.ticket_id}", "link": f"/ticket/external/{self.ticket_id}",
-                "reply": f"/ticket/reply/{self.ticket_id}"}.get(self.kind, "")
+        prefix = _PATHS.get(self.kind)
+        if prefix is None:
+            return ""
+        return prefix if self.kind == "create" else prefix + str(self.ticket_id)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"row": self.row_number, "kind": self.kind, "method": self.method,

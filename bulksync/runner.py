@@ -45,15 +45,19 @@ class Pacer:
         self.paused_until = 0.0
         self.in_flight = 0
 
+    def try_acquire(self) -> float:
+        """Take a slot now (0.0), or say how many seconds to wait before asking again."""
+        now = time.monotonic()
+        start = max(now, self._next_at, self.paused_until)
+        if start <= now:
+            self._next_at = now + self._interval
+            self.in_flight += 1
+            return 0.0
+        return start - now
+
     async def acquire(self) -> None:
-        while True:
-            now = time.monotonic()
-            start = max(now, self._next_at, self.paused_until)
-            if start <= now:
-                self._next_at = now + self._interval
-                self.in_flight += 1
-                return
-            await asyncio.sleep(start - now)
+        while wait := self.try_acquire():
+            await asyncio.sleep(wait)
 
     def release(self) -> None:
         self.in_flight -= 1
@@ -175,12 +179,13 @@ async def run_operations(
         while True:
             attempt += 1
             error, status = "", 0
-            await pacer.acquire()
+            if pacer.try_acquire():  # the common case takes its slot without awaiting
+                await pacer.acquire()
             if once and hooks:
                 hooks.sending(op)
             stats.requests += 1
             not_processed = False
-            started = time.monotonic()
+            started = time.monotonic() if on_log else 0.0
             try:
                 response = await client.request(op.method, op.path, op.payload)
                 if on_log:

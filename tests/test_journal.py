@@ -310,3 +310,22 @@ def test_the_journals_json_memo_encodes_like_json_dumps() -> None:
         {"tags": ["a", "b"]}, {"assignee": None, "priority": "High"}, {"priority": "High", "assignee": None},
     ]
     assert [dumps(v) for v in values] == [json.dumps(v, sort_keys=True) for v in values]
+
+
+def test_a_failed_update_is_kept_until_a_later_one_succeeds(tmp_path: Path) -> None:
+    from bulksync.journal import Journal
+
+    a, b = "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32", "3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b"
+    with Journal(tmp_path / "j.sqlite") as journal:
+        journal.updated_many([(a, 2, {"status": "Closed"}, False, "HTTP 500: boom", None),
+                              (b, 3, {"status": "Closed"}, True, "", {"status": "Closed"})])
+        assert journal.updates() == {a: ("failed", "HTTP 500: boom")}
+    with Journal(tmp_path / "j.sqlite") as journal:  # a later run, from the file
+        journal.updated_many([(a, 2, {"status": "Closed"}, True, "", {"status": "Closed"})])
+        assert journal.updates() == {}
+        assert Journal.read_baselines(tmp_path / "x.csv") == {}  # another sheet's journal: none
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:
+        rows = dict(db.execute("SELECT ticket_id, cells FROM baselines").fetchall())
+    assert rows == {a: '{"status": "Closed"}', b: '{"status": "Closed"}'}

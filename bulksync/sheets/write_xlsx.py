@@ -261,8 +261,9 @@ def _patch_row(attrs: bytes, content: bytes, number: int, values: Mapping[int, s
     for col, value in values.items():
         if col not in present and (value != "" or style is not None):
             pieces.append((col, _cell_xml(f"{_letter(col)}{number}", value, col in numeric, style)))
-    pieces.sort(key=lambda p: p[0])
-    spans = _SPANS.search(attrs)
+    if len(pieces) > 1:
+        pieces.sort(key=lambda p: p[0])
+    spans = _SPANS.search(attrs) if b"spans" in attrs else None
     if spans and values:
         top = max(values) + 1
         if int(spans.group(2)) < top:
@@ -296,9 +297,10 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
             return None
         number = int(ref.group(2))
         seen.add(number)
-        values = dict(wanted.get(number, {}))
+        values = wanted.get(number, {})
         style = None
         if number == 1 and new_headers:
+            values = dict(values)
             for c in _CELL.finditer(m.group(2) or b""):
                 r = _ATTR_R.search(c.group(1))
                 if r and r.group(1) and _column_index(r.group(1).decode()) == len(header) - 1:
