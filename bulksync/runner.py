@@ -37,23 +37,38 @@ _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
 
 class Pacer:
-    """Shared pace for all workers: a ``rate`` cap, the server's remaining budget, and 429 pauses."""
+    """Shared pace for all workers: a ``rate`` cap, the server's remaining budget, and 429 pauses.
+
+    Within a rate-limit window a request is sent only while fewer requests are in flight
+    than the window has left (the lowest ``X-RateLimit-Remaining`` answered for it), so
+    the run never goes over; when the window is spent (Remaining 0) everyone waits for
+    its reset. While the budget is only *taken* by requests in flight, workers wait for
+    their answers rather than for the reset: an answer may show that the server already
+    counted some of them, and the window's last slots are not left unused.
+    """
+
+    HOLD = 0.01
+    """Seconds between looks while the window's budget is taken by requests in flight."""
 
     def __init__(self, rate: float | None = None) -> None:
         self._interval = 1.0 / rate if rate else 0.0
         self._next_at = 0.0
         self.paused_until = 0.0
         self.in_flight = 0
+        self._window_end = 0.0  # when the window the budget below belongs to resets (monotonic)
+        self._remaining = 0.0   # the lowest Remaining answered for that window
 
     def try_acquire(self) -> float:
         """Take a slot now (0.0), or say how many seconds to wait before asking again."""
         now = time.monotonic()
         start = max(now, self._next_at, self.paused_until)
-        if start <= now:
-            self._next_at = now + self._interval
-            self.in_flight += 1
-            return 0.0
-        return start - now
+        if start > now:
+            return start - now
+        if now < self._window_end and self.in_flight >= self._remaining:
+            return min(self.HOLD, self._window_end - now)
+        self._next_at = now + self._interval
+        self.in_flight += 1
+        return 0.0
 
     async def acquire(self) -> None:
         while wait := self.try_acquire():
@@ -79,10 +94,11 @@ class Pacer:
             # Reset is epoch seconds; a small number is read as seconds from now.
             reset_in = reset - time.time() if reset > 1e9 else reset
             reset_in = max(reset_in, 0.0)
-            # Spend what the window still allows (minus what is already in flight), then
-            # wait for the reset: the run stays under the limit and loses no time to it.
-            left = remaining - max(self.in_flight - 1, 0)
-            if left <= 0:
+            if now >= self._window_end:  # the first answer of a new window
+                self._window_end, self._remaining = now + reset_in, remaining
+            else:  # answers may come out of order: the lowest count is the latest
+                self._remaining = min(self._remaining, remaining)
+            if remaining <= 0:
                 self.paused_until = max(self.paused_until, now + reset_in + 0.05)
         if response.status_code == 429:
             delay = retry_after(response)

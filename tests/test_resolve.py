@@ -108,12 +108,52 @@ def _response(status: int, **headers: str) -> httpx.Response:
 
 def test_pacer_spends_the_window_then_waits_for_its_reset() -> None:
     reset = str(time.time() + 5)
+
+    def answer(remaining: int) -> None:  # as the runner does: observe, then release
+        pacer.observe(_response(201, **{"X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": reset}))
+        pacer.release()
+
     pacer = Pacer()
-    pacer.in_flight = 3  # this answer's request, and two more still in flight
-    pacer.observe(_response(201, **{"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": reset}))
-    assert pacer.waiting() == 0  # one more request still fits in this window
-    pacer.observe(_response(201, **{"X-RateLimit-Remaining": "2", "X-RateLimit-Reset": reset}))
-    assert 4.9 < pacer.waiting() <= 5.1  # the two in flight take what is left: wait for the reset
+    pacer.in_flight = 3
+    answer(3)  # 3 left, 2 still in flight
+    assert pacer.try_acquire() == 0  # one more fits
+    assert 0 < pacer.try_acquire() <= Pacer.HOLD  # 3 in flight hold the 3 left: wait for answers
+    assert pacer.waiting() == 0  # ... not for the reset
+    answer(2)  # 2 left, 2 in flight
+    assert pacer.try_acquire() > 0
+    answer(3)  # an older answer arriving late: the lowest count stands (2 left, 1 in flight)
+    assert pacer.try_acquire() == 0  # the server had counted that one already: its slot is used
+    assert pacer.try_acquire() > 0
+    answer(0)  # the window is spent: everyone waits for its reset
+    assert 4.9 < pacer.waiting() <= 5.1
+
+
+def test_pacer_never_sends_more_than_the_window_has_left() -> None:
+    """Whatever order answers come in, requests in flight never exceed what the server said was left."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(200):
+        pacer = Pacer()
+        limit, counted, in_flight = 30, 0, []  # the server's count; requests sent, not yet counted
+        answered: list[int] = []  # Remaining for requests counted, not yet answered
+        reset = str(time.time() + 60)
+        for _ in range(5000):  # bounded: a pacer that holds slots back forever fails below
+            step = rng.random()
+            if step < 0.4 and pacer.try_acquire() == 0:
+                in_flight.append(1)
+                assert counted + len(in_flight) <= limit  # never over the limit
+            elif step < 0.7 and in_flight:
+                in_flight.pop()
+                counted += 1
+                answered.insert(rng.randrange(len(answered) + 1), limit - counted)
+            elif answered:
+                pacer.observe(_response(201, **{"X-RateLimit-Remaining": str(answered.pop()),
+                                                "X-RateLimit-Reset": reset}))
+                pacer.release()
+            elif counted >= limit and not in_flight:
+                break
+        assert counted == limit  # and the whole window was used
 
 
 def test_pacer_pauses_everyone_on_429_until_retry_after() -> None:
