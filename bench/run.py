@@ -32,13 +32,11 @@ ENV = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
 REPEATS = 3
 
 
-def best_of(*commands: list[str], setup: object = None, repeats: int = REPEATS) -> list[tuple[float, float]]:
+def best_of(*commands: list[str], repeats: int = REPEATS) -> list[tuple[float, float]]:
     """(best seconds, peak RSS MB) of each command over ``repeats`` interleaved runs."""
     best = [(float("inf"), 0.0)] * len(commands)
     for _ in range(repeats):
         for i, args in enumerate(commands):
-            if callable(setup):
-                setup()
             seconds, mb = timed(args)
             best[i] = (min(best[i][0], seconds), max(best[i][1], mb))
     return best

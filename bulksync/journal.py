@@ -99,7 +99,7 @@ class Journal:
             raise SheetError(path, f"cannot open the journal ({e})") from None
         row = self._db.execute("SELECT max(ticket_number) FROM creates").fetchone()
         self.highest_number: int | None = row[0]
-        self._listed: set[str] | None = None  # ticket IDs in `updates` (failed ones), once read
+        self._failed_ids: set[str] | None = None  # ticket IDs in `updates`, read once
 
     @classmethod
     def for_sheet(cls, sheet: Path) -> Journal:
@@ -225,9 +225,9 @@ class Journal:
         """
         now = time.time()
         dumps = _memo_dumps()
-        if self._listed is None:
-            self._listed = {r[0] for r in self._db.execute("SELECT ticket_id FROM updates")}
-        listed = self._listed
+        if self._failed_ids is None:
+            self._failed_ids = {r[0] for r in self._db.execute("SELECT ticket_id FROM updates")}
+        listed = self._failed_ids
         failed = [(t, row, dumps(payload), error, now)
                   for t, row, payload, ok, error, _ in records if not ok]
         cleared = [(t,) for t, _, _, ok, _, _ in records if ok and t in listed]

@@ -183,7 +183,7 @@ def plan_rows(rows: Rows, *, exclude: frozenset[int] = frozenset(),
         tag_lists = [split[v][:] if v else None for v in columns[tags_at]]
         columns[tags_at] = [canonical[v] if v else "" for v in columns[tags_at]]
     numbers: list[int] = frame.index.tolist()
-    ids: list[str] = every[TICKET_ID] if TICKET_ID in every else frame[TICKET_ID].tolist()
+    ids: list[str] = frame[TICKET_ID].tolist()
     baselines = baselines or {}
 
     keep = [i for i, row in enumerate(numbers) if row not in exclude] if exclude else range(len(numbers))
@@ -231,15 +231,11 @@ def _plain_operations(at: Sequence[int], names: list[str], columns: list[list[st
     custom = [(n[len(CUSTOM_FIELD_PREFIX):], pick(v)) for n, v in zip(names, columns, strict=True)
               if n.startswith(CUSTOM_FIELD_PREFIX)]
     std_names = [n for n, _ in standard]
-    if standard:
-        cells = list(zip(*[v for _, v in standard], strict=True))
-        if all(all(v) for _, v in standard):  # every cell filled: the fastest path
-            payloads: list[dict[str, Any]] = [dict(zip(std_names, c, strict=True)) for c in cells]
-        else:
-            payloads = [dict(zip(std_names, c, strict=True)) if all(c) else {k: v for k, v in zip(std_names, c, strict=True) if v}
-                        for c in cells]
-    else:
-        payloads = [{} for _ in at]
+    payloads: list[dict[str, Any]] = [
+        dict(zip(std_names, c, strict=True)) if all(c)  # every cell filled: the fast path
+        else {k: v for k, v in zip(std_names, c, strict=True) if v}
+        for c in zip(*[v for _, v in standard], strict=True)
+    ] if standard else [{} for _ in at]
     if custom:
         fids = [fid for fid, _ in custom]
         fields = [[{"fieldId": fid, "value": v} for fid, v in zip(fids, values, strict=True) if v]

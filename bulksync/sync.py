@@ -650,10 +650,15 @@ def write_back(table: Table, results: Mapping[int, RowResult]) -> tuple[Path | N
     if not results:
         return None, ""
     present = {h.strip() for h in table.header}
+    # A column the sheet lacks is added only when some row has a value for it.
     created = [r for r in results.values() if r.status == "created" and r.ticket_id]
-    used = {"syncStatus", *(("syncError",) if any(r.error for r in results.values()) else ()),
-            *(("ticketId",) if created else ()),
-            *(("ticketNumber",) if any(r.ticket_number is not None for r in created) else ())}
+    used = {"syncStatus"}
+    if any(r.error for r in results.values()):
+        used.add("syncError")
+    if created:
+        used.add("ticketId")
+    if any(r.ticket_number is not None for r in created):
+        used.add("ticketNumber")
     columns = tuple(n for n in OWNED_COLUMNS if n in present or n in used)
     cells = owned_cells(results, columns)
     if table.changed():
