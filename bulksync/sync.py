@@ -169,7 +169,8 @@ def push(
         finally:
             run.hooks.flush()
     results = run.merged_results()
-    written, note = write_back(loaded.table, results)
+    with paused_gc():
+        written, note = write_back(loaded.table, results)
     return PushResult(path=loaded.table.path, results=results, requests=run.stats.requests,
                       side=dict(run.side),
                       written_to=written, ignored_columns=report.ignored_columns, report=report,
@@ -227,7 +228,8 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
                                  on_log=on_log)
 
     asyncio.run(run())
-    written, note = write_back(table, results)
+    with paused_gc():
+        written, note = write_back(table, results)
     return PushResult(path=table.path, results=results, requests=stats.requests, written_to=written,
                       report=report, stopped=str(stats.stopped) if stats.stopped else "", note=note)
 
@@ -294,7 +296,9 @@ class _Run:
         self.settle = settle
         self.results: dict[int, RowResult] = {}
         self.stats = RunStats()
-        self.keys = row_keys(loaded.rows, loaded.mapped.legacy_ids)
+        # The journal keys rows that create a ticket; a sheet of updates needs none.
+        self.keys = (row_keys(loaded.rows, loaded.mapped.legacy_ids)
+                     if any(op.kind == "create" for op in loaded.plan.operations) else {})
         self.side: Counter[str] = Counter()
         self.side_notes: dict[int, list[str]] = {}
         self.journal: Journal

@@ -289,3 +289,55 @@ def test_existing_owned_cells_are_replaced_in_place(tmp_path: Path) -> None:
     assert twice is not None
     assert twice.count(b'r="J2"') == 1 and b"<t>unchanged</t>" in twice
     assert twice.replace(b"<t>unchanged</t>", b"<t>created</t>") == once
+
+
+# A worksheet with what the text path must meet: self-closing rows (one to write, one not),
+# a row whose last cell is rich text (a <color> inside it), a row with bulksync's cell
+# already there and a user's cell after it, and a row with an owned cell to be emptied.
+ODD_SHEET = (
+    b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+    b'<dimension ref="A1:C6"/><sheetData>'
+    b'<row r="1" spans="1:3"><c r="A1" t="inlineStr"><is><t>description</t></is></c>'
+    b'<c r="B1" s="2" t="inlineStr"><is><t>syncStatus</t></is></c>'
+    b'<c r="C1" t="inlineStr"><is><t>notes</t></is></c></row>'
+    b'<row r="2" spans="1:3"/><row r="3" spans="1:3" ht="20" customHeight="1"/>'
+    b'<row r="4" spans="1:3"><c r="A4" t="inlineStr"><is><r><rPr><color rgb="FFFF0000"/></rPr>'
+    b'<t>red</t></r></is></c></row>'
+    b'<row r="5" spans="1:3"><c r="A5" t="inlineStr"><is><t>x</t></is></c>'
+    b'<c r="B5" t="inlineStr"><is><t>failed</t></is></c><c r="C5"><v>7</v></c></row>'
+    b'<row r="6"><c r="A6" t="inlineStr"><is><t>y</t></is></c><c r="B6" s="3"><v>1</v></c></row>'
+    b'</sheetData></worksheet>')
+
+
+@pytest.mark.parametrize("cells", [
+    {2: {"syncStatus": "created", "ticketId": "t-2"}, 4: {"syncStatus": "updated"},
+     5: {"syncStatus": "updated", "ticketId": "t-5"}, 6: {"syncStatus": ""}},
+    {4: {"syncStatus": "failed", "ticketId": ""}},
+])
+def test_the_text_path_meets_odd_rows_as_the_tree_path_does(cells: dict[int, dict[str, str]]) -> None:
+    from bulksync.sheets.write_xlsx import _patch_text, patch_sheet
+
+    header = ("description", "syncStatus", "notes")
+    owned = ("ticketId", "syncStatus")
+    fast = _patch_text(ODD_SHEET, header, cells, owned)
+    assert fast is not None
+    # The tree path, forced by a prefix on the main namespace, is the reference.
+    prefixed = re.sub(rb"<(/?)(worksheet|sheetData|row|c|v|is|t|r|rPr|color|dimension)\b", rb"<\1x:\2",
+                      ODD_SHEET).replace(b'<x:worksheet xmlns="', b'<x:worksheet xmlns:x="')
+    slow = patch_sheet(Path("t.xlsx"), "sheet1.xml", prefixed, header, cells, owned)
+
+    def cells_of(data: bytes) -> dict[str, tuple[str, str | None]]:
+        root = etree.fromstring(data)
+        return {c.get("r"): ("".join(c.itertext()), c.get("s")) for c in root.iter(f"{NS}c")}
+
+    assert cells_of(fast) == cells_of(slow)
+    got = cells_of(fast)
+    for row, values in cells.items():
+        assert got.get(f"B{row}", ("", None))[0] == values["syncStatus"]
+    assert got["C5"] == ("7", None)  # the user's cell after bulksync's stays
+    if 2 in cells:
+        assert got["D2"][0] == "t-2" and got["D1"][0] == "ticketId"
+        assert got["B6"] == ("", "3")  # emptied, its style kept
+        assert b'<row r="3" spans="1:3" ht="20" customHeight="1"/>' in fast  # untouched
+    etree.fromstring(fast)  # well-formed

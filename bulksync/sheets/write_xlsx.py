@@ -181,6 +181,7 @@ def _column_positions(header: tuple[str, ...], columns: tuple[str, ...]) -> tupl
 _ROW = re.compile(rb"<row\b([^>]*?)(?:/>|>(.*?)</row>)", re.S)
 _CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>.*?</c>)", re.S)
 _ATTR_R = re.compile(rb'\sr="([A-Z]*)(\d+)"')
+_CELL_COLUMN = re.compile(rb'<c r="([A-Z]+)\d')
 _ATTR_S = re.compile(rb'\ss="(\d+)"')
 _SPANS = re.compile(rb'\sspans="(\d+):(\d+)"')
 _DIMENSION = re.compile(rb'(<dimension\b[^>]*?\sref=")([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?(")')
@@ -188,14 +189,20 @@ _AFTER_TAG = (b" ", b">", b"/", b"\t", b"\r", b"\n")
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def _cell_xml(ref: str, value: str, numeric: bool, style: bytes | None) -> bytes:
-    s = b' s="' + style + b'"' if style is not None else b""
+@functools.lru_cache(maxsize=4096)
+def _cell_parts(col: int, value: str, numeric: bool, style: bytes | None) -> tuple[bytes, bytes]:
+    """A cell's XML on either side of its row number: ``<c r="C`` and ``" …>…</c>``.
+
+    Every row gets the same few cells (a status, an error), so each is built once.
+    """
+    head = b'<c r="' + _letter(col).encode()
+    s = b'" s="' + style + b'"' if style is not None else b'"'
     if value == "":
-        return b'<c r="' + ref.encode() + b'"' + s + b"/>"
+        return head, s + b"/>"
     if numeric and value.isdigit():
-        return b'<c r="' + ref.encode() + b'"' + s + b"><v>" + value.encode() + b"</v></c>"
+        return head, s + b"><v>" + value.encode() + b"</v></c>"
     # An inline string is text to Excel: a value starting with "=" can never become a formula.
-    return b'<c r="' + ref.encode() + b'"' + s + b' t="inlineStr">' + _inline_text(value) + b"</c>"
+    return head, s + b' t="inlineStr">' + _inline_text(value) + b"</c>"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -214,6 +221,12 @@ def _tail_cells(content: bytes, first: int) -> tuple[int, list[tuple[int, re.Mat
     Walks back from the end: bulksync's columns are usually the last ones, so only
     they are parsed; None when the row holds something a text patch cannot be sure of.
     """
+    # The usual row ends in a cell left of ``first``: one look at its reference will do.
+    i = content.rfind(b'<c r="')
+    if i >= 0 and content.find(b"<c", i + 2) < 0 and content.endswith((b"</c>", b"/>")):
+        m = _CELL_COLUMN.match(content, i)
+        if m is not None and _column_index(m.group(1).decode()) < first:
+            return len(content), []
     cells: list[tuple[int, re.Match[bytes]]] = []
     start = end = len(content)
     while True:
@@ -237,7 +250,7 @@ def _tail_cells(content: bytes, first: int) -> tuple[int, list[tuple[int, re.Mat
     return start, cells
 
 
-def _patch_row(attrs: bytes, content: bytes, number: int, values: Mapping[int, str],
+def _patch_row(attrs: bytes, content: bytes, number: bytes, values: Mapping[int, str],
                numeric: frozenset[int], style: bytes | None) -> bytes | None:
     """The row with ``values`` set (column position → text), or None if it needs the tree."""
     if b"<extLst" in content:
@@ -246,36 +259,49 @@ def _patch_row(attrs: bytes, content: bytes, number: int, values: Mapping[int, s
     if found is None:
         return None
     start, tail = found
-    pieces: list[tuple[int, bytes]] = []
-    for col, m in tail:
-        if col not in values:
-            pieces.append((col, m.group()))
-            continue
-        old_style = _ATTR_S.search(m.group(1))
-        if values[col] == "" and old_style is None:
-            pieces.append((col, b""))
-            continue
-        pieces.append((col, _cell_xml(f"{_letter(col)}{number}", values[col], col in numeric,
-                                      old_style.group(1) if old_style else None)))
-    present = {col for col, _ in tail}
-    for col, value in values.items():
-        if col not in present and (value != "" or style is not None):
-            pieces.append((col, _cell_xml(f"{_letter(col)}{number}", value, col in numeric, style)))
-    if len(pieces) > 1:
+    # (column, the cell's XML before the row number, after it; None: the cell as it is)
+    pieces: list[tuple[int, bytes, bytes | None]]
+    if tail:
+        pieces = []
+        for col, m in tail:
+            if col not in values:
+                pieces.append((col, m.group(), None))
+                continue
+            old_style = _ATTR_S.search(m.group(1))
+            if values[col] != "" or old_style is not None:
+                pieces.append((col, *_cell_parts(col, values[col], col in numeric,
+                                                 old_style.group(1) if old_style else None)))
+        present = {col for col, _ in tail}
+        pieces += [(col, *_cell_parts(col, value, col in numeric, style))
+                   for col, value in values.items()
+                   if col not in present and (value != "" or style is not None)]
         pieces.sort(key=lambda p: p[0])
+    else:  # the usual case: every cell to write goes after the row's last one
+        pieces = [(col, *_cell_parts(col, value, col in numeric, style))
+                  for col, value in sorted(values.items()) if value != "" or style is not None]
     spans = _SPANS.search(attrs) if b"spans" in attrs else None
     if spans and values:
         top = max(values) + 1
         if int(spans.group(2)) < top:
             attrs = attrs[:spans.start()] + b' spans="' + spans.group(1) + b":" + str(top).encode() \
                 + b'"' + attrs[spans.end():]
-    return (b"<row" + attrs + b">" + content[:start] + b"".join(p for _, p in pieces)
+    return (b"<row" + attrs + b">" + content[:start]
+            + b"".join([head if rest is None else head + number + rest for _, head, rest in pieces])
             + b"</row>")
+
+
+class _NeedsTree(Exception):
+    """The worksheet holds something the text path cannot be sure of: the tree path writes it."""
 
 
 def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping[str, str]],
                 columns: tuple[str, ...]) -> bytes | None:
-    """Patch the worksheet as text; None when the layout needs the tree (the slow path)."""
+    """Patch the worksheet as text; None when the layout needs the tree (the slow path).
+
+    The rows are found by splitting sheetData at ``</row>`` (a regex over 100,000 rows costs
+    far more); only a piece that also holds self-closing rows (``<row r="3"/>``) is searched
+    with the regex.
+    """
     if not re.search(rb"<worksheet[\s>]", xml[:4096]) or b"<x:" in xml[:4096]:
         return None
     start = xml.find(b"<sheetData>")
@@ -286,48 +312,74 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
     numeric = frozenset(position[n] for n in NUMERIC_COLUMNS if n in position)
     wanted: dict[int, dict[int, str]] = {
         number: {position[name]: value for name, value in row.items()} for number, row in cells.items()}
-    header_style: bytes | None = None
-    out: list[bytes] = [xml[:start + len(b"<sheetData>")]]
-    data_start = start + len(b"<sheetData>")
-    cursor = data_start
     seen: set[int] = set()
-    for m in _ROW.finditer(xml, data_start, end):
-        ref = _ATTR_R.search(m.group(1))
+
+    def patch(attrs: bytes, content: bytes) -> bytes | None:
+        """The row with its cells written, or None when it has none to write."""
+        ref = _ATTR_R.search(attrs)
         if ref is None or ref.group(1):
-            return None
+            raise _NeedsTree
         number = int(ref.group(2))
         seen.add(number)
-        values = wanted.get(number, {})
+        values = wanted.get(number)
         style = None
         if number == 1 and new_headers:
-            values = dict(values)
-            for c in _CELL.finditer(m.group(2) or b""):
+            values = dict(values or {})
+            for c in _CELL.finditer(content):
                 r = _ATTR_R.search(c.group(1))
                 if r and r.group(1) and _column_index(r.group(1).decode()) == len(header) - 1:
                     s = _ATTR_S.search(c.group(1))
-                    header_style = s.group(1) if s else None
+                    style = s.group(1) if s else None
             values.update(new_headers)
-            style = header_style
         if not values:
-            continue
-        patched = _patch_row(m.group(1), m.group(2) or b"", number, values, numeric, style)
-        if patched is None:
             return None
-        out.append(xml[cursor:m.start()])
-        out.append(patched)
-        cursor = m.end()
+        patched = _patch_row(attrs, content, ref.group(2), values, numeric, style)
+        if patched is None:
+            raise _NeedsTree
+        return patched
+
+    data_start = start + len(b"<sheetData>")
+    pieces = xml[data_start:end].split(b"</row>")
+    out: list[bytes] = []
+    try:
+        for k, piece in enumerate(pieces):
+            closed = k < len(pieces) - 1  # the piece ended at a </row>
+            i = piece.find(b"<row")
+            j = piece.find(b">", i)
+            if (closed and i >= 0 and piece[i + 4:i + 5] in _AFTER_TAG and piece[j - 1:j] != b"/"
+                    and piece.find(b"<row", j) < 0):  # one row, which this </row> ends
+                row = patch(piece[i + 4:j], piece[j + 1:])
+                out.append(piece if row is None else piece[:i] + row[:-len(b"</row>")])
+                continue
+            if closed:
+                piece += b"</row>"
+            text: list[bytes] = []
+            cursor = 0
+            for m in _ROW.finditer(piece):
+                row = patch(m.group(1), m.group(2) or b"")
+                if row is not None:
+                    text += (piece[cursor:m.start()], row)
+                    cursor = m.end()
+            text.append(piece[cursor:])
+            joined = b"".join(text)
+            if closed:
+                if not joined.endswith(b"</row>"):
+                    return None
+                joined = joined[:-len(b"</row>")]
+            out.append(joined)
+    except _NeedsTree:
+        return None
     if any(n not in seen for n in wanted) or (new_headers and 1 not in seen):
         return None  # a row to write has no element yet: the tree inserts it in place
-    out.append(xml[cursor:])
-    text = b"".join(out)
-    dim = _DIMENSION.search(text, 0, start)
+    head = xml[:data_start]
+    dim = _DIMENSION.search(head)
     if dim:
         last_col = max(_column_index((dim.group(4) or dim.group(2)).decode()), width - 1)
         last_row = max(int(dim.group(5) or dim.group(3)), max(seen) if seen else 1)
-        text = (text[:dim.start()] + dim.group(1) + dim.group(2) + dim.group(3) + b":"
+        head = (head[:dim.start()] + dim.group(1) + dim.group(2) + dim.group(3) + b":"
                 + column_letter(last_col).encode() + str(last_row).encode() + dim.group(6)
-                + text[dim.end():])
-    return text
+                + head[dim.end():])
+    return head + b"</row>".join(out) + xml[end:]
 
 
 # -- the slow path: the worksheet as a tree ------------------------------------------
