@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
@@ -20,6 +21,9 @@ __all__ = ["DEFAULT_API_URL", "CreatedTicket", "SuptaskClient", "created_ticket"
 DEFAULT_API_URL = "https://public-api-prod.suptask.com/api/v2/public"
 SHARD_SIZE = 4
 """Connections per httpx pool; more connections use more pools."""
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_.~-]*[A-Za-z0-9_~-][A-Za-z0-9_.~-]*)+")
+"""Segments of unreserved characters, none of them ``.`` or ``..``: nothing for a URL parser to
+quote or normalise (a ticket ID's path)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,20 @@ class SuptaskClient:
         # Built once: httpx copies a Headers object faster than it parses a list.
         self._headers = httpx.Headers(fixed)
         self._json_headers = httpx.Headers([*fixed, ("Content-Type", "application/json")])
-        self._urls: dict[str, httpx.URL] = {}
+        self._base: httpx.URL | None = None
+        self._base_path = ""
+        try:
+            base = httpx.URL(self.base_url)
+            self._base_path = "" if base.path == "/" else base.path
+            if _PLAIN_PATH.fullmatch(self._base_path) or not self._base_path:
+                self._base = base
+                # httpx's URL internals are not public: the shortcut is used only while it
+                # gives exactly the URL httpx's own parser gives.
+                probe = "/ticket/0-a_b.c~d"
+                if self._url(probe) != httpx.URL(f"{self.base_url}{probe}"):
+                    self._base = None
+        except (AttributeError, TypeError):
+            self._base = None
         self._timeout = httpx.Timeout(timeout, connect=10.0).as_dict()
         if transport is not None:
             self._transports: list[httpx.AsyncBaseTransport] = [transport]
@@ -134,14 +151,7 @@ class SuptaskClient:
             content = json.dumps(body, ensure_ascii=False, separators=(",", ":"),
                                  allow_nan=False).encode()
             headers = self._json_headers
-        # Parsing a URL is a third of building a request; the paths without an ID
-        # (every create is POST /ticket) are parsed once.
-        url = self._urls.get(path)
-        if url is None:
-            url = httpx.URL(f"{self.base_url}/{path.lstrip('/')}")
-            if len(self._urls) < 16 and "/" not in path.strip("/"):
-                self._urls[path] = url
-        request = httpx.Request(method, url, headers=headers, content=content,
+        request = httpx.Request(method, self._url(path), headers=headers, content=content,
                                 extensions={"timeout": self._timeout})
         # The least busy pool: a request never queues in one pool while another has room.
         busy = self._busy
@@ -157,6 +167,17 @@ class SuptaskClient:
         finally:
             busy[shard] -= 1
         return response
+
+    def _url(self, path: str) -> httpx.URL:
+        """The URL of ``path`` on the API. A path of plain segments (``/ticket/<id>``) is put
+        on the base URL parsed once, with no new parse: parsing is a third of a request's CPU."""
+        import httpx
+
+        if self._base is not None and _PLAIN_PATH.fullmatch(path):
+            url = httpx.URL.__new__(httpx.URL)
+            url._uri_reference = self._base._uri_reference._replace(path=self._base_path + path)
+            return url
+        return httpx.URL(f"{self.base_url}/{path.lstrip('/')}")
 
     async def aclose(self) -> None:
         for transport in self._transports:

@@ -501,8 +501,6 @@ class _Run:
     async def _resolve(self, client: SuptaskClient, earlier: list[Operation], *,
                        retry_uncertain: bool) -> None:
         """Settle creates whose outcome is unknown: from earlier runs, and from this one."""
-        from bulksync.resolve import resolve_uncertain
-
         if self.stats.stopped or self.stopping.is_set():
             for op in earlier:
                 self._still_uncertain(op, "")
@@ -512,6 +510,8 @@ class _Run:
         candidates = earlier + now_uncertain
         if not candidates:
             return
+        from bulksync.resolve import resolve_uncertain
+
         entries = self.journal.creates()
         created = [e for e in entries.values() if e.state == "created"]
         pending = [entries[self.keys[op.row_number]] for op in candidates

@@ -72,3 +72,31 @@ def test_tls_certificates_are_verified() -> None:
     context = client._transports[0]._pool._ssl_context  # type: ignore[attr-defined]
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     asyncio.run(client.aclose())
+
+
+@pytest.mark.parametrize("base", [
+    "https://public-api-prod.suptask.com/api/v2/public", "http://127.0.0.1:8080",
+    "https://H.Example:443/p/", "https://h.example/a/../b", "https://h.example/x%20y",
+    "https://h.example/caf\u00e9"])
+@pytest.mark.parametrize("path", [
+    "/ticket", f"/ticket/{TID}", "/ticket/external/AB-1.2", "/ticket/external/AB 1", "/ticket?page=2",
+    "/ticket/..", "/ticket/./x", "/ticket/a%2Fb", "/ticket/caf\u00e9", "ticket"])
+def test_the_url_shortcut_gives_exactly_what_httpx_parses(base: str, path: str) -> None:
+    client = SuptaskClient(token="t", base_url=base, transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    ours = client._url(path)
+    parsed = httpx.URL(f"{client.base_url}/{path.lstrip('/')}")
+    assert (str(ours), ours.raw_path, ours.host, ours.port, ours.scheme) == \
+        (str(parsed), parsed.raw_path, parsed.host, parsed.port, parsed.scheme)
+
+
+def test_the_url_shortcut_is_taken_for_ticket_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = SuptaskClient(token="t", base_url="https://api.example.com/v2",
+                           transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+
+    def no_parse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(httpx._urls, "urlparse", no_parse)
+    assert str(client._url(f"/ticket/{TID}")) == f"https://api.example.com/v2/ticket/{TID}"
+    with pytest.raises(AssertionError):
+        client._url("/ticket?page=2")  # not a plain path: httpx parses it

@@ -30,6 +30,8 @@ XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 _REF = re.compile(r"([A-Z]+)(\d+)")
 NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 NUMERIC_COLUMNS = frozenset({"ticketNumber"})
+FAST_DEFLATE = 1
+"""zlib level for the rewritten worksheet (the parts copied through keep zipfile's default)."""
 
 
 def safe_xml(path: Path, part: str, data: bytes) -> Any:
@@ -215,18 +217,26 @@ def _inline_text(value: str) -> bytes:
     return b"<is><t" + space + b">" + text + b"</t></is>"
 
 
+_PAST_ANY_COLUMN = 1 << 30
+
+
+def _last_column(content: bytes) -> int:
+    """The column of a row's last cell when one look at its reference is enough (the usual
+    row), else a number past any column."""
+    i = content.rfind(b'<c r="')
+    if i >= 0 and content.find(b"<c", i + 2) < 0 and content.endswith((b"</c>", b"/>")):
+        m = _CELL_COLUMN.match(content, i)
+        if m is not None:
+            return _column_index(m.group(1).decode())
+    return _PAST_ANY_COLUMN
+
+
 def _tail_cells(content: bytes, first: int) -> tuple[int, list[tuple[int, re.Match[bytes]]]] | None:
     """Where the cells at column ``first`` or later begin in a row's content, and those cells.
 
     Walks back from the end: bulksync's columns are usually the last ones, so only
     they are parsed; None when the row holds something a text patch cannot be sure of.
     """
-    # The usual row ends in a cell left of ``first``: one look at its reference will do.
-    i = content.rfind(b'<c r="')
-    if i >= 0 and content.find(b"<c", i + 2) < 0 and content.endswith((b"</c>", b"/>")):
-        m = _CELL_COLUMN.match(content, i)
-        if m is not None and _column_index(m.group(1).decode()) < first:
-            return len(content), []
     cells: list[tuple[int, re.Match[bytes]]] = []
     start = end = len(content)
     while True:
@@ -260,34 +270,33 @@ def _patch_row(attrs: bytes, content: bytes, number: bytes, values: Mapping[int,
         return None
     start, tail = found
     # (column, the cell's XML before the row number, after it; None: the cell as it is)
-    pieces: list[tuple[int, bytes, bytes | None]]
-    if tail:
-        pieces = []
-        for col, m in tail:
-            if col not in values:
-                pieces.append((col, m.group(), None))
-                continue
-            old_style = _ATTR_S.search(m.group(1))
-            if values[col] != "" or old_style is not None:
-                pieces.append((col, *_cell_parts(col, values[col], col in numeric,
-                                                 old_style.group(1) if old_style else None)))
-        present = {col for col, _ in tail}
-        pieces += [(col, *_cell_parts(col, value, col in numeric, style))
-                   for col, value in values.items()
-                   if col not in present and (value != "" or style is not None)]
-        pieces.sort(key=lambda p: p[0])
-    else:  # the usual case: every cell to write goes after the row's last one
-        pieces = [(col, *_cell_parts(col, value, col in numeric, style))
-                  for col, value in sorted(values.items()) if value != "" or style is not None]
-    spans = _SPANS.search(attrs) if b"spans" in attrs else None
-    if spans and values:
-        top = max(values) + 1
-        if int(spans.group(2)) < top:
-            attrs = attrs[:spans.start()] + b' spans="' + spans.group(1) + b":" + str(top).encode() \
-                + b'"' + attrs[spans.end():]
+    pieces: list[tuple[int, bytes, bytes | None]] = []
+    for col, m in tail:
+        if col not in values:
+            pieces.append((col, m.group(), None))
+            continue
+        old_style = _ATTR_S.search(m.group(1))
+        if values[col] != "" or old_style is not None:
+            pieces.append((col, *_cell_parts(col, values[col], col in numeric,
+                                             old_style.group(1) if old_style else None)))
+    present = {col for col, _ in tail}
+    pieces += [(col, *_cell_parts(col, value, col in numeric, style))
+               for col, value in values.items()
+               if col not in present and (value != "" or style is not None)]
+    pieces.sort(key=lambda p: p[0])
+    attrs = _widen_spans(attrs, max(values) + 1)
     return (b"<row" + attrs + b">" + content[:start]
             + b"".join([head if rest is None else head + number + rest for _, head, rest in pieces])
             + b"</row>")
+
+
+def _widen_spans(attrs: bytes, top: int) -> bytes:
+    """A row's attributes with its ``spans`` hint (first:last column) reaching column ``top``."""
+    spans = _SPANS.search(attrs) if b"spans" in attrs else None
+    if spans is None or int(spans.group(2)) >= top:
+        return attrs
+    return attrs[:spans.start()] + b' spans="' + spans.group(1) + b":" + str(top).encode() + b'"' \
+        + attrs[spans.end():]
 
 
 class _NeedsTree(Exception):
@@ -313,6 +322,7 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
     wanted: dict[int, dict[int, str]] = {
         number: {position[name]: value for name, value in row.items()} for number, row in cells.items()}
     seen: set[int] = set()
+    appended: dict[tuple[tuple[int, str], ...], tuple[int, int, list[tuple[bytes, bytes]]]] = {}
 
     def patch(attrs: bytes, content: bytes) -> bytes | None:
         """The row with its cells written, or None when it has none to write."""
@@ -333,6 +343,20 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
             values.update(new_headers)
         if not values:
             return None
+        if style is None:
+            # The usual row: its last cell is left of every cell to write, which go after it.
+            # The cells a set of values makes are built once, around the row number.
+            key = tuple(values.items())
+            shape = appended.get(key)
+            if shape is None:
+                shape = appended[key] = (min(values), max(values) + 1, [
+                    _cell_parts(col, value, col in numeric, None)
+                    for col, value in sorted(values.items()) if value != ""])
+            first, top, parts = shape
+            if _last_column(content) < first and b"<extLst" not in content:
+                n = ref.group(2)
+                return (b"<row" + _widen_spans(attrs, top) + b">" + content
+                        + b"".join([head + n + rest for head, rest in parts]) + b"</row>")
         patched = _patch_row(attrs, content, ref.group(2), values, numeric, style)
         if patched is None:
             raise _NeedsTree
@@ -485,7 +509,10 @@ def write_xlsx(table: Table, cells: Mapping[int, Mapping[str, str]], *,
             with zipfile.ZipFile(f, "w") as out:
                 for info in package.infolist():
                     if info.filename == part:
-                        out.writestr(info, patched)
+                        # Deflated fast (level 1): about 3x quicker than the default level
+                        # for a part of several MB, at some 15% more bytes (bench/RESULTS.md).
+                        out.writestr(info, patched, compresslevel=FAST_DEFLATE
+                                     if info.compress_type == zipfile.ZIP_DEFLATED else None)
                         continue
                     # Streamed in chunks: memory does not grow with images or other sheets.
                     with package.open(info) as src, out.open(_fresh(info), "w",
