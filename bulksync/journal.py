@@ -252,12 +252,17 @@ class Journal:
 def _memo_dumps() -> Callable[[Mapping[str, Any]], str]:
     """``json.dumps(..., sort_keys=True)`` that encodes each distinct flat mapping once.
 
-    A bulk edit sends the same body (and leaves the same baseline) on many rows.
+    A bulk edit sends the same body (and leaves the same baseline) on many rows, often the
+    very same mapping object (see ``plan``), which is then looked up by identity.
     Mappings holding lists (tags, custom fields) are simply encoded each time.
     """
     seen: dict[frozenset[tuple[str, type, Any]], str] = {}
+    same: dict[int, tuple[Mapping[str, Any], str]] = {}  # id → (the mapping, its text)
 
     def dumps(value: Mapping[str, Any]) -> str:
+        hit = same.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
         try:  # the type is part of the key: 1, 1.0 and True are equal but encode differently
             key = frozenset((k, type(v), v) for k, v in value.items())
         except TypeError:  # an unhashable value
@@ -265,6 +270,8 @@ def _memo_dumps() -> Callable[[Mapping[str, Any]], str]:
         text = seen.get(key)
         if text is None:
             text = seen[key] = json.dumps(value, sort_keys=True)
+        if len(same) < 64:
+            same[id(value)] = (value, text)
         return text
 
     return dumps

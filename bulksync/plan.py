@@ -231,11 +231,18 @@ def _plain_operations(at: Sequence[int], names: list[str], columns: list[list[st
     custom = [(n[len(CUSTOM_FIELD_PREFIX):], pick(v)) for n, v in zip(names, columns, strict=True)
               if n.startswith(CUSTOM_FIELD_PREFIX)]
     std_names = [n for n, _ in standard]
-    payloads: list[dict[str, Any]] = [
-        dict(zip(std_names, c, strict=True)) if all(c)  # every cell filled: the fast path
-        else {k: v for k, v in zip(std_names, c, strict=True) if v}
-        for c in zip(*[v for _, v in standard], strict=True)
-    ] if standard else [{} for _ in at]
+    payloads: list[dict[str, Any]]
+    if standard and not custom and "tags" not in std_names and len(at) > 1 and all(
+            v.count(v[0]) == len(v) for _, v in standard):
+        # Every row sends the same body (a bulk close or edit by --set): one payload, shared
+        # (an Operation's payload is read-only), so the journal and JSON see it once.
+        payloads = [{k: v[0] for k, v in standard if v[0]}] * len(at)
+    else:
+        payloads = [
+            dict(zip(std_names, c, strict=True)) if all(c)  # every cell filled: the fast path
+            else {k: v for k, v in zip(std_names, c, strict=True) if v}
+            for c in zip(*[v for _, v in standard], strict=True)
+        ] if standard else [{} for _ in at]
     if custom:
         fids = [fid for fid, _ in custom]
         fields = [[{"fieldId": fid, "value": v} for fid, v in zip(fids, values, strict=True) if v]

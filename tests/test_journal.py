@@ -309,7 +309,23 @@ def test_the_journals_json_memo_encodes_like_json_dumps() -> None:
         {"status": "Closed"}, {"status": "Closed"}, {"n": 1}, {"n": True}, {"n": 1.0},
         {"tags": ["a", "b"]}, {"assignee": None, "priority": "High"}, {"priority": "High", "assignee": None},
     ]
+    shared = {"status": "Open"}
+    values += [shared, {"status": "Open", "n": 1}, shared, {"n": 1.0}, shared]  # one object, met again
     assert [dumps(v) for v in values] == [json.dumps(v, sort_keys=True) for v in values]
+
+
+def test_a_bulk_close_leaves_each_ticket_its_baseline(tmp_path: Path, sandbox: Sandbox,
+                                                        api: dict[str, str]) -> None:
+    made = bulksync.push(_sheet(tmp_path / "made.csv", 5), **DEFAULTS, **api)
+    ids = sorted(r.ticket_id or "" for r in made.results.values())
+    close = write(tmp_path / "close.csv", "ticketId,reason\n" + "".join(f"{t},dup\n" for t in ids))
+    assert bulksync.push(close, set={"status": "Closed"}, **api).counts["updated"] == 5
+    assert bulksync.journal.Journal.read_baselines(close) == {t: {"status": "Closed"} for t in ids}
+    again = bulksync.push(close, set={"status": "Closed"}, **api)
+    assert (again.requests, again.counts["unchanged"]) == (0, 5)
+    reopen = bulksync.push(close, set={"status": "Open"}, **api)
+    assert (reopen.requests, reopen.counts["updated"]) == (5, 5)
+    assert {t["status"] for t in sandbox.tickets()} == {"Open"}
 
 
 def test_a_failed_update_is_kept_until_a_later_one_succeeds(tmp_path: Path) -> None:

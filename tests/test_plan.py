@@ -40,3 +40,18 @@ def test_excluded_rows_are_not_planned(tmp_path: Path) -> None:
     path = write(tmp_path / "t.csv", "description\na\nb\nc\n")
     rows = select_rows(read_table(path), Defaults(form_id=FORM, channel=CHANNEL))
     assert [op.row_number for op in plan_rows(rows, exclude=frozenset({3})).operations] == [2, 4]
+
+
+def test_rows_sending_the_same_body_share_one_payload(tmp_path: Path) -> None:
+    ids = [TID, TID.replace("9", "8"), TID.replace("9", "7")]
+    path = write(tmp_path / "t.csv", "ticketId,reason\n" + "".join(f"{t},dup\n" for t in ids))
+    ops = plan_rows(select_rows(read_table(path), Defaults(set={"status": "Closed"}))).operations
+    assert [(op.kind, op.ticket_id, op.payload) for op in ops] == [
+        ("update", t, {"status": "Closed"}) for t in ids]
+    assert ops[0].payload is ops[1].payload is ops[2].payload  # one body, made once
+    # Rows whose cells differ get their own payloads, each right.
+    path = write(tmp_path / "u.csv", "ticketId,priority\n" + "".join(
+        f"{t},{p}\n" for t, p in zip(ids, ["High", "High", "Low"], strict=True)))
+    ops = plan_rows(select_rows(read_table(path), Defaults(set={"status": "Closed"}))).operations
+    assert [op.payload for op in ops] == [{"priority": p, "status": "Closed"} for p in ("High", "High", "Low")]
+    assert ops[0].payload is not ops[1].payload
