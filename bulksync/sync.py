@@ -640,20 +640,30 @@ def _invalid(report: ValidationReport) -> dict[int, RowResult]:
 
 
 def owned_cells(results: Mapping[int, RowResult], columns: tuple[str, ...]) -> dict[int, dict[str, str]]:
-    """The cells bulksync writes, among ``columns``, for each row it has an outcome for."""
+    """The cells bulksync writes, among ``columns``, for each row it has an outcome for.
+
+    Rows with the same outcome and no new ID share one (read-only) mapping, which the
+    writers meet by identity."""
     error = "syncError" in columns
     ids = "ticketId" in columns
     numbers = "ticketNumber" in columns
     cells: dict[int, dict[str, str]] = {}
+    same: dict[tuple[str, str], dict[str, str]] = {}  # rows with one status and error share cells
     for row, r in results.items():
-        c: dict[str, str] = {"syncStatus": r.status}
-        if error:
-            c["syncError"] = r.error
         if r.status == "created" and r.ticket_id:
+            c: dict[str, str] = {"syncStatus": r.status}
+            if error:
+                c["syncError"] = r.error
             if ids:
                 c["ticketId"] = r.ticket_id
             if numbers and r.ticket_number is not None:
                 c["ticketNumber"] = str(r.ticket_number)
+        else:
+            shared = same.get((r.status, r.error))
+            if shared is None:
+                shared = same[(r.status, r.error)] = (
+                    {"syncStatus": r.status, "syncError": r.error} if error else {"syncStatus": r.status})
+            c = shared
         cells[row] = c
     return cells
 

@@ -16,7 +16,7 @@ import shutil
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from bulksync.columns import column_letter
 from bulksync.errors import SheetError
@@ -299,6 +299,16 @@ def _widen_spans(attrs: bytes, top: int) -> bytes:
         + attrs[spans.end():]
 
 
+class _Shape(NamedTuple):
+    """The cells one row gets: by column position, the first and one past the last column,
+    and each new cell's XML before and after the row number."""
+
+    values: dict[int, str]
+    first: int
+    top: int
+    parts: list[tuple[bytes, bytes]]
+
+
 class _NeedsTree(Exception):
     """The worksheet holds something the text path cannot be sure of: the tree path writes it."""
 
@@ -319,10 +329,22 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
         return None
     position, new_headers, width = _column_positions(header, columns)
     numeric = frozenset(position[n] for n in NUMERIC_COLUMNS if n in position)
-    wanted: dict[int, dict[int, str]] = {
-        number: {position[name]: value for name, value in row.items()} for number, row in cells.items()}
     seen: set[int] = set()
-    appended: dict[tuple[tuple[int, str], ...], tuple[int, int, list[tuple[bytes, bytes]]]] = {}
+    # Rows given the same cells share one mapping (see sync.owned_cells): where its cells go
+    # and their XML (around the row number) are worked out once.
+    shapes: dict[int, tuple[Mapping[str, str], _Shape]] = {}
+
+    def shape_of(row: Mapping[str, str]) -> _Shape:
+        hit = shapes.get(id(row))
+        if hit is not None and hit[0] is row:
+            return hit[1]
+        values = {position[name]: value for name, value in row.items()}
+        shape = _Shape(values, min(values), max(values) + 1, [
+            _cell_parts(col, value, col in numeric, None)
+            for col, value in sorted(values.items()) if value != ""])
+        if len(shapes) < 64:
+            shapes[id(row)] = (row, shape)
+        return shape
 
     def patch(attrs: bytes, content: bytes) -> bytes | None:
         """The row with its cells written, or None when it has none to write."""
@@ -331,33 +353,27 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
             raise _NeedsTree
         number = int(ref.group(2))
         seen.add(number)
-        values = wanted.get(number)
-        style = None
-        if number == 1 and new_headers:
-            values = dict(values or {})
+        row = cells.get(number)
+        if number == 1 and new_headers:  # the header row: new column names, styled as the last
+            values = {position[name]: value for name, value in (row or {}).items()}
+            style = None
             for c in _CELL.finditer(content):
                 r = _ATTR_R.search(c.group(1))
                 if r and r.group(1) and _column_index(r.group(1).decode()) == len(header) - 1:
                     s = _ATTR_S.search(c.group(1))
                     style = s.group(1) if s else None
             values.update(new_headers)
-        if not values:
+            patched = _patch_row(attrs, content, ref.group(2), values, numeric, style)
+        elif not row:
             return None
-        if style is None:
+        else:
+            shape = shape_of(row)
             # The usual row: its last cell is left of every cell to write, which go after it.
-            # The cells a set of values makes are built once, around the row number.
-            key = tuple(values.items())
-            shape = appended.get(key)
-            if shape is None:
-                shape = appended[key] = (min(values), max(values) + 1, [
-                    _cell_parts(col, value, col in numeric, None)
-                    for col, value in sorted(values.items()) if value != ""])
-            first, top, parts = shape
-            if _last_column(content) < first and b"<extLst" not in content:
+            if _last_column(content) < shape.first and b"<extLst" not in content:
                 n = ref.group(2)
-                return (b"<row" + _widen_spans(attrs, top) + b">" + content
-                        + b"".join([head + n + rest for head, rest in parts]) + b"</row>")
-        patched = _patch_row(attrs, content, ref.group(2), values, numeric, style)
+                return (b"<row" + _widen_spans(attrs, shape.top) + b">" + content
+                        + b"".join([head + n + rest for head, rest in shape.parts]) + b"</row>")
+            patched = _patch_row(attrs, content, ref.group(2), shape.values, numeric, None)
         if patched is None:
             raise _NeedsTree
         return patched
@@ -393,7 +409,7 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
             out.append(joined)
     except _NeedsTree:
         return None
-    if any(n not in seen for n in wanted) or (new_headers and 1 not in seen):
+    if any(n not in seen for n in cells) or (new_headers and 1 not in seen):
         return None  # a row to write has no element yet: the tree inserts it in place
     head = xml[:data_start]
     dim = _DIMENSION.search(head)
