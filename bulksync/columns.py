@@ -320,7 +320,7 @@ def _schema(rows: Rows) -> Any:
     def distinct(good: Callable[[str], object], name: str) -> Any:
         def in_good(s: pd.Series) -> pd.Series:
             # Each distinct value is looked at once: IDs, forms, channels and tags repeat a lot.
-            return s.isin([v for v in s.unique() if good(v)])
+            return s.isin([v for v in s.unique().tolist() if good(v)])
 
         return check(in_good, name)
 
