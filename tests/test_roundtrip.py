@@ -342,3 +342,36 @@ def test_the_text_path_meets_odd_rows_as_the_tree_path_does(cells: dict[int, dic
         assert got["B6"] == ("", "3")  # emptied, its style kept
         assert b'<row r="3" spans="1:3" ht="20" customHeight="1"/>' in fast  # untouched
     etree.fromstring(fast)  # well-formed
+
+
+def test_a_sheet_checked_at_once_is_patched_as_row_by_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When no cell is right of the new columns, rows are not looked at one by one; same bytes."""
+    from bulksync.sheets import write_xlsx
+
+    sheet = (b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+             b'<dimension ref="A1:B4"/><sheetData>'
+             b'<row r="1" spans="1:2"><c r="A1" t="inlineStr"><is><t>description</t></is></c>'
+             b'<c r="B1" t="inlineStr"><is><t>notes</t></is></c></row>'
+             + b"".join(b'<row r="%d" spans="1:2"><c r="A%d" t="inlineStr"><is><t>x</t></is></c>'
+                        b'<c r="B%d"><v>%d</v></c></row>' % (n, n, n, n) for n in (2, 3, 4))
+             + b"</sheetData></worksheet>")
+    header, owned = ("description", "notes"), ("ticketId", "syncStatus")
+    cells = {2: {"syncStatus": "updated"}, 3: {"syncStatus": "created", "ticketId": "t-3"},
+             4: {"syncStatus": "failed"}}
+    columns_used = write_xlsx._columns_used
+    assert columns_used(sheet) == 2
+    last_column = write_xlsx._last_column
+
+    def not_called(content: bytes) -> int:
+        raise AssertionError("a row was looked at")
+
+    monkeypatch.setattr(write_xlsx, "_last_column", not_called)
+    at_once = write_xlsx._patch_text(sheet, header, cells, owned)
+    monkeypatch.setattr(write_xlsx, "_last_column", last_column)
+    monkeypatch.setattr(write_xlsx, "_columns_used", lambda body: None)
+    one_by_one = write_xlsx._patch_text(sheet, header, cells, owned)
+    assert at_once is not None and at_once == one_by_one
+    assert b'<row r="3" spans="1:4">' in at_once and b'<c r="C3" t="inlineStr"><is><t>t-3</t>' in at_once
+    # A cell right of the new columns, or one without its reference first, means: row by row.
+    assert columns_used(sheet.replace(b'<c r="B3">', b'<c r="F3">')) == 6
+    assert columns_used(sheet.replace(b'<c r="B3">', b'<c s="1" r="B3">')) is None

@@ -184,6 +184,7 @@ _ROW = re.compile(rb"<row\b([^>]*?)(?:/>|>(.*?)</row>)", re.S)
 _CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>.*?</c>)", re.S)
 _ATTR_R = re.compile(rb'\sr="([A-Z]*)(\d+)"')
 _CELL_COLUMN = re.compile(rb'<c r="([A-Z]+)\d')
+_CELL_LETTERS = re.compile(rb'<c r="([A-Z]+)')
 _ATTR_S = re.compile(rb'\ss="(\d+)"')
 _SPANS = re.compile(rb'\sspans="(\d+):(\d+)"')
 _DIMENSION = re.compile(rb'(<dimension\b[^>]*?\sref=")([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?(")')
@@ -229,6 +230,15 @@ def _last_column(content: bytes) -> int:
         if m is not None:
             return _column_index(m.group(1).decode())
     return _PAST_ANY_COLUMN
+
+
+def _columns_used(body: bytes) -> int | None:
+    """One past the rightmost column a cell in ``body`` (sheetData) names, if every cell names
+    its column first (``<c r="``) and no row has an extension element; else None."""
+    if b"<extLst" in body or body.count(b"<c") != body.count(b'<c r="'):
+        return None
+    return max((_column_index(letters.decode()) for letters in set(_CELL_LETTERS.findall(body))),
+               default=-1) + 1
 
 
 def _tail_cells(content: bytes, first: int) -> tuple[int, list[tuple[int, re.Match[bytes]]]] | None:
@@ -368,8 +378,10 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
             return None
         else:
             shape = shape_of(row)
-            # The usual row: its last cell is left of every cell to write, which go after it.
-            if _last_column(content) < shape.first and b"<extLst" not in content:
+            # The usual row: its last cell is left of every cell to write, which go after it
+            # (known for every row at once when no cell in the sheet is that far right).
+            if ((used is not None and used <= shape.first)
+                    or (_last_column(content) < shape.first and b"<extLst" not in content)):
                 n = ref.group(2)
                 return (b"<row" + _widen_spans(attrs, shape.top) + b">" + content
                         + b"".join([head + n + rest for head, rest in shape.parts]) + b"</row>")
@@ -379,7 +391,9 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
         return patched
 
     data_start = start + len(b"<sheetData>")
-    pieces = xml[data_start:end].split(b"</row>")
+    body = xml[data_start:end]
+    used = _columns_used(body)
+    pieces = body.split(b"</row>")
     out: list[bytes] = []
     try:
         for k, piece in enumerate(pieces):
