@@ -113,7 +113,7 @@ def _set_value(cell: Any, value: str, numeric: bool) -> None:
     # An inline string is text to Excel: a value starting with "=" can never become a formula.
     cell.set("t", "inlineStr")
     t = etree.SubElement(etree.SubElement(cell, f"{NS}is"), f"{NS}t")
-    t.text = value
+    t.text = _NOT_XML.sub("\ufffd", value)  # as the text path writes it: XML has no such characters
     if value != value.strip():
         t.set(XML_SPACE, "preserve")
 
@@ -211,9 +211,9 @@ def _cell_parts(col: int, value: str, numeric: bool, style: bytes | None) -> tup
 @functools.lru_cache(maxsize=4096)
 def _inline_text(value: str) -> bytes:
     """``<is><t>value</t></is>``, escaped; statuses and errors repeat, so each is built once."""
-    from xml.sax.saxutils import escape
-
-    text = escape(_NOT_XML.sub("\ufffd", value)).encode("utf-8")
+    # What xml.sax.saxutils.escape does, without importing xml.sax for it.
+    text = (_NOT_XML.sub("\ufffd", value).replace("&", "&amp;").replace("<", "&lt;")
+            .replace(">", "&gt;").encode("utf-8"))
     space = b' xml:space="preserve"' if value != value.strip() else b""
     return b"<is><t" + space + b">" + text + b"</t></is>"
 
