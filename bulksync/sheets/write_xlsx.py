@@ -400,19 +400,19 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
             closed = k < len(pieces) - 1  # the piece ended at a </row>
             i = piece.find(b"<row")
             j = piece.find(b">", i)
-            if (closed and i >= 0 and piece[i + 4:i + 5] in _AFTER_TAG and piece[j - 1:j] != b"/"
+            if (closed and 0 <= i < j and piece[i + 4:i + 5] in _AFTER_TAG and piece[j - 1:j] != b"/"
                     and piece.find(b"<row", j) < 0):  # one row, which this </row> ends
-                row = patch(piece[i + 4:j], piece[j + 1:])
-                out.append(piece if row is None else piece[:i] + row[:-len(b"</row>")])
+                patched = patch(piece[i + 4:j], piece[j + 1:])
+                out.append(piece if patched is None else piece[:i] + patched[:-len(b"</row>")])
                 continue
             if closed:
                 piece += b"</row>"
             text: list[bytes] = []
             cursor = 0
             for m in _ROW.finditer(piece):
-                row = patch(m.group(1), m.group(2) or b"")
-                if row is not None:
-                    text += (piece[cursor:m.start()], row)
+                patched = patch(m.group(1), m.group(2) or b"")
+                if patched is not None:
+                    text += (piece[cursor:m.start()], patched)
                     cursor = m.end()
             text.append(piece[cursor:])
             joined = b"".join(text)
