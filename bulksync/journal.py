@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 from bulksync.errors import SheetError
+from bulksync.memo import ByIdentity
 
 __all__ = ["CreateEntry", "Journal", "journal_path"]
 
@@ -257,12 +258,8 @@ def _memo_dumps() -> Callable[[Mapping[str, Any]], str]:
     Mappings holding lists (tags, custom fields) are simply encoded each time.
     """
     seen: dict[frozenset[tuple[str, type, Any]], str] = {}
-    same: dict[int, tuple[Mapping[str, Any], str]] = {}  # id → (the mapping, its text)
 
     def dumps(value: Mapping[str, Any]) -> str:
-        hit = same.get(id(value))
-        if hit is not None and hit[0] is value:
-            return hit[1]
         try:  # the type is part of the key: 1, 1.0 and True are equal but encode differently
             key = frozenset((k, type(v), v) for k, v in value.items())
         except TypeError:  # an unhashable value
@@ -270,8 +267,6 @@ def _memo_dumps() -> Callable[[Mapping[str, Any]], str]:
         text = seen.get(key)
         if text is None:
             text = seen[key] = json.dumps(value, sort_keys=True)
-        if len(same) < 64:
-            same[id(value)] = (value, text)
         return text
 
-    return dumps
+    return ByIdentity(dumps)

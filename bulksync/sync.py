@@ -25,6 +25,7 @@ from bulksync.errors import SheetError, TokenMissing
 from bulksync.gcpause import frozen_heap, paused_gc
 from bulksync.journal import Journal
 from bulksync.mapping import Mapped, apply_mapping
+from bulksync.memo import ByIdentity
 from bulksync.plan import Operation, Plan, apply_payload, cells_of_payload, plan_rows
 from bulksync.report import PushResult, RowResult
 from bulksync.runner import RunStats, run_operations
@@ -558,22 +559,8 @@ class _JournalHooks:
         self.keys = keys
         self.baselines = baselines
         self.any_created = False
-        self._first: dict[int, tuple[Mapping[str, Any], dict[str, str]]] = {}
+        self._first_cells = ByIdentity[Mapping[str, Any], dict[str, str]](lambda p: apply_payload(None, p))
         self.pending: list[tuple[str, int, Mapping[str, Any], bool, str, dict[str, str] | None]] = []
-
-    def _apply(self, baseline: dict[str, str] | None, payload: Mapping[str, Any]) -> dict[str, str]:
-        """The ticket's cells after ``payload``. Tickets with no baseline that were sent the
-        same payload object (a bulk edit, see ``plan``) share one result, as read-only as the
-        payload."""
-        if baseline is not None:
-            return apply_payload(baseline, payload)
-        hit = self._first.get(id(payload))
-        if hit is not None and hit[0] is payload:
-            return hit[1]
-        cells = apply_payload(None, payload)
-        if len(self._first) < 64:
-            self._first[id(payload)] = (payload, cells)
-        return cells
 
     def flush(self) -> None:
         if self.pending:
@@ -605,7 +592,11 @@ class _JournalHooks:
                 ok = result.status == "updated"
                 baseline = None
                 if ok:
-                    baseline = self._apply(self.baselines.get(op.ticket_id), op.payload)
+                    prior = self.baselines.get(op.ticket_id)
+                    # Tickets with no baseline sent the same payload object (a bulk edit, see
+                    # plan) share one result, as read-only as the payload.
+                    baseline = (self._first_cells(op.payload) if prior is None
+                                else apply_payload(prior, op.payload))
                     self.baselines[op.ticket_id] = baseline
                 self.pending.append((op.ticket_id, op.row_number, op.payload, ok, result.error,
                                      baseline))

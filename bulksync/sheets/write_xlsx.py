@@ -20,6 +20,7 @@ from typing import IO, Any, NamedTuple
 
 from bulksync.columns import column_letter
 from bulksync.errors import SheetError
+from bulksync.memo import ByIdentity
 from bulksync.sheets.atomic import replace_file
 from bulksync.sheets.read import Table, XlsxFormat
 
@@ -342,19 +343,13 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
     seen: set[int] = set()
     # Rows given the same cells share one mapping (see sync.owned_cells): where its cells go
     # and their XML (around the row number) are worked out once.
-    shapes: dict[int, tuple[Mapping[str, str], _Shape]] = {}
-
-    def shape_of(row: Mapping[str, str]) -> _Shape:
-        hit = shapes.get(id(row))
-        if hit is not None and hit[0] is row:
-            return hit[1]
+    def make_shape(row: Mapping[str, str]) -> _Shape:
         values = {position[name]: value for name, value in row.items()}
-        shape = _Shape(values, min(values), max(values) + 1, [
+        return _Shape(values, min(values), max(values) + 1, [
             _cell_parts(col, value, col in numeric, None)
             for col, value in sorted(values.items()) if value != ""])
-        if len(shapes) < 64:
-            shapes[id(row)] = (row, shape)
-        return shape
+
+    shape_of = ByIdentity(make_shape)
 
     def patch(attrs: bytes, content: bytes) -> bytes | None:
         """The row with its cells written, or None when it has none to write."""
