@@ -327,6 +327,8 @@ def _finish(result: Any) -> None:
         click.echo("bulksync: interrupted; everything obtained so far was written back and is "
                    "in the journal", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    if result.beside:  # the sheet does not hold the outcomes: a script must not think it does
+        sys.exit(EXIT_FATAL)
     sys.exit(EXIT_OK if result.ok else EXIT_ROWS)
 
 

@@ -61,9 +61,15 @@ class PushResult:
         object.__setattr__(self, "counts", {s: c[s] for s in STATUSES})
 
     @property
+    def beside(self) -> bool:
+        """The outcomes went into a results file beside the sheet, not into the sheet."""
+        return self.written_to is not None and self.written_to != self.path
+
+    @property
     def ok(self) -> bool:
         side_problems = any(n for k, n in self.side.items() if k not in ("linked", "replied"))
-        return not (self.stopped or self.refused or self.interrupted or side_problems) and all(r.status in OK_STATUSES for r in self.results.values())
+        return (not (self.stopped or self.refused or self.interrupted or side_problems or self.beside)
+                and all(r.status in OK_STATUSES for r in self.results.values()))
 
     def summary(self) -> dict[str, Any]:
         vias = Counter(r.via for r in self.results.values())

@@ -690,7 +690,7 @@ def write_back(table: Table, results: Mapping[int, RowResult]) -> tuple[Path | N
         if isinstance(table.format, CsvFormat):
             return write_csv(table, cells, columns=columns), ""
         return write_xlsx(table, cells, columns=columns), ""
-    except (SheetError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 - whatever stops the write-back, the IDs go beside the file
         beside = _write_beside(table.path, results)
         return beside, f"could not write into {table.path} ({e}); the results are in {beside}"
 

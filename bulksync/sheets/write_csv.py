@@ -15,14 +15,31 @@ from bulksync.errors import SheetError
 from bulksync.sheets.atomic import replace_file
 from bulksync.sheets.read import CsvFormat, Table, _decode
 
-__all__ = ["neutralise", "write_csv"]
+__all__ = ["encodable", "neutralise", "write_csv"]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+# What bulksync's own messages use, in the nearest ASCII, for encodings that lack it
+# (cp1252 has no arrow; latin-1 has no dashes, ellipsis or curly quotes).
+_PLAIN = str.maketrans({"→": "->", "←": "<-", "…": "...", "–": "-", "—": "-", "×": "x",
+                        "‘": "'", "’": "'", "“": '"', "”": '"'})
 
 
 def neutralise(text: str) -> str:
     """Text a spreadsheet will show as text, never run as a formula (a leading ')."""
     return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def encodable(text: str, encoding: str) -> str:
+    """``text`` as the file's encoding can hold it: bulksync's typographic characters in
+    plain ASCII, anything else the encoding lacks as a ``\\uXXXX`` escape (readable and
+    lossless), so a write-back never fails on a character a server or a message brings."""
+    try:
+        text.encode(encoding)
+        return text
+    except UnicodeEncodeError:
+        plain = text.translate(_PLAIN)
+        return plain.encode(encoding, errors="backslashreplace").decode(encoding)
 
 
 def _split_records(text: str, delimiter: str) -> list[tuple[list[str], str]]:
@@ -92,6 +109,8 @@ def write_csv(table: Table, cells: Mapping[int, Mapping[str, str]], *,
     if records[0][1] == "" and len(records) > 1:
         records[0] = (records[0][0], fmt.newline)
 
+    # UTF-8 and UTF-16 hold every character; other encodings are checked cell by cell.
+    fit = (lambda v: v) if fmt.encoding.startswith("utf") else (lambda v: encodable(v, fmt.encoding))
     for number in range(2, len(records) + 1):
         fields, eol = records[number - 1]
         row_cells = cells.get(number)
@@ -103,7 +122,7 @@ def write_csv(table: Table, cells: Mapping[int, Mapping[str, str]], *,
         for name, value in (row_cells or {}).items():
             if name == "syncError":  # server text: never let a spreadsheet run it
                 value = neutralise(value)
-            fields[position[name]] = _quote(value, fmt.delimiter)
+            fields[position[name]] = _quote(fit(value), fmt.delimiter)
         records[number - 1] = (fields, eol)
 
     out = "".join(fmt.delimiter.join(fields) + eol for fields, eol in records)
