@@ -72,18 +72,21 @@ def error_message(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {text[:300]}"
 
 
+def is_loopback(host: str) -> bool:
+    """Is ``host`` this machine (127.0.0.0/8, ::1, localhost)?"""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
 def check_api_url(url: str) -> str:
     """Refuse plain http except to a loopback host (the sandbox): tokens must not cross a network in clear."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"the API URL {url!r} is not an http(s) URL")
     if parts.scheme == "http":
-        host = parts.hostname
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host == "localhost"
-        if not loopback:
+        if not is_loopback(parts.hostname):
             raise UsageError(f"the API URL {url!r} uses plain http: use https "
                              "(plain http is allowed only to 127.0.0.1 / localhost)")
     return url.rstrip("/")

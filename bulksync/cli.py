@@ -122,6 +122,17 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
+def _rows(rows: Any) -> str:
+    """Row numbers as ranges: 2–5, 9."""
+    parts: list[list[int]] = []
+    for n in sorted(rows):
+        if parts and n == parts[-1][1] + 1:
+            parts[-1][1] = n
+        else:
+            parts.append([n, n])
+    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in parts)
+
+
 def _note_ignored(columns: tuple[str, ...]) -> None:
     if columns:
         click.echo(f"note: columns not sent (not Suptask fields): {', '.join(columns)}", err=True)
@@ -170,6 +181,9 @@ def validate(file: Path, as_json: bool, **options: Any) -> None:
 
 _FORCE = click.option("--force", is_flag=True,
                       help="Send every row in full, not only what changed since the last push.")
+_ALLOW_DUPLICATES = click.option(
+    "--allow-duplicates", is_flag=True,
+    help="Create rows even when another sheet already made a ticket with the same cells.")
 
 
 def _shown(value: str) -> str:
@@ -178,26 +192,36 @@ def _shown(value: str) -> str:
 
 @main.command()
 @_sheet_options
+@click.option("--api-url", metavar="URL", help="API base URL (default: $SUPTASK_API_URL, "
+              "else Suptask's public endpoint): the state of this API is planned against.")
 @click.option("--limit", default=20, show_default=True, metavar="N",
               help="Show the first N requests (--json shows all).")
 @_FORCE
+@_ALLOW_DUPLICATES
 @_errors
-def plan(file: Path, as_json: bool, limit: int, force: bool, **options: Any) -> None:
+def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: bool,
+         api_url: str | None, **options: Any) -> None:
     """Show what push would send for FILE, and what changed since the last push.
 
-    Needs no token; sends nothing.
+    Needs no token (SUPTASK_API_TOKEN, if set, picks the state of that token); sends nothing.
     """
     from bulksync.sync import plan as run_plan
 
     _one_shot()
-    report, the_plan = run_plan(file, force=force, **_settings(options))
+    report, the_plan = run_plan(file, force=force, api_url=api_url, allow_duplicates=allow_duplicates,
+                                **_settings(options))
     counts = the_plan.counts()
+    known = the_plan.reconciliation
     if as_json:
         click.echo(json.dumps({**report.as_dict(), **counts, "requests": the_plan.requests,
+                               **known.as_dict(),
                                "operations": [op.as_dict() for op in the_plan.operations]}))
     else:
+        click.echo(f"target: {known.target}", err=True)
         _print_report(report, err=True)
-        shown = [op for op in the_plan.operations if op.sends][:limit]
+        settled = known.settled_rows()
+        shown = [op for op in the_plan.operations
+                 if op.sends and not (op.kind == "create" and op.row_number in settled)][:limit]
         for op in shown:
             if op.changes:
                 click.echo(f"row {op.row_number}: {op.method} {op.path}")
@@ -208,7 +232,16 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, **options: Any) -> 
                            f"{json.dumps(dict(op.payload), ensure_ascii=False)}")
         if the_plan.requests > len(shown):
             click.echo(f"... and {the_plan.requests - len(shown)} more")
-        click.echo(f"{file}: {counts['create']} to create, {counts['update']} to update, "
+        for label, rows in (("already created (recovered from bulksync's state)", known.recovered),
+                            ("match tickets created from another sheet, not created again "
+                             "(--allow-duplicates creates them)", known.matched),
+                            ("have an earlier create whose outcome is unknown: resolved before "
+                             "anything is resent", known.pending),
+                            ("are being created by another sheet's run", known.busy)):
+            if rows:
+                click.echo(f"{len(rows)} row(s) {label}: {_rows(rows)}")
+        creates = counts["create"] - len(settled)
+        click.echo(f"{file}: {creates} to create, {counts['update']} to update, "
                    f"{counts['unchanged']} unchanged, {counts['skip']} with nothing to send, "
                    f"{len(report.invalid_rows)} invalid")
     sys.exit(EXIT_OK if report.valid else EXIT_ROWS)
@@ -261,10 +294,17 @@ class _Progress:
 @_FORCE
 @click.option("--only-failed", is_flag=True, help="Send only the rows that failed last time.")
 @click.option("--retry-uncertain", is_flag=True,
-              help="Also resend creates whose earlier outcome is unknown (may duplicate).")
+              help="Wait until the server is surely done with creates whose answer was lost "
+              "(--settle), then resolve them; only those proven absent are sent again.")
+@click.option("--resend-unresolved", is_flag=True,
+              help="Send again creates, links and replies that could not be resolved. Check in "
+              "Suptask first: if they exist, this duplicates them.")
+@_ALLOW_DUPLICATES
 @click.option("--settle", type=click.FloatRange(min=0), default=60.0, show_default=True,
               metavar="SECONDS", help="How long the API may still be working on a create "
-              "whose answer was lost.")
+              "whose answer was lost (at least --timeout).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, metavar="SECONDS", help="How long a request may take.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request and its answer on stderr.")
 @_errors
@@ -272,17 +312,22 @@ def push(file: Path, as_json: bool, quiet: bool, verbose: bool, **options: Any) 
     """Send FILE's rows to Suptask and write the outcome back into FILE.
 
     The token is read from SUPTASK_API_TOKEN. Ctrl-C stops cleanly (a second
-    Ctrl-C at once); a rerun never creates a row twice.
+    Ctrl-C at once); a rerun, a renamed copy or a re-export never creates a row twice.
     """
     from bulksync.sync import push as run_push
 
     progress = _Progress(quiet=quiet)
     sheet_options = _settings(options)
     try:
-        result = run_push(file, on_progress=progress, on_log=_log(verbose), **options, **sheet_options)
+        result = run_push(file, on_progress=progress, on_log=_log(verbose), on_notice=_notice,
+                          **options, **sheet_options)
     finally:
         progress.close()
     _conclude(file, result, as_json=as_json)
+
+
+def _notice(text: str) -> None:
+    click.echo(f"bulksync: {text}", err=True)
 
 
 def _conclude(file: Path, result: Any, *, as_json: bool) -> None:
@@ -312,6 +357,9 @@ def _report_run(file: Path, result: Any, *, as_json: bool) -> None:
                        ("created", "updated", "unchanged", "deleted", "failed", "uncertain", "invalid",
                         "skipped") if summary[k] or k in ("created", "updated", "failed"))
     extra = "".join(f", {summary[k]} of them {k}" for k in ("recovered", "resolved") if summary[k])
+    if summary["matched"]:
+        extra += (f", {summary['matched']} of them matched to tickets created from another sheet "
+                  "(not created again; --allow-duplicates creates them)")
     side = "".join(f", {n} {k.replace('_', ' ')}" for k, n in result.side.items() if n)
     click.echo(f"{file}: {counts}{extra}{side} ({summary['requests']} requests)")
     if result.written_to:
@@ -346,27 +394,61 @@ def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api
     The outcome of each row (syncStatus=deleted, or failed) is written back into FILE.
     """
     from bulksync.sync import delete as run_delete
-    from bulksync.sync import deletions
 
     sheet_options = _settings(options)
-    count = len(deletions(file, **sheet_options))
-    if count == 0:
-        click.echo(f"{file}: no row has a ticketId: nothing to delete")
-        sys.exit(EXIT_OK)
-    question = f"Delete {count} ticket{'s' if count != 1 else ''} listed in {file}? This cannot be undone."
-    if not yes:
+
+    def confirm(ops: list[Any]) -> bool:
+        """Show exactly what will be deleted (the sheet is read once, and locked meanwhile)."""
+        count = len(ops)
+        question = (f"Delete {count} ticket{'s' if count != 1 else ''} listed in {file} "
+                    f"(rows {_rows([op.row_number for op in ops])})? This cannot be undone.")
+        if yes:
+            return True
         if not _interactive():
             _fail(f"{question} Refusing without --yes when not on a terminal; nothing was deleted.")
-        if not click.confirm(question, default=False, err=True):
-            click.echo("nothing was deleted", err=True)
-            sys.exit(EXIT_FATAL)
+        for op in ops[:SHOWN_PROBLEMS]:
+            click.echo(f"row {op.row_number}: DELETE {op.path}", err=True)
+        if click.confirm(question, default=False, err=True):
+            return True
+        click.echo("nothing was deleted", err=True)
+        sys.exit(EXIT_FATAL)
+
     progress = _Progress(quiet=quiet)
     try:
         result = run_delete(file, api_url=api_url, concurrency=concurrency, on_progress=progress,
-                            on_log=_log(verbose), **sheet_options)
+                            on_log=_log(verbose), on_notice=_notice, confirm=confirm, **sheet_options)
     finally:
         progress.close()
+    if not result.results and not result.refused:
+        click.echo(f"{file}: no row has a ticketId: nothing to delete")
+        sys.exit(EXIT_OK)
     _conclude(file, result, as_json=as_json)
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--sheet", metavar="NAME", help="Worksheet of an .xlsx (default: the first).")
+@click.option("--yes", "-y", is_flag=True, help="Clear without asking (needed off a terminal).")
+@_errors
+def reset(file: Path, sheet: str | None, yes: bool) -> None:
+    """Clear bulksync's cells (ticketId, ticketNumber, syncStatus, syncError) in FILE.
+
+    Use it to push a sheet to another API (e.g. after a rehearsal on the sandbox) as new
+    tickets. Every other cell is kept; bulksync's state is kept too, so pushing FILE again
+    to the API it came from recovers the same tickets instead of creating them.
+    """
+    from bulksync.sync import reset as run_reset
+
+    question = (f"Clear ticketId, ticketNumber, syncStatus and syncError in {file}? A push then "
+                "treats its rows as new tickets.")
+    if not yes:
+        if not _interactive():
+            _fail(f"{question} Refusing without --yes when not on a terminal; nothing was changed.")
+        if not click.confirm(question, default=False, err=True):
+            click.echo("nothing was changed", err=True)
+            sys.exit(EXIT_FATAL)
+    count = run_reset(file, sheet=sheet)
+    click.echo(f"{file}: {count} cell(s) cleared" if count else f"{file}: nothing to clear")
 
 
 @main.command()

@@ -100,7 +100,7 @@ class Rows:
     ``frame`` holds ``ticketId``, every API field (empty where the sheet has no
     such column) and the ``customField_<uuid>`` columns, indexed by spreadsheet
     row number; blank rows are left out (``blank`` lists them). ``own_cells`` are the
-    sheet's own Suptask columns before defaults (what :func:`row_keys` hashes).
+    sheet's own Suptask columns before defaults (what :func:`row_contents` hashes).
     """
 
     frame: pd.DataFrame
@@ -245,7 +245,7 @@ def select_rows(table: Table, defaults: Defaults) -> Rows:
     cols: dict[str, pd.Series] = {TICKET_ID: column(TICKET_ID)}
     for name in (*API_FIELDS, *custom):
         cols[name] = column(name)
-    # The row's own cells, before defaults: what the journal knows a row by (see row_keys).
+    # The row's own cells, before defaults: what the journal knows a row by (see row_contents).
     own = {n: cols[n] for n in sorted(positions) if n in cols and n != TICKET_ID}
     creates = cols[TICKET_ID].eq("")
     if defaults.form_id:
@@ -281,23 +281,16 @@ def _identity(cells: Mapping[str, pd.Series], index: pd.Index) -> pd.Series:
     return out.str.replace("\x1f+", "\x1f", regex=True).str.strip("\x1f")
 
 
-def row_keys(rows: Rows, legacy_ids: Mapping[int, str] | None = None) -> dict[int, str]:
-    """A stable key per row for the journal: the old ticket's ID when a mapping names one;
-    else a hash of the row's own Suptask cells, plus its occurrence among identical rows
-    (so two identical rows are two tickets)."""
+def row_contents(rows: Rows) -> dict[int, str]:
+    """What each row *is*, for the journal: a hash of its own Suptask cells, plus its place
+    among identical rows (so two identical rows are two tickets, and a copy of the sheet
+    finds the same values)."""
     import hashlib
-
-    def key(text: str) -> str:
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     identity = _identity(rows.own_cells, rows.frame.index)
     occurrence = identity.groupby(identity).cumcount()
-    keys = {int(row): key(f"{text}\x1e{n}")
+    return {int(row): f"{hashlib.sha256(text.encode()).hexdigest()[:32]}:{n}"
             for row, text, n in zip(identity.index, identity, occurrence, strict=True)}
-    for row, legacy in (legacy_ids or {}).items():
-        if row in keys:
-            keys[row] = key(f"legacy\x1f{legacy}")
-    return keys
 
 
 # -- validation --------------------------------------------------------------

@@ -7,6 +7,9 @@ exceptions are for work that cannot go on at all::
     ├── UsageError                 bad options, config or mapping (exit 2)
     │   └── TokenMissing           SUPTASK_API_TOKEN is not set
     ├── SheetError                 the sheet cannot be read or written (exit 2)
+    ├── StateError                 bulksync's state store is damaged or unusable (exit 2)
+    ├── TargetMismatch             the sheet's tickets belong to another API (exit 2)
+    ├── SheetBusy                  another bulksync run holds the sheet (exit 2)
     └── ApiError                   the API answered with an error (status, message)
         └── AuthError              the token was refused (401/403): the run stops (exit 2)
 
@@ -17,7 +20,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ApiError", "AuthError", "BulksyncError", "SheetError", "TokenMissing", "UsageError"]
+__all__ = ["ApiError", "AuthError", "BulksyncError", "SheetBusy", "SheetError", "StateError",
+           "TargetMismatch", "TokenMissing", "UsageError"]
 
 
 class BulksyncError(Exception):
@@ -52,6 +56,44 @@ class SheetError(BulksyncError):
         if column is not None:
             where += f", column {column}" if row_number is not None else f": column {column}"
         super().__init__(f"{where}: {message}")
+
+
+class StateError(BulksyncError):
+    """bulksync's state store (see :mod:`bulksync.journal`) cannot be used; nothing was sent."""
+
+    def __init__(self, path: Path | str, problem: str, *, recover: bool = True) -> None:
+        self.path = Path(path)
+        message = f"bulksync's state store {path} {problem}; nothing was sent"
+        if recover:
+            message += (". It records the tickets bulksync created: restore it from a backup if "
+                        f"you have one; otherwise move it aside (mv {path} {path}.damaged) to start a "
+                        "new one: sheets that already hold their ticketIds are safe, but rows whose "
+                        "IDs never reached their sheet will be created again")
+        super().__init__(message)
+
+
+class TargetMismatch(BulksyncError):
+    """The sheet holds ticketIds that bulksync created on another API than the one pushed to."""
+
+    def __init__(self, path: Path | str, target: str, other: str, count: int) -> None:
+        self.path = Path(path)
+        self.target = target
+        self.other = other
+        super().__init__(
+            f"{path}: {count} ticketId{'s' if count != 1 else ''} in this sheet came from {other}, "
+            f"not from {target}, the API of this push; nothing was sent. To push it to {target} "
+            f"as new tickets, clear bulksync's columns first (bulksync reset {path}), or push a "
+            "fresh export")
+
+
+class SheetBusy(BulksyncError):
+    """Another bulksync run is pushing or deleting the same sheet."""
+
+    def __init__(self, path: Path | str, holder: str) -> None:
+        self.path = Path(path)
+        self.holder = holder
+        super().__init__(f"{path}: another bulksync run is working on this sheet ({holder}); "
+                         "nothing was sent. Wait for it to finish, then run again")
 
 
 class ApiError(BulksyncError):

@@ -1,37 +1,67 @@
-"""The journal: what bulksync sent and what came back, in SQLite, safe across crashes.
+"""The journal: what bulksync sent to each API and what came back, in SQLite, safe across crashes.
 
-It lives beside the sheet, in ``.bulksync/<sheet file name>.journal.sqlite``;
-deleting that file resets it. Before a create is sent its *intent* is
-committed; the answer (ticket ID and number) is committed the moment it
-arrives, before anything else is done with it. So after a ``kill -9`` the next
+Everything bulksync remembers belongs to a **target**: the API's normalised base
+URL and a fingerprint of the token (see :class:`Target`). State learned from one
+target is never used for another, so a rehearsal on the sandbox leaves nothing
+that a push to the real API would take for done.
+
+All targets share one store, ``state.sqlite`` in bulksync's state folder
+(:func:`state_home`: ``$BULKSYNC_HOME``, else the platform's user state folder,
+``~/.local/state/bulksync`` on Linux). It is not beside the sheet, so a renamed
+copy, a re-export or a copy in another folder reach the same store.
+
+Before a create is sent its *intent* is committed, and the commit is also a
+claim: a second run (another process, another copy of the sheet) that would
+create the same row finds the claim and does not send. The answer (ticket ID
+and number) is committed the moment it arrives. So after a ``kill -9`` the next
 run knows every ticket it was given, and which creates were in flight.
 
+A row is identified by (target, integration type, legacy ID) when a mapping
+names the legacy ID (a re-export anywhere finds it), else by the sheet (its real
+path), a hash of its own Suptask cells and its place among identical rows: two
+identical rows are two tickets. Rows of another sheet with the same cells are
+found by the hash (``content``) and not created again unless asked.
+
 WAL mode with ``synchronous=NORMAL``: a committed row survives the process
-being killed; only a power failure can lose the last few commits.
+being killed; only a power failure can lose the last few commits. A store that
+is empty or not a bulksync store is an error (:class:`StateError`), never taken
+for a new one.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit, urlunsplit
 
-from bulksync.errors import SheetError
+from bulksync.errors import StateError
 from bulksync.memo import ByIdentity
 
-__all__ = ["CreateEntry", "Journal", "journal_path"]
+__all__ = ["CreateEntry", "Journal", "Target", "state_home", "store_path"]
 
-STATE_DIR = ".bulksync"
+HOME_ENV = "BULKSYNC_HOME"
+STORE_NAME = "state.sqlite"
+SCHEMA_VERSION = 1
 CreateState = Literal["sending", "created", "uncertain", "failed"]
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS creates (
-    key TEXT PRIMARY KEY,          -- the row's identity (see bulksync.identity)
+CREATE TABLE targets (
+    target TEXT PRIMARY KEY,       -- url + ' ' + token fingerprint
+    url TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    first_seen REAL NOT NULL
+);
+CREATE TABLE creates (
+    target TEXT NOT NULL,
+    key TEXT NOT NULL,             -- the row's identity (see the module docstring)
+    scope TEXT NOT NULL,           -- the sheet it came from (its real path)
+    content TEXT NOT NULL,         -- hash of its cells and place among identical rows
     row_number INTEGER NOT NULL,   -- where the row was when last sent
     state TEXT NOT NULL,           -- sending | created | uncertain | failed
     payload TEXT NOT NULL,         -- the JSON body sent
@@ -40,35 +70,109 @@ CREATE TABLE IF NOT EXISTS creates (
     error TEXT NOT NULL DEFAULT '',
     lower_number INTEGER,          -- highest ticket number answered before this was sent
     sent_at REAL NOT NULL,
-    settled_at REAL                -- when the server was surely done with it (answer time)
+    settled_at REAL,               -- when the server was surely done with it (answer time)
+    run TEXT NOT NULL DEFAULT '',  -- the run that claimed it
+    PRIMARY KEY (target, key)
 );
-CREATE TABLE IF NOT EXISTS baselines (
-    ticket_id TEXT PRIMARY KEY,
-    cells TEXT NOT NULL,           -- JSON: the field values last sent (see bulksync.plan)
-    at REAL NOT NULL
+CREATE INDEX creates_content ON creates (target, content);
+CREATE TABLE tickets (             -- every ticket bulksync created, updated or deleted here
+    target TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    cells TEXT,                    -- JSON: the field values last sent (see bulksync.plan)
+    deleted INTEGER NOT NULL DEFAULT 0,
+    at REAL NOT NULL,
+    PRIMARY KEY (target, ticket_id)
 );
-CREATE TABLE IF NOT EXISTS sides (   -- links to the old ticket, and replies, per ticket
+CREATE INDEX tickets_id ON tickets (ticket_id);
+CREATE TABLE sides (               -- links to the old ticket, and replies, per ticket
+    target TEXT NOT NULL,
     kind TEXT NOT NULL,            -- link | reply
     ticket_id TEXT NOT NULL,
     seq INTEGER NOT NULL,          -- a reply's place in the thread (0 for the link)
     state TEXT NOT NULL,           -- sending | done | uncertain | failed
     error TEXT NOT NULL DEFAULT '',
     at REAL NOT NULL,
-    PRIMARY KEY (kind, ticket_id, seq)
+    PRIMARY KEY (target, kind, ticket_id, seq)
 );
-CREATE TABLE IF NOT EXISTS updates (
-    ticket_id TEXT PRIMARY KEY,
+CREATE TABLE updates (
+    target TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
     row_number INTEGER NOT NULL,
     state TEXT NOT NULL,           -- failed (a later success removes the row)
     payload TEXT NOT NULL,
     error TEXT NOT NULL DEFAULT '',
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    PRIMARY KEY (target, ticket_id)
 );
 """
 
 
-def journal_path(sheet: Path) -> Path:
-    return sheet.parent / STATE_DIR / f"{sheet.name}.journal.sqlite"
+def state_home() -> Path:
+    """Where bulksync keeps its state: ``$BULKSYNC_HOME``, else the user's state folder."""
+    given = os.environ.get(HOME_ENV, "").strip()
+    if given:
+        return Path(given).expanduser()
+    import platformdirs
+
+    return platformdirs.user_state_path("bulksync", appauthor=False)
+
+
+def store_path() -> Path:
+    return state_home() / STORE_NAME
+
+
+@dataclass(frozen=True)
+class Target:
+    """The API a piece of state was learned from: its normalised URL and token fingerprint.
+
+    The fingerprint is a slow salted hash (PBKDF2) cut to 64 bits: enough to tell
+    tokens apart, useless for recovering one. ``fingerprint`` is empty when no token
+    is known (``plan`` without one).
+    """
+
+    url: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, api_url: str, token: str | None) -> Target:
+        return cls(normalise_url(api_url), fingerprint(token) if token else "")
+
+    @property
+    def key(self) -> str:
+        return f"{self.url} {self.fingerprint}"
+
+    @property
+    def local(self) -> bool:
+        from bulksync.api import is_loopback
+
+        return is_loopback(urlsplit(self.url).hostname or "")
+
+    def __str__(self) -> str:
+        token = f"token {self.fingerprint[:8]}" if self.fingerprint else "no token given"
+        where = " (a local server: the sandbox, a rehearsal)" if self.local else ""
+        return f"{self.url}{where}, {token}"
+
+
+def normalise_url(url: str) -> str:
+    """Scheme and host in lower case, no default port, no trailing slash, no credentials."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    return urlunsplit((scheme, host, parts.path.rstrip("/"), parts.query, ""))
+
+
+def fingerprint(token: str) -> str:
+    import hashlib
+
+    return hashlib.pbkdf2_hmac("sha256", token.encode(), b"bulksync target v1", 50_000)[:8].hex()
 
 
 @dataclass(frozen=True)
@@ -83,44 +187,170 @@ class CreateEntry:
     lower_number: int | None
     sent_at: float
     settled_at: float | None
+    scope: str = ""
+    content: str = ""
+    run: str = ""
+
+
+_ENTRY = ("key, row_number, state, payload, ticket_id, ticket_number, error, lower_number, sent_at, "
+          "settled_at, scope, content, run")
+
+
+def _entry(r: Sequence[Any]) -> CreateEntry:
+    return CreateEntry(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9],
+                       r[10], r[11], r[12])
+
+
+def _connect(path: Path, *, create: bool) -> sqlite3.Connection | None:
+    """The store at ``path``, checked; None if it does not exist and ``create`` is false."""
+    if not path.exists():
+        if not create:
+            return None
+        _create(path)
+    try:
+        if path.stat().st_size == 0:
+            raise StateError(path, "is empty (0 bytes): it was truncated")
+        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    except OSError as e:
+        raise StateError(path, f"cannot be opened ({e.strerror})") from None
+    except sqlite3.Error as e:
+        raise StateError(path, f"cannot be opened ({e})") from None
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            raise StateError(path, "is not a bulksync state store (no schema version)")
+        if version > SCHEMA_VERSION:
+            raise StateError(path, f"was written by a newer bulksync (schema {version}); upgrade "
+                                   "bulksync", recover=False)
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("SELECT count(*) FROM targets").fetchone()
+    except sqlite3.Error as e:
+        db.close()
+        raise StateError(path, f"is damaged ({e})") from None
+    except StateError:
+        db.close()
+        raise
+    return db
+
+
+def _create(path: Path) -> None:
+    """Make a new store whole, then link it into place: no process ever sees a half-made one
+    (and a store that exists but is empty is therefore damaged, never new)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.new")
+        temp.unlink(missing_ok=True)
+        db = sqlite3.connect(str(temp), isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        finally:
+            db.close()
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another process made it meanwhile: use theirs
+        finally:
+            temp.unlink(missing_ok=True)
+    except OSError as e:
+        raise StateError(path, f"cannot be created ({e.strerror})", recover=False) from None
+    except sqlite3.Error as e:
+        raise StateError(path, f"cannot be created ({e})", recover=False) from None
+
+
+@dataclass(frozen=True)
+class View:
+    """What the store knows for one target and one sheet, read without changing anything:
+    the plan's input."""
+
+    target: Target
+    baselines: Mapping[str, dict[str, str]]
+    creates: Mapping[str, CreateEntry]
+    """This target's create entries, by key."""
+    deleted: frozenset[str]
+    foreign: Mapping[str, str]
+    """ticketId → the other target (URL) it is known on, for tickets not known on this one."""
+
+    @classmethod
+    def empty(cls, target: Target) -> View:
+        return cls(target, {}, {}, frozenset(), {})
+
+    def others(self, contents: Iterable[str], scope: str) -> dict[str, CreateEntry]:
+        """content → an entry of *another* sheet with the same cells (created or in flight)."""
+        wanted = set(contents)
+        out: dict[str, CreateEntry] = {}
+        for e in self.creates.values():
+            if e.scope != scope and e.content in wanted and e.state != "failed":
+                if e.content not in out or e.state == "created":
+                    out[e.content] = e
+        return out
+
+
+def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = None) -> View:
+    """The store's knowledge for ``target`` (and which of ``ticket_ids`` belong to others).
+    Never creates the store. Without a token fingerprint, the URL's one known token is used."""
+    path = path or store_path()
+    db = _connect(path, create=False)
+    if db is None:
+        return View.empty(target)
+    try:
+        if not target.fingerprint:
+            known = [r[0] for r in db.execute("SELECT fingerprint FROM targets WHERE url = ?",
+                                              (target.url,))]
+            if len(known) != 1:
+                return View.empty(target)
+            target = Target(target.url, known[0])
+        key = target.key
+        baselines: dict[str, dict[str, str]] = {}
+        deleted: set[str] = set()
+        for ticket_id, cells, gone in db.execute(
+                "SELECT ticket_id, cells, deleted FROM tickets WHERE target = ?", (key,)):
+            if cells is not None:
+                baselines[ticket_id] = json.loads(cells)
+            if gone:
+                deleted.add(ticket_id)
+        creates = {r[0]: _entry(r) for r in db.execute(
+            f"SELECT {_ENTRY} FROM creates WHERE target = ?", (key,))}
+        mine = {e.ticket_id for e in creates.values() if e.ticket_id}
+        foreign: dict[str, str] = {}
+        ids = [t for t in set(ticket_ids) if t and t not in baselines and t not in mine]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for ticket_id, other in db.execute(
+                    f"SELECT ticket_id, target FROM tickets WHERE ticket_id IN ({marks}) "
+                    "AND target != ?", (*chunk, key)):
+                foreign.setdefault(ticket_id, other.rsplit(" ", 1)[0])
+        return View(target, baselines, creates, frozenset(deleted), foreign)
+    except sqlite3.Error as e:
+        raise StateError(path, f"is damaged ({e})") from None
+    finally:
+        db.close()
 
 
 class Journal:
-    """One sheet's journal. Every method commits before it returns."""
+    """The store, as one run on one target sees it. Every method commits before it returns."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, target: Target, *, path: Path | None = None, run: str = "") -> None:
+        self.path = path or store_path()
+        self.target = target
+        self.run = run or f"{os.getpid()}-{time.time():.6f}"
+        db = _connect(self.path, create=True)
+        assert db is not None
+        self._db = db
+        self._key = target.key
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as e:
-            raise SheetError(path, f"cannot open the journal ({e})") from None
-        row = self._db.execute("SELECT max(ticket_number) FROM creates").fetchone()
+            self._db.execute("INSERT OR IGNORE INTO targets (target, url, fingerprint, first_seen) "
+                             "VALUES (?, ?, ?, ?)", (self._key, target.url, target.fingerprint,
+                                                     time.time()))
+            row = self._db.execute("SELECT max(ticket_number) FROM creates WHERE target = ?",
+                                   (self._key,)).fetchone()
+        except sqlite3.Error as e:
+            self._db.close()
+            raise StateError(self.path, f"cannot be written ({e})") from None
         self.highest_number: int | None = row[0]
         self._failed_ids: set[str] | None = None  # ticket IDs in `updates`, read once
-
-    @classmethod
-    def for_sheet(cls, sheet: Path) -> Journal:
-        return cls(journal_path(sheet))
-
-    @staticmethod
-    def read_baselines(sheet: Path) -> dict[str, dict[str, str]]:
-        """The baselines of ``sheet``'s journal, read without creating or changing anything."""
-        path = journal_path(sheet)
-        if not path.is_file():
-            return {}
-        try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            try:
-                rows = db.execute("SELECT ticket_id, cells FROM baselines").fetchall()
-            finally:
-                db.close()
-        except sqlite3.Error:
-            return {}
-        return {ticket_id: json.loads(cells) for ticket_id, cells in rows}
 
     def close(self) -> None:
         self._db.close()
@@ -134,28 +364,54 @@ class Journal:
     # -- creates -------------------------------------------------------------
 
     def creates(self, keys: Iterable[str] | None = None) -> dict[str, CreateEntry]:
-        rows = self._db.execute("SELECT * FROM creates").fetchall()
+        rows = self._db.execute(f"SELECT {_ENTRY} FROM creates WHERE target = ?", (self._key,))
         wanted = set(keys) if keys is not None else None
-        out = {}
-        for r in rows:
-            if wanted is None or r[0] in wanted:
-                out[r[0]] = CreateEntry(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7],
-                                        r[8], r[9])
-        return out
+        return {r[0]: _entry(r) for r in rows if wanted is None or r[0] in wanted}
 
-    def intend(self, key: str, row_number: int, payload: Mapping[str, Any]) -> None:
-        """Record that a create is about to be sent (committed before it is)."""
-        self._db.execute(
-            "INSERT INTO creates (key, row_number, state, payload, lower_number, sent_at) "
-            "VALUES (?, ?, 'sending', ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-            "row_number = excluded.row_number, state = 'sending', payload = excluded.payload, "
-            "error = '', lower_number = excluded.lower_number, sent_at = excluded.sent_at, "
-            "settled_at = NULL",
-            (key, row_number, json.dumps(payload, sort_keys=True), self.highest_number, time.time()))
+    def intend(self, key: str, row_number: int, payload: Mapping[str, Any], *, scope: str = "",
+               content: str = "", exclusive_content: bool = False) -> CreateEntry | None:
+        """Claim the row and record that its create is about to be sent (committed before it
+        is). Returns None when claimed, else the entry that stops it: the row created, or in
+        flight in another run, or (``exclusive_content``) the same cells claimed by another sheet.
+        """
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")  # the check and the claim are one step
+            row = self._db.execute(f"SELECT {_ENTRY} FROM creates WHERE target = ? AND key = ?",
+                                   (self._key, key)).fetchone()
+            if row is not None:
+                entry = _entry(row)
+                if entry.state == "created" or (entry.state in ("sending", "uncertain")
+                                                and entry.run != self.run):
+                    return entry
+            if exclusive_content and content:
+                other = self._db.execute(
+                    f"SELECT {_ENTRY} FROM creates WHERE target = ? AND content = ? AND scope != ? "
+                    "AND state != 'failed' LIMIT 1", (self._key, content, scope)).fetchone()
+                if other is not None:
+                    return _entry(other)
+            self._db.execute(
+                "INSERT INTO creates (target, key, scope, content, row_number, state, payload, "
+                "lower_number, sent_at, run) VALUES (?, ?, ?, ?, ?, 'sending', ?, ?, ?, ?) "
+                "ON CONFLICT(target, key) DO UPDATE SET scope = excluded.scope, "
+                "content = excluded.content, row_number = excluded.row_number, state = 'sending', "
+                "payload = excluded.payload, error = '', lower_number = excluded.lower_number, "
+                "sent_at = excluded.sent_at, settled_at = NULL, run = excluded.run",
+                (self._key, key, scope, content, row_number, json.dumps(payload, sort_keys=True),
+                 self._highest(), time.time(), self.run))
+        return None
+
+    def _highest(self) -> int | None:
+        """The highest ticket number answered on this target so far (by any run)."""
+        row = self._db.execute("SELECT max(ticket_number) FROM creates WHERE target = ?",
+                               (self._key,)).fetchone()
+        if row[0] is not None and (self.highest_number is None or row[0] > self.highest_number):
+            self.highest_number = row[0]
+        return self.highest_number
 
     def not_sent(self, key: str) -> None:
         """The create certainly was not processed (no connection, 429, 503): forget the intent."""
-        self._db.execute("DELETE FROM creates WHERE key = ? AND state = 'sending'", (key,))
+        self._db.execute("DELETE FROM creates WHERE target = ? AND key = ? AND state = 'sending'",
+                         (self._key, key))
 
     def created(self, key: str, ticket_id: str, ticket_number: int | None,
                 baseline: Mapping[str, str] | None = None) -> None:
@@ -163,57 +419,84 @@ class Journal:
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute("UPDATE creates SET state = 'created', ticket_id = ?, ticket_number = ?, "
-                             "error = '', settled_at = ? WHERE key = ?",
-                             (ticket_id, ticket_number, time.time(), key))
-            if baseline is not None:
-                self.set_baseline(ticket_id, baseline)
+                             "error = '', settled_at = ? WHERE target = ? AND key = ?",
+                             (ticket_id, ticket_number, time.time(), self._key, key))
+            self._ticket(ticket_id, baseline)
         if ticket_number is not None and (self.highest_number is None
                                           or ticket_number > self.highest_number):
             self.highest_number = ticket_number
 
+    def adopt(self, key: str, *, scope: str, content: str, row_number: int, payload: Mapping[str, Any],
+              ticket_id: str, ticket_number: int | None) -> None:
+        """Record that this sheet's row is a ticket another sheet made (same cells). Its send
+        time is recorded as 0 (long ago): it must never bound an uncertain create's window."""
+        self._db.execute(
+            "INSERT INTO creates (target, key, scope, content, row_number, state, payload, ticket_id, "
+            "ticket_number, sent_at, settled_at, run) "
+            "VALUES (?, ?, ?, ?, ?, 'created', ?, ?, ?, ?, ?, ?) ON CONFLICT(target, key) DO NOTHING",
+            (self._key, key, scope, content, row_number, json.dumps(payload, sort_keys=True),
+             ticket_id, ticket_number, 0.0, 0.0, self.run))
+
     def uncertain(self, key: str, error: str, *, answered: bool) -> None:
         """The outcome is unknown. ``answered``: the server did answer (with an error), so it is done."""
         self._db.execute("UPDATE creates SET state = 'uncertain', error = ?, settled_at = ? "
-                         "WHERE key = ?", (error, time.time() if answered else None, key))
+                         "WHERE target = ? AND key = ?",
+                         (error, time.time() if answered else None, self._key, key))
 
     def failed(self, key: str, error: str) -> None:
         """The server refused the create: no ticket was made."""
-        self._db.execute("UPDATE creates SET state = 'failed', error = ?, settled_at = ? WHERE key = ?",
-                         (error, time.time(), key))
+        self._db.execute("UPDATE creates SET state = 'failed', error = ?, settled_at = ? "
+                         "WHERE target = ? AND key = ?", (error, time.time(), self._key, key))
 
     def forget(self, key: str) -> None:
-        self._db.execute("DELETE FROM creates WHERE key = ?", (key,))
+        self._db.execute("DELETE FROM creates WHERE target = ? AND key = ?", (self._key, key))
 
-    # -- baselines -----------------------------------------------------------
+    # -- tickets and baselines -------------------------------------------------
+
+    def _ticket(self, ticket_id: str, cells: Mapping[str, str] | None) -> None:
+        self._db.execute("INSERT INTO tickets (target, ticket_id, cells, at) VALUES (?, ?, ?, ?) "
+                         "ON CONFLICT(target, ticket_id) DO UPDATE SET "
+                         "cells = coalesce(excluded.cells, cells), at = excluded.at",
+                         (self._key, ticket_id,
+                          json.dumps(cells, sort_keys=True) if cells is not None else None, time.time()))
 
     def set_baseline(self, ticket_id: str, cells: Mapping[str, str]) -> None:
-        self._db.execute("INSERT INTO baselines (ticket_id, cells, at) VALUES (?, ?, ?) "
-                         "ON CONFLICT(ticket_id) DO UPDATE SET cells = excluded.cells, at = excluded.at",
-                         (ticket_id, json.dumps(cells, sort_keys=True), time.time()))
+        self._ticket(ticket_id, cells)
+
+    def deleted_many(self, ticket_ids: Iterable[str]) -> None:
+        """Record tickets deleted on this target (a later delete of them is already done)."""
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO tickets (target, ticket_id, deleted, at) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT(target, ticket_id) DO UPDATE SET deleted = 1, at = excluded.at",
+                [(self._key, t, now) for t in ticket_ids])
 
     # -- links and replies ---------------------------------------------------
 
     def sides(self, kind: str) -> dict[tuple[str, int], str]:
         """(ticketId, seq) → state, for ``link`` or ``reply``."""
         return {(t, n): state for t, n, state in self._db.execute(
-            "SELECT ticket_id, seq, state FROM sides WHERE kind = ?", (kind,)).fetchall()}
+            "SELECT ticket_id, seq, state FROM sides WHERE target = ? AND kind = ?",
+            (self._key, kind)).fetchall()}
 
     def side(self, kind: str, ticket_id: str, seq: int, state: str, error: str = "") -> None:
-        self._db.execute("INSERT INTO sides (kind, ticket_id, seq, state, error, at) "
-                         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(kind, ticket_id, seq) DO UPDATE SET "
-                         "state = excluded.state, error = excluded.error, at = excluded.at",
-                         (kind, ticket_id, seq, state, error, time.time()))
+        self._db.execute("INSERT INTO sides (target, kind, ticket_id, seq, state, error, at) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(target, kind, ticket_id, seq) "
+                         "DO UPDATE SET state = excluded.state, error = excluded.error, at = excluded.at",
+                         (self._key, kind, ticket_id, seq, state, error, time.time()))
 
     def forget_side(self, kind: str, ticket_id: str, seq: int) -> None:
-        self._db.execute("DELETE FROM sides WHERE kind = ? AND ticket_id = ? AND seq = ?",
-                         (kind, ticket_id, seq))
+        self._db.execute("DELETE FROM sides WHERE target = ? AND kind = ? AND ticket_id = ? AND seq = ?",
+                         (self._key, kind, ticket_id, seq))
 
     # -- updates -------------------------------------------------------------
 
     def updates(self) -> dict[str, tuple[str, str]]:
         """ticketId → (state, error) of updates whose last attempt failed."""
-        return {r[0]: (r[1], r[2]) for r in
-                self._db.execute("SELECT ticket_id, state, error FROM updates").fetchall()}
+        return {r[0]: (r[1], r[2]) for r in self._db.execute(
+            "SELECT ticket_id, state, error FROM updates WHERE target = ?", (self._key,)).fetchall()}
 
     def updated_many(self, records: Sequence[tuple[str, int, Mapping[str, Any], bool, str,
                                                    Mapping[str, str] | None]]) -> None:
@@ -226,28 +509,30 @@ class Journal:
         """
         now = time.time()
         dumps = _memo_dumps()
+        target = self._key
         if self._failed_ids is None:
-            self._failed_ids = {r[0] for r in self._db.execute("SELECT ticket_id FROM updates")}
+            self._failed_ids = {r[0] for r in self._db.execute(
+                "SELECT ticket_id FROM updates WHERE target = ?", (target,))}
         listed = self._failed_ids
-        failed = [(t, row, dumps(payload), error, now)
+        failed = [(target, t, row, dumps(payload), error, now)
                   for t, row, payload, ok, error, _ in records if not ok]
-        cleared = [(t,) for t, _, _, ok, _, _ in records if ok and t in listed]
+        cleared = [(target, t) for t, _, _, ok, _, _ in records if ok and t in listed]
         with self._db:
             self._db.execute("BEGIN")
             if failed:
                 self._db.executemany(
-                    "INSERT INTO updates (ticket_id, row_number, state, payload, error, at) "
-                    "VALUES (?, ?, 'failed', ?, ?, ?) ON CONFLICT(ticket_id) DO UPDATE SET "
+                    "INSERT INTO updates (target, ticket_id, row_number, state, payload, error, at) "
+                    "VALUES (?, ?, ?, 'failed', ?, ?, ?) ON CONFLICT(target, ticket_id) DO UPDATE SET "
                     "row_number = excluded.row_number, state = excluded.state, "
                     "payload = excluded.payload, error = excluded.error, at = excluded.at", failed)
             if cleared:
-                self._db.executemany("DELETE FROM updates WHERE ticket_id = ?", cleared)
+                self._db.executemany("DELETE FROM updates WHERE target = ? AND ticket_id = ?", cleared)
             self._db.executemany(
-                "INSERT INTO baselines (ticket_id, cells, at) VALUES (?, ?, ?) "
-                "ON CONFLICT(ticket_id) DO UPDATE SET cells = excluded.cells, at = excluded.at",
-                [(t, dumps(cells), now) for t, _, _, _, _, cells in records if cells is not None])
-        listed.difference_update(t for (t,) in cleared)
-        listed.update(t for t, *_ in failed)
+                "INSERT INTO tickets (target, ticket_id, cells, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(target, ticket_id) DO UPDATE SET cells = excluded.cells, at = excluded.at",
+                [(target, t, dumps(cells), now) for t, _, _, _, _, cells in records if cells is not None])
+        listed.difference_update(t for _, t in cleared)
+        listed.update(t for _, t, *_ in failed)
 
 
 def _memo_dumps() -> Callable[[Mapping[str, Any]], str]:

@@ -82,11 +82,48 @@ class Operation(NamedTuple):
 
 
 @dataclass(frozen=True)
+class Known:
+    """A ticket the state store knows a create row already has (see :mod:`bulksync.journal`)."""
+
+    ticket_id: str | None
+    ticket_number: int | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """The plan's creates against what the state store knows of the target.
+
+    ``recovered``: created earlier from this sheet (or, by legacy ID, from any copy);
+    ``matched``: another sheet made a ticket with the same cells (not created again
+    unless duplicates are allowed); ``pending``: an earlier create's outcome is unknown
+    (resolved before anything is resent); ``busy``: another sheet's create of the same
+    cells is in flight or unknown.
+    """
+
+    target: str = ""
+    recovered: Mapping[int, Known] = field(default_factory=dict)
+    matched: Mapping[int, Known] = field(default_factory=dict)
+    pending: Mapping[int, Known] = field(default_factory=dict)
+    busy: Mapping[int, Known] = field(default_factory=dict)
+
+    def settled_rows(self) -> set[int]:
+        """Rows whose create is not sent now: known, matched, or waiting to be resolved."""
+        return {*self.recovered, *self.matched, *self.pending, *self.busy}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "recovered": sorted(self.recovered),
+                "matched": sorted(self.matched), "pending": sorted(self.pending),
+                "busy": sorted(self.busy)}
+
+
+@dataclass(frozen=True)
 class Plan:
     """The operations for the valid rows, in sheet order, and the rows that cannot be planned."""
 
     operations: tuple[Operation, ...]
     problems: tuple[Problem, ...] = field(default=())
+    reconciliation: Reconciliation = field(default_factory=Reconciliation)
 
     def counts(self) -> dict[str, int]:
         c = Counter(op.kind for op in self.operations)
@@ -95,7 +132,10 @@ class Plan:
 
     @property
     def requests(self) -> int:
-        return sum(1 for op in self.operations if op.sends)
+        """Requests the plan sends now: creates the state already settles are not counted."""
+        settled = self.reconciliation.settled_rows()
+        return sum(1 for op in self.operations
+                   if op.sends and not (op.kind == "create" and op.row_number in settled))
 
 
 def split_tags(text: str) -> list[str]:

@@ -31,7 +31,9 @@ class RowResult:
     error: str = ""
     via: str = ""
     """How a ``created`` row's ID was obtained when not from this run's answer:
-    ``journal`` (an earlier run's answer) or ``resolved`` (found by reading ticket numbers)."""
+    ``journal`` (an earlier run's answer), ``resolved`` (found by reading ticket numbers) or
+    ``matched`` (made from another sheet with the same cells). ``busy``: an ``uncertain`` row
+    not sent because another run is creating it."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"row": self.row_number, "status": self.status, "ticketId": self.ticket_id,
@@ -54,6 +56,8 @@ class PushResult:
     note: str = ""
     side: Mapping[str, int] = field(default_factory=dict)
     """Links and replies: ``linked``, ``replied``, and ``link_failed``, ``reply_uncertain``…"""
+    target: str = ""
+    """The API pushed to (URL, whether it is a local sandbox, the token's fingerprint)."""
     counts: Mapping[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -75,9 +79,11 @@ class PushResult:
         vias = Counter(r.via for r in self.results.values())
         return {
             "file": str(self.path),
+            "target": self.target,
             **self.counts,
             "recovered": vias["journal"],
             "resolved": vias["resolved"],
+            "matched": vias["matched"],
             "linked": self.side.get("linked", 0),
             "replied": self.side.get("replied", 0),
             **{k: n for k, n in sorted(self.side.items()) if k not in ("linked", "replied")},

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from bulksync.api import SuptaskClient
     from bulksync.runner import RunStats
 
-__all__ = ["Outcome", "resolve_uncertain", "same_ticket", "window"]
+__all__ = ["NOT_SETTLED", "Outcome", "resolve_uncertain", "same_ticket", "window"]
 
 SCAN_LIMIT = 50
 """At most this many numbers are read per uncertain create."""
@@ -41,6 +41,7 @@ END_RUN = 3
 """With no known upper end, this many 404s in a row mark the end of the numbers."""
 
 Verdict = Literal["resolved", "absent", "uncertain"]
+NOT_SETTLED = "the server may still be working on it"
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ async def resolve_uncertain(client: SuptaskClient, pending: list[CreateEntry],
     for entry in sorted(pending, key=lambda e: e.sent_at):
         settled = entry.settled_at if entry.settled_at is not None else entry.sent_at + settle
         if settled > now:
-            outcomes[entry.key] = Outcome("uncertain", reason="the server may still be working on it")
+            outcomes[entry.key] = Outcome("uncertain", reason=NOT_SETTLED)
             continue
         lo, hi = window(entry, created, settle)
         if lo is None and hi is None:

@@ -136,8 +136,9 @@ class RunStats:
 class RunHooks(Protocol):
     """Where the runner reports each step of a create, as it happens (the journal)."""
 
-    def sending(self, op: Operation) -> None:
-        """Called before every attempt to send a create."""
+    def sending(self, op: Operation) -> RowResult | None:
+        """Called before every attempt to send a create, link or reply: None to send it, or
+        the row's outcome instead (another run has created or is creating it)."""
 
     def not_sent(self, op: Operation) -> None:
         """The attempt certainly was not processed (no connection, 429, 503)."""
@@ -198,12 +199,16 @@ async def run_operations(
             if pacer.try_acquire():  # the common case takes its slot without awaiting
                 await pacer.acquire()
             if once and hooks:
-                hooks.sending(op)
+                instead = hooks.sending(op)
+                if instead is not None:  # not sent: the journal already settles this row
+                    pacer.release()
+                    return instead, False
             stats.requests += 1
             not_processed = False
             started = time.monotonic() if on_log else 0.0
             try:
-                response = await client.request(op.method, op.path, op.payload)
+                response = await client.request(op.method, op.path,
+                                                None if op.kind == "delete" else op.payload)
                 if on_log:
                     on_log(f"row {op.row_number}: {op.method} {op.path} → {response.status_code} "
                            f"in {(time.monotonic() - started) * 1000:.0f} ms")

@@ -7,8 +7,8 @@ import csv
 import io
 import os
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -16,18 +16,27 @@ from bulksync.columns import (
     OWNED_COLUMNS,
     Rows,
     ValidationReport,
-    row_keys,
+    row_contents,
     select_rows,
     validate_rows,
 )
 from bulksync.config import Settings, SheetOptions, resolve_settings
-from bulksync.errors import SheetError, TokenMissing
+from bulksync.errors import TargetMismatch, TokenMissing, UsageError
 from bulksync.gcpause import frozen_heap, paused_gc
-from bulksync.journal import Journal
+from bulksync.journal import CreateEntry, Journal, Target, View, read_view
 from bulksync.mapping import Mapped, apply_mapping
 from bulksync.memo import ByIdentity
-from bulksync.plan import Operation, Plan, apply_payload, cells_of_payload, plan_rows
+from bulksync.plan import (
+    Known,
+    Operation,
+    Plan,
+    Reconciliation,
+    apply_payload,
+    cells_of_payload,
+    plan_rows,
+)
 from bulksync.report import PushResult, RowResult
+from bulksync.resolve import NOT_SETTLED
 from bulksync.runner import RunStats, run_operations
 from bulksync.sheets.read import CsvFormat, Table, read_table
 
@@ -37,17 +46,18 @@ if TYPE_CHECKING:
     from bulksync.api import SuptaskClient
     from bulksync.runner import ProgressCallback
 
-__all__ = ["Loaded", "delete", "deletions", "load", "plan", "push", "validate"]
+__all__ = ["Loaded", "delete", "deletions", "load", "plan", "push", "reset", "validate"]
 
 TOKEN_ENV = "SUPTASK_API_TOKEN"
 
 
 @dataclass(frozen=True, eq=False)
 class Loaded:
-    """A sheet read, mapped, validated and planned against its baselines.
+    """A sheet read, mapped, validated and planned against what the state store knows.
 
     ``table`` is the sheet as it is on disk (what is written back into);
-    ``mapped`` is it in Suptask's columns (what is sent).
+    ``mapped`` is it in Suptask's columns (what is sent); ``identities`` is each
+    create row's (journal key, content) (see :mod:`bulksync.journal`).
     """
 
     table: Table
@@ -57,17 +67,28 @@ class Loaded:
     plan: Plan
     settings: Settings
     baselines: Mapping[str, dict[str, str]]
+    target: Target
+    identities: Mapping[int, tuple[str, str]] = field(default_factory=dict)
+    scope: str = ""
 
 
-def load(path: Path | str, settings: Settings, *, force: bool = False) -> Loaded:
-    """Read ``path``, map its columns, validate it and plan it.
+def load(path: Path | str, settings: Settings, *, force: bool = False, target: Target | None = None,
+         allow_duplicates: bool = False) -> Loaded:
+    """Read ``path``, map its columns, validate it and plan it against the state of ``target``
+    (default: the settings' API URL and token).
 
     Problems of the mapping (an unmapped value or user) and of the plan (a cell
     emptied that the API cannot empty) join the schema's in one report. The
-    journal is only read.
+    state store is only read. Raises :class:`TargetMismatch` if the sheet's ticketIds
+    are known to belong to another target.
     """
+    from bulksync.lock import sheet_identity
+
+    if target is None:
+        target = Target.of(settings.api_url, _given_token(None, settings))
     with paused_gc():
         table = read_table(path, sheet=settings.sheet)
+        scope = sheet_identity(table.path)
         mapped = apply_mapping(table, settings.mapping, users=settings.users,
                                default_requester=settings.default_requester, comments=settings.comments)
         rows = select_rows(mapped.table, settings.defaults)
@@ -77,12 +98,67 @@ def load(path: Path | str, settings: Settings, *, force: bool = False) -> Loaded
         if mapped.source_of:
             report = report.renamed(mapped.source_of)
         if report.sheet_invalid:
-            return Loaded(table, mapped, rows, report, Plan(()), settings, {})
-        baselines = Journal.read_baselines(table.path)
-        plan = plan_rows(rows, exclude=report.invalid_rows, force=force, baselines=baselines)
+            return Loaded(table, mapped, rows, report, Plan(()), settings, {}, target, scope=scope)
+        ids = rows.frame["ticketId"]
+        view = read_view(target, ids.unique().tolist())
+        _refuse_foreign(table.path, view, ids, report.invalid_rows)
+        plan = plan_rows(rows, exclude=report.invalid_rows, force=force, baselines=view.baselines)
         if plan.problems:  # rows that cannot be planned have no operation
             report = report.with_problems(plan.problems)
-        return Loaded(table, mapped, rows, report, plan, settings, baselines)
+        identities: dict[int, tuple[str, str]] = {}
+        if any(op.kind == "create" for op in plan.operations):
+            integration = settings.mapping.integration if settings.mapping else ""
+            identities = row_identities(row_contents(rows), mapped.legacy_ids, integration, scope)
+        plan = replace(plan, reconciliation=reconcile(plan, identities, view, scope,
+                                                       allow_duplicates=allow_duplicates))
+        return Loaded(table, mapped, rows, report, plan, settings, view.baselines, view.target,
+                      identities, scope)
+
+
+def row_identities(contents: Mapping[int, str], legacy_ids: Mapping[int, str], integration: str,
+                   scope: str) -> dict[int, tuple[str, str]]:
+    """Row → (journal key, content). A migrated row is its legacy ticket, wherever the sheet
+    is; any other row is its place in this sheet and its cells."""
+    out = {}
+    for row, content in contents.items():
+        legacy = legacy_ids.get(row)
+        key = (f"legacy\x1f{integration}\x1f{legacy}" if legacy
+               else f"row\x1f{scope}\x1f{content}")
+        out[row] = (key, content)
+    return out
+
+
+def reconcile(plan: Plan, identities: Mapping[int, tuple[str, str]], view: View, scope: str, *,
+              allow_duplicates: bool = False) -> Reconciliation:
+    """What the state already settles of the plan's creates. A pure function of its inputs."""
+    recovered: dict[int, Known] = {}
+    matched: dict[int, Known] = {}
+    pending: dict[int, Known] = {}
+    busy: dict[int, Known] = {}
+    creates = [op.row_number for op in plan.operations if op.kind == "create"]
+    loose = {identities[r][1] for r in creates if identities[r][0].startswith("row\x1f")}
+    others = {} if allow_duplicates else view.others(loose, scope)
+    for row in creates:
+        key, content = identities[row]
+        entry = view.creates.get(key)
+        if entry is not None and entry.state == "created":
+            recovered[row] = Known(entry.ticket_id, entry.ticket_number)
+        elif entry is not None and entry.state in ("sending", "uncertain"):
+            pending[row] = Known(None, None, entry.error)
+        elif key.startswith("row\x1f") and content in others:
+            other = others[content]
+            if other.state == "created":
+                matched[row] = Known(other.ticket_id, other.ticket_number)
+            else:
+                busy[row] = Known(None, None, f"a row with the same cells in {other.scope} is being "
+                                              "created or its outcome is unknown")
+    return Reconciliation(str(view.target), recovered, matched, pending, busy)
+
+
+def _refuse_foreign(path: Path, view: View, ids: Any, invalid: frozenset[int]) -> None:
+    foreign = [t for t in ids.tolist() if t in view.foreign]
+    if foreign:
+        raise TargetMismatch(path, str(view.target), view.foreign[foreign[0]], len(foreign))
 
 
 def validate(path: Path | str, **options: Unpack[SheetOptions]) -> ValidationReport:
@@ -97,20 +173,27 @@ def validate(path: Path | str, **options: Unpack[SheetOptions]) -> ValidationRep
     return load(path, resolve_settings(path, **options)).report
 
 
-def plan(path: Path | str, *, force: bool = False,
+def plan(path: Path | str, *, force: bool = False, api_url: str | None = None,
+         token: str | None = None, allow_duplicates: bool = False,
          **options: Unpack[SheetOptions]) -> tuple[ValidationReport, Plan]:
-    """What a push would send for the valid rows, and the report. Needs no token; sends nothing.
+    """What a push would send for the valid rows, and the report. Sends nothing.
 
-    Updates carry only what changed since the last push (see :func:`push`), with the
-    changes listed as old → new; ``force`` plans every row in full. Options as for
-    :func:`validate`.
+    The plan is made against what bulksync knows of the target (``api_url`` and the
+    token: given, else SUPTASK_API_TOKEN; without one, the URL's one known token, if any):
+    ``plan.reconciliation`` tells which creates are already settled. Updates carry only
+    what changed since the last push (see :func:`push`), with the changes listed as
+    old → new; ``force`` plans every row in full. Options as for :func:`validate`.
     """
-    loaded = load(path, resolve_settings(path, **options), force=force)
+    settings = resolve_settings(path, api_url=api_url, **options)
+    target = Target.of(settings.api_url, _given_token(token, settings))
+    loaded = load(path, settings, force=force, target=target, allow_duplicates=allow_duplicates)
     return loaded.report, loaded.plan
 
 
 DEFAULT_SETTLE = 60.0
 """Seconds after which a create whose answer was lost is surely done at the server."""
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a request may take; the settle time can be no shorter."""
 STOP_GRACE = 10.0
 """After Ctrl-C, requests in flight get this long to finish."""
 
@@ -126,9 +209,13 @@ def push(
     force: bool = False,
     only_failed: bool = False,
     retry_uncertain: bool = False,
+    resend_unresolved: bool = False,
+    allow_duplicates: bool = False,
     settle: float = DEFAULT_SETTLE,
+    timeout: float = DEFAULT_TIMEOUT,
     on_progress: ProgressCallback | None = None,
     on_log: Callable[[str], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     **options: Unpack[SheetOptions],
 ) -> PushResult:
@@ -137,10 +224,16 @@ def push(
     A sheet with invalid rows is refused (nothing sent, file untouched) unless
     ``skip_invalid``, which sends the valid rows and marks the others. The
     token comes from ``token`` or ``SUPTASK_API_TOKEN``. Every create is
-    journalled (see :mod:`bulksync.journal`): a rerun never creates a row twice.
-    ``only_failed`` sends just the rows that failed last time; ``retry_uncertain``
-    also resends creates whose earlier outcome could not be established.
-    After a push the journal remembers what was sent per ticket: the next push
+    journalled in the state store of the target (see :mod:`bulksync.journal`): a
+    rerun, a renamed copy or a re-export never creates a row twice, and a row whose
+    cells match a ticket made from another sheet is not created unless
+    ``allow_duplicates``. Only one run at a time works on a sheet
+    (:class:`~bulksync.errors.SheetBusy` otherwise).
+    ``only_failed`` sends just the rows that failed last time. Creates whose earlier
+    outcome is unknown are resolved by reading ticket numbers before anything is resent;
+    ``retry_uncertain`` first waits out ``settle`` for them; ``resend_unresolved``
+    resends those that still cannot be resolved (only after checking in Suptask).
+    After a push the state remembers what was sent per ticket: the next push
     sends only what changed (an unchanged row: nothing; an emptied ``assignee``
     or ``priority``: null; emptied ``tags``: []); ``force`` sends every row in full.
     With a mapping that names the legacy ID, each created ticket is linked to the
@@ -148,96 +241,180 @@ def push(
     Called from the main thread, Ctrl-C and SIGTERM stop it cleanly. Sheet options as
     for :func:`validate`.
     """
+    from bulksync.lock import sheet_lock
+
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, rate=rate, **options)
     token = _token(token, settings)
-    loaded = load(path, settings, force=force)
-    report = loaded.report
-    if report.sheet_invalid or (not report.valid and not skip_invalid):
-        return PushResult(path=loaded.table.path, results=_invalid(report), requests=0,
-                          written_to=None, ignored_columns=report.ignored_columns, report=report,
-                          refused=True)
-    run = _Run(loaded, token=token, transport=transport, on_progress=on_progress, settle=settle,
-               on_log=on_log)
-    if skip_invalid:
-        run.results.update(_invalid(report))
-    with Journal.for_sheet(loaded.table.path) as journal:
-        run.journal = journal
-        run.hooks = _JournalHooks(journal, run.keys, dict(loaded.baselines))
-        to_send, pending = run.sort(loaded.plan, only_failed=only_failed)
-        try:
-            with frozen_heap():
-                _drive(run, to_send, pending, retry_uncertain=retry_uncertain)
-        finally:
-            run.hooks.flush()
-    results = run.merged_results()
-    with paused_gc():
-        written, note = write_back(loaded.table, results)
+    _check_settle(settle, timeout)
+    target = Target.of(settings.api_url, token)
+    if on_notice:
+        on_notice(f"target: {target}")
+    with sheet_lock(Path(path)):
+        loaded = load(path, settings, force=force, target=target, allow_duplicates=allow_duplicates)
+        report = loaded.report
+        if report.sheet_invalid or (not report.valid and not skip_invalid):
+            return PushResult(path=loaded.table.path, results=_invalid(report), requests=0,
+                              written_to=None, ignored_columns=report.ignored_columns, report=report,
+                              refused=True, target=str(target))
+        run = _Run(loaded, token=token, transport=transport, on_progress=on_progress, settle=settle,
+                   timeout=timeout, on_log=on_log, on_notice=on_notice)
+        if skip_invalid:
+            run.results.update(_invalid(report))
+        with Journal(target) as journal:
+            run.journal = journal
+            run.hooks = _JournalHooks(journal, loaded.identities, dict(loaded.baselines), loaded.scope,
+                                      exclusive=not allow_duplicates)
+            to_send, pending = run.sort(loaded.plan, only_failed=only_failed)
+            try:
+                with frozen_heap():
+                    if _drive(lambda stopping: run.send(stopping, to_send, pending,
+                                                        retry_uncertain=retry_uncertain,
+                                                        resend_unresolved=resend_unresolved)):
+                        run.interrupted = True
+            finally:
+                run.hooks.flush()
+        results = run.merged_results()
+        with paused_gc():
+            written, note = write_back(loaded.table, results)
     return PushResult(path=loaded.table.path, results=results, requests=run.stats.requests,
                       side=dict(run.side),
                       written_to=written, ignored_columns=report.ignored_columns, report=report,
                       stopped=str(run.stats.stopped) if run.stats.stopped else "",
-                      interrupted=run.interrupted, note=note)
+                      interrupted=run.interrupted, note=note, target=str(target))
+
+
+def _check_settle(settle: float, timeout: float) -> None:
+    if timeout <= 0:
+        raise UsageError("--timeout must be more than 0 seconds")
+    if settle < timeout:
+        raise UsageError(
+            f"--settle {settle:g} is shorter than the request timeout ({timeout:g} s): until a "
+            "request's time is up the server may still be creating the ticket, so nothing could "
+            "be proved absent. Give --settle of at least --timeout")
 
 
 def deletions(path: Path | str, **options: Unpack[SheetOptions]) -> list[Operation]:
-    """The DELETE of every row of ``path`` that has a ticketId (rows without one are skipped)."""
-    return _deletions(load_for_delete(path, resolve_settings(path, **options))[1])
+    """The DELETE of every row of ``path`` that has a ticketId and is not already deleted."""
+    settings = resolve_settings(path, **options)
+    table, rows, _ = load_for_delete(path, settings)
+    return _deletions(table, rows, frozenset())[0]
 
 
 def load_for_delete(path: Path | str, settings: Settings) -> tuple[Table, Rows, ValidationReport]:
     """The sheet's rows that name a ticket, checked (ticketIds are UUIDs, each once)."""
-    from dataclasses import replace
-
     table = read_table(path, sheet=settings.sheet)
     rows = select_rows(table, settings.defaults)
     rows = replace(rows, frame=rows.frame[rows.frame["ticketId"].ne("")])
     return table, rows, validate_rows(rows, table.path)
 
 
-def _deletions(rows: Rows) -> list[Operation]:
+def _deletions(table: Table, rows: Rows, gone: frozenset[str]) -> tuple[list[Operation], dict[int, RowResult]]:
+    """(the DELETEs to send, rows already deleted): a row marked ``deleted`` in the sheet, or
+    whose ticket the state knows was deleted on this target, is not sent again."""
     ids = rows.frame["ticketId"]
-    return [Operation(int(row), "delete", ticket_id, {})
-            for row, ticket_id in zip(ids.index, ids.tolist(), strict=True)]
+    marked = _sheet_statuses(table, "deleted")
+    ops: list[Operation] = []
+    done: dict[int, RowResult] = {}
+    for row, ticket_id in zip(ids.index, ids.tolist(), strict=True):
+        if int(row) in marked or ticket_id in gone:
+            done[int(row)] = RowResult(int(row), "deleted", ticket_id=ticket_id, via="journal")
+        else:
+            ops.append(Operation(int(row), "delete", ticket_id, {}))
+    return ops, done
 
 
 def delete(path: Path | str, *, token: str | None = None, api_url: str | None = None,
            concurrency: int | None = None, on_progress: ProgressCallback | None = None,
            on_log: Callable[[str], None] | None = None,
+           on_notice: Callable[[str], None] | None = None,
+           confirm: Callable[[list[Operation]], bool] | None = None,
            transport: httpx.AsyncBaseTransport | None = None,
            **options: Unpack[SheetOptions]) -> PushResult:
     """Delete every ticket listed (by ticketId) in the sheet; write each row's outcome back.
 
-    DELETE is idempotent: retried like an update; a 404 after a lost answer means deleted.
-    An invalid ticketId refuses the whole sheet (nothing deleted).
+    The sheet is read once, under the sheet's lock: ``confirm`` (if given) is shown
+    exactly the DELETEs that will be sent, and a False answer sends nothing (the
+    result is ``refused``). Rows already deleted (marked so, or known deleted on this
+    target) are not sent again. DELETE is idempotent: retried like an update; a 404
+    after a lost answer means deleted. An invalid ticketId refuses the whole sheet.
     """
-    from bulksync.api import SuptaskClient
+    from bulksync.lock import sheet_lock
 
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, **options)
     token = _token(token, settings)
-    table, rows, report = load_for_delete(path, settings)
-    if not report.valid:
-        return PushResult(path=table.path, results=_invalid(report), requests=0, written_to=None,
-                          report=report, refused=True)
-    results: dict[int, RowResult] = {}
-    stats = RunStats()
+    target = Target.of(settings.api_url, token)
+    if on_notice:
+        on_notice(f"target: {target}")
+    with sheet_lock(Path(path)):
+        table, rows, report = load_for_delete(path, settings)
+        if not report.valid:
+            return PushResult(path=table.path, results=_invalid(report), requests=0, written_to=None,
+                              report=report, refused=True, target=str(target))
+        view = read_view(target, rows.frame["ticketId"].tolist())
+        _refuse_foreign(table.path, view, rows.frame["ticketId"], frozenset())
+        ops, results = _deletions(table, rows, view.deleted)
+        if ops and confirm is not None and not confirm(ops):
+            return PushResult(path=table.path, results={}, requests=0, written_to=None,
+                              report=report, refused=True, target=str(target))
+        stats = RunStats()
 
-    async def run() -> None:
-        async with SuptaskClient(token=token, base_url=settings.api_url, transport=transport,
-                                 max_connections=settings.concurrency) as client:
-            await run_operations(client, _deletions(rows), results, concurrency=settings.concurrency,
-                                 rate=settings.rate, on_progress=on_progress, stats=stats,
-                                 on_log=on_log)
+        async def run(stopping: asyncio.Event) -> None:
+            from bulksync.api import SuptaskClient
 
-    asyncio.run(run())
-    with paused_gc():
-        written, note = write_back(table, results)
+            async with SuptaskClient(token=token, base_url=settings.api_url, transport=transport,
+                                     max_connections=settings.concurrency) as client:
+                await run_operations(client, ops, results, concurrency=settings.concurrency,
+                                     rate=settings.rate, on_progress=on_progress, stats=stats,
+                                     on_log=on_log, stopping=stopping)
+
+        interrupted = _drive(run)
+        gone = [r.ticket_id for r in results.values()
+                if r.status == "deleted" and r.ticket_id and r.via != "journal"]
+        if gone:
+            with Journal(target) as journal:
+                journal.deleted_many(gone)
+        with paused_gc():
+            written, note = write_back(table, results)
     return PushResult(path=table.path, results=results, requests=stats.requests, written_to=written,
-                      report=report, stopped=str(stats.stopped) if stats.stopped else "", note=note)
+                      report=report, stopped=str(stats.stopped) if stats.stopped else "", note=note,
+                      interrupted=interrupted, target=str(target))
+
+
+def reset(path: Path | str, *, sheet: str | None = None) -> int:
+    """Clear bulksync's cells (ticketId, ticketNumber, syncStatus, syncError) in the sheet, so
+    that it can be pushed to another API as new tickets. Returns how many cells were cleared.
+    The state store is left as it is: pushing the sheet again to the API it came from
+    recovers the same tickets."""
+    from bulksync.lock import sheet_lock
+    from bulksync.sheets.write_csv import write_csv
+    from bulksync.sheets.write_xlsx import write_xlsx
+
+    with sheet_lock(Path(path)):
+        table = read_table(path, sheet=sheet)
+        columns = tuple(n for n in OWNED_COLUMNS if table.position(n) is not None)
+        cells: dict[int, dict[str, str]] = {}
+        count = 0
+        for name in columns:
+            where = table.position(name)
+            values = table.frame[where]
+            for row in values.index[values.str.strip().ne("")].tolist():
+                cells.setdefault(int(row), {})[name] = ""
+                count += 1
+        if count:
+            if isinstance(table.format, CsvFormat):
+                write_csv(table, cells, columns=columns)
+            else:
+                write_xlsx(table, cells, columns=columns)
+        return count
+
+
+def _given_token(given: str | None, settings: Settings) -> str | None:
+    return given or os.environ.get(TOKEN_ENV) or settings.token
 
 
 def _token(given: str | None, settings: Settings) -> str:
     """The API token: given, else SUPTASK_API_TOKEN, else ``token`` in the config file."""
-    token = given or os.environ.get(TOKEN_ENV) or settings.token
+    token = _given_token(given, settings)
     if not token:
         raise TokenMissing()
     for warning in settings.warnings:
@@ -247,59 +424,64 @@ def _token(given: str | None, settings: Settings) -> str:
     return token
 
 
-def _drive(run: _Run, to_send: list[Operation], pending: list[Operation], *,
-           retry_uncertain: bool) -> None:
-    """Run the push's event loop. In the main thread the first Ctrl-C or SIGTERM asks it to
-    stop (no new requests; STOP_GRACE seconds for those in flight), a second one cancels it."""
+def _drive(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> bool:
+    """Run ``work(stopping)`` in an event loop; True if it was interrupted. In the main thread
+    the first Ctrl-C or SIGTERM sets ``stopping`` (no new requests; STOP_GRACE seconds for
+    those in flight), a second one cancels it."""
     import signal
     import threading
 
     handle = threading.current_thread() is threading.main_thread()
+    interrupted = False
 
     async def main() -> None:
+        nonlocal interrupted
         loop = asyncio.get_running_loop()
-        run.stopping = asyncio.Event()
-        work = asyncio.ensure_future(run.send(to_send, pending, retry_uncertain=retry_uncertain))
+        stopping = asyncio.Event()
+        task = asyncio.ensure_future(work(stopping))
 
         def on_signal() -> None:
-            if run.stopping.is_set():
-                work.cancel()
+            if stopping.is_set():
+                task.cancel()
             else:
-                run.stopping.set()
-                loop.call_later(STOP_GRACE, work.cancel)
+                stopping.set()
+                loop.call_later(STOP_GRACE, task.cancel)
 
         if handle:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, on_signal)
         try:
-            await work
+            await task
         except asyncio.CancelledError:
-            run.interrupted = True
+            interrupted = True
         finally:
             if handle:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
+        interrupted = interrupted or stopping.is_set()
 
     asyncio.run(main())
+    return interrupted
 
 
 class _Run:
     """One push in progress: the results so far, the journal, and what to send."""
 
     def __init__(self, loaded: Loaded, *, token: str, transport: httpx.AsyncBaseTransport | None,
-                 on_progress: ProgressCallback | None, settle: float,
-                 on_log: Callable[[str], None] | None = None) -> None:
+                 on_progress: ProgressCallback | None, settle: float, timeout: float = DEFAULT_TIMEOUT,
+                 on_log: Callable[[str], None] | None = None,
+                 on_notice: Callable[[str], None] | None = None) -> None:
         self.loaded = loaded
         self.token = token
         self.transport = transport
         self.on_progress = on_progress
         self.on_log = on_log
+        self.on_notice = on_notice
         self.settle = settle
+        self.timeout = timeout
         self.results: dict[int, RowResult] = {}
         self.stats = RunStats()
-        # The journal keys rows that create a ticket; a sheet of updates needs none.
-        self.keys = (row_keys(loaded.rows, loaded.mapped.legacy_ids)
-                     if any(op.kind == "create" for op in loaded.plan.operations) else {})
+        self.keys = {row: key for row, (key, _) in loaded.identities.items()}
         self.side: Counter[str] = Counter()
         self.side_notes: dict[int, list[str]] = {}
         self.journal: Journal
@@ -310,11 +492,13 @@ class _Run:
         self.total = 0
 
     def sort(self, plan: Plan, *, only_failed: bool) -> tuple[list[Operation], list[Operation]]:
-        """(operations to send, creates whose earlier outcome is unknown); rows the journal
-        already saw created get their IDs back here."""
+        """(operations to send, creates whose earlier outcome is unknown); rows the state
+        already knows created (by this sheet, a copy, or another sheet with the same cells)
+        get their IDs back here."""
+        known = plan.reconciliation
+        failed_updates = {t for t, (state, _) in self.journal.updates().items() if state == "failed"}
         entries = self.journal.creates(self.keys[op.row_number] for op in plan.operations
                                        if op.kind == "create")
-        failed_updates = {t for t, (state, _) in self.journal.updates().items() if state == "failed"}
         sheet_failed = _sheet_statuses(self.loaded.table, "failed") if only_failed else set()
         to_send: list[Operation] = []
         pending: list[Operation] = []
@@ -327,14 +511,30 @@ class _Run:
                         else RowResult(row, "skipped", ticket_id=op.ticket_id, error="no field to change"))
                 continue
             if op.kind == "create":
-                entry = entries.get(self.keys[row])
-                if entry and entry.state == "created":
-                    self.results[row] = RowResult(row, "created", ticket_id=entry.ticket_id,
-                                                  ticket_number=entry.ticket_number, via="journal")
+                if row in known.recovered:
+                    k = known.recovered[row]
+                    self.results[row] = RowResult(row, "created", ticket_id=k.ticket_id,
+                                                  ticket_number=k.ticket_number, via="journal")
                     continue
-                if entry and entry.state in ("sending", "uncertain"):
+                if row in known.matched:
+                    k = known.matched[row]
+                    assert k.ticket_id is not None
+                    self.journal.adopt(self.keys[row], scope=self.loaded.scope,
+                                       content=self.loaded.identities[row][1], row_number=row,
+                                       payload=op.payload, ticket_id=k.ticket_id,
+                                       ticket_number=k.ticket_number)
+                    self.results[row] = RowResult(row, "created", ticket_id=k.ticket_id,
+                                                  ticket_number=k.ticket_number, via="matched")
+                    continue
+                if row in known.busy:
+                    self.results[row] = RowResult(row, "uncertain", error=known.busy[row].error +
+                                                  "; push that sheet first (or give --allow-duplicates)",
+                                                  via="busy")
+                    continue
+                if row in known.pending:
                     pending.append(op)
                     continue
+                entry = entries.get(self.keys[row])
                 was_failed = bool(entry and entry.state == "failed")
             else:
                 was_failed = op.ticket_id in failed_updates
@@ -343,20 +543,22 @@ class _Run:
             to_send.append(op)
         return to_send, pending
 
-    async def send(self, to_send: list[Operation], pending: list[Operation], *,
-                   retry_uncertain: bool) -> None:
+    async def send(self, stopping: asyncio.Event, to_send: list[Operation], pending: list[Operation],
+                   *, retry_uncertain: bool, resend_unresolved: bool) -> None:
         from bulksync.api import SuptaskClient
 
+        self.stopping = stopping
         settings = self.loaded.settings
         self.total = len(to_send)
         async with SuptaskClient(token=self.token, base_url=settings.api_url,
-                                 transport=self.transport,
+                                 transport=self.transport, timeout=self.timeout,
                                  max_connections=settings.concurrency) as client:
             try:
                 await self._send(client, to_send)
-                await self._resolve(client, pending, retry_uncertain=retry_uncertain)
-                await self._links(client, retry_uncertain=retry_uncertain)
-                await self._replies(client, retry_uncertain=retry_uncertain)
+                await self._resolve(client, pending, retry_uncertain=retry_uncertain,
+                                    resend_unresolved=resend_unresolved)
+                await self._links(client, resend=resend_unresolved)
+                await self._replies(client, resend=resend_unresolved)
             except asyncio.CancelledError:
                 self.interrupted = True
         if self.stopping.is_set():
@@ -389,7 +591,7 @@ class _Run:
     def _note(self, row: int, text: str) -> None:
         self.side_notes.setdefault(row, []).append(text)
 
-    async def _links(self, client: SuptaskClient, *, retry_uncertain: bool) -> None:
+    async def _links(self, client: SuptaskClient, *, resend: bool) -> None:
         """Link each ticket made from an old one to it, once (POST /ticket/external/{id})."""
         mapping = self.loaded.settings.mapping
         legacy = self.loaded.mapped.legacy_ids
@@ -401,11 +603,11 @@ class _Run:
             if row not in legacy:
                 continue
             state = done.get((ticket_id, 0))
-            if state == "done" or (state in ("sending", "uncertain") and not retry_uncertain):
+            if state == "done" or (state in ("sending", "uncertain") and not resend):
                 if state != "done":
                     self.side["link_uncertain"] += 1
                     self._note(row, "link: an earlier attempt's outcome is unknown; "
-                                    "--retry-uncertain sends it again")
+                                    f"{CHECK_SIDE}")
                 continue
             payload = {"externalId": legacy[row], "integrationType": mapping.integration}
             if mapping.url:
@@ -416,7 +618,7 @@ class _Run:
                         concurrency=self.loaded.settings.concurrency)
         self._count("link", outcome)
 
-    async def _replies(self, client: SuptaskClient, *, retry_uncertain: bool) -> None:
+    async def _replies(self, client: SuptaskClient, *, resend: bool) -> None:
         """Post each ticket's comment history as replies, oldest first, each once."""
         threads = self.loaded.mapped.comments
         if not threads or self._halted():
@@ -433,10 +635,10 @@ class _Run:
                 state = states.get((ticket_id, seq))
                 if state == "done":
                     continue
-                if state in ("sending", "uncertain") and not retry_uncertain:
+                if state in ("sending", "uncertain") and not resend:
                     self.side["reply_uncertain"] += 1
                     self._note(row, f"reply {seq + 1}: an earlier attempt's outcome is unknown; "
-                                    "later replies wait (--retry-uncertain sends it again)")
+                                    f"later replies wait; {CHECK_SIDE}")
                     todo = []
                     break
                 payload: dict[str, Any] = {"text": comment.body,
@@ -500,23 +702,32 @@ class _Run:
                      stats=self.stats, hooks=hooks, stopping=self.stopping, on_log=self.on_log)
 
     async def _resolve(self, client: SuptaskClient, earlier: list[Operation], *,
-                       retry_uncertain: bool) -> None:
-        """Settle creates whose outcome is unknown: from earlier runs, and from this one."""
+                       retry_uncertain: bool, resend_unresolved: bool) -> None:
+        """Settle creates whose outcome is unknown, from earlier runs and from this one: each
+        is resent only once reading the ticket numbers around it proved it absent (or, with
+        ``resend_unresolved``, when it cannot be resolved at all)."""
         if self.stats.stopped or self.stopping.is_set():
             for op in earlier:
-                self._still_uncertain(op, "")
+                self._still_uncertain(op, None)
             return
         now_uncertain = [op for op in self.sent if op.kind == "create"
-                         and self.results[op.row_number].status == "uncertain"]
+                         and self.results[op.row_number].status == "uncertain"
+                         and self.results[op.row_number].via != "busy"]
         candidates = earlier + now_uncertain
         if not candidates:
             return
         from bulksync.resolve import resolve_uncertain
 
         entries = self.journal.creates()
-        created = [e for e in entries.values() if e.state == "created"]
         pending = [entries[self.keys[op.row_number]] for op in candidates
                    if self.keys[op.row_number] in entries]
+        if retry_uncertain:
+            await self._wait_to_settle(pending)
+            if self.stopping.is_set():
+                for op in candidates:
+                    self._still_uncertain(op, None)
+                return
+        created = [e for e in self.journal.creates().values() if e.state == "created"]
         outcomes = await resolve_uncertain(client, pending, created, settle=self.settle,
                                             stats=self.stats)
         resend: list[Operation] = []
@@ -529,21 +740,53 @@ class _Run:
                 self.results[op.row_number] = RowResult(
                     op.row_number, "created", ticket_id=outcome.ticket_id,
                     ticket_number=outcome.ticket_number, via="resolved")
-            elif (outcome and outcome.verdict == "absent") or retry_uncertain:
+            elif (outcome and outcome.verdict == "absent") or (
+                    resend_unresolved and not (outcome and outcome.reason == NOT_SETTLED)):
                 self.journal.forget(key)
                 resend.append(op)
             else:
-                self._still_uncertain(op, outcome.reason if outcome else "")
+                self._still_uncertain(op, entries.get(key), outcome.reason if outcome else "")
         await self._send(client, resend)
 
-    def _still_uncertain(self, op: Operation, reason: str) -> None:
-        entry = self.journal.creates([self.keys[op.row_number]]).get(self.keys[op.row_number])
+    def _settled_at(self, entry: CreateEntry) -> float:
+        return entry.settled_at if entry.settled_at is not None else entry.sent_at + self.settle
+
+    async def _wait_to_settle(self, pending: list[CreateEntry]) -> None:
+        """Wait (saying so) until the server is surely done with every pending create."""
+        import time
+
+        latest = max((self._settled_at(e) for e in pending), default=0.0)
+        wait = latest - time.time()
+        if wait <= 0:
+            return
+        if self.on_notice:
+            self.on_notice(f"waiting {wait:.0f} s (until {time.strftime('%H:%M:%S', time.localtime(latest))}) "
+                           f"for the server to finish {len(pending)} create(s) whose answer was lost; "
+                           "then their ticket numbers are read to see whether they were made")
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=wait)
+        except TimeoutError:
+            pass
+
+    def _still_uncertain(self, op: Operation, entry: CreateEntry | None, reason: str | None = None) -> None:
+        import time
+
+        if entry is None:
+            entry = self.journal.creates([self.keys[op.row_number]]).get(self.keys[op.row_number])
         error = entry.error if entry and entry.error else STOPPED_EARLIER
-        if reason:
-            error = f"{error} ({reason}; --retry-uncertain sends it again)"
+        if reason == NOT_SETTLED and entry is not None:
+            when = time.strftime("%H:%M:%S", time.localtime(self._settled_at(entry)))
+            error = (f"{error} (the server may still be working on it: push again after {when}, or "
+                     "now with --retry-uncertain, which waits until then; it is sent again only if "
+                     "proven absent)")
+        elif reason:
+            error = (f"{error} ({reason}: look for the ticket in Suptask; if it exists, put its "
+                     "ticketId into this row; if it does not, push with --resend-unresolved)")
         self.results[op.row_number] = RowResult(op.row_number, "uncertain", error=error)
 
 
+CHECK_SIDE = ("look at the ticket in Suptask: if it is not there, push with --resend-unresolved "
+              "to send it again")
 STOPPED_EARLIER = ("an earlier run stopped while this create was in flight; the ticket may or "
                    "may not have been created")
 
@@ -553,10 +796,12 @@ class _JournalHooks:
 
     BATCH = 500
 
-    def __init__(self, journal: Journal, keys: Mapping[int, str],
-                 baselines: dict[str, dict[str, str]]) -> None:
+    def __init__(self, journal: Journal, identities: Mapping[int, tuple[str, str]],
+                 baselines: dict[str, dict[str, str]], scope: str, *, exclusive: bool) -> None:
         self.journal = journal
-        self.keys = keys
+        self.identities = identities
+        self.scope = scope
+        self.exclusive = exclusive
         self.baselines = baselines
         self.any_created = False
         self._first_cells = ByIdentity[Mapping[str, Any], dict[str, str]](lambda p: apply_payload(None, p))
@@ -567,21 +812,39 @@ class _JournalHooks:
             self.journal.updated_many(self.pending)
             self.pending = []
 
-    def sending(self, op: Operation) -> None:
-        if op.kind == "create":
-            self.journal.intend(self.keys[op.row_number], op.row_number, op.payload)
-        else:
+    def sending(self, op: Operation) -> RowResult | None:
+        if op.kind != "create":
             assert op.ticket_id is not None
             self.journal.side(op.kind, op.ticket_id, op.seq, "sending")
+            return None
+        key, content = self.identities[op.row_number]
+        other = self.journal.intend(key, op.row_number, op.payload, scope=self.scope, content=content,
+                                    exclusive_content=self.exclusive)
+        if other is None:
+            return None
+        # Another run (a second terminal, a copy of the sheet) got there first.
+        if other.state == "created" and other.ticket_id:
+            if other.scope != self.scope and key != other.key:
+                self.journal.adopt(key, scope=self.scope, content=content, row_number=op.row_number,
+                                   payload=op.payload, ticket_id=other.ticket_id,
+                                   ticket_number=other.ticket_number)
+            return RowResult(op.row_number, "created", ticket_id=other.ticket_id,
+                             ticket_number=other.ticket_number,
+                             via="journal" if key == other.key else "matched")
+        return RowResult(op.row_number, "uncertain", via="busy", error=(
+            "another bulksync run is creating this row (or one with the same cells) now, or "
+            "its outcome is unknown; push again when it is done"))
 
     def not_sent(self, op: Operation) -> None:
         if op.kind == "create":
-            self.journal.not_sent(self.keys[op.row_number])
+            self.journal.not_sent(self.identities[op.row_number][0])
         else:
             assert op.ticket_id is not None
             self.journal.forget_side(op.kind, op.ticket_id, op.seq)
 
     def finished(self, op: Operation, result: RowResult, *, answered: bool) -> None:
+        if result.via:  # not sent: settled by another run's entry (see sending)
+            return
         if op.kind in ("link", "reply"):
             assert op.ticket_id is not None
             state = {"updated": "done", "uncertain": "uncertain"}.get(result.status, "failed")
@@ -603,7 +866,7 @@ class _JournalHooks:
                 if len(self.pending) >= self.BATCH:
                     self.flush()
             return
-        key = self.keys[op.row_number]
+        key = self.identities[op.row_number][0]
         if result.status == "created" and result.ticket_id:
             self.journal.created(key, result.ticket_id, result.ticket_number,
                                  baseline=cells_of_payload(op.payload))

@@ -18,6 +18,14 @@ FIELD = "0b8e5a7c-2f41-4d9a-b6c3-8e1f7a2d4c95"
 TOKEN = "test-token-5f0c9a"
 
 
+@pytest.fixture(autouse=True)
+def state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own bulksync state store (subprocesses inherit it)."""
+    home = tmp_path_factory.mktemp("bulksync-home")
+    monkeypatch.setenv("BULKSYNC_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(token=TOKEN, seed=1) as sb:

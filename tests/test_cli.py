@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bulksync.resources import bundled
+from bulksync.journal import fingerprint
 from bulksync.sandbox import Sandbox
 from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
 
@@ -91,7 +92,10 @@ def test_push_human_summary(tmp_path: Path) -> None:
         f"{sheet}: 1 created, 0 updated, 0 failed (1 requests)",
         f"results written to {sheet}",
     ]
-    assert result.stderr == "note: columns not sent (not Suptask fields): notes, Old ID\n"
+    assert result.stderr.splitlines() == [
+        f"bulksync: target: {sb.url} (a local server: the sandbox, a rehearsal), token "
+        f"{fingerprint(TOKEN)[:8]}",
+        "note: columns not sent (not Suptask fields): notes, Old ID"]
 
 
 def test_progress_on_a_terminal_is_a_tqdm_bar(capsys: pytest.CaptureFixture[str]) -> None:

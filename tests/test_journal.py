@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 import bulksync
-from bulksync.journal import journal_path
+from bulksync.journal import store_path
 from bulksync.sandbox import Sandbox
 from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
 
@@ -54,7 +54,8 @@ def slow_sandbox() -> Iterator[Sandbox]:
 
 
 def _created_in_journal(sheet: Path) -> int:
-    path = journal_path(sheet)
+    """Creates recorded in the state store (each test has its own: BULKSYNC_HOME)."""
+    path = store_path()
     if not path.exists():
         return 0
     try:
@@ -92,8 +93,9 @@ def test_kill_9_then_rerun_leaves_one_ticket_per_row(tmp_path: Path, slow_sandbo
     assert sheet.read_bytes() == before  # killed before writing back: the IDs are only in the journal
     in_journal = _created_in_journal(sheet)
     assert in_journal >= kill_after
-    time.sleep(0.3)  # let the sandbox finish what was in flight
-    rerun = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "--settle", "0.2",
+    time.sleep(1.1)  # let the sandbox finish what was in flight (and the settle time pass)
+    rerun = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "--settle", "1",
+                    "--timeout", "1",
                     "-q", "--json", env={"SUPTASK_API_URL": slow_sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert_one_ticket_per_row(sheet, slow_sandbox, 40)
@@ -151,13 +153,13 @@ def test_503s_and_drops_on_patch_end_with_every_row_done(tmp_path: Path, sandbox
 def test_ambiguous_creates_are_never_duplicated(tmp_path: Path) -> None:
     sheet = _sheet(tmp_path / "t.csv", 40)
     with Sandbox(token=TOKEN, ambiguous_rate=0.3, seed=4) as sb:
-        first = bulksync.push(sheet, token=TOKEN, api_url=sb.url, settle=0.3, **DEFAULTS)
+        first = bulksync.push(sheet, token=TOKEN, api_url=sb.url, settle=0.3, timeout=0.3, **DEFAULTS)
         # Creates answered 500 were found again at once by reading ticket numbers; those whose
         # connection dropped after the ticket was made wait until the server is surely done.
         assert first.summary()["resolved"] >= 3
         assert len(sb.tickets()) == 40
         time.sleep(0.4)
-        second = bulksync.push(sheet, token=TOKEN, api_url=sb.url, settle=0.3, **DEFAULTS)
+        second = bulksync.push(sheet, token=TOKEN, api_url=sb.url, settle=0.3, timeout=0.3, **DEFAULTS)
         assert second.counts["uncertain"] == 0, second.summary()
         assert_one_ticket_per_row(sheet, sb, 40)
         posts = [r for r in sb.requests() if r["method"] == "POST"]
@@ -176,19 +178,22 @@ def test_uncertain_creates_are_left_alone_unless_asked(tmp_path: Path) -> None:
         second = bulksync.push(sheet, token=TOKEN, api_url=sb.url, **DEFAULTS)
         assert second.counts["uncertain"] == uncertain
         assert sum(1 for r in sb.requests() if r["method"] == "POST") == posts  # none resent
-        third = bulksync.push(sheet, token=TOKEN, api_url=sb.url, retry_uncertain=True, **DEFAULTS)
-        assert third.counts["uncertain"] == 0
-        # A dropped connection here meant "nothing was done", so resending made one ticket each.
+        notices: list[str] = []
+        third = bulksync.push(sheet, token=TOKEN, api_url=sb.url, retry_uncertain=True, settle=1,
+                              timeout=1, on_notice=notices.append, **DEFAULTS)
+        assert third.counts["uncertain"] == 0, third.summary()
+        # Resolved first (the dropped connections made nothing), then resent: one ticket each.
+        assert third.summary()["resolved"] == 0
         assert_one_ticket_per_row(sheet, sb, 20)
 
 
 def test_settled_uncertain_creates_that_never_happened_are_sent_again(tmp_path: Path) -> None:
     sheet = _sheet(tmp_path / "t.csv", 20)
     with Sandbox(token=TOKEN, drop_rate=0.3, seed=2) as sb:
-        bulksync.push(sheet, token=TOKEN, api_url=sb.url, settle=0.2, **DEFAULTS)
+        bulksync.push(sheet, token=TOKEN, api_url=sb.url, settle=0.2, timeout=0.2, **DEFAULTS)
         sb.drop_rate = 0
         time.sleep(0.3)
-        second = bulksync.push(sheet, token=TOKEN, api_url=sb.url, settle=0.2, **DEFAULTS)
+        second = bulksync.push(sheet, token=TOKEN, api_url=sb.url, settle=0.2, timeout=0.2, **DEFAULTS)
         assert second.counts["uncertain"] == 0, second.summary()
         assert_one_ticket_per_row(sheet, sb, 20)
 
@@ -248,23 +253,20 @@ def test_a_rate_limited_run_sees_almost_no_429s(tmp_path: Path) -> None:
     assert statuses.count(429) <= 2 and statuses.count(201) == 40
 
 
-def test_the_journal_lives_beside_the_sheet_and_deleting_it_resets(tmp_path: Path, sandbox: Sandbox,
-                                                                   api: dict[str, str]) -> None:
+def test_the_state_lives_in_bulksync_home_not_beside_the_sheet(tmp_path: Path, sandbox: Sandbox,
+                                                                api: dict[str, str]) -> None:
     sheet = _sheet(tmp_path / "t.csv", 2)
     bulksync.push(sheet, **DEFAULTS, **api)
-    path = tmp_path / ".bulksync" / "t.csv.journal.sqlite"
-    assert path.is_file()
-    with sqlite3.connect(path) as db:
+    assert not (tmp_path / ".bulksync").exists()
+    with sqlite3.connect(store_path()) as db:
         assert db.execute("SELECT count(*) FROM creates WHERE state = 'created'").fetchone() == (2,)
-    path.unlink()
-    assert bulksync.push(sheet, **DEFAULTS, **api).counts["updated"] == 2  # the sheet's IDs still hold
 
 
-def test_the_journal_is_never_touched_by_validate_or_plan(tmp_path: Path) -> None:
+def test_the_state_is_never_touched_by_validate_or_plan(tmp_path: Path) -> None:
     sheet = _sheet(tmp_path / "t.csv", 2)
     bulksync.validate(sheet, **DEFAULTS)
     bulksync.plan(sheet, **DEFAULTS)
-    assert not (tmp_path / ".bulksync").exists()
+    assert not (tmp_path / ".bulksync").exists() and not store_path().exists()
 
 
 def test_no_file_bulksync_writes_holds_the_token(tmp_path: Path, sandbox: Sandbox) -> None:
@@ -293,7 +295,7 @@ def test_a_second_ctrl_c_stops_at_once_and_the_journal_keeps_everything(tmp_path
         time.sleep(4)
         sb.latency = 0
         rerun = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "--settle", "0.5",
-                        "-q", env={"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": TOKEN})
+                        "--timeout", "0.5", "-q", env={"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": TOKEN})
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         assert_one_ticket_per_row(sheet, sb, 12)
 
@@ -320,7 +322,10 @@ def test_a_bulk_close_leaves_each_ticket_its_baseline(tmp_path: Path, sandbox: S
     ids = sorted(r.ticket_id or "" for r in made.results.values())
     close = write(tmp_path / "close.csv", "ticketId,reason\n" + "".join(f"{t},dup\n" for t in ids))
     assert bulksync.push(close, set={"status": "Closed"}, **api).counts["updated"] == 5
-    assert bulksync.journal.Journal.read_baselines(close) == {t: {"status": "Closed"} for t in ids}
+    view = bulksync.journal.read_view(bulksync.journal.Target.of(api["api_url"], api["token"]), ids)
+    # Baselines belong to the ticket on its target, whatever sheet touched it last.
+    assert {t: cells["status"] for t, cells in view.baselines.items()} == {t: "Closed" for t in ids}
+    assert {cells["description"] for cells in view.baselines.values()} == {f"Ticket {i}" for i in range(5)}
     again = bulksync.push(close, set={"status": "Closed"}, **api)
     assert (again.requests, again.counts["unchanged"]) == (0, 5)
     reopen = bulksync.push(close, set={"status": "Open"}, **api)
@@ -329,19 +334,21 @@ def test_a_bulk_close_leaves_each_ticket_its_baseline(tmp_path: Path, sandbox: S
 
 
 def test_a_failed_update_is_kept_until_a_later_one_succeeds(tmp_path: Path) -> None:
-    from bulksync.journal import Journal
+    from bulksync.journal import Journal, Target
 
     a, b = "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32", "3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b"
-    with Journal(tmp_path / "j.sqlite") as journal:
+    target = Target.of("https://api.example.com", "t0ken")
+    with Journal(target, path=tmp_path / "j.sqlite") as journal:
         journal.updated_many([(a, 2, {"status": "Closed"}, False, "HTTP 500: boom", None),
                               (b, 3, {"status": "Closed"}, True, "", {"status": "Closed"})])
         assert journal.updates() == {a: ("failed", "HTTP 500: boom")}
-    with Journal(tmp_path / "j.sqlite") as journal:  # a later run, from the file
+    with Journal(target, path=tmp_path / "j.sqlite") as journal:  # a later run, from the file
         journal.updated_many([(a, 2, {"status": "Closed"}, True, "", {"status": "Closed"})])
         assert journal.updates() == {}
-        assert Journal.read_baselines(tmp_path / "x.csv") == {}  # another sheet's journal: none
+    with Journal(Target.of("https://api.example.com", "other"), path=tmp_path / "j.sqlite") as journal:
+        assert journal.updates() == {}  # another token's state: none
     import sqlite3
 
     with sqlite3.connect(tmp_path / "j.sqlite") as db:
-        rows = dict(db.execute("SELECT ticket_id, cells FROM baselines").fetchall())
+        rows = dict(db.execute("SELECT ticket_id, cells FROM tickets").fetchall())
     assert rows == {a: '{"status": "Closed"}', b: '{"status": "Closed"}'}

@@ -91,14 +91,17 @@ def test_a_field_the_api_cannot_empty_is_a_validation_error(
             "cannot empty description; put a value back") in result.stderr
     assert pushed.read_bytes() == before and len(sandbox.requests()) == count
     assert "row 4, column description" in run_cli("validate", str(pushed), "--form-id", FORM,
-                                                   "--channel", CHANNEL).stdout
+                                                   "--channel", CHANNEL,
+                                                   env={"SUPTASK_API_URL": sandbox.url}).stdout
 
 
-def test_plan_shows_old_and_new(pushed: Path) -> None:
+def test_plan_shows_old_and_new(pushed: Path, sandbox: Sandbox) -> None:
     ids = _ids(pushed)
     _edit(pushed, "VPN drops,Medium", "VPN drops,High")
     _edit(pushed, "Printer jams,High,U05KQ2M8Z1A", "Printer jams,High,")
-    result = run_cli("plan", str(pushed), "--form-id", FORM, "--channel", CHANNEL)
+    # No token given: the state of the URL's one known token is used.
+    result = run_cli("plan", str(pushed), "--form-id", FORM, "--channel", CHANNEL,
+                     env={"SUPTASK_API_URL": sandbox.url})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"row 2: PATCH /ticket/{ids[0]}",
