@@ -236,8 +236,7 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
                             ("match tickets created from another sheet, not created again "
                              "(--allow-duplicates creates them)", known.matched),
                             ("have an earlier create whose outcome is unknown: resolved before "
-                             "anything is resent", known.pending),
-                            ("are being created by another sheet's run", known.busy)):
+                             "anything is resent", known.pending)):
             if rows:
                 click.echo(f"{len(rows)} row(s) {label}: {_rows(rows)}")
         creates = counts["create"] - len(settled)

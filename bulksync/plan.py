@@ -88,6 +88,8 @@ class Known:
     ticket_id: str | None
     ticket_number: int | None
     error: str = ""
+    key: str = ""
+    """The journal entry behind it (for a pending create: the one to resolve)."""
 
 
 @dataclass(frozen=True)
@@ -96,25 +98,23 @@ class Reconciliation:
 
     ``recovered``: created earlier from this sheet (or, by legacy ID, from any copy);
     ``matched``: another sheet made a ticket with the same cells (not created again
-    unless duplicates are allowed); ``pending``: an earlier create's outcome is unknown
-    (resolved before anything is resent); ``busy``: another sheet's create of the same
-    cells is in flight or unknown.
+    unless duplicates are allowed); ``pending``: an earlier create of the row (or of
+    another sheet's row with the same cells) has an unknown outcome: it is resolved
+    before anything is resent.
     """
 
     target: str = ""
     recovered: Mapping[int, Known] = field(default_factory=dict)
     matched: Mapping[int, Known] = field(default_factory=dict)
     pending: Mapping[int, Known] = field(default_factory=dict)
-    busy: Mapping[int, Known] = field(default_factory=dict)
 
     def settled_rows(self) -> set[int]:
         """Rows whose create is not sent now: known, matched, or waiting to be resolved."""
-        return {*self.recovered, *self.matched, *self.pending, *self.busy}
+        return {*self.recovered, *self.matched, *self.pending}
 
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "recovered": sorted(self.recovered),
-                "matched": sorted(self.matched), "pending": sorted(self.pending),
-                "busy": sorted(self.busy)}
+                "matched": sorted(self.matched), "pending": sorted(self.pending)}
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,6 @@ def reconcile(plan: Plan, identities: Mapping[int, tuple[str, str]], view: View,
     recovered: dict[int, Known] = {}
     matched: dict[int, Known] = {}
     pending: dict[int, Known] = {}
-    busy: dict[int, Known] = {}
     creates = [op.row_number for op in plan.operations if op.kind == "create"]
     loose = {identities[r][1] for r in creates if identities[r][0].startswith("row\x1f")}
     others = {} if allow_duplicates else view.others(loose, scope)
@@ -142,17 +141,17 @@ def reconcile(plan: Plan, identities: Mapping[int, tuple[str, str]], view: View,
         key, content = identities[row]
         entry = view.creates.get(key)
         if entry is not None and entry.state == "created":
-            recovered[row] = Known(entry.ticket_id, entry.ticket_number)
+            recovered[row] = Known(entry.ticket_id, entry.ticket_number, key=key)
         elif entry is not None and entry.state in ("sending", "uncertain"):
-            pending[row] = Known(None, None, entry.error)
+            pending[row] = Known(None, None, entry.error, key=key)
         elif key.startswith("row\x1f") and content in others:
             other = others[content]
             if other.state == "created":
-                matched[row] = Known(other.ticket_id, other.ticket_number)
-            else:
-                busy[row] = Known(None, None, f"a row with the same cells in {other.scope} is being "
-                                              "created or its outcome is unknown")
-    return Reconciliation(str(view.target), recovered, matched, pending, busy)
+                matched[row] = Known(other.ticket_id, other.ticket_number, key=other.key)
+            else:  # e.g. a crash before another copy's write-back: resolved like our own
+                pending[row] = Known(None, None, f"{other.error or STOPPED_EARLIER} (a row with the "
+                                     f"same cells, in {other.scope})", key=other.key)
+    return Reconciliation(str(view.target), recovered, matched, pending)
 
 
 def _refuse_foreign(path: Path, view: View, ids: Any, invalid: frozenset[int]) -> None:
@@ -526,11 +525,6 @@ class _Run:
                     self.results[row] = RowResult(row, "created", ticket_id=k.ticket_id,
                                                   ticket_number=k.ticket_number, via="matched")
                     continue
-                if row in known.busy:
-                    self.results[row] = RowResult(row, "uncertain", error=known.busy[row].error +
-                                                  "; push that sheet first (or give --allow-duplicates)",
-                                                  via="busy")
-                    continue
                 if row in known.pending:
                     pending.append(op)
                     continue
@@ -718,9 +712,12 @@ class _Run:
             return
         from bulksync.resolve import resolve_uncertain
 
+        pending_keys = self.loaded.plan.reconciliation.pending
+        # The entry to resolve: the row's own, or another copy's with the same cells.
+        at = {op.row_number: pending_keys[op.row_number].key if op.row_number in pending_keys
+              else self.keys[op.row_number] for op in candidates}
         entries = self.journal.creates()
-        pending = [entries[self.keys[op.row_number]] for op in candidates
-                   if self.keys[op.row_number] in entries]
+        pending = [entries[at[op.row_number]] for op in candidates if at[op.row_number] in entries]
         if retry_uncertain:
             await self._wait_to_settle(pending)
             if self.stopping.is_set():
@@ -732,11 +729,16 @@ class _Run:
                                             stats=self.stats)
         resend: list[Operation] = []
         for op in candidates:
-            key = self.keys[op.row_number]
+            key, own = at[op.row_number], self.keys[op.row_number]
             outcome = outcomes.get(key)
             if outcome and outcome.verdict == "resolved":
                 assert outcome.ticket_id is not None
                 self.journal.created(key, outcome.ticket_id, outcome.ticket_number)
+                if key != own:
+                    self.journal.adopt(own, scope=self.loaded.scope, row_number=op.row_number,
+                                       content=self.loaded.identities[op.row_number][1],
+                                       payload=op.payload, ticket_id=outcome.ticket_id,
+                                       ticket_number=outcome.ticket_number)
                 self.results[op.row_number] = RowResult(
                     op.row_number, "created", ticket_id=outcome.ticket_id,
                     ticket_number=outcome.ticket_number, via="resolved")
@@ -772,7 +774,9 @@ class _Run:
         import time
 
         if entry is None:
-            entry = self.journal.creates([self.keys[op.row_number]]).get(self.keys[op.row_number])
+            pending = self.loaded.plan.reconciliation.pending.get(op.row_number)
+            key = pending.key if pending else self.keys[op.row_number]
+            entry = self.journal.creates([key]).get(key)
         error = entry.error if entry and entry.error else STOPPED_EARLIER
         if reason == NOT_SETTLED and entry is not None:
             when = time.strftime("%H:%M:%S", time.localtime(self._settled_at(entry)))
