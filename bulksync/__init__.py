@@ -7,7 +7,17 @@ here; the modules behind it are internal.
 from __future__ import annotations
 
 from bulksync.columns import Defaults, Problem, ValidationReport
-from bulksync.errors import ApiError, AuthError, BulksyncError, SheetError, TokenMissing, UsageError
+from bulksync.errors import (
+    ApiError,
+    AuthError,
+    BulksyncError,
+    SheetBusy,
+    SheetError,
+    StateError,
+    TargetMismatch,
+    TokenMissing,
+    UsageError,
+)
 from bulksync.plan import Operation, Plan
 from bulksync.report import PushResult, RowResult
 from bulksync.sync import delete, plan, push, validate
@@ -24,7 +34,10 @@ __all__ = [
     "Problem",
     "PushResult",
     "RowResult",
+    "SheetBusy",
     "SheetError",
+    "StateError",
+    "TargetMismatch",
     "TokenMissing",
     "UsageError",
     "ValidationReport",
