@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bulksync.journal import HOME_ENV
 from bulksync.resources import bundled
 from bulksync.sandbox import Sandbox
 from bulksync.sync import push
@@ -35,6 +37,19 @@ def _ids(path: Path) -> list[str]:
 def run_demo(folder: Path | None, *, echo: Callable[[str], None] = print) -> int:
     work = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="bulksync-demo-"))
     work.mkdir(parents=True, exist_ok=True)
+    # The demo keeps its state in its own folder: it changes nothing of yours.
+    home = os.environ.get(HOME_ENV)
+    os.environ[HOME_ENV] = str(work / ".bulksync-state")
+    try:
+        return _run(work, echo)
+    finally:
+        if home is None:
+            os.environ.pop(HOME_ENV, None)
+        else:
+            os.environ[HOME_ENV] = home
+
+
+def _run(work: Path, echo: Callable[[str], None]) -> int:
     shutil.copytree(bundled("sample_data"), work, dirs_exist_ok=True)
     echo(f"Working on copies of the sample sheets in {work}")
     with Sandbox() as sb:
@@ -65,10 +80,12 @@ def run_demo(folder: Path | None, *, echo: Callable[[str], None] = print) -> int
         echo(f"   {r.counts['updated']} updated; the sandbox now holds {closed} closed tickets")
 
         xlsx = work / "new-tickets.xlsx"
-        echo(f"\n4. The same from Excel: bulksync push {xlsx.name}")
+        echo(f"\n4. The same tickets from Excel: bulksync push {xlsx.name}")
         r = push(xlsx, **options)
-        echo(f"   {r.counts['created']} created; IDs written into the workbook's Tickets sheet, "
-             "its other sheet and formatting kept")
+        matched = r.summary()["matched"]
+        echo(f"   {matched} rows match tickets already created from {sheet.name}: not created "
+             f"again, their IDs written into the workbook's Tickets sheet (its other sheet and "
+             f"formatting kept); {r.counts['created'] - matched} new tickets")
         ok = r.ok
         echo(f"\nThe sandbox holds {len(sb.tickets())} tickets after {len(sb.requests())} requests.")
     echo(f"Open the written-back files in {work}")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bulksync.resources import bundled
 from bulksync.journal import fingerprint
+from bulksync.resources import bundled
 from bulksync.sandbox import Sandbox
 from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
 

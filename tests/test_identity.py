@@ -434,3 +434,26 @@ def test_delete_confirmation_lists_the_rows_and_a_no_sends_nothing(tmp_path: Pat
     cli = run_cli("delete", str(sheet), env=_env(sandbox))
     assert cli.returncode == 2 and "Delete 3 tickets listed in" in cli.stderr and "rows 2–4" in cli.stderr
     assert len(sandbox.tickets()) == 3
+
+
+def test_a_claim_stops_a_second_run_from_sending_the_same_create(tmp_path: Path) -> None:
+    from bulksync.journal import Journal
+
+    target = Target.of("https://api.example.com", "t0ken")
+    store = tmp_path / "state.sqlite"
+    with Journal(target, path=store, run="a") as a, Journal(target, path=store, run="b") as b:
+        assert a.intend("legacy\x1fZendesk\x1f42", 2, {"description": "x"}, scope="/one.csv",
+                        content="c:0") is None
+        blocked = b.intend("legacy\x1fZendesk\x1f42", 5, {"description": "x"}, scope="/two.csv",
+                           content="c:0")
+        assert blocked is not None and blocked.state == "sending" and blocked.run == "a"
+        # The same cells from another sheet are claimed too, unless duplicates are allowed.
+        assert b.intend("row\x1f/two.csv\x1fc:0", 2, {}, scope="/two.csv", content="c:0",
+                        exclusive_content=True) is not None
+        assert b.intend("row\x1f/two.csv\x1fc:0", 2, {}, scope="/two.csv", content="c:0") is None
+        # Its own claim, after a refused attempt (503), can be taken again by the same run.
+        a.not_sent("legacy\x1fZendesk\x1f42")
+        assert b.intend("legacy\x1fZendesk\x1f42", 5, {}, scope="/two.csv", content="c:0") is None
+        b.created("legacy\x1fZendesk\x1f42", "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32", 7)
+        done = a.intend("legacy\x1fZendesk\x1f42", 2, {}, scope="/one.csv", content="c:0")
+        assert done is not None and done.ticket_id == "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32"
