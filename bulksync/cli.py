@@ -357,8 +357,9 @@ def _report_run(file: Path, result: Any, *, as_json: bool) -> None:
                         "skipped") if summary[k] or k in ("created", "updated", "failed"))
     extra = "".join(f", {summary[k]} of them {k}" for k in ("recovered", "resolved") if summary[k])
     if summary["matched"]:
+        matched = [r.row_number for r in result.results.values() if r.via == "matched"]
         extra += (f", {summary['matched']} of them matched to tickets created from another sheet "
-                  "(not created again; --allow-duplicates creates them)")
+                  f"(rows {_rows(matched)}: not created again; --allow-duplicates creates them)")
     side = "".join(f", {n} {k.replace('_', ' ')}" for k, n in result.side.items() if n)
     click.echo(f"{file}: {counts}{extra}{side} ({summary['requests']} requests)")
     if result.written_to:

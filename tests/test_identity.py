@@ -212,6 +212,12 @@ def test_a_renamed_copy_and_a_copy_in_another_folder_create_nothing(tmp_path: Pa
         assert again.summary()["matched"] == 3 and again.requests == 0, again.summary()
         assert len(sandbox.requests()) == count
         assert [r["ticketId"] for r in _rows(copy)] == ids  # the existing IDs, written in
+    third = tmp_path / "third.csv"
+    third.write_bytes(fresh)
+    cli = run_cli("push", str(third), "--form-id", FORM, "--channel", CHANNEL, "-q", env=_env(sandbox))
+    assert cli.returncode == 0, cli.stderr
+    assert ("3 created, 0 updated, 0 failed, 3 of them matched to tickets created from another sheet "
+            "(rows 2–4: not created again; --allow-duplicates creates them) (0 requests)") in cli.stdout
     # On purpose: --allow-duplicates creates them.
     extra = tmp_path / "again.csv"
     extra.write_bytes(fresh)
