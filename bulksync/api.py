@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import re
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from bulksync.errors import UsageError
+from bulksync.untrusted import clean, shown_url
 
 if TYPE_CHECKING:
     import ssl
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_API_URL", "CreatedTicket", "SuptaskClient", "created_ticket", "error_message"]
 
 DEFAULT_API_URL = "https://public-api-prod.suptask.com/api/v2/public"
+MAX_ANSWER = 1 << 20
+"""Bytes of an answer (after decompression) read at most; a bigger one is a broken answer."""
 SHARD_SIZE = 4
 """Connections per httpx pool; more connections use more pools."""
 _PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_.~-]*[A-Za-z0-9_~-][A-Za-z0-9_.~-]*)+")
@@ -53,8 +57,9 @@ def created_ticket(body: Any) -> CreatedTicket | None:
     return CreatedTicket(ticket_id, number)
 
 
-def error_message(response: httpx.Response) -> str:
-    """The server's own words for an error answer, kept short."""
+def error_message(response: httpx.Response, secrets: tuple[str, ...] = ()) -> str:
+    """The server's own words for an error answer: one clean line, short, the token redacted
+    (a server may echo the Authorization header)."""
     text = ""
     try:
         body = response.json()
@@ -68,8 +73,7 @@ def error_message(response: httpx.Response) -> str:
                 break
     if not text:
         text = response.text.strip() or response.reason_phrase
-    text = " ".join(text.split())
-    return f"HTTP {response.status_code}: {text[:300]}"
+    return f"HTTP {response.status_code}: {clean(text, secrets=secrets)}"
 
 
 def is_loopback(host: str) -> bool:
@@ -84,10 +88,10 @@ def check_api_url(url: str) -> str:
     """Refuse plain http except to a loopback host (the sandbox): tokens must not cross a network in clear."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"the API URL {url!r} is not an http(s) URL")
+        raise UsageError(f"the API URL {shown_url(url)!r} is not an http(s) URL")
     if parts.scheme == "http":
         if not is_loopback(parts.hostname):
-            raise UsageError(f"the API URL {url!r} uses plain http: use https "
+            raise UsageError(f"the API URL {shown_url(url)!r} uses plain http: use https "
                              "(plain http is allowed only to 127.0.0.1 / localhost)")
     return url.rstrip("/")
 
@@ -110,6 +114,9 @@ class SuptaskClient:
         import httpx
 
         self.base_url = check_api_url(base_url)
+        self.secrets = (token,)
+        """Texts never to show: every message made from an answer or an error is redacted of them."""
+        self.deadline = timeout
         fixed = [("Authorization", f"Api-Token {token}"), ("Accept", "application/json"),
                  ("User-Agent", "bulksync")]
         # Built once: httpx copies a Headers object faster than it parses a list.
@@ -129,7 +136,7 @@ class SuptaskClient:
                     self._base = None
         except (AttributeError, TypeError):
             self._base = None
-        self._timeout = httpx.Timeout(timeout, connect=10.0).as_dict()
+        self._timeout = httpx.Timeout(timeout, connect=min(10.0, timeout)).as_dict()
         if transport is not None:
             self._transports: list[httpx.AsyncBaseTransport] = [transport]
         else:
@@ -145,7 +152,21 @@ class SuptaskClient:
         self._busy = [0] * len(self._transports)
 
     async def request(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        """Send one request and read its whole answer (no redirects are followed)."""
+        """Send one request and read its whole answer (no redirects are followed).
+
+        The whole exchange (connect, send, the complete answer) has ``timeout`` seconds: a
+        server that trickles bytes ends as ``httpx.ReadTimeout``. An answer bigger than
+        MAX_ANSWER bytes once decompressed ends as ``httpx.RemoteProtocolError``.
+        """
+        import httpx
+
+        try:
+            async with asyncio.timeout(self.deadline):
+                return await self._exchange(method, path, body)
+        except TimeoutError:
+            raise httpx.ReadTimeout(f"no complete answer within {self.deadline:g} s") from None
+
+    async def _exchange(self, method: str, path: str, body: Any) -> httpx.Response:
         import httpx
 
         headers = self._headers
@@ -164,12 +185,23 @@ class SuptaskClient:
             response = await self._transports[shard].handle_async_request(request)
             response.request = request
             try:
-                await response.aread()
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():  # decompressed a chunk at a time
+                    size += len(chunk)
+                    if size > MAX_ANSWER:
+                        raise httpx.RemoteProtocolError(
+                            f"the answer is larger than {MAX_ANSWER >> 20} MiB; not read further")
+                    chunks.append(chunk)
             finally:
                 await response.aclose()
+            # The whole answer, decompressed, as httpx would hold it after aread().
+            answer = httpx.Response(response.status_code, headers=_plain(response.headers),
+                                    content=b"".join(chunks), request=request,
+                                    extensions=response.extensions)
         finally:
             busy[shard] -= 1
-        return response
+        return answer
 
     def _url(self, path: str) -> httpx.URL:
         """The URL of ``path`` on the API. A path of plain segments (``/ticket/<id>``) is put
@@ -193,11 +225,20 @@ class SuptaskClient:
         await self.aclose()
 
 
+def _plain(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
+    """The headers of an answer whose content is already decompressed."""
+    return [(k, v) for k, v in headers.raw if k.lower() not in (b"content-encoding", b"content-length",
+                                                               b"transfer-encoding")]
+
+
 def _proxy_for(url: str) -> str | None:
-    """The proxy the environment (``HTTPS_PROXY``, ``NO_PROXY``...) names for ``url``, as httpx would."""
+    """The proxy the environment (``HTTPS_PROXY``, ``NO_PROXY``...) names for ``url``, as httpx
+    would; never one for a loopback host (the sandbox is on this machine)."""
     import urllib.request
 
     parts = urlsplit(url)
+    if is_loopback(parts.hostname or ""):
+        return None
     proxies = urllib.request.getproxies()
     proxy = proxies.get(parts.scheme) or proxies.get("all")
     if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):

@@ -42,8 +42,10 @@ CONFIG_NAME = "bulksync.toml"
 _KEYS: dict[str, type | tuple[type, ...]] = {
     "api_url": str, "form_id": str, "channel": str, "sheet": str, "concurrency": int,
     "rate": (int, float), "set": dict, "mapping": str, "users": str, "comments": str,
-    "default_requester": str, "legacy_url": str, "token": str,
+    "default_requester": str, "legacy_url": str, "token": str, "max_unpacked_mb": int,
 }
+MAX_UNPACKED_ENV = "BULKSYNC_MAX_UNPACKED_MB"
+DEFAULT_MAX_UNPACKED_MB = 512
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Settings:
     users: Users | None = None
     comments: Mapping[str, list[Comment]] | None = None
     default_requester: str | None = None
+    max_unpacked_mb: int = DEFAULT_MAX_UNPACKED_MB
+    """A workbook that unpacks to more than this many MiB is refused before parsing."""
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -138,6 +142,14 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
     if token and config_path is not None and config_path.stat().st_mode & 0o077:
         warnings.append(f"{config_path} holds the API token but others may read it; "
                         f"run: chmod 600 {config_path}")
+    cap = data.get("max_unpacked_mb", DEFAULT_MAX_UNPACKED_MB)
+    if os.environ.get(MAX_UNPACKED_ENV, "").strip():
+        try:
+            cap = int(os.environ[MAX_UNPACKED_ENV])
+        except ValueError:
+            raise UsageError(f"{MAX_UNPACKED_ENV} must be a whole number of MiB") from None
+    if cap < 1:
+        raise UsageError("max_unpacked_mb must be at least 1")
     users_source = users or from_config("users")
     comments_source = comments or from_config("comments")
     return Settings(
@@ -153,4 +165,5 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
         default_requester=default_requester or data.get("default_requester"),
         token=token,
         warnings=tuple(warnings),
+        max_unpacked_mb=cap,
     )

@@ -11,7 +11,8 @@ exceptions are for work that cannot go on at all::
     ├── TargetMismatch             the sheet's tickets belong to another API (exit 2)
     ├── SheetBusy                  another bulksync run holds the sheet (exit 2)
     └── ApiError                   the API answered with an error (status, message)
-        └── AuthError              the token was refused (401/403): the run stops (exit 2)
+        ├── AuthError              the token was refused (401/403): the run stops (exit 2)
+        └── ApiUnreachable         connections kept failing (API down, DNS): the run stops (exit 2)
 
 No message of these ever contains the API token.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ApiError", "AuthError", "BulksyncError", "SheetBusy", "SheetError", "StateError",
+__all__ = ["ApiError", "ApiUnreachable", "AuthError", "BulksyncError", "SheetBusy", "SheetError", "StateError",
            "TargetMismatch", "TokenMissing", "UsageError"]
 
 
@@ -110,3 +111,11 @@ class ApiError(BulksyncError):
 
 class AuthError(ApiError):
     """The token was refused; nothing more is sent."""
+
+
+class ApiUnreachable(ApiError):
+    """Connections to the API kept failing; nothing more is sent."""
+
+    def __init__(self, message: str, *, host: str) -> None:
+        self.host = host
+        super().__init__(message)

@@ -72,6 +72,7 @@ CREATE TABLE creates (
     sent_at REAL NOT NULL,
     settled_at REAL,               -- when the server was surely done with it (answer time)
     run TEXT NOT NULL DEFAULT '',  -- the run that claimed it
+    answer TEXT NOT NULL DEFAULT '', -- an answer that could not be believed (never shown in a sheet)
     PRIMARY KEY (target, key)
 );
 CREATE INDEX creates_content ON creates (target, content);
@@ -437,11 +438,19 @@ class Journal:
             (self._key, key, scope, content, row_number, json.dumps(payload, sort_keys=True),
              ticket_id, ticket_number, 0.0, 0.0, self.run))
 
-    def uncertain(self, key: str, error: str, *, answered: bool) -> None:
-        """The outcome is unknown. ``answered``: the server did answer (with an error), so it is done."""
-        self._db.execute("UPDATE creates SET state = 'uncertain', error = ?, settled_at = ? "
+    def uncertain(self, key: str, error: str, *, answered: bool, answer: str = "") -> None:
+        """The outcome is unknown. ``answered``: the server did answer (with an error), so it is
+        done; ``answer``: what it said, when that could not be believed."""
+        self._db.execute("UPDATE creates SET state = 'uncertain', error = ?, settled_at = ?, answer = ? "
                          "WHERE target = ? AND key = ?",
-                         (error, time.time() if answered else None, self._key, key))
+                         (error, time.time() if answered else None, answer, self._key, key))
+
+    def owner(self, ticket_id: str) -> str | None:
+        """The key of the row this target's ticket was created for, if any."""
+        row = self._db.execute("SELECT key FROM creates WHERE target = ? AND ticket_id = ? "
+                               "AND state = 'created' AND sent_at > 0 LIMIT 1",
+                               (self._key, ticket_id)).fetchone()
+        return row[0] if row else None
 
     def failed(self, key: str, error: str) -> None:
         """The server refused the create: no ticket was made."""
@@ -533,6 +542,28 @@ class Journal:
                 [(target, t, dumps(cells), now) for t, _, _, _, _, cells in records if cells is not None])
         listed.difference_update(t for _, t in cleared)
         listed.update(t for _, t, *_ in failed)
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A journal method whose SQLite failures (a full disk, a read-only folder, a damaged
+    file) are a StateError naming the store, never a traceback."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self: Journal, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as e:
+            hint = "is the disk full, or the folder read-only?" if isinstance(
+                e, sqlite3.OperationalError) else "is it damaged?"
+            raise StateError(self.path, f"cannot be written ({e}; {hint})", recover=False) from None
+    return wrapper
+
+
+for _name in ("creates", "intend", "not_sent", "created", "adopt", "uncertain", "owner", "failed",
+              "forget", "set_baseline", "deleted_many", "sides", "side", "forget_side", "updates",
+              "updated_many"):
+    setattr(Journal, _name, _guarded(getattr(Journal, _name)))
 
 
 def _memo_dumps() -> Callable[[Mapping[str, Any]], str]:

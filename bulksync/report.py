@@ -35,6 +35,9 @@ class RowResult:
     ``matched`` (made from another sheet with the same cells). ``busy``: an ``uncertain`` row
     not sent because another run is creating it."""
 
+    raw: str = field(default="", repr=False)
+    """An answer that could not be believed, for the journal only (never the sheet)."""
+
     def as_dict(self) -> dict[str, Any]:
         return {"row": self.row_number, "status": self.status, "ticketId": self.ticket_id,
                 "ticketNumber": self.ticket_number, "error": self.error}

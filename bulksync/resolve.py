@@ -78,7 +78,10 @@ async def resolve_uncertain(client: SuptaskClient, pending: list[CreateEntry],
     each is counted in ``stats.requests``."""
     from bulksync.runner import Pacer
 
-    pacer = Pacer()
+    # The run's one pacer: reads share the budget with creates, links and replies.
+    pacer = stats.pacer if stats is not None and stats.pacer is not None else Pacer()
+    if stats is not None:
+        stats.pacer = pacer
     cache: dict[int, tuple[int, Any]] = {}
     claimed = {e.ticket_number for e in created if e.ticket_number is not None}
     now = time.time()

@@ -14,13 +14,16 @@ import email.utils
 import random
 import time
 from collections.abc import Callable, Iterable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 from bulksync.api import SuptaskClient, created_ticket, error_message
-from bulksync.errors import AuthError
+from bulksync.columns import is_uuid
+from bulksync.errors import ApiError, ApiUnreachable, AuthError
 from bulksync.plan import ONCE_KINDS
 from bulksync.report import RowResult
+from bulksync.untrusted import clean
 
 if TYPE_CHECKING:
     import httpx
@@ -32,6 +35,11 @@ __all__ = ["Pacer", "ProgressCallback", "RunHooks", "RunStats", "run_operations"
 ProgressCallback = Callable[[int, int, str], None]
 """``on_progress(done, total, note)``; ``note`` says why the run waits, or is empty."""
 
+MAX_WAIT = 900.0
+"""No pause for a rate limit is longer than the documented window (15 minutes)."""
+BREAKER_FAILURES, BREAKER_SECONDS = 20, 20.0
+"""The run stops after this many connection failures in a row, or after failures in a row
+for this long (at least 3): the API is down or unreachable."""
 _NOT_PROCESSED = frozenset({429, 503})
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
@@ -54,6 +62,8 @@ class Pacer:
         self._interval = 1.0 / rate if rate else 0.0
         self._next_at = 0.0
         self.paused_until = 0.0
+        self.reason = ""
+        """What the current pause waits for (shown with the wait)."""
         self.in_flight = 0
         self._window_end = 0.0  # when the window the budget below belongs to resets (monotonic)
         self._remaining = 0.0   # the lowest Remaining answered for that window
@@ -80,6 +90,20 @@ class Pacer:
     def waiting(self) -> float:
         return max(0.0, self.paused_until - time.monotonic())
 
+    def note(self) -> str:
+        """A pause worth mentioning (a second or more): what it waits for and until when."""
+        wait = self.waiting()
+        if wait < 1:
+            return ""
+        until = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
+        return f"rate limit: waiting {wait:.0f} s, until {until} ({self.reason})"
+
+    def _pause(self, seconds: float, reason: str) -> None:
+        until = time.monotonic() + min(seconds, MAX_WAIT) + 0.05
+        if until > self.paused_until:
+            self.paused_until = until
+            self.reason = reason + (f", capped at {MAX_WAIT:.0f} s" if seconds > MAX_WAIT else "")
+
     def observe(self, response: httpx.Response) -> None:
         """Steer by ``X-RateLimit-Remaining``/``-Reset``: pause everyone when the window is spent."""
         remaining = reset = None
@@ -88,23 +112,23 @@ class Pacer:
             if name == b"x-ratelimit-remaining":
                 remaining = _number(value.decode("latin-1"))
             elif name == b"x-ratelimit-reset":
-                reset = _number(value.decode("latin-1"))
+                reset = seconds_until(value.decode("latin-1"))
         now = time.monotonic()
+        reset_in = None
         if remaining is not None and reset is not None:
-            # Reset is epoch seconds; a small number is read as seconds from now.
-            reset_in = reset - time.time() if reset > 1e9 else reset
-            reset_in = max(reset_in, 0.0)
+            reset_in = min(reset, MAX_WAIT)
             if now >= self._window_end:  # the first answer of a new window
                 self._window_end, self._remaining = now + reset_in, remaining
             else:  # answers may come out of order: the lowest count is the latest
                 self._remaining = min(self._remaining, remaining)
             if remaining <= 0:
-                self.paused_until = max(self.paused_until, now + reset_in + 0.05)
+                self._pause(reset, "X-RateLimit-Reset")
         if response.status_code == 429:
             delay = retry_after(response)
-            if delay is None:
-                delay = reset_in if remaining is not None and reset is not None else 1.0
-            self.paused_until = max(self.paused_until, now + delay + 0.05)
+            if delay is not None:
+                self._pause(delay, "Retry-After")
+            else:
+                self._pause(reset_in if reset_in is not None else 1.0, "HTTP 429")
 
 
 def _number(text: str | None) -> float | None:
@@ -116,21 +140,67 @@ def _number(text: str | None) -> float | None:
         return None
 
 
+def seconds_until(value: str, now: float | None = None) -> float | None:
+    """Seconds to wait, from a reset or retry time in any unit a server may use: seconds to
+    wait, epoch seconds, epoch milliseconds, or an HTTP date. None if it is none of these."""
+    now = time.time() if now is None else now
+    number = _number(value.strip())
+    if number is not None:
+        if number != number or number in (float("inf"), float("-inf")):
+            return None
+        if number > 1e11:  # epoch milliseconds (1e11 s is the year 5138)
+            number = number / 1000 - now
+        elif number > 1e9:  # epoch seconds
+            number -= now
+        return max(number, 0.0)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        import datetime as dt
+
+        when = when.replace(tzinfo=dt.UTC)
+    return max(when.timestamp() - now, 0.0)
+
+
 def retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    seconds = _number(value)
-    if seconds is not None:
-        return max(seconds, 0.0)
-    when = email.utils.parsedate_to_datetime(value) if value else None
-    return max(when.timestamp() - time.time(), 0.0) if when else None
+    return None if value is None else seconds_until(value)
 
 
 @dataclass
 class RunStats:
+    """What a whole run shares across its phases (creates, resolution, links, replies)."""
+
     requests: int = 0
-    stopped: AuthError | None = None
+    stopped: ApiError | None = None
+    """Why the run stopped sending: a refused token, or an API that cannot be reached."""
+    successes: int = 0
+    failing_since: float | None = None
+    """When the current run of connection failures began (None: the last request connected)."""
+    failures_in_a_row: int = 0
+    pacer: Pacer | None = None
+    ids: set[str] = field(default_factory=set)
+    """Ticket IDs created in this run: one ID answered for two rows is not believed."""
+
+    def connected(self) -> None:
+        self.failing_since, self.failures_in_a_row = None, 0
+
+    def connect_failed(self, host: str, error: str) -> None:
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = now
+        self.failures_in_a_row += 1
+        lasted = now - self.failing_since
+        if self.stopped is None and (self.failures_in_a_row >= BREAKER_FAILURES or (
+                self.failures_in_a_row >= 3 and lasted >= BREAKER_SECONDS)):
+            self.stopped = ApiUnreachable(
+                f"cannot reach the API at {host}: {error}; stopped after {self.failures_in_a_row} "
+                f"failed connections in {lasted:.0f} s. Rows that got no answer were left as they "
+                "were; run again when the API can be reached", host=host)
 
 
 class RunHooks(Protocol):
@@ -143,8 +213,9 @@ class RunHooks(Protocol):
     def not_sent(self, op: Operation) -> None:
         """The attempt certainly was not processed (no connection, 429, 503)."""
 
-    def finished(self, op: Operation, result: RowResult, *, answered: bool) -> None:
-        """The final outcome; ``answered``: the server answered, so it is done with the request."""
+    def finished(self, op: Operation, result: RowResult, *, answered: bool) -> RowResult | None:
+        """The final outcome; ``answered``: the server answered, so it is done with the request.
+        May return a corrected outcome (an answer the journal shows cannot be right)."""
 
 
 STOPPED_IN_FLIGHT = ("the run was stopped while this create was in flight; the ticket may or "
@@ -168,38 +239,57 @@ async def run_operations(
 ) -> RunStats:
     """Send every operation; put each row's outcome into ``results`` as soon as it is known.
 
-    Stops sending (and returns with ``stats.stopped`` set) when the token is refused, and
-    takes no new operation once ``stopping`` is set. If cancelled, creates in flight are
-    recorded as uncertain (updates in flight are simply not reported: they are safe to resend).
+    One pacer (``stats.pacer``, made here if the run has none yet) paces every call of a
+    run. Stops sending (and returns with ``stats.stopped`` set) when the token is refused
+    or the API cannot be reached; rows that got no answer then get no result (their cells
+    are left as they were). Takes no new operation once ``stopping`` is set. If cancelled,
+    creates in flight are recorded as uncertain (updates in flight are simply not
+    reported: they are safe to resend). An exception from ``hooks`` (the journal cannot
+    record) stops every worker at once and is raised.
     """
     import httpx
 
     ops = [op for op in operations if op.sends]
     total = len(ops)
-    pacer = Pacer(rate)
     stats = stats if stats is not None else RunStats()
+    if stats.pacer is None:
+        stats.pacer = Pacer(rate)
+    pacer = stats.pacer
     queue = iter(ops)
     done = 0
-    successes = 0
+    host = urlsplit(client.base_url).hostname or client.base_url
+    secrets = client.secrets
 
     def progress() -> None:
         if on_progress:
-            wait = pacer.waiting()
-            on_progress(done, total, f"rate limit: waiting {wait:.0f}s" if wait >= 1 else "")
+            on_progress(done, total, pacer.note())
 
-    async def perform(op: Operation) -> tuple[RowResult, bool]:
-        """The row's final outcome, and whether the server answered the last attempt."""
-        nonlocal successes
+    async def paced() -> None:
+        """Take a pacing slot; a long pause is shown as it starts."""
+        if pacer.try_acquire():  # the common case takes its slot without awaiting
+            if on_progress and pacer.waiting() >= 1:
+                progress()
+            await pacer.acquire()
+
+    async def perform(op: Operation) -> tuple[RowResult | None, bool]:
+        """The row's final outcome (None: no answer before the run stopped), and whether the
+        server answered the last attempt."""
         create = op.kind == "create"
         once = op.kind in ONCE_KINDS
         attempt = 0
         while True:
             attempt += 1
             error, status = "", 0
-            if pacer.try_acquire():  # the common case takes its slot without awaiting
-                await pacer.acquire()
+            await paced()
+            if stats.stopped:
+                pacer.release()
+                return None, False
             if once and hooks:
-                instead = hooks.sending(op)
+                try:
+                    instead = hooks.sending(op)
+                except BaseException:
+                    pacer.release()
+                    raise
                 if instead is not None:  # not sent: the journal already settles this row
                     pacer.release()
                     return instead, False
@@ -214,39 +304,38 @@ async def run_operations(
                            f"in {(time.monotonic() - started) * 1000:.0f} ms")
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
                 # Nothing was sent: safe to try again, create or not.
-                error = f"could not connect: {_describe(e)}"
+                error = f"could not connect to {host}: {_describe(e, secrets)}"
                 retry_ok = not_processed = True
+                stats.connect_failed(host, _describe(e, secrets))
             except httpx.TransportError as e:
-                error = f"no answer: {_describe(e)}"
+                stats.connected()
+                error = f"no answer: {_describe(e, secrets)}"
                 if once:
                     return RowResult(op.row_number, "uncertain", error=_uncertain(error, op)), False
                 retry_ok = True
             else:
+                stats.connected()
                 pacer.observe(response)
                 status = response.status_code
                 if 200 <= status < 300:
-                    successes += 1
+                    stats.successes += 1
                     if op.kind == "delete":
                         return RowResult(op.row_number, "deleted", ticket_id=op.ticket_id), True
                     if not create:
                         return RowResult(op.row_number, "updated", ticket_id=op.ticket_id), True
-                    ticket = created_ticket(_json(response))
-                    if ticket is None:
-                        return RowResult(op.row_number, "uncertain", error=(
-                            f"HTTP {status} without a ticket ID in the answer; the ticket was "
-                            "probably created")), True
-                    return RowResult(op.row_number, "created", ticket_id=ticket.ticket_id,
-                                     ticket_number=ticket.ticket_number), True
-                error = error_message(response)
+                    return _created(op, response, stats.ids, secrets), True
+                error = error_message(response, secrets)
                 if op.kind == "delete" and status == 404 and attempt > 1:
                     # An earlier attempt's answer was lost, but the ticket is gone: deleted.
                     return RowResult(op.row_number, "deleted", ticket_id=op.ticket_id), True
-                if status == 401 or (status == 403 and successes == 0):
+                if status == 401 or (status == 403 and stats.successes == 0):
                     if stats.stopped is None:
                         stats.stopped = AuthError(
                             f"the API refused the token ({error}); check SUPTASK_API_TOKEN. "
                             "Nothing more was sent.", status=status, method=op.method, path=op.path)
-                    return RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error), True
+                    if once and hooks:  # a refused token processed nothing: forget the intent
+                        hooks.not_sent(op)
+                    return None, True
                 if once and status in _RETRYABLE and status not in _NOT_PROCESSED:
                     return RowResult(op.row_number, "uncertain", error=_uncertain(error, op)), True
                 retry_ok = status in _RETRYABLE
@@ -257,7 +346,10 @@ async def run_operations(
                 on_log(f"row {op.row_number}: {op.method} {op.path}: {error} (attempt {attempt})")
             if once and hooks and not_processed:
                 hooks.not_sent(op)
-            if not retry_ok or attempt >= max_attempts or stats.stopped:
+            if stats.stopped:
+                return (None, False) if not_processed else (
+                    RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error), True)
+            if not retry_ok or attempt >= max_attempts:
                 return RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error), True
             delay = min(30.0, backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
             await asyncio.sleep(max(delay, pacer.waiting()))
@@ -274,15 +366,45 @@ async def run_operations(
                     results[op.row_number] = RowResult(op.row_number, "uncertain",
                                                        error=STOPPED_IN_FLIGHT)
                 raise
+            if result is None:
+                continue
             if hooks:
-                hooks.finished(op, result, answered=answered)
+                result = hooks.finished(op, result, answered=answered) or result
             results[op.row_number] = result
             done += 1
             progress()
 
     progress()
-    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, total or 1)))))
+    try:
+        async with asyncio.TaskGroup() as group:  # an error in one worker stops them all
+            for _ in range(max(1, min(concurrency, total or 1))):
+                group.create_task(worker())
+    except BaseExceptionGroup as group_error:
+        raise group_error.exceptions[0] from None
     return stats
+
+
+def _created(op: Operation, response: httpx.Response, seen: set[str],
+             secrets: tuple[str, ...]) -> RowResult:
+    """A create's 201, believed only if it names one new ticket: a UUID, not answered for
+    another row. Otherwise the row is ``uncertain``; the raw answer goes to the journal."""
+    raw = clean(response.text, secrets=secrets, limit=2000)
+    ticket = created_ticket(_json(response))
+    if ticket is None:
+        return RowResult(op.row_number, "uncertain", raw=raw, error=(
+            f"HTTP {response.status_code} without a ticket ID in the answer; the ticket was "
+            "probably created (the answer is kept in bulksync's state)"))
+    if not is_uuid(ticket.ticket_id):
+        return RowResult(op.row_number, "uncertain", raw=raw, error=(
+            f"HTTP {response.status_code} with a ticket ID that is not a UUID; the ticket was "
+            "probably created (the answer is kept in bulksync's state)"))
+    if ticket.ticket_id in seen:
+        return RowResult(op.row_number, "uncertain", raw=raw, error=(
+            f"HTTP {response.status_code} with the ID of another row's ticket; the ticket was "
+            "probably created (the answer is kept in bulksync's state)"))
+    seen.add(ticket.ticket_id)
+    return RowResult(op.row_number, "created", ticket_id=ticket.ticket_id,
+                     ticket_number=ticket.ticket_number)
 
 
 def _uncertain(error: str, op: Operation) -> str:
@@ -297,6 +419,6 @@ def _json(response: httpx.Response) -> object:
         return None
 
 
-def _describe(e: Exception) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
+def _describe(e: Exception, secrets: tuple[str, ...] = ()) -> str:
+    text = clean(str(e), secrets=secrets, limit=200)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -21,7 +21,14 @@ from bulksync.columns import (
     validate_rows,
 )
 from bulksync.config import Settings, SheetOptions, resolve_settings
-from bulksync.errors import TargetMismatch, TokenMissing, UsageError
+from bulksync.errors import (
+    AuthError,
+    SheetError,
+    StateError,
+    TargetMismatch,
+    TokenMissing,
+    UsageError,
+)
 from bulksync.gcpause import frozen_heap, paused_gc
 from bulksync.journal import CreateEntry, Journal, Target, View, read_view
 from bulksync.mapping import Mapped, apply_mapping
@@ -87,7 +94,7 @@ def load(path: Path | str, settings: Settings, *, force: bool = False, target: T
     if target is None:
         target = Target.of(settings.api_url, _given_token(None, settings))
     with paused_gc():
-        table = read_table(path, sheet=settings.sheet)
+        table = read_table(path, sheet=settings.sheet, max_unpacked=settings.max_unpacked_mb << 20)
         scope = sheet_identity(table.path)
         mapped = apply_mapping(table, settings.mapping, users=settings.users,
                                default_requester=settings.default_requester, comments=settings.comments)
@@ -250,6 +257,7 @@ def push(
         on_notice(f"target: {target}")
     with sheet_lock(Path(path)):
         loaded = load(path, settings, force=force, target=target, allow_duplicates=allow_duplicates)
+        _check_can_save(loaded.table.path, on_notice)
         report = loaded.report
         if report.sheet_invalid or (not report.valid and not skip_invalid):
             return PushResult(path=loaded.table.path, results=_invalid(report), requests=0,
@@ -271,15 +279,37 @@ def push(
                                                         resend_unresolved=resend_unresolved)):
                         run.interrupted = True
             finally:
-                run.hooks.flush()
+                try:
+                    run.hooks.flush()
+                except StateError as e:
+                    run.fatal = run.fatal or e
         results = run.merged_results()
-        with paused_gc():
-            written, note = write_back(loaded.table, results)
+        if isinstance(run.stats.stopped, AuthError) and run.stats.successes == 0:
+            written, note = None, ""  # a refused token: the sheet stays byte for byte as it was
+        else:
+            with paused_gc():
+                written, note = write_back(loaded.table, results)
+        if run.fatal is not None:
+            raise run.fatal
     return PushResult(path=loaded.table.path, results=results, requests=run.stats.requests,
                       side=dict(run.side),
                       written_to=written, ignored_columns=report.ignored_columns, report=report,
                       stopped=str(run.stats.stopped) if run.stats.stopped else "",
                       interrupted=run.interrupted, note=note, target=str(target))
+
+
+def _check_can_save(path: Path, on_notice: Callable[[str], None] | None) -> None:
+    """Before anything is sent: the results must have somewhere to go."""
+    from bulksync.sheets.atomic import read_only, writable_folder
+
+    reason = writable_folder(path)
+    if reason is not None:
+        raise SheetError(path, f"the folder cannot be written ({reason}), so the results could not "
+                               "be saved; nothing was sent. Make the folder writable, or copy the "
+                               "sheet into a folder you can write")
+    if read_only(path) and on_notice:
+        on_notice(f"{path} is read-only: it will not be overwritten; the results will go to "
+                  f"{results_path(path)}")
 
 
 def _check_settle(settle: float, timeout: float) -> None:
@@ -301,7 +331,7 @@ def deletions(path: Path | str, **options: Unpack[SheetOptions]) -> list[Operati
 
 def load_for_delete(path: Path | str, settings: Settings) -> tuple[Table, Rows, ValidationReport]:
     """The sheet's rows that name a ticket, checked (ticketIds are UUIDs, each once)."""
-    table = read_table(path, sheet=settings.sheet)
+    table = read_table(path, sheet=settings.sheet, max_unpacked=settings.max_unpacked_mb << 20)
     rows = select_rows(table, settings.defaults)
     rows = replace(rows, frame=rows.frame[rows.frame["ticketId"].ne("")])
     return table, rows, validate_rows(rows, table.path)
@@ -346,6 +376,7 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
         on_notice(f"target: {target}")
     with sheet_lock(Path(path)):
         table, rows, report = load_for_delete(path, settings)
+        _check_can_save(table.path, on_notice)
         if not report.valid:
             return PushResult(path=table.path, results=_invalid(report), requests=0, written_to=None,
                               report=report, refused=True, target=str(target))
@@ -372,8 +403,11 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
         if gone:
             with Journal(target) as journal:
                 journal.deleted_many(gone)
-        with paused_gc():
-            written, note = write_back(table, results)
+        if isinstance(stats.stopped, AuthError) and stats.successes == 0:
+            written, note = None, ""  # a refused token: the sheet stays byte for byte as it was
+        else:
+            with paused_gc():
+                written, note = write_back(table, results)
     return PushResult(path=table.path, results=results, requests=stats.requests, written_to=written,
                       report=report, stopped=str(stats.stopped) if stats.stopped else "", note=note,
                       interrupted=interrupted, target=str(target))
@@ -408,14 +442,28 @@ def reset(path: Path | str, *, sheet: str | None = None) -> int:
 
 
 def _given_token(given: str | None, settings: Settings) -> str | None:
-    return given or os.environ.get(TOKEN_ENV) or settings.token
+    return _token_source(given, settings)[1]
+
+
+def _token_source(given: str | None, settings: Settings) -> tuple[str, str | None]:
+    """(where the token came from, the token without surrounding whitespace)."""
+    for source, value in (("the token given", given), (TOKEN_ENV, os.environ.get(TOKEN_ENV)),
+                          (f"token in {settings.config_path}", settings.token)):
+        if value and value.strip():
+            return source, value.strip()
+    return "", None
 
 
 def _token(given: str | None, settings: Settings) -> str:
-    """The API token: given, else SUPTASK_API_TOKEN, else ``token`` in the config file."""
-    token = _given_token(given, settings)
+    """The API token: given, else SUPTASK_API_TOKEN, else ``token`` in the config file; its
+    surrounding whitespace (a pasted newline) stripped. A token an HTTP header cannot carry
+    is refused, naming where it came from and never echoing it."""
+    source, token = _token_source(given, settings)
     if not token:
         raise TokenMissing()
+    if any(not (" " <= c <= "~") for c in token):
+        raise UsageError(f"{source} holds a character an HTTP header cannot carry (a line break, "
+                         "a control or non-ASCII character): copy the token again. Nothing was sent")
     for warning in settings.warnings:
         import warnings
 
@@ -489,6 +537,7 @@ class _Run:
         self.interrupted = False
         self.sent: list[Operation] = []
         self.total = 0
+        self.fatal: StateError | None = None
 
     def sort(self, plan: Plan, *, only_failed: bool) -> tuple[list[Operation], list[Operation]]:
         """(operations to send, creates whose earlier outcome is unknown); rows the state
@@ -555,6 +604,8 @@ class _Run:
                 await self._replies(client, resend=resend_unresolved)
             except asyncio.CancelledError:
                 self.interrupted = True
+            except StateError as e:  # a result could not be recorded: stop at once
+                self.fatal = e
         if self.stopping.is_set():
             self.interrupted = True
 
@@ -846,14 +897,15 @@ class _JournalHooks:
             assert op.ticket_id is not None
             self.journal.forget_side(op.kind, op.ticket_id, op.seq)
 
-    def finished(self, op: Operation, result: RowResult, *, answered: bool) -> None:
+    def finished(self, op: Operation, result: RowResult, *, answered: bool) -> RowResult | None:
+        """Commit the outcome; returns a corrected outcome when it must not be believed."""
         if result.via:  # not sent: settled by another run's entry (see sending)
-            return
+            return None
         if op.kind in ("link", "reply"):
             assert op.ticket_id is not None
             state = {"updated": "done", "uncertain": "uncertain"}.get(result.status, "failed")
             self.journal.side(op.kind, op.ticket_id, op.seq, state, result.error)
-            return
+            return None
         if op.kind != "create":
             if op.ticket_id:
                 ok = result.status == "updated"
@@ -869,16 +921,26 @@ class _JournalHooks:
                                      baseline))
                 if len(self.pending) >= self.BATCH:
                     self.flush()
-            return
+            return None
         key = self.identities[op.row_number][0]
-        if result.status == "created" and result.ticket_id:
-            self.journal.created(key, result.ticket_id, result.ticket_number,
-                                 baseline=cells_of_payload(op.payload))
-            self.any_created = True
-        elif result.status == "uncertain":
-            self.journal.uncertain(key, result.error, answered=answered)
-        else:
-            self.journal.failed(key, result.error)
+        ticket_id = result.ticket_id
+        if result.status == "created" and ticket_id:
+            owner = self.journal.owner(ticket_id)
+            if owner is not None and owner != key:  # the server answered another row's ID
+                result = replace(result, status="uncertain", ticket_id=None, ticket_number=None,
+                                 raw=f"ticketId {ticket_id}", error=(
+                                     "HTTP 201 with the ID of another row's ticket; the ticket was "
+                                     "probably created (the answer is kept in bulksync's state)"))
+            else:
+                self.journal.created(key, ticket_id, result.ticket_number,
+                                     baseline=cells_of_payload(op.payload))
+                self.any_created = True
+                return None
+        if result.status == "uncertain":
+            self.journal.uncertain(key, result.error, answered=answered, answer=result.raw)
+            return result
+        self.journal.failed(key, result.error)
+        return None
 
 
 def _sheet_statuses(table: Table, status: str) -> set[int]:
@@ -948,6 +1010,13 @@ def write_back(table: Table, results: Mapping[int, RowResult]) -> tuple[Path | N
         used.add("ticketNumber")
     columns = tuple(n for n in OWNED_COLUMNS if n in present or n in used)
     cells = owned_cells(results, columns)
+    from bulksync.sheets.atomic import read_only
+
+    if read_only(table.path):
+        beside = _write_beside(table.path, results)
+        return beside, (f"{table.path} is read-only, so it was not overwritten; the results are in "
+                        f"{beside} and the journal keeps them: make the sheet writable and push again "
+                        "to write them in")
     if table.changed():
         beside = _write_beside(table.path, results)
         return beside, (f"{table.path} was changed by someone else during the run, so it was not "

@@ -23,6 +23,9 @@ _BOMS = (
 )
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
+MAX_UNPACKED = 512 << 20
+"""By default a workbook that unpacks to more than this (512 MiB; a 100,000-row sheet is
+about 40 MiB) is refused before parsing: a zip bomb, or not a sheet (``max_unpacked_mb``)."""
 
 
 @dataclass(frozen=True)
@@ -77,13 +80,27 @@ class Table:
         return None
 
 
-def read_table(path: Path | str, *, sheet: str | None = None) -> Table:
-    """Read ``path`` (CSV, or XLSX/XLSM by its suffix) into a Table."""
+def read_table(path: Path | str, *, sheet: str | None = None,
+               max_unpacked: int = MAX_UNPACKED) -> Table:
+    """Read ``path`` (CSV, or XLSX/XLSM by its suffix) into a Table. Only a regular file (or a
+    symlink to one) is read: a FIFO, a device or a folder is refused before it is opened.
+    A workbook that unpacks to more than ``max_unpacked`` bytes is refused before parsing."""
+    import stat
+
     path = Path(path)
-    if not path.exists():
-        raise SheetError(path, "no such file")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise SheetError(path, "no such file") from None
+    except OSError as e:
+        raise SheetError(path, f"cannot be read: {e.strerror}") from None
+    if stat.S_ISDIR(mode):
         raise SheetError(path, "is a folder, not a sheet file")
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device" if
+                stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "not a regular file")
+        raise SheetError(path, f"is {kind}, not a sheet file; refusing to read it")
     try:
         with path.open("rb") as f:
             head = f.read(8)
@@ -95,7 +112,7 @@ def read_table(path: Path | str, *, sheet: str | None = None) -> Table:
     if path.suffix.lower() in XLSX_SUFFIXES:
         if not head.startswith(b"PK"):
             raise SheetError(path, "is not an .xlsx workbook (it is not a zip package)")
-        return _read_xlsx(path, sheet)
+        return _read_xlsx(path, sheet, max_unpacked)
     if sheet is not None:
         raise SheetError(path, "--sheet applies only to .xlsx workbooks")
     return _read_csv(path)
@@ -225,13 +242,11 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
-MAX_UNPACKED = 4 << 30
-"""A workbook that unpacks to more than this (4 GiB) is refused: a zip bomb, or not a sheet."""
 MAX_RATIO = 500
 """No honest worksheet part compresses better than this."""
 
 
-def check_package(path: Path) -> None:
+def check_package(path: Path, max_unpacked: int = MAX_UNPACKED) -> None:
     """Refuse a workbook before any parser sees it: a broken zip, a zip bomb, or XML that
     declares a DOCTYPE or entities (an entity bomb); a workbook never needs them."""
     import zipfile
@@ -243,8 +258,12 @@ def check_package(path: Path) -> None:
             from None
     with package:
         infos = package.infolist()
-        if sum(i.file_size for i in infos) > MAX_UNPACKED:
-            raise SheetError(path, "unpacks to more than 4 GiB; refusing it (a zip bomb?)")
+        unpacked = sum(i.file_size for i in infos)
+        if unpacked > max_unpacked:
+            raise SheetError(path, f"unpacks to {unpacked >> 20} MiB, more than the "
+                                   f"{max_unpacked >> 20} MiB allowed; refusing it (a zip bomb? If it "
+                                   "is a real workbook, raise max_unpacked_mb in bulksync.toml or "
+                                   "BULKSYNC_MAX_UNPACKED_MB)")
         for info in infos:
             if info.file_size > (1 << 20) and info.file_size > MAX_RATIO * max(info.compress_size, 1):
                 raise SheetError(path, f"part {info.filename} unpacks {info.file_size // max(info.compress_size, 1)}"
@@ -260,11 +279,11 @@ def check_package(path: Path) -> None:
                                            "a workbook never needs; refusing it (an entity bomb?)")
 
 
-def _read_xlsx(path: Path, sheet: str | None) -> Table:
+def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) -> Table:
     import pandas as pd
     from python_calamine import CalamineWorkbook
 
-    check_package(path)
+    check_package(path, max_unpacked)
     fingerprint = _fingerprint(path)
     try:
         book = CalamineWorkbook.from_path(str(path))
