@@ -185,19 +185,12 @@ class SuptaskClient:
             response = await self._transports[shard].handle_async_request(request)
             response.request = request
             try:
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():  # decompressed a chunk at a time
-                    size += len(chunk)
-                    if size > MAX_ANSWER:
-                        raise httpx.RemoteProtocolError(
-                            f"the answer is larger than {MAX_ANSWER >> 20} MiB; not read further")
-                    chunks.append(chunk)
+                content = await _bounded_body(response)
             finally:
                 await response.aclose()
             # The whole answer, decompressed, as httpx would hold it after aread().
             answer = httpx.Response(response.status_code, headers=_plain(response.headers),
-                                    content=b"".join(chunks), request=request,
+                                    content=content, request=request,
                                     extensions=response.extensions)
         finally:
             busy[shard] -= 1
@@ -223,6 +216,47 @@ class SuptaskClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+async def _bounded_body(response: httpx.Response) -> bytes:
+    """The answer's content, decompressed, at most MAX_ANSWER bytes. Decompression is bounded
+    at every step (zlib's ``max_length``), so a gzip bomb never inflates past the cap: httpx's
+    own decoders inflate each network chunk whole, a thousandfold for a bomb."""
+    import zlib
+
+    import httpx
+
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        inflate = None
+    elif encoding in ("gzip", "x-gzip"):
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or gzip header, as sent in practice
+    else:
+        raise httpx.RemoteProtocolError(f"the answer is in an encoding bulksync did not ask for "
+                                        f"({clean(encoding, limit=40)})")
+    too_big = httpx.RemoteProtocolError(
+        f"the answer is larger than {MAX_ANSWER >> 20} MiB; not read further")
+    if response.is_stream_consumed:  # a test's MockTransport answer: already read and decoded
+        if len(response.content) > MAX_ANSWER:
+            raise too_big
+        return response.content
+    chunks: list[bytes] = []
+    size = 0
+    async for raw in response.aiter_raw():
+        if inflate is not None:
+            try:
+                raw = inflate.decompress(raw, MAX_ANSWER + 1 - size)
+            except zlib.error:
+                raise httpx.RemoteProtocolError("the answer could not be decompressed") from None
+            if inflate.unconsumed_tail:
+                raise too_big
+        size += len(raw)
+        if size > MAX_ANSWER:
+            raise too_big
+        chunks.append(raw)
+    return b"".join(chunks)
 
 
 def _plain(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:

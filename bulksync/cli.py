@@ -256,6 +256,7 @@ class _Progress:
         self.bar: Any = None
         self.started = time.monotonic()
         self.last = 0.0
+        self.last_note = ""
 
     def __call__(self, done: int, total: int, note: str) -> None:
         if self.quiet or total == 0:
@@ -269,7 +270,10 @@ class _Progress:
             self.bar.update(done - self.bar.n)
             return
         now = time.monotonic()
-        if done != total and now - self.last < self.every:
+        # A new wait is said at once; otherwise a line every few seconds.
+        new_wait = bool(note) and note.split(",")[0] != self.last_note.split(",")[0]
+        self.last_note = note
+        if done != total and now - self.last < self.every and not new_wait:
             return
         self.last = now
         elapsed = now - self.started

@@ -185,6 +185,8 @@ class RunStats:
     pacer: Pacer | None = None
     ids: set[str] = field(default_factory=set)
     """Ticket IDs created in this run: one ID answered for two rows is not believed."""
+    unanswered: set[int] = field(default_factory=set)
+    """Rows every attempt of which failed to connect: left untouched if the API is down."""
 
     def connected(self) -> None:
         self.failing_since, self.failures_in_a_row = None, 0
@@ -257,6 +259,7 @@ async def run_operations(
     pacer = stats.pacer
     queue = iter(ops)
     done = 0
+    unanswered = stats.unanswered
     host = urlsplit(client.base_url).hostname or client.base_url
     secrets = client.secrets
 
@@ -307,14 +310,18 @@ async def run_operations(
                 error = f"could not connect to {host}: {_describe(e, secrets)}"
                 retry_ok = not_processed = True
                 stats.connect_failed(host, _describe(e, secrets))
+                if attempt == 1 or op.row_number in unanswered:
+                    unanswered.add(op.row_number)
             except httpx.TransportError as e:
                 stats.connected()
+                unanswered.discard(op.row_number)
                 error = f"no answer: {_describe(e, secrets)}"
                 if once:
                     return RowResult(op.row_number, "uncertain", error=_uncertain(error, op)), False
                 retry_ok = True
             else:
                 stats.connected()
+                unanswered.discard(op.row_number)
                 pacer.observe(response)
                 status = response.status_code
                 if 200 <= status < 300:
@@ -369,7 +376,11 @@ async def run_operations(
             if result is None:
                 continue
             if hooks:
-                result = hooks.finished(op, result, answered=answered) or result
+                try:
+                    result = hooks.finished(op, result, answered=answered) or result
+                except BaseException:
+                    results[op.row_number] = result  # not recorded, but not lost: written back
+                    raise
             results[op.row_number] = result
             done += 1
             progress()
@@ -381,6 +392,9 @@ async def run_operations(
                 group.create_task(worker())
     except BaseExceptionGroup as group_error:
         raise group_error.exceptions[0] from None
+    if isinstance(stats.stopped, ApiUnreachable):
+        for row in unanswered:  # they got no answer: their cells are left as they were
+            results.pop(row, None)
     return stats
 
 
