@@ -360,6 +360,8 @@ def _report_run(file: Path, result: Any, *, as_json: bool) -> None:
                        ("created", "updated", "unchanged", "deleted", "failed", "uncertain", "invalid",
                         "skipped") if summary[k] or k in ("created", "updated", "failed"))
     extra = "".join(f", {summary[k]} of them {k}" for k in ("recovered", "resolved") if summary[k])
+    if summary["already"]:
+        extra += f", {summary['already']} of them already deleted (nothing sent)"
     if summary["matched"]:
         matched = [r.row_number for r in result.results.values() if r.via == "matched"]
         extra += (f", {summary['matched']} of them matched to tickets created from another sheet "

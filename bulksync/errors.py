@@ -62,9 +62,12 @@ class SheetError(BulksyncError):
 class StateError(BulksyncError):
     """bulksync's state store (see :mod:`bulksync.journal`) cannot be used; nothing was sent."""
 
-    def __init__(self, path: Path | str, problem: str, *, recover: bool = True) -> None:
+    def __init__(self, path: Path | str, problem: str, *, recover: bool = True,
+                 mid_run: bool = False) -> None:
         self.path = Path(path)
-        message = f"bulksync's state store {path} {problem}; nothing was sent"
+        message = f"bulksync's state store {path} {problem}; " + (
+            "the run stopped at once: what was obtained was written back, and the next push "
+            "resolves what was in flight" if mid_run else "nothing was sent")
         if recover:
             message += (". It records the tickets bulksync created: restore it from a backup if "
                         f"you have one; otherwise move it aside (mv {path} {path}.damaged) to start a "
@@ -80,11 +83,16 @@ class TargetMismatch(BulksyncError):
         self.path = Path(path)
         self.target = target
         self.other = other
+        same_url = other.split(" (")[0].split(",")[0] == target.split(" (")[0].split(",")[0]
+        hint = (" The URL is the same and the token differs: if the new token is for the same "
+                "Suptask workspace, push this sheet with the old token (bulksync's state for a "
+                "token cannot be moved to another), since a reset would create its tickets again."
+                if same_url else "")
         super().__init__(
             f"{path}: {count} ticketId{'s' if count != 1 else ''} in this sheet came from {other}, "
-            f"not from {target}, the API of this push; nothing was sent. To push it to {target} "
-            f"as new tickets, clear bulksync's columns first (bulksync reset {path}), or push a "
-            "fresh export")
+            f"not from {target}, the target of this push; nothing was sent. To push it to the "
+            f"target as new tickets, clear bulksync's columns first (bulksync reset {path}), or "
+            f"push a fresh export.{hint}")
 
 
 class SheetBusy(BulksyncError):

@@ -122,6 +122,13 @@ def store_path() -> Path:
     return state_home() / STORE_NAME
 
 
+def private_folder(folder: Path) -> None:
+    """Make ``folder`` (and missing parents) and keep it for its owner only (0700)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)
+
+
 @dataclass(frozen=True)
 class Target:
     """The API a piece of state was learned from: its normalised URL and token fingerprint.
@@ -238,9 +245,10 @@ def _create(path: Path) -> None:
     """Make a new store whole, then link it into place: no process ever sees a half-made one
     (and a store that exists but is empty is therefore damaged, never new)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_folder(path.parent)
         temp = path.with_name(f".{path.name}.{os.getpid()}.new")
         temp.unlink(missing_ok=True)
+        temp.touch(mode=0o600)  # the store holds ticket contents: for its owner only
         db = sqlite3.connect(str(temp), isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -322,7 +330,8 @@ def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = 
             for ticket_id, other in db.execute(
                     f"SELECT ticket_id, target FROM tickets WHERE ticket_id IN ({marks}) "
                     "AND target != ?", (*chunk, key)):
-                foreign.setdefault(ticket_id, other.rsplit(" ", 1)[0])
+                url, _, token = other.rpartition(" ")
+                foreign.setdefault(ticket_id, str(Target(url, token)))
         return View(target, baselines, creates, frozenset(deleted), foreign)
     except sqlite3.Error as e:
         raise StateError(path, f"is damaged ({e})") from None
@@ -457,8 +466,12 @@ class Journal:
         self._db.execute("UPDATE creates SET state = 'failed', error = ?, settled_at = ? "
                          "WHERE target = ? AND key = ?", (error, time.time(), self._key, key))
 
-    def forget(self, key: str) -> None:
-        self._db.execute("DELETE FROM creates WHERE target = ? AND key = ?", (self._key, key))
+    def forget_unsettled(self, key: str) -> bool:
+        """Forget a create proven absent, so it can be sent again: only while it is still
+        in flight or uncertain (a created entry is never forgotten). True if it was."""
+        cursor = self._db.execute("DELETE FROM creates WHERE target = ? AND key = ? AND state IN "
+                                  "('sending', 'uncertain')", (self._key, key))
+        return cursor.rowcount > 0
 
     # -- tickets and baselines -------------------------------------------------
 
@@ -556,12 +569,13 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
         except sqlite3.Error as e:
             hint = "is the disk full, or the folder read-only?" if isinstance(
                 e, sqlite3.OperationalError) else "is it damaged?"
-            raise StateError(self.path, f"cannot be written ({e}; {hint})", recover=False) from None
+            raise StateError(self.path, f"cannot be written ({e}; {hint})", recover=False,
+                             mid_run=True) from None
     return wrapper
 
 
 for _name in ("creates", "intend", "not_sent", "created", "adopt", "uncertain", "owner", "failed",
-              "forget", "set_baseline", "deleted_many", "sides", "side", "forget_side", "updates",
+              "forget_unsettled", "set_baseline", "deleted_many", "sides", "side", "forget_side", "updates",
               "updated_many"):
     setattr(Journal, _name, _guarded(getattr(Journal, _name)))
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bulksync.errors import SheetBusy, StateError
-from bulksync.journal import state_home
+from bulksync.journal import private_folder, state_home
 
 __all__ = ["sheet_lock"]
 
@@ -38,7 +38,8 @@ def sheet_lock(sheet: Path) -> Iterator[None]:
     path = folder / f"{name}.lock"
     holder = folder / f"{name}.holder"
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_folder(folder.parent)
+        private_folder(folder)
     except OSError as e:
         raise StateError(folder, f"cannot be created ({e.strerror})", recover=False) from None
     lock = filelock.FileLock(path, timeout=0, thread_local=False, fallback_to_soft=False)

@@ -33,7 +33,8 @@ class RowResult:
     """How a ``created`` row's ID was obtained when not from this run's answer:
     ``journal`` (an earlier run's answer), ``resolved`` (found by reading ticket numbers) or
     ``matched`` (made from another sheet with the same cells). ``busy``: an ``uncertain`` row
-    not sent because another run is creating it."""
+    not sent because another run is creating it. ``already``: a ``deleted`` row whose ticket
+    was deleted before (nothing sent)."""
 
     raw: str = field(default="", repr=False)
     """An answer that could not be believed, for the journal only (never the sheet)."""
@@ -87,6 +88,7 @@ class PushResult:
             "recovered": vias["journal"],
             "resolved": vias["resolved"],
             "matched": vias["matched"],
+            "already": vias["already"],
             "linked": self.side.get("linked", 0),
             "replied": self.side.get("replied", 0),
             **{k: n for k, n in sorted(self.side.items()) if k not in ("linked", "replied")},

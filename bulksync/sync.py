@@ -77,6 +77,8 @@ class Loaded:
     target: Target
     identities: Mapping[int, tuple[str, str]] = field(default_factory=dict)
     scope: str = ""
+    deleted: frozenset[str] = frozenset()
+    """Tickets the state knows were deleted on this target."""
 
 
 def load(path: Path | str, settings: Settings, *, force: bool = False, target: Target | None = None,
@@ -119,7 +121,7 @@ def load(path: Path | str, settings: Settings, *, force: bool = False, target: T
         plan = replace(plan, reconciliation=reconcile(plan, identities, view, scope,
                                                        allow_duplicates=allow_duplicates))
         return Loaded(table, mapped, rows, report, plan, settings, view.baselines, view.target,
-                      identities, scope)
+                      identities, scope, view.deleted)
 
 
 def row_identities(contents: Mapping[int, str], legacy_ids: Mapping[int, str], integration: str,
@@ -289,12 +291,11 @@ def push(
         else:
             with paused_gc():
                 written, note = write_back(loaded.table, results)
-        if run.fatal is not None:
-            raise run.fatal
+    stopped = run.fatal or run.stats.stopped
     return PushResult(path=loaded.table.path, results=results, requests=run.stats.requests,
                       side=dict(run.side),
                       written_to=written, ignored_columns=report.ignored_columns, report=report,
-                      stopped=str(run.stats.stopped) if run.stats.stopped else "",
+                      stopped=str(stopped) if stopped else "",
                       interrupted=run.interrupted, note=note, target=str(target))
 
 
@@ -346,7 +347,7 @@ def _deletions(table: Table, rows: Rows, gone: frozenset[str]) -> tuple[list[Ope
     done: dict[int, RowResult] = {}
     for row, ticket_id in zip(ids.index, ids.tolist(), strict=True):
         if int(row) in marked or ticket_id in gone:
-            done[int(row)] = RowResult(int(row), "deleted", ticket_id=ticket_id, via="journal")
+            done[int(row)] = RowResult(int(row), "deleted", ticket_id=ticket_id, via="already")
         else:
             ops.append(Operation(int(row), "delete", ticket_id, {}))
     return ops, done
@@ -399,7 +400,7 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
 
         interrupted = _drive(run)
         gone = [r.ticket_id for r in results.values()
-                if r.status == "deleted" and r.ticket_id and r.via != "journal"]
+                if r.status == "deleted" and r.ticket_id and r.via != "already"]
         if gone:
             with Journal(target) as journal:
                 journal.deleted_many(gone)
@@ -552,6 +553,9 @@ class _Run:
         pending: list[Operation] = []
         for op in plan.operations:
             row = op.row_number
+            if op.ticket_id in self.loaded.deleted:  # bulksync deleted it: nothing to update
+                self.results[row] = RowResult(row, "deleted", ticket_id=op.ticket_id, via="already")
+                continue
             if not op.sends:
                 if not only_failed:  # with --only-failed, other rows keep what they show
                     self.results[row] = (
@@ -775,10 +779,31 @@ class _Run:
                 for op in candidates:
                     self._still_uncertain(op, None)
                 return
-        created = [e for e in self.journal.creates().values() if e.state == "created"]
+        # Read again: another run (a copy of the sheet) may have settled them meanwhile.
+        entries = self.journal.creates()
+        resend: list[Operation] = []
+        unsettled: list[Operation] = []
+        for op in candidates:
+            key, own = at[op.row_number], self.keys[op.row_number]
+            entry = entries.get(key)
+            if entry is not None and entry.state == "created" and entry.ticket_id:
+                if key != own:
+                    self.journal.adopt(own, scope=self.loaded.scope, row_number=op.row_number,
+                                       content=self.loaded.identities[op.row_number][1],
+                                       payload=op.payload, ticket_id=entry.ticket_id,
+                                       ticket_number=entry.ticket_number)
+                self.results[op.row_number] = RowResult(
+                    op.row_number, "created", ticket_id=entry.ticket_id,
+                    ticket_number=entry.ticket_number, via="journal" if key == own else "matched")
+            elif entry is None or entry.state == "failed":  # certainly not made: send it
+                resend.append(op)
+            else:
+                unsettled.append(op)
+        candidates = unsettled
+        pending = [entries[at[op.row_number]] for op in candidates]
+        created = [e for e in entries.values() if e.state == "created"]
         outcomes = await resolve_uncertain(client, pending, created, settle=self.settle,
                                             stats=self.stats)
-        resend: list[Operation] = []
         for op in candidates:
             key, own = at[op.row_number], self.keys[op.row_number]
             outcome = outcomes.get(key)
@@ -795,8 +820,10 @@ class _Run:
                     ticket_number=outcome.ticket_number, via="resolved")
             elif (outcome and outcome.verdict == "absent") or (
                     resend_unresolved and not (outcome and outcome.reason == NOT_SETTLED)):
-                self.journal.forget(key)
-                resend.append(op)
+                if self.journal.forget_unsettled(key):
+                    resend.append(op)
+                else:  # settled meanwhile by the run that sent it: pushed again, it is recovered
+                    self._still_uncertain(op, None, "")
             else:
                 self._still_uncertain(op, entries.get(key), outcome.reason if outcome else "")
         await self._send(client, resend)
@@ -828,7 +855,11 @@ class _Run:
             pending = self.loaded.plan.reconciliation.pending.get(op.row_number)
             key = pending.key if pending else self.keys[op.row_number]
             entry = self.journal.creates([key]).get(key)
-        error = entry.error if entry and entry.error else STOPPED_EARLIER
+        if entry is not None and not entry.error and entry.state == "sending" and entry.run:
+            error = ("another bulksync run (or an earlier one that stopped) sent this create, and "
+                     "its outcome is not known yet")
+        else:
+            error = entry.error if entry and entry.error else STOPPED_EARLIER
         if reason == NOT_SETTLED and entry is not None:
             when = time.strftime("%H:%M:%S", time.localtime(self._settled_at(entry)))
             error = (f"{error} (the server may still be working on it: push again after {when}, or "
@@ -874,7 +905,7 @@ class _JournalHooks:
             return None
         key, content = self.identities[op.row_number]
         other = self.journal.intend(key, op.row_number, op.payload, scope=self.scope, content=content,
-                                    exclusive_content=self.exclusive)
+                                    exclusive_content=self.exclusive and key.startswith("row\x1f"))
         if other is None:
             return None
         # Another run (a second terminal, a copy of the sheet) got there first.

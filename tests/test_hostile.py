@@ -23,7 +23,6 @@ import httpx
 import pytest
 
 import bulksync
-from bulksync.errors import StateError
 from bulksync.journal import store_path
 from bulksync.resources import bundled
 from bulksync.runner import MAX_WAIT, Pacer, seconds_until
@@ -291,7 +290,7 @@ def test_one_id_for_two_rows_is_not_two_successes(tmp_path: Path) -> None:
 def test_formulas_and_control_characters_from_the_server_are_neutralised(tmp_path: Path) -> None:
     evil = "=HYPERLINK(\"http://evil\",\"x\")\x1b[31m\x07\r\nsecond line\u202e"
     sheet = _sheet(tmp_path, 1)
-    with hostile(answer(400, {"message": evil})) as (url, seen):
+    with hostile(answer(400, {"message": evil})) as (url, _seen):
         code, out = _push(sheet, url)
     assert code == 1, out
     data = sheet.read_bytes()
@@ -444,10 +443,11 @@ def test_a_full_disk_while_recording_stops_the_run_and_keeps_the_ids(
 
     monkeypatch.setattr(journal.Journal, "created", journal._guarded(full))
     with Sandbox(token=SECRET) as sb:
-        with pytest.raises(StateError, match="cannot be written .*disk is full"):
-            bulksync.push(sheet, token=SECRET, api_url=sb.url, form_id=FORM, channel=CHANNEL,
-                          concurrency=1)
+        result = bulksync.push(sheet, token=SECRET, api_url=sb.url, form_id=FORM, channel=CHANNEL,
+                               concurrency=1)
         made = {t["id"] for t in sb.tickets()}
+    assert "cannot be written (database or disk is full" in result.stopped
+    assert "the run stopped at once" in result.stopped and "nothing was sent" not in result.stopped
     assert len(made) == 3  # stopped at once: nothing sent after the failure
     written = {line.split(",")[1] for line in sheet.read_text().splitlines()[1:] if "created" in line}
     assert written == made  # every ID obtained reached the sheet, the unrecorded one too

@@ -463,3 +463,63 @@ def test_a_claim_stops_a_second_run_from_sending_the_same_create(tmp_path: Path)
         b.created("legacy\x1fZendesk\x1f42", "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32", 7)
         done = a.intend("legacy\x1fZendesk\x1f42", 2, {}, scope="/one.csv", content="c:0")
         assert done is not None and done.ticket_id == "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32"
+
+
+def test_two_overlapping_pushes_of_two_copies_make_one_ticket_per_row(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.csv", "description\n" + "".join(f"Copy row {i}\n" for i in range(1, 5)))
+    b = tmp_path / "b.csv"
+    b.write_text(a.read_text() + "Copy row 5 only in b\n")
+    with Sandbox(token=TOKEN, latency_ms=600) as sb:
+        first = _push_process(str(a), sb, tmp_path)
+        deadline = time.monotonic() + 30
+        while _posts(sb) < 2:  # a is sending its creates when b starts
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.01)
+        second = run_cli("push", str(b), "--form-id", FORM, "--channel", CHANNEL, "-q", env=_env(sb))
+        first.communicate(timeout=60)
+        descriptions = sorted(t["description"] for t in sb.tickets())
+        assert descriptions == sorted({*descriptions}), descriptions  # no duplicate
+        assert len(descriptions) <= 5, second.stdout + second.stderr
+        # Whatever b could not settle while a was at work, a plain rerun settles.
+        for _ in range(3):
+            again = run_cli("push", str(b), "--form-id", FORM, "--channel", CHANNEL, "-q",
+                            "--retry-uncertain", "--settle", "1", "--timeout", "1", env=_env(sb))
+            if again.returncode == 0:
+                break
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert len(sb.tickets()) == 5
+        assert sorted(r["ticketId"] for r in _rows(b))[:4] != [] and len({r["ticketId"] for r in _rows(b)}) == 5
+
+
+def test_a_migrated_row_is_its_legacy_id_even_when_its_cells_match_another(tmp_path: Path,
+                                                                           sandbox: Sandbox) -> None:
+    path = _export(tmp_path / "one")
+    text = path.read_text(encoding="utf-8")
+    header, first = text.splitlines()[:2]
+    path.write_text(f"{header}\n{first}\n", encoding="utf-8")
+    other = _export(tmp_path / "two")
+    other.write_text(f"{header}\n{first.replace(',4211,', ',9999,')}\n", encoding="utf-8")
+    _migrate(sandbox, path)
+    second = _migrate(sandbox, other)
+    assert second.counts["created"] == 1 and second.summary()["matched"] == 0, second.summary()
+    assert len(sandbox.tickets()) == 2
+    assert {link["externalId"] for t in sandbox.tickets() for link in t["externalLinks"]} == {
+        "4211", "9999"}
+
+
+def test_the_state_store_is_private(tmp_path: Path, sandbox: Sandbox, state_home: Path) -> None:
+    import stat
+
+    state_home.chmod(0o755)
+    bulksync.push(_sheet(tmp_path / "t.csv", 1), token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert stat.S_IMODE(state_home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(store_path().stat().st_mode) == 0o600
+
+
+def test_a_push_of_deleted_tickets_keeps_them_deleted(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _sheet(tmp_path / "t.csv", 2)
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    bulksync.delete(sheet, token=TOKEN, api_url=sandbox.url)
+    again = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert again.counts["deleted"] == 2 and again.requests == 0
+    assert [r["syncStatus"] for r in _rows(sheet)] == ["deleted", "deleted"]
