@@ -359,6 +359,8 @@ async def run_operations(
             if not retry_ok or attempt >= max_attempts:
                 return RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error), True
             delay = min(30.0, backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+            if pacer.waiting() >= 1:
+                progress()  # say what the pause waits for, as it starts
             await asyncio.sleep(max(delay, pacer.waiting()))
 
     async def worker() -> None:

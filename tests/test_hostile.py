@@ -125,14 +125,14 @@ def test_a_trickling_server_ends_as_a_timeout_and_the_create_is_uncertain(tmp_pa
         for byte in b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}":
             h.wfile.write(bytes([byte]))
             h.wfile.flush()
-            time.sleep(0.3)
+            time.sleep(0.5)
 
     sheet = _sheet(tmp_path, 1)
     before = sheet.read_bytes()
     with hostile(trickle) as (url, seen):
         started = time.monotonic()
         code, out = _push(sheet, url, "--timeout", "1", "--settle", "1")
-        assert time.monotonic() - started < 15  # a byte every 0.3 s would take 14 s whole
+        assert time.monotonic() - started < 15  # a byte every 0.5 s would take 22 s whole
     assert code == 1, out
     assert len(seen) == 1 and seen[0]["method"] == "POST"
     text = sheet.read_text()
@@ -356,7 +356,9 @@ def test_huge_answers_are_cut_off_with_bounded_memory(tmp_path: Path, kind: str)
     assert done.returncode == 0, done.stderr
     uncertain, peak_kb = map(int, done.stdout.split())
     assert uncertain == 1
-    assert peak_kb < 400 * 1024, peak_kb  # the answer is not held whole
+    # An ordinary push peaks near 105 MB here; httpx's own decoder, inflating each network
+    # chunk whole, reached 230 MB on this bomb.
+    assert peak_kb < 170 * 1024, peak_kb
     assert "larger than 1 MiB" in sheet.read_text()
 
 
