@@ -76,7 +76,10 @@ async def resolve_uncertain(client: SuptaskClient, pending: list[CreateEntry],
                             stats: RunStats | None = None) -> dict[str, Outcome]:
     """An Outcome per pending entry (by key). Reads are cached and shared between entries;
     each is counted in ``stats.requests``."""
-    from bulksync.runner import Pacer
+    import httpx
+
+    from bulksync.policy import classify
+    from bulksync.runner import Pacer, failure_of
 
     # The run's one pacer: reads share the budget with creates, links and replies.
     pacer = stats.pacer if stats is not None and stats.pacer is not None else Pacer()
@@ -89,20 +92,23 @@ async def resolve_uncertain(client: SuptaskClient, pending: list[CreateEntry],
     async def read(number: int) -> tuple[int, Any]:
         if number not in cache:
             status, body = 0, None
-            for _ in range(3):
+            for attempt in range(1, 4):
                 await pacer.acquire()
                 if stats is not None:
                     stats.requests += 1
                 try:
                     response = await client.request("GET", f"/ticket/{number}")
-                except Exception:  # noqa: BLE001 - any transport failure: this read is inconclusive
+                except httpx.TransportError as e:  # this read is inconclusive unless retried
                     status = 0
-                    continue
+                    if classify("GET", failure_of(e), attempt=attempt) in ("retry", "retry-unsent"):
+                        continue
+                    break
                 finally:
                     pacer.release()
                 pacer.observe(response)
                 status = response.status_code
-                if status in (429, 502, 503, 504):
+                if status >= 400 and classify("GET", "status", status, attempt=attempt) in (
+                        "retry", "retry-unsent"):
                     continue
                 try:
                     body = response.json()

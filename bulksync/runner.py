@@ -22,6 +22,7 @@ from bulksync.api import SuptaskClient, created_ticket, error_message
 from bulksync.columns import is_uuid
 from bulksync.errors import ApiError, ApiUnreachable, AuthError
 from bulksync.plan import ONCE_KINDS
+from bulksync.policy import Failure, classify
 from bulksync.report import RowResult
 from bulksync.untrusted import clean
 
@@ -40,8 +41,6 @@ MAX_WAIT = 900.0
 BREAKER_FAILURES, BREAKER_SECONDS = 20, 20.0
 """The run stops after this many connection failures in a row, or after failures in a row
 for this long (at least 3): the API is down or unreachable."""
-_NOT_PROCESSED = frozenset({429, 503})
-_RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
 
 class Pacer:
@@ -297,7 +296,6 @@ async def run_operations(
                     pacer.release()
                     return instead, False
             stats.requests += 1
-            not_processed = False
             started = time.monotonic() if on_log else 0.0
             try:
                 response = await client.request(op.method, op.path,
@@ -305,20 +303,17 @@ async def run_operations(
                 if on_log:
                     on_log(f"row {op.row_number}: {op.method} {op.path} → {response.status_code} "
                            f"in {(time.monotonic() - started) * 1000:.0f} ms")
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
-                # Nothing was sent: safe to try again, create or not.
-                error = f"could not connect to {host}: {_describe(e, secrets)}"
-                retry_ok = not_processed = True
-                stats.connect_failed(host, _describe(e, secrets))
-                if attempt == 1 or op.row_number in unanswered:
-                    unanswered.add(op.row_number)
             except httpx.TransportError as e:
-                stats.connected()
-                unanswered.discard(op.row_number)
-                error = f"no answer: {_describe(e, secrets)}"
-                if once:
-                    return RowResult(op.row_number, "uncertain", error=_uncertain(error, op)), False
-                retry_ok = True
+                failure = failure_of(e)
+                if failure == "connect":
+                    error = f"could not connect to {host}: {_describe(e, secrets)}"
+                    stats.connect_failed(host, _describe(e, secrets))
+                    if attempt == 1 or op.row_number in unanswered:
+                        unanswered.add(op.row_number)
+                else:
+                    error = f"no answer: {_describe(e, secrets)}"
+                    stats.connected()
+                    unanswered.discard(op.row_number)
             else:
                 stats.connected()
                 unanswered.discard(op.row_number)
@@ -331,24 +326,27 @@ async def run_operations(
                     if not create:
                         return RowResult(op.row_number, "updated", ticket_id=op.ticket_id), True
                     return _created(op, response, stats.ids, secrets), True
+                failure = "status"
                 error = error_message(response, secrets)
-                if op.kind == "delete" and status == 404 and attempt > 1:
-                    # An earlier attempt's answer was lost, but the ticket is gone: deleted.
-                    return RowResult(op.row_number, "deleted", ticket_id=op.ticket_id), True
-                if status == 401 or (status == 403 and stats.successes == 0):
-                    if stats.stopped is None:
-                        stats.stopped = AuthError(
-                            f"the API refused the token ({error}); check SUPTASK_API_TOKEN. "
-                            "Nothing more was sent.", status=status, method=op.method, path=op.path)
-                    if once and hooks:  # a refused token processed nothing: forget the intent
-                        hooks.not_sent(op)
-                    return None, True
-                if once and status in _RETRYABLE and status not in _NOT_PROCESSED:
-                    return RowResult(op.row_number, "uncertain", error=_uncertain(error, op)), True
-                retry_ok = status in _RETRYABLE
-                not_processed = status in _NOT_PROCESSED
             finally:
                 pacer.release()
+            then = classify(op.method, failure, status, attempt=attempt,
+                            anything_succeeded=stats.successes > 0)
+            answered = failure == "status"
+            if then == "done":
+                return RowResult(op.row_number, "deleted", ticket_id=op.ticket_id), True
+            if then == "stop":
+                if stats.stopped is None:
+                    stats.stopped = AuthError(
+                        f"the API refused the token ({error}); check SUPTASK_API_TOKEN. "
+                        "Nothing more was sent.", status=status, method=op.method, path=op.path)
+                if once and hooks:  # a refused token processed nothing: forget the intent
+                    hooks.not_sent(op)
+                return None, True
+            if then == "uncertain":
+                return RowResult(op.row_number, "uncertain", error=_uncertain(error, op)), answered
+            not_processed = then == "retry-unsent"
+            retry_ok = then in ("retry", "retry-unsent")
             if on_log:
                 on_log(f"row {op.row_number}: {op.method} {op.path}: {error} (attempt {attempt})")
             if once and hooks and not_processed:
@@ -421,6 +419,19 @@ def _created(op: Operation, response: httpx.Response, seen: set[str],
     seen.add(ticket.ticket_id)
     return RowResult(op.row_number, "created", ticket_id=ticket.ticket_id,
                      ticket_number=ticket.ticket_number)
+
+
+def failure_of(e: httpx.TransportError) -> Failure:
+    """Where a request broke: before anything was sent, while sending, or after."""
+    import httpx
+
+    if isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return "connect"
+    if isinstance(e, (httpx.WriteError, httpx.WriteTimeout)):
+        return "write"
+    if isinstance(e, httpx.TimeoutException):
+        return "timeout"
+    return "read"
 
 
 def _uncertain(error: str, op: Operation) -> str:

@@ -1,0 +1,55 @@
+"""What to do after a request: one classification for every request bulksync sends.
+
+The API has no idempotency key, so the rule is about what the server may have done:
+
+* a POST (create, link, reply) is sent again only when it certainly was not processed:
+  the connection was never made, or the answer was 429 or 503 ("not processed" by HTTP's
+  definition). Anything else that leaves its outcome open (a timeout, a connection lost
+  while sending or after, 500/502/504) makes it ``uncertain``: resolved later, never resent
+  blind;
+* PATCH, DELETE and GET are idempotent: retried on the same open outcomes;
+* 401 (and 403 before anything succeeded) means the token is refused: the run stops;
+* any other 4xx is the server's final word on that request: ``failed``.
+
+A pure function of its inputs: ``tests/test_policy.py`` walks the whole table.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = ["Failure", "Next", "classify"]
+
+Failure = Literal["connect", "write", "read", "timeout", "status"]
+"""How a request ended without a usable answer: the connection was never made (connect:
+refused, DNS, TLS, pool), it broke while sending (write) or while reading the answer (read),
+the deadline passed (timeout), or the server answered with an error ``status``."""
+
+Next = Literal["retry", "retry-unsent", "uncertain", "failed", "stop", "done"]
+"""``retry``: send it again (idempotent); ``retry-unsent``: send it again, and the intent of a
+POST can be forgotten (it was not processed); ``uncertain``: a POST whose outcome is open;
+``failed``: final; ``stop``: the token was refused, stop the run; ``done``: the goal is met
+(a DELETE answered 404 after an earlier attempt was lost)."""
+
+NOT_PROCESSED = frozenset({429, 503})
+OPEN = frozenset({500, 502, 504})
+"""Statuses after which the request may or may not have been carried out."""
+
+
+def classify(method: str, failure: Failure, status: int = 0, *, attempt: int = 1,
+             anything_succeeded: bool = False) -> Next:
+    """What to do after ``failure`` of a ``method`` request (``status`` for a status failure)."""
+    once = method == "POST"
+    if failure == "connect":
+        return "retry-unsent"
+    if failure in ("write", "read", "timeout"):
+        return "uncertain" if once else "retry"
+    if status == 401 or (status == 403 and not anything_succeeded):
+        return "stop"
+    if status in NOT_PROCESSED:
+        return "retry-unsent"
+    if status in OPEN:
+        return "uncertain" if once else "retry"
+    if method == "DELETE" and status == 404 and attempt > 1:
+        return "done"  # an earlier attempt's answer was lost, but the ticket is gone
+    return "failed"
