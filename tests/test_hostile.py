@@ -389,26 +389,6 @@ def test_a_password_in_the_url_is_never_echoed(tmp_path: Path) -> None:
     assert code == 2 and "hunter2-pass" not in out and "plain http" in out
 
 
-def test_loopback_never_goes_through_a_proxy() -> None:
-    from bulksync.api import _proxy_for
-
-    old = {k: os.environ.get(k) for k in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")}
-    try:
-        os.environ.update({"HTTP_PROXY": "http://proxy.example:3128",
-                           "http_proxy": "http://proxy.example:3128"})
-        os.environ.pop("NO_PROXY", None)
-        os.environ.pop("no_proxy", None)
-        assert _proxy_for("http://127.0.0.1:8080/api") is None
-        assert _proxy_for("http://localhost:8080/api") is None
-        assert _proxy_for("http://api.example.com/") == "http://proxy.example:3128"
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 # -- one pacer for the whole run -----------------------------------------------------------------
 
 def test_a_migration_with_replies_under_a_tight_limit_sees_almost_no_429s(tmp_path: Path) -> None:

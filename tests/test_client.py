@@ -1,4 +1,4 @@
-"""bulksync's asyncio network backend, over real sockets on 127.0.0.1: TLS, keep-alive, errors."""
+"""The Suptask client over real sockets on 127.0.0.1: TLS, keep-alive, errors, proxies."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import pytest
 import trustme
 
 from bulksync.api import SuptaskClient
-from bulksync.netio import AsyncioBackend
 from bulksync.plan import Operation
 from bulksync.report import RowResult
 from bulksync.runner import run_operations
@@ -70,7 +69,7 @@ def _post_twice(url: str) -> list[httpx.Response]:
     return asyncio.run(go())
 
 
-def test_https_through_the_asyncio_backend(ca: trustme.CA, tls_server: str, tmp_path: Path,
+def test_https_with_a_ca_the_user_trusts(ca: trustme.CA, tls_server: str, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     pem = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(pem))
@@ -154,23 +153,47 @@ def test_a_server_that_hangs_up_mid_answer_is_not_a_connect_error() -> None:
     assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)
 
 
-def test_unix_sockets_are_refused() -> None:
-    import httpcore
+def _proxy() -> tuple[socket.socket, list[bytes]]:
+    """A stand-in proxy on loopback: it notes the first line of each request, then hangs up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    lines: list[bytes] = []
 
-    with pytest.raises(httpcore.ConnectError):
-        asyncio.run(AsyncioBackend().connect_unix_socket("/tmp/x.sock"))
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            lines.append(conn.recv(65536).split(b"\r\n", 1)[0])
+            conn.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, lines
 
 
-def test_a_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    import httpcore
+def test_the_environments_proxy_is_used_but_never_for_loopback(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    listener, lines = _proxy()
+    proxy = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
 
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    client = SuptaskClient(token="t", base_url="https://api.example.com/v2")
-    assert isinstance(client._transports[0]._pool, httpcore.AsyncHTTPProxy)  # type: ignore[attr-defined]
-    monkeypatch.setenv("NO_PROXY", "api.example.com")
-    direct = SuptaskClient(token="t", base_url="https://api.example.com/v2")
-    assert isinstance(direct._transports[0]._pool._network_backend, AsyncioBackend)  # type: ignore[attr-defined]
-    asyncio.run(client.aclose())
-    asyncio.run(direct.aclose())
+    async def post(url: str) -> None:
+        async with SuptaskClient(token="t0ken", base_url=url) as client:
+            await client.request("POST", "/ticket", {"description": "x"})
+    try:
+        with pytest.raises(httpx.TransportError):
+            asyncio.run(post("https://api.example.com/v2"))  # through the proxy, which hangs up
+        assert lines == [b"CONNECT api.example.com:443 HTTP/1.1"]
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        _Handler.peers = []
+        try:
+            asyncio.run(post(f"http://127.0.0.1:{server.server_address[1]}/api"))
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert len(_Handler.peers) == 1 and len(lines) == 1  # straight to the sandbox
+    finally:
+        listener.close()
