@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
+from bulksync.columns import is_uuid
 from bulksync.errors import UsageError
 from bulksync.untrusted import clean, shown_url
 
@@ -41,12 +42,35 @@ def created_ticket(body: Any) -> CreatedTicket | None:
     ticket_id = body.get("ticketId") or nested.get("id") or body.get("id")
     if not isinstance(ticket_id, str) or not ticket_id:
         return None
-    number = body.get("ticketNumber", nested.get("ticketNumber"))
-    try:
-        number = int(number) if number is not None else None
-    except (TypeError, ValueError):
-        number = None
-    return CreatedTicket(ticket_id, number)
+    return CreatedTicket(ticket_id, ticket_number(body.get("ticketNumber", nested.get("ticketNumber"))))
+
+
+MAX_NUMBER = 10**12
+"""No team has a trillion tickets: a bigger (or negative, or fractional) number is not believed."""
+
+
+def ticket_number(value: Any) -> int | None:
+    """A ticket number as the API may give it (a number, or its digits as a string, as
+    webhooks show it), or None when it is not a plausible one (a bool, a fraction,
+    Infinity, a negative, an absurdly large number)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 13:
+        value = int(value.strip())
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_NUMBER:
+        value = int(value)
+    if isinstance(value, int) and 0 < value <= MAX_NUMBER:
+        return value
+    return None
+
+
+def ticket_id_of(value: Any) -> str | None:
+    """A ticket ID believed from a server: a UUID, in lower case (IDs compare as equal whatever
+    their case), and not the all-zero UUID. None otherwise."""
+    if not isinstance(value, str) or not is_uuid(value):
+        return None
+    value = value.lower()
+    return None if value == "00000000-0000-0000-0000-000000000000" else value
 
 
 def error_message(response: httpx.Response, secrets: tuple[str, ...] = ()) -> str:
@@ -77,8 +101,18 @@ def is_loopback(host: str) -> bool:
 
 
 def check_api_url(url: str) -> str:
-    """Refuse plain http except to a loopback host (the sandbox): tokens must not cross a network in clear."""
-    parts = urlsplit(url)
+    """The API URL, checked: a well-formed http(s) URL (surrounding whitespace stripped), and
+    plain http only to a loopback host (the sandbox): tokens must not cross a network in clear."""
+    import httpx
+
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port out of range or not a number raises here
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as e:
+        raise UsageError(f"the API URL {shown_url(url)!r} is not a valid URL ({clean(str(e), limit=80)})") \
+            from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"the API URL {shown_url(url)!r} is not an http(s) URL")
     if parts.scheme == "http":

@@ -135,7 +135,11 @@ def _rows(rows: Any) -> str:
 
 def _note_ignored(columns: tuple[str, ...]) -> None:
     if columns:
-        click.echo(f"note: columns not sent (not Suptask fields): {', '.join(columns)}", err=True)
+        from bulksync.untrusted import clean
+
+        # Header text is the file's: shown without what a terminal would act on.
+        names = ", ".join(clean(c, limit=60) for c in columns)
+        click.echo(f"note: columns not sent (not Suptask fields): {clean(names, limit=2000)}", err=True)
 
 
 def _print_report(report: Any, *, err: bool = False) -> None:

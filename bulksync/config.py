@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from bulksync.api import DEFAULT_API_URL
+from bulksync.api import DEFAULT_API_URL, check_api_url
 from bulksync.columns import Defaults
 from bulksync.errors import UsageError
 
@@ -155,7 +155,8 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
     return Settings(
         defaults=defaults,
         sheet=sheet or data.get("sheet"),
-        api_url=api_url or os.environ.get("SUPTASK_API_URL") or data.get("api_url") or DEFAULT_API_URL,
+        api_url=check_api_url(api_url or os.environ.get("SUPTASK_API_URL", "").strip()
+                              or data.get("api_url") or DEFAULT_API_URL),
         concurrency=conc,
         rate=float(pace) if pace is not None else None,
         config_path=config_path,

@@ -78,6 +78,7 @@ async def resolve_uncertain(client: SuptaskClient, pending: list[CreateEntry],
     each is counted in ``stats.requests``."""
     import httpx
 
+    from bulksync.api import ticket_id_of
     from bulksync.policy import classify
     from bulksync.runner import Pacer, failure_of
 
@@ -87,6 +88,7 @@ async def resolve_uncertain(client: SuptaskClient, pending: list[CreateEntry],
         stats.pacer = pacer
     cache: dict[int, tuple[int, Any]] = {}
     claimed = {e.ticket_number for e in created if e.ticket_number is not None}
+    taken = {e.ticket_id.lower() for e in created if e.ticket_id}
     now = time.time()
 
     async def read(number: int) -> tuple[int, Any]:
@@ -140,8 +142,10 @@ async def resolve_uncertain(client: SuptaskClient, pending: list[CreateEntry],
             status, body = await read(number)
             if status == 200 and isinstance(body, dict):
                 misses = 0
-                if same_ticket(entry.payload, body) and isinstance(body.get("id"), str):
-                    match = (body["id"], number)
+                # Believed only as a new ticket's UUID, not one another row already has.
+                found = ticket_id_of(body.get("id"))
+                if same_ticket(entry.payload, body) and found is not None and found not in taken:
+                    match = (found, number)
                     break
             elif status == 404:
                 misses += 1
@@ -154,6 +158,7 @@ async def resolve_uncertain(client: SuptaskClient, pending: list[CreateEntry],
                 conclusive = False
         if match:
             claimed.add(match[1])
+            taken.add(match[0])
             outcomes[entry.key] = Outcome("resolved", match[0], match[1])
         elif conclusive:
             outcomes[entry.key] = Outcome("absent")

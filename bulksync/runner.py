@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from bulksync.api import SuptaskClient, created_ticket, error_message
-from bulksync.columns import is_uuid
+from bulksync.api import SuptaskClient, created_ticket, error_message, ticket_id_of
 from bulksync.errors import ApiError, ApiUnreachable, AuthError
 from bulksync.plan import ONCE_KINDS
-from bulksync.policy import Failure, classify
+from bulksync.policy import NOT_PROCESSED, Failure, classify
 from bulksync.report import RowResult
 from bulksync.untrusted import clean
 
@@ -187,10 +186,28 @@ class RunStats:
     unanswered: set[int] = field(default_factory=set)
     """Rows every attempt of which failed to connect: left untouched if the API is down."""
 
+    refusals_in_a_row: int = 0
+
     def connected(self) -> None:
         self.failing_since, self.failures_in_a_row = None, 0
 
-    def connect_failed(self, host: str, error: str) -> None:
+    def answered(self, status: int) -> None:
+        """A status answer: the API is there. 429 and 503 in a row are counted apart: an API
+        that refuses every request (each retried after its pause) is as good as down."""
+        self.connected()
+        if status in NOT_PROCESSED:
+            self.refusals_in_a_row += 1
+            if self.stopped is None and self.refusals_in_a_row >= BREAKER_FAILURES:
+                self.stopped = ApiUnreachable(
+                    f"the API answered {status} (not processed) to {self.refusals_in_a_row} requests "
+                    "in a row, each after the pause it asked for; stopped. Rows that got no other "
+                    "answer were left as they were; run again later", host="")
+        else:
+            self.refusals_in_a_row = 0
+
+    def connect_failed(self, host: str, error: str, *, what: str = "failed connections") -> None:
+        """A connection that could not be made (or, ``what``, a request that got no answer at
+        all in its time): after a run of them, the run stops."""
         now = time.monotonic()
         if self.failing_since is None:
             self.failing_since = now
@@ -200,7 +217,7 @@ class RunStats:
                 self.failures_in_a_row >= 3 and lasted >= BREAKER_SECONDS)):
             self.stopped = ApiUnreachable(
                 f"cannot reach the API at {host}: {error}; stopped after {self.failures_in_a_row} "
-                f"failed connections in {lasted:.0f} s. Rows that got no answer were left as they "
+                f"{what} in {lasted:.0f} s. Rows that got no answer were left as they "
                 "were; run again when the API can be reached", host=host)
 
 
@@ -312,13 +329,16 @@ async def run_operations(
                         unanswered.add(op.row_number)
                 else:
                     error = f"no answer: {_describe(e, secrets)}"
-                    stats.connected()
                     unanswered.discard(op.row_number)
+                    if failure == "timeout":  # a server that takes requests and never answers
+                        stats.connect_failed(host, _describe(e, secrets), what="requests without an answer")
+                    else:
+                        stats.connected()
             else:
-                stats.connected()
+                status = response.status_code
+                stats.answered(status)
                 unanswered.discard(op.row_number)
                 pacer.observe(response)
-                status = response.status_code
                 if 200 <= status < 300:
                     stats.successes += 1
                     if op.kind == "delete":
@@ -408,17 +428,17 @@ def _created(op: Operation, response: httpx.Response, seen: set[str],
         return RowResult(op.row_number, "uncertain", raw=raw, error=(
             f"HTTP {response.status_code} without a ticket ID in the answer; the ticket was "
             "probably created (the answer is kept in bulksync's state)"))
-    if not is_uuid(ticket.ticket_id):
+    ticket_id = ticket_id_of(ticket.ticket_id)
+    if ticket_id is None:
         return RowResult(op.row_number, "uncertain", raw=raw, error=(
             f"HTTP {response.status_code} with a ticket ID that is not a UUID; the ticket was "
             "probably created (the answer is kept in bulksync's state)"))
-    if ticket.ticket_id in seen:
+    if ticket_id in seen:
         return RowResult(op.row_number, "uncertain", raw=raw, error=(
             f"HTTP {response.status_code} with the ID of another row's ticket; the ticket was "
             "probably created (the answer is kept in bulksync's state)"))
-    seen.add(ticket.ticket_id)
-    return RowResult(op.row_number, "created", ticket_id=ticket.ticket_id,
-                     ticket_number=ticket.ticket_number)
+    seen.add(ticket_id)
+    return RowResult(op.row_number, "created", ticket_id=ticket_id, ticket_number=ticket.ticket_number)
 
 
 def failure_of(e: httpx.TransportError) -> Failure:

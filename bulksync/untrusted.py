@@ -9,7 +9,9 @@ is written (``neutralise``), since only a sheet gives it a meaning.
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,21 +23,43 @@ REDACTED = "[token]"
 MIN_SECRET = 4
 """Shorter "secrets" are not redacted: they are not secret, and would mangle every message."""
 
-# C0 and C1 controls, DEL, line/paragraph separators, bidi embeddings/overrides/isolates,
-# zero-width characters and the BOM: none belong in a one-line message.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200b-\u200f\ufeff]+")
-
-
 def clean(text: str, *, secrets: Iterable[str] = (), limit: int = MAX_TEXT) -> str:
-    """``text`` on one line, without control characters or any of ``secrets``, at most
-    ``limit`` characters (an ellipsis marks a cut)."""
+    """``text`` on one line, without control or invisible characters or any of ``secrets``,
+    at most ``limit`` characters (an ellipsis marks a cut)."""
+    text = text[:max(limit * 8, 4096)]  # what is kept is short: do not work through megabytes
     for secret in secrets:
         if len(secret) >= MIN_SECRET:
-            text = text.replace(secret, REDACTED)
-    text = " ".join(_CONTROL.sub(" ", text).split())
+            text = _disguises(secret).sub(REDACTED, text)
+    text = " ".join(text.translate(_invisible()).split())
     if len(text) > limit:
         text = text[:limit - 1] + "…"
     return text
+
+
+@functools.cache
+def _disguises(secret: str) -> re.Pattern[str]:
+    """The secret as a server may echo it: plain, JSON- or repr-escaped (backslashes before
+    quotes and backslashes), or re-encoded so that NULs or spaces fall between its
+    characters (UTF-16 read as 8-bit text)."""
+    junk = r"(?:[\x00\s]|\\)*"
+    return re.compile(junk.join(re.escape(c) for c in secret))
+
+
+@functools.cache
+def _invisible() -> dict[int, str]:
+    """Every character that controls, reorders or hides text, mapped to a space: the control
+    and format categories (C0, C1, bidi marks and isolates, zero-width characters, tags, the
+    soft hyphen...), line and paragraph separators, and the blank "letters" that render as
+    nothing (Hangul fillers, U+034F, U+17B4/5, U+2800)."""
+    # The blocks that hold such characters (Unicode 15): the BMP, the Brahmi to Egyptian
+    # blocks, shorthand and musical format controls, and the tags. Scanning only them keeps
+    # the table's making to milliseconds.
+    blocks = (range(0x10000), range(0x11000, 0x14000), range(0x1BC00, 0x1D200),
+              range(0xE0000, 0xE1000))
+    spaces = {c: " " for block in blocks for c in block
+              if unicodedata.category(chr(c)) in ("Cc", "Cf", "Zl", "Zp")}
+    spaces.update({c: " " for c in (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0)})
+    return spaces
 
 
 def shown_url(url: str) -> str:

@@ -63,3 +63,22 @@ def test_allowed_urls(url: str) -> None:
 def test_refused_urls(url: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         check_api_url(url)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/api", "http://[::1/api", "http://127.0.0.1:abc/api"])
+def test_malformed_urls_are_a_usage_error(url: str) -> None:
+    with pytest.raises(UsageError, match="not a valid URL|not an http"):
+        check_api_url(url)
+
+
+def test_surrounding_whitespace_in_a_url_is_dropped() -> None:
+    assert check_api_url(" https://api.example.com/v2/\n") == "https://api.example.com/v2"
+
+
+@pytest.mark.parametrize("value, expected", [
+    (42, 42), ("42", 42), (" 7 ", 7), (3.0, 3), (True, None), (-5, None), (0, None), (2.5, None),
+    (float("inf"), None), (10**30, None), ("1e3", None), ("", None), (None, None), ([1], None)])
+def test_ticket_numbers_are_believed_only_when_plausible(value: object, expected: int | None) -> None:
+    from bulksync.api import ticket_number
+
+    assert ticket_number(value) == expected

@@ -531,3 +531,128 @@ def test_a_workbook_over_the_unpacked_cap_is_refused_even_under_the_ratio(
 
 
 DATA_RICH = Path(__file__).parent / "data" / "rich.xlsx"
+
+
+# -- found by a second adversarial pass ----------------------------------------------------------
+
+def test_an_id_in_another_case_is_the_same_id(tmp_path: Path) -> None:
+    def answers(h: http.server.BaseHTTPRequestHandler, n: int) -> None:
+        answer(201, {"ticketId": UUIDS[0] if n == 1 else UUIDS[0].upper()})(h, n)
+
+    sheet = _sheet(tmp_path, 2)
+    with hostile(answers) as (url, _seen):
+        code, out = _push(sheet, url)
+    assert code == 1, out
+    rows = sheet.read_text().lower().splitlines()[1:]
+    assert sum(UUIDS[0] in r for r in rows) == 1 and sum(",uncertain," in r for r in rows) == 1
+
+
+@pytest.mark.parametrize("number", ["Infinity", "1e300", "10" * 40, "true", "-5", "2.5"])
+def test_an_implausible_ticket_number_is_not_kept(tmp_path: Path, number: str) -> None:
+    body = '{"ticketId": "' + UUIDS[1] + '", "ticketNumber": ' + number + '}'
+    sheet = _sheet(tmp_path, 1)
+    with hostile(answer(201, body)) as (url, _seen):
+        code, out = _push(sheet, url)
+    assert code == 0 and "Traceback" not in out, out
+    rows = sheet.read_text().splitlines()
+    assert rows[0] == "description,ticketId,syncStatus" and rows[1] == f"Ticket 0,{UUIDS[1]},created"
+
+
+@pytest.mark.parametrize("shape", ["utf-16", "repr", "json list"])
+def test_an_echoed_token_in_disguise_is_redacted(tmp_path: Path, shape: str) -> None:
+    token = "tok\\en-'abc\"123XYZ"
+
+    def echo(h: http.server.BaseHTTPRequestHandler, n: int) -> None:
+        header = h.headers.get("Authorization") or ""
+        if shape == "utf-16":
+            answer(400, header.encode("utf-16-le"), **{"Content-Type": "text/plain"})(h, n)
+        elif shape == "repr":
+            answer(400, {"message": repr(header)})(h, n)
+        else:
+            answer(400, {"errors": [header]})(h, n)
+
+    sheet = _sheet(tmp_path, 1)
+    with hostile(echo) as (url, seen):
+        code, out = _push(sheet, url, "-v", token=token)
+    assert code == 1 and seen
+    text = sheet.read_text() + out
+    for piece in ("abc", "123XYZ", "t o k", "a\\x00b"):
+        assert piece not in text, (piece, text)
+    assert "[token]" in sheet.read_text()
+
+
+def test_an_api_that_refuses_every_request_stops_the_run() -> None:
+    import asyncio
+
+    from bulksync.api import SuptaskClient
+    from bulksync.plan import Operation
+    from bulksync.runner import RunStats, run_operations
+
+    calls = []
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503, headers={"Retry-After": "0"})
+
+    ops = [Operation(n, "create", None, {"description": str(n)}) for n in range(2, 40)]
+    results: dict[int, Any] = {}
+
+    async def go() -> RunStats:
+        async with SuptaskClient(token=SECRET, base_url="https://api.example.com",
+                                 transport=httpx.MockTransport(busy)) as client:
+            return await run_operations(client, ops, results, concurrency=4, backoff=0.001)
+
+    stats = asyncio.run(go())
+    assert stats.stopped is not None and "503 (not processed) to 20 requests in a row" in str(stats.stopped)
+    assert len(calls) < 30
+
+
+def test_a_server_that_never_answers_trips_the_breaker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bulksync import runner
+
+    clock = [1000.0]
+    monkeypatch.setattr(runner.time, "monotonic", lambda: clock[0])
+    stats = runner.RunStats()
+    for _ in range(2):
+        stats.connect_failed("api.example.com", "ReadTimeout", what="requests without an answer")
+        clock[0] += 30
+    assert stats.stopped is None  # two timeouts in a row: not yet
+    stats.connect_failed("api.example.com", "ReadTimeout", what="requests without an answer")
+    assert stats.stopped is not None and "3 requests without an answer in 60 s" in str(stats.stopped)
+
+
+def test_the_cleaning_step_knows_every_invisible_character() -> None:
+    import sys
+    import unicodedata
+
+    from bulksync.untrusted import _invisible, clean
+
+    every = {c for c in range(sys.maxunicode + 1)
+             if unicodedata.category(chr(c)) in ("Cc", "Cf", "Zl", "Zp")}
+    assert every <= set(_invisible())
+    assert clean("a\u061cb\u2060c\U000e0041d\u00ade\u3164f\u180eg\ufff9h") == "a b c d e f g h"
+
+
+def test_a_header_cannot_send_escapes_to_the_terminal(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "t.csv", "description,\x1b]0;PWNED\x07\x1b[2Jnote\n" + "x,y\n" * 300)
+    result = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL)
+    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stderr
+    assert "note: columns not sent" in result.stderr
+
+
+def test_a_doctype_after_a_long_comment_is_still_refused(tmp_path: Path) -> None:
+    from bulksync.errors import SheetError
+    from bulksync.sheets.read import check_package
+
+    book = tmp_path / "t.xlsx"
+    with zipfile.ZipFile(DATA_RICH) as src, zipfile.ZipFile(book, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "xl/workbook.xml":
+                if data.startswith(b"<?xml"):
+                    data = data.split(b"?>", 1)[1]
+                data = (b'<?xml version="1.0"?><!--' + b"x" * 20000 + b"-->"
+                        + b'<!DOCTYPE x [<!ENTITY a "aaaa">]>' + data)
+            out.writestr(info, data)
+    with pytest.raises(SheetError, match="declares a DOCTYPE"):
+        check_package(book)

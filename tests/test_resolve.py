@@ -13,13 +13,20 @@ from bulksync.resolve import Outcome, resolve_uncertain, same_ticket, window
 from bulksync.runner import Pacer
 
 FORM = "6a1f4c2e-93b7-4d58-a0e1-7c2b9f3d5e84"
+MINE = "1a2b3c4d-0000-4000-8000-00000000000a"
+OTHER = "1a2b3c4d-0000-4000-8000-00000000000b"
+O1 = "1a2b3c4d-0000-4000-8000-00000000000c"
+O2 = "1a2b3c4d-0000-4000-8000-00000000000d"
+FIRST = "1a2b3c4d-0000-4000-8000-00000000000e"
+SECOND = "1a2b3c4d-0000-4000-8000-00000000000f"
 PAYLOAD = {"description": "Printer jams", "formId": FORM, "requesterChannel": "C076K6Y74L1"}
 
 
 def entry(key: str, *, state: str = "uncertain", number: int | None = None, lower: int | None = None,
           sent: float = 100.0, settled: float | None = None, payload: dict[str, str] | None = None
           ) -> CreateEntry:
-    return CreateEntry(key, 2, state, payload or PAYLOAD, f"id-{number}" if number else None,  # type: ignore[arg-type]
+    return CreateEntry(key, 2, state, payload or PAYLOAD,  # type: ignore[arg-type]
+                       f"1a2b3c4d-0000-4000-8000-{number:012d}" if number else None,
                        number, "", lower, sent, settled)
 
 
@@ -65,36 +72,36 @@ CREATED = [entry("a", state="created", number=10, sent=1), entry("b", state="cre
 
 
 def test_a_match_recovers_the_ticket() -> None:
-    tickets = {11: {"id": "other", "description": "VPN"}, 12: {"id": "mine", **PAYLOAD}}
+    tickets = {11: {"id": OTHER, "description": "VPN"}, 12: {"id": MINE, **PAYLOAD}}
     outcomes, reads = _resolve(tickets, [entry("x", lower=10, sent=100)], CREATED)
-    assert outcomes == {"x": Outcome("resolved", "mine", 12)}
+    assert outcomes == {"x": Outcome("resolved", MINE, 12)}
     assert reads == [11, 12]
 
 
 def test_every_number_read_and_no_match_proves_absence() -> None:
-    tickets = {11: {"id": "o1", "description": "VPN"}, 12: {"id": "o2", "description": "Mail"}}
+    tickets = {11: {"id": O1, "description": "VPN"}, 12: {"id": O2, "description": "Mail"}}
     outcomes, reads = _resolve(tickets, [entry("x", lower=10, sent=100)], CREATED)
     assert outcomes["x"].verdict == "absent"
     assert reads == [11, 12, 13]  # 13 answered 404: no ticket there
 
 
 def test_an_unreadable_number_leaves_it_uncertain() -> None:
-    tickets = {11: 500, 12: {"id": "o2", "description": "Mail"}}
+    tickets = {11: 500, 12: {"id": O2, "description": "Mail"}}
     outcomes, _ = _resolve(tickets, [entry("x", lower=10, sent=100)], CREATED)
     assert outcomes["x"].verdict == "uncertain"
 
 
 def test_no_known_lower_end_can_match_but_never_prove_absence() -> None:
-    outcomes, _ = _resolve({13: {"id": "mine", **PAYLOAD}}, [entry("x", sent=100)], CREATED)
-    assert outcomes["x"] == Outcome("resolved", "mine", 13)
+    outcomes, _ = _resolve({13: {"id": MINE, **PAYLOAD}}, [entry("x", sent=100)], CREATED)
+    assert outcomes["x"] == Outcome("resolved", MINE, 13)
     outcomes, _ = _resolve({}, [entry("x", sent=100)], CREATED)
     assert outcomes["x"].verdict == "uncertain"
 
 
 def test_two_identical_uncertain_rows_claim_two_tickets() -> None:
-    tickets = {11: {"id": "first", **PAYLOAD}, 12: {"id": "second", **PAYLOAD}}
+    tickets = {11: {"id": FIRST, **PAYLOAD}, 12: {"id": SECOND, **PAYLOAD}}
     outcomes, _ = _resolve(tickets, [entry("x", lower=10, sent=100), entry("y", lower=10, sent=101)], CREATED)
-    assert (outcomes["x"].ticket_id, outcomes["y"].ticket_id) == ("first", "second")
+    assert (outcomes["x"].ticket_id, outcomes["y"].ticket_id) == (FIRST, SECOND)
 
 
 def test_not_yet_settled_is_left_for_later() -> None:
@@ -175,3 +182,16 @@ def test_pacer_rate_cap_spaces_requests() -> None:
         return time.monotonic() - started
 
     assert asyncio.run(go()) >= 4 / 20
+
+
+def test_an_answer_is_believed_only_as_a_new_tickets_uuid() -> None:
+    """The ID read back goes into the sheet: a formula, a non-UUID or another row's ticket is
+    no match (the create stays unresolved rather than take it)."""
+    taken = CREATED[0].ticket_id
+    assert taken is not None
+    for bad in ['=HYPERLINK("http://evil","x")', "x\x1b]0;pwned\x07", taken, taken.upper(),
+                "00000000-0000-0000-0000-000000000000"]:
+        outcomes, _ = _resolve({11: {"id": bad, **PAYLOAD}}, [entry("x", lower=10, sent=100)], CREATED)
+        assert outcomes["x"].verdict != "resolved", bad
+    outcomes, _ = _resolve({11: {"id": MINE.upper(), **PAYLOAD}}, [entry("x", lower=10, sent=100)], CREATED)
+    assert outcomes["x"] == Outcome("resolved", MINE, 11)  # the same UUID, in lower case

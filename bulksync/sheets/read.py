@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from bulksync.errors import SheetError
 
@@ -271,12 +272,33 @@ def check_package(path: Path, max_unpacked: int = MAX_UNPACKED) -> None:
             if info.filename.endswith((".xml", ".rels", ".vml")):
                 try:
                     with package.open(info) as part:
-                        head = part.read(8192)
+                        prolog = _prolog(part)
                 except (zipfile.BadZipFile, OSError, EOFError) as e:
                     raise SheetError(path, f"part {info.filename} is damaged ({e})") from None
-                if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+                if prolog is None:
+                    raise SheetError(path, f"part {info.filename} has over {MAX_PROLOG >> 10} KiB "
+                                           "before its first element; refusing it")
+                if b"<!DOCTYPE" in prolog.upper() or b"<!ENTITY" in prolog.upper():
                     raise SheetError(path, f"part {info.filename} declares a DOCTYPE or entities, which "
                                            "a workbook never needs; refusing it (an entity bomb?)")
+
+
+MAX_PROLOG = 1 << 20
+"""Bytes of XML read to find the first element: a workbook part's prolog is a line."""
+_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
+
+
+def _prolog(part: IO[bytes]) -> bytes | None:
+    """What comes before the part's first element (where XML allows a DOCTYPE), read to its
+    end however long the comments before it; None if over MAX_PROLOG bytes."""
+    data = b""
+    while len(data) <= MAX_PROLOG:
+        chunk = part.read(65536)
+        data += chunk
+        found = _FIRST_ELEMENT.search(data)
+        if found or not chunk:
+            return data[:found.start()] if found else data
+    return None
 
 
 def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) -> Table:
