@@ -479,6 +479,14 @@ def _drive(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> bool:
     import signal
     import threading
 
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # no loop running here: the usual case
+    else:
+        raise UsageError("bulksync.push and bulksync.delete run their own event loop and cannot be "
+                         "called from inside a running one: call them in a thread "
+                         "(await asyncio.to_thread(bulksync.push, ...))")
     handle = threading.current_thread() is threading.main_thread()
     interrupted = False
 
