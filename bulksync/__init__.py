@@ -9,6 +9,7 @@ from __future__ import annotations
 from bulksync.columns import Defaults, Problem, ValidationReport
 from bulksync.errors import (
     ApiError,
+    ApiUnreachable,
     AuthError,
     BulksyncError,
     SheetBusy,
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ApiError",
+    "ApiUnreachable",
     "AuthError",
     "BulksyncError",
     "Defaults",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from bulksync.columns import ValidationReport
+    from bulksync.errors import BulksyncError
 
 __all__ = ["PushResult", "RowResult", "Status"]
 
@@ -62,6 +63,9 @@ class PushResult:
     """Links and replies: ``linked``, ``replied``, and ``link_failed``, ``reply_uncertain``…"""
     target: str = ""
     """The API pushed to (URL, whether it is a local sandbox, the token's fingerprint)."""
+    error: BulksyncError | None = None
+    """Why the run stopped, as a typed error (``AuthError``, ``ApiUnreachable``, ``StateError``);
+    ``stopped`` is its message."""
     counts: Mapping[str, int] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -295,7 +295,7 @@ def push(
     return PushResult(path=loaded.table.path, results=results, requests=run.stats.requests,
                       side=dict(run.side),
                       written_to=written, ignored_columns=report.ignored_columns, report=report,
-                      stopped=str(stopped) if stopped else "",
+                      stopped=str(stopped) if stopped else "", error=stopped,
                       interrupted=run.interrupted, note=note, target=str(target))
 
 
@@ -411,7 +411,7 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
                 written, note = write_back(table, results)
     return PushResult(path=table.path, results=results, requests=stats.requests, written_to=written,
                       report=report, stopped=str(stats.stopped) if stats.stopped else "", note=note,
-                      interrupted=interrupted, target=str(target))
+                      error=stats.stopped, interrupted=interrupted, target=str(target))
 
 
 def reset(path: Path | str, *, sheet: str | None = None) -> int:

@@ -244,6 +244,7 @@ def test_a_dns_failure_names_the_host(tmp_path: Path) -> None:
 
     result = bulksync.push(sheet, token=SECRET, api_url="https://api.no-such-host.example",
                            form_id=FORM, channel=CHANNEL, transport=httpx.MockTransport(no_such_host))
+    assert isinstance(result.error, bulksync.ApiUnreachable)
     assert "cannot reach the API at api.no-such-host.example" in result.stopped
     assert "Name or service not known" in result.stopped
     assert sheet.read_bytes() == before and result.results == {}

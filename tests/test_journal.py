@@ -240,7 +240,7 @@ def test_a_sheet_saved_during_the_run_is_not_overwritten(tmp_path: Path, slow_sa
 def test_a_refused_token_sends_at_most_concurrency_requests(tmp_path: Path, sandbox: Sandbox) -> None:
     sheet = _sheet(tmp_path / "t.csv", 50)
     result = bulksync.push(sheet, token="wrong", api_url=sandbox.url, concurrency=8, **DEFAULTS)
-    assert "refused the token" in result.stopped
+    assert "refused the token" in result.stopped and isinstance(result.error, bulksync.AuthError)
     assert 1 <= len(sandbox.requests()) <= 8 and sandbox.tickets() == []
 
 
