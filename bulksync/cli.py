@@ -244,9 +244,11 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
             if rows:
                 click.echo(f"{len(rows)} row(s) {label}: {_rows(rows)}")
         creates = counts["create"] - len(settled)
+        sides = "".join(f", {counts[k]} {k}{'s' if counts[k] != 1 else ''}"
+                        for k in ("link", "reply") if counts[k])
         click.echo(f"{file}: {creates} to create, {counts['update']} to update, "
                    f"{counts['unchanged']} unchanged, {counts['skip']} with nothing to send, "
-                   f"{len(report.invalid_rows)} invalid")
+                   f"{len(report.invalid_rows)} invalid{sides} ({the_plan.requests} requests)")
     sys.exit(EXIT_OK if report.valid else EXIT_ROWS)
 
 
@@ -269,7 +271,7 @@ class _Progress:
             if self.bar is None:
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=total, unit="row", file=sys.stderr, dynamic_ncols=True)
+                self.bar = tqdm(total=total, unit="request", file=sys.stderr, dynamic_ncols=True)
             self.bar.set_postfix_str(note, refresh=False)
             self.bar.update(done - self.bar.n)
             return
@@ -284,7 +286,7 @@ class _Progress:
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = f", ETA {int((total - done) / rate)}s" if rate > 0 and done < total else ""
         tail = f" ({note})" if note else ""
-        click.echo(f"progress: {done}/{total} rows, {rate:.1f} rows/s{eta}{tail}", err=True)
+        click.echo(f"progress: {done}/{total} requests, {rate:.1f}/s{eta}{tail}", err=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -35,7 +35,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
@@ -280,6 +280,8 @@ class View:
     deleted: frozenset[str]
     foreign: Mapping[str, str]
     """ticketId → the other target (URL) it is known on, for tickets not known on this one."""
+    sides: Mapping[tuple[str, str, int], str] = field(default_factory=dict)
+    """(link | reply, ticketId, seq) → state of the links and replies sent on this target."""
 
     @classmethod
     def empty(cls, target: Target) -> View:
@@ -332,7 +334,9 @@ def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = 
                     "AND target != ?", (*chunk, key)):
                 url, _, token = other.rpartition(" ")
                 foreign.setdefault(ticket_id, str(Target(url, token)))
-        return View(target, baselines, creates, frozenset(deleted), foreign)
+        sides = {(kind, ticket_id, seq): state for kind, ticket_id, seq, state in db.execute(
+            "SELECT kind, ticket_id, seq, state FROM sides WHERE target = ?", (key,))}
+        return View(target, baselines, creates, frozenset(deleted), foreign, sides)
     except sqlite3.Error as e:
         raise StateError(path, f"is damaged ({e})") from None
     finally:

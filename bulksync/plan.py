@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from bulksync.columns import API_FIELDS, CUSTOM_FIELD_PREFIX, TICKET_ID, Problem, Rows
+
+if TYPE_CHECKING:
+    from bulksync.mapping import Comment
 
 __all__ = ["ONCE_KINDS", "Change", "Operation", "Plan", "apply_payload", "cells_of_payload", "plan_rows"]
 
@@ -71,7 +74,10 @@ class Operation(NamedTuple):
         prefix = _PATHS.get(self.kind)
         if prefix is None:
             return ""
-        return prefix if self.kind == "create" else prefix + str(self.ticket_id)
+        if self.kind == "create":
+            return prefix
+        # A link or reply to a ticket this push creates: its ID is known once the create is.
+        return prefix + (self.ticket_id or f"{{ticket of row {self.row_number}}}")
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"row": self.row_number, "kind": self.kind, "method": self.method,
@@ -124,11 +130,14 @@ class Plan:
     operations: tuple[Operation, ...]
     problems: tuple[Problem, ...] = field(default=())
     reconciliation: Reconciliation = field(default_factory=Reconciliation)
+    held: tuple[tuple[int, str, str], ...] = ()
+    """(row, link | reply, why): links and replies not sent because an earlier attempt's
+    outcome is unknown."""
 
     def counts(self) -> dict[str, int]:
         c = Counter(op.kind for op in self.operations)
         return {"create": c["create"], "update": c["update"], "unchanged": c["unchanged"],
-                "skip": c["skip"]}
+                "skip": c["skip"], "link": c["link"], "reply": c["reply"]}
 
     @property
     def requests(self) -> int:
@@ -136,6 +145,57 @@ class Plan:
         settled = self.reconciliation.settled_rows()
         return sum(1 for op in self.operations
                    if op.sends and not (op.kind == "create" and op.row_number in settled))
+
+
+CHECK_SIDE = ("look at the ticket in Suptask: if it is not there, push with --resend-unresolved "
+              "to send it again")
+
+
+def plan_sides(tickets: Mapping[int, str | None], legacy: Mapping[int, str], *, integration: str,
+               url: str | None, comments: Mapping[int, Sequence[Comment]],
+               done: Mapping[tuple[str, str, int], str], resend: bool = False,
+               ) -> tuple[tuple[Operation, ...], tuple[tuple[int, str, str], ...]]:
+    """The links to old tickets and the replies (comment history) a migration sends, each
+    once: (operations, held back). ``tickets`` maps a row to its ticket's ID, or to None when
+    this push creates it (the operation then names the row, and is sent once the create
+    succeeds). ``done`` is the state of earlier links and replies, by (kind, ticketId, seq).
+    A reply whose earlier outcome is unknown holds back its thread's later replies, so a
+    thread never gets out of order. A pure function."""
+    ops: list[Operation] = []
+    held: list[tuple[int, str, str]] = []
+    if integration:
+        for row in sorted(tickets):
+            if row not in legacy:
+                continue
+            ticket_id = tickets[row]
+            state = done.get(("link", ticket_id, 0)) if ticket_id else None
+            if state == "done":
+                continue
+            if state in ("sending", "uncertain") and not resend:
+                held.append((row, "link", f"link: an earlier attempt's outcome is unknown; {CHECK_SIDE}"))
+                continue
+            payload = {"externalId": legacy[row], "integrationType": integration}
+            if url:
+                payload["url"] = url.replace("{id}", legacy[row])
+            ops.append(Operation(row, "link", ticket_id, payload))
+    for row in sorted(comments):
+        if row not in tickets:
+            continue
+        ticket_id = tickets[row]
+        for seq, comment in enumerate(comments[row]):
+            state = done.get(("reply", ticket_id, seq)) if ticket_id else None
+            if state == "done":
+                continue
+            if state in ("sending", "uncertain") and not resend:
+                held.append((row, "reply", f"reply {seq + 1}: an earlier attempt's outcome is unknown; "
+                                           f"later replies wait; {CHECK_SIDE}"))
+                break
+            reply: dict[str, Any] = {"text": comment.body,
+                                     "channel": ["requester" if comment.public else "responder"]}
+            if comment.author:
+                reply["username"] = comment.author
+            ops.append(Operation(row, "reply", ticket_id, reply, seq=seq))
+    return tuple(ops), tuple(held)
 
 
 def split_tags(text: str) -> list[str]:

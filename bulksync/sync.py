@@ -41,6 +41,7 @@ from bulksync.plan import (
     apply_payload,
     cells_of_payload,
     plan_rows,
+    plan_sides,
 )
 from bulksync.report import PushResult, RowResult
 from bulksync.resolve import NOT_SETTLED
@@ -82,7 +83,7 @@ class Loaded:
 
 
 def load(path: Path | str, settings: Settings, *, force: bool = False, target: Target | None = None,
-         allow_duplicates: bool = False) -> Loaded:
+         allow_duplicates: bool = False, resend_unresolved: bool = False) -> Loaded:
     """Read ``path``, map its columns, validate it and plan it against the state of ``target``
     (default: the settings' API URL and token).
 
@@ -118,10 +119,33 @@ def load(path: Path | str, settings: Settings, *, force: bool = False, target: T
         if any(op.kind == "create" for op in plan.operations):
             integration = settings.mapping.integration if settings.mapping else ""
             identities = row_identities(row_contents(rows), mapped.legacy_ids, integration, scope)
-        plan = replace(plan, reconciliation=reconcile(plan, identities, view, scope,
-                                                       allow_duplicates=allow_duplicates))
+        known = reconcile(plan, identities, view, scope, allow_duplicates=allow_duplicates)
+        sides, held = _sides(plan, known, rows, mapped, settings, view, report.invalid_rows,
+                             resend=resend_unresolved)
+        plan = replace(plan, operations=plan.operations + sides, reconciliation=known, held=held)
         return Loaded(table, mapped, rows, report, plan, settings, view.baselines, view.target,
                       identities, scope, view.deleted)
+
+
+def _sides(plan: Plan, known: Reconciliation, rows: Rows, mapped: Mapped, settings: Settings,
+           view: View, invalid: frozenset[int], *, resend: bool,
+           ) -> tuple[tuple[Operation, ...], tuple[tuple[int, str, str], ...]]:
+    """The migration's links and replies, planned like everything else (see plan_sides)."""
+    mapping = settings.mapping
+    if mapping is None or not (mapped.legacy_ids or mapped.comments):
+        return (), ()
+    tickets: dict[int, str | None] = {}
+    ids = rows.frame["ticketId"]
+    for row, ticket_id in zip(ids.index, ids.tolist(), strict=True):
+        if ticket_id and int(row) not in invalid:
+            tickets[int(row)] = ticket_id
+    for row, k in (*known.recovered.items(), *known.matched.items()):
+        tickets[row] = k.ticket_id
+    for op in plan.operations:
+        if op.kind == "create":
+            tickets.setdefault(op.row_number, None)  # made by this push (or found by resolving)
+    return plan_sides(tickets, mapped.legacy_ids, integration=mapping.integration, url=mapping.url,
+                      comments=mapped.comments, done=view.sides, resend=resend)
 
 
 def row_identities(contents: Mapping[int, str], legacy_ids: Mapping[int, str], integration: str,
@@ -182,7 +206,7 @@ def validate(path: Path | str, **options: Unpack[SheetOptions]) -> ValidationRep
 
 
 def plan(path: Path | str, *, force: bool = False, api_url: str | None = None,
-         token: str | None = None, allow_duplicates: bool = False,
+         token: str | None = None, allow_duplicates: bool = False, resend_unresolved: bool = False,
          **options: Unpack[SheetOptions]) -> tuple[ValidationReport, Plan]:
     """What a push would send for the valid rows, and the report. Sends nothing.
 
@@ -194,7 +218,8 @@ def plan(path: Path | str, *, force: bool = False, api_url: str | None = None,
     """
     settings = resolve_settings(path, api_url=api_url, **options)
     target = Target.of(settings.api_url, _given_token(token, settings))
-    loaded = load(path, settings, force=force, target=target, allow_duplicates=allow_duplicates)
+    loaded = load(path, settings, force=force, target=target, allow_duplicates=allow_duplicates,
+                  resend_unresolved=resend_unresolved)
     return loaded.report, loaded.plan
 
 
@@ -258,7 +283,8 @@ def push(
     if on_notice:
         on_notice(f"target: {target}")
     with sheet_lock(Path(path)):
-        loaded = load(path, settings, force=force, target=target, allow_duplicates=allow_duplicates)
+        loaded = load(path, settings, force=force, target=target, allow_duplicates=allow_duplicates,
+                      resend_unresolved=resend_unresolved)
         _check_can_save(loaded.table.path, on_notice)
         report = loaded.report
         if report.sheet_invalid or (not report.valid and not skip_invalid):
@@ -553,6 +579,9 @@ class _Run:
         already knows created (by this sheet, a copy, or another sheet with the same cells)
         get their IDs back here."""
         known = plan.reconciliation
+        for row, kind, why in plan.held:
+            self.side[f"{kind}_uncertain"] += 1
+            self._note(row, why)
         failed_updates = {t for t, (state, _) in self.journal.updates().items() if state == "failed"}
         entries = self.journal.creates(self.keys[op.row_number] for op in plan.operations
                                        if op.kind == "create")
@@ -561,6 +590,8 @@ class _Run:
         pending: list[Operation] = []
         for op in plan.operations:
             row = op.row_number
+            if op.kind in ("link", "reply"):
+                continue  # sent after the creates, once their tickets are known (_links, _replies)
             if op.ticket_id in self.loaded.deleted:  # bulksync deleted it: nothing to update
                 self.results[row] = RowResult(row, "deleted", ticket_id=op.ticket_id, via="already")
                 continue
@@ -604,7 +635,10 @@ class _Run:
 
         self.stopping = stopping
         settings = self.loaded.settings
-        self.total = len(to_send)
+        # Every request the plan may send: what to send, the creates to resolve (resent if
+        # proven absent) and the links and replies. Known at the start, so the ETA is honest.
+        self.total = len(to_send) + len(pending) + sum(
+            1 for op in self.loaded.plan.operations if op.kind in ("link", "reply"))
         async with SuptaskClient(token=self.token, base_url=settings.api_url,
                                  transport=self.transport, timeout=self.timeout,
                                  max_connections=settings.concurrency) as client:
@@ -612,8 +646,8 @@ class _Run:
                 await self._send(client, to_send)
                 await self._resolve(client, pending, retry_uncertain=retry_uncertain,
                                     resend_unresolved=resend_unresolved)
-                await self._links(client, resend=resend_unresolved)
-                await self._replies(client, resend=resend_unresolved)
+                await self._links(client)
+                await self._replies(client)
             except asyncio.CancelledError:
                 self.interrupted = True
             except StateError as e:  # a result could not be recorded: stop at once
@@ -648,63 +682,33 @@ class _Run:
     def _note(self, row: int, text: str) -> None:
         self.side_notes.setdefault(row, []).append(text)
 
-    async def _links(self, client: SuptaskClient, *, resend: bool) -> None:
+    def _sides_now(self, kind: str) -> list[Operation]:
+        """The plan's links (or replies) whose ticket is known now: rows created by this push
+        get their ID; rows whose create did not succeed send none."""
+        tickets = self._tickets()
+        out = []
+        for op in self.loaded.plan.operations:
+            if op.kind == kind:
+                ticket_id = op.ticket_id or tickets.get(op.row_number)
+                if ticket_id is not None:
+                    out.append(op._replace(ticket_id=ticket_id))
+        return out
+
+    async def _links(self, client: SuptaskClient) -> None:
         """Link each ticket made from an old one to it, once (POST /ticket/external/{id})."""
-        mapping = self.loaded.settings.mapping
-        legacy = self.loaded.mapped.legacy_ids
-        if mapping is None or not mapping.integration or not legacy or self._halted():
+        ops = self._sides_now("link")
+        if not ops or self._halted():
             return
-        done = self.journal.sides("link")
-        ops = []
-        for row, ticket_id in self._tickets().items():
-            if row not in legacy:
-                continue
-            state = done.get((ticket_id, 0))
-            if state == "done" or (state in ("sending", "uncertain") and not resend):
-                if state != "done":
-                    self.side["link_uncertain"] += 1
-                    self._note(row, "link: an earlier attempt's outcome is unknown; "
-                                    f"{CHECK_SIDE}")
-                continue
-            payload = {"externalId": legacy[row], "integrationType": mapping.integration}
-            if mapping.url:
-                payload["url"] = mapping.url.replace("{id}", legacy[row])
-            ops.append(Operation(row, "link", ticket_id, payload))
         outcome: dict[int, RowResult] = {}
         await self._run(client, ops, self.hooks, results=outcome,
                         concurrency=self.loaded.settings.concurrency)
         self._count("link", outcome)
 
-    async def _replies(self, client: SuptaskClient, *, resend: bool) -> None:
+    async def _replies(self, client: SuptaskClient) -> None:
         """Post each ticket's comment history as replies, oldest first, each once."""
-        threads = self.loaded.mapped.comments
-        if not threads or self._halted():
-            return
-        states = self.journal.sides("reply")
-        tickets = self._tickets()
         queue: dict[int, list[Operation]] = {}
-        for row, thread in threads.items():
-            ticket_id = tickets.get(row)
-            if ticket_id is None:
-                continue
-            todo: list[Operation] = []
-            for seq, comment in enumerate(thread):
-                state = states.get((ticket_id, seq))
-                if state == "done":
-                    continue
-                if state in ("sending", "uncertain") and not resend:
-                    self.side["reply_uncertain"] += 1
-                    self._note(row, f"reply {seq + 1}: an earlier attempt's outcome is unknown; "
-                                    f"later replies wait; {CHECK_SIDE}")
-                    todo = []
-                    break
-                payload: dict[str, Any] = {"text": comment.body,
-                                           "channel": ["requester" if comment.public else "responder"]}
-                if comment.author:
-                    payload["username"] = comment.author
-                todo.append(Operation(row, "reply", ticket_id, payload, seq=seq))
-            if todo:
-                queue[row] = todo
+        for op in self._sides_now("reply"):
+            queue.setdefault(op.row_number, []).append(op)
         # One reply per ticket per round, so each thread stays in order.
         while queue and not self._halted():
             ops = [todo.pop(0) for todo in queue.values()]
@@ -879,8 +883,6 @@ class _Run:
         self.results[op.row_number] = RowResult(op.row_number, "uncertain", error=error)
 
 
-CHECK_SIDE = ("look at the ticket in Suptask: if it is not there, push with --resend-unresolved "
-              "to send it again")
 STOPPED_EARLIER = ("an earlier run stopped while this create was in flight; the ticket may or "
                    "may not have been created")
 

@@ -57,7 +57,7 @@ def test_plan_needs_no_token_and_sends_nothing(tmp_path: Path) -> None:
         f'row 2: POST /ticket {{"description": "hello", "status": "Closed", '
         f'"requesterChannel": "{CHANNEL}", "tags": ["a", "b"], "formId": "{FORM}"}}',
         f'row 3: PATCH /ticket/{tid} {{"status": "Closed"}}',
-        f"{sheet}: 1 to create, 1 to update, 0 unchanged, 0 with nothing to send, 0 invalid",
+        f"{sheet}: 1 to create, 1 to update, 0 unchanged, 0 with nothing to send, 0 invalid (2 requests)",
     ]
     assert sheet.read_bytes() == before
 
@@ -79,7 +79,7 @@ def test_push_creates_then_updates_with_json_summary(tmp_path: Path) -> None:
     assert {k: json.loads(second.stdout)[k] for k in ("updated", "unchanged", "requests")} == {
         "updated": 0, "unchanged": 2, "requests": 0}
     # Off a terminal: plain progress lines on stderr, never a redrawn bar.
-    assert "progress: 2/2 rows" in first.stderr and "\r" not in first.stderr
+    assert "progress: 2/2 requests" in first.stderr and "\r" not in first.stderr
 
 
 def test_push_human_summary(tmp_path: Path) -> None:

@@ -55,3 +55,58 @@ def test_rows_sending_the_same_body_share_one_payload(tmp_path: Path) -> None:
     ops = plan_rows(select_rows(read_table(path), Defaults(set={"status": "Closed"}))).operations
     assert [op.payload for op in ops] == [{"priority": p, "status": "Closed"} for p in ("High", "High", "Low")]
     assert ops[0].payload is not ops[1].payload
+
+
+def test_plan_is_exactly_what_push_sends_on_a_migration_with_links_and_replies(tmp_path: Path) -> None:
+    """Issue 15: every request a push sends is in the plan first, counted the same way."""
+    import json
+    import shutil
+
+    import bulksync
+    from bulksync.resources import bundled
+    from bulksync.sandbox import Sandbox
+    from tests.conftest import TOKEN, run_cli
+
+    for name in ("zendesk-export.csv", "zendesk-comments.csv", "users.csv", "bulksync.toml"):
+        shutil.copy(bundled("sample_data") / name, tmp_path / name)
+    sheet = tmp_path / "zendesk-export.csv"
+    args = ["--mapping", "zendesk", "--users", str(tmp_path / "users.csv"),
+            "--comments", str(tmp_path / "zendesk-comments.csv")]
+    with Sandbox(token=TOKEN) as sb:
+        env = {"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": TOKEN}
+        planned = json.loads(run_cli("plan", str(sheet), "--json", *args, env=env).stdout)
+        totals: set[int] = set()
+        result = bulksync.push(sheet, token=TOKEN, api_url=sb.url, mapping="zendesk",
+                               users=tmp_path / "users.csv", comments=tmp_path / "zendesk-comments.csv",
+                               on_progress=lambda done, total, note: totals.add(total))
+        sent = [(r["method"], r["path"].removeprefix("/api/v2/public"), r["body"]) for r in sb.requests()]
+    assert result.ok, result.summary()
+    table = read_table(sheet)
+    where = table.position("ticketId")
+    assert where is not None
+    ids = {int(row): t for row, t in table.frame[where].items()}
+    ops = [op for op in planned["operations"] if op["method"]]
+    expected = []
+    for op in ops:
+        path = op["path"]
+        for row, ticket_id in ids.items():
+            path = path.replace(f"{{ticket of row {row}}}", ticket_id)
+        expected.append((op["method"], path, op["body"]))
+    assert planned["requests"] == len(ops) == len(sent) == 14  # 4 creates, 4 links, 6 replies
+    assert sorted(map(json.dumps, sent)) == sorted(map(json.dumps, expected))
+    assert totals == {14}  # the bar's total is known from the start
+
+
+def test_the_delete_plan_is_what_delete_sends(tmp_path: Path) -> None:
+    import bulksync
+    from bulksync.sandbox import Sandbox
+    from tests.conftest import CHANNEL, FORM, TOKEN, write
+
+    sheet = write(tmp_path / "t.csv", "description\na\nb\nc\n")
+    with Sandbox(token=TOKEN) as sb:
+        bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL)
+        planned = bulksync.sync.deletions(sheet)
+        before = len(sb.requests())
+        bulksync.delete(sheet, token=TOKEN, api_url=sb.url)
+        sent = [(r["method"], r["path"].removeprefix("/api/v2/public")) for r in sb.requests()[before:]]
+    assert sorted(sent) == sorted((op.method, op.path) for op in planned) and len(sent) == 3

@@ -108,7 +108,7 @@ def test_plan_shows_old_and_new(pushed: Path, sandbox: Sandbox) -> None:
         '    assignee: "U05KQ2M8Z1A" → (empty)',
         f"row 3: PATCH /ticket/{ids[1]}",
         '    priority: "Medium" → "High"',
-        f"{pushed}: 0 to create, 2 to update, 1 unchanged, 0 with nothing to send, 0 invalid",
+        f"{pushed}: 0 to create, 2 to update, 1 unchanged, 0 with nothing to send, 0 invalid (2 requests)",
     ]
 
 
