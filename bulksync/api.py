@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from bulksync.columns import is_uuid
-from bulksync.errors import UsageError
-from bulksync.untrusted import clean, shown_url
+from bulksync.config import DEFAULT_API_URL, check_api_url, is_loopback
+from bulksync.untrusted import clean
 
 if TYPE_CHECKING:
     import httpx
 
 __all__ = ["DEFAULT_API_URL", "CreatedTicket", "SuptaskClient", "created_ticket", "error_message"]
 
-DEFAULT_API_URL = "https://public-api-prod.suptask.com/api/v2/public"
 MAX_ANSWER = 1 << 20
 """Bytes of an answer (after decompression) read at most; a bigger one is a broken answer."""
 
@@ -90,36 +88,6 @@ def error_message(response: httpx.Response, secrets: tuple[str, ...] = ()) -> st
     if not text:
         text = response.text.strip() or response.reason_phrase
     return f"HTTP {response.status_code}: {clean(text, secrets=secrets)}"
-
-
-def is_loopback(host: str) -> bool:
-    """Is ``host`` this machine (127.0.0.0/8, ::1, localhost)?"""
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host.lower() == "localhost"
-
-
-def check_api_url(url: str) -> str:
-    """The API URL, checked: a well-formed http(s) URL (surrounding whitespace stripped), and
-    plain http only to a loopback host (the sandbox): tokens must not cross a network in clear."""
-    import httpx
-
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - a port out of range or not a number raises here
-        httpx.URL(url)
-    except (ValueError, httpx.InvalidURL) as e:
-        raise UsageError(f"the API URL {shown_url(url)!r} is not a valid URL ({clean(str(e), limit=80)})") \
-            from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"the API URL {shown_url(url)!r} is not an http(s) URL")
-    if parts.scheme == "http":
-        if not is_loopback(parts.hostname):
-            raise UsageError(f"the API URL {shown_url(url)!r} uses plain http: use https "
-                             "(plain http is allowed only to 127.0.0.1 / localhost)")
-    return url.rstrip("/")
 
 
 class SuptaskClient:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bulksync.errors import UsageError
+from bulksync.sheets.read import column_letter
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,16 +45,6 @@ _UUID = re.compile(UUID_PATTERN)
 
 def is_uuid(text: str) -> bool:
     return _UUID.fullmatch(text) is not None
-
-
-def column_letter(position: int) -> str:
-    """0 → A, 25 → Z, 26 → AA: how a spreadsheet names a column."""
-    letters = ""
-    n = position + 1
-    while n:
-        n, rem = divmod(n - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
 
 
 @dataclass(frozen=True)

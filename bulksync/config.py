@@ -7,21 +7,57 @@ bulksync's defaults. ``set`` values merge, the option winning per field.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
+from urllib.parse import urlsplit
 
-from bulksync.api import DEFAULT_API_URL, check_api_url
 from bulksync.columns import Defaults
 from bulksync.errors import UsageError
+from bulksync.untrusted import clean, shown_url
 
 if TYPE_CHECKING:
     from bulksync.mapping import ColumnMapping, Comment, Users
 
-__all__ = ["CONFIG_NAME", "Settings", "SheetOptions", "resolve_settings"]
+__all__ = ["CONFIG_NAME", "DEFAULT_API_URL", "Settings", "SheetOptions", "check_api_url", "is_loopback",
+           "resolve_settings"]
+
+DEFAULT_API_URL = "https://public-api-prod.suptask.com/api/v2/public"
+
+
+def is_loopback(host: str) -> bool:
+    """Is ``host`` this machine (127.0.0.0/8, ::1, localhost)?"""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
+def check_api_url(url: str) -> str:
+    """The API URL, checked: a well-formed http(s) URL (surrounding whitespace stripped), and
+    plain http only to a loopback host (the sandbox): tokens must not cross a network in clear."""
+    import httpx
+
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port out of range or not a number raises here
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as e:
+        raise UsageError(f"the API URL {shown_url(url)!r} is not a valid URL ({clean(str(e), limit=80)})") \
+            from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"the API URL {shown_url(url)!r} is not an http(s) URL")
+    if parts.scheme == "http":
+        if not is_loopback(parts.hostname):
+            raise UsageError(f"the API URL {shown_url(url)!r} uses plain http: use https "
+                             "(plain http is allowed only to 127.0.0.1 / localhost)")
+    return url.rstrip("/")
+
 
 
 class SheetOptions(TypedDict, total=False):

@@ -151,7 +151,7 @@ class Target:
 
     @property
     def local(self) -> bool:
-        from bulksync.api import is_loopback
+        from bulksync.config import is_loopback
 
         return is_loopback(urlsplit(self.url).hostname or "")
 

@@ -7,7 +7,8 @@ import asyncio
 import httpx
 import pytest
 
-from bulksync.api import CreatedTicket, SuptaskClient, check_api_url, created_ticket, error_message
+from bulksync.api import CreatedTicket, SuptaskClient, created_ticket, error_message
+from bulksync.config import check_api_url
 from bulksync.errors import UsageError
 
 TID = "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32"

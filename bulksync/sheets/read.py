@@ -14,7 +14,7 @@ from bulksync.errors import SheetError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CsvFormat", "Table", "XlsxFormat", "read_table"]
+__all__ = ["CsvFormat", "Table", "XlsxFormat", "column_letter", "read_table"]
 
 DELIMITERS = (",", ";", "\t", "|")
 _BOMS = (
@@ -79,6 +79,16 @@ class Table:
             if h.strip() == name:
                 return i
         return None
+
+
+def column_letter(position: int) -> str:
+    """0 → A, 25 → Z, 26 → AA: how a spreadsheet names a column."""
+    letters = ""
+    n = position + 1
+    while n:
+        n, rem = divmod(n - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
 
 
 def read_table(path: Path | str, *, sheet: str | None = None,

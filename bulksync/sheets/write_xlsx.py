@@ -18,11 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from bulksync.columns import column_letter
 from bulksync.errors import SheetError
 from bulksync.memo import ByIdentity
 from bulksync.sheets.atomic import replace_file
-from bulksync.sheets.read import Table, XlsxFormat
+from bulksync.sheets.read import Table, XlsxFormat, column_letter
 
 __all__ = ["safe_xml", "write_xlsx"]
 
