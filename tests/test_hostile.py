@@ -661,3 +661,20 @@ def test_a_doctype_after_a_long_comment_is_still_refused(tmp_path: Path) -> None
             out.writestr(info, data)
     with pytest.raises(SheetError, match="declares a DOCTYPE"):
         check_package(book)
+
+
+def test_the_results_file_beside_a_sheet_is_neutralised_too(tmp_path: Path) -> None:
+    """An error can begin with text a user or a server chose (a column's name, an answer):
+    in the results file too it is text, never a formula."""
+    import csv
+
+    from bulksync.report import RowResult
+    from bulksync.sync import _write_beside
+
+    sheet = _sheet(tmp_path, 2)
+    beside = _write_beside(sheet, {2: RowResult(2, "failed", error="=HYPERLINK(\"http://evil\",\"x\")"),
+                                   3: RowResult(3, "failed", error="+1"),
+                                   4: RowResult(4, "failed", error="plain")})
+    with beside.open(newline="", encoding="utf-8") as f:
+        errors = [row["syncError"] for row in csv.DictReader(f)]
+    assert errors == ["'=HYPERLINK(\"http://evil\",\"x\")", "'+1", "plain"]

@@ -150,6 +150,19 @@ def _parts(path: Path) -> list[tuple[str, int, bytes]]:
         return [(i.filename, i.compress_type, z.read(i)) for i in z.infolist()]
 
 
+def _stored(path: Path) -> dict[str, tuple[object, ...]]:
+    """Each part as the zip stores it: its entry's fields and its compressed bytes."""
+    out: dict[str, tuple[object, ...]] = {}
+    with zipfile.ZipFile(path) as z, path.open("rb") as raw:
+        for i in z.infolist():
+            raw.seek(i.header_offset + 26)
+            name_length, extra_length = int.from_bytes(raw.read(2), "little"), int.from_bytes(raw.read(2), "little")
+            raw.seek(i.header_offset + 30 + name_length + extra_length)
+            out[i.filename] = (i.date_time, i.compress_type, i.CRC, i.compress_size, i.file_size,
+                               i.flag_bits, i.external_attr, raw.read(i.compress_size))
+    return out
+
+
 def _without_columns(xml: bytes, letters: set[str]) -> tuple[bytes, list[bytes]]:
     """(the worksheet with the cells in ``letters`` and the dimension/spans removed, its rows)."""
     root = etree.fromstring(xml)
@@ -176,6 +189,12 @@ def test_a_rich_workbook_keeps_every_other_part_byte_identical(
     assert [(n, c) for n, c, _ in after] == [(n, c) for n, c, _ in before]  # same parts, same order
     changed = [n for (n, _, a), (_, _, b) in zip(before, after, strict=True) if a != b]
     assert changed == ["xl/worksheets/sheet1.xml"]
+    # The other parts are copied as stored, not re-deflated: the same compressed bytes,
+    # timestamps, CRCs and flags.
+    stored_before, stored_after = _stored(DATA / name), _stored(path)
+    for part in stored_before:
+        if part != "xl/worksheets/sheet1.xml":
+            assert stored_after[part] == stored_before[part], part
 
     old_xml = dict((n, d) for n, _, d in before)["xl/worksheets/sheet1.xml"]
     new_xml = dict((n, d) for n, _, d in after)["xl/worksheets/sheet1.xml"]
@@ -379,3 +398,14 @@ def test_a_sheet_checked_at_once_is_patched_as_row_by_row(monkeypatch: pytest.Mo
     # A cell right of the new columns, or one without its reference first, means: row by row.
     assert columns_used(sheet.replace(b'<c r="B3">', b'<c r="F3">')) == 6
     assert columns_used(sheet.replace(b'<c r="B3">', b'<c s="1" r="B3">')) is None
+
+
+def test_the_stored_parts_check_sees_a_re_deflated_copy(tmp_path: Path) -> None:
+    """What the byte-identical check above compares changes when a zip is written anew."""
+    copy = tmp_path / "copy.xlsx"
+    with zipfile.ZipFile(DATA / "rich.xlsx") as src, zipfile.ZipFile(copy, "w", zipfile.ZIP_DEFLATED,
+                                                                     compresslevel=1) as out:
+        for info in src.infolist():
+            out.writestr(info.filename, src.read(info))
+    before, after = _stored(DATA / "rich.xlsx"), _stored(copy)
+    assert set(before) == set(after) and any(before[n] != after[n] for n in before)
