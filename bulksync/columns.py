@@ -78,6 +78,12 @@ class Problem:
     row_number: int
     column: str | None
     message: str
+    code: str = ""
+    """What is wrong, for a program: ``not-uuid``, ``not-member``, ``not-channel``, ``empty-tag``,
+    ``nul``, ``required``, ``duplicate-ticket``, ``duplicate-header``, ``bad-custom-field``,
+    ``missing-column``, ``unmapped-value``, ``unknown-user``, ``cannot-empty``."""
+    value: str | None = None
+    """The offending cell's text, when a cell is at fault."""
 
     def line(self, path: Path | str) -> str:
         where = f"row {self.row_number}" + (f", column {self.column}" if self.column else "")
@@ -131,7 +137,8 @@ class ValidationReport:
 
     def renamed(self, source_of: Mapping[str, str]) -> ValidationReport:
         """This report naming the columns the user's sheet has (a mapping's sources)."""
-        problems = tuple(Problem(p.row_number, f"{source_of[p.column]} (→ {p.column})", p.message)
+        problems = tuple(Problem(p.row_number, f"{source_of[p.column]} (→ {p.column})", p.message,
+                                 p.code, p.value)
                          if p.column is not None and p.column in source_of else p
                          for p in self.problems)
         return ValidationReport(self.path, self.rows, problems, self.ignored_columns)
@@ -152,8 +159,8 @@ class ValidationReport:
             "rows": self.rows,
             "invalid_rows": len(self.invalid_rows),
             "ignored_columns": list(self.ignored_columns),
-            "problems": [{"row": p.row_number, "column": p.column, "message": p.message}
-                         for p in self.problems],
+            "problems": [{"row": p.row_number, "column": p.column, "code": p.code, "value": p.value,
+                          "message": p.message} for p in self.problems],
         }
 
 
@@ -208,13 +215,13 @@ def select_rows(table: Table, defaults: Defaults) -> Rows:
         if len(where) > 1:
             letters = " and ".join(column_letter(i) for i in where)
             problems.append(Problem(1, name, f"the header {name!r} appears more than once "
-                                             f"(columns {letters}); keep one"))
+                                             f"(columns {letters}); keep one", "duplicate-header", name))
     custom = [n for n in positions if n.startswith(CUSTOM_FIELD_PREFIX)]
     for name in custom:
         if not is_uuid(name[len(CUSTOM_FIELD_PREFIX):]):
             problems.append(Problem(1, name, "a custom field column must be named "
                                              "customField_<field UUID>, e.g. "
-                                             "customField_3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b"))
+                                             "customField_3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b", "bad-custom-field", name))
     problems.sort(key=lambda p: positions[p.column or ""][0])
     for name in defaults.set:
         if name.startswith(CUSTOM_FIELD_PREFIX) and name not in custom:
@@ -341,6 +348,10 @@ def _schema(rows: Rows) -> Any:
                               coerce=False, strict=True)
 
 
+_CODES = {"uuid": "not-uuid", "member": "not-member", "channel": "not-channel", "tags": "empty-tag",
+          "nul": "nul", "required": "required", "unique": "duplicate-ticket"}
+
+
 def _message(check: str, column: str, value: Any) -> str:
     if check == "uuid":
         return f"{value!r} is not a UUID (like 3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b)"
@@ -396,5 +407,7 @@ def _problems(frame: pd.DataFrame, cases: pd.DataFrame) -> list[Problem]:
                        f"{', '.join(map(str, others))}); each ticket may appear once")
         else:
             message = _message(check, column, value)
-        out.append(Problem(row, column, message))
+        code = _CODES.get(check.split(":", 1)[0], check)
+        out.append(Problem(row, column, message, code,
+                           None if code == "required" else str(value)))
     return out

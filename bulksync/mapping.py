@@ -291,7 +291,7 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
         series = _column(table, name)
         if series is None:
             problems.append(Problem(1, name, f"the mapping ({where}) reads a column {name!r} that this "
-                                             "sheet does not have"))
+                                             "sheet does not have", "missing-column"))
         consumed.add(name)
         return series
 
@@ -317,7 +317,8 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
         consumed.update(mapping.description)
         if not parts:
             problems.append(Problem(1, mapping.description[0], "the mapping composes the description "
-                                    f"from {', '.join(mapping.description)}; none is in this sheet"))
+                                    f"from {', '.join(mapping.description)}; none is in this sheet",
+                                    "missing-column"))
         else:
             text = parts[0]
             for part in parts[1:]:
@@ -396,7 +397,8 @@ def _map_values(series: pd.Series, vmap: ValueMap, name: str, problems: list[Pro
     for row, value, result in zip(series.index, series.tolist(), mapped, strict=True):
         if result is None:
             problems.append(Problem(int(row), name, f"{value!r} has no {name} in the mapping; add it "
-                                                      f"to [values.{name}] map, or give a default"))
+                                                      f"to [values.{name}] map, or give a default",
+                                    "unmapped-value", str(value)))
     return pd.Series([m or "" for m in mapped], index=series.index, dtype=str)
 
 
@@ -417,7 +419,7 @@ def _map_users(series: pd.Series, users: Users | None, name: str, problems: list
             where = f" ({users.path})" if users is not None and users.path else ""
             hint = " or give --default-requester" if name == "requester" else ""
             problems.append(Problem(int(row), name, f"{value!r} is not in the users file{where}; "
-                                                      f"add it{hint}"))
+                                                      f"add it{hint}", "unknown-user", str(value)))
             out.append(value)
     return pd.Series(out, index=series.index, dtype=str)
 

@@ -303,7 +303,8 @@ def plan_rows(rows: Rows, *, exclude: frozenset[int] = frozenset(),
         payload, changes, refused = _diff(cells, baseline, present)
         if refused:
             problems.extend(Problem(row, name, f"was {baseline[name]!r} and is now empty, but "
-                                               f"the API cannot empty {name}; put a value back")
+                                               f"the API cannot empty {name}; put a value back",
+                                    "cannot-empty", "")
                             for name in refused)
             continue
         if force:

@@ -110,3 +110,21 @@ def test_nul_characters_are_reported(tmp_path: Path) -> None:
 def test_set_names_a_field(values: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         Defaults(set=values).check()
+
+
+def test_problems_carry_a_code_and_the_offending_value(tmp_path: Path) -> None:
+    """Errors as data (issue 15): a program can tell problems apart without reading prose."""
+    import json
+
+    from tests.conftest import run_cli
+
+    sheet = write(tmp_path / "t.csv", "ticketId,assignee,requesterChannel,tags,description\n"
+                                      "nope,jane@example.com,#general,\"a,,b\",x\n"
+                                      ",,,,\n"
+                                      ",,C076K6Y74L1,,\n")
+    out = json.loads(run_cli("validate", str(sheet), "--json").stdout)
+    found = {(p["row"], p["column"], p["code"], p["value"]) for p in out["problems"]}
+    assert {(2, "ticketId", "not-uuid", "nope"), (2, "assignee", "not-member", "jane@example.com"),
+            (2, "requesterChannel", "not-channel", "#general"), (2, "tags", "empty-tag", "a,,b"),
+            (4, "description", "required", None)} <= found
+    assert all(p["code"] for p in out["problems"])
