@@ -83,7 +83,8 @@ class Loaded:
 
 
 def load(path: Path | str, settings: Settings, *, force: bool = False, target: Target | None = None,
-         allow_duplicates: bool = False, resend_unresolved: bool = False) -> Loaded:
+         allow_duplicates: bool = False, resend_unresolved: bool = False,
+         keys: bool = False) -> Loaded:
     """Read ``path``, map its columns, validate it and plan it against the state of ``target``
     (default: the settings' API URL and token).
 
@@ -116,7 +117,9 @@ def load(path: Path | str, settings: Settings, *, force: bool = False, target: T
         if plan.problems:  # rows that cannot be planned have no operation
             report = report.with_problems(plan.problems)
         identities: dict[int, tuple[str, str]] = {}
-        if any(op.kind == "create" for op in plan.operations):
+        # Rows' identities: for the journal's keys (a push, ``keys``), or to find what the
+        # state already knows; a plan against an empty state has nothing to find.
+        if (keys or view.creates) and any(op.kind == "create" for op in plan.operations):
             integration = settings.mapping.integration if settings.mapping else ""
             identities = row_identities(row_contents(rows), mapped.legacy_ids, integration, scope)
         known = reconcile(plan, identities, view, scope, allow_duplicates=allow_duplicates)
@@ -167,6 +170,8 @@ def reconcile(plan: Plan, identities: Mapping[int, tuple[str, str]], view: View,
     recovered: dict[int, Known] = {}
     matched: dict[int, Known] = {}
     pending: dict[int, Known] = {}
+    if not identities:  # nothing to find: the state knows no create of this target
+        return Reconciliation(str(view.target))
     creates = [op.row_number for op in plan.operations if op.kind == "create"]
     loose = {identities[r][1] for r in creates if identities[r][0].startswith("row\x1f")}
     others = {} if allow_duplicates else view.others(loose, scope)
@@ -284,7 +289,7 @@ def push(
         on_notice(f"target: {target}")
     with sheet_lock(Path(path)):
         loaded = load(path, settings, force=force, target=target, allow_duplicates=allow_duplicates,
-                      resend_unresolved=resend_unresolved)
+                      resend_unresolved=resend_unresolved, keys=True)
         _check_can_save(loaded.table.path, on_notice)
         report = loaded.report
         if report.sheet_invalid or (not report.valid and not skip_invalid):
