@@ -109,17 +109,19 @@ class SuptaskClient:
         self.secrets = (token,)
         """Texts never to show: every message made from an answer or an error is redacted of them."""
         self.deadline = timeout
-        host = urlsplit(self.base_url).hostname or ""
-        # A mount of None means "no proxy" for that host, whatever HTTP(S)_PROXY says.
-        mounts = {f"all://{host}": None} if is_loopback(host) and transport is None else None
+        loopback = is_loopback(urlsplit(self.base_url).hostname or "")
         self._client = httpx.AsyncClient(
+            # A loopback URL (the sandbox) never goes through a proxy, nor reads the proxy
+            # settings at all (a broken one must not stop a rehearsal); the certificates the
+            # environment names (SSL_CERT_FILE, SSL_CERT_DIR) are trusted either way.
+            trust_env=not loopback, verify=httpx.create_ssl_context(trust_env=True),
             base_url=self.base_url + "/",
             headers={"Authorization": f"Api-Token {token}", "Accept": "application/json",
                      "User-Agent": "bulksync", "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
             limits=httpx.Limits(max_connections=max_connections,
                                 max_keepalive_connections=max_connections),
-            transport=transport, mounts=mounts, follow_redirects=False)
+            transport=transport, follow_redirects=False)
 
     async def request(self, method: str, path: str, body: Any = None) -> httpx.Response:
         """Send one request and read its whole answer (no redirects are followed).

@@ -185,6 +185,10 @@ def validate(file: Path, as_json: bool, **options: Any) -> None:
 
 _FORCE = click.option("--force", is_flag=True,
                       help="Send every row in full, not only what changed since the last push.")
+_RESEND_UNRESOLVED = click.option(
+    "--resend-unresolved", is_flag=True,
+    help="Send again creates, links and replies that could not be resolved. Check in "
+    "Suptask first: if they exist, this duplicates them.")
 _ALLOW_DUPLICATES = click.option(
     "--allow-duplicates", is_flag=True,
     help="Create rows even when another sheet already made a ticket with the same cells.")
@@ -202,9 +206,10 @@ def _shown(value: str) -> str:
               help="Show the first N requests (--json shows all).")
 @_FORCE
 @_ALLOW_DUPLICATES
+@_RESEND_UNRESOLVED
 @_errors
 def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: bool,
-         api_url: str | None, **options: Any) -> None:
+         resend_unresolved: bool, api_url: str | None, **options: Any) -> None:
     """Show what push would send for FILE, and what changed since the last push.
 
     Needs no token (SUPTASK_API_TOKEN, if set, picks the state of that token); sends nothing.
@@ -213,12 +218,13 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
 
     _one_shot()
     report, the_plan = run_plan(file, force=force, api_url=api_url, allow_duplicates=allow_duplicates,
-                                **_settings(options))
+                                resend_unresolved=resend_unresolved, **_settings(options))
     counts = the_plan.counts()
     known = the_plan.reconciliation
     if as_json:
         click.echo(json.dumps({**report.as_dict(), **counts, "requests": the_plan.requests,
                                **known.as_dict(),
+                               "held": [{"row": r, "kind": k, "why": w} for r, k, w in the_plan.held],
                                "operations": [op.as_dict() for op in the_plan.operations]}))
     else:
         click.echo(f"target: {known.target}", err=True)
@@ -244,8 +250,10 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
             if rows:
                 click.echo(f"{len(rows)} row(s) {label}: {_rows(rows)}")
         creates = counts["create"] - len(settled)
-        sides = "".join(f", {counts[k]} {k}{'s' if counts[k] != 1 else ''}"
-                        for k in ("link", "reply") if counts[k])
+        sides = "".join(f", {counts[k]} {k if counts[k] == 1 else plural}"
+                        for k, plural in (("link", "links"), ("reply", "replies")) if counts[k])
+        for row, kind, why in the_plan.held:
+            click.echo(f"row {row}: {kind} not sent: {why}")
         click.echo(f"{file}: {creates} to create, {counts['update']} to update, "
                    f"{counts['unchanged']} unchanged, {counts['skip']} with nothing to send, "
                    f"{len(report.invalid_rows)} invalid{sides} ({the_plan.requests} requests)")
@@ -305,9 +313,7 @@ class _Progress:
 @click.option("--retry-uncertain", is_flag=True,
               help="Wait until the server is surely done with creates whose answer was lost "
               "(--settle), then resolve them; only those proven absent are sent again.")
-@click.option("--resend-unresolved", is_flag=True,
-              help="Send again creates, links and replies that could not be resolved. Check in "
-              "Suptask first: if they exist, this duplicates them.")
+@_RESEND_UNRESOLVED
 @_ALLOW_DUPLICATES
 @click.option("--settle", type=click.FloatRange(min=0), default=60.0, show_default=True,
               metavar="SECONDS", help="How long the API may still be working on a create "

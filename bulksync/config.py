@@ -50,6 +50,9 @@ def check_api_url(url: str) -> str:
     except (ValueError, httpx.InvalidURL) as e:
         raise UsageError(f"the API URL {shown_url(url)!r} is not a valid URL ({clean(str(e), limit=80)})") \
             from None
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(f"the API URL {shown_url(url)!r} carries a user name or password: remove it "
+                         "(the API takes only the token, from SUPTASK_API_TOKEN)")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"the API URL {shown_url(url)!r} is not an http(s) URL")
     if parts.scheme == "http":

@@ -93,6 +93,7 @@ CREATE TABLE sides (               -- links to the old ticket, and replies, per 
     state TEXT NOT NULL,           -- sending | done | uncertain | failed
     error TEXT NOT NULL DEFAULT '',
     at REAL NOT NULL,
+    run TEXT NOT NULL DEFAULT '',  -- the run that claimed it
     PRIMARY KEY (target, kind, ticket_id, seq)
 );
 CREATE TABLE updates (
@@ -507,6 +508,24 @@ class Journal:
             "SELECT ticket_id, seq, state FROM sides WHERE target = ? AND kind = ?",
             (self._key, kind)).fetchall()}
 
+    def claim_side(self, kind: str, ticket_id: str, seq: int, *, take_over: bool = False) -> str | None:
+        """Claim a link or reply and record that it is about to be sent (one step). Returns
+        None when claimed, else the state that stops it: ``done``, or ``sending`` /
+        ``uncertain`` from another run (a copy of the sheet pushed at the same time), unless
+        ``take_over`` (the user checked, and asks to send unresolved ones again)."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT state, run FROM sides WHERE target = ? AND kind = ? AND "
+                                   "ticket_id = ? AND seq = ?", (self._key, kind, ticket_id, seq)).fetchone()
+            if row is not None and (row[0] == "done" or (
+                    row[0] in ("sending", "uncertain") and row[1] != self.run and not take_over)):
+                return str(row[0])
+            self._db.execute("INSERT INTO sides (target, kind, ticket_id, seq, state, at, run) "
+                             "VALUES (?, ?, ?, ?, 'sending', ?, ?) ON CONFLICT(target, kind, ticket_id, seq) "
+                             "DO UPDATE SET state = 'sending', error = '', at = excluded.at, run = excluded.run",
+                             (self._key, kind, ticket_id, seq, time.time(), self.run))
+        return None
+
     def side(self, kind: str, ticket_id: str, seq: int, state: str, error: str = "") -> None:
         self._db.execute("INSERT INTO sides (target, kind, ticket_id, seq, state, error, at) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(target, kind, ticket_id, seq) "
@@ -579,7 +598,8 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 for _name in ("creates", "intend", "not_sent", "created", "adopt", "uncertain", "owner", "failed",
-              "forget_unsettled", "set_baseline", "deleted_many", "sides", "side", "forget_side", "updates",
+              "forget_unsettled", "set_baseline", "deleted_many", "sides", "claim_side", "side",
+              "forget_side", "updates",
               "updated_many"):
     setattr(Journal, _name, _guarded(getattr(Journal, _name)))
 

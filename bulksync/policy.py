@@ -5,8 +5,8 @@ The API has no idempotency key, so the rule is about what the server may have do
 * a POST (create, link, reply) is sent again only when it certainly was not processed:
   the connection was never made, or the answer was 429 or 503 ("not processed" by HTTP's
   definition). Anything else that leaves its outcome open (a timeout, a connection lost
-  while sending or after, 500/502/504) makes it ``uncertain``: resolved later, never resent
-  blind;
+  while sending or after, any other 5xx: 500, 502, 504, a proxy's 520-524...) makes it
+  ``uncertain``: resolved later, never resent blind;
 * PATCH, DELETE and GET are idempotent: retried on the same open outcomes;
 * 401 (and 403 before anything succeeded) means the token is refused: the run stops;
 * any other 4xx is the server's final word on that request: ``failed``.
@@ -32,8 +32,7 @@ POST can be forgotten (it was not processed); ``uncertain``: a POST whose outcom
 (a DELETE answered 404 after an earlier attempt was lost)."""
 
 NOT_PROCESSED = frozenset({429, 503})
-OPEN = frozenset({500, 502, 504})
-"""Statuses after which the request may or may not have been carried out."""
+"""Statuses that say the request was not carried out (HTTP's own definition)."""
 
 
 def classify(method: str, failure: Failure, status: int = 0, *, attempt: int = 1,
@@ -48,7 +47,7 @@ def classify(method: str, failure: Failure, status: int = 0, *, attempt: int = 1
         return "stop"
     if status in NOT_PROCESSED:
         return "retry-unsent"
-    if status in OPEN:
+    if 500 <= status <= 599:  # a server or gateway error (500, 502, 504, 520-524...): maybe done
         return "uncertain" if once else "retry"
     if method == "DELETE" and status == 404 and attempt > 1:
         return "done"  # an earlier attempt's answer was lost, but the ticket is gone

@@ -34,6 +34,7 @@ from bulksync.journal import CreateEntry, Journal, Target, View, read_view
 from bulksync.mapping import Mapped, apply_mapping
 from bulksync.memo import ByIdentity
 from bulksync.plan import (
+    CHECK_SIDE,
     Known,
     Operation,
     Plan,
@@ -303,7 +304,7 @@ def push(
         with Journal(target) as journal:
             run.journal = journal
             run.hooks = _JournalHooks(journal, loaded.identities, dict(loaded.baselines), loaded.scope,
-                                      exclusive=not allow_duplicates)
+                                      exclusive=not allow_duplicates, resend_sides=resend_unresolved)
             to_send, pending = run.sort(loaded.plan, only_failed=only_failed)
             try:
                 with frozen_heap():
@@ -697,6 +698,8 @@ class _Run:
                 ticket_id = op.ticket_id or tickets.get(op.row_number)
                 if ticket_id is not None:
                     out.append(op._replace(ticket_id=ticket_id))
+                else:
+                    self.total -= 1  # its create did not succeed: it will not be sent
         return out
 
     async def _links(self, client: SuptaskClient) -> None:
@@ -727,7 +730,8 @@ class _Run:
     def _count(self, kind: str, outcome: Mapping[int, RowResult]) -> None:
         for row, result in outcome.items():
             if result.status == "updated":
-                self.side["linked" if kind == "link" else "replied"] += 1
+                if result.via != "journal":  # not one another run sent meanwhile
+                    self.side["linked" if kind == "link" else "replied"] += 1
             else:
                 self.side[f"{kind}_{'uncertain' if result.status == 'uncertain' else 'failed'}"] += 1
                 self._note(row, f"{kind}: {result.error}")
@@ -776,6 +780,7 @@ class _Run:
             for op in earlier:
                 self._still_uncertain(op, None)
             return
+        self.total -= len(earlier)  # counted at the start; those resent are counted as sent
         now_uncertain = [op for op in self.sent if op.kind == "create"
                          and self.results[op.row_number].status == "uncertain"
                          and self.results[op.row_number].via != "busy"]
@@ -898,8 +903,10 @@ class _JournalHooks:
     BATCH = 500
 
     def __init__(self, journal: Journal, identities: Mapping[int, tuple[str, str]],
-                 baselines: dict[str, dict[str, str]], scope: str, *, exclusive: bool) -> None:
+                 baselines: dict[str, dict[str, str]], scope: str, *, exclusive: bool,
+                 resend_sides: bool = False) -> None:
         self.journal = journal
+        self.resend_sides = resend_sides
         self.identities = identities
         self.scope = scope
         self.exclusive = exclusive
@@ -916,8 +923,14 @@ class _JournalHooks:
     def sending(self, op: Operation) -> RowResult | None:
         if op.kind != "create":
             assert op.ticket_id is not None
-            self.journal.side(op.kind, op.ticket_id, op.seq, "sending")
-            return None
+            held = self.journal.claim_side(op.kind, op.ticket_id, op.seq, take_over=self.resend_sides)
+            if held is None:
+                return None
+            if held == "done":  # another run (a copy of the sheet) sent it meanwhile
+                return RowResult(op.row_number, "updated", ticket_id=op.ticket_id, via="journal")
+            return RowResult(op.row_number, "uncertain", via="busy", error=(
+                f"another bulksync run is sending this {op.kind} now, or its outcome is unknown; "
+                f"{CHECK_SIDE}"))
         key, content = self.identities[op.row_number]
         other = self.journal.intend(key, op.row_number, op.payload, scope=self.scope, content=content,
                                     exclusive_content=self.exclusive and key.startswith("row\x1f"))

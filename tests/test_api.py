@@ -66,10 +66,12 @@ def test_refused_urls(url: str, message: str) -> None:
         check_api_url(url)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/api", "http://[::1/api", "http://127.0.0.1:abc/api"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/api", "http://[::1/api", "http://127.0.0.1:abc/api",
+                                 "http://user:pw@127.0.0.1:8080/api"])
 def test_malformed_urls_are_a_usage_error(url: str) -> None:
-    with pytest.raises(UsageError, match="not a valid URL|not an http"):
+    with pytest.raises(UsageError, match="not a valid URL|not an http|user name or password") as e:
         check_api_url(url)
+    assert "pw@" not in str(e.value)
 
 
 def test_surrounding_whitespace_in_a_url_is_dropped() -> None:

@@ -197,3 +197,23 @@ def test_the_environments_proxy_is_used_but_never_for_loopback(monkeypatch: pyte
         assert len(_Handler.peers) == 1 and len(lines) == 1  # straight to the sandbox
     finally:
         listener.close()
+
+
+def test_an_ipv6_loopback_url_builds_a_client() -> None:
+    client = SuptaskClient(token="t0ken", base_url="http://[::1]:8080/api")
+    asyncio.run(client.aclose())
+
+
+def test_a_broken_proxy_setting_does_not_stop_a_rehearsal(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    """A loopback URL reads no proxy settings at all, so one httpx cannot use is harmless."""
+    import bulksync
+    from bulksync.sandbox import Sandbox
+
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:9")
+    sheet = tmp_path / "t.csv"
+    sheet.write_text("description\nx\n")
+    with Sandbox(token="t0ken") as sb:
+        result = bulksync.push(sheet, token="t0ken", api_url=sb.url,
+                               form_id="6a1f4c2e-93b7-4d58-a0e1-7c2b9f3d5e84", channel="C076K6Y74L1")
+    assert result.ok and result.counts["created"] == 1

@@ -523,3 +523,33 @@ def test_a_push_of_deleted_tickets_keeps_them_deleted(tmp_path: Path, sandbox: S
     again = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
     assert again.counts["deleted"] == 2 and again.requests == 0
     assert [r["syncStatus"] for r in _rows(sheet)] == ["deleted", "deleted"]
+
+
+def test_two_overlapping_migrations_of_copies_link_and_reply_once(tmp_path: Path) -> None:
+    path = _export(tmp_path)
+    shutil.copy(SAMPLES / "zendesk-comments.csv", tmp_path / "zendesk-comments.csv")
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(path.read_bytes())
+    args = ["--mapping", "zendesk", "--users", str(tmp_path / "users.csv"),
+            "--comments", str(tmp_path / "zendesk-comments.csv"), "-q"]
+    with Sandbox(token=TOKEN, latency_ms=1000) as sb:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
+        env.update(_env(sb))
+        first = subprocess.Popen([sys.executable, "-m", "bulksync", "push", str(path), *args],
+                                 env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while not any("/ticket/external/" in r["path"] for r in sb.requests()):
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.01)
+        run_cli("push", str(copy), *args, env=_env(sb))
+        first.communicate(timeout=60)
+        for _ in range(2):  # what either left unsettled, a rerun settles
+            run_cli("push", str(path), *args, env=_env(sb))
+            run_cli("push", str(copy), *args, env=_env(sb))
+        tickets = sb.tickets()
+    assert len(tickets) == 4
+    for ticket in tickets:
+        assert len(ticket["externalLinks"]) == 1, ticket
+        texts = [r["text"] for r in ticket.get("replies", [])]
+        assert len(texts) == len(set(texts)), ticket
+    assert sum(len(t.get("replies", [])) for t in tickets) == 6

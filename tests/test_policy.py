@@ -36,6 +36,10 @@ TABLE = [
     ("PATCH", "status", 500, 1, True, "retry"),
     ("GET", "status", 502, 1, True, "retry"),
     ("DELETE", "status", 504, 1, True, "retry"),
+    ("POST", "status", 501, 1, True, "uncertain"),  # any 5xx but 503 may have been done
+    ("POST", "status", 520, 1, True, "uncertain"),
+    ("POST", "status", 524, 1, True, "uncertain"),
+    ("PATCH", "status", 524, 1, True, "retry"),
     # The token.
     ("POST", "status", 401, 1, True, "stop"),
     ("PATCH", "status", 403, 1, False, "stop"),
