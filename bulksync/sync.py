@@ -809,14 +809,8 @@ class _Run:
             key, own = at[op.row_number], self.keys[op.row_number]
             entry = entries.get(key)
             if entry is not None and entry.state == "created" and entry.ticket_id:
-                if key != own:
-                    self.journal.adopt(own, scope=self.loaded.scope, row_number=op.row_number,
-                                       content=self.loaded.identities[op.row_number][1],
-                                       payload=op.payload, ticket_id=entry.ticket_id,
-                                       ticket_number=entry.ticket_number)
-                self.results[op.row_number] = RowResult(
-                    op.row_number, "created", ticket_id=entry.ticket_id,
-                    ticket_number=entry.ticket_number, via="journal" if key == own else "matched")
+                self._take(op, key, entry.ticket_id, entry.ticket_number,
+                           via="journal" if key == own else "matched")
             elif entry is None or entry.state == "failed":  # certainly not made: send it
                 resend.append(op)
             else:
@@ -827,19 +821,12 @@ class _Run:
         outcomes = await resolve_uncertain(client, pending, created, settle=self.settle,
                                             stats=self.stats)
         for op in candidates:
-            key, own = at[op.row_number], self.keys[op.row_number]
+            key = at[op.row_number]
             outcome = outcomes.get(key)
             if outcome and outcome.verdict == "resolved":
                 assert outcome.ticket_id is not None
                 self.journal.created(key, outcome.ticket_id, outcome.ticket_number)
-                if key != own:
-                    self.journal.adopt(own, scope=self.loaded.scope, row_number=op.row_number,
-                                       content=self.loaded.identities[op.row_number][1],
-                                       payload=op.payload, ticket_id=outcome.ticket_id,
-                                       ticket_number=outcome.ticket_number)
-                self.results[op.row_number] = RowResult(
-                    op.row_number, "created", ticket_id=outcome.ticket_id,
-                    ticket_number=outcome.ticket_number, via="resolved")
+                self._take(op, key, outcome.ticket_id, outcome.ticket_number, via="resolved")
             elif (outcome and outcome.verdict == "absent") or (
                     resend_unresolved and not (outcome and outcome.reason == NOT_SETTLED)):
                 if self.journal.forget_unsettled(key):
@@ -849,6 +836,17 @@ class _Run:
             else:
                 self._still_uncertain(op, entries.get(key), outcome.reason if outcome else "")
         await self._send(client, resend)
+
+    def _take(self, op: Operation, key: str, ticket_id: str, ticket_number: int | None, *,
+              via: str) -> None:
+        """The row's create is the ticket the entry ``key`` made: record it (adopting another
+        copy's entry under the row's own key) and give the row its ID."""
+        if key != self.keys[op.row_number]:
+            self.journal.adopt(self.keys[op.row_number], scope=self.loaded.scope,
+                               row_number=op.row_number, content=self.loaded.identities[op.row_number][1],
+                               payload=op.payload, ticket_id=ticket_id, ticket_number=ticket_number)
+        self.results[op.row_number] = RowResult(op.row_number, "created", ticket_id=ticket_id,
+                                                ticket_number=ticket_number, via=via)
 
     def _settled_at(self, entry: CreateEntry) -> float:
         return entry.settled_at if entry.settled_at is not None else entry.sent_at + self.settle

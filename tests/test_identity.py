@@ -161,16 +161,21 @@ def test_two_pushes_of_one_sheet_at_once_make_one_ticket_per_row(tmp_path: Path)
         assert_one_ticket_per_row(sheet, sb, 60)
 
 
+def _kill_after(sheet: Path, sb: Sandbox, cwd: Path, created: int) -> None:
+    """Push ``sheet`` in another process and kill -9 it once ``created`` creates are recorded."""
+    process = _push_process(str(sheet), sb, cwd)
+    deadline = time.monotonic() + 30
+    while _created_in_journal(sheet) < created:
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
 def test_the_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
     sheet = _sheet(tmp_path / "t.csv", 30)
     with Sandbox(token=TOKEN, latency_ms=30) as sb:
-        first = _push_process(str(sheet), sb, tmp_path)
-        deadline = time.monotonic() + 30
-        while _created_in_journal(sheet) < 3:
-            assert time.monotonic() < deadline and first.poll() is None
-            time.sleep(0.01)
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+        _kill_after(sheet, sb, tmp_path, 3)
         time.sleep(0.1)
         rerun = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "-q",
                         "--retry-uncertain", "--settle", "1", "--timeout", "1", env=_env(sb))
@@ -244,13 +249,7 @@ def test_a_copy_pushed_after_a_kill_creates_nothing_twice(tmp_path: Path) -> Non
     sheet = _sheet(tmp_path / "t.csv", 40)
     fresh = sheet.read_bytes()
     with Sandbox(token=TOKEN, latency_ms=30) as sb:
-        process = _push_process(str(sheet), sb, tmp_path)
-        deadline = time.monotonic() + 30
-        while _created_in_journal(sheet) < 10:
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        _kill_after(sheet, sb, tmp_path, 10)
         copy = tmp_path / "t (1).csv"
         copy.write_bytes(fresh)
         time.sleep(1.1)
