@@ -487,9 +487,6 @@ class Journal:
                          (self._key, ticket_id,
                           json.dumps(cells, sort_keys=True) if cells is not None else None, time.time()))
 
-    def set_baseline(self, ticket_id: str, cells: Mapping[str, str]) -> None:
-        self._ticket(ticket_id, cells)
-
     def deleted_many(self, ticket_ids: Iterable[str]) -> None:
         """Record tickets deleted on this target (a later delete of them is already done)."""
         now = time.time()
@@ -501,12 +498,6 @@ class Journal:
                 [(self._key, t, now) for t in ticket_ids])
 
     # -- links and replies ---------------------------------------------------
-
-    def sides(self, kind: str) -> dict[tuple[str, int], str]:
-        """(ticketId, seq) → state, for ``link`` or ``reply``."""
-        return {(t, n): state for t, n, state in self._db.execute(
-            "SELECT ticket_id, seq, state FROM sides WHERE target = ? AND kind = ?",
-            (self._key, kind)).fetchall()}
 
     def claim_side(self, kind: str, ticket_id: str, seq: int, *, take_over: bool = False) -> str | None:
         """Claim a link or reply and record that it is about to be sent (one step). Returns
@@ -598,7 +589,7 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 for _name in ("creates", "intend", "not_sent", "created", "adopt", "uncertain", "owner", "failed",
-              "forget_unsettled", "set_baseline", "deleted_many", "sides", "claim_side", "side",
+              "forget_unsettled", "deleted_many", "claim_side", "side",
               "forget_side", "updates",
               "updated_many"):
     setattr(Journal, _name, _guarded(getattr(Journal, _name)))
