@@ -19,13 +19,9 @@ from pathlib import Path
 
 from bulksync.errors import SheetBusy, StateError
 from bulksync.journal import private_folder, state_home
+from bulksync.sheets.read import sheet_identity
 
 __all__ = ["sheet_lock"]
-
-
-def sheet_identity(sheet: Path) -> str:
-    """The sheet's real path: what every name of the same file resolves to."""
-    return os.path.realpath(sheet)
 
 
 @contextmanager

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ONCE_KINDS", "Change", "Operation", "Plan", "apply_payload", "cells_of_payload", "plan_rows"]
 
-Kind = Literal["create", "update", "unchanged", "skip", "link", "reply", "delete"]
+Kind = Literal["create", "update", "unchanged", "skip", "link", "reply", "delete", "deleted"]
 SENDING_KINDS = frozenset({"create", "update", "link", "reply", "delete"})
 ONCE_KINDS = frozenset({"create", "link", "reply"})
 """POSTs: with no idempotency key, sent again only when certainly not processed."""
@@ -47,8 +47,9 @@ class Change:
 
 
 class Operation(NamedTuple):
-    """One request for a row. ``unchanged`` and ``skip`` rows send nothing; ``link`` and
-    ``reply`` follow a row's create (``seq`` orders a ticket's replies).
+    """One request for a row. ``unchanged``, ``skip`` and ``deleted`` (a ticket already
+    deleted) rows send nothing; ``link`` and ``reply`` follow a row's create (``seq``
+    orders a ticket's replies).
 
     A NamedTuple (immutable, like a frozen dataclass) because a plan makes one per row
     and a NamedTuple is made about four times faster (bench/RESULTS.md, preflight).

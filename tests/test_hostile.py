@@ -314,7 +314,7 @@ def test_formulas_and_control_characters_from_the_server_are_neutralised(tmp_pat
 
 
 def test_a_sheet_cell_never_starts_a_formula(tmp_path: Path) -> None:
-    from bulksync.sync import results_path
+    from bulksync.writeback import results_path
 
     sheet = _sheet(tmp_path, 1)
     with hostile(answer(400, {"message": "=cmd|' /C calc'!A0"})) as (url, _seen):
@@ -489,7 +489,7 @@ def test_a_symlinked_sheet_is_written_through_and_stays_a_link(tmp_path: Path) -
 
 
 def test_a_read_only_sheet_is_not_overwritten(tmp_path: Path) -> None:
-    from bulksync.sync import results_path
+    from bulksync.writeback import results_path
 
     sheet = _sheet(tmp_path, 2)
     before = sheet.read_bytes()
@@ -669,7 +669,7 @@ def test_the_results_file_beside_a_sheet_is_neutralised_too(tmp_path: Path) -> N
     import csv
 
     from bulksync.report import RowResult
-    from bulksync.sync import _write_beside
+    from bulksync.writeback import write_beside as _write_beside
 
     sheet = _sheet(tmp_path, 2)
     beside = _write_beside(sheet, {2: RowResult(2, "failed", error="=HYPERLINK(\"http://evil\",\"x\")"),

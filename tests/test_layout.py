@@ -11,9 +11,10 @@ STAGES = [
     ("shared", {"errors", "untrusted", "memo", "resources", "gcpause"}),
     ("read", {"sheets", "sheets.read", "sheets.atomic"}),
     ("map, validate", {"columns", "mapping", "config"}),
-    ("plan", {"plan", "journal"}),
-    ("run", {"policy", "api", "runner", "resolve", "lock", "report"}),
-    ("write back", {"sheets.write_csv", "sheets.write_xlsx"}),
+    ("preflight", {"preflight"}),
+    ("plan", {"plan", "journal", "reconcile"}),
+    ("run", {"policy", "api", "runner", "resolve", "lock", "report", "execute"}),
+    ("write back", {"sheets.write_csv", "sheets.write_xlsx", "writeback"}),
     ("compose", {"sync", "__init__"}),
     ("edges", {"cli", "__main__", "demo", "template", "sandbox", "sandbox.server", "sandbox.__init__"}),
 ]

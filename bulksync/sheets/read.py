@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,11 @@ def column_letter(position: int) -> str:
         n, rem = divmod(n - 1, 26)
         letters = chr(65 + rem) + letters
     return letters
+
+
+def sheet_identity(sheet: Path) -> str:
+    """The sheet's real path: what every name of the same file resolves to."""
+    return os.path.realpath(sheet)
 
 
 def read_table(path: Path | str, *, sheet: str | None = None,

@@ -1,0 +1,582 @@
+"""The run: send a plan's requests, journalling each step, and collect every row's outcome.
+
+A :class:`Run` takes a :class:`~bulksync.reconcile.Loaded` (a checked sheet and its
+plan against the state) and sends it: the creates (the first alone, then with the
+sheet's concurrency), the creates whose outcome an earlier run lost (resolved by
+ticket number before anything is resent), then links and replies. Each step is
+committed to the journal as it happens (:class:`JournalHooks`), so a kill -9 loses
+no ID and doubles no row. :func:`drive` runs it in an event loop with Ctrl-C and
+SIGTERM handling. Writing the outcome back is the next stage's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from bulksync.errors import StateError, UsageError
+from bulksync.journal import CreateEntry, Journal
+from bulksync.memo import ByIdentity
+from bulksync.plan import CHECK_SIDE, Operation, apply_payload, cells_of_payload
+from bulksync.preflight import sheet_statuses
+from bulksync.reconcile import STOPPED_EARLIER, Loaded
+from bulksync.report import RowResult
+from bulksync.resolve import NOT_SETTLED
+from bulksync.runner import RunStats, run_operations
+
+if TYPE_CHECKING:
+    import httpx
+
+    from bulksync.api import SuptaskClient
+    from bulksync.runner import ProgressCallback
+
+__all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "JournalHooks", "Run", "Sending", "drive", "execute"]
+
+
+
+DEFAULT_SETTLE = 60.0
+"""Seconds after which a create whose answer was lost is surely done at the server."""
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a request may take; the settle time can be no shorter."""
+
+
+STOP_GRACE = 10.0
+"""After Ctrl-C, requests in flight get this long to finish."""
+
+
+@dataclass(frozen=True)
+class Sending:
+    """How a run sends: the token, the network's limits and the user's choices for it."""
+
+    token: str
+    transport: httpx.AsyncBaseTransport | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    settle: float = DEFAULT_SETTLE
+    only_failed: bool = False
+    retry_uncertain: bool = False
+    resend_unresolved: bool = False
+    allow_duplicates: bool = False
+    confirm: Callable[[list[Operation]], bool] | None = None
+    """Shown exactly the requests about to be sent; False sends nothing (``Run.refused``)."""
+    on_progress: ProgressCallback | None = None
+    on_log: Callable[[str], None] | None = None
+    on_notice: Callable[[str], None] | None = None
+
+
+def execute(loaded: Loaded, options: Sending) -> Run:
+    """Send ``loaded.plan``, journalling every step, and return the finished run."""
+    with Journal(loaded.target) as journal:
+        run = Run(loaded, journal, options)
+        to_send, pending = run.sort()
+        if options.confirm is not None and to_send and not options.confirm(to_send):
+            run.refused = True
+            return run
+        try:
+            if drive(lambda stopping: run.send(stopping, to_send, pending)):
+                run.interrupted = True
+        finally:
+            try:
+                run.hooks.flush()
+            except StateError as e:
+                run.fatal = run.fatal or e
+    return run
+
+
+def drive(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> bool:
+    """Run ``work(stopping)`` in an event loop; True if it was interrupted. In the main thread
+    the first Ctrl-C or SIGTERM sets ``stopping`` (no new requests; STOP_GRACE seconds for
+    those in flight), a second one cancels it."""
+    import signal
+    import threading
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # no loop running here: the usual case
+    else:
+        raise UsageError("bulksync.push and bulksync.delete run their own event loop and cannot be "
+                         "called from inside a running one: call them in a thread "
+                         "(await asyncio.to_thread(bulksync.push, ...))")
+    handle = threading.current_thread() is threading.main_thread()
+    interrupted = False
+
+    async def main() -> None:
+        nonlocal interrupted
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        task = asyncio.ensure_future(work(stopping))
+
+        def on_signal() -> None:
+            if stopping.is_set():
+                task.cancel()
+            else:
+                stopping.set()
+                loop.call_later(STOP_GRACE, task.cancel)
+
+        if handle:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal)
+        try:
+            await task
+        except asyncio.CancelledError:
+            interrupted = True
+        finally:
+            if handle:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+        interrupted = interrupted or stopping.is_set()
+
+    asyncio.run(main())
+    return interrupted
+
+
+class Run:
+    """One push in progress: the results so far, the journal, and what to send."""
+
+    def __init__(self, loaded: Loaded, journal: Journal, options: Sending) -> None:
+        self.loaded = loaded
+        self.journal = journal
+        self.options = options
+        self.results: dict[int, RowResult] = {}
+        self.stats = RunStats()
+        self.keys = {row: key for row, (key, _) in loaded.identities.items()}
+        self.side: Counter[str] = Counter()
+        self.side_notes: dict[int, list[str]] = {}
+        self.hooks = JournalHooks(journal, loaded.identities, dict(loaded.baselines), loaded.checked.scope,
+                                  exclusive=not options.allow_duplicates,
+                                  resend_sides=options.resend_unresolved)
+        self.stopping = asyncio.Event()
+        self.interrupted = False
+        self.refused = False
+        self.sent: list[Operation] = []
+        self.total = 0
+        self.fatal: StateError | None = None
+
+    def sort(self) -> tuple[list[Operation], list[Operation]]:
+        """(operations to send, creates whose earlier outcome is unknown); rows the state
+        already knows created (by this sheet, a copy, or another sheet with the same cells)
+        get their IDs back here."""
+        plan, only_failed = self.loaded.plan, self.options.only_failed
+        known = plan.reconciliation
+        for row, kind, why in plan.held:
+            self.side[f"{kind}_uncertain"] += 1
+            self._note(row, why)
+        failed_updates = {t for t, (state, _) in self.journal.updates().items() if state == "failed"}
+        entries = self.journal.creates(self.keys[op.row_number] for op in plan.operations
+                                       if op.kind == "create")
+        sheet_failed = sheet_statuses(self.loaded.checked.table, "failed") if only_failed else set()
+        to_send: list[Operation] = []
+        pending: list[Operation] = []
+        for op in plan.operations:
+            row = op.row_number
+            if op.kind in ("link", "reply"):
+                continue  # sent after the creates, once their tickets are known (_links, _replies)
+            if op.kind == "deleted" or op.ticket_id in self.loaded.deleted:  # nothing to send
+                self.results[row] = RowResult(row, "deleted", ticket_id=op.ticket_id, via="already")
+                continue
+            if not op.sends:
+                if not only_failed:  # with --only-failed, other rows keep what they show
+                    self.results[row] = (
+                        RowResult(row, "unchanged", ticket_id=op.ticket_id) if op.kind == "unchanged"
+                        else RowResult(row, "skipped", ticket_id=op.ticket_id, error="no field to change"))
+                continue
+            if op.kind == "create":
+                if row in known.recovered:
+                    k = known.recovered[row]
+                    self.results[row] = RowResult(row, "created", ticket_id=k.ticket_id,
+                                                  ticket_number=k.ticket_number, via="journal")
+                    continue
+                if row in known.matched:
+                    k = known.matched[row]
+                    assert k.ticket_id is not None
+                    self.journal.adopt(self.keys[row], scope=self.loaded.checked.scope,
+                                       content=self.loaded.identities[row][1], row_number=row,
+                                       payload=op.payload, ticket_id=k.ticket_id,
+                                       ticket_number=k.ticket_number)
+                    self.results[row] = RowResult(row, "created", ticket_id=k.ticket_id,
+                                                  ticket_number=k.ticket_number, via="matched")
+                    continue
+                if row in known.pending:
+                    pending.append(op)
+                    continue
+                entry = entries.get(self.keys[row])
+                was_failed = bool(entry and entry.state == "failed")
+            else:
+                was_failed = op.ticket_id in failed_updates
+            if only_failed and not (was_failed or row in sheet_failed):
+                continue
+            to_send.append(op)
+        return to_send, pending
+
+    async def send(self, stopping: asyncio.Event, to_send: list[Operation], pending: list[Operation]) -> None:
+        from bulksync.api import SuptaskClient
+
+        self.stopping = stopping
+        settings = self.loaded.settings
+        # Every request the plan may send: what to send, the creates to resolve (resent if
+        # proven absent) and the links and replies. Known at the start, so the ETA is honest.
+        self.total = len(to_send) + len(pending) + sum(
+            1 for op in self.loaded.plan.operations if op.kind in ("link", "reply"))
+        options = self.options
+        async with SuptaskClient(token=options.token, base_url=settings.api_url,
+                                 transport=options.transport, timeout=options.timeout,
+                                 max_connections=settings.concurrency) as client:
+            try:
+                await self._send(client, to_send)
+                await self._resolve(client, pending, retry_uncertain=options.retry_uncertain,
+                                    resend_unresolved=options.resend_unresolved)
+                await self._links(client)
+                await self._replies(client)
+            except asyncio.CancelledError:
+                self.interrupted = True
+            except StateError as e:  # a result could not be recorded: stop at once
+                self.fatal = e
+        if self.stopping.is_set():
+            self.interrupted = True
+
+    async def _send(self, client: SuptaskClient, ops: list[Operation]) -> None:
+        settings = self.loaded.settings
+        hooks = self.hooks
+        creates = [op for op in ops if op.kind == "create"]
+        # Until one create has succeeded, creates go one at a time: every later create then
+        # has a ticket number answered before it was sent, the lower end that resolving an
+        # uncertain create needs (see bulksync.resolve).
+        while creates and self.journal.highest_number is None and not hooks.any_created:
+            first = creates.pop(0)
+            ops = [op for op in ops if op is not first]
+            await self._run(client, [first], hooks, concurrency=1)
+        await self._run(client, ops, hooks, concurrency=settings.concurrency)
+
+    def _tickets(self) -> dict[int, str]:
+        """Row → its ticket's ID, for rows that have one now (created, or in the sheet)."""
+        out = {row: r.ticket_id for row, r in self.results.items()
+               if r.status == "created" and r.ticket_id}
+        ids = self.loaded.checked.rows.frame["ticketId"]
+        bad = self.loaded.report.invalid_rows
+        for row, ticket_id in zip(ids.index, ids.tolist(), strict=True):
+            if ticket_id and int(row) not in bad:
+                out.setdefault(int(row), ticket_id)
+        return out
+
+    def _note(self, row: int, text: str) -> None:
+        self.side_notes.setdefault(row, []).append(text)
+
+    def _sides_now(self, kind: str) -> list[Operation]:
+        """The plan's links (or replies) whose ticket is known now: rows created by this push
+        get their ID; rows whose create did not succeed send none."""
+        tickets = self._tickets()
+        out = []
+        for op in self.loaded.plan.operations:
+            if op.kind == kind:
+                ticket_id = op.ticket_id or tickets.get(op.row_number)
+                if ticket_id is not None:
+                    out.append(op._replace(ticket_id=ticket_id))
+                else:
+                    self.total -= 1  # its create did not succeed: it will not be sent
+        return out
+
+    async def _links(self, client: SuptaskClient) -> None:
+        """Link each ticket made from an old one to it, once (POST /ticket/external/{id})."""
+        ops = self._sides_now("link")
+        if not ops or self._halted():
+            return
+        outcome: dict[int, RowResult] = {}
+        await self._run(client, ops, self.hooks, results=outcome,
+                        concurrency=self.loaded.settings.concurrency)
+        self._count("link", outcome)
+
+    async def _replies(self, client: SuptaskClient) -> None:
+        """Post each ticket's comment history as replies, oldest first, each once."""
+        queue: dict[int, list[Operation]] = {}
+        for op in self._sides_now("reply"):
+            queue.setdefault(op.row_number, []).append(op)
+        # One reply per ticket per round, so each thread stays in order.
+        while queue and not self._halted():
+            ops = [todo.pop(0) for todo in queue.values()]
+            outcome: dict[int, RowResult] = {}
+            await self._run(client, ops, self.hooks, results=outcome,
+                            concurrency=self.loaded.settings.concurrency)
+            self._count("reply", outcome)
+            queue = {row: todo for row, todo in queue.items()
+                     if todo and row in outcome and outcome[row].status == "updated"}
+
+    def _count(self, kind: str, outcome: Mapping[int, RowResult]) -> None:
+        for row, result in outcome.items():
+            if result.status == "updated":
+                if result.via != "journal":  # not one another run sent meanwhile
+                    self.side["linked" if kind == "link" else "replied"] += 1
+            else:
+                self.side[f"{kind}_{'uncertain' if result.status == 'uncertain' else 'failed'}"] += 1
+                self._note(row, f"{kind}: {result.error}")
+
+    def _halted(self) -> bool:
+        return bool(self.stats.stopped) or self.stopping.is_set()
+
+    def merged_results(self) -> dict[int, RowResult]:
+        """The rows' outcomes, with what went wrong in their links and replies added."""
+        out = dict(self.results)
+        for row, notes in self.side_notes.items():
+            if row in out:
+                error = "; ".join([out[row].error, *notes] if out[row].error else notes)
+                out[row] = replace(out[row], error=error)
+        return out
+
+    async def _run(self, client: SuptaskClient, ops: list[Operation],
+                   hooks: JournalHooks, *, concurrency: int,
+                   results: dict[int, RowResult] | None = None) -> None:
+        if not ops or self.stats.stopped or self.stopping.is_set():
+            return
+        self.sent.extend(ops)
+        self.total = max(self.total, len(self.sent))
+        done_before = len(self.sent) - len(ops)
+
+        on_progress = self.options.on_progress
+
+        def progress(done: int, total: int, note: str) -> None:
+            # One bar for the whole push, across the runner's calls.
+            if on_progress:
+                on_progress(done_before + done, self.total, note)
+
+        await run_operations(client, ops, self.results if results is None else results,
+                     concurrency=concurrency,
+                     rate=self.loaded.settings.rate, on_progress=progress if on_progress else None,
+                     stats=self.stats, hooks=hooks, stopping=self.stopping, on_log=self.options.on_log)
+
+    async def _resolve(self, client: SuptaskClient, earlier: list[Operation], *,
+                       retry_uncertain: bool, resend_unresolved: bool) -> None:
+        """Settle creates whose outcome is unknown, from earlier runs and from this one: each
+        is resent only once reading the ticket numbers around it proved it absent (or, with
+        ``resend_unresolved``, when it cannot be resolved at all)."""
+        if self.stats.stopped or self.stopping.is_set():
+            for op in earlier:
+                self._still_uncertain(op, None)
+            return
+        self.total -= len(earlier)  # counted at the start; those resent are counted as sent
+        now_uncertain = [op for op in self.sent if op.kind == "create"
+                         and self.results[op.row_number].status == "uncertain"
+                         and self.results[op.row_number].via != "busy"]
+        candidates = earlier + now_uncertain
+        if not candidates:
+            return
+        from bulksync.resolve import resolve_uncertain
+
+        pending_keys = self.loaded.plan.reconciliation.pending
+        # The entry to resolve: the row's own, or another copy's with the same cells.
+        at = {op.row_number: pending_keys[op.row_number].key if op.row_number in pending_keys
+              else self.keys[op.row_number] for op in candidates}
+        entries = self.journal.creates()
+        pending = [entries[at[op.row_number]] for op in candidates if at[op.row_number] in entries]
+        if retry_uncertain:
+            await self._wait_to_settle(pending)
+            if self.stopping.is_set():
+                for op in candidates:
+                    self._still_uncertain(op, None)
+                return
+        # Read again: another run (a copy of the sheet) may have settled them meanwhile.
+        entries = self.journal.creates()
+        resend: list[Operation] = []
+        unsettled: list[Operation] = []
+        for op in candidates:
+            key, own = at[op.row_number], self.keys[op.row_number]
+            entry = entries.get(key)
+            if entry is not None and entry.state == "created" and entry.ticket_id:
+                self._take(op, key, entry.ticket_id, entry.ticket_number,
+                           via="journal" if key == own else "matched")
+            elif entry is None or entry.state == "failed":  # certainly not made: send it
+                resend.append(op)
+            else:
+                unsettled.append(op)
+        candidates = unsettled
+        pending = [entries[at[op.row_number]] for op in candidates]
+        created = [e for e in entries.values() if e.state == "created"]
+        outcomes = await resolve_uncertain(client, pending, created, settle=self.options.settle,
+                                            stats=self.stats)
+        for op in candidates:
+            key = at[op.row_number]
+            outcome = outcomes.get(key)
+            if outcome and outcome.verdict == "resolved":
+                assert outcome.ticket_id is not None
+                self.journal.created(key, outcome.ticket_id, outcome.ticket_number)
+                self._take(op, key, outcome.ticket_id, outcome.ticket_number, via="resolved")
+            elif (outcome and outcome.verdict == "absent") or (
+                    resend_unresolved and not (outcome and outcome.reason == NOT_SETTLED)):
+                if self.journal.forget_unsettled(key):
+                    resend.append(op)
+                else:  # settled meanwhile by the run that sent it: pushed again, it is recovered
+                    self._still_uncertain(op, None, "")
+            else:
+                self._still_uncertain(op, entries.get(key), outcome.reason if outcome else "")
+        await self._send(client, resend)
+
+    def _take(self, op: Operation, key: str, ticket_id: str, ticket_number: int | None, *,
+              via: str) -> None:
+        """The row's create is the ticket the entry ``key`` made: record it (adopting another
+        copy's entry under the row's own key) and give the row its ID."""
+        if key != self.keys[op.row_number]:
+            self.journal.adopt(self.keys[op.row_number], scope=self.loaded.checked.scope,
+                               row_number=op.row_number, content=self.loaded.identities[op.row_number][1],
+                               payload=op.payload, ticket_id=ticket_id, ticket_number=ticket_number)
+        self.results[op.row_number] = RowResult(op.row_number, "created", ticket_id=ticket_id,
+                                                ticket_number=ticket_number, via=via)
+
+    def _settled_at(self, entry: CreateEntry) -> float:
+        return entry.settled_at if entry.settled_at is not None else entry.sent_at + self.options.settle
+
+    async def _wait_to_settle(self, pending: list[CreateEntry]) -> None:
+        """Wait (saying so) until the server is surely done with every pending create."""
+        import time
+
+        latest = max((self._settled_at(e) for e in pending), default=0.0)
+        wait = latest - time.time()
+        if wait <= 0:
+            return
+        if self.options.on_notice:
+            self.options.on_notice(f"waiting {wait:.0f} s (until {time.strftime('%H:%M:%S', time.localtime(latest))}) "
+                           f"for the server to finish {len(pending)} create(s) whose answer was lost; "
+                           "then their ticket numbers are read to see whether they were made")
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=wait)
+        except TimeoutError:
+            pass
+
+    def _still_uncertain(self, op: Operation, entry: CreateEntry | None, reason: str | None = None) -> None:
+        import time
+
+        if entry is None:
+            pending = self.loaded.plan.reconciliation.pending.get(op.row_number)
+            key = pending.key if pending else self.keys[op.row_number]
+            entry = self.journal.creates([key]).get(key)
+        if entry is not None and not entry.error and entry.state == "sending" and entry.run:
+            error = ("another bulksync run (or an earlier one that stopped) sent this create, and "
+                     "its outcome is not known yet")
+        else:
+            error = entry.error if entry and entry.error else STOPPED_EARLIER
+        if reason == NOT_SETTLED and entry is not None:
+            when = time.strftime("%H:%M:%S", time.localtime(self._settled_at(entry)))
+            error = (f"{error} (the server may still be working on it: push again after {when}, or "
+                     "now with --retry-uncertain, which waits until then; it is sent again only if "
+                     "proven absent)")
+        elif reason:
+            error = (f"{error} ({reason}: look for the ticket in Suptask; if it exists, put its "
+                     "ticketId into this row; if it does not, push with --resend-unresolved)")
+        self.results[op.row_number] = RowResult(op.row_number, "uncertain", error=error)
+
+
+
+class JournalHooks:
+    """The runner's steps, committed to the journal as they happen."""
+
+    BATCH = 500
+
+    def __init__(self, journal: Journal, identities: Mapping[int, tuple[str, str]],
+                 baselines: dict[str, dict[str, str]], scope: str, *, exclusive: bool,
+                 resend_sides: bool = False) -> None:
+        self.journal = journal
+        self.resend_sides = resend_sides
+        self.identities = identities
+        self.scope = scope
+        self.exclusive = exclusive
+        self.baselines = baselines
+        self.any_created = False
+        self._first_cells = ByIdentity[Mapping[str, Any], dict[str, str]](lambda p: apply_payload(None, p))
+        self.pending: list[tuple[str, int, Mapping[str, Any], bool, str, dict[str, str] | None]] = []
+        self.gone: list[str] = []
+
+    def flush(self) -> None:
+        if self.pending:
+            self.journal.updated_many(self.pending)
+            self.pending = []
+        if self.gone:
+            self.journal.deleted_many(self.gone)
+            self.gone = []
+
+    def sending(self, op: Operation) -> RowResult | None:
+        if op.kind != "create":
+            assert op.ticket_id is not None
+            held = self.journal.claim_side(op.kind, op.ticket_id, op.seq, take_over=self.resend_sides)
+            if held is None:
+                return None
+            if held == "done":  # another run (a copy of the sheet) sent it meanwhile
+                return RowResult(op.row_number, "updated", ticket_id=op.ticket_id, via="journal")
+            return RowResult(op.row_number, "uncertain", via="busy", error=(
+                f"another bulksync run is sending this {op.kind} now, or its outcome is unknown; "
+                f"{CHECK_SIDE}"))
+        key, content = self.identities[op.row_number]
+        other = self.journal.intend(key, op.row_number, op.payload, scope=self.scope, content=content,
+                                    exclusive_content=self.exclusive and key.startswith("row\x1f"))
+        if other is None:
+            return None
+        # Another run (a second terminal, a copy of the sheet) got there first.
+        if other.state == "created" and other.ticket_id:
+            if other.scope != self.scope and key != other.key:
+                self.journal.adopt(key, scope=self.scope, content=content, row_number=op.row_number,
+                                   payload=op.payload, ticket_id=other.ticket_id,
+                                   ticket_number=other.ticket_number)
+            return RowResult(op.row_number, "created", ticket_id=other.ticket_id,
+                             ticket_number=other.ticket_number,
+                             via="journal" if key == other.key else "matched")
+        return RowResult(op.row_number, "uncertain", via="busy", error=(
+            "another bulksync run is creating this row (or one with the same cells) now, or "
+            "its outcome is unknown; push again when it is done"))
+
+    def not_sent(self, op: Operation) -> None:
+        if op.kind == "create":
+            self.journal.not_sent(self.identities[op.row_number][0])
+        else:
+            assert op.ticket_id is not None
+            self.journal.forget_side(op.kind, op.ticket_id, op.seq)
+
+    def finished(self, op: Operation, result: RowResult, *, answered: bool) -> RowResult | None:
+        """Commit the outcome; returns a corrected outcome when it must not be believed."""
+        if result.via:  # not sent: settled by another run's entry (see sending)
+            return None
+        if op.kind in ("link", "reply"):
+            assert op.ticket_id is not None
+            state = {"updated": "done", "uncertain": "uncertain"}.get(result.status, "failed")
+            self.journal.side(op.kind, op.ticket_id, op.seq, state, result.error)
+            return None
+        if op.kind == "delete":
+            if result.status == "deleted" and op.ticket_id:
+                self.gone.append(op.ticket_id)
+                if len(self.gone) >= self.BATCH:
+                    self.flush()
+            return None
+        if op.kind != "create":
+            if op.ticket_id:
+                ok = result.status == "updated"
+                baseline = None
+                if ok:
+                    prior = self.baselines.get(op.ticket_id)
+                    # Tickets with no baseline sent the same payload object (a bulk edit, see
+                    # plan) share one result, as read-only as the payload.
+                    baseline = (self._first_cells(op.payload) if prior is None
+                                else apply_payload(prior, op.payload))
+                    self.baselines[op.ticket_id] = baseline
+                self.pending.append((op.ticket_id, op.row_number, op.payload, ok, result.error,
+                                     baseline))
+                if len(self.pending) >= self.BATCH:
+                    self.flush()
+            return None
+        key = self.identities[op.row_number][0]
+        ticket_id = result.ticket_id
+        if result.status == "created" and ticket_id:
+            owner = self.journal.owner(ticket_id)
+            if owner is not None and owner != key:  # the server answered another row's ID
+                result = replace(result, status="uncertain", ticket_id=None, ticket_number=None,
+                                 raw=f"ticketId {ticket_id}", error=(
+                                     "HTTP 201 with the ID of another row's ticket; the ticket was "
+                                     "probably created (the answer is kept in bulksync's state)"))
+            else:
+                self.journal.created(key, ticket_id, result.ticket_number,
+                                     baseline=cells_of_payload(op.payload))
+                self.any_created = True
+                return None
+        if result.status == "uncertain":
+            self.journal.uncertain(key, result.error, answered=answered, answer=result.raw)
+            return result
+        self.journal.failed(key, result.error)
+        return None
+

@@ -1,0 +1,69 @@
+"""Preflight: read → map → validate. Everything a run knows about the sheet before it plans.
+
+Nothing here reads the state store or the network: a sheet that fails preflight is
+refused before bulksync has looked at anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bulksync.columns import Rows, ValidationReport, select_rows, validate_rows
+from bulksync.config import Settings
+from bulksync.mapping import Mapped, apply_mapping
+from bulksync.sheets.read import Table, read_table, sheet_identity
+
+__all__ = ["Checked", "check", "check_listed", "sheet_statuses"]
+
+
+@dataclass(frozen=True, eq=False)
+class Checked:
+    """A sheet read, mapped and validated.
+
+    ``table`` is the sheet as it is on disk (what is written back into); ``mapped`` is it
+    in Suptask's columns (what is sent); ``rows`` the rows selected for sending;
+    ``scope`` the sheet's identity (its real path), for the state store's row keys.
+    """
+
+    table: Table
+    mapped: Mapped
+    rows: Rows
+    report: ValidationReport
+    scope: str
+
+
+def check(path: Path | str, settings: Settings) -> Checked:
+    """Read ``path``, map its columns and validate every row, in one report.
+
+    Problems of the mapping (an unmapped value or user) join the schema's, and the
+    report names the sheet's own columns (a mapped export's headers, not Suptask's).
+    """
+    table = read_table(path, sheet=settings.sheet, max_unpacked=settings.max_unpacked_mb << 20)
+    mapped = apply_mapping(table, settings.mapping, users=settings.users,
+                           default_requester=settings.default_requester, comments=settings.comments)
+    rows = select_rows(mapped.table, settings.defaults)
+    report = validate_rows(rows, table.path)
+    if mapped.problems:
+        report = report.with_problems(mapped.problems, superseding=True)
+    if mapped.source_of:
+        report = report.renamed(mapped.source_of)
+    return Checked(table, mapped, rows, report, sheet_identity(table.path))
+
+
+def check_listed(path: Path | str, settings: Settings) -> Checked:
+    """The sheet's rows that name a ticket, checked (ticketIds are UUIDs, each once): what a
+    bulk delete acts on. No mapping: a delete sheet lists Suptask's own IDs."""
+    table = read_table(path, sheet=settings.sheet, max_unpacked=settings.max_unpacked_mb << 20)
+    rows = select_rows(table, settings.defaults)
+    rows = replace(rows, frame=rows.frame[rows.frame["ticketId"].ne("")])
+    return Checked(table, Mapped(table, (), {}, {}, {}), rows, validate_rows(rows, table.path), sheet_identity(table.path))
+
+
+def sheet_statuses(table: Table, status: str) -> set[int]:
+    """Rows whose syncStatus cell (as the sheet has it now) is ``status``."""
+    where = table.position("syncStatus")
+    if where is None:
+        return set()
+    column = table.frame[where]
+    return {int(r) for r in column.index[column.str.strip().eq(status)]}

@@ -1,0 +1,111 @@
+"""Write back: every row's outcome into the cells bulksync owns, in the same file.
+
+The sheet is rewritten only in bulksync's four columns (``ticketId``, ``ticketNumber``,
+``syncStatus``, ``syncError``), atomically (a temp file, then a rename). When that is
+not safe (the sheet is read-only, or changed by someone else during the run) or fails,
+the outcomes go to ``FILE.bulksync-results.csv`` beside it: an ID is never lost.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from pathlib import Path
+
+from bulksync.columns import OWNED_COLUMNS
+from bulksync.report import RowResult
+from bulksync.sheets.read import CsvFormat, Table
+
+__all__ = ["owned_cells", "results_path", "write_back", "write_beside"]
+
+
+def owned_cells(results: Mapping[int, RowResult], columns: tuple[str, ...]) -> dict[int, dict[str, str]]:
+    """The cells bulksync writes, among ``columns``, for each row it has an outcome for.
+
+    Rows with the same outcome and no new ID share one (read-only) mapping, which the
+    writers meet by identity."""
+    error = "syncError" in columns
+    ids = "ticketId" in columns
+    numbers = "ticketNumber" in columns
+    cells: dict[int, dict[str, str]] = {}
+    same: dict[tuple[str, str], dict[str, str]] = {}  # rows with one status and error share cells
+    for row, r in results.items():
+        if r.status == "created" and r.ticket_id:
+            c: dict[str, str] = {"syncStatus": r.status}
+            if error:
+                c["syncError"] = r.error
+            if ids:
+                c["ticketId"] = r.ticket_id
+            if numbers and r.ticket_number is not None:
+                c["ticketNumber"] = str(r.ticket_number)
+        else:
+            shared = same.get((r.status, r.error))
+            if shared is None:
+                shared = same[(r.status, r.error)] = (
+                    {"syncStatus": r.status, "syncError": r.error} if error else {"syncStatus": r.status})
+            c = shared
+        cells[row] = c
+    return cells
+
+
+def write_back(table: Table, results: Mapping[int, RowResult]) -> tuple[Path | None, str]:
+    """Write the outcomes into the sheet, or beside it when that is not safe. Never loses an ID.
+
+    Returns where they went and, when that is not the sheet itself, why.
+    """
+    from bulksync.sheets.write_csv import write_csv
+    from bulksync.sheets.write_xlsx import write_xlsx
+
+    if not results:
+        return None, ""
+    present = {h.strip() for h in table.header}
+    # A column the sheet lacks is added only when some row has a value for it.
+    created = [r for r in results.values() if r.status == "created" and r.ticket_id]
+    used = {"syncStatus"}
+    if any(r.error for r in results.values()):
+        used.add("syncError")
+    if created:
+        used.add("ticketId")
+    if any(r.ticket_number is not None for r in created):
+        used.add("ticketNumber")
+    columns = tuple(n for n in OWNED_COLUMNS if n in present or n in used)
+    cells = owned_cells(results, columns)
+    from bulksync.sheets.atomic import read_only
+
+    if read_only(table.path):
+        beside = write_beside(table.path, results)
+        return beside, (f"{table.path} is read-only, so it was not overwritten; the results are in "
+                        f"{beside} and the journal keeps them: make the sheet writable and push again "
+                        "to write them in")
+    if table.changed():
+        beside = write_beside(table.path, results)
+        return beside, (f"{table.path} was changed by someone else during the run, so it was not "
+                        f"overwritten; the results are in {beside} and the journal keeps them: "
+                        "the next push writes them into the sheet")
+    try:
+        if isinstance(table.format, CsvFormat):
+            return write_csv(table, cells, columns=columns), ""
+        return write_xlsx(table, cells, columns=columns), ""
+    except Exception as e:  # noqa: BLE001 - whatever stops the write-back, the IDs go beside the file
+        beside = write_beside(table.path, results)
+        return beside, f"could not write into {table.path} ({e}); the results are in {beside}"
+
+
+def results_path(path: Path) -> Path:
+    return path.with_name(path.name + ".bulksync-results.csv")
+
+
+def write_beside(path: Path, results: Mapping[int, RowResult]) -> Path:
+    from bulksync.sheets.atomic import replace_file
+    from bulksync.sheets.write_csv import neutralise
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["row", *OWNED_COLUMNS])
+    for row in sorted(results):
+        r = results[row]
+        w.writerow([row, r.ticket_id or "", r.ticket_number or "", r.status, neutralise(r.error)])
+    target = results_path(path)
+    replace_file(target, buf.getvalue().encode("utf-8"))
+    return target
