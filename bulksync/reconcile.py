@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bulksync.columns import row_contents
+from bulksync.columns import ValidationReport, row_contents
 from bulksync.config import Settings
 from bulksync.errors import TargetMismatch
 from bulksync.journal import Target, View
@@ -45,7 +45,7 @@ class Loaded:
     deleted: frozenset[str] = frozenset()
 
     @property
-    def report(self) -> Any:
+    def report(self) -> ValidationReport:
         return self.checked.report
 
 
