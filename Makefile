@@ -15,7 +15,7 @@ demo: $(BIN)/.installed
 	$(BIN)/bulksync demo
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py

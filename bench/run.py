@@ -149,12 +149,14 @@ def preflight(tmp: Path, rows: int, label: str, targets: str, repeats: int = REP
     sheet = work / "t.csv"
     csv_sheet(sheet, rows)
     (work / "bulksync.toml").write_text(f'form_id = "{FORM}"\nchannel = "{CHANNEL}"\n')
-    (bare, bare_mb), (plan, plan_mb) = best_of(
+    (bare, bare_mb), (plan, plan_mb), (printed, printed_mb) = best_of(
         [PY, "-c", "import pandas as pd, sys; pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False)",
          str(sheet)],
-        [PY, "-m", "bulksync", "plan", str(sheet), "--limit", "0"], repeats=repeats)
+        [PY, "-m", "bulksync", "plan", str(sheet), "--limit", "0"],
+        [PY, "-m", "bulksync", "plan", str(sheet), "--json"], repeats=repeats)
     return [f"| {label}, {rows:,} rows | plan {plan:.2f} s, peak {plan_mb:.0f} MB; bare read_csv "
-            f"{bare:.2f} s, {bare_mb:.0f} MB: **{plan / bare:.2f}x** | {targets} |"]
+            f"{bare:.2f} s, {bare_mb:.0f} MB: **{plan / bare:.2f}x**; `plan --json` (every operation "
+            f"printed) {printed:.2f} s, {printed_mb:.0f} MB: **{printed / bare:.2f}x** | {targets} |"]
 
 
 def xlsx_close(tmp: Path, rows: int, repeats: int = REPEATS) -> list[str]:

@@ -53,6 +53,17 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     click.echo(f"bulksync: warning: {message}", err=True)
 
 
+def _print_json(value: Any) -> None:
+    """One JSON document and a newline on stdout (orjson: a 100,000-row plan's operations in a
+    seventh of the time of the standard library's encoder, bench/RESULTS.md)."""
+    import orjson
+
+    data = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 def _parse_set(values: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in values:
@@ -170,10 +181,10 @@ def validate(file: Path, as_json: bool, **options: Any) -> None:
     """Check every row of FILE; print each problem with its row and column. Sends nothing."""
     from bulksync.sync import validate as run_validate
 
-    _one_shot()
+    _tune_gc()
     report = run_validate(file, **_settings(options))
     if as_json:
-        click.echo(json.dumps(report.as_dict()))
+        _print_json(report.as_dict())
     else:
         _print_report(report)
         rows_with = len(report.invalid_rows)
@@ -216,16 +227,15 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
     """
     from bulksync.sync import plan as run_plan
 
-    _one_shot()
+    _tune_gc()
     report, the_plan = run_plan(file, force=force, api_url=api_url, allow_duplicates=allow_duplicates,
                                 resend_unresolved=resend_unresolved, **_settings(options))
     counts = the_plan.counts()
     known = the_plan.reconciliation
     if as_json:
-        click.echo(json.dumps({**report.as_dict(), **counts, "requests": the_plan.requests,
-                               **known.as_dict(),
-                               "held": [{"row": r, "kind": k, "why": w} for r, k, w in the_plan.held],
-                               "operations": [op.as_dict() for op in the_plan.operations]}))
+        _print_json({**report.as_dict(), **counts, "requests": the_plan.requests, **known.as_dict(),
+                     "held": [{"row": r, "kind": k, "why": w} for r, k, w in the_plan.held],
+                     "operations": [op.as_dict() for op in the_plan.operations]})
     else:
         click.echo(f"target: {known.target}", err=True)
         _print_report(report, err=True)
@@ -331,6 +341,7 @@ def push(file: Path, as_json: bool, quiet: bool, verbose: bool, **options: Any) 
     """
     from bulksync.sync import push as run_push
 
+    _tune_gc(long_run=True)
     progress = _Progress(quiet=quiet)
     sheet_options = _settings(options)
     try:
@@ -350,7 +361,7 @@ def _conclude(file: Path, result: Any, *, as_json: bool) -> None:
     if result.refused:
         assert result.report is not None
         if as_json:
-            click.echo(json.dumps({**result.summary(), "problems": result.report.as_dict()["problems"]}))
+            _print_json({**result.summary(), "problems": result.report.as_dict()["problems"]})
         else:
             _print_report(result.report, err=True)
         click.echo(f"bulksync: {file} has invalid rows: nothing was sent and the file is "
@@ -363,7 +374,7 @@ def _conclude(file: Path, result: Any, *, as_json: bool) -> None:
 def _report_run(file: Path, result: Any, *, as_json: bool) -> None:
     summary = result.summary()
     if as_json:
-        click.echo(json.dumps(summary))
+        _print_json(summary)
         return
     _note_ignored(result.ignored_columns)
     for p in summary["problems"][:SHOWN_PROBLEMS]:
@@ -413,6 +424,7 @@ def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api
     """
     from bulksync.sync import delete as run_delete
 
+    _tune_gc(long_run=True)
     sheet_options = _settings(options)
 
     def confirm(ops: list[Any]) -> bool:
@@ -556,15 +568,26 @@ _CONSOLE = False
 """True in the console script (``run``): the process ends when the command does."""
 
 
-def _one_shot() -> None:
-    """For a command that reads, reports and ends (validate, plan), in the console script:
-    switch the cyclic GC off. What such a command makes is bounded by the sheet and freed
-    when the process ends, and the collector's passes over the rows' objects cost a tenth
-    of a 100,000-row plan (bench/RESULTS.md). Commands run in-process (tests, callers of
-    ``main``) keep the collector as it was."""
-    if _CONSOLE:
-        import gc
+def _tune_gc(*, long_run: bool = False) -> None:
+    """The console script's only say over Python's cyclic GC; the library never touches it.
 
+    A command that reads, reports and ends (validate, plan) switches the collector off:
+    what it makes is bounded by the sheet and freed when the process ends, and the
+    collector's passes over the rows' objects cost a tenth of a 100,000-row plan
+    (bench/RESULTS.md). A push or delete (``long_run``) keeps it on, with the modules just
+    imported filed as permanent (``gc.freeze``: pandas and pandera are never garbage, and
+    every full collection walked them) and young collections a hundred times rarer (the
+    rows' dicts and Operations, hundreds of thousands, made no cycles to find). Commands
+    run in-process (tests, callers of ``main``) keep the collector as it was.
+    """
+    if not _CONSOLE:
+        return
+    import gc
+
+    if long_run:
+        gc.freeze()
+        gc.set_threshold(70_000, 10, 10)
+    else:
         gc.disable()
 
 

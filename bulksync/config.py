@@ -28,6 +28,11 @@ __all__ = ["CONFIG_NAME", "DEFAULT_API_URL", "Settings", "SheetOptions", "check_
 
 DEFAULT_API_URL = "https://public-api-prod.suptask.com/api/v2/public"
 
+DEFAULT_SETTLE = 60.0
+"""Seconds after which a create whose answer was lost is surely done at the server."""
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a request may take; the settle time can be no shorter."""
+
 
 def is_loopback(host: str) -> bool:
     """Is ``host`` this machine (127.0.0.0/8, ::1, localhost)?"""
@@ -40,9 +45,11 @@ def is_loopback(host: str) -> bool:
 def check_api_url(url: str) -> str:
     """The API URL, checked: a well-formed http(s) URL (surrounding whitespace stripped), and
     plain http only to a loopback host (the sandbox): tokens must not cross a network in clear."""
+    url = url.strip()
+    if url == DEFAULT_API_URL:  # known good; a plan without a URL need not import httpx for it
+        return url
     import httpx
 
-    url = url.strip()
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - a port out of range or not a number raises here
@@ -60,7 +67,6 @@ def check_api_url(url: str) -> str:
             raise UsageError(f"the API URL {shown_url(url)!r} uses plain http: use https "
                              "(plain http is allowed only to 127.0.0.1 / localhost)")
     return url.rstrip("/")
-
 
 
 class SheetOptions(TypedDict, total=False):

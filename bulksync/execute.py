@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT
 from bulksync.errors import StateError, UsageError
 from bulksync.journal import CreateEntry, Journal
 from bulksync.memo import ByIdentity
@@ -33,14 +34,10 @@ if TYPE_CHECKING:
     from bulksync.api import SuptaskClient
     from bulksync.runner import ProgressCallback
 
-__all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "JournalHooks", "Run", "Sending", "drive", "execute"]
+__all__ = ["JournalHooks", "Run", "Sending", "drive", "execute"]
 
 
 
-DEFAULT_SETTLE = 60.0
-"""Seconds after which a create whose answer was lost is surely done at the server."""
-DEFAULT_TIMEOUT = 30.0
-"""Seconds a request may take; the settle time can be no shorter."""
 
 
 STOP_GRACE = 10.0

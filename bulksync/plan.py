@@ -81,8 +81,9 @@ class Operation(NamedTuple):
         return prefix + (self.ticket_id or f"{{ticket of row {self.row_number}}}")
 
     def as_dict(self) -> dict[str, Any]:
+        """The operation as JSON-ready data; ``body`` is the payload itself (read-only)."""
         out: dict[str, Any] = {"row": self.row_number, "kind": self.kind, "method": self.method,
-               "path": self.path, "body": dict(self.payload)}
+                               "path": self.path, "body": self.payload}
         if self.changes:
             out["changes"] = [c.as_dict() for c in self.changes]
         return out

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
 from bulksync.columns import OWNED_COLUMNS, ValidationReport
-from bulksync.config import Settings, SheetOptions, resolve_settings
+from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Settings, SheetOptions, resolve_settings
 from bulksync.errors import AuthError, SheetError, TokenMissing, UsageError
-from bulksync.execute import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Sending, execute
 from bulksync.journal import Target, read_view
 from bulksync.plan import Operation, Plan
 from bulksync.preflight import check, check_listed
@@ -28,6 +27,7 @@ from bulksync.writeback import results_path, write_back
 if TYPE_CHECKING:
     import httpx
 
+    from bulksync.execute import Sending
     from bulksync.runner import ProgressCallback
 
 __all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "delete", "deletions", "load", "plan", "push", "reset",
@@ -124,6 +124,8 @@ def push(
     Called from the main thread, Ctrl-C and SIGTERM stop it cleanly. Sheet options as
     for :func:`validate`.
     """
+    from bulksync.execute import Sending
+
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, rate=rate, **options)
     sending = Sending(_token(token, settings), transport, timeout, settle, only_failed, retry_uncertain,
                       resend_unresolved, allow_duplicates, None, on_progress, on_log, on_notice)
@@ -136,6 +138,7 @@ def push(
 def _run(path: Path | str, settings: Settings, sending: Sending,
          plan_for: Callable[[Target], Loaded], *, skip_invalid: bool = False) -> PushResult:
     """Lock the sheet, plan it, run the plan and write the outcomes back: push and delete."""
+    from bulksync.execute import execute
     from bulksync.lock import sheet_lock
 
     target = Target.of(settings.api_url, sending.token)
@@ -214,6 +217,8 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
     target) are not sent again. DELETE is idempotent: retried like an update; a 404
     after a lost answer means deleted. An invalid ticketId refuses the whole sheet.
     """
+    from bulksync.execute import Sending
+
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, **options)
     sending = Sending(_token(token, settings), transport, confirm=confirm, on_progress=on_progress,
                       on_log=on_log, on_notice=on_notice)

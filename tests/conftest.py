@@ -44,9 +44,37 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run the real command line in a subprocess, as a user would."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "bulksync", *args], capture_output=True,
-                          text=True, env=full_env, cwd=cwd, timeout=timeout)
+            timeout: float = 60, real_process: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the command line as a user would, and return its exit code, stdout and stderr.
+
+    In process, through click's CliRunner, unless ``real_process`` (for what only a real
+    process shows: signals, the console script's exit). An exception the command lets
+    escape becomes a traceback on stderr and exit code 1, as Python would print it, so
+    "no traceback" checks mean the same either way. SUPTASK_* variables of the test
+    environment are hidden, as for a subprocess.
+    """
+    if real_process:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
+        full_env.update(env or {})
+        return subprocess.run([sys.executable, "-m", "bulksync", *args], capture_output=True,
+                              text=True, env=full_env, cwd=cwd, timeout=timeout)
+    import contextlib
+    import traceback
+    import warnings
+
+    from click.testing import CliRunner
+
+    from bulksync.cli import main
+
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k.startswith("SUPTASK_")}
+    overrides.update(env or {})
+    with contextlib.chdir(cwd or os.getcwd()), warnings.catch_warnings():
+        warnings.simplefilter("default")
+        result = CliRunner(env=overrides).invoke(main, list(args), prog_name="bulksync")
+    stderr, code = result.stderr, result.exit_code
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        assert result.exc_info is not None
+        stderr += "Traceback (most recent call last):\n" + "".join(
+            traceback.format_exception(result.exc_info[1]))
+        code = 1
+    return subprocess.CompletedProcess(["bulksync", *args], code, result.stdout, stderr)

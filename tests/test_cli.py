@@ -65,8 +65,9 @@ def test_plan_needs_no_token_and_sends_nothing(tmp_path: Path) -> None:
 def test_push_creates_then_updates_with_json_summary(tmp_path: Path) -> None:
     sheet = write(tmp_path / "t.csv", "description,notes\nPrinter jams,mine\nVPN drops,\n")
     with Sandbox(token=TOKEN) as sb:
+        # Once through the real console script (its exit flushes output, then os._exit).
         first = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "--json",
-                        env=_env(sb))
+                        env=_env(sb), real_process=True)
         second = run_cli("push", str(sheet), "--json", env=_env(sb))  # nothing changed
         assert len(sb.tickets()) == 2
     assert first.returncode == 0, first.stderr

@@ -219,15 +219,18 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_a_closed_port_stops_the_run_soon_and_leaves_the_sheet_untouched(tmp_path: Path) -> None:
+def test_a_closed_port_stops_the_run_and_leaves_the_sheet_untouched(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from bulksync import runner
+
+    # The breaker's real thresholds (3 failures over 20 s) cost about 20 s against a closed
+    # port: bench/run.py times that; here, 3 failures over 1 s show the same path.
+    monkeypatch.setattr(runner, "BREAKER_SECONDS", 1.0)
     sheet = _sheet(tmp_path, 40)
     before = sheet.read_bytes()
     port = _closed_port()
-    started = time.monotonic()
-    code, out = _push(sheet, f"http://127.0.0.1:{port}/api", timeout=120)
-    took = time.monotonic() - started
+    code, out = _push(sheet, f"http://127.0.0.1:{port}/api")
     assert code == 2, out
-    assert took < 40, took
     assert "cannot reach the API at 127.0.0.1" in out and "Traceback" not in out
     assert sheet.read_bytes() == before
     _token_nowhere(tmp_path, out)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bulksync"
 STAGES = [
-    ("shared", {"errors", "untrusted", "memo", "resources", "gcpause"}),
+    ("shared", {"errors", "untrusted", "memo", "resources"}),
     ("read", {"sheets", "sheets.read", "sheets.atomic"}),
     ("map, validate", {"columns", "mapping", "config"}),
     ("preflight", {"preflight"}),
