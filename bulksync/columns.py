@@ -201,28 +201,9 @@ def select_rows(table: Table, defaults: Defaults) -> Rows:
 
     defaults.check()
     raw = table.frame
-    positions: dict[str, list[int]] = {}
-    ignored: list[str] = []
-    for i, name in enumerate(table.header):
-        name = name.strip()
-        if name in API_FIELDS or name in OWNED_COLUMNS or name.startswith(CUSTOM_FIELD_PREFIX):
-            positions.setdefault(name, []).append(i)
-        elif name:
-            ignored.append(name)
-
-    problems: list[Problem] = []
-    for name, where in positions.items():
-        if len(where) > 1:
-            letters = " and ".join(column_letter(i) for i in where)
-            problems.append(Problem(1, name, f"the header {name!r} appears more than once "
-                                             f"(columns {letters}); keep one", "duplicate-header", name))
+    positions, ignored = _header_positions(table.header)
+    problems = _header_problems(positions)
     custom = [n for n in positions if n.startswith(CUSTOM_FIELD_PREFIX)]
-    for name in custom:
-        if not is_uuid(name[len(CUSTOM_FIELD_PREFIX):]):
-            problems.append(Problem(1, name, "a custom field column must be named "
-                                             "customField_<field UUID>, e.g. "
-                                             "customField_3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b", "bad-custom-field", name))
-    problems.sort(key=lambda p: positions[p.column or ""][0])
     for name in defaults.set:
         if name.startswith(CUSTOM_FIELD_PREFIX) and name not in custom:
             custom.append(name)
@@ -245,6 +226,51 @@ def select_rows(table: Table, defaults: Defaults) -> Rows:
         cols[name] = column(name)
     # The row's own cells, before defaults: what the journal knows a row by (see row_contents).
     own = {n: cols[n] for n in sorted(positions) if n in cols and n != TICKET_ID}
+    _fill_defaults(cols, defaults, kept)
+    frame = pd.DataFrame(cols, index=kept)
+    return Rows(frame=frame, custom_fields=tuple(custom), ignored=tuple(ignored),
+                blank=tuple(int(i) for i in raw.index[blank_mask]),
+                header_problems=tuple(problems), own_cells=own,
+                present=frozenset(n for n in positions if n in cols and n != TICKET_ID)
+                | frozenset(defaults.set))
+
+
+def _header_positions(header: tuple[str, ...]) -> tuple[dict[str, list[int]], list[str]]:
+    """(Suptask and bulksync column → its positions in ``header``, the other columns' names)."""
+    positions: dict[str, list[int]] = {}
+    ignored: list[str] = []
+    for i, name in enumerate(header):
+        name = name.strip()
+        if name in API_FIELDS or name in OWNED_COLUMNS or name.startswith(CUSTOM_FIELD_PREFIX):
+            positions.setdefault(name, []).append(i)
+        elif name:
+            ignored.append(name)
+    return positions, ignored
+
+
+def _header_problems(positions: Mapping[str, list[int]]) -> list[Problem]:
+    """Repeated headers and misnamed custom field columns, in the order of the columns."""
+    problems: list[Problem] = []
+    for name, where in positions.items():
+        if len(where) > 1:
+            letters = " and ".join(column_letter(i) for i in where)
+            problems.append(Problem(1, name, f"the header {name!r} appears more than once "
+                                             f"(columns {letters}); keep one", "duplicate-header", name))
+    for name in positions:
+        if name.startswith(CUSTOM_FIELD_PREFIX) and not is_uuid(name[len(CUSTOM_FIELD_PREFIX):]):
+            problems.append(Problem(1, name, "a custom field column must be named "
+                                             "customField_<field UUID>, e.g. "
+                                             "customField_3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b",
+                                    "bad-custom-field", name))
+    problems.sort(key=lambda p: positions[p.column or ""][0])
+    return problems
+
+
+def _fill_defaults(cols: dict[str, pd.Series], defaults: Defaults, kept: pd.Index) -> None:
+    """Apply ``defaults`` to ``cols`` in place: formId and requesterChannel where a row creates a
+    ticket and has none, ``set`` on every row."""
+    import pandas as pd
+
     creates = cols[TICKET_ID].eq("")
     if defaults.form_id:
         cols["formId"] = cols["formId"].mask(creates & cols["formId"].eq(""), defaults.form_id)
@@ -253,12 +279,6 @@ def select_rows(table: Table, defaults: Defaults) -> Rows:
             creates & cols["requesterChannel"].eq(""), defaults.channel)
     for name, value in defaults.set.items():
         cols[name] = pd.Series(value.strip(), index=kept, dtype=str)
-    frame = pd.DataFrame(cols, index=kept)
-    return Rows(frame=frame, custom_fields=tuple(custom), ignored=tuple(ignored),
-                blank=tuple(int(i) for i in raw.index[blank_mask]),
-                header_problems=tuple(problems), own_cells=own,
-                present=frozenset(n for n in positions if n in cols and n != TICKET_ID)
-                | frozenset(defaults.set))
 
 
 def row_contents(rows: Rows) -> dict[int, str]:

@@ -272,6 +272,29 @@ def _all_columns(table: Table, name: str) -> list[pd.Series]:
     return [table.frame[i] for i, h in enumerate(table.header) if h.strip() == name]
 
 
+@dataclass
+class _Reader:
+    """The source columns the map stage reads: each is noted as used, each missing one as a problem."""
+
+    table: Table
+    problems: list[Problem] = field(default_factory=list)
+    consumed: set[str] = field(default_factory=set)
+
+    def need(self, name: str, where: str) -> pd.Series | None:
+        """The column ``name``, stripped; None, and a problem, when the sheet has none."""
+        series = _column(self.table, name)
+        if series is None:
+            self.problems.append(Problem(1, name, f"the mapping ({where}) reads a column {name!r} that "
+                                                  "this sheet does not have", "missing-column"))
+        self.consumed.add(name)
+        return series
+
+    def all_columns(self, name: str) -> list[pd.Series]:
+        """Every column headed ``name``, as they are (maybe none)."""
+        self.consumed.add(name)
+        return _all_columns(self.table, name)
+
+
 def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users | None = None,
                   default_requester: str | None = None,
                   comments: MappingABC[str, list[Comment]] | None = None) -> Mapped:
@@ -280,91 +303,125 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
 
     from bulksync.sheets.read import Table as TableType
 
-    frame = table.frame
-    index = frame.index
-    problems: list[Problem] = []
+    if mapping is None:
+        return _users_in_place(table, users, default_requester)
+    index = table.frame.index
+    reader = _Reader(table)
     out: dict[str, pd.Series] = {}
     source_of: dict[str, str] = {}
-    consumed: set[str] = set()
-
-    def need(name: str, where: str) -> pd.Series | None:
-        series = _column(table, name)
-        if series is None:
-            problems.append(Problem(1, name, f"the mapping ({where}) reads a column {name!r} that this "
-                                             "sheet does not have", "missing-column"))
-        consumed.add(name)
-        return series
-
-    if mapping is None:
-        # The sheet is already in Suptask's columns: only users change, in place.
-        if users is None and not default_requester:
-            return Mapped(table, (), {}, {}, {})
-        changed = frame.copy()
-        for name in ("requester", "assignee"):
-            where = table.position(name)
-            if where is not None:
-                changed[where] = _map_users(frame[where].str.strip(), users, name, problems,
-                                            default_requester if name == "requester" else None)
-        mapped = TableType(path=table.path, header=table.header, frame=changed, format=table.format,
-                           fingerprint=table.fingerprint)
-        return Mapped(mapped, tuple(problems), {}, {}, {})
     for name in OWNED_COLUMNS:
         series = _column(table, name)
         if series is not None:
             out[name] = series
     if mapping.description:
-        parts = [s for s in (_column(table, c) for c in mapping.description) if s is not None]
-        consumed.update(mapping.description)
-        if not parts:
-            problems.append(Problem(1, mapping.description[0], "the mapping composes the description "
-                                    f"from {', '.join(mapping.description)}; none is in this sheet",
-                                    "missing-column"))
-        else:
-            text = parts[0]
-            for part in parts[1:]:
-                text = text.where(part.eq(""), text + mapping.description_separator + part) \
-                    .where(text.ne(""), part)
-            out["description"] = text
+        description = _compose_description(reader, mapping)
+        if description is not None:
+            out["description"] = description
             source_of["description"] = " + ".join(c for c in mapping.description
                                                   if table.position(c) is not None)
     for name, source in mapping.columns.items():
-        if name == "tags":
-            found = _all_columns(table, source)
-            consumed.add(source)
-            if not found:
-                need(source, f"columns.{name}")
-                continue
-            split = [s.str.split(mapping.tag_separator) if mapping.tag_separator.strip() else
-                     s.str.split() for s in found]
-            joined = [",".join(t.strip() for lst in lists for t in lst if t.strip())
-                      for lists in zip(*[s.tolist() for s in split], strict=True)]
-            out["tags"] = pd.Series(joined, index=index, dtype=str)
-        else:
-            series = need(source, f"columns.{name}")
-            if series is None:
-                continue
+        series = (_tags(reader, source, mapping.tag_separator) if name == "tags"
+                  else reader.need(source, f"columns.{name}"))
+        if series is not None:
             out[name] = series
-        source_of[name] = source
+            source_of[name] = source
     for name, vmap in mapping.values.items():
         if name in out:
-            out[name] = _map_values(out[name], vmap, name, problems)
+            out[name] = _map_values(out[name], vmap, name, reader.problems)
     for name, value in mapping.fixed.items():
         out[name] = pd.Series(value, index=index, dtype=str)
+    _map_user_columns(out, users, default_requester, reader.problems)
+    legacy = _legacy_ids(reader, mapping.legacy_id) if mapping.legacy_id else {}
+    thread = _comment_threads(reader, mapping, legacy, comments, users)
+    _keep_other_columns(reader, out)
+    problems = reader.problems
+    # Problems in the order the user sees the sheet: by row, then by the source column's place.
+    problems.sort(key=lambda p: (p.row_number, table.position(source_of.get(p.column or "", "")) or 0))
+    header = tuple(out)
+    mapped_frame = pd.DataFrame({i: s for i, s in enumerate(out.values())}, index=index)
+    mapped = TableType(path=table.path, header=header, frame=mapped_frame, format=table.format,
+                       fingerprint=table.fingerprint)
+    return Mapped(mapped, tuple(problems), legacy, thread, source_of)
 
+
+def _users_in_place(table: Table, users: Users | None, default_requester: str | None) -> Mapped:
+    """A sheet already in Suptask's columns: only its users change, in place."""
+    from bulksync.sheets.read import Table as TableType
+
+    if users is None and not default_requester:
+        return Mapped(table, (), {}, {}, {})
+    frame = table.frame
+    problems: list[Problem] = []
+    changed = frame.copy()
+    for name in ("requester", "assignee"):
+        where = table.position(name)
+        if where is not None:
+            changed[where] = _map_users(frame[where].str.strip(), users, name, problems,
+                                        default_requester if name == "requester" else None)
+    mapped = TableType(path=table.path, header=table.header, frame=changed, format=table.format,
+                       fingerprint=table.fingerprint)
+    return Mapped(mapped, tuple(problems), {}, {}, {})
+
+
+def _compose_description(reader: _Reader, mapping: ColumnMapping) -> pd.Series | None:
+    """The description from ``mapping.description``'s columns, empty cells skipped; None, and a
+    problem, when the sheet has none of them."""
+    parts = [s for s in (_column(reader.table, c) for c in mapping.description) if s is not None]
+    reader.consumed.update(mapping.description)
+    if not parts:
+        reader.problems.append(Problem(1, mapping.description[0], "the mapping composes the description "
+                                       f"from {', '.join(mapping.description)}; none is in this sheet",
+                                       "missing-column"))
+        return None
+    text = parts[0]
+    for part in parts[1:]:
+        text = text.where(part.eq(""), text + mapping.description_separator + part) \
+            .where(text.ne(""), part)
+    return text
+
+
+def _tags(reader: _Reader, source: str, separator: str) -> pd.Series | None:
+    """The tags of every column headed ``source`` (Jira repeats Labels), one comma-separated cell a
+    row; None, and a problem, when the sheet has no such column."""
+    import pandas as pd
+
+    found = reader.all_columns(source)
+    if not found:
+        reader.need(source, "columns.tags")
+        return None
+    split = [s.str.split(separator) if separator.strip() else s.str.split() for s in found]
+    joined = [",".join(t.strip() for lst in lists for t in lst if t.strip())
+              for lists in zip(*[s.tolist() for s in split], strict=True)]
+    return pd.Series(joined, index=reader.table.frame.index, dtype=str)
+
+
+def _map_user_columns(out: dict[str, pd.Series], users: Users | None, default_requester: str | None,
+                      problems: list[Problem]) -> None:
+    """Map requester and assignee in ``out`` through the users file (requester also to the
+    default requester), in place."""
     for name in ("requester", "assignee"):
         if name in out and (users is not None or (name == "requester" and default_requester)):
             out[name] = _map_users(out[name], users, name, problems,
                                    default_requester if name == "requester" else None)
 
-    legacy: dict[int, str] = {}
+
+def _legacy_ids(reader: _Reader, column: str) -> dict[int, str]:
+    """Row number → the old ticket's ID, for the rows that have one."""
+    ids = reader.need(column, "legacy_id")
+    if ids is None:
+        return {}
+    return {int(r): v for r, v in zip(reader.table.frame.index, ids.tolist(), strict=True) if v}
+
+
+def _comment_threads(reader: _Reader, mapping: ColumnMapping, legacy: dict[int, str],
+                     comments: MappingABC[str, list[Comment]] | None,
+                     users: Users | None) -> dict[int, list[Comment]]:
+    """Row number → its comments: the sheet's comment columns, then the comments file's (by legacy
+    ID); authors get their names from the users file."""
     thread: dict[int, list[Comment]] = {}
-    if mapping.legacy_id:
-        ids = need(mapping.legacy_id, "legacy_id")
-        if ids is not None:
-            legacy = {int(r): v for r, v in zip(index, ids.tolist(), strict=True) if v}
     if mapping.comments:
-        consumed.add(mapping.comments)
-        for series in _all_columns(table, mapping.comments):
+        index = reader.table.frame.index
+        for series in reader.all_columns(mapping.comments):
             for row, cell in zip(index, series.tolist(), strict=True):
                 if cell.strip():
                     thread.setdefault(int(row), []).append(_jira_comment(cell, mapping.comments_public))
@@ -374,19 +431,17 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
                 thread.setdefault(row, []).extend(comments[legacy_id])
     if users is not None:
         thread = {row: [_named(c, users) for c in cs] for row, cs in thread.items()}
+    return thread
 
-    # The export's other columns stay, as the user's own: never sent, named once as such.
+
+def _keep_other_columns(reader: _Reader, out: dict[str, pd.Series]) -> None:
+    """Add the export's other columns to ``out``: they stay, as the user's own (never sent,
+    named once as such)."""
+    table = reader.table
     for name in (h.strip() for h in table.header):
-        if (name and name not in consumed and name not in OWNED_COLUMNS and name not in API_FIELDS
-                and not name.startswith(CUSTOM_FIELD_PREFIX)):
-            out.setdefault(name, frame[table.position(name)])
-    # Problems in the order the user sees the sheet: by row, then by the source column's place.
-    problems.sort(key=lambda p: (p.row_number, table.position(source_of.get(p.column or "", "")) or 0))
-    header = tuple(out)
-    mapped_frame = pd.DataFrame({i: s for i, s in enumerate(out.values())}, index=index)
-    mapped = TableType(path=table.path, header=header, frame=mapped_frame, format=table.format,
-                       fingerprint=table.fingerprint)
-    return Mapped(mapped, tuple(problems), legacy, thread, source_of)
+        if (name and name not in reader.consumed and name not in OWNED_COLUMNS
+                and name not in API_FIELDS and not name.startswith(CUSTOM_FIELD_PREFIX)):
+            out.setdefault(name, table.frame[table.position(name)])
 
 
 def _map_values(series: pd.Series, vmap: ValueMap, name: str, problems: list[Problem]) -> pd.Series:

@@ -31,7 +31,7 @@ from bulksync.journal import CreateEntry
 
 if TYPE_CHECKING:
     from bulksync.api import SuptaskClient
-    from bulksync.runner import RunStats
+    from bulksync.runner import Pacer, RunStats
 
 __all__ = ["NOT_SETTLED", "Outcome", "resolve_uncertain", "same_ticket", "window"]
 
@@ -76,93 +76,115 @@ async def resolve_uncertain(client: SuptaskClient, pending: list[CreateEntry],
                             stats: RunStats | None = None) -> dict[str, Outcome]:
     """An Outcome per pending entry (by key). Reads are cached and shared between entries;
     each is counted in ``stats.requests``."""
-    import httpx
-
-    from bulksync.api import ticket_id_of
-    from bulksync.policy import classify
-    from bulksync.runner import Pacer, failure_of
+    from bulksync.runner import Pacer
 
     # The run's one pacer: reads share the budget with creates, links and replies.
     pacer = stats.pacer if stats is not None and stats.pacer is not None else Pacer()
     if stats is not None:
         stats.pacer = pacer
-    cache: dict[int, tuple[int, Any]] = {}
-    claimed = {e.ticket_number for e in created if e.ticket_number is not None}
-    taken = {e.ticket_id.lower() for e in created if e.ticket_id}
-    now = time.time()
-
-    async def read(number: int) -> tuple[int, Any]:
-        if number not in cache:
-            status, body = 0, None
-            for attempt in range(1, 4):
-                await pacer.acquire()
-                if stats is not None:
-                    stats.requests += 1
-                try:
-                    response = await client.request("GET", f"/ticket/{number}")
-                except httpx.TransportError as e:  # this read is inconclusive unless retried
-                    status = 0
-                    if classify("GET", failure_of(e), attempt=attempt) in ("retry", "retry-unsent"):
-                        continue
-                    break
-                finally:
-                    pacer.release()
-                pacer.observe(response)
-                status = response.status_code
-                if status >= 400 and classify("GET", "status", status, attempt=attempt) in (
-                        "retry", "retry-unsent"):
-                    continue
-                try:
-                    body = response.json()
-                except ValueError:
-                    body = None
-                break
-            cache[number] = (status, body)
-        return cache[number]
-
+    resolver = _Resolver(client, pacer, stats, created, settle)
     outcomes: dict[str, Outcome] = {}
     for entry in sorted(pending, key=lambda e: e.sent_at):
-        settled = entry.settled_at if entry.settled_at is not None else entry.sent_at + settle
-        if settled > now:
-            outcomes[entry.key] = Outcome("uncertain", reason=NOT_SETTLED)
-            continue
-        lo, hi = window(entry, created, settle)
+        outcomes[entry.key] = await resolver.outcome(entry)
+    return outcomes
+
+
+class _Resolver:
+    """What the entries of one ``resolve_uncertain`` share: the reads so far, and the ticket
+    numbers and IDs already ours (a ticket found for one entry is not another's)."""
+
+    def __init__(self, client: SuptaskClient, pacer: Pacer, stats: RunStats | None,
+                 created: list[CreateEntry], settle: float) -> None:
+        self.client = client
+        self.pacer = pacer
+        self.stats = stats
+        self.created = created
+        self.settle = settle
+        self.cache: dict[int, tuple[int, Any]] = {}
+        self.claimed = {e.ticket_number for e in created if e.ticket_number is not None}
+        self.taken = {e.ticket_id.lower() for e in created if e.ticket_id}
+        self.now = time.time()
+
+    async def outcome(self, entry: CreateEntry) -> Outcome:
+        settled = entry.settled_at if entry.settled_at is not None else entry.sent_at + self.settle
+        if settled > self.now:
+            return Outcome("uncertain", reason=NOT_SETTLED)
+        lo, hi = window(entry, self.created, self.settle)
         if lo is None and hi is None:
-            outcomes[entry.key] = Outcome("uncertain", reason="no ticket numbers are known around it")
-            continue
+            return Outcome("uncertain", reason="no ticket numbers are known around it")
         start = lo + 1 if lo is not None else max(1, hi - SCAN_LIMIT)  # type: ignore[operator]
         stop = hi if hi is not None else start + SCAN_LIMIT
-        conclusive = lo is not None
+        match, complete = await self.search(entry, start, stop, hi)
+        if match:
+            self.claimed.add(match[1])
+            self.taken.add(match[0])
+            return Outcome("resolved", match[0], match[1])
+        if lo is not None and complete:
+            return Outcome("absent")
+        return Outcome("uncertain", reason="the ticket numbers around it could not all be read")
+
+    async def search(self, entry: CreateEntry, start: int, stop: int,
+                     hi: int | None) -> tuple[tuple[str, int] | None, bool]:
+        """Read the numbers from ``start`` to ``stop`` (at most SCAN_LIMIT) that are not ours:
+        the entry's ticket (ID, number) if one matches, and whether the search was complete
+        (every number read, up to ``hi`` or, with no ``hi``, a run of 404s that ends them)."""
+        from bulksync.api import ticket_id_of
+
+        complete = True
         misses = 0
-        match: tuple[str, int] | None = None
         for number in range(start, min(stop, start + SCAN_LIMIT)):
-            if number in claimed:
+            if number in self.claimed:
                 misses = 0
                 continue
-            status, body = await read(number)
+            status, body = await self.read(number)
             if status == 200 and isinstance(body, dict):
                 misses = 0
                 # Believed only as a new ticket's UUID, not one another row already has.
                 found = ticket_id_of(body.get("id"))
-                if same_ticket(entry.payload, body) and found is not None and found not in taken:
-                    match = (found, number)
-                    break
+                if same_ticket(entry.payload, body) and found is not None and found not in self.taken:
+                    return (found, number), complete
             elif status == 404:
                 misses += 1
                 if hi is None and misses >= END_RUN:
-                    break
+                    return None, complete
             else:
-                conclusive = False
-        else:
-            if hi is None or stop > start + SCAN_LIMIT:
-                conclusive = False
-        if match:
-            claimed.add(match[1])
-            taken.add(match[0])
-            outcomes[entry.key] = Outcome("resolved", match[0], match[1])
-        elif conclusive:
-            outcomes[entry.key] = Outcome("absent")
-        else:
-            outcomes[entry.key] = Outcome("uncertain", reason="the ticket numbers around it could "
-                                                              "not all be read")
-    return outcomes
+                complete = False
+        return None, complete and hi is not None and stop <= start + SCAN_LIMIT
+
+    async def read(self, number: int) -> tuple[int, Any]:
+        """``GET /ticket/{number}``: (status, body), status 0 if no answer; read once, then cached."""
+        if number not in self.cache:
+            self.cache[number] = await self._get(number)
+        return self.cache[number]
+
+    async def _get(self, number: int) -> tuple[int, Any]:
+        import httpx
+
+        from bulksync.policy import classify
+        from bulksync.runner import failure_of
+
+        status, body = 0, None
+        for attempt in range(1, 4):
+            await self.pacer.acquire()
+            if self.stats is not None:
+                self.stats.requests += 1
+            try:
+                response = await self.client.request("GET", f"/ticket/{number}")
+            except httpx.TransportError as e:  # this read is inconclusive unless retried
+                status = 0
+                if classify("GET", failure_of(e), attempt=attempt) in ("retry", "retry-unsent"):
+                    continue
+                break
+            finally:
+                self.pacer.release()
+            self.pacer.observe(response)
+            status = response.status_code
+            if status >= 400 and classify("GET", "status", status, attempt=attempt) in (
+                    "retry", "retry-unsent"):
+                continue
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            break
+        return status, body

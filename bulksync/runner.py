@@ -265,157 +265,213 @@ async def run_operations(
     reported: they are safe to resend). An exception from ``hooks`` (the journal cannot
     record) stops every worker at once and is raised.
     """
-    import httpx
-
     ops = [op for op in operations if op.sends]
-    total = len(ops)
     stats = stats if stats is not None else RunStats()
     if stats.pacer is None:
         stats.pacer = Pacer(rate)
-    pacer = stats.pacer
-    queue = iter(ops)
-    done = 0
-    unanswered = stats.unanswered
-    host = urlsplit(client.base_url).hostname or client.base_url
-    secrets = client.secrets
-
-    def progress() -> None:
-        if on_progress:
-            on_progress(done, total, pacer.note())
-
-    async def paced() -> None:
-        """Take a pacing slot; a long pause is shown as it starts."""
-        if pacer.try_acquire():  # the common case takes its slot without awaiting
-            if on_progress and pacer.waiting() >= 1:
-                progress()
-            await pacer.acquire()
-
-    async def perform(op: Operation) -> tuple[RowResult | None, bool]:
-        """The row's final outcome (None: no answer before the run stopped), and whether the
-        server answered the last attempt."""
-        create = op.kind == "create"
-        once = op.kind in ONCE_KINDS
-        attempt = 0
-        while True:
-            attempt += 1
-            error, status = "", 0
-            await paced()
-            if stats.stopped:
-                pacer.release()
-                return None, False
-            if once and hooks:
-                try:
-                    instead = hooks.sending(op)
-                except BaseException:
-                    pacer.release()
-                    raise
-                if instead is not None:  # not sent: the journal already settles this row
-                    pacer.release()
-                    return instead, False
-            stats.requests += 1
-            started = time.monotonic() if on_log else 0.0
-            try:
-                response = await client.request(op.method, op.path,
-                                                None if op.kind == "delete" else op.payload)
-                if on_log:
-                    on_log(f"row {op.row_number}: {op.method} {op.path} → {response.status_code} "
-                           f"in {(time.monotonic() - started) * 1000:.0f} ms")
-            except httpx.TransportError as e:
-                failure = failure_of(e)
-                if failure == "connect":
-                    error = f"could not connect to {host}: {_describe(e, secrets)}"
-                    stats.connect_failed(host, _describe(e, secrets))
-                    if attempt == 1 or op.row_number in unanswered:
-                        unanswered.add(op.row_number)
-                else:
-                    error = f"no answer: {_describe(e, secrets)}"
-                    unanswered.discard(op.row_number)
-                    if failure == "timeout":  # a server that takes requests and never answers
-                        stats.connect_failed(host, _describe(e, secrets), what="requests without an answer")
-                    else:
-                        stats.connected()
-            else:
-                status = response.status_code
-                stats.answered(status)
-                unanswered.discard(op.row_number)
-                pacer.observe(response)
-                if 200 <= status < 300:
-                    stats.successes += 1
-                    if op.kind == "delete":
-                        return RowResult(op.row_number, "deleted", ticket_id=op.ticket_id), True
-                    if not create:
-                        return RowResult(op.row_number, "updated", ticket_id=op.ticket_id), True
-                    return _created(op, response, stats.ids, secrets), True
-                failure = "status"
-                error = error_message(response, secrets)
-            finally:
-                pacer.release()
-            then = classify(op.method, failure, status, attempt=attempt,
-                            anything_succeeded=stats.successes > 0)
-            answered = failure == "status"
-            if then == "done":
-                return RowResult(op.row_number, "deleted", ticket_id=op.ticket_id), True
-            if then == "stop":
-                if stats.stopped is None:
-                    stats.stopped = AuthError(
-                        f"the API refused the token ({error}); check SUPTASK_API_TOKEN. "
-                        "Nothing more was sent.", status=status, method=op.method, path=op.path)
-                if once and hooks:  # a refused token processed nothing: forget the intent
-                    hooks.not_sent(op)
-                return None, True
-            if then == "uncertain":
-                return RowResult(op.row_number, "uncertain", error=_uncertain(error, op)), answered
-            not_processed = then == "retry-unsent"
-            retry_ok = then in ("retry", "retry-unsent")
-            if on_log:
-                on_log(f"row {op.row_number}: {op.method} {op.path}: {error} (attempt {attempt})")
-            if once and hooks and not_processed:
-                hooks.not_sent(op)
-            if stats.stopped:
-                return (None, False) if not_processed else (
-                    RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error), True)
-            if not retry_ok or attempt >= max_attempts:
-                return RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error), True
-            delay = min(30.0, backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
-            if pacer.waiting() >= 1:
-                progress()  # say what the pause waits for, as it starts
-            await asyncio.sleep(max(delay, pacer.waiting()))
-
-    async def worker() -> None:
-        nonlocal done
-        for op in queue:
-            if stats.stopped or (stopping is not None and stopping.is_set()):
-                return
-            try:
-                result, answered = await perform(op)
-            except asyncio.CancelledError:
-                if op.kind in ONCE_KINDS:
-                    results[op.row_number] = RowResult(op.row_number, "uncertain",
-                                                       error=STOPPED_IN_FLIGHT)
-                raise
-            if result is None:
-                continue
-            if hooks:
-                try:
-                    result = hooks.finished(op, result, answered=answered) or result
-                except BaseException:
-                    results[op.row_number] = result  # not recorded, but not lost: written back
-                    raise
-            results[op.row_number] = result
-            done += 1
-            progress()
-
-    progress()
+    run = _Run(client, ops, results, stats, stats.pacer, max_attempts=max_attempts, backoff=backoff,
+               on_progress=on_progress, hooks=hooks, stopping=stopping, on_log=on_log)
+    run.progress()
     try:
         async with asyncio.TaskGroup() as group:  # an error in one worker stops them all
-            for _ in range(max(1, min(concurrency, total or 1))):
-                group.create_task(worker())
+            for _ in range(max(1, min(concurrency, len(ops) or 1))):
+                group.create_task(run.worker())
     except BaseExceptionGroup as group_error:
         raise group_error.exceptions[0] from None
     if isinstance(stats.stopped, ApiUnreachable):
-        for row in unanswered:  # they got no answer: their cells are left as they were
+        for row in stats.unanswered:  # they got no answer: their cells are left as they were
             results.pop(row, None)
     return stats
+
+
+_Outcome = tuple[RowResult | None, bool]
+"""A row's final outcome (None: no answer before the run stopped), and whether the server
+answered the last attempt."""
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """An attempt that got no usable answer: where it broke, the status (0: none), the row's error."""
+
+    failure: Failure
+    status: int
+    error: str
+
+
+class _Run:
+    """One call of ``run_operations``: what its workers share, and the steps of sending a row."""
+
+    def __init__(self, client: SuptaskClient, ops: list[Operation],
+                 results: MutableMapping[int, RowResult], stats: RunStats, pacer: Pacer, *,
+                 max_attempts: int, backoff: float, on_progress: ProgressCallback | None,
+                 hooks: RunHooks | None, stopping: asyncio.Event | None,
+                 on_log: Callable[[str], None] | None) -> None:
+        self.client = client
+        self.queue = iter(ops)  # shared: each worker takes the next operation
+        self.total = len(ops)
+        self.done = 0
+        self.results = results
+        self.stats = stats
+        self.pacer = pacer
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.on_progress = on_progress
+        self.hooks = hooks
+        self.stopping = stopping
+        self.on_log = on_log
+        self.host = urlsplit(client.base_url).hostname or client.base_url
+        self.secrets = client.secrets
+
+    def progress(self) -> None:
+        if self.on_progress:
+            self.on_progress(self.done, self.total, self.pacer.note())
+
+    async def paced(self) -> None:
+        """Take a pacing slot; a long pause is shown as it starts."""
+        if self.pacer.try_acquire():  # the common case takes its slot without awaiting
+            if self.on_progress and self.pacer.waiting() >= 1:
+                self.progress()
+            await self.pacer.acquire()
+
+    async def worker(self) -> None:
+        """Send operations from the shared queue until it is empty or the run stops."""
+        for op in self.queue:
+            if self.stats.stopped or (self.stopping is not None and self.stopping.is_set()):
+                return
+            try:
+                result, answered = await self.perform(op)
+            except asyncio.CancelledError:
+                if op.kind in ONCE_KINDS:
+                    self.results[op.row_number] = RowResult(op.row_number, "uncertain",
+                                                            error=STOPPED_IN_FLIGHT)
+                raise
+            if result is None:
+                continue
+            if self.hooks:
+                try:
+                    result = self.hooks.finished(op, result, answered=answered) or result
+                except BaseException:
+                    self.results[op.row_number] = result  # not recorded, but not lost: written back
+                    raise
+            self.results[op.row_number] = result
+            self.done += 1
+            self.progress()
+
+    async def perform(self, op: Operation) -> _Outcome:
+        """Send one operation, again after a pause while the policy allows: its final outcome."""
+        attempt = 0
+        while True:
+            attempt += 1
+            sent = await self.send_once(op, attempt)
+            if not isinstance(sent, _Failed):
+                return sent
+            outcome = self.after_failure(op, attempt, sent)
+            if outcome is not None:
+                return outcome
+            delay = min(30.0, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+            if self.pacer.waiting() >= 1:
+                self.progress()  # say what the pause waits for, as it starts
+            await asyncio.sleep(max(delay, self.pacer.waiting()))
+
+    async def send_once(self, op: Operation, attempt: int) -> _Outcome | _Failed:
+        """Send the operation once within a pacing slot (released on every path): the row's
+        outcome, or how the attempt failed. Not sent if the run has stopped or ``hooks``
+        already settle the row."""
+        import httpx
+
+        await self.paced()
+        if self.stats.stopped:
+            self.pacer.release()
+            return None, False
+        if op.kind in ONCE_KINDS and self.hooks:
+            try:
+                instead = self.hooks.sending(op)
+            except BaseException:
+                self.pacer.release()
+                raise
+            if instead is not None:  # not sent: the journal already settles this row
+                self.pacer.release()
+                return instead, False
+        self.stats.requests += 1
+        started = time.monotonic() if self.on_log else 0.0
+        try:
+            response = await self.client.request(op.method, op.path,
+                                                 None if op.kind == "delete" else op.payload)
+            if self.on_log:
+                self.on_log(f"row {op.row_number}: {op.method} {op.path} → {response.status_code} "
+                            f"in {(time.monotonic() - started) * 1000:.0f} ms")
+        except httpx.TransportError as e:
+            return self.no_answer(op, attempt, e)
+        else:
+            return self.answer(op, response)
+        finally:
+            self.pacer.release()
+
+    def no_answer(self, op: Operation, attempt: int, e: httpx.TransportError) -> _Failed:
+        """Count a request that got no answer: a connection not made counts toward the breaker,
+        and so does a timeout (a server that takes requests and never answers)."""
+        failure = failure_of(e)
+        described = _describe(e, self.secrets)
+        if failure == "connect":
+            self.stats.connect_failed(self.host, described)
+            if attempt == 1 or op.row_number in self.stats.unanswered:
+                self.stats.unanswered.add(op.row_number)
+            return _Failed(failure, 0, f"could not connect to {self.host}: {described}")
+        self.stats.unanswered.discard(op.row_number)
+        if failure == "timeout":
+            self.stats.connect_failed(self.host, described, what="requests without an answer")
+        else:
+            self.stats.connected()
+        return _Failed(failure, 0, f"no answer: {described}")
+
+    def answer(self, op: Operation, response: httpx.Response) -> _Outcome | _Failed:
+        """Count an answer and steer the pace by it: the row's outcome on a 2xx."""
+        status = response.status_code
+        self.stats.answered(status)
+        self.stats.unanswered.discard(op.row_number)
+        self.pacer.observe(response)
+        if not 200 <= status < 300:
+            return _Failed("status", status, error_message(response, self.secrets))
+        self.stats.successes += 1
+        if op.kind == "delete":
+            return RowResult(op.row_number, "deleted", ticket_id=op.ticket_id), True
+        if op.kind != "create":
+            return RowResult(op.row_number, "updated", ticket_id=op.ticket_id), True
+        return _created(op, response, self.stats.ids, self.secrets), True
+
+    def after_failure(self, op: Operation, attempt: int, failed: _Failed) -> _Outcome | None:
+        """What the policy makes of a failed attempt: the row's final outcome, or None to send
+        it again. A refused token stops the run; a POST not processed is told to ``hooks``."""
+        then = classify(op.method, failed.failure, failed.status, attempt=attempt,
+                        anything_succeeded=self.stats.successes > 0)
+        once_hooks = self.hooks if op.kind in ONCE_KINDS else None
+        if then == "done":
+            return RowResult(op.row_number, "deleted", ticket_id=op.ticket_id), True
+        if then == "stop":
+            if self.stats.stopped is None:
+                self.stats.stopped = AuthError(
+                    f"the API refused the token ({failed.error}); check SUPTASK_API_TOKEN. "
+                    "Nothing more was sent.", status=failed.status, method=op.method, path=op.path)
+            if once_hooks:  # a refused token processed nothing: forget the intent
+                once_hooks.not_sent(op)
+            return None, True
+        if then == "uncertain":
+            return (RowResult(op.row_number, "uncertain", error=_uncertain(failed.error, op)),
+                    failed.failure == "status")
+        not_processed = then == "retry-unsent"
+        if self.on_log:
+            self.on_log(f"row {op.row_number}: {op.method} {op.path}: {failed.error} (attempt {attempt})")
+        if once_hooks and not_processed:
+            once_hooks.not_sent(op)
+        if self.stats.stopped:
+            return (None, False) if not_processed else (_failed(op, failed.error), True)
+        if then not in ("retry", "retry-unsent") or attempt >= self.max_attempts:
+            return _failed(op, failed.error), True
+        return None
+
+
+def _failed(op: Operation, error: str) -> RowResult:
+    return RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=error)
 
 
 def _created(op: Operation, response: httpx.Response, seen: set[str],

@@ -110,6 +110,27 @@ def test_a_refused_connection_is_retried_as_not_sent() -> None:
     assert results[2].status == "failed" and "could not connect" in results[2].error
 
 
+def test_could_not_connect_names_the_host_and_the_cause_never_the_request_headers() -> None:
+    """The message is built from the error, not from the request it carries (whose headers hold
+    the token), even when the error's own text quotes them, as some proxies' errors do."""
+    token = "hdr-secret-token-91c4"
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"proxy refused {request.headers['Authorization']}", request=request)
+
+    results: dict[int, RowResult] = {}
+
+    async def go() -> None:
+        async with SuptaskClient(token=token, base_url="https://api.example.com",
+                                 transport=httpx.MockTransport(refuse)) as client:
+            await run_operations(client, [Operation(2, "create", None, {"description": "x"})],
+                                 results, max_attempts=2, backoff=0.01)
+    asyncio.run(go())
+    error = results[2].error
+    assert error.startswith("could not connect to api.example.com: ConnectError: proxy refused")
+    assert token not in error and "Authorization" not in error and "headers" not in error.lower()
+
+
 def test_a_silent_server_is_a_read_timeout() -> None:
     """The server takes the request and never answers: ReadTimeout, so a create becomes uncertain."""
     listener = socket.create_server(("127.0.0.1", 0))

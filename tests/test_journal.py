@@ -128,6 +128,38 @@ def test_ctrl_c_writes_back_what_was_obtained(tmp_path: Path, slow_sandbox: Sand
     assert {r["syncStatus"] for r in _rows(sheet)} <= {"created", "unchanged"}
 
 
+def test_a_delete_stopped_by_ctrl_c_writes_back_and_records_what_it_deleted(
+        tmp_path: Path, slow_sandbox: Sandbox) -> None:
+    """A delete is a push of a plan of DELETEs: the same signal handling, journal and write-back."""
+    sheet = _sheet(tmp_path / "t.csv", 40)
+    assert bulksync.push(sheet, token=TOKEN, api_url=slow_sandbox.url, concurrency=8, **DEFAULTS).ok
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
+    env.update({"SUPTASK_API_URL": slow_sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
+    process = subprocess.Popen([sys.executable, "-m", "bulksync", "delete", str(sheet), "--yes", "-q",
+                                "--concurrency", "2"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while sum(r["method"] == "DELETE" for r in slow_sandbox.requests()) < 4:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    gone = {r["ticketId"] for r in _rows(sheet) if r["syncStatus"] == "deleted"}
+    left = {t["id"] for t in slow_sandbox.tickets()}
+    assert gone and len(left) == 40 - len(gone) and not gone & left  # the sheet says what was done
+    with sqlite3.connect(store_path()) as db:
+        recorded = {r[0] for r in db.execute("SELECT ticket_id FROM tickets WHERE deleted = 1")}
+    assert recorded == gone
+    # The rerun sends a DELETE only for what is left.
+    sent_before = sum(r["method"] == "DELETE" for r in slow_sandbox.requests())
+    rerun = run_cli("delete", str(sheet), "--yes", "-q", env=env)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert sum(r["method"] == "DELETE" for r in slow_sandbox.requests()) - sent_before == len(left)
+    assert slow_sandbox.tickets() == []
+
+
 def test_sigterm_stops_cleanly_too(tmp_path: Path, slow_sandbox: Sandbox) -> None:
     sheet = _sheet(tmp_path / "t.csv", 60)
     process = _start_push(sheet, slow_sandbox)

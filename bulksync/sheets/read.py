@@ -224,7 +224,7 @@ def _read_csv(path: Path) -> Table:
         raise SheetError(path, "is empty: the first row must be a header naming the columns") from None
     header = tuple(raw.iloc[0].tolist())
     frame = raw.iloc[1:]
-    frame.index = range(2, len(frame) + 2)
+    frame.index = pd.RangeIndex(2, len(frame) + 2)
     return Table(path=path, header=header, frame=frame, format=fmt, fingerprint=fingerprint)
 
 
@@ -345,7 +345,7 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) 
     text_rows = [[v if type(v) is str else _cell_text(v) for v in row] for row in rows]
     header = tuple(text_rows[0])
     frame = pd.DataFrame(text_rows[1:], columns=range(len(header)), dtype=str)
-    frame.index = range(2, len(frame) + 2)
+    frame.index = pd.RangeIndex(2, len(frame) + 2)
     return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, names),
                  fingerprint=fingerprint)
 

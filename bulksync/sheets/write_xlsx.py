@@ -14,7 +14,7 @@ import posixpath
 import re
 import shutil
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -338,8 +338,30 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
     if start < 0 or end < 0:
         return None
     position, new_headers, width = _column_positions(header, columns)
-    numeric = frozenset(position[n] for n in NUMERIC_COLUMNS if n in position)
+    data_start = start + len(b"<sheetData>")
+    body = xml[data_start:end]
     seen: set[int] = set()
+    patch = _row_patcher(header, cells, position, new_headers, _columns_used(body), seen)
+    try:
+        out = _patch_rows(body, patch)
+    except _NeedsTree:
+        return None
+    if out is None:
+        return None
+    if any(n not in seen for n in cells) or (new_headers and 1 not in seen):
+        return None  # a row to write has no element yet: the tree inserts it in place
+    head = _widen_dimension(xml[:data_start], width, seen)
+    return head + b"</row>".join(out) + xml[end:]
+
+
+def _row_patcher(header: tuple[str, ...], cells: Mapping[int, Mapping[str, str]],
+                 position: dict[str, int], new_headers: dict[int, str], used: int | None,
+                 seen: set[int]) -> Callable[[bytes, bytes], bytes | None]:
+    """The function that writes one row's cells, given the ``<row>``'s attributes and content
+    (see ``patch``); it adds each row number it meets to ``seen`` and raises _NeedsTree for a
+    row the text path cannot write. ``used`` is _columns_used of the whole sheetData."""
+    numeric = frozenset(position[n] for n in NUMERIC_COLUMNS if n in position)
+
     # Rows given the same cells share one mapping (see sync.owned_cells): where its cells go
     # and their XML (around the row number) are worked out once.
     def make_shape(row: Mapping[str, str]) -> _Shape:
@@ -360,12 +382,7 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
         row = cells.get(number)
         if number == 1 and new_headers:  # the header row: new column names, styled as the last
             values = {position[name]: value for name, value in (row or {}).items()}
-            style = None
-            for c in _CELL.finditer(content):
-                r = _ATTR_R.search(c.group(1))
-                if r and r.group(1) and _column_index(r.group(1).decode()) == len(header) - 1:
-                    s = _ATTR_S.search(c.group(1))
-                    style = s.group(1) if s else None
+            style = _header_style(content, len(header) - 1)
             values.update(new_headers)
             patched = _patch_row(attrs, content, ref.group(2), values, numeric, style)
         elif not row:
@@ -384,50 +401,64 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
             raise _NeedsTree
         return patched
 
-    data_start = start + len(b"<sheetData>")
-    body = xml[data_start:end]
-    used = _columns_used(body)
+    return patch
+
+
+def _header_style(content: bytes, column: int) -> bytes | None:
+    """The style of the header row's cell at ``column`` (the last header), for the new headers."""
+    style = None
+    for c in _CELL.finditer(content):
+        r = _ATTR_R.search(c.group(1))
+        if r and r.group(1) and _column_index(r.group(1).decode()) == column:
+            s = _ATTR_S.search(c.group(1))
+            style = s.group(1) if s else None
+    return style
+
+
+def _patch_rows(body: bytes, patch: Callable[[bytes, bytes], bytes | None]) -> list[bytes] | None:
+    """sheetData's content split at ``</row>``, each piece with its rows patched; None when a
+    piece's last row does not end at the ``</row>`` it was split at."""
     pieces = body.split(b"</row>")
     out: list[bytes] = []
-    try:
-        for k, piece in enumerate(pieces):
-            closed = k < len(pieces) - 1  # the piece ended at a </row>
-            i = piece.find(b"<row")
-            j = piece.find(b">", i)
-            if (closed and 0 <= i < j and piece[i + 4:i + 5] in _AFTER_TAG and piece[j - 1:j] != b"/"
-                    and piece.find(b"<row", j) < 0):  # one row, which this </row> ends
-                patched = patch(piece[i + 4:j], piece[j + 1:])
-                out.append(piece if patched is None else piece[:i] + patched[:-len(b"</row>")])
-                continue
-            if closed:
-                piece += b"</row>"
-            text: list[bytes] = []
-            cursor = 0
-            for m in _ROW.finditer(piece):
-                patched = patch(m.group(1), m.group(2) or b"")
-                if patched is not None:
-                    text += (piece[cursor:m.start()], patched)
-                    cursor = m.end()
-            text.append(piece[cursor:])
-            joined = b"".join(text)
-            if closed:
-                if not joined.endswith(b"</row>"):
-                    return None
-                joined = joined[:-len(b"</row>")]
-            out.append(joined)
-    except _NeedsTree:
-        return None
-    if any(n not in seen for n in cells) or (new_headers and 1 not in seen):
-        return None  # a row to write has no element yet: the tree inserts it in place
-    head = xml[:data_start]
+    for k, piece in enumerate(pieces):
+        closed = k < len(pieces) - 1  # the piece ended at a </row>
+        i = piece.find(b"<row")
+        j = piece.find(b">", i)
+        if (closed and 0 <= i < j and piece[i + 4:i + 5] in _AFTER_TAG and piece[j - 1:j] != b"/"
+                and piece.find(b"<row", j) < 0):  # one row, which this </row> ends
+            patched = patch(piece[i + 4:j], piece[j + 1:])
+            out.append(piece if patched is None else piece[:i] + patched[:-len(b"</row>")])
+            continue
+        if closed:
+            piece += b"</row>"
+        text: list[bytes] = []
+        cursor = 0
+        for m in _ROW.finditer(piece):
+            patched = patch(m.group(1), m.group(2) or b"")
+            if patched is not None:
+                text += (piece[cursor:m.start()], patched)
+                cursor = m.end()
+        text.append(piece[cursor:])
+        joined = b"".join(text)
+        if closed:
+            if not joined.endswith(b"</row>"):
+                return None
+            joined = joined[:-len(b"</row>")]
+        out.append(joined)
+    return out
+
+
+def _widen_dimension(head: bytes, width: int, seen: set[int]) -> bytes:
+    """The worksheet's XML before sheetData, its ``<dimension>`` (if any) widened to take in the
+    new columns and every row met."""
     dim = _DIMENSION.search(head)
-    if dim:
-        last_col = max(_column_index((dim.group(4) or dim.group(2)).decode()), width - 1)
-        last_row = max(int(dim.group(5) or dim.group(3)), max(seen) if seen else 1)
-        head = (head[:dim.start()] + dim.group(1) + dim.group(2) + dim.group(3) + b":"
-                + column_letter(last_col).encode() + str(last_row).encode() + dim.group(6)
-                + head[dim.end():])
-    return head + b"</row>".join(out) + xml[end:]
+    if not dim:
+        return head
+    last_col = max(_column_index((dim.group(4) or dim.group(2)).decode()), width - 1)
+    last_row = max(int(dim.group(5) or dim.group(3)), max(seen) if seen else 1)
+    return (head[:dim.start()] + dim.group(1) + dim.group(2) + dim.group(3) + b":"
+            + column_letter(last_col).encode() + str(last_row).encode() + dim.group(6)
+            + head[dim.end():])
 
 
 # -- the slow path: the worksheet as a tree ------------------------------------------
