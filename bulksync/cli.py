@@ -58,10 +58,17 @@ def _print_json(value: Any) -> None:
     seventh of the time of the standard library's encoder, bench/RESULTS.md)."""
     import orjson
 
-    data = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+    try:
+        data = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:  # e.g. a file name that is not UTF-8: escaped, as json does
+        data = (json.dumps(value) + "\n").encode()
     sys.stdout.flush()
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is None:  # a text-only stdout (a caller's StringIO)
+        sys.stdout.write(data.decode())
+    else:
+        binary.write(data)
+        binary.flush()
 
 
 def _parse_set(values: tuple[str, ...]) -> dict[str, str]:
@@ -449,8 +456,11 @@ def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api
                             on_log=_log(verbose), on_notice=_notice, confirm=confirm, **sheet_options)
     finally:
         progress.close()
-    if not result.results and not result.refused:
-        click.echo(f"{file}: no row has a ticketId: nothing to delete")
+    if result.report is not None and result.report.rows == 0 and not result.refused:
+        if as_json:
+            _print_json({**result.summary(), "problems": []})
+        else:
+            click.echo(f"{file}: no row has a ticketId: nothing to delete")
         sys.exit(EXIT_OK)
     _conclude(file, result, as_json=as_json)
 

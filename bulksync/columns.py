@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bulksync.errors import UsageError
-from bulksync.sheets.read import column_letter
+from bulksync.sheets.read import column_letter, normal_header
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,6 +118,8 @@ class ValidationReport:
     rows: int
     problems: tuple[Problem, ...]
     ignored_columns: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """What the user should know that is not a problem (an encoding detected)."""
 
     @property
     def valid(self) -> bool:
@@ -141,7 +143,7 @@ class ValidationReport:
                                  p.code, p.value)
                          if p.column is not None and p.column in source_of else p
                          for p in self.problems)
-        return ValidationReport(self.path, self.rows, problems, self.ignored_columns)
+        return replace(self, problems=problems)
 
     def with_problems(self, more: tuple[Problem, ...], *, superseding: bool = False) -> ValidationReport:
         """This report with ``more`` problems, kept in row order. ``superseding``: a cell's
@@ -150,7 +152,7 @@ class ValidationReport:
         cells = {(p.row_number, p.column) for p in more} if superseding else set()
         kept = [p for p in self.problems if (p.row_number, p.column) not in cells]
         problems = sorted((*kept, *more), key=lambda p: p.row_number)
-        return ValidationReport(self.path, self.rows, tuple(problems), self.ignored_columns)
+        return replace(self, problems=tuple(problems))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -159,6 +161,7 @@ class ValidationReport:
             "rows": self.rows,
             "invalid_rows": len(self.invalid_rows),
             "ignored_columns": list(self.ignored_columns),
+            "notes": list(self.notes),
             "problems": [{"row": p.row_number, "column": p.column, "code": p.code, "value": p.value,
                           "message": p.message} for p in self.problems],
         }
@@ -194,15 +197,75 @@ def cells_containing(values: pd.Series, text: str) -> pd.Series:
     return values.str.contains(text, regex=False)
 
 
-def select_rows(table: Table, defaults: Defaults) -> Rows:
+@dataclass(frozen=True)
+class Headers:
+    """How to read a sheet's headers: ``named`` (column → the header that holds it, from
+    ``[columns]`` in bulksync.toml), ``own`` (headers that are the user's own columns,
+    ``own_columns``), and ``guess``: look for near misses and unnamed ticket IDs (a sheet
+    in Suptask's columns; a mapped export's other columns are the export's business)."""
+
+    named: Mapping[str, str] = field(default_factory=dict)
+    own: frozenset[str] = frozenset()
+    guess: bool = True
+
+
+_KNOWN = {normal_header(n): n for n in (TICKET_ID, *API_FIELDS, *OWNED_COLUMNS)}
+_CUSTOM_HEADER = re.compile(r"(?i)^custom[\s_-]*field[\s_-]+(\S.*)$")
+_NEAR = 0.8
+"""difflib's similarity above which an unknown header is taken for a misspelt known one
+(``descripton``, ``ticketids``, ``requestor``: one or two edits)."""
+
+
+def canonical_column(header: str, named: Mapping[str, str] | None = None) -> str | None:
+    """The Suptask or bulksync column ``header`` names, as people write it (case, spaces,
+    underscores and hyphens ignored; ``customfield_<uuid>`` is ``customField_<uuid>``), or
+    None: a column of the user's own."""
+    text = header.strip()
+    wanted = normal_header(text)
+    if not wanted:
+        return None
+    for column, given in (named or {}).items():
+        if normal_header(given) == wanted:
+            return column
+    if wanted in _KNOWN:
+        return _KNOWN[wanted]
+    custom = _CUSTOM_HEADER.match(text)
+    return CUSTOM_FIELD_PREFIX + custom.group(1).strip() if custom else None
+
+
+def aliases(header: tuple[str, ...], named: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Column → the position of the header the sheet names it by, where the two differ."""
+    out: dict[str, int] = {}
+    for i, h in enumerate(header):
+        column = canonical_column(h, named)
+        if column is not None and column != h.strip():
+            out.setdefault(column, i)
+    return out
+
+
+def near_miss(header: str) -> str | None:
+    """The known column an unknown ``header`` is probably meant to be, if it is that close."""
+    import difflib
+
+    wanted = normal_header(header)
+    if len(wanted) < 3:
+        return None
+    close = difflib.get_close_matches(wanted, list(_KNOWN), n=1, cutoff=_NEAR)
+    return _KNOWN[close[0]] if close else None
+
+
+def select_rows(table: Table, defaults: Defaults, headers: Headers | None = None) -> Rows:
     """Pick the Suptask columns out of ``table`` and apply ``defaults`` (the map stage)."""
     import numpy as np
     import pandas as pd
 
+    headers = headers or Headers()
     defaults.check()
     raw = table.frame
-    positions, ignored = _header_positions(table.header)
+    positions, ignored = _header_positions(table.header, headers.named)
     problems = _header_problems(positions)
+    if headers.guess:
+        problems += _guessed_problems(table, positions, ignored, headers.own)
     custom = [n for n in positions if n.startswith(CUSTOM_FIELD_PREFIX)]
     for name in defaults.set:
         if name.startswith(CUSTOM_FIELD_PREFIX) and name not in custom:
@@ -235,17 +298,53 @@ def select_rows(table: Table, defaults: Defaults) -> Rows:
                 | frozenset(defaults.set))
 
 
-def _header_positions(header: tuple[str, ...]) -> tuple[dict[str, list[int]], list[str]]:
+def _header_positions(header: tuple[str, ...], named: Mapping[str, str]
+                      ) -> tuple[dict[str, list[int]], list[str]]:
     """(Suptask and bulksync column → its positions in ``header``, the other columns' names)."""
     positions: dict[str, list[int]] = {}
     ignored: list[str] = []
     for i, name in enumerate(header):
-        name = name.strip()
-        if name in API_FIELDS or name in OWNED_COLUMNS or name.startswith(CUSTOM_FIELD_PREFIX):
-            positions.setdefault(name, []).append(i)
-        elif name:
-            ignored.append(name)
+        column = canonical_column(name, named)
+        if column is not None:
+            positions.setdefault(column, []).append(i)
+        elif name.strip():
+            ignored.append(name.strip())
     return positions, ignored
+
+
+def _guessed_problems(table: Table, positions: Mapping[str, list[int]], ignored: list[str],
+                      own: frozenset[str]) -> list[Problem]:
+    """Unknown headers that are almost surely a known column: a near miss of its name, or,
+    in a sheet without a ticketId column, a column of ticket IDs (pushed as it is, every
+    row would create a new ticket instead of updating one)."""
+    problems: list[Problem] = []
+    for name in ignored:
+        if name in own:
+            continue
+        meant = near_miss(name)
+        if meant is not None and meant not in positions:
+            problems.append(Problem(1, name, f"is not a column bulksync knows; did you mean "
+                                             f"{meant!r}? Rename it, or list it under own_columns "
+                                             "in bulksync.toml if it is a column of your own",
+                                    "near-miss-header", name))
+        elif TICKET_ID not in positions and _holds_ticket_ids(table, name):
+            problems.append(Problem(1, name, "holds ticket IDs but the sheet has no ticketId "
+                                             "column, so every row would create a new ticket: "
+                                             f"rename it ticketId (or set ticketId = {name!r} "
+                                             "under [columns] in bulksync.toml)",
+                                    "unnamed-ticket-ids", name))
+    return problems
+
+
+def _holds_ticket_ids(table: Table, name: str) -> bool:
+    where = table.position(name)
+    if where is None:
+        return False
+    cells = [c.strip() for c in table.frame[where].tolist() if c.strip()]
+    return bool(cells) and sum(1 for c in cells if _UUID.fullmatch(c)) >= 0.9 * len(cells)
+
+
+_UUID = re.compile(UUID_PATTERN)
 
 
 def _header_problems(positions: Mapping[str, list[int]]) -> list[Problem]:

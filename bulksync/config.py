@@ -82,12 +82,16 @@ class SheetOptions(TypedDict, total=False):
     comments: str | Path | None
     default_requester: str | None
     legacy_url: str | None
+    encoding: str | None
+    delimiter: str | None
+
 
 CONFIG_NAME = "bulksync.toml"
 _KEYS: dict[str, type | tuple[type, ...]] = {
     "api_url": str, "form_id": str, "channel": str, "sheet": str, "concurrency": int,
     "rate": (int, float), "set": dict, "mapping": str, "users": str, "comments": str,
     "default_requester": str, "legacy_url": str, "token": str, "max_unpacked_mb": int,
+    "encoding": str, "delimiter": str, "columns": dict, "own_columns": list,
 }
 MAX_UNPACKED_ENV = "BULKSYNC_MAX_UNPACKED_MB"
 DEFAULT_MAX_UNPACKED_MB = 512
@@ -111,6 +115,13 @@ class Settings:
     default_requester: str | None = None
     max_unpacked_mb: int = DEFAULT_MAX_UNPACKED_MB
     """A workbook that unpacks to more than this many MiB is refused before parsing."""
+    encoding: str | None = None
+    delimiter: str | None = None
+    """A CSV's encoding and delimiter, when not left to detection."""
+    columns: Mapping[str, str] = field(default_factory=dict)
+    """Column → the sheet's header that holds it ([columns] in bulksync.toml)."""
+    own_columns: frozenset[str] = frozenset()
+    """Headers that are the user's own, however close to a known column's name."""
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -131,9 +142,12 @@ def _load(path: Path) -> dict[str, Any]:
     for key, value in data.items():
         if not isinstance(value, _KEYS[key]) or isinstance(value, bool):
             raise UsageError(f"{path}: {key} has the wrong type ({type(value).__name__})")
-    for key, value in data.get("set", {}).items():
-        if not isinstance(value, str):
-            raise UsageError(f"{path}: set.{key} must be a string")
+    for table in ("set", "columns"):
+        for key, value in data.get(table, {}).items():
+            if not isinstance(value, str):
+                raise UsageError(f"{path}: {table}.{key} must be a string")
+    if not all(isinstance(v, str) for v in data.get("own_columns", [])):
+        raise UsageError(f"{path}: own_columns must be a list of header names")
     return data
 
 
@@ -143,7 +157,8 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
                      mapping: str | Path | None = None, users: str | Path | None = None,
                      comments: str | Path | None = None, default_requester: str | None = None,
                      legacy_url: str | None = None, api_url: str | None = None,
-                     concurrency: int | None = None, rate: float | None = None) -> Settings:
+                     concurrency: int | None = None, rate: float | None = None,
+                     encoding: str | None = None, delimiter: str | None = None) -> Settings:
     """Merge options, environment and the config file into Settings (files named in the
     config file are relative to it); load the mapping, users and comments files."""
     from dataclasses import replace
@@ -200,6 +215,10 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
     return Settings(
         defaults=defaults,
         sheet=sheet or data.get("sheet"),
+        encoding=encoding or data.get("encoding"),
+        delimiter=delimiter or data.get("delimiter"),
+        columns=dict(data.get("columns", {})),
+        own_columns=frozenset(h.strip() for h in data.get("own_columns", [])),
         api_url=check_api_url(api_url or os.environ.get("SUPTASK_API_URL", "").strip()
                               or data.get("api_url") or DEFAULT_API_URL),
         concurrency=conc,

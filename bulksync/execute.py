@@ -63,14 +63,16 @@ class Sending:
     on_notice: Callable[[str], None] | None = None
 
 
-def execute(loaded: Loaded, options: Sending) -> Run:
-    """Send ``loaded.plan``, journalling every step, and return the finished run."""
+def execute(loaded: Loaded, options: Sending) -> Run | None:
+    """Send ``loaded.plan``, journalling every step, and return the finished run; None when
+    ``options.confirm`` declined (nothing sent, nothing written)."""
+    if options.confirm is not None:  # asked before the state store is opened (or made)
+        asked = [op for op in loaded.plan.operations if op.sends and op.ticket_id not in loaded.deleted]
+        if asked and not options.confirm(asked):
+            return None
     with Journal(loaded.target) as journal:
         run = Run(loaded, journal, options)
         to_send, pending = run.sort()
-        if options.confirm is not None and to_send and not options.confirm(to_send):
-            run.refused = True
-            return run
         try:
             if drive(lambda stopping: run.send(stopping, to_send, pending)):
                 run.interrupted = True
@@ -147,7 +149,6 @@ class Run:
                                   resend_sides=options.resend_unresolved)
         self.stopping = asyncio.Event()
         self.interrupted = False
-        self.refused = False
         self.sent: list[Operation] = []
         self.total = 0
         self.fatal: StateError | None = None

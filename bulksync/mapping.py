@@ -48,6 +48,7 @@ from bulksync.columns import (
     MEMBER_PATTERN,
     OWNED_COLUMNS,
     Problem,
+    canonical_column,
     is_uuid,
 )
 from bulksync.errors import UsageError
@@ -133,6 +134,20 @@ class Mapped:
     comments: dict[int, list[Comment]]
     source_of: MappingABC[str, str]
     """Suptask column → the source column it came from, for messages."""
+
+
+def export_preset(header: tuple[str, ...]) -> str | None:
+    """The preset whose export ``header`` looks like (most of its source columns are there),
+    for a sheet pushed without ``--mapping``."""
+    from bulksync.sheets.read import normal_header
+
+    names = {normal_header(h) for h in header}
+    for preset in preset_names():
+        sources = {normal_header(c) for c in load_mapping(preset).sources()}
+        found = len(sources & names)
+        if found >= 3 and found >= 0.6 * len(sources):
+            return preset
+    return None
 
 
 def preset_names() -> list[str]:
@@ -439,8 +454,7 @@ def _keep_other_columns(reader: _Reader, out: dict[str, pd.Series]) -> None:
     named once as such)."""
     table = reader.table
     for name in (h.strip() for h in table.header):
-        if (name and name not in reader.consumed and name not in OWNED_COLUMNS
-                and name not in API_FIELDS and not name.startswith(CUSTOM_FIELD_PREFIX)):
+        if name and name not in reader.consumed and canonical_column(name) is None:
             out.setdefault(name, table.frame[table.position(name)])
 
 
@@ -471,10 +485,14 @@ def _map_users(series: pd.Series, users: Users | None, name: str, problems: list
         elif default:
             out.append(default)
         else:
-            where = f" ({users.path})" if users is not None and users.path else ""
-            hint = " or give --default-requester" if name == "requester" else ""
-            problems.append(Problem(int(row), name, f"{value!r} is not in the users file{where}; "
-                                                      f"add it{hint}", "unknown-user", str(value)))
+            fallback = " or give --default-requester" if name == "requester" else ""
+            if users is None:
+                message = (f"{value!r} is not a Slack member ID: give --users FILE (a CSV of email → "
+                           f"Slack member ID){fallback}")
+            else:
+                where = f" ({users.path})" if users.path else ""
+                message = f"{value!r} is not in the users file{where}; add it{fallback}"
+            problems.append(Problem(int(row), name, message, "unknown-user", str(value)))
             out.append(value)
     return pd.Series(out, index=series.index, dtype=str)
 

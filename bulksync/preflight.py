@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bulksync.columns import Rows, ValidationReport, select_rows, validate_rows
+from bulksync.columns import Headers, Rows, ValidationReport, aliases, select_rows, validate_rows
 from bulksync.config import Settings
-from bulksync.mapping import Mapped, apply_mapping
+from bulksync.mapping import Mapped, apply_mapping, export_preset
 from bulksync.sheets.read import Table, read_table, sheet_identity
 
 __all__ = ["Checked", "check", "check_listed", "sheet_statuses"]
@@ -39,25 +39,45 @@ def check(path: Path | str, settings: Settings) -> Checked:
     Problems of the mapping (an unmapped value or user) join the schema's, and the
     report names the sheet's own columns (a mapped export's headers, not Suptask's).
     """
-    table = read_table(path, sheet=settings.sheet, max_unpacked=settings.max_unpacked_mb << 20)
+    table = _read(path, settings, aliased=settings.mapping is None)
     mapped = apply_mapping(table, settings.mapping, users=settings.users,
                            default_requester=settings.default_requester, comments=settings.comments)
-    rows = select_rows(mapped.table, settings.defaults)
+    headers = Headers(settings.columns, settings.own_columns, guess=settings.mapping is None)
+    rows = select_rows(mapped.table, settings.defaults, headers)
     report = validate_rows(rows, table.path)
     if mapped.problems:
         report = report.with_problems(mapped.problems, superseding=True)
-    if mapped.source_of:
-        report = report.renamed(mapped.source_of)
-    return Checked(table, mapped, rows, report, sheet_identity(table.path))
+    source_of = dict(mapped.source_of) if settings.mapping else {
+        column: table.header[i].strip() for column, i in table.aliases.items()}
+    if source_of:
+        report = report.renamed(source_of)
+    notes = list(table.notes)
+    preset = export_preset(table.header) if settings.mapping is None else None
+    if preset is not None:
+        notes.append(f"this looks like a {preset.title()} export: push it with --mapping {preset} "
+                     "--users users.csv (Slack member IDs by email), or --default-requester U…")
+    return Checked(table, mapped, rows, replace(report, notes=tuple(notes)), sheet_identity(table.path))
 
 
 def check_listed(path: Path | str, settings: Settings) -> Checked:
     """The sheet's rows that name a ticket, checked (ticketIds are UUIDs, each once): what a
     bulk delete acts on. No mapping: a delete sheet lists Suptask's own IDs."""
-    table = read_table(path, sheet=settings.sheet, max_unpacked=settings.max_unpacked_mb << 20)
-    rows = select_rows(table, settings.defaults)
+    table = _read(path, settings, aliased=True)
+    rows = select_rows(table, settings.defaults, Headers(settings.columns, settings.own_columns))
     rows = replace(rows, frame=rows.frame[rows.frame["ticketId"].ne("")])
-    return Checked(table, Mapped(table, (), {}, {}, {}), rows, validate_rows(rows, table.path), sheet_identity(table.path))
+    report = validate_rows(rows, table.path).renamed(
+        {column: table.header[i].strip() for column, i in table.aliases.items()})
+    # A delete sends no field, so no column is "not sent": none is named as such.
+    report = replace(report, notes=table.notes, ignored_columns=())
+    return Checked(table, Mapped(table, (), {}, {}, {}), rows, report, sheet_identity(table.path))
+
+
+def _read(path: Path | str, settings: Settings, *, aliased: bool) -> Table:
+    """The sheet; ``aliased``: a sheet in Suptask's columns, whose headers are matched as
+    people write them (a mapped export's headers are the mapping's business)."""
+    table = read_table(path, sheet=settings.sheet, max_unpacked=settings.max_unpacked_mb << 20,
+                       encoding=settings.encoding, delimiter=settings.delimiter)
+    return replace(table, aliases=aliases(table.header, settings.columns)) if aliased else table
 
 
 def sheet_statuses(table: Table, status: str) -> set[int]:

@@ -154,7 +154,7 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
         if report.sheet_invalid or (not report.valid and not skip_invalid):
             return refused
         run = execute(loaded, sending)
-        if run.refused:
+        if run is None:
             return refused
         results = {**(_invalid(report) if skip_invalid else {}), **run.merged_results()}
         if isinstance(run.stats.stopped, AuthError) and run.stats.successes == 0:

@@ -83,13 +83,33 @@ def write_back(table: Table, results: Mapping[int, RowResult]) -> tuple[Path | N
         return beside, (f"{table.path} was changed by someone else during the run, so it was not "
                         f"overwritten; the results are in {beside} and the journal keeps them: "
                         "the next push writes them into the sheet")
+    sheet_cells, sheet_columns = in_sheet_names(table, cells, columns)
     try:
         if isinstance(table.format, CsvFormat):
-            return write_csv(table, cells, columns=columns), ""
-        return write_xlsx(table, cells, columns=columns), ""
+            return write_csv(table, sheet_cells, columns=sheet_columns), ""
+        return write_xlsx(table, sheet_cells, columns=sheet_columns), ""
     except Exception as e:  # noqa: BLE001 - whatever stops the write-back, the IDs go beside the file
         beside = write_beside(table.path, results)
         return beside, f"could not write into {table.path} ({e}); the results are in {beside}"
+
+
+def in_sheet_names(table: Table, cells: Mapping[int, Mapping[str, str]], columns: tuple[str, ...]
+                   ) -> tuple[Mapping[int, Mapping[str, str]], tuple[str, ...]]:
+    """``cells`` and ``columns`` under the headers the sheet gives bulksync's columns
+    (``ticket_id`` for ``ticketId``), so that the writers fill those columns, not new ones.
+    Rows that shared one mapping still share one."""
+    rename = {n: table.header[i].strip() for n in columns
+              if (i := table.position(n)) is not None and table.header[i].strip() != n}
+    if not rename:
+        return cells, columns
+    renamed: dict[int, dict[str, str]] = {}
+    out: dict[int, Mapping[str, str]] = {}
+    for row, these in cells.items():
+        same = renamed.get(id(these))
+        if same is None:
+            same = renamed[id(these)] = {rename.get(k, k): v for k, v in these.items()}
+        out[row] = same
+    return out, tuple(rename.get(n, n) for n in columns)
 
 
 def results_path(path: Path) -> Path:

@@ -49,8 +49,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 
     In process, through click's CliRunner, unless ``real_process`` (for what only a real
     process shows: signals, the console script's exit). An exception the command lets
-    escape becomes a traceback on stderr and exit code 1, as Python would print it, so
-    "no traceback" checks mean the same either way. SUPTASK_* variables of the test
+    escape becomes a traceback on stderr and exit code 1, and log records of warnings and
+    errors go to stderr, as Python would print them, so "no traceback" checks mean the same
+    either way; past ``timeout`` the worker is ended. SUPTASK_* variables of the test
     environment are hidden, as for a subprocess.
     """
     if real_process:
@@ -59,6 +60,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         return subprocess.run([sys.executable, "-m", "bulksync", *args], capture_output=True,
                               text=True, env=full_env, cwd=cwd, timeout=timeout)
     import contextlib
+    import faulthandler
+    import logging
     import traceback
     import warnings
 
@@ -66,11 +69,27 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 
     from bulksync.cli import main
 
+    class ToStderr(logging.Handler):
+        """What Python prints for a log record no handler takes (asyncio's "Task exception was
+        never retrieved"), onto the command's stderr, as a real process would show it."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            sys.stderr.write(self.format(record) + "\n")
+
     overrides: dict[str, str | None] = {k: None for k in os.environ if k.startswith("SUPTASK_")}
     overrides.update(env or {})
-    with contextlib.chdir(cwd or os.getcwd()), warnings.catch_warnings():
-        warnings.simplefilter("default")
-        result = CliRunner(env=overrides).invoke(main, list(args), prog_name="bulksync")
+    handler = ToStderr(logging.WARNING)
+    logging.getLogger().addHandler(handler)
+    # A command that hangs ends the test worker with every thread's traceback (pytest-xdist
+    # reports the test as crashed), as a subprocess's timeout would end it.
+    faulthandler.dump_traceback_later(timeout, exit=True)
+    try:
+        with contextlib.chdir(cwd or os.getcwd()), warnings.catch_warnings():
+            warnings.simplefilter("default")
+            result = CliRunner(env=overrides).invoke(main, list(args), prog_name="bulksync")
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        logging.getLogger().removeHandler(handler)
     stderr, code = result.stderr, result.exit_code
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         assert result.exc_info is not None

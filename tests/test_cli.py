@@ -42,7 +42,7 @@ def test_validate_json_and_a_valid_sheet(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert json.loads(result.stdout) == {"file": str(sheet), "valid": True, "rows": 1,
                                          "invalid_rows": 0, "ignored_columns": ["notes"],
-                                         "problems": []}
+                                         "notes": [], "problems": []}
 
 
 def test_plan_needs_no_token_and_sends_nothing(tmp_path: Path) -> None:
@@ -178,3 +178,77 @@ def test_demo_runs_from_any_folder(tmp_path: Path) -> None:
     assert "3 updated; the sandbox now holds 3 closed tickets" in result.stdout
     assert (tmp_path / "work" / "new-tickets.csv").read_text().splitlines()[0].endswith(
         "ticketId,ticketNumber,syncStatus")
+
+
+# -- found by review (issue 15) ------------------------------------------------------------------
+
+def test_a_delete_that_sent_nothing_is_not_nothing_to_delete(tmp_path: Path, sandbox: Sandbox) -> None:
+    import bulksync
+
+    sheet = write(tmp_path / "t.csv", "description\nA\nB\n")
+    assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL).ok
+    before = sheet.read_bytes()
+    # A revoked token, on a machine whose state does not know the sheet (else: another target).
+    result = run_cli("delete", str(sheet), "--yes", "--json",
+                     env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": "revoked-token",
+                          "BULKSYNC_HOME": str(tmp_path / "elsewhere")})
+    assert sheet.read_bytes() == before and len(sandbox.tickets()) == 2
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "refused the token" in json.loads(result.stdout)["stopped"]
+    empty = write(tmp_path / "none.csv", "ticketId,notes\n,x\n")
+    nothing = run_cli("delete", str(empty), "--yes", "--json", env=_env(sandbox))
+    assert nothing.returncode == 0 and json.loads(nothing.stdout)["requests"] == 0
+
+
+def test_a_declined_delete_sends_and_writes_nothing(tmp_path: Path, sandbox: Sandbox,
+                                                    state_home: Path) -> None:
+    import bulksync
+
+    sheet = write(tmp_path / "t.csv", "description,ticketId\nA,11111111-2222-4333-8444-555555555555\n")
+    before = sheet.read_bytes()
+    asked: list[int] = []
+    result = bulksync.delete(sheet, token=TOKEN, api_url=sandbox.url,
+                             confirm=lambda ops: asked.append(len(ops)) is not None)
+    assert asked == [1] and result.refused and result.requests == 0 and sandbox.requests() == []
+    assert sheet.read_bytes() == before and not (state_home / "state.sqlite").exists()
+
+
+def test_json_with_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
+    import os
+
+    name = os.fsencode(tmp_path) + b"/caf\xe9.csv"
+    with open(name, "wb") as f:
+        f.write(b"description\nPrinter jams\n")
+    result = run_cli("validate", "--json", os.fsdecode(name), "--form-id", FORM, "--channel", CHANNEL)
+    assert "Traceback" not in result.stderr and result.returncode == 0
+    assert json.loads(result.stdout)["valid"] is True
+
+
+def test_json_goes_to_whatever_stdout_is(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from bulksync.cli import main
+
+    sheet = write(tmp_path / "t.csv", "description\nx\n")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_:
+        main(["validate", "--json", str(sheet), "--form-id", FORM, "--channel", CHANNEL])
+    assert exit_.value.code == 0 and json.loads(out.getvalue())["valid"] is True
+
+
+def test_run_cli_shows_logged_errors_on_stderr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process harness shows what a real process prints for a logged error."""
+    import logging
+
+    import bulksync.sync
+
+    real = bulksync.sync.validate
+
+    def logging_validate(*args: object, **kwargs: object) -> object:
+        logging.getLogger("asyncio").error("Task exception was never retrieved")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulksync.sync, "validate", logging_validate)
+    result = run_cli("validate", str(write(tmp_path / "t.csv", "description\nx\n")))
+    assert "Task exception was never retrieved" in result.stderr

@@ -6,7 +6,8 @@ import datetime as dt
 import io
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -15,7 +16,8 @@ from bulksync.errors import SheetError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CsvFormat", "Table", "XlsxFormat", "column_letter", "read_table"]
+__all__ = ["CsvFormat", "Table", "XlsxFormat", "column_letter", "decode_as", "normal_header", "read_table",
+           "sheet_identity"]
 
 DELIMITERS = (",", ";", "\t", "|")
 _BOMS = (
@@ -63,6 +65,8 @@ class Table:
     format: CsvFormat | XlsxFormat
     fingerprint: tuple[int, int] = (0, 0)
     """(size, modification time in ns) of the file when it was read."""
+    notes: tuple[str, ...] = ()
+    """What the reader decided that the user should know (an encoding it detected)."""
 
     def changed(self) -> bool:
         """Has the file been written since it was read (e.g. saved in Excel meanwhile)?"""
@@ -74,12 +78,25 @@ class Table:
     def __len__(self) -> int:
         return len(self.frame)
 
+    aliases: Mapping[str, int] = field(default_factory=dict)
+    """Column → position, for columns the sheet names otherwise (``ticket_id`` for
+    ``ticketId``): set by preflight, which knows the column names."""
+
     def position(self, name: str) -> int | None:
-        """Position of the first column whose header is ``name`` (spaces around it ignored)."""
+        """Position of the first column whose header is ``name`` (spaces around it ignored),
+        else of the column the sheet names otherwise (``aliases``)."""
         for i, h in enumerate(self.header):
             if h.strip() == name:
                 return i
-        return None
+        return self.aliases.get(name)
+
+
+def normal_header(name: str) -> str:
+    """A header as compared: ``Ticket ID``, ``ticket_id`` and ``TicketID`` are one name."""
+    return _SEPARATORS.sub("", name).casefold()
+
+
+_SEPARATORS = re.compile(r"[\s_\-]+")
 
 
 def column_letter(position: int) -> str:
@@ -97,11 +114,12 @@ def sheet_identity(sheet: Path) -> str:
     return os.path.realpath(sheet)
 
 
-def read_table(path: Path | str, *, sheet: str | None = None,
-               max_unpacked: int = MAX_UNPACKED) -> Table:
+def read_table(path: Path | str, *, sheet: str | None = None, max_unpacked: int = MAX_UNPACKED,
+               encoding: str | None = None, delimiter: str | None = None) -> Table:
     """Read ``path`` (CSV, or XLSX/XLSM by its suffix) into a Table. Only a regular file (or a
     symlink to one) is read: a FIFO, a device or a folder is refused before it is opened.
-    A workbook that unpacks to more than ``max_unpacked`` bytes is refused before parsing."""
+    A workbook that unpacks to more than ``max_unpacked`` bytes is refused before parsing.
+    ``encoding`` and ``delimiter`` (CSV only) override what is detected."""
     import stat
 
     path = Path(path)
@@ -132,7 +150,7 @@ def read_table(path: Path | str, *, sheet: str | None = None,
         return _read_xlsx(path, sheet, max_unpacked)
     if sheet is not None:
         raise SheetError(path, "--sheet applies only to .xlsx workbooks")
-    return _read_csv(path)
+    return _read_csv(path, encoding, delimiter)
 
 
 def _fingerprint(path: Path) -> tuple[int, int]:
@@ -142,28 +160,78 @@ def _fingerprint(path: Path) -> tuple[int, int]:
 
 # -- CSV ---------------------------------------------------------------------
 
-def _decode(path: Path, data: bytes) -> tuple[str, str, bytes]:
-    """Return (text, encoding, bom): a BOM decides; else UTF-8 if it decodes, else cp1252."""
-    for bom, encoding in _BOMS:
+WINDOWS_CODE_PAGES = ("cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257",
+                      "cp1258", "cp874", "cp932", "cp936", "cp949", "cp950")
+"""What Excel on Windows saves a "CSV" in, by the system's language: preferred among
+candidates that a detector scores alike (cp1252 first: the Western default)."""
+_NEAR = 0.02
+"""Detector scores (chaos, coherence) within this of the best count as a tie."""
+
+
+def _decode(path: Path, data: bytes, encoding: str | None = None) -> tuple[str, str, bytes, str]:
+    """(text, encoding, bom, how): a BOM decides; else the ``encoding`` given; else UTF-8 if it
+    decodes; else a legacy code page, chosen by charset-normalizer (``how`` = "detected").
+    Where the detector cannot tell between code pages that read the file differently, the
+    file is refused naming them and ``--encoding``: text is decoded right or not at all."""
+    for bom, bom_encoding in _BOMS:
         if data.startswith(bom):
             try:
-                return data[len(bom):].decode(encoding), encoding, bom
+                return data[len(bom):].decode(bom_encoding), bom_encoding, bom, "bom"
             except UnicodeDecodeError as e:
-                raise SheetError(path, f"is not valid {encoding} after its byte-order mark "
+                raise SheetError(path, f"is not valid {bom_encoding} after its byte-order mark "
                                        f"(byte {e.start + len(bom)})") from None
+    if encoding is not None:
+        return decode_as(path, data, encoding), _codec_name(path, encoding), b"", "given"
     sample = data[:8192]
     controls = sum(sample.count(bytes([b])) for b in (*range(9), *range(14, 32)))
     if controls > max(2, len(sample) // 50):  # a stray NUL is a cell problem; many is a binary file
         raise SheetError(path, "is not a text file (it holds binary control bytes); is it really a CSV?")
     try:
-        return data.decode("utf-8"), "utf-8", b""
+        return data.decode("utf-8"), "utf-8", b"", "utf-8"
     except UnicodeDecodeError:
         pass
-    # cp1252 leaves five bytes undefined; latin-1 maps those to the same C1 controls Excel shows.
+    chosen = _detect(path, data)
+    return data.decode(chosen), chosen, b"", "detected"
+
+
+def _codec_name(path: Path, encoding: str) -> str:
+    import codecs
+
     try:
-        return data.decode("cp1252"), "cp1252", b""
-    except UnicodeDecodeError:
-        return data.decode("latin-1"), "latin-1", b""
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise SheetError(path, f"--encoding {encoding!r} is not an encoding Python knows "
+                               "(e.g. cp1251, cp1250, cp932, latin-1, utf-16)") from None
+
+
+def decode_as(path: Path, data: bytes, encoding: str) -> str:
+    codec = _codec_name(path, encoding)
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as e:
+        raise SheetError(path, f"is not valid {codec} (byte {e.start}); check --encoding") from None
+
+
+def _detect(path: Path, data: bytes) -> str:
+    """The legacy code page of a file that is not UTF-8, or a refusal naming the candidates."""
+    from charset_normalizer import from_bytes
+
+    matches = [m for m in from_bytes(data) if not m.encoding.startswith("utf")]
+    if not matches:
+        raise SheetError(path, "is not UTF-8 and its encoding cannot be told; give it with "
+                               "--encoding (e.g. --encoding cp1251)")
+    best = matches[0]
+    near = [m for m in matches if m.chaos <= best.chaos + _NEAR and m.coherence >= best.coherence - _NEAR]
+    # Each match lists every code page that reads the same text as it does.
+    names = [c for m in near for c in m.could_be_from_charset]
+    windows = [c for c in WINDOWS_CODE_PAGES if c in names]
+    if len(near) == 1:  # one reading: no choice to make
+        return windows[0] if windows else best.encoding
+    if windows and (windows[0] == "cp1252" or len(windows) == 1):
+        return windows[0]
+    candidates = ", ".join(m.encoding for m in near[:4])
+    raise SheetError(path, f"is not UTF-8, and it reads differently as {candidates}: give its "
+                           "encoding with --encoding (or save it as UTF-8)")
 
 
 def first_record(text: str) -> str:
@@ -197,16 +265,18 @@ def detect_newline(text: str) -> str:
     return "\n"
 
 
-def _read_csv(path: Path) -> Table:
+def _read_csv(path: Path, given_encoding: str | None = None, given_delimiter: str | None = None) -> Table:
     import pandas as pd
 
     fingerprint = _fingerprint(path)
     data = path.read_bytes()
-    text, encoding, bom = _decode(path, data)
+    text, encoding, bom, how = _decode(path, data, given_encoding)
     if not text.strip():
         raise SheetError(path, "is empty: the first row must be a header naming the columns")
-    fmt = CsvFormat(encoding=encoding, bom=bom, delimiter=detect_delimiter(text),
-                    newline=detect_newline(text))
+    delimiter = _given_delimiter(path, given_delimiter) or detect_delimiter(text)
+    fmt = CsvFormat(encoding=encoding, bom=bom, delimiter=delimiter, newline=detect_newline(text))
+    notes = (f"read as {encoding} (detected: the file is not UTF-8; --encoding to choose another)",
+             ) if how == "detected" else ()
     # UTF-8 (the usual case) is parsed from the file itself: pandas' C reader decodes as it
     # reads, much faster than being fed the decoded text. The whole file was decoded above
     # to choose the encoding; if it changes in between, the fingerprint tells at write-back.
@@ -225,7 +295,21 @@ def _read_csv(path: Path) -> Table:
     header = tuple(raw.iloc[0].tolist())
     frame = raw.iloc[1:]
     frame.index = pd.RangeIndex(2, len(frame) + 2)
-    return Table(path=path, header=header, frame=frame, format=fmt, fingerprint=fingerprint)
+    return Table(path=path, header=header, frame=frame, format=fmt, fingerprint=fingerprint,
+                 notes=notes)
+
+
+_DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+def _given_delimiter(path: Path, given: str | None) -> str | None:
+    if given is None:
+        return None
+    delimiter = _DELIMITER_NAMES.get(given.lower(), given)
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise SheetError(path, f"--delimiter {given!r} must be one character (or tab, comma, "
+                               "semicolon, pipe), not a quote or a line break")
+    return delimiter
 
 
 def _parser_message(message: str) -> str:

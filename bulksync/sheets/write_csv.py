@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bulksync.errors import SheetError
 from bulksync.sheets.atomic import replace_file
-from bulksync.sheets.read import CsvFormat, Table, _decode
+from bulksync.sheets.read import CsvFormat, Table, decode_as
 
 __all__ = ["encodable", "neutralise", "write_csv"]
 
@@ -93,7 +93,7 @@ def write_csv(table: Table, cells: Mapping[int, Mapping[str, str]], *,
     """
     fmt = table.format
     assert isinstance(fmt, CsvFormat)
-    text, _, _ = _decode(table.path, table.path.read_bytes())
+    text = decode_as(table.path, table.path.read_bytes()[len(fmt.bom):], fmt.encoding)
     records = _split_records(text, fmt.delimiter)
     if len(records) != len(table) + 1:
         raise SheetError(table.path, f"changed since it was read ({len(records) - 1} rows now, "
