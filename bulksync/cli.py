@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from bulksync.errors import BulksyncError
+from bulksync.sheets.read import row_ranges
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -105,6 +106,10 @@ def _sheet_options(func: F) -> F:
                      help="Slack member ID for requesters not in --users."),
         click.option("--legacy-url", metavar="TEMPLATE",
                      help="URL of an old ticket, {id} = its ID, for the link to it."),
+        click.option("--encoding", metavar="NAME", help="The CSV's encoding, e.g. cp1251, utf-16 "
+                     "(default: UTF-8, else detected, and said)."),
+        click.option("--delimiter", metavar="CHAR", help="The CSV's delimiter: a character, or "
+                     "tab (default: detected from the header)."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout."),
     ]
     for option in reversed(options):
@@ -113,7 +118,7 @@ def _sheet_options(func: F) -> F:
 
 
 _SHEET_OPTIONS = ("sheet", "config", "form_id", "channel", "mapping", "users", "comments",
-                  "default_requester", "legacy_url")
+                  "default_requester", "legacy_url", "encoding", "delimiter")
 
 
 def _api_options(func: F) -> F:
@@ -140,34 +145,32 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _rows(rows: Any) -> str:
-    """Row numbers as ranges: 2–5, 9."""
-    parts: list[list[int]] = []
-    for n in sorted(rows):
-        if parts and n == parts[-1][1] + 1:
-            parts[-1][1] = n
-        else:
-            parts.append([n, n])
-    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in parts)
-
-
 def _note_ignored(columns: tuple[str, ...]) -> None:
+    """One short line: the sheet's own columns, which are kept and never sent."""
     if columns:
         from bulksync.untrusted import clean
 
         # Header text is the file's: shown without what a terminal would act on.
-        names = ", ".join(clean(c, limit=60) for c in columns)
-        click.echo(f"note: columns not sent (not Suptask fields): {clean(names, limit=2000)}", err=True)
+        names = ", ".join(clean(c, limit=30) for c in columns[:3])
+        more = f" and {len(columns) - 3} more" if len(columns) > 3 else ""
+        click.echo(f"note: {len(columns)} column(s) of your own, not sent: {names}{more}", err=True)
 
 
-def _print_report(report: Any, *, err: bool = False) -> None:
+def _print_notes(notes: tuple[str, ...]) -> None:
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+
+
+def _print_report(report: Any, *, err: bool = False, quiet: bool = False) -> None:
+    _print_notes(report.notes)
     lines = report.lines()
     for line in lines[:SHOWN_PROBLEMS]:
         click.echo(line, err=err)
     if len(lines) > SHOWN_PROBLEMS:
         click.echo(f"... and {len(lines) - SHOWN_PROBLEMS} more problems (--json lists all)",
                    err=err)
-    _note_ignored(report.ignored_columns)
+    if not quiet:
+        _note_ignored(report.ignored_columns)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -265,7 +268,7 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
                             ("have an earlier create whose outcome is unknown: resolved before "
                              "anything is resent", known.pending)):
             if rows:
-                click.echo(f"{len(rows)} row(s) {label}: {_rows(rows)}")
+                click.echo(f"{len(rows)} row(s) {label}: {row_ranges(rows)}")
         creates = counts["create"] - len(settled)
         sides = "".join(f", {counts[k]} {k if counts[k] == 1 else plural}"
                         for k, plural in (("link", "links"), ("reply", "replies")) if counts[k])
@@ -337,7 +340,8 @@ class _Progress:
               "whose answer was lost (at least --timeout).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
               show_default=True, metavar="SECONDS", help="How long a request may take.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output, and no note on the "
+              "columns of your own.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request and its answer on stderr.")
 @_errors
 def push(file: Path, as_json: bool, quiet: bool, verbose: bool, **options: Any) -> None:
@@ -356,36 +360,44 @@ def push(file: Path, as_json: bool, quiet: bool, verbose: bool, **options: Any) 
                           **options, **sheet_options)
     finally:
         progress.close()
-    _conclude(file, result, as_json=as_json)
+    _conclude(file, result, as_json=as_json, quiet=quiet)
 
 
 def _notice(text: str) -> None:
     click.echo(f"bulksync: {text}", err=True)
 
 
-def _conclude(file: Path, result: Any, *, as_json: bool) -> None:
+def _conclude(file: Path, result: Any, *, as_json: bool, quiet: bool = False) -> None:
     """Print the outcome of a push or a delete, as text or JSON, and exit with its code."""
     if result.refused:
         assert result.report is not None
         if as_json:
-            _print_json({**result.summary(), "problems": result.report.as_dict()["problems"]})
+            found = result.report.as_dict()
+            _print_json({**result.summary(), "problems": found["problems"], "groups": found["groups"]})
         else:
-            _print_report(result.report, err=True)
+            _print_report(result.report, err=True, quiet=quiet)
         click.echo(f"bulksync: {file} has invalid rows: nothing was sent and the file is "
                    "unchanged (fix them, or use --skip-invalid)", err=True)
         sys.exit(EXIT_ROWS)
-    _report_run(file, result, as_json=as_json)
+    _report_run(file, result, as_json=as_json, quiet=quiet)
     _finish(result)
 
 
-def _report_run(file: Path, result: Any, *, as_json: bool) -> None:
+def _report_run(file: Path, result: Any, *, as_json: bool, quiet: bool = False) -> None:
     summary = result.summary()
     if as_json:
         _print_json(summary)
         return
-    _note_ignored(result.ignored_columns)
-    for p in summary["problems"][:SHOWN_PROBLEMS]:
-        click.echo(f"{file}: row {p['row']}: {p['status']}: {p['error']}")
+    if result.report is not None:
+        _print_notes(result.report.notes)
+    if not quiet:
+        _note_ignored(result.ignored_columns)
+    groups = result.groups()
+    for (status, error), rows in list(groups.items())[:SHOWN_PROBLEMS]:
+        where = f"row {rows[0]}" if len(rows) == 1 else f"{len(rows)} rows ({row_ranges(rows)})"
+        click.echo(f"{file}: {where}: {status}: {error}" if error else f"{file}: {where}: {status}")
+    if len(groups) > SHOWN_PROBLEMS:
+        click.echo(f"... and {len(groups) - SHOWN_PROBLEMS} more (each row's outcome is in the sheet)")
     counts = ", ".join(f"{summary[k]} {k}" for k in
                        ("created", "updated", "unchanged", "deleted", "failed", "uncertain", "invalid",
                         "skipped") if summary[k] or k in ("created", "updated", "failed"))
@@ -395,7 +407,7 @@ def _report_run(file: Path, result: Any, *, as_json: bool) -> None:
     if summary["matched"]:
         matched = [r.row_number for r in result.results.values() if r.via == "matched"]
         extra += (f", {summary['matched']} of them matched to tickets created from another sheet "
-                  f"(rows {_rows(matched)}: not created again; --allow-duplicates creates them)")
+                  f"(rows {row_ranges(matched)}: not created again; --allow-duplicates creates them)")
     side = "".join(f", {n} {k.replace('_', ' ')}" for k, n in result.side.items() if n)
     click.echo(f"{file}: {counts}{extra}{side} ({summary['requests']} requests)")
     if result.written_to:
@@ -420,7 +432,8 @@ def _finish(result: Any) -> None:
 @_sheet_options
 @_api_options
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking (needed off a terminal).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output, and no note on the "
+              "columns of your own.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request and its answer on stderr.")
 @_errors
 def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api_url: str | None,
@@ -438,7 +451,7 @@ def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api
         """Show exactly what will be deleted (the sheet is read once, and locked meanwhile)."""
         count = len(ops)
         question = (f"Delete {count} ticket{'s' if count != 1 else ''} listed in {file} "
-                    f"(rows {_rows([op.row_number for op in ops])})? This cannot be undone.")
+                    f"(rows {row_ranges([op.row_number for op in ops])})? This cannot be undone.")
         if yes:
             return True
         if not _interactive():
@@ -462,7 +475,7 @@ def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api
         else:
             click.echo(f"{file}: no row has a ticketId: nothing to delete")
         sys.exit(EXIT_OK)
-    _conclude(file, result, as_json=as_json)
+    _conclude(file, result, as_json=as_json, quiet=quiet)
 
 
 @main.command()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bulksync.errors import UsageError
-from bulksync.sheets.read import column_letter, normal_header
+from bulksync.sheets.read import column_letter, normal_header, row_ranges
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -134,8 +134,26 @@ class ValidationReport:
         """A problem in the header makes every row unusable."""
         return any(p.row_number == 1 for p in self.problems)
 
+    def groups(self) -> list[tuple[list[int], Problem]]:
+        """The problems grouped by column and message (one missing formId on 40 rows is one
+        problem of 40 rows), in the order of their first row: (rows, the first problem)."""
+        by: dict[tuple[str | None, str], tuple[list[int], Problem]] = {}
+        for p in self.problems:
+            rows, _ = by.setdefault((p.column, p.message), ([], p))
+            if not rows or rows[-1] != p.row_number:  # each problem once
+                rows.append(p.row_number)
+        return list(by.values())
+
     def lines(self) -> list[str]:
-        return [p.line(self.path) for p in self.problems]
+        """One line per problem (grouped: rows as ranges), naming the file, rows and column."""
+        out = []
+        for rows, p in self.groups():
+            if len(rows) == 1:
+                out.append(p.line(self.path))
+            else:
+                column = f", column {p.column}" if p.column else ""
+                out.append(f"{self.path}: rows {row_ranges(rows)} ({len(rows)} rows){column}: {p.message}")
+        return out
 
     def renamed(self, source_of: Mapping[str, str]) -> ValidationReport:
         """This report naming the columns the user's sheet has (a mapping's sources)."""
@@ -164,6 +182,8 @@ class ValidationReport:
             "notes": list(self.notes),
             "problems": [{"row": p.row_number, "column": p.column, "code": p.code, "value": p.value,
                           "message": p.message} for p in self.problems],
+            "groups": [{"rows": row_ranges(rows), "count": len(rows), "column": p.column,
+                        "code": p.code, "message": p.message} for rows, p in self.groups()],
         }
 
 
@@ -468,7 +488,8 @@ def _message(check: str, column: str, value: Any) -> str:
     if check == "uuid":
         return f"{value!r} is not a UUID (like 3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b)"
     if check == "member":
-        hint = "; an email cannot be used here, give the person's Slack member ID" if "@" in str(value) else ""
+        hint = ("; an email cannot be used here: give --users FILE (a CSV of email → Slack member ID)"
+                if "@" in str(value) else "")
         return f"{value!r} is not a Slack member ID (U… or W…, e.g. U073PBJPHGW){hint}"
     if check == "channel":
         return f"{value!r} is not a Slack channel or member ID (C…, G…, D…, U… or W…)"

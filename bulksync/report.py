@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from bulksync.sheets.read import row_ranges
+
 if TYPE_CHECKING:
     from bulksync.columns import ValidationReport
     from bulksync.errors import BulksyncError
@@ -105,4 +107,15 @@ class PushResult:
             "note": self.note or None,
             "problems": [r.as_dict() for r in sorted(self.results.values(), key=lambda r: r.row_number)
                          if r.status not in OK_STATUSES],
+            "groups": [{"status": status, "error": error, "count": len(rows), "rows": row_ranges(rows)}
+                       for (status, error), rows in self.groups().items()],
         }
+
+    def groups(self) -> dict[tuple[str, str], list[int]]:
+        """The rows that did not succeed, by (status, error), in order of their first row: 37
+        rows failing with one message are one line of the summary."""
+        out: dict[tuple[str, str], list[int]] = {}
+        for r in sorted(self.results.values(), key=lambda r: r.row_number):
+            if r.status not in OK_STATUSES:
+                out.setdefault((r.status, r.error), []).append(r.row_number)
+        return out

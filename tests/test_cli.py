@@ -42,7 +42,7 @@ def test_validate_json_and_a_valid_sheet(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert json.loads(result.stdout) == {"file": str(sheet), "valid": True, "rows": 1,
                                          "invalid_rows": 0, "ignored_columns": ["notes"],
-                                         "notes": [], "problems": []}
+                                         "notes": [], "problems": [], "groups": []}
 
 
 def test_plan_needs_no_token_and_sends_nothing(tmp_path: Path) -> None:
@@ -93,10 +93,11 @@ def test_push_human_summary(tmp_path: Path) -> None:
         f"{sheet}: 1 created, 0 updated, 0 failed (1 requests)",
         f"results written to {sheet}",
     ]
-    assert result.stderr.splitlines() == [
+    assert result.stderr.splitlines() == [  # -q: no note on the columns of the user's own
         f"bulksync: target: {sb.url} (a local server: the sandbox, a rehearsal), token "
-        f"{fingerprint(TOKEN)[:8]}",
-        "note: columns not sent (not Suptask fields): notes, Old ID"]
+        f"{fingerprint(TOKEN)[:8]}"]
+    shown = run_cli("validate", str(sheet))
+    assert shown.stderr.splitlines() == ["note: 2 column(s) of your own, not sent: notes, Old ID"]
 
 
 def test_progress_on_a_terminal_is_a_tqdm_bar(capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,7 +33,7 @@ def test_the_mistakes_sample_gets_one_line_per_problem() -> None:
         f"{path}: row 3, column description: description is required to create a ticket "
         "(this row has no ticketId); add a description",
         f"{path}: row 4, column requester: 'jane.doe@example.com' is not a Slack member ID "
-        "(U… or W…, e.g. U073PBJPHGW); an email cannot be used here, give the person's Slack member ID",
+        "(U… or W…, e.g. U073PBJPHGW); an email cannot be used here: give --users FILE (a CSV of email → Slack member ID)",
         f"{path}: row 4, column tags: 'network,,vpn' has an empty tag; separate tags with single commas",
         f"{path}: row 5, column ticketId: 'not-a-ticket-id' is not a UUID "
         "(like 3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b)",

@@ -175,7 +175,8 @@ def test_skip_invalid_sends_the_valid_rows_and_marks_the_rest(
     assert table.header[-2:] == ("syncStatus", "syncError")
     assert table.frame.loc[3].tolist()[-2:] == ["invalid", "assignee: 'jane@example.com' is not a "
                                                 "Slack member ID (U… or W…, e.g. U073PBJPHGW); an email "
-                                                "cannot be used here, give the person's Slack member ID"]
+                                                "cannot be used here: give --users FILE (a CSV of email "
+                                                "→ Slack member ID)"]
 
 
 def test_no_token_is_an_error_and_sends_nothing(tmp_path: Path, sandbox: Sandbox,

@@ -6,7 +6,7 @@ import datetime as dt
 import io
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["CsvFormat", "Table", "XlsxFormat", "column_letter", "decode_as", "normal_header", "read_table",
-           "sheet_identity"]
+           "row_ranges", "sheet_identity"]
 
 DELIMITERS = (",", ";", "\t", "|")
 _BOMS = (
@@ -109,6 +109,17 @@ def column_letter(position: int) -> str:
     return letters
 
 
+def row_ranges(rows: Iterable[int]) -> str:
+    """Row numbers as a spreadsheet user reads them: ``2–5, 9``."""
+    parts: list[list[int]] = []
+    for n in sorted(set(rows)):
+        if parts and n == parts[-1][1] + 1:
+            parts[-1][1] = n
+        else:
+            parts.append([n, n])
+    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in parts)
+
+
 def sheet_identity(sheet: Path) -> str:
     """The sheet's real path: what every name of the same file resolves to."""
     return os.path.realpath(sheet)
@@ -164,8 +175,11 @@ WINDOWS_CODE_PAGES = ("cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1255"
                       "cp1258", "cp874", "cp932", "cp936", "cp949", "cp950")
 """What Excel on Windows saves a "CSV" in, by the system's language: preferred among
 candidates that a detector scores alike (cp1252 first: the Western default)."""
-_NEAR = 0.02
+_NEAR = 0.1
 """Detector scores (chaos, coherence) within this of the best count as a tie."""
+_MISREAD = re.compile(r"[^\W\d_][\xa0-\xbf][^\W\d_]")
+"""A Latin-1 symbol between two letters (``has³o``, ``gê¶l¹``): cp1252's reading of a
+Central European file, never Western text."""
 
 
 def _decode(path: Path, data: bytes, encoding: str | None = None) -> tuple[str, str, bytes, str]:
@@ -222,14 +236,15 @@ def _detect(path: Path, data: bytes) -> str:
                                "--encoding (e.g. --encoding cp1251)")
     best = matches[0]
     near = [m for m in matches if m.chaos <= best.chaos + _NEAR and m.coherence >= best.coherence - _NEAR]
-    # Each match lists every code page that reads the same text as it does.
-    names = [c for m in near for c in m.could_be_from_charset]
-    windows = [c for c in WINDOWS_CODE_PAGES if c in names]
-    if len(near) == 1:  # one reading: no choice to make
-        return windows[0] if windows else best.encoding
-    if windows and (windows[0] == "cp1252" or len(windows) == 1):
-        return windows[0]
-    candidates = ", ".join(m.encoding for m in near[:4])
+    # Each match stands for every code page that reads the same text as it does.
+    readings = [[c for c in WINDOWS_CODE_PAGES if c in m.could_be_from_charset] for m in near]
+    windows = [pages for pages in readings if pages]
+    if len(near) == 1 or len(windows) == 1:  # one reading, or one a Windows machine would write
+        return (windows[0] if windows else [best.encoding])[0]
+    western = next((pages for pages in windows if "cp1252" in pages), None)
+    if western is not None and not _MISREAD.search(data.decode("cp1252", errors="replace")):
+        return "cp1252"  # the Western default, where its reading is plausible
+    candidates = ", ".join(pages[0] for pages in windows[:4])
     raise SheetError(path, f"is not UTF-8, and it reads differently as {candidates}: give its "
                            "encoding with --encoding (or save it as UTF-8)")
 
@@ -250,11 +265,16 @@ def _outside_quotes(record: str) -> str:
 
 
 def detect_delimiter(text: str) -> str:
-    """The candidate delimiter that splits the header into the most columns (ties: first listed)."""
+    """The candidate delimiter that splits the header into the most columns (ties: first listed).
+    A one-column sheet (no candidate in its header) gets one its text never holds, so that a
+    cell like ``Printer, 3rd floor`` stays one cell, and bulksync's added columns are
+    separated by it."""
     header = _outside_quotes(first_record(text))
     counts = [(header.count(d), -i, d) for i, d in enumerate(DELIMITERS)]
     best = max(counts)
-    return best[2] if best[0] > 0 else ","
+    if best[0] > 0:
+        return best[2]
+    return next((d for d in DELIMITERS if d not in text), ",")
 
 
 def detect_newline(text: str) -> str:

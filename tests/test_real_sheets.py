@@ -1,0 +1,234 @@
+"""Sheets as people make them (issue 16): headers written their way, legacy code pages,
+semicolons, exports pushed without their mapping, and outcomes grouped for people to read."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import bulksync
+from bulksync.resources import bundled
+from bulksync.sandbox import Sandbox
+from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
+
+IDS = ["3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b", "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32"]
+
+
+def _plan(sheet: Path, *args: str) -> dict[str, object]:
+    result = run_cli("plan", str(sheet), "--json", *args)
+    assert result.returncode in (0, 1), result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def _kinds(plan: dict[str, object]) -> list[str]:
+    return [op["kind"] for op in plan["operations"]]  # type: ignore[attr-defined]
+
+
+# -- 1. headers as people write them -----------------------------------------------------------
+
+@pytest.mark.parametrize("header", ["ticket_id", "Ticket ID", "TicketID", "ticket-id", " TICKETID "])
+def test_a_close_list_with_the_ids_under_any_spelling_plans_updates(tmp_path: Path, header: str) -> None:
+    sheet = write(tmp_path / "close.csv", f"{header},reason\n{IDS[0]},dup\n{IDS[1]},done\n")
+    plan = _plan(sheet, "--set", "status=Closed")
+    assert _kinds(plan) == ["update", "update"] and plan["valid"]
+    assert [op["path"] for op in plan["operations"]] == [f"/ticket/{i}" for i in IDS]  # type: ignore[attr-defined]
+
+
+def test_a_close_list_pushed_writes_into_its_own_id_column(tmp_path: Path, sandbox: Sandbox) -> None:
+    made = bulksync.push(write(tmp_path / "new.csv", "description\nA\nB\n"), token=TOKEN,
+                         api_url=sandbox.url, form_id=FORM, channel=CHANNEL)
+    ids = [r.ticket_id for r in sorted(made.results.values(), key=lambda r: r.row_number)]
+    sheet = write(tmp_path / "close.csv", "Ticket ID;Why\n" + "".join(f"{i};dup\n" for i in ids))
+    result = run_cli("push", str(sheet), "--set", "status=Closed", "-q",
+                     env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {t["status"] for t in sandbox.tickets()} == {"Closed"}
+    lines = sheet.read_text().splitlines()
+    assert lines[0] == "Ticket ID;Why;syncStatus"  # no second ticketId column
+    assert lines[1:] == [f"{i};dup;updated" for i in ids]
+
+
+def test_headers_in_other_case_spaces_and_custom_fields_are_the_columns(tmp_path: Path) -> None:
+    field = "0b8e5a7c-2f41-4d9a-b6c3-8e1f7a2d4c95"
+    sheet = write(tmp_path / "t.csv", f"Description,Priority,Custom Field {field},Form ID,Requester Channel\n"
+                                      f"Printer jams,High,IT,{FORM},{CHANNEL}\n")
+    plan = _plan(sheet)
+    assert plan["valid"] and plan["ignored_columns"] == []
+    assert plan["operations"][0]["body"] == {  # type: ignore[index]
+        "description": "Printer jams", "priority": "High", "requesterChannel": CHANNEL, "formId": FORM,
+        "customFields": [{"fieldId": field, "value": "IT"}]}
+
+
+def test_a_problem_names_the_header_the_sheet_has(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "t.csv", "Description,Assignee\nPrinter jams,bob\n")
+    result = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL)
+    assert result.returncode == 1
+    assert f"{sheet}: row 2, column Assignee (→ assignee): 'bob' is not a Slack member ID" in result.stdout
+
+
+@pytest.mark.parametrize("header, meant", [("descripton", "description"), ("ticketid s", "ticketId"),
+                                           ("Requestor", "requester"), ("priorty", "priority")])
+def test_a_near_miss_of_a_known_header_is_an_error_naming_it(tmp_path: Path, header: str,
+                                                             meant: str) -> None:
+    sheet = write(tmp_path / "t.csv", f"{header},notes\nPrinter jams,x\n")
+    result = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL)
+    assert result.returncode == 1
+    assert f"{sheet}: row 1, column {header}: is not a column bulksync knows; did you mean {meant!r}?" \
+        in result.stdout
+    assert _plan(sheet, "--form-id", FORM, "--channel", CHANNEL)["operations"] == []  # nothing planned
+
+
+def test_own_columns_and_named_columns_in_the_config(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "t.csv", f"Summary text,Descriptions,Ref\nPrinter jams,my own notes,{IDS[0]}\n")
+    (tmp_path / "bulksync.toml").write_text(
+        'own_columns = ["Descriptions"]\n[columns]\ndescription = "Summary text"\nticketId = "Ref"\n')
+    plan = _plan(sheet)
+    assert plan["valid"], plan["problems"]
+    assert plan["ignored_columns"] == ["Descriptions"]
+    assert plan["operations"][0]["path"] == f"/ticket/{IDS[0]}"  # type: ignore[index]
+    assert plan["operations"][0]["body"] == {"description": "Printer jams"}  # type: ignore[index]
+
+
+def test_a_column_of_ticket_ids_under_another_name_stops_the_push(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "close.csv", f"id,reason\n{IDS[0]},dup\n{IDS[1]},dup\n")
+    result = run_cli("push", str(sheet), "--set", "status=Closed", "--form-id", FORM, "--channel",
+                     CHANNEL, env={"SUPTASK_API_TOKEN": TOKEN, "SUPTASK_API_URL": "http://127.0.0.1:9/api"})
+    assert result.returncode == 1
+    assert "column id: holds ticket IDs but the sheet has no ticketId column" in result.stderr
+    assert "nothing was sent" in result.stderr
+    # A column of numbers is not taken for ticket IDs.
+    numbers = write(tmp_path / "numbers.csv", "id,description\n2041,Printer jams\n")
+    assert _plan(numbers, "--form-id", FORM, "--channel", CHANNEL)["valid"]
+
+
+def test_the_note_on_columns_of_ones_own_is_one_short_line(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "t.csv", "description,a,b,c,d,e\nPrinter jams,1,2,3,4,5\n")
+    result = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL)
+    assert result.stderr.splitlines() == ["note: 5 column(s) of your own, not sent: a, b, c and 2 more"]
+
+
+# -- 2. text decoded right or not at all ----------------------------------------------------
+
+TEXTS = {
+    "cp1251": "Принтер на третьем этаже не печатает",
+    "cp1250": "Drukarka na trzecim piętrze nie drukuje; żółć gęślą jaźń",
+    "cp932": "三階のプリンターが印刷できません",
+}
+
+
+@pytest.mark.parametrize("encoding", list(TEXTS))
+def test_a_legacy_code_page_is_detected_said_and_kept(tmp_path: Path, sandbox: Sandbox,
+                                                      encoding: str) -> None:
+    text = TEXTS[encoding]
+    sheet = tmp_path / "t.csv"
+    sheet.write_bytes(f"description,priority\n{text},High\n{text} (2),Low\n".encode(encoding))
+    shown = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL)
+    assert f"note: read as {encoding} (detected" in shown.stderr
+    result = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "-q",
+                     env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(t["description"] for t in sandbox.tickets()) == [text, f"{text} (2)"]
+    written = sheet.read_bytes().decode(encoding)  # the write-back kept the file's encoding
+    assert written.splitlines()[1].startswith(f"{text},High,")
+
+
+@pytest.mark.parametrize("encoding, bom", [("utf-16-le", b"\xff\xfe"), ("utf-8", b"\xef\xbb\xbf")])
+def test_a_byte_order_mark_decides_and_is_kept(tmp_path: Path, sandbox: Sandbox, encoding: str,
+                                               bom: bytes) -> None:
+    sheet = tmp_path / "t.csv"
+    sheet.write_bytes(bom + "description\tpriority\r\nÜbersetzung → 中文\tHigh\r\n".encode(encoding))
+    result = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "-q",
+                     env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [t["description"] for t in sandbox.tickets()] == ["Übersetzung → 中文"]
+    data = sheet.read_bytes()
+    assert data.startswith(bom)
+    assert data[len(bom):].decode(encoding).startswith("description\tpriority\tticketId\t")
+
+
+def test_an_encoding_that_cannot_be_told_is_refused_and_encoding_decides(tmp_path: Path) -> None:
+    sheet = tmp_path / "t.csv"
+    sheet.write_bytes(b"description\n\xc0\xe1\xe2\xe3\n")
+    refused = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL)
+    assert refused.returncode == 2
+    assert "is not UTF-8, and it reads differently as" in refused.stderr
+    assert "--encoding" in refused.stderr and "Traceback" not in refused.stderr
+    given = _plan(sheet, "--form-id", FORM, "--channel", CHANNEL, "--encoding", "cp1251")
+    assert given["operations"][0]["body"]["description"] == "Абвг"  # type: ignore[index]
+    unknown = run_cli("validate", str(sheet), "--encoding", "klingon")
+    assert unknown.returncode == 2 and "--encoding 'klingon' is not an encoding" in unknown.stderr
+
+
+def test_a_short_central_european_file_that_cp1252_would_misread_is_refused(tmp_path: Path) -> None:
+    sheet = tmp_path / "t.csv"
+    sheet.write_bytes("description\nNie mogę się zalogować; hasło wygasło\n".encode("cp1250"))
+    refused = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL)
+    assert refused.returncode == 2 and "reads differently as" in refused.stderr
+    assert "cp1250" in refused.stderr and "--encoding" in refused.stderr
+    given = _plan(sheet, "--form-id", FORM, "--channel", CHANNEL, "--encoding", "cp1250")
+    assert given["operations"][0]["body"]["description"] == "Nie mogę się zalogować; hasło wygasło"  # type: ignore[index]
+
+
+def test_semicolons_with_commas_in_cells_and_a_given_delimiter(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "t.csv", "description;priority\nPrinter, 3rd floor;High\n")
+    assert _plan(sheet, "--form-id", FORM, "--channel", CHANNEL)["operations"][0]["body"][  # type: ignore[index]
+        "description"] == "Printer, 3rd floor"
+    one = write(tmp_path / "one.csv", "description\nPrinter, 3rd floor\nVPN, again\n")
+    ops = _plan(one, "--form-id", FORM, "--channel", CHANNEL)["operations"]
+    assert [op["body"]["description"] for op in ops] == ["Printer, 3rd floor", "VPN, again"]  # type: ignore[attr-defined]
+    piped = write(tmp_path / "p.txt", "description|priority\nPrinter;jams|High\n")
+    given = _plan(piped, "--form-id", FORM, "--channel", CHANNEL, "--delimiter", "|")
+    assert given["operations"][0]["body"]["description"] == "Printer;jams"  # type: ignore[index]
+    bad = run_cli("validate", str(piped), "--delimiter", "||")
+    assert bad.returncode == 2 and "--delimiter '||' must be one character" in bad.stderr
+
+
+# -- 3. the export explains itself --------------------------------------------------------------
+
+def test_a_zendesk_export_without_its_mapping_gets_the_flags(tmp_path: Path) -> None:
+    sheet = tmp_path / "export.csv"
+    shutil.copy(bundled("sample_data") / "zendesk-export.csv", sheet)
+    result = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL)
+    assert result.returncode == 1
+    assert ("note: this looks like a Zendesk export: push it with --mapping zendesk --users users.csv"
+            in result.stderr)
+    mapped = run_cli("validate", str(sheet), "--mapping", "zendesk", "--form-id", FORM, "--channel", CHANNEL)
+    assert "looks like" not in mapped.stderr
+    assert "give --users FILE" in mapped.stdout  # the requester's email: what to do about it
+
+
+# -- 4. outcomes grouped ---------------------------------------------------------------------
+
+def test_one_problem_on_many_rows_is_one_line(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "t.csv", "description\n" + "".join(f"Ticket {i}\n" for i in range(40)))
+    result = run_cli("validate", str(sheet))
+    assert result.stdout.splitlines() == [
+        f"{sheet}: rows 2–41 (40 rows), column requesterChannel: requesterChannel is required to create "
+        "a ticket (this row has no ticketId); add it, or give --channel",
+        f"{sheet}: rows 2–41 (40 rows), column formId: formId is required to create a ticket (this row "
+        "has no ticketId); add it, or give --form-id",
+        f"{sheet}: 40 row(s), 80 problem(s) in 40 row(s)"]
+    groups = json.loads(run_cli("validate", str(sheet), "--json").stdout)["groups"]
+    assert [(g["column"], g["rows"], g["count"]) for g in groups] == [
+        ("requesterChannel", "2–41", 40), ("formId", "2–41", 40)]
+
+
+def test_failures_are_grouped_by_message_with_row_ranges(tmp_path: Path, sandbox: Sandbox) -> None:
+    made = bulksync.push(write(tmp_path / "new.csv", "description\nA\n"), token=TOKEN,
+                         api_url=sandbox.url, form_id=FORM, channel=CHANNEL)
+    real = next(iter(made.results.values())).ticket_id
+    unknown = [f"00000000-0000-4000-8000-{i:012d}" for i in range(38)]
+    sheet = write(tmp_path / "close.csv", "ticketId\n" + "".join(f"{i}\n" for i in [*unknown[:20], real,
+                                                                                   *unknown[20:]]))
+    env = {"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN}
+    result = run_cli("push", str(sheet), "--set", "status=Closed", "-q", env=env)
+    assert result.returncode == 1
+    failures = [line for line in result.stdout.splitlines() if ": failed: " in line]
+    assert len(failures) == 1, result.stdout
+    assert failures[0].startswith(f"{sheet}: 38 rows (2–21, 23–40): failed: HTTP 404")
+    summary = json.loads(run_cli("push", str(sheet), "--set", "status=Closed", "--only-failed",
+                                 "--json", "-q", env=env).stdout)
+    assert [(g["status"], g["count"], g["rows"]) for g in summary["groups"]] == [("failed", 38, "2–21, 23–40")]
