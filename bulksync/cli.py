@@ -342,9 +342,14 @@ class _Progress:
               show_default=True, metavar="SECONDS", help="How long a request may take.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output, and no note on the "
               "columns of your own.")
+@click.option("--report", "run_report", type=click.Path(path_type=Path), metavar="FILE.csv",
+              help="Write a run report: each row's ticket, operation and outcome (a migration "
+              "writes FILE.bulksync-report.csv by default).")
+@click.option("--no-report", is_flag=True, help="No run report, not even a migration's.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request and its answer on stderr.")
 @_errors
-def push(file: Path, as_json: bool, quiet: bool, verbose: bool, **options: Any) -> None:
+def push(file: Path, as_json: bool, quiet: bool, verbose: bool, run_report: Path | None,
+         no_report: bool, **options: Any) -> None:
     """Send FILE's rows to Suptask and write the outcome back into FILE.
 
     The token is read from SUPTASK_API_TOKEN. Ctrl-C stops cleanly (a second
@@ -357,7 +362,7 @@ def push(file: Path, as_json: bool, quiet: bool, verbose: bool, **options: Any) 
     sheet_options = _settings(options)
     try:
         result = run_push(file, on_progress=progress, on_log=_log(verbose), on_notice=_notice,
-                          **options, **sheet_options)
+                          run_report=False if no_report else run_report, **options, **sheet_options)
     finally:
         progress.close()
     _conclude(file, result, as_json=as_json, quiet=quiet)
@@ -412,6 +417,8 @@ def _report_run(file: Path, result: Any, *, as_json: bool, quiet: bool = False) 
     click.echo(f"{file}: {counts}{extra}{side} ({summary['requests']} requests)")
     if result.written_to:
         click.echo(f"results written to {result.written_to}")
+    if result.run_report:
+        click.echo(f"run report: {result.run_report}")
 
 
 def _finish(result: Any) -> None:
@@ -434,10 +441,14 @@ def _finish(result: Any) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking (needed off a terminal).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output, and no note on the "
               "columns of your own.")
+@click.option("--report", "run_report", type=click.Path(path_type=Path), metavar="FILE.csv",
+              help="Write a run report: each row's ticket, operation and outcome (a migration "
+              "writes FILE.bulksync-report.csv by default).")
+@click.option("--no-report", is_flag=True, help="No run report, not even a migration's.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request and its answer on stderr.")
 @_errors
 def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api_url: str | None,
-           concurrency: int | None, **options: Any) -> None:
+           concurrency: int | None, run_report: Path | None, no_report: bool, **options: Any) -> None:
     """Delete the tickets listed (by ticketId) in FILE, after confirming.
 
     The outcome of each row (syncStatus=deleted, or failed) is written back into FILE.
@@ -466,7 +477,9 @@ def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api
     progress = _Progress(quiet=quiet)
     try:
         result = run_delete(file, api_url=api_url, concurrency=concurrency, on_progress=progress,
-                            on_log=_log(verbose), on_notice=_notice, confirm=confirm, **sheet_options)
+                            on_log=_log(verbose), on_notice=_notice, confirm=confirm,
+                            run_report=run_report if run_report and not no_report else False,
+                            **sheet_options)
     finally:
         progress.close()
     if result.report is not None and result.report.rows == 0 and not result.refused:

@@ -144,6 +144,8 @@ class Run:
         self.keys = {row: key for row, (key, _) in loaded.identities.items()}
         self.side: Counter[str] = Counter()
         self.side_notes: dict[int, list[str]] = {}
+        self.side_rows: dict[int, Counter[str]] = {}
+        """Row → links and replies this run sent for its ticket."""
         self.hooks = JournalHooks(journal, loaded.identities, dict(loaded.baselines), loaded.checked.scope,
                                   exclusive=not options.allow_duplicates,
                                   resend_sides=options.resend_unresolved)
@@ -306,6 +308,7 @@ class Run:
             if result.status == "updated":
                 if result.via != "journal":  # not one another run sent meanwhile
                     self.side["linked" if kind == "link" else "replied"] += 1
+                    self.side_rows.setdefault(row, Counter())[kind] += 1
             else:
                 self.side[f"{kind}_{'uncertain' if result.status == 'uncertain' else 'failed'}"] += 1
                 self._note(row, f"{kind}: {result.error}")

@@ -68,6 +68,8 @@ class PushResult:
     error: BulksyncError | None = None
     """Why the run stopped, as a typed error (``AuthError``, ``ApiUnreachable``, ``StateError``);
     ``stopped`` is its message."""
+    run_report: Path | None = None
+    """The run report written (``--report``, or a migration's by default), if any."""
     counts: Mapping[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +102,7 @@ class PushResult:
             **{k: n for k, n in sorted(self.side.items()) if k not in ("linked", "replied")},
             "requests": self.requests,
             "written_to": str(self.written_to) if self.written_to else None,
+            "run_report": str(self.run_report) if self.run_report else None,
             "ignored_columns": list(self.ignored_columns),
             "stopped": self.stopped or None,
             "refused": self.refused,

@@ -9,7 +9,7 @@ write back.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
@@ -22,7 +22,7 @@ from bulksync.preflight import check, check_listed
 from bulksync.reconcile import Loaded, plan_delete, plan_push
 from bulksync.report import PushResult, RowResult
 from bulksync.sheets.read import CsvFormat, read_table
-from bulksync.writeback import results_path, write_back
+from bulksync.writeback import report_path, results_path, write_back, write_report
 
 if TYPE_CHECKING:
     import httpx
@@ -100,6 +100,7 @@ def push(
     on_log: Callable[[str], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    run_report: Path | str | bool | None = None,
     **options: Unpack[SheetOptions],
 ) -> PushResult:
     """Send the sheet's rows to Suptask and write the outcome back into the sheet.
@@ -121,8 +122,10 @@ def push(
     or ``priority``: null; emptied ``tags``: []); ``force`` sends every row in full.
     With a mapping that names the legacy ID, each created ticket is linked to the
     old one, and its comments become replies, oldest first; both are journalled too.
-    Called from the main thread, Ctrl-C and SIGTERM stop it cleanly. Sheet options as
-    for :func:`validate`.
+    Called from the main thread, Ctrl-C and SIGTERM stop it cleanly. ``run_report``: a
+    CSV of each row's outcome to write (a path), or not (False); by default a migration
+    (a mapping that names the legacy ID) writes ``FILE.bulksync-report.csv`` beside the
+    export. Sheet options as for :func:`validate`.
     """
     from bulksync.execute import Sending
 
@@ -130,13 +133,16 @@ def push(
     sending = Sending(_token(token, settings), transport, timeout, settle, only_failed, retry_uncertain,
                       resend_unresolved, allow_duplicates, None, on_progress, on_log, on_notice)
     _check_settle(settle, timeout)
+    migration = settings.mapping is not None and settings.mapping.legacy_id is not None
     return _run(path, settings, sending, lambda target: load(
         path, settings, force=force, target=target, allow_duplicates=allow_duplicates,
-        resend_unresolved=resend_unresolved, keys=True), skip_invalid=skip_invalid)
+        resend_unresolved=resend_unresolved, keys=True), skip_invalid=skip_invalid,
+        run_report=migration if run_report is None else run_report)
 
 
 def _run(path: Path | str, settings: Settings, sending: Sending,
-         plan_for: Callable[[Target], Loaded], *, skip_invalid: bool = False) -> PushResult:
+         plan_for: Callable[[Target], Loaded], *, skip_invalid: bool = False,
+         run_report: Path | str | bool = False) -> PushResult:
     """Lock the sheet, plan it, run the plan and write the outcomes back: push and delete."""
     from bulksync.execute import execute
     from bulksync.lock import sheet_lock
@@ -161,11 +167,30 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
             written, note = None, ""  # a refused token: the sheet stays byte for byte as it was
         else:
             written, note = write_back(table, results)
+        kept = None
+        if run_report is not False and results:
+            kept, failed = _write_report(loaded, results, run.side_rows, run_report)
+            note = "; ".join(n for n in (note, failed) if n)
     stopped = run.fatal or run.stats.stopped
     return PushResult(path=table.path, results=results, requests=run.stats.requests,
                       side=dict(run.side), written_to=written, ignored_columns=report.ignored_columns,
                       report=report, stopped=str(stopped) if stopped else "", error=stopped,
-                      interrupted=run.interrupted, note=note, target=str(target))
+                      interrupted=run.interrupted, note=note, target=str(target), run_report=kept)
+
+
+def _write_report(loaded: Loaded, results: Mapping[int, RowResult],
+                  sides: Mapping[int, Mapping[str, int]], where: Path | str | bool
+                  ) -> tuple[Path | None, str]:
+    """(the run report written, or why it could not be): its failure never loses an ID,
+    which the sheet (or the results file) and the journal hold."""
+    table = loaded.checked.table
+    target = report_path(table.path) if isinstance(where, bool) else Path(where)
+    operations = {op.row_number: op.kind for op in loaded.plan.operations
+                  if op.kind not in ("link", "reply")}
+    try:
+        return write_report(target, results, operations, loaded.checked.mapped.legacy_ids, sides), ""
+    except OSError as e:
+        return None, f"the run report could not be written to {target} ({e.strerror})"
 
 
 def _check_can_save(path: Path, on_notice: Callable[[str], None] | None) -> None:
@@ -208,6 +233,7 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
            on_notice: Callable[[str], None] | None = None,
            confirm: Callable[[list[Operation]], bool] | None = None,
            transport: httpx.AsyncBaseTransport | None = None,
+           run_report: Path | str | bool = False,
            **options: Unpack[SheetOptions]) -> PushResult:
     """Delete every ticket listed (by ticketId) in the sheet; write each row's outcome back.
 
@@ -228,7 +254,7 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
         view = read_view(target, checked.rows.frame["ticketId"].tolist())
         return plan_delete(checked, settings, view)
 
-    return _run(path, settings, sending, plan_for)
+    return _run(path, settings, sending, plan_for, run_report=run_report)
 
 
 def reset(path: Path | str, *, sheet: str | None = None) -> int:

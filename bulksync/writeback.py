@@ -17,7 +17,7 @@ from bulksync.columns import OWNED_COLUMNS
 from bulksync.report import RowResult
 from bulksync.sheets.read import CsvFormat, Table
 
-__all__ = ["owned_cells", "results_path", "write_back", "write_beside"]
+__all__ = ["owned_cells", "report_path", "results_path", "write_back", "write_beside", "write_report"]
 
 
 def owned_cells(results: Mapping[int, RowResult], columns: tuple[str, ...]) -> dict[int, dict[str, str]]:
@@ -110,6 +110,36 @@ def in_sheet_names(table: Table, cells: Mapping[int, Mapping[str, str]], columns
             same = renamed[id(these)] = {rename.get(k, k): v for k, v in these.items()}
         out[row] = same
     return out, tuple(rename.get(n, n) for n in columns)
+
+
+REPORT_COLUMNS = ("row", "legacyId", "ticketId", "ticketNumber", "operation", "outcome", "error",
+                  "links", "replies")
+
+
+def report_path(path: Path) -> Path:
+    """Where a migration's run report goes by default: beside the export."""
+    return path.with_name(path.name + ".bulksync-report.csv")
+
+
+def write_report(target: Path, results: Mapping[int, RowResult], operations: Mapping[int, str],
+                 legacy_ids: Mapping[int, str], sides: Mapping[int, Mapping[str, int]]) -> Path:
+    """The run report: one line per row with an outcome (what a migration delivers: each
+    legacy ticket's new ticket), in UTF-8 with a BOM so that Excel reads it right. Every
+    cell is neutralised: the legacy IDs are the export's and the errors the server's."""
+    from bulksync.sheets.atomic import replace_file
+    from bulksync.sheets.write_csv import neutralise
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(REPORT_COLUMNS)
+    for row in sorted(results):
+        r = results[row]
+        side = sides.get(row, {})
+        w.writerow([row, neutralise(legacy_ids.get(row, "")), r.ticket_id or "",
+                    "" if r.ticket_number is None else r.ticket_number, operations.get(row, ""),
+                    r.status, neutralise(r.error), side.get("link", 0), side.get("reply", 0)])
+    replace_file(target, b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8"))
+    return target
 
 
 def results_path(path: Path) -> Path:

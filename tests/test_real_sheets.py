@@ -232,3 +232,68 @@ def test_failures_are_grouped_by_message_with_row_ranges(tmp_path: Path, sandbox
     summary = json.loads(run_cli("push", str(sheet), "--set", "status=Closed", "--only-failed",
                                  "--json", "-q", env=env).stdout)
     assert [(g["status"], g["count"], g["rows"]) for g in summary["groups"]] == [("failed", 38, "2–21, 23–40")]
+
+
+# -- 5. a report to keep ---------------------------------------------------------------------
+
+def _report(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    data = path.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")  # Excel reads it as UTF-8
+    return list(csv.DictReader(data.decode("utf-8-sig").splitlines()))
+
+
+def test_a_migration_writes_a_run_report_beside_the_export(tmp_path: Path, sandbox: Sandbox) -> None:
+    samples = bundled("sample_data")
+    for name in ("zendesk-export.csv", "zendesk-comments.csv", "users.csv", "bulksync.toml"):
+        shutil.copy(samples / name, tmp_path / name)
+    export = tmp_path / "zendesk-export.csv"
+    args = ["push", str(export), "--mapping", "zendesk", "--users", str(tmp_path / "users.csv"),
+            "--comments", str(tmp_path / "zendesk-comments.csv"), "-q"]
+    result = run_cli(*args, env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = tmp_path / "zendesk-export.csv.bulksync-report.csv"
+    assert f"run report: {report}" in result.stdout.splitlines()
+    rows = _report(report)
+    assert list(rows[0]) == ["row", "legacyId", "ticketId", "ticketNumber", "operation", "outcome",
+                             "error", "links", "replies"]
+    by_id = {t["id"]: t for t in sandbox.tickets()}
+    assert len(rows) == 4 == len(by_id)
+    for row in rows:
+        ticket = by_id[row["ticketId"]]
+        assert ticket["externalLinks"] == [{"externalId": row["legacyId"], "integrationType": "Zendesk"}]
+        assert (row["ticketNumber"], row["operation"], row["outcome"], row["links"]) == (
+            str(ticket["ticketNumber"]), "create", "created", "1")
+        assert row["replies"] == str(len(ticket.get("replies", [])))
+    assert sum(int(r["replies"]) for r in rows) == 6
+    # --no-report leaves it out; --report puts it where asked.
+    report.unlink()
+    assert run_cli(*args, "--no-report", env={"SUPTASK_API_URL": sandbox.url,
+                                              "SUPTASK_API_TOKEN": TOKEN}).returncode == 0
+    assert not report.exists()
+
+
+def test_report_for_a_plain_push(tmp_path: Path,
+                                                                    sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "t.csv", f"description,ticketId\nPrinter jams,\nGone,{IDS[0]}\n")
+    out = tmp_path / "out" / "report.csv"
+    out.parent.mkdir()
+    result = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "--report", str(out),
+                     "-q", env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
+    assert result.returncode == 1 and f"run report: {out}" in result.stdout
+    rows = _report(out)
+    assert [(r["row"], r["operation"], r["outcome"]) for r in rows] == [("2", "create", "created"),
+                                                                         ("3", "update", "failed")]
+    assert rows[1]["error"].startswith("HTTP 404") and rows[0]["legacyId"] == ""
+    assert not (tmp_path / "t.csv.bulksync-report.csv").exists()  # not a migration: none by default
+
+
+def test_the_report_never_holds_a_formula(tmp_path: Path) -> None:
+    from bulksync.report import RowResult
+    from bulksync.writeback import write_report
+
+    path = write_report(tmp_path / "r.csv", {2: RowResult(2, "failed", error='=HYPERLINK("http://x","y")')},
+                        {2: "create"}, {2: "=cmd|' /C calc'!A0"}, {})
+    row = _report(path)[0]
+    assert row["error"].startswith("'=") and row["legacyId"].startswith("'=")
