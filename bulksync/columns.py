@@ -263,6 +263,26 @@ def aliases(header: tuple[str, ...], named: Mapping[str, str] | None = None) -> 
     return out
 
 
+_SCIENTIFIC = re.compile(r"-?\d(?:[.,]\d+)?[eE][+-]?\d+")
+
+
+def lost_digits(table: Table, columns: Mapping[str, int]) -> list[Problem]:
+    """Cells of ID-like ``columns`` (name → position) whose number Excel has already cut to
+    15 significant digits: a numeric workbook cell that long, or a number shown in
+    scientific notation (``1.23457E+18``, as Excel saves such a column to CSV)."""
+    problems = []
+    lossy = {(r, c) for r, c in table.lossy}
+    for name, where in columns.items():
+        values = table.frame[where]
+        for row, text in zip(values.index.tolist(), values.tolist(), strict=True):
+            if (row, where) in lossy or _SCIENTIFIC.fullmatch(text.strip()):
+                problems.append(Problem(int(row), name, f"{text!r} is a number Excel has already cut to "
+                                        "15 significant digits, so the ID is lost: format the column as "
+                                        "Text and enter the IDs again (or export them as text)",
+                                        "lost-digits", text))
+    return problems
+
+
 def near_miss(header: str) -> str | None:
     """The known column an unknown ``header`` is probably meant to be, if it is that close."""
     import difflib

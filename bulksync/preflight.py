@@ -9,7 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bulksync.columns import Headers, Rows, ValidationReport, aliases, select_rows, validate_rows
+from bulksync.columns import (
+    CUSTOM_FIELD_PREFIX,
+    TICKET_ID,
+    Headers,
+    Rows,
+    ValidationReport,
+    aliases,
+    canonical_column,
+    lost_digits,
+    select_rows,
+    validate_rows,
+)
 from bulksync.config import Settings
 from bulksync.mapping import Mapped, apply_mapping, export_preset
 from bulksync.sheets.read import Table, read_table, sheet_identity
@@ -47,6 +58,9 @@ def check(path: Path | str, settings: Settings) -> Checked:
     report = validate_rows(rows, table.path)
     if mapped.problems:
         report = report.with_problems(mapped.problems, superseding=True)
+    lost = lost_digits(table, _id_columns(table, settings))
+    if lost:
+        report = report.with_problems(tuple(lost), superseding=True)
     source_of = dict(mapped.source_of) if settings.mapping else {
         column: table.header[i].strip() for column, i in table.aliases.items()}
     if source_of:
@@ -70,6 +84,20 @@ def check_listed(path: Path | str, settings: Settings) -> Checked:
     # A delete sends no field, so no column is "not sent": none is named as such.
     report = replace(report, notes=table.notes, ignored_columns=())
     return Checked(table, Mapped(table, (), {}, {}, {}), rows, report, sheet_identity(table.path))
+
+
+def _id_columns(table: Table, settings: Settings) -> dict[str, int]:
+    """Where the sheet holds IDs and numbers that must survive exactly: ticketId, ticketNumber,
+    custom fields and a mapping's legacy ID (column name as the sheet has it → position)."""
+    names = [TICKET_ID, "ticketNumber"]
+    if settings.mapping is not None and settings.mapping.legacy_id:
+        names.append(settings.mapping.legacy_id)
+    out = {n: p for n in names if (p := table.position(n)) is not None}
+    for i, header in enumerate(table.header):
+        column = canonical_column(header, settings.columns) if settings.mapping is None else None
+        if column is not None and column.startswith(CUSTOM_FIELD_PREFIX):
+            out[column] = i
+    return out
 
 
 def _read(path: Path | str, settings: Settings, *, aliased: bool) -> Table:

@@ -297,3 +297,45 @@ def test_the_report_never_holds_a_formula(tmp_path: Path) -> None:
                         {2: "create"}, {2: "=cmd|' /C calc'!A0"}, {})
     row = _report(path)[0]
     assert row["error"].startswith("'=") and row["legacyId"].startswith("'=")
+
+
+# -- 6. cell values as people meant them ------------------------------------------------------
+
+def test_numbers_and_dates_in_a_workbook_are_read_as_people_meant_them(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from openpyxl import Workbook
+
+    field = "0b8e5a7c-2f41-4d9a-b6c3-8e1f7a2d4c95"
+    book = tmp_path / "t.xlsx"
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["description", f"customField_{field}", "Due"])
+    ws.append(["Whole number", 42, dt.date(2026, 11, 30)])
+    ws.append(["Fraction", 2.5, dt.datetime(2026, 11, 30, 9, 15)])
+    ws.append(["Long ID typed as a number", 1234567890123456789, None])
+    wb.save(book)
+    result = run_cli("plan", str(book), "--json", "--form-id", FORM, "--channel", CHANNEL)
+    plan = json.loads(result.stdout)
+    bodies = {op["row"]: op["body"] for op in plan["operations"]}
+    assert bodies[2]["customFields"] == [{"fieldId": field, "value": "42"}]  # not 42.0
+    assert bodies[3]["customFields"] == [{"fieldId": field, "value": "2.5"}]
+    assert 4 not in bodies
+    [problem] = plan["problems"]
+    assert (problem["row"], problem["column"], problem["code"]) == (4, f"customField_{field}", "lost-digits")
+    assert "15 significant digits" in problem["message"] and "format the column as Text" in problem["message"]
+    from bulksync.sheets.read import read_table
+
+    table = read_table(book)
+    assert table.frame.loc[2, 2] == "2026-11-30" and table.frame.loc[3, 2] == "2026-11-30T09:15:00"
+
+
+def test_an_id_column_saved_in_scientific_notation_is_an_error_naming_the_cell(tmp_path: Path) -> None:
+    sheet = write(tmp_path / "close.csv", f"Ticket ID,reason\n{IDS[0]},dup\n1.23457E+18,dup\n")
+    result = run_cli("validate", str(sheet), "--set", "status=Closed")
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0] == (
+        f"{sheet}: row 3, column Ticket ID (→ ticketId): '1.23457E+18' is a number Excel has already "
+        "cut to 15 significant digits, so the ID is lost: format the column as Text and enter the IDs "
+        "again (or export them as text)")

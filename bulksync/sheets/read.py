@@ -67,6 +67,8 @@ class Table:
     """(size, modification time in ns) of the file when it was read."""
     notes: tuple[str, ...] = ()
     """What the reader decided that the user should know (an encoding it detected)."""
+    lossy: tuple[tuple[int, int], ...] = ()
+    """(row, column position) of numeric workbook cells beyond Excel's 15 significant digits."""
 
     def changed(self) -> bool:
         """Has the file been written since it was read (e.g. saved in Excel meanwhile)?"""
@@ -447,11 +449,15 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) 
         raise SheetError(path, f"sheet {sheet!r} is empty: its first row must be a header "
                                "naming the columns")
     text_rows = [[v if type(v) is str else _cell_text(v) for v in row] for row in rows]
+    # Numbers past 15 significant digits: Excel has already rounded them (an ID typed as a
+    # number), whatever they look like now.
+    lossy = tuple((i + 1, j) for i, row in enumerate(rows) for j, v in enumerate(row)
+                  if type(v) is float and not -1e15 < v < 1e15)
     header = tuple(text_rows[0])
     frame = pd.DataFrame(text_rows[1:], columns=range(len(header)), dtype=str)
     frame.index = pd.RangeIndex(2, len(frame) + 2)
     return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, names),
-                 fingerprint=fingerprint)
+                 fingerprint=fingerprint, lossy=lossy)
 
 
 def _short(e: BaseException) -> str:
