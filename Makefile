@@ -5,24 +5,29 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint bench clean
 
+# The demo needs bulksync alone; the tests (and lint, bench) need the test extras too.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
 demo: $(BIN)/.installed
 	$(BIN)/bulksync demo
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest -n 4
 
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed-test
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/sandbox_throughput.py
 	$(BIN)/python bench/xlsx_writeback.py
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed-test
 	$(BIN)/ruff check bulksync tests
 	$(BIN)/mypy
 

@@ -200,6 +200,8 @@ def validate(file: Path, as_json: bool, **options: Any) -> None:
         rows_with = len(report.invalid_rows)
         verdict = "valid" if report.valid else (
             f"{len(report.problems)} problem(s)" + (f" in {rows_with} row(s)" if rows_with else ""))
+        if report.rows == 0 and report.valid:
+            verdict = "no rows: nothing to do"
         click.echo(f"{file}: {report.rows} row(s), {verdict}")
     sys.exit(EXIT_OK if report.valid else EXIT_ROWS)
 
@@ -414,6 +416,9 @@ def _report_run(file: Path, result: Any, *, as_json: bool, quiet: bool = False) 
         extra += (f", {summary['matched']} of them matched to tickets created from another sheet "
                   f"(rows {row_ranges(matched)}: not created again; --allow-duplicates creates them)")
     side = "".join(f", {n} {k.replace('_', ' ')}" for k, n in result.side.items() if n)
+    if not result.results and result.report is not None and result.report.rows == 0:
+        click.echo(f"{file}: no rows: nothing to do")
+        return
     click.echo(f"{file}: {counts}{extra}{side} ({summary['requests']} requests)")
     if result.written_to:
         click.echo(f"results written to {result.written_to}")
@@ -560,10 +565,12 @@ def template(out: Path, custom_fields: tuple[str, ...], preset: str | None, forc
               help="Share of creates done, then answered 500 or dropped.")
 @click.option("--seed", type=int, help="Seed for the fault switches.")
 @click.option("--db", type=click.Path(path_type=Path), help="Keep tickets in this SQLite file.")
+@click.option("--samples", is_flag=True, help="Start with the tickets sample_data/close-tickets.csv "
+              "lists (for the README's bulk close).")
 @_errors
 def sandbox(host: str, port: int, token: str | None, create_shape: str, rate_limit: str | None,
             latency_ms: float, fail_rate: float, drop_rate: float, ambiguous_rate: float,
-            seed: int | None, db: Path | None) -> None:
+            seed: int | None, db: Path | None, samples: bool) -> None:
     """Run a local Suptask-compatible API (for rehearsals and tests) until Ctrl-C."""
     from bulksync.sandbox import Sandbox, parse_rate_limit
 
@@ -574,7 +581,8 @@ def sandbox(host: str, port: int, token: str | None, create_shape: str, rate_lim
     try:
         sb = Sandbox(host=host, port=port, token=token, create_shape=create_shape,  # type: ignore[arg-type]
                      rate_limit=limit, latency_ms=latency_ms, fail_rate=fail_rate,
-                     drop_rate=drop_rate, ambiguous_rate=ambiguous_rate, seed=seed, db=db)
+                     drop_rate=drop_rate, ambiguous_rate=ambiguous_rate, seed=seed, db=db,
+                     samples=samples)
     except OSError as e:
         _fail(f"cannot listen on {host}:{port}: {e.strerror}")
     click.echo(f"Suptask sandbox listening on {sb.url}")

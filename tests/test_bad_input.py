@@ -109,8 +109,9 @@ def test_a_header_without_rows_is_nothing_to_do(tmp_path: Path, sandbox: Sandbox
     result = run_cli("push", str(path), "--form-id", FORM, "--channel", CHANNEL,
                      env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
     assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{path}: no rows: nothing to do\n"
     assert sandbox.requests() == [] and path.read_text() == "description,priority\n"
-    assert run_cli("validate", str(path)).stdout.endswith(": 0 row(s), valid\n")
+    assert run_cli("validate", str(path)).stdout == f"{path}: 0 row(s), no rows: nothing to do\n"
 
 
 @pytest.mark.parametrize(("args", "message"), [

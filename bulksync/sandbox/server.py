@@ -118,6 +118,22 @@ class _Store:
                               (ticket["id"], ticket["ticketNumber"], json.dumps(ticket)))
             return ticket
 
+    def load_samples(self) -> None:
+        """The tickets the sample close list (sample_data/close-tickets.csv) names, so that the
+        README's bulk close runs on a fresh sandbox (``bulksync sandbox --samples``)."""
+        import csv
+        import io
+
+        from bulksync.resources import bundled
+
+        text = (bundled("sample_data") / "close-tickets.csv").read_text(encoding="utf-8")
+        for row in csv.DictReader(io.StringIO(text)):
+            ticket = self.create({"description": f"Sample ticket ({row['reason']})"})
+            with self.lock:
+                self.conn.execute("UPDATE ticket SET id = ?, body = ? WHERE id = ?",
+                                  (row["ticketId"], json.dumps({**ticket, "id": row["ticketId"]}),
+                                   ticket["id"]))
+
     @staticmethod
     def _apply(ticket: dict[str, Any], fields: dict[str, Any]) -> None:
         for name, value in fields.items():
@@ -172,7 +188,8 @@ class Sandbox:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                  create_shape: CreateShape = "observed", rate_limit: tuple[int, float] | None = None,
                  latency_ms: float = 0, fail_rate: float = 0, drop_rate: float = 0,
-                 ambiguous_rate: float = 0, seed: int | None = None, db: Path | str | None = None) -> None:
+                 ambiguous_rate: float = 0, seed: int | None = None, db: Path | str | None = None,
+                 samples: bool = False) -> None:
         for name, p in (("fail_rate", fail_rate), ("drop_rate", drop_rate),
                         ("ambiguous_rate", ambiguous_rate)):
             if not 0 <= p <= 1:
@@ -186,6 +203,8 @@ class Sandbox:
         self._rng_lock = threading.Lock()
         self._window: tuple[float, int] = (0.0, 0)
         self._store = _Store(Path(db) if db else None)
+        if samples:
+            self._store.load_samples()
         self._server = _Server((host, port), _Handler)
         self._server.sandbox = self
         self._thread: threading.Thread | None = None
