@@ -339,3 +339,25 @@ def test_an_id_column_saved_in_scientific_notation_is_an_error_naming_the_cell(t
         f"{sheet}: row 3, column Ticket ID (→ ticketId): '1.23457E+18' is a number Excel has already "
         "cut to 15 significant digits, so the ID is lost: format the column as Text and enter the IDs "
         "again (or export them as text)")
+
+
+def test_a_problem_found_twice_for_one_cell_is_reported_once(tmp_path: Path) -> None:
+    from bulksync.columns import Problem, ValidationReport
+
+    twice = Problem(2, "formId", "formId is required to create a ticket", "required", None)
+    report = ValidationReport(tmp_path / "t.csv", 1, (twice, twice))
+    assert report.lines() == [f"{tmp_path / 't.csv'}: row 2, column formId: formId is required to create a ticket"]
+    assert [g["count"] for g in report.as_dict()["groups"]] == [1]
+
+
+def test_created_ids_go_into_the_id_column_the_sheet_names_its_way(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "t.csv", "Description,Ticket ID,Sync Status\nPrinter jams,,\nVPN drops,,\n")
+    result = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "-q",
+                     env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = sheet.read_text().splitlines()
+    assert lines[0] == "Description,Ticket ID,Sync Status,ticketNumber"
+    ids = {t["description"]: t["id"] for t in sandbox.tickets()}
+    assert lines[1].startswith(f"Printer jams,{ids['Printer jams']},created,")
+    again = run_cli("push", str(sheet), "-q", env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
+    assert again.returncode == 0 and len(sandbox.tickets()) == 2  # the rerun updates, not creates
