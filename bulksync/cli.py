@@ -567,10 +567,16 @@ def template(out: Path, custom_fields: tuple[str, ...], preset: str | None, forc
 @click.option("--db", type=click.Path(path_type=Path), help="Keep tickets in this SQLite file.")
 @click.option("--samples", is_flag=True, help="Start with the tickets sample_data/close-tickets.csv "
               "lists (for the README's bulk close).")
+@click.option("--read-shape", type=click.Choice(["plain", "webhook"]), default="plain", show_default=True,
+              help="GET /ticket/{number}'s answer: the sandbox's own, or the shape of Suptask's "
+              "webhooks (number as text, status upper case, UNASSIGNED, epoch seconds).")
+@click.option("--failing-reads", metavar="N,N", default="",
+              help="Ticket numbers whose GET answers 500, as some do on the live API.")
 @_errors
 def sandbox(host: str, port: int, token: str | None, create_shape: str, rate_limit: str | None,
             latency_ms: float, fail_rate: float, drop_rate: float, ambiguous_rate: float,
-            seed: int | None, db: Path | None, samples: bool) -> None:
+            seed: int | None, db: Path | None, samples: bool, read_shape: str,
+            failing_reads: str) -> None:
     """Run a local Suptask-compatible API (for rehearsals and tests) until Ctrl-C."""
     from bulksync.sandbox import Sandbox, parse_rate_limit
 
@@ -582,7 +588,8 @@ def sandbox(host: str, port: int, token: str | None, create_shape: str, rate_lim
         sb = Sandbox(host=host, port=port, token=token, create_shape=create_shape,  # type: ignore[arg-type]
                      rate_limit=limit, latency_ms=latency_ms, fail_rate=fail_rate,
                      drop_rate=drop_rate, ambiguous_rate=ambiguous_rate, seed=seed, db=db,
-                     samples=samples)
+                     samples=samples, read_shape=read_shape,  # type: ignore[arg-type]
+                     failing_reads=_numbers(failing_reads))
     except OSError as e:
         _fail(f"cannot listen on {host}:{port}: {e.strerror}")
     click.echo(f"Suptask sandbox listening on {sb.url}")
@@ -590,6 +597,8 @@ def sandbox(host: str, port: int, token: str | None, create_shape: str, rate_lim
     click.echo(f"  export SUPTASK_API_TOKEN={sb.token}")
     click.echo(f"  tickets: http://{sb.host}:{sb.port}/_sandbox/tickets   "
                f"request log: http://{sb.host}:{sb.port}/_sandbox/requests")
+    click.echo(f"  change a ticket as in Slack: POST http://{sb.host}:{sb.port}/_sandbox/tickets/NUMBER "
+               '{"status": "Open", ...}')
     sys.stdout.flush()
     try:
         sb.serve_forever()
@@ -610,6 +619,14 @@ def demo(keep: Path | None) -> None:
 
 _CONSOLE = False
 """True in the console script (``run``): the process ends when the command does."""
+
+
+def _numbers(text: str) -> list[int]:
+    try:
+        return [int(n) for n in text.replace(" ", "").split(",") if n]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not ticket numbers separated by commas",
+                                 param_hint="--failing-reads") from None
 
 
 def _tune_gc(*, long_run: bool = False) -> None:

@@ -199,7 +199,14 @@ def test_every_operation_and_its_rules() -> None:
             (c.get("ticket/99"), 404, "Ticket not found"),
             (c.post(f"ticket/reply/{tid}", json={"text": "hi", "channel": ["Requester"]}), 400, "lower case"),
             (c.post(f"ticket/reply/{tid}", json={"text": "hi", "channel": ["responder"]}), 200, None),
-            (c.post(f"ticket/external/{tid}", json={"externalId": "1"}), 400, "integrationType is required"),
+            # Every field of a link and a reply is optional, as documented; their types are not.
+            (c.post(f"ticket/external/{tid}", json={"externalId": 1}), 400, "externalId must be a string"),
+            (c.post(f"ticket/external/{tid}", json={"externalId": "1"}), 201, None),
+            (c.post(f"ticket/reply/{tid}", json={}), 200, None),
+            (c.post(f"ticket/reply/{tid}", json={"text": 5}), 400, "text must be a string"),
+            # Fields one client reports the API takes: queueId, requesterId on create, dueDate on PATCH.
+            (c.post("ticket", json={**base, "queueId": "q-1", "requesterId": "U073PBJPHGW"}), 201, None),
+            (c.patch(f"ticket/{tid}", json={"dueDate": "2026-12-24"}), 200, None),
             (c.post(f"ticket/external/{tid}", json={"externalId": "1", "integrationType": "Jira",
                                                     "url": "https://jira.example.com/browse/OPS-1"}), 201, None),
             (c.delete(f"ticket/{tid}"), 200, None),
@@ -233,3 +240,41 @@ def test_bad_rate_limit(text: str) -> None:
         parse_rate_limit(text)
     result = run_cli("sandbox", "--rate-limit", text)
     assert result.returncode == 2 and "N/SECONDS" in result.stderr
+
+
+# -- reads like Suptask (issue 17) ---------------------------------------------------------------
+
+def _client(sb: Sandbox) -> httpx.Client:
+    return httpx.Client(base_url=sb.url + "/", headers={"Authorization": f"Api-Token {sb.token}"})
+
+
+def test_reads_in_the_webhook_shape_and_a_ticket_that_answers_500() -> None:
+    field = "0b8e5a7c-2f41-4d9a-b6c3-8e1f7a2d4c95"
+    with Sandbox(read_shape="webhook", failing_reads=[2]) as sb, _client(sb) as c:
+        for text in ("SSO loops", "VPN drops"):
+            assert c.post("ticket", json={"description": text, "requesterChannel": CHANNEL, "formId": FORM,
+                                          "priority": "High", "tags": ["sso"],
+                                          "customFields": [{"fieldId": field, "value": "IT"}]}).status_code == 201
+        ticket = c.get("ticket/1").json()
+        assert (ticket["ticketNumber"], ticket["status"], ticket["assignee"], ticket["tags"]) == (
+            "1", "OPEN", "UNASSIGNED", ["sso"])
+        assert isinstance(ticket["createdAt"], int) and abs(ticket["createdAt"] - time.time()) < 60
+        assert ticket["formValues"] == [{"fieldName": field, "value": "IT"}]
+        assert "description" not in ticket and ticket["teamTicketId"] == "team-1"
+        failing = c.get("ticket/2")
+        assert failing.status_code == 500 and failing.json() == {"message": "Failed to fetch ticket form fields"}
+
+
+def test_a_ticket_changed_in_slack_through_the_admin_route() -> None:
+    with Sandbox() as sb, _client(sb) as c:
+        c.post("ticket", json={"description": "x", "requesterChannel": CHANNEL, "formId": FORM})
+        before = c.get("ticket/1").json()
+        edited = httpx.post(f"http://{sb.host}:{sb.port}/_sandbox/tickets/1",
+                            json={"status": "Closed", "assignee": "U05KQ2M8Z1A"})
+        assert edited.status_code == 200
+        after = c.get("ticket/1").json()
+        assert (after["status"], after["assignee"]) == ("Closed", "U05KQ2M8Z1A")
+        assert after["updatedAt"] >= before["updatedAt"]
+        assert sb.edit(1, priority="Low")["priority"] == "Low"  # the same from Python
+        assert httpx.post(f"http://{sb.host}:{sb.port}/_sandbox/tickets/9", json={}).status_code == 404
+        assert [r for r in sb.requests() if "_sandbox" in r["path"]] == []  # not API requests

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,6 +32,7 @@ SPEC = Path(__file__).with_name("openapi.json")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 REPLY_CHANNELS = ("requester", "responder")
 CreateShape = Literal["observed", "documented"]
+ReadShape = Literal["plain", "webhook"]
 
 # Field name → (accepted types, nullable on create, nullable on update)
 _FIELDS: dict[str, tuple[tuple[type, ...], bool, bool]] = {
@@ -44,8 +45,33 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool, bool]] = {
     "requester": ((str,), False, False),
     "tags": ((list,), True, True),
     "customFields": ((list,), False, False),
+    # Reported by one client (not documented): create takes queueId and requesterId, PATCH dueDate.
+    "queueId": ((str,), False, False),
+    "requesterId": ((str,), False, False),
+    "dueDate": ((str,), True, True),
 }
 _REQUIRED = ("description", "requesterChannel", "formId")
+
+
+def webhook_shape(ticket: dict[str, Any]) -> dict[str, Any]:
+    """A ticket as the Webhooks page shows one (the one documented shape of a ticket): number
+    as a string, status upper case, the ``UNASSIGNED`` sentinel, ``createdAt`` in epoch
+    seconds, answers in ``formValues`` by field name, and no description."""
+    import calendar
+
+    created = calendar.timegm(time.strptime(ticket["createdAt"], "%Y-%m-%dT%H:%M:%SZ"))
+    number = ticket["ticketNumber"]
+    return {
+        "id": ticket["id"], "ticketNumber": str(number), "teamTicketId": f"team-{number}",
+        "status": str(ticket.get("status") or "").upper(), "priority": ticket.get("priority"),
+        "assignee": ticket.get("assignee") or "UNASSIGNED", "requesterId": ticket.get("requesterId"),
+        "tags": ticket.get("tags") or [], "createdAt": created, "formId": ticket.get("formId"),
+        "queueId": ticket.get("queueId"), "archived": False, "teamId": "T0SANDBOX", "source": "api",
+        "formValues": [{"fieldName": cf["fieldId"], "value": cf["value"]}
+                       for cf in ticket.get("customFields", [])],
+        "requesterTicketPermalink": f"https://app.suptask.com/tickets/{number}",
+        "responderTicketPermalink": f"https://app.suptask.com/tickets/{number}?as=agent",
+    }
 
 
 def parse_rate_limit(text: str) -> tuple[int, float]:
@@ -189,13 +215,17 @@ class Sandbox:
                  create_shape: CreateShape = "observed", rate_limit: tuple[int, float] | None = None,
                  latency_ms: float = 0, fail_rate: float = 0, drop_rate: float = 0,
                  ambiguous_rate: float = 0, seed: int | None = None, db: Path | str | None = None,
-                 samples: bool = False) -> None:
+                 samples: bool = False, read_shape: ReadShape = "plain",
+                 failing_reads: Iterable[int] = ()) -> None:
         for name, p in (("fail_rate", fail_rate), ("drop_rate", drop_rate),
                         ("ambiguous_rate", ambiguous_rate)):
             if not 0 <= p <= 1:
                 raise ValueError(f"{name} must be between 0 and 1")
         self.token = token or secrets.token_urlsafe(18)
         self.create_shape = create_shape
+        self.read_shape = read_shape
+        self.failing_reads: set[int] = set(failing_reads)
+        """Ticket numbers whose GET answers 500, as some tickets do on the live API."""
         self.rate_limit = rate_limit
         self.latency = latency_ms / 1000
         self.fail_rate, self.drop_rate, self.ambiguous_rate = fail_rate, drop_rate, ambiguous_rate
@@ -223,6 +253,23 @@ class Sandbox:
 
     def tickets(self) -> list[dict[str, Any]]:
         return self._store.tickets()
+
+    def edit(self, number: int, **fields: Any) -> dict[str, Any]:
+        """Change a ticket as an agent would in Slack (status, assignee, priority, tags,
+        description, customFields…): what a later read, pull or conflict check meets."""
+        found = self._store.by_number(number)
+        if found is None:
+            raise KeyError(f"no ticket number {number}")
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+        def in_slack(ticket: dict[str, Any]) -> None:
+            self._store._apply(ticket, fields)
+            ticket["updatedAt"] = now
+
+        self._store.change(found["id"], in_slack)
+        edited = self._store.by_number(number)
+        assert edited is not None
+        return edited
 
     def requests(self) -> list[dict[str, Any]]:
         with self._store.lock:
@@ -340,6 +387,9 @@ class _Handler(BaseHTTPRequestHandler):
         # --latency-ms is the time from the request's arrival to its answer, work included.
         answer_at = time.monotonic() + sb.latency
         path = self.path.split("?", 1)[0]
+        if path.startswith("/_sandbox/tickets/") and method == "POST":
+            self._admin_edit(path[len("/_sandbox/tickets/"):], raw)
+            return
         if path.startswith("/_sandbox/") and method == "GET":
             what = path[len("/_sandbox/"):]
             if what in ("tickets", "requests"):
@@ -370,6 +420,18 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return
         self._reply(status, answer, headers)
+
+    def _admin_edit(self, number: str, raw: bytes) -> None:
+        """``POST /_sandbox/tickets/{number}`` with fields: a change made in Slack, not by the API."""
+        try:
+            fields = json.loads(raw or b"{}")
+            if not number.isdigit() or not isinstance(fields, dict):
+                raise ValueError
+            self._reply(200, self.server.sandbox.edit(int(number), **fields))
+        except KeyError:
+            self._reply(404, {"message": "Ticket not found"})
+        except ValueError:
+            self._reply(400, {"message": "POST a JSON object of fields to /_sandbox/tickets/{number}"})
 
     def _answer(self, method: str, path: str, raw: bytes, body: Any,
                 entry: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
@@ -418,12 +480,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "id": ticket["id"], "ticketNumber": ticket["ticketNumber"],
                 "permalink": f"https://app.suptask.com/tickets/{ticket['ticketNumber']}"}}
         if len(parts) == 2 and parts[0] == "ticket" and method == "GET":
-            if not parts[1].isdigit():
-                raise _Refusal(400, "the ticket number must be numeric")
-            found = store.by_number(int(parts[1]))
-            if found is None:
-                raise _Refusal(404, "Ticket not found")
-            return 200, found
+            return 200, self._read(parts[1])
         if len(parts) == 2 and parts[0] == "ticket" and method in ("PATCH", "DELETE"):
             ticket_id = self._ticket_id(parts[1])
             if method == "DELETE":
@@ -446,6 +503,18 @@ class _Handler(BaseHTTPRequestHandler):
         raise _Refusal(404 if method in ("GET", "POST", "PATCH", "DELETE") else 405,
                        f"no route for {method} {route}")
 
+    def _read(self, number: str) -> dict[str, Any]:
+        """``GET /ticket/{ticketNumber}``, in the sandbox's read shape."""
+        sb = self.server.sandbox
+        if not number.isdigit():
+            raise _Refusal(400, "the ticket number must be numeric")
+        if int(number) in sb.failing_reads:
+            raise _Refusal(500, "Failed to fetch ticket form fields")
+        found = sb._store.by_number(int(number))
+        if found is None:
+            raise _Refusal(404, "Ticket not found")
+        return webhook_shape(found) if sb.read_shape == "webhook" else found
+
     @staticmethod
     def _ticket_id(text: str) -> str:
         if not _UUID.fullmatch(text):
@@ -459,9 +528,9 @@ class _Handler(BaseHTTPRequestHandler):
         unknown = sorted(set(body) - {"externalId", "integrationType", "url", "data"})
         if unknown:
             raise _Refusal(400, f"unknown field(s): {', '.join(unknown)}")
-        for name in ("externalId", "integrationType"):
-            if not isinstance(body.get(name), str) or not body[name]:
-                raise _Refusal(400, f"{name} is required and must be a string")
+        for name in ("externalId", "integrationType"):  # optional, as documented
+            if name in body and not isinstance(body[name], str):
+                raise _Refusal(400, f"{name} must be a string")
         if "url" in body and not (isinstance(body["url"], str)
                                   and re.match(r"https?://\S+$", body["url"])):
             raise _Refusal(400, "url must be a URI")
@@ -476,11 +545,10 @@ class _Handler(BaseHTTPRequestHandler):
         unknown = sorted(set(body) - {"text", "username", "channel"})
         if unknown:
             raise _Refusal(400, f"unknown field(s): {', '.join(unknown)}")
-        if not isinstance(body.get("text"), str) or not body["text"]:
-            raise _Refusal(400, "text is required and must be a string")
-        if "username" in body and not isinstance(body["username"], str):
-            raise _Refusal(400, "username must be a string")
-        channel = body.get("channel")
+        for name in ("text", "username"):  # optional, as documented
+            if name in body and not isinstance(body[name], str):
+                raise _Refusal(400, f"{name} must be a string")
+        channel = body.get("channel", ["requester"])
         if (not isinstance(channel, list) or not channel
                 or not all(c in REPLY_CHANNELS for c in channel)):
             raise _Refusal(400, 'channel must be an array of "requester" and/or "responder" '
