@@ -15,7 +15,8 @@ from bulksync.untrusted import clean
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["DEFAULT_API_URL", "CreatedTicket", "SuptaskClient", "created_ticket", "error_message"]
+__all__ = ["DEFAULT_API_URL", "CreatedTicket", "ReadTicket", "SuptaskClient", "created_ticket", "error_message",
+           "read_ticket"]
 
 MAX_ANSWER = 1 << 20
 """Bytes of an answer (after decompression) read at most; a bigger one is a broken answer."""
@@ -69,6 +70,103 @@ def ticket_id_of(value: Any) -> str | None:
         return None
     value = value.lower()
     return None if value == "00000000-0000-0000-0000-000000000000" else value
+
+
+DEFAULT_STATUSES = ("Open", "In-progress", "Escalated", "Waiting for customer", "On-hold", "Closed")
+"""Suptask's default statuses (renamable per workspace); webhooks show them upper case."""
+UNASSIGNED = "UNASSIGNED"
+"""What a ticket's ``assignee`` holds when nobody is assigned, in the webhook shape."""
+_STATUS_BY_KEY = {"".join(ch for ch in s.casefold() if ch.isalnum()): s for s in DEFAULT_STATUSES}
+
+
+@dataclass(frozen=True)
+class ReadTicket:
+    """A ticket as ``GET /ticket/{ticketNumber}`` answered it, read tolerantly, in the sheet's
+    terms: ``cells`` by column (``status``, ``priority``, ``assignee``, ``requester``,
+    ``tags``, ``description`` when the answer has it, ``customField_<uuid>``); ``named``: the
+    answers of form fields known only by name (``formValues``), which a sheet cannot place."""
+
+    ticket_id: str | None
+    ticket_number: int | None
+    cells: dict[str, str]
+    named: dict[str, str]
+    created_at: str = ""
+
+
+def read_ticket(body: Any, secrets: tuple[str, ...] = ()) -> ReadTicket | None:
+    """``body`` (a ticket, or a webhook's ``{"ticket": {...}}``) as a :class:`ReadTicket`, or
+    None if it is not a ticket. Every shape any source names is accepted: the number as a
+    number or text, the status in any case (a default status gets its usual spelling), the
+    ``UNASSIGNED`` sentinel as no assignee, ``createdAt`` in seconds, milliseconds or ISO,
+    tags as a list or text, multi-select answers as lists. Text is cleaned of what a terminal
+    or a spreadsheet would act on."""
+    if not isinstance(body, dict):
+        return None
+    ticket = body["ticket"] if isinstance(body.get("ticket"), dict) else body
+    cells: dict[str, str] = {}
+
+    def put(column: str, value: Any) -> None:
+        text = _answer_text(value, secrets)
+        if text is not None:
+            cells[column] = text
+
+    status = _answer_text(ticket.get("status"), secrets)
+    if status is not None:
+        cells["status"] = _STATUS_BY_KEY.get("".join(c for c in status.casefold() if c.isalnum()), status)
+    put("priority", ticket.get("priority"))
+    assignee = _answer_text(ticket.get("assignee"), secrets)
+    if assignee is not None:
+        cells["assignee"] = "" if assignee.upper() == UNASSIGNED else assignee
+    put("requester", ticket.get("requesterId", ticket.get("requester")))
+    put("tags", ticket.get("tags"))
+    description = ticket.get("description")
+    if isinstance(description, str):  # its lines kept, each cleaned
+        cells["description"] = "\n".join(clean(line, secrets=secrets, limit=10_000)
+                                          for line in description.splitlines())
+    named: dict[str, str] = {}
+    for item in _items(ticket.get("customFields")):
+        if is_uuid(str(item.get("fieldId", ""))):
+            put(f"customField_{str(item['fieldId']).lower()}", item.get("value"))
+    for item in _items(ticket.get("formValues")):
+        name = str(item.get("fieldName", ""))
+        if is_uuid(name):
+            put(f"customField_{name.lower()}", item.get("value"))
+        elif name:
+            text = _answer_text(item.get("value"), secrets)
+            if text is not None:
+                named[name] = text
+    return ReadTicket(ticket_id_of(ticket.get("id")), ticket_number(ticket.get("ticketNumber")),
+                      cells, named, _when(ticket.get("createdAt")))
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _answer_text(value: Any, secrets: tuple[str, ...]) -> str | None:
+    """A value of an answer as a sheet's cell: None when absent, a list joined by commas."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value if v is not None)
+    elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    return clean(str(value), secrets=secrets, limit=10_000)
+
+
+def _when(value: Any) -> str:
+    """``createdAt`` as ISO 8601 (UTC): given in epoch seconds, milliseconds, or already ISO."""
+    import datetime as dt
+
+    if isinstance(value, bool) or value is None:
+        return ""
+    if isinstance(value, (int, float)):
+        seconds = value / 1000 if value > 10**11 else value
+        try:
+            return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (OverflowError, OSError, ValueError):
+            return ""
+    return str(value) if isinstance(value, str) else ""
 
 
 def error_message(response: httpx.Response, secrets: tuple[str, ...] = ()) -> str:
