@@ -113,6 +113,9 @@ def read_ticket(body: Any, secrets: tuple[str, ...] = ()) -> ReadTicket | None:
     status = _answer_text(ticket.get("status"), secrets)
     if status is not None:
         cells["status"] = _STATUS_BY_KEY.get("".join(c for c in status.casefold() if c.isalnum()), status)
+    for name in ("priority", "assignee"):  # present and null: none (these can be cleared)
+        if name in ticket and ticket[name] is None:
+            cells[name] = ""
     put("priority", ticket.get("priority"))
     assignee = _answer_text(ticket.get("assignee"), secrets)
     if assignee is not None:

@@ -497,6 +497,49 @@ def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api
 
 
 @main.command()
+@_sheet_options
+@_api_options
+@click.option("--columns", metavar="A,B", help="Refresh only these columns, e.g. status,assignee "
+              "(default: every Suptask column the sheet has).")
+@click.option("--limit", type=click.IntRange(min=0), metavar="N",
+              help="Read at most N tickets (the first rows, in sheet order).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@_errors
+def pull(file: Path, as_json: bool, quiet: bool, api_url: str | None, concurrency: int | None,
+         columns: str | None, limit: int | None, **options: Any) -> None:
+    """Fill FILE's Suptask columns from the tickets as they are now in Suptask.
+
+    Reads GET /ticket/{ticketNumber} for each row with a ticketNumber (or a ticketId whose
+    number bulksync knows); writes only the cells that changed, and marks each row.
+    """
+    from bulksync.sync import pull as run_pull
+
+    _tune_gc(long_run=True)
+    sheet_options = _settings(options)
+    sheet_options.pop("set", None)
+    wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    progress = _Progress(quiet=quiet)
+    try:
+        result = run_pull(file, api_url=api_url, columns=wanted, limit=limit, on_progress=progress,
+                          on_notice=_notice, **sheet_options)
+    finally:
+        progress.close()
+    summary = result.summary()
+    if as_json:
+        _print_json(summary)
+    else:
+        for (status, error), rows in result.groups().items():
+            where = f"row {rows[0]}" if len(rows) == 1 else f"{len(rows)} rows ({row_ranges(rows)})"
+            click.echo(f"{file}: {where}: {status}: {error}")
+        click.echo(f"{file}: {summary['pulled']} pulled ({result.cells_changed} cells "
+                   f"changed), {summary['failed']} failed, {summary['skipped']} skipped "
+                   f"({summary['requests']} requests)")
+        if result.written_to:
+            click.echo(f"results written to {result.written_to}")
+    _finish(result)
+
+
+@main.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--sheet", metavar="NAME", help="Worksheet of an .xlsx (default: the first).")
 @click.option("--yes", "-y", is_flag=True, help="Clear without asking (needed off a terminal).")

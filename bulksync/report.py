@@ -16,11 +16,11 @@ if TYPE_CHECKING:
 
 __all__ = ["PushResult", "RowResult", "Status"]
 
-Status = Literal["created", "updated", "unchanged", "deleted", "failed", "uncertain", "invalid",
-                 "skipped"]
-STATUSES: tuple[Status, ...] = ("created", "updated", "unchanged", "deleted", "failed", "uncertain",
-                                "invalid", "skipped")
-OK_STATUSES = frozenset({"created", "updated", "unchanged", "deleted", "skipped"})
+Status = Literal["created", "updated", "unchanged", "deleted", "pulled", "failed", "uncertain",
+                 "invalid", "skipped"]
+STATUSES: tuple[Status, ...] = ("created", "updated", "unchanged", "deleted", "pulled", "failed",
+                                "uncertain", "invalid", "skipped")
+OK_STATUSES = frozenset({"created", "updated", "unchanged", "deleted", "pulled", "skipped"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ class PushResult:
     ``stopped`` is its message."""
     run_report: Path | None = None
     """The run report written (``--report``, or a migration's by default), if any."""
+    cells_changed: int = 0
+    """A pull's: the sheet's cells it changed."""
     counts: Mapping[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -101,6 +103,7 @@ class PushResult:
             "replied": self.side.get("replied", 0),
             **{k: n for k, n in sorted(self.side.items()) if k not in ("linked", "replied")},
             "requests": self.requests,
+            "cells_changed": self.cells_changed,
             "written_to": str(self.written_to) if self.written_to else None,
             "run_report": str(self.run_report) if self.run_report else None,
             "ignored_columns": list(self.ignored_columns),

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from bulksync.api import SuptaskClient
     from bulksync.runner import Pacer, RunStats
 
-__all__ = ["NOT_SETTLED", "Outcome", "resolve_uncertain", "same_ticket", "window"]
+__all__ = ["NOT_SETTLED", "Outcome", "read_number", "resolve_uncertain", "same_ticket", "window"]
 
 SCAN_LIMIT = 50
 """At most this many numbers are read per uncertain create."""
@@ -158,33 +158,40 @@ class _Resolver:
         return self.cache[number]
 
     async def _get(self, number: int) -> tuple[int, Any]:
-        import httpx
+        return await read_number(self.client, self.pacer, self.stats, number)
 
-        from bulksync.policy import classify
-        from bulksync.runner import failure_of
 
-        status, body = 0, None
-        for attempt in range(1, 4):
-            await self.pacer.acquire()
-            if self.stats is not None:
-                self.stats.requests += 1
-            try:
-                response = await self.client.request("GET", f"/ticket/{number}")
-            except httpx.TransportError as e:  # this read is inconclusive unless retried
-                status = 0
-                if classify("GET", failure_of(e), attempt=attempt) in ("retry", "retry-unsent"):
-                    continue
-                break
-            finally:
-                self.pacer.release()
-            self.pacer.observe(response)
-            status = response.status_code
-            if status >= 400 and classify("GET", "status", status, attempt=attempt) in (
-                    "retry", "retry-unsent"):
+async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | None,
+                      number: int) -> tuple[int, Any]:
+    """``GET /ticket/{number}`` within the run's pacer, retried as the policy allows:
+    (status, JSON body), status 0 if no answer came. Serves resolving and pulling alike."""
+    import httpx
+
+    from bulksync.policy import classify
+    from bulksync.runner import failure_of
+
+    status, body = 0, None
+    for attempt in range(1, 4):
+        await pacer.acquire()
+        if stats is not None:
+            stats.requests += 1
+        try:
+            response = await client.request("GET", f"/ticket/{number}")
+        except httpx.TransportError as e:  # this read is inconclusive unless retried
+            status = 0
+            if classify("GET", failure_of(e), attempt=attempt) in ("retry", "retry-unsent"):
                 continue
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
             break
-        return status, body
+        finally:
+            pacer.release()
+        pacer.observe(response)
+        status = response.status_code
+        if status >= 400 and classify("GET", "status", status, attempt=attempt) in (
+                "retry", "retry-unsent"):
+            continue
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        break
+    return status, body

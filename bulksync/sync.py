@@ -8,8 +8,9 @@ write back.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
     from bulksync.execute import Sending
     from bulksync.runner import ProgressCallback
 
-__all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "delete", "deletions", "load", "plan", "push", "reset",
-           "validate"]
+__all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "delete", "deletions", "load", "plan", "pull", "push",
+           "reset", "validate"]
 
 TOKEN_ENV = "SUPTASK_API_TOKEN"
 
@@ -255,6 +256,68 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
         return plan_delete(checked, settings, view)
 
     return _run(path, settings, sending, plan_for, run_report=run_report)
+
+
+def pull(path: Path | str, *, token: str | None = None, api_url: str | None = None,
+         columns: Sequence[str] | None = None, limit: int | None = None,
+         on_progress: ProgressCallback | None = None, on_notice: Callable[[str], None] | None = None,
+         transport: httpx.AsyncBaseTransport | None = None, timeout: float = DEFAULT_TIMEOUT,
+         **options: Unpack[SheetOptions]) -> PushResult:
+    """Fill the sheet's Suptask columns (status, priority, assignee, requester, tags,
+    description where the answer has it, custom fields) from the tickets as they are now.
+
+    Reads ``GET /ticket/{ticketNumber}`` for each row with a ``ticketNumber`` (or a
+    ``ticketId`` whose number the state knows), in sheet order, ``limit`` at most; only the
+    cells that changed are written (``columns`` limits which), each row's outcome is
+    marked (``pulled``, or ``failed`` with why: a 404, 403 or 500 on one ticket does not stop
+    the others), and what was read becomes the baseline, so the next push sends only what
+    is edited after the pull. Ctrl-C stops and writes back what was read.
+    """
+    from bulksync.api import ReadTicket, SuptaskClient
+    from bulksync.execute import drive
+    from bulksync.journal import Journal
+    from bulksync.lock import sheet_lock
+    from bulksync.pull import budget, columns_to_pull, plan_reads, read_all, settle_reads
+    from bulksync.reconcile import refuse_foreign
+    from bulksync.runner import RunStats
+
+    settings = resolve_settings(path, api_url=api_url, **options)
+    secret = _token(token, settings)
+    target = Target.of(settings.api_url, secret)
+    if on_notice:
+        on_notice(f"target: {target}")
+    with sheet_lock(Path(path)):
+        table = check_listed(path, settings).table
+        wanted = columns_to_pull(table, columns)
+        where = table.position("ticketId")
+        view = read_view(target, [] if where is None else table.frame[where].str.strip().tolist())
+        if where is not None:
+            refuse_foreign(table.path, view, table.frame[where].str.strip())
+        reads, results = plan_reads(table, view)
+        reads = reads[:limit] if limit is not None else reads
+        _check_can_save(table.path, on_notice)
+        if on_notice and reads:
+            on_notice(budget(len(reads)))
+        stats = RunStats()
+        got: dict[int, tuple[ReadTicket | None, str]] = {}
+
+        async def work(stopping: asyncio.Event) -> None:
+            async with SuptaskClient(token=secret, base_url=settings.api_url, transport=transport,
+                                     timeout=timeout, max_connections=1) as client:
+                got.update(await read_all(client, reads, stats, on_progress, stopping, client.secrets))
+
+        interrupted = drive(work)
+        outcome = settle_reads(table, wanted, reads, got, view.baselines)
+        results.update(outcome.results)
+        if outcome.baselines:
+            with Journal(target) as journal:
+                journal.updated_many(outcome.baselines)
+        written, note = write_back(table, results, outcome.values) if results else (None, "")
+    stopped = stats.stopped
+    return PushResult(path=table.path, results=results, requests=stats.requests, written_to=written,
+                      note=note, target=str(target), interrupted=interrupted,
+                      stopped=str(stopped) if stopped else "", error=stopped,
+                      cells_changed=sum(len(v) for v in outcome.values.values()))
 
 
 def reset(path: Path | str, *, sheet: str | None = None) -> int:

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["MAX_TEXT", "clean", "shown_url"]
+__all__ = ["MAX_TEXT", "clean", "neutralise", "shown_url"]
 
 MAX_TEXT = 300
 """Characters of outside text kept in a message."""
@@ -76,3 +76,11 @@ def shown_url(url: str) -> str:
         return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
     except ValueError:
         return "(an unreadable URL)"
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    """Text a spreadsheet will show as text, never run as a formula (a leading ')."""
+    return "'" + text if text.startswith(_FORMULA_START) else text

@@ -49,10 +49,13 @@ def owned_cells(results: Mapping[int, RowResult], columns: tuple[str, ...]) -> d
     return cells
 
 
-def write_back(table: Table, results: Mapping[int, RowResult]) -> tuple[Path | None, str]:
+def write_back(table: Table, results: Mapping[int, RowResult],
+               values: Mapping[int, Mapping[str, str]] | None = None) -> tuple[Path | None, str]:
     """Write the outcomes into the sheet, or beside it when that is not safe. Never loses an ID.
 
-    Returns where they went and, when that is not the sheet itself, why.
+    ``values``: cells of Suptask columns to write too (what a pull read), by row; only
+    columns the sheet has. Returns where the outcomes went and, when that is not the sheet
+    itself, why.
     """
     from bulksync.sheets.write_csv import write_csv
     from bulksync.sheets.write_xlsx import write_xlsx
@@ -70,7 +73,10 @@ def write_back(table: Table, results: Mapping[int, RowResult]) -> tuple[Path | N
     if any(r.ticket_number is not None for r in created):
         used.add("ticketNumber")
     columns = tuple(n for n in OWNED_COLUMNS if n in present or n in used)
-    cells = owned_cells(results, columns)
+    cells: Mapping[int, Mapping[str, str]] = owned_cells(results, columns)
+    if values:
+        cells = {row: {**cells.get(row, {}), **values.get(row, {})} for row in {*cells, *values}}
+        columns += tuple(sorted({c for these in values.values() for c in these} - set(columns)))
     from bulksync.sheets.atomic import read_only
 
     if read_only(table.path):
@@ -127,7 +133,7 @@ def write_report(target: Path, results: Mapping[int, RowResult], operations: Map
     legacy ticket's new ticket), in UTF-8 with a BOM so that Excel reads it right. Every
     cell is neutralised: the legacy IDs are the export's and the errors the server's."""
     from bulksync.sheets.atomic import replace_file
-    from bulksync.sheets.write_csv import neutralise
+    from bulksync.untrusted import neutralise
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
@@ -148,7 +154,7 @@ def results_path(path: Path) -> Path:
 
 def write_beside(path: Path, results: Mapping[int, RowResult]) -> Path:
     from bulksync.sheets.atomic import replace_file
-    from bulksync.sheets.write_csv import neutralise
+    from bulksync.untrusted import neutralise
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

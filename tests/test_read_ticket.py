@@ -25,7 +25,8 @@ WEBHOOK = {"ticket": {"id": ID.upper(), "ticketNumber": "42", "teamTicketId": "t
 def test_the_plain_shape() -> None:
     t = read_ticket(PLAIN)
     assert t is not None and (t.ticket_id, t.ticket_number, t.created_at) == (ID, 42, "2026-11-30T09:15:00Z")
-    assert t.cells == {"status": "Waiting for customer", "priority": "High", "requester": "U073PBJPHGW",
+    assert t.cells == {"status": "Waiting for customer", "priority": "High", "assignee": "",
+                       "requester": "U073PBJPHGW",
                        "tags": "sso,vip", "description": "SSO loops\nsince 9:00",
                        f"customField_{FIELD}": "IT"}
 

@@ -14,20 +14,15 @@ from pathlib import Path
 from bulksync.errors import SheetError
 from bulksync.sheets.atomic import replace_file
 from bulksync.sheets.read import CsvFormat, Table, decode_as
+from bulksync.untrusted import neutralise
 
 __all__ = ["encodable", "neutralise", "write_csv"]
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 # What bulksync's own messages use, in the nearest ASCII, for encodings that lack it
 # (cp1252 has no arrow; latin-1 has no dashes, ellipsis or curly quotes).
 _PLAIN = str.maketrans({"→": "->", "←": "<-", "…": "...", "–": "-", "—": "-", "×": "x",
                         "‘": "'", "’": "'", "“": '"', "”": '"'})
-
-
-def neutralise(text: str) -> str:
-    """Text a spreadsheet will show as text, never run as a formula (a leading ')."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def encodable(text: str, encoding: str) -> str:

@@ -1,0 +1,179 @@
+"""Pull: the sheet learns what changed in Suptask.
+
+For every row that names a ticket by number (a ``ticketNumber`` cell, or a ``ticketId``
+whose number bulksync's state knows), ``GET /ticket/{ticketNumber}`` is read within the
+run's pacer and its answer (any known shape, see :func:`bulksync.api.read_ticket`) fills
+the sheet's Suptask columns. Nothing is sent that changes a ticket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bulksync.api import ReadTicket, read_ticket, ticket_id_of, ticket_number
+from bulksync.columns import CUSTOM_FIELD_PREFIX, canonical_column
+from bulksync.journal import View
+from bulksync.report import RowResult
+from bulksync.resolve import read_number
+from bulksync.runner import RunStats
+
+if TYPE_CHECKING:
+    from bulksync.api import SuptaskClient
+    from bulksync.runner import ProgressCallback
+    from bulksync.sheets.read import Table
+
+__all__ = ["PULLABLE", "Read", "Settled", "plan_reads", "pulled_values", "read_all", "settle_reads"]
+
+PULLABLE = ("status", "priority", "assignee", "requester", "tags", "description")
+"""The columns a pull fills (with ``customField_<uuid>``); a ticket's answer may lack some."""
+READS_PER_WINDOW, WINDOW_SECONDS = 100, 15 * 60
+"""Suptask's documented read limit: 100 reads per 15 minutes per token."""
+
+
+@dataclass(frozen=True)
+class Read:
+    """One ticket to read, for one row."""
+
+    row: int
+    number: int
+    ticket_id: str | None
+
+
+def columns_to_pull(table: Table, wanted: Sequence[str] | None) -> dict[str, int]:
+    """Column → position of the sheet's columns a pull fills (``wanted`` limits them)."""
+    out: dict[str, int] = {}
+    for i, header in enumerate(table.header):
+        column = canonical_column(header)
+        if column is not None and (column in PULLABLE or column.startswith(CUSTOM_FIELD_PREFIX)):
+            out.setdefault(column, i)
+    if wanted is not None:
+        out = {c: p for c, p in out.items() if c in wanted}
+    return out
+
+
+def plan_reads(table: Table, view: View) -> tuple[list[Read], dict[int, RowResult]]:
+    """(the reads, in sheet order; rows that name a ticket but cannot be read, with why)."""
+    numbers = {e.ticket_id: e.ticket_number for e in view.creates.values()
+               if e.state == "created" and e.ticket_id and e.ticket_number}
+    at_number, at_id = table.position("ticketNumber"), table.position("ticketId")
+    empty = [""] * len(table.frame)
+    number_cells = table.frame[at_number].tolist() if at_number is not None else empty
+    id_cells = table.frame[at_id].tolist() if at_id is not None else empty
+    reads: list[Read] = []
+    skipped: dict[int, RowResult] = {}
+    for row, number_text, id_text in zip(table.frame.index.tolist(), number_cells, id_cells, strict=True):
+        ticket_id = ticket_id_of(id_text.strip())
+        number = ticket_number(number_text.strip()) or (numbers.get(ticket_id) if ticket_id else None)
+        if number is not None:
+            reads.append(Read(int(row), number, ticket_id))
+        elif id_text.strip():
+            skipped[int(row)] = RowResult(int(row), "skipped", ticket_id=ticket_id, error=(
+                "no ticketNumber, and bulksync's state does not know this ticket's number: the API "
+                "reads tickets by number only; add a ticketNumber column"))
+    return reads, skipped
+
+
+def budget(reads: int) -> str:
+    """What the documented read limit means for ``reads`` reads, said before they start."""
+    windows = max(0, (reads - 1) // READS_PER_WINDOW)
+    if windows == 0:
+        return f"{reads} ticket(s) to read (within one window of Suptask's {READS_PER_WINDOW} reads per 15 minutes)"
+    minutes = windows * WINDOW_SECONDS // 60
+    when = f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+    return (f"{reads} tickets to read: Suptask allows {READS_PER_WINDOW} reads per 15 minutes per "
+            f"token, so this takes about {when}; reads are paced by the X-RateLimit headers, "
+            "Ctrl-C stops and writes back what was read")
+
+
+async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats,
+                   on_progress: ProgressCallback | None, stopping: asyncio.Event,
+                   secrets: tuple[str, ...] = ()) -> dict[int, tuple[ReadTicket | None, str]]:
+    """Row → (the ticket read, or None and why not), for the reads done before ``stopping``.
+    One at a time: the read budget, not the network, sets the pace."""
+    from bulksync.runner import Pacer
+
+    if stats.pacer is None:
+        stats.pacer = Pacer()
+    out: dict[int, tuple[ReadTicket | None, str]] = {}
+    for done, read in enumerate(reads):
+        if stopping.is_set():
+            break
+        status, body = await read_number(client, stats.pacer, stats, read.number)
+        if status == 200:
+            ticket = read_ticket(body, secrets)
+            out[read.row] = (ticket, "") if ticket is not None else (
+                None, f"ticket {read.number}: the answer is not a ticket")
+        else:
+            why = {0: "no answer", 403: "HTTP 403: a ticket of another team", 404: "HTTP 404: no such ticket"}
+            out[read.row] = (None, f"ticket {read.number}: {why.get(status, f'HTTP {status}')}")
+        if on_progress:
+            on_progress(done + 1, len(reads), stats.pacer.note())
+    return out
+
+
+def pulled_values(table: Table, columns: Mapping[str, int], read: Read,
+                  ticket: ReadTicket) -> dict[str, str]:
+    """The cells of ``read``'s row that the answer changes (only what it holds: a field the
+    answer lacks is left as the sheet has it). Text that a spreadsheet would run as a
+    formula is written as text."""
+    from bulksync.untrusted import neutralise
+
+    out = {}
+    for column, where in columns.items():
+        if column in ticket.cells:
+            value = neutralise(ticket.cells[column])
+            if value != str(table.frame.at[read.row, where]).strip():
+                out[column] = value
+    return out
+
+
+def new_baseline(prior: Mapping[str, str] | None, columns: Mapping[str, int],
+                 ticket: ReadTicket) -> dict[str, str]:
+    """What bulksync now knows the ticket holds: the last baseline, with the fields read."""
+    from bulksync.untrusted import neutralise
+
+    cells = dict(prior or {})
+    for column in columns:
+        if column in ticket.cells:
+            value = neutralise(ticket.cells[column])
+            if value:
+                cells[column] = value
+            else:
+                cells.pop(column, None)
+    return cells
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What the reads mean for the sheet and the state: each row's outcome, the cells that
+    change, and the new baselines (as :meth:`Journal.updated_many` records them)."""
+
+    results: dict[int, RowResult]
+    values: dict[int, dict[str, str]]
+    baselines: list[tuple[str, int, Mapping[str, str], bool, str, Mapping[str, str] | None]]
+
+
+def settle_reads(table: Table, columns: Mapping[str, int], reads: Sequence[Read],
+                 got: Mapping[int, tuple[ReadTicket | None, str]],
+                 baselines: Mapping[str, Mapping[str, str]]) -> Settled:
+    """The outcome of the reads done (a row not read before Ctrl-C is left as it was)."""
+    out = Settled({}, {}, [])
+    for read in reads:
+        if read.row not in got:
+            continue
+        ticket, why = got[read.row]
+        if ticket is None:
+            out.results[read.row] = RowResult(read.row, "failed", ticket_id=read.ticket_id, error=why)
+            continue
+        changed = pulled_values(table, columns, read, ticket)
+        if changed:
+            out.values[read.row] = changed
+        ticket_id = read.ticket_id or ticket.ticket_id
+        out.results[read.row] = RowResult(read.row, "pulled", ticket_id=ticket_id)
+        if ticket_id:
+            out.baselines.append((ticket_id, read.row, {}, True, "",
+                                  new_baseline(baselines.get(ticket_id), columns, ticket)))
+    return out

@@ -1,0 +1,113 @@
+"""Pull (issue 17): the sheet learns what changed in Suptask, cell by cell."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import bulksync
+from bulksync.sandbox import Sandbox
+from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
+
+FIELD = "0b8e5a7c-2f41-4d9a-b6c3-8e1f7a2d4c95"
+
+
+def _env(sb: Sandbox) -> dict[str, str]:
+    return {"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": TOKEN}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _pushed(tmp_path: Path, sb: Sandbox) -> Path:
+    sheet = write(tmp_path / "t.csv", f"description,status,priority,assignee,tags,customField_{FIELD},notes\n"
+                                      "SSO loops,Open,High,U05KQ2M8Z1A,sso,IT,mine\n"
+                                      "VPN drops,Open,Low,,vpn,Ops,\n"
+                                      "Printer jams,Open,Medium,,,,keep\n")
+    assert bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL).ok
+    return sheet
+
+
+def test_pull_changes_exactly_the_cells_changed_in_slack(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path, sandbox)
+    before = _rows(sheet)
+    first, last = (int(before[0]["ticketNumber"]), int(before[2]["ticketNumber"]))
+    sandbox.edit(first, status="Closed", assignee=None)
+    sandbox.edit(last, priority="CRITICAL", customFields=[{"fieldId": FIELD, "value": "Facilities"}])
+    result = run_cli("pull", str(sheet), "-q", env=_env(sandbox))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{sheet}: 3 pulled (4 cells changed), 0 failed, 0 skipped (3 requests)" in result.stdout
+    after = _rows(sheet)
+    changed = {(i + 2, k) for i, (a, b) in enumerate(zip(before, after, strict=True))
+               for k in a if a[k] != b[k]}
+    assert changed == {(2, "status"), (2, "assignee"), (4, "priority"), (4, f"customField_{FIELD}"),
+                       (2, "syncStatus"), (3, "syncStatus"), (4, "syncStatus")}
+    assert (after[0]["status"], after[0]["assignee"], after[2]["priority"]) == ("Closed", "", "CRITICAL")
+    assert {r["syncStatus"] for r in after} == {"pulled"} and after[0]["notes"] == "mine"
+    # What was read is the baseline: pushing the pulled sheet sends nothing.
+    again = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url)
+    assert again.ok and again.requests == 0, again.summary()
+
+
+def test_columns_limit_and_a_ticket_that_fails(tmp_path: Path) -> None:
+    with Sandbox(token=TOKEN, read_shape="webhook", failing_reads=[2]) as sb:
+        sheet = _pushed(tmp_path, sb)
+        sb.edit(1, status="Closed", priority="Low")
+        sb.edit(3, status="Escalated")  # the webhook shape answers CLOSED, ESCALATED
+        result = run_cli("pull", str(sheet), "--columns", "status", "-q", "--json", env=_env(sb))
+        assert result.returncode == 1, result.stdout + result.stderr
+        summary = json.loads(result.stdout)
+        assert (summary["pulled"], summary["failed"]) == (2, 1)
+        rows = {int(r["ticketNumber"]): r for r in _rows(sheet)}
+        row_of_2 = 2 + [int(r["ticketNumber"]) for r in _rows(sheet)].index(2)
+        assert summary["groups"] == [{"status": "failed", "error": "ticket 2: HTTP 500", "count": 1,
+                                      "rows": str(row_of_2)}]
+        assert [rows[n]["status"] for n in (1, 2, 3)] == ["Closed", "Open", "Escalated"]  # CLOSED, read
+        assert rows[1]["priority"] == "High"  # not among --columns
+        assert rows[2]["syncStatus"] == "failed" and "HTTP 500" in rows[2]["syncError"]
+        limited = run_cli("pull", str(sheet), "--limit", "1", "-q", env=_env(sb))
+        assert limited.returncode == 0 and "(1 requests)" in limited.stdout
+
+
+def test_a_pull_of_a_workbook_changes_only_those_cells(tmp_path: Path, sandbox: Sandbox) -> None:
+    book = tmp_path / "rich.xlsx"
+    shutil.copy(Path(__file__).parent / "data" / "rich.xlsx", book)
+    pushed = run_cli("push", str(book), "--form-id", FORM, "--channel", CHANNEL, "-q", env=_env(sandbox))
+    assert pushed.returncode in (0, 1), pushed.stderr
+    numbers = [t["ticketNumber"] for t in sandbox.tickets()]
+    assert numbers
+    sandbox.edit(numbers[0], status="Closed")
+    with zipfile.ZipFile(book) as z:
+        before = {i.filename: z.read(i) for i in z.infolist()}
+    result = run_cli("pull", str(book), "-q", env=_env(sandbox))
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    with zipfile.ZipFile(book) as z:
+        after = {i.filename: z.read(i) for i in z.infolist()}
+    assert set(before) == set(after)
+    assert [n for n in before if before[n] != after[n]] in (["xl/worksheets/sheet1.xml"],
+                                                           ["xl/worksheets/sheet1.xml", "xl/sharedStrings.xml"])
+    from bulksync.sheets.read import read_table
+
+    table = read_table(book)
+    assert "Closed" in table.frame[table.position("status")].tolist()
+
+
+def test_rows_without_a_number_are_said_and_nothing_is_read_for_them(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "t.csv", "ticketId,status\n3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b,Open\n")
+    result = run_cli("pull", str(sheet), "-q", env=_env(sandbox))
+    assert result.returncode == 0 and sandbox.requests() == []
+    assert "the API reads tickets by number only" in _rows(sheet)[0]["syncError"]
+
+
+@pytest.mark.parametrize("reads, said", [(3, "within one window"), (250, "about 30 min")])
+def test_the_read_budget_is_said_before_reading(reads: int, said: str) -> None:
+    from bulksync.pull import budget
+
+    assert said in budget(reads)
