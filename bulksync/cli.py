@@ -240,8 +240,9 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
     from bulksync.sync import plan as run_plan
 
     _tune_gc()
+    sheet_options = _settings(options)
     report, the_plan = run_plan(file, force=force, api_url=api_url, allow_duplicates=allow_duplicates,
-                                resend_unresolved=resend_unresolved, **_settings(options))
+                                resend_unresolved=resend_unresolved, **sheet_options)
     counts = the_plan.counts()
     known = the_plan.reconciliation
     if as_json:
@@ -279,7 +280,18 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
         click.echo(f"{file}: {creates} to create, {counts['update']} to update, "
                    f"{counts['unchanged']} unchanged, {counts['skip']} with nothing to send, "
                    f"{len(report.invalid_rows)} invalid{sides} ({the_plan.requests} requests)")
+        _note_unchanged(counts["unchanged"], bool(sheet_options.get("set")))
     sys.exit(EXIT_OK if report.valid else EXIT_ROWS)
+
+
+def _note_unchanged(count: int, by_set: bool) -> None:
+    """What "unchanged" means when Suptask was not read: bulksync is not the only writer."""
+    if count:
+        edit = (" (including values given by --set that bulksync believes the tickets already have)"
+                if by_set else "")
+        click.echo(f"note: {count} unchanged{edit} means unchanged since bulksync last pushed or "
+                   "pulled them; Suptask was not checked (push --check reads them first, pull "
+                   "refreshes the sheet)", err=True)
 
 
 class _Progress:
@@ -331,6 +343,9 @@ class _Progress:
 @click.option("--skip-invalid", is_flag=True,
               help="Send the valid rows; mark invalid ones syncStatus=invalid.")
 @_FORCE
+@click.option("--check", is_flag=True, help="Read each ticket about to be updated first: a field "
+              "changed in Suptask and in the sheet is a conflict (not sent); one changed only in "
+              "Suptask is taken into the sheet. --force sends the sheet's values anyway.")
 @click.option("--only-failed", is_flag=True, help="Send only the rows that failed last time.")
 @click.option("--retry-uncertain", is_flag=True,
               help="Wait until the server is surely done with creates whose answer was lost "
@@ -367,6 +382,8 @@ def push(file: Path, as_json: bool, quiet: bool, verbose: bool, run_report: Path
                           run_report=False if no_report else run_report, **options, **sheet_options)
     finally:
         progress.close()
+    if not (as_json or options["check"] or result.refused):
+        _note_unchanged(result.counts["unchanged"], bool(sheet_options.get("set")))
     _conclude(file, result, as_json=as_json, quiet=quiet)
 
 

@@ -16,10 +16,10 @@ if TYPE_CHECKING:
 
 __all__ = ["PushResult", "RowResult", "Status"]
 
-Status = Literal["created", "updated", "unchanged", "deleted", "pulled", "failed", "uncertain",
-                 "invalid", "skipped"]
+Status = Literal["created", "updated", "unchanged", "deleted", "pulled", "failed", "conflict",
+                 "uncertain", "invalid", "skipped"]
 STATUSES: tuple[Status, ...] = ("created", "updated", "unchanged", "deleted", "pulled", "failed",
-                                "uncertain", "invalid", "skipped")
+                                "conflict", "uncertain", "invalid", "skipped")
 OK_STATUSES = frozenset({"created", "updated", "unchanged", "deleted", "pulled", "skipped"})
 
 

@@ -102,6 +102,7 @@ def push(
     on_notice: Callable[[str], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     run_report: Path | str | bool | None = None,
+    check: bool = False,
     **options: Unpack[SheetOptions],
 ) -> PushResult:
     """Send the sheet's rows to Suptask and write the outcome back into the sheet.
@@ -123,6 +124,10 @@ def push(
     or ``priority``: null; emptied ``tags``: []); ``force`` sends every row in full.
     With a mapping that names the legacy ID, each created ticket is linked to the
     old one, and its comments become replies, oldest first; both are journalled too.
+    ``check``: read each ticket about to be updated first and compare each field three
+    ways (see :mod:`bulksync.check`): a field changed both in the sheet and in Suptask is a
+    ``conflict`` (the row is not sent), one changed only in Suptask is taken into the sheet;
+    ``force`` sends the sheet's values anyway.
     Called from the main thread, Ctrl-C and SIGTERM stop it cleanly. ``run_report``: a
     CSV of each row's outcome to write (a path), or not (False); by default a migration
     (a mapping that names the legacy ID) writes ``FILE.bulksync-report.csv`` beside the
@@ -138,12 +143,12 @@ def push(
     return _run(path, settings, sending, lambda target: load(
         path, settings, force=force, target=target, allow_duplicates=allow_duplicates,
         resend_unresolved=resend_unresolved, keys=True), skip_invalid=skip_invalid,
-        run_report=migration if run_report is None else run_report)
+        run_report=migration if run_report is None else run_report, check=check, force=force)
 
 
 def _run(path: Path | str, settings: Settings, sending: Sending,
          plan_for: Callable[[Target], Loaded], *, skip_invalid: bool = False,
-         run_report: Path | str | bool = False) -> PushResult:
+         run_report: Path | str | bool = False, check: bool = False, force: bool = False) -> PushResult:
     """Lock the sheet, plan it, run the plan and write the outcomes back: push and delete."""
     from bulksync.execute import execute
     from bulksync.lock import sheet_lock
@@ -160,23 +165,121 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
                              target=str(target))
         if report.sheet_invalid or (not report.valid and not skip_invalid):
             return refused
+        checked_first: dict[int, RowResult] = {}
+        taken: dict[int, dict[str, str]] = {}
+        reads = 0
+        if check:
+            loaded, checked_first, taken, reads = _check_first(loaded, sending, force=force)
         run = execute(loaded, sending)
         if run is None:
             return refused
-        results = {**(_invalid(report) if skip_invalid else {}), **run.merged_results()}
+        results = {**(_invalid(report) if skip_invalid else {}), **checked_first, **run.merged_results()}
         if isinstance(run.stats.stopped, AuthError) and run.stats.successes == 0:
             written, note = None, ""  # a refused token: the sheet stays byte for byte as it was
         else:
-            written, note = write_back(table, results)
+            written, note = write_back(table, results, taken)
         kept = None
         if run_report is not False and results:
             kept, failed = _write_report(loaded, results, run.side_rows, run_report)
             note = "; ".join(n for n in (note, failed) if n)
     stopped = run.fatal or run.stats.stopped
-    return PushResult(path=table.path, results=results, requests=run.stats.requests,
+    return PushResult(path=table.path, results=results, requests=run.stats.requests + reads,
                       side=dict(run.side), written_to=written, ignored_columns=report.ignored_columns,
                       report=report, stopped=str(stopped) if stopped else "", error=stopped,
                       interrupted=run.interrupted, note=note, target=str(target), run_report=kept)
+
+
+def _check_first(loaded: Loaded, sending: Sending, *, force: bool
+                 ) -> tuple[Loaded, dict[int, RowResult], dict[int, dict[str, str]], int]:
+    """``push --check``: read every ticket the plan updates (or believes unchanged) and decide
+    field by field (:func:`bulksync.check.decide`). Returns the plan to send, the rows held
+    back (a conflict, or a ticket that could not be read: nothing is sent unchecked), the
+    server's values to take into the sheet (which also become the baseline) and the reads."""
+    from dataclasses import replace
+
+    from bulksync.api import ReadTicket, SuptaskClient
+    from bulksync.check import decide
+    from bulksync.execute import drive
+    from bulksync.journal import Journal
+    from bulksync.plan import split_tags
+    from bulksync.pull import Read, budget, read_all
+    from bulksync.runner import RunStats
+    from bulksync.untrusted import neutralise
+
+    checked, plan = loaded.checked, loaded.plan
+    ops = [op for op in plan.operations if op.kind in ("update", "unchanged", "skip") and op.ticket_id
+           and op.ticket_id not in loaded.deleted]
+    view = read_view(loaded.target, [op.ticket_id for op in ops if op.ticket_id])
+    known = {e.ticket_id: e.ticket_number for e in view.creates.values() if e.ticket_id and e.ticket_number}
+    where = checked.table.position("ticketNumber")
+    held: dict[int, RowResult] = {}
+    reads: list[Read] = []
+    for op in ops:
+        cell = str(checked.table.frame.at[op.row_number, where]).strip() if where is not None else ""
+        number = int(cell) if cell.isdigit() else known.get(op.ticket_id or "")
+        if number is None:
+            held[op.row_number] = RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=(
+                "--check: the ticket's number is not known (the API reads by number only): add a "
+                "ticketNumber column; nothing was sent for this row"))
+        else:
+            reads.append(Read(op.row_number, number, op.ticket_id))
+    if sending.on_notice and reads:
+        sending.on_notice(f"--check: {budget(len(reads))}")
+    stats = RunStats()
+    got: dict[int, tuple[ReadTicket | None, str]] = {}
+
+    async def work(stopping: asyncio.Event) -> None:
+        async with SuptaskClient(token=sending.token, base_url=loaded.settings.api_url,
+                                 transport=sending.transport, timeout=sending.timeout,
+                                 max_connections=1) as client:
+            got.update(await read_all(client, reads, stats, sending.on_progress, stopping, client.secrets))
+
+    drive(work)
+    frame, fields = checked.rows.frame, checked.rows.present
+    by_row = {op.row_number: op for op in ops}
+    baselines = dict(loaded.baselines)
+    new_ops: dict[int, Operation | None] = {}
+    taken: dict[int, dict[str, str]] = {}
+    records: list[tuple[str, int, Mapping[str, object], bool, str, Mapping[str, str] | None]] = []
+    for read in reads:
+        op = by_row[read.row]
+        ticket, why = got.get(read.row, (None, "the check was interrupted"))
+        if ticket is None:
+            held[read.row] = RowResult(read.row, "failed", ticket_id=op.ticket_id,
+                                       error=f"--check could not read the ticket ({why}); nothing was sent")
+            new_ops[read.row] = None
+            continue
+        sheet = {f: str(frame.at[read.row, f]).strip() for f in fields if f in frame.columns}
+        if "tags" in sheet:
+            sheet["tags"] = ",".join(split_tags(sheet["tags"]))
+        server = {k: neutralise(v) for k, v in ticket.cells.items()}
+        verdict = decide(op, sheet, baselines.get(op.ticket_id or ""), server, fields=fields,
+                         forced=frozenset(loaded.settings.defaults.set), force=force)
+        if verdict.conflicts:
+            held[read.row] = RowResult(read.row, "conflict", ticket_id=op.ticket_id,
+                                       error="; ".join(c.text() for c in verdict.conflicts))
+        new_ops[read.row] = None if verdict.conflicts else (
+            verdict.operation or op._replace(kind="unchanged", payload={}))
+        if verdict.taken and op.ticket_id:
+            taken[read.row] = verdict.taken
+            cells = {**baselines.get(op.ticket_id, {}), **verdict.taken}
+            baselines[op.ticket_id] = {k: v for k, v in cells.items() if v}
+            records.append((op.ticket_id, read.row, {}, True, "", baselines[op.ticket_id]))
+    for row in held:
+        new_ops.setdefault(row, None)
+    if records:
+        with Journal(loaded.target) as journal:
+            journal.updated_many(records)
+    kept: list[Operation] = []
+    for op in plan.operations:
+        if by_row.get(op.row_number) is op and op.row_number in new_ops:
+            replacement = new_ops[op.row_number]
+            if replacement is not None:
+                kept.append(replacement)
+        else:
+            kept.append(op)
+    return (replace(loaded, plan=replace(plan, operations=tuple(kept)), baselines=baselines), held, taken,
+            stats.requests)
 
 
 def _write_report(loaded: Loaded, results: Mapping[int, RowResult],

@@ -12,7 +12,7 @@ STAGES = [
     ("read", {"sheets", "sheets.read", "sheets.atomic"}),
     ("map, validate", {"columns", "mapping", "config"}),
     ("preflight", {"preflight"}),
-    ("plan", {"plan", "journal", "reconcile"}),
+    ("plan", {"plan", "journal", "reconcile", "check"}),
     ("run", {"policy", "api", "runner", "resolve", "lock", "report", "execute", "pull"}),
     ("write back", {"sheets.write_csv", "sheets.write_xlsx", "writeback"}),
     ("compose", {"sync", "__init__"}),

@@ -111,3 +111,50 @@ def test_the_read_budget_is_said_before_reading(reads: int, said: str) -> None:
     from bulksync.pull import budget
 
     assert said in budget(reads)
+
+
+# -- push --check: conflicts caught before they are overwritten --------------------------------
+
+def test_a_reopened_ticket_is_closed_again_only_with_check(tmp_path: Path, sandbox: Sandbox) -> None:
+    made = bulksync.push(write(tmp_path / "new.csv", "description\nA\nB\nC\n"), token=TOKEN,
+                         api_url=sandbox.url, form_id=FORM, channel=CHANNEL)
+    rows = sorted(made.results.values(), key=lambda r: r.row_number)
+    close = write(tmp_path / "close.csv", "ticketId,ticketNumber\n" + "".join(
+        f"{r.ticket_id},{r.ticket_number}\n" for r in rows))
+    env = _env(sandbox)
+    assert run_cli("push", str(close), "--set", "status=Closed", "-q", env=env).returncode == 0
+    sandbox.edit(rows[1].ticket_number or 0, status="Open")  # reopened in Slack
+    blind = run_cli("push", str(close), "--set", "status=Closed", "-q", env=env)
+    assert "3 unchanged" in blind.stdout and "(0 requests)" in blind.stdout
+    assert [t["status"] for t in sandbox.tickets()].count("Open") == 1
+    checked = run_cli("push", str(close), "--set", "status=Closed", "--check", "-q", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "0 created, 1 updated, 2 unchanged" in checked.stdout and "(4 requests)" in checked.stdout
+    assert {t["status"] for t in sandbox.tickets()} == {"Closed"}
+
+
+def test_a_conflict_is_held_back_a_server_change_taken_and_force_overrides(tmp_path: Path,
+                                                                         sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path, sandbox)
+    numbers = [int(r["ticketNumber"]) for r in _rows(sheet)]
+    sandbox.edit(numbers[0], status="Escalated")     # in Slack
+    sandbox.edit(numbers[1], priority="CRITICAL")    # in Slack; the sheet leaves priority alone
+    text = sheet.read_text().replace("SSO loops,Open,", "SSO loops,Closed,")  # and in the sheet
+    sheet.write_text(text)
+    env = _env(sandbox)
+    result = run_cli("push", str(sheet), "--check", "-q", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = _rows(sheet)
+    assert rows[0]["syncStatus"] == "conflict"
+    assert rows[0]["syncError"] == ("status: the sheet has 'Closed', Suptask has 'Escalated' (both changed "
+                                    "since 'Open')")
+    assert rows[0]["status"] == "Closed"  # the sheet's edit is not lost either
+    assert rows[1]["priority"] == "CRITICAL" and rows[1]["syncStatus"] == "unchanged"  # taken in
+    by_number = {t["ticketNumber"]: t for t in sandbox.tickets()}
+    assert by_number[numbers[0]]["status"] == "Escalated"  # not overwritten
+    assert not [r for r in sandbox.requests() if r["method"] == "PATCH"]
+    # The server's priority is now the baseline: a plain push sends nothing for that row.
+    forced = run_cli("push", str(sheet), "--check", "--force", "-q", env=env)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert by_number[numbers[0]]["status"] == "Escalated" and sandbox.tickets()[0]["status"] == "Closed"
+    assert [r["body"] for r in sandbox.requests() if r["method"] == "PATCH"] == [{"status": "Closed"}]
