@@ -229,11 +229,14 @@ class Headers:
     guess: bool = True
 
 
-_KNOWN = {normal_header(n): n for n in (TICKET_ID, *API_FIELDS, *OWNED_COLUMNS)}
+_KNOWN = {normal_header(n): n for n in (TICKET_ID, *API_FIELDS)}
+"""The columns matched as people write them. bulksync's own output columns (ticketNumber,
+syncStatus, syncError) match by their exact name only: a sheet's own "Ticket Number" or
+"Sync status" is never written over."""
 _CUSTOM_HEADER = re.compile(r"(?i)^custom[\s_-]*field[\s_-]+(\S.*)$")
-_NEAR = 0.8
+_NEAR = 0.85
 """difflib's similarity above which an unknown header is taken for a misspelt known one
-(``descripton``, ``ticketids``, ``requestor``: one or two edits)."""
+(``descripton``, ``priorty``, ``requestor``: one or two edits)."""
 
 
 def canonical_column(header: str, named: Mapping[str, str] | None = None) -> str | None:
@@ -247,23 +250,30 @@ def canonical_column(header: str, named: Mapping[str, str] | None = None) -> str
     for column, given in (named or {}).items():
         if normal_header(given) == wanted:
             return column
+    if text in OWNED_COLUMNS:
+        return text
     if wanted in _KNOWN:
         return _KNOWN[wanted]
     custom = _CUSTOM_HEADER.match(text)
     return CUSTOM_FIELD_PREFIX + custom.group(1).strip() if custom else None
 
 
-def aliases(header: tuple[str, ...], named: Mapping[str, str] | None = None) -> dict[str, int]:
-    """Column → the position of the header the sheet names it by, where the two differ."""
+def aliases(header: tuple[str, ...], named: Mapping[str, str] | None = None,
+            own: frozenset[str] = frozenset()) -> dict[str, int]:
+    """Column → the position of the header the sheet names it by, where the two differ (and
+    the sheet has no column of the exact name, and the header is not one of ``own``)."""
+    exact = {h.strip() for h in header}
     out: dict[str, int] = {}
     for i, h in enumerate(header):
-        column = canonical_column(h, named)
-        if column is not None and column != h.strip():
+        column = None if h.strip() in own else canonical_column(h, named)
+        if column is not None and column != h.strip() and (column not in exact or column in (named or {})):
             out.setdefault(column, i)
     return out
 
 
-_SCIENTIFIC = re.compile(r"-?\d(?:[.,]\d+)?[eE][+-]?\d+")
+_SCIENTIFIC = re.compile(r"-?\d[.,]\d{1,14}E\+(?:1[1-9]|[2-9]\d)")
+"""A long number as Excel writes it to CSV in General format (``1.23457E+18``: 12 digits or
+more, mantissa cut). ``4E12`` as a room number, or ``1.5E-06``, is text of the user's."""
 
 
 def lost_digits(table: Table, columns: Mapping[str, int]) -> list[Problem]:
@@ -288,10 +298,14 @@ def near_miss(header: str) -> str | None:
     import difflib
 
     wanted = normal_header(header)
-    if len(wanted) < 3:
+    if len(wanted) < 5:
         return None
-    close = difflib.get_close_matches(wanted, list(_KNOWN), n=1, cutoff=_NEAR)
-    return _KNOWN[close[0]] if close else None
+    for close in difflib.get_close_matches(wanted, list(_KNOWN), n=3, cutoff=_NEAR):
+        # A header that only adds to a name ("Ticket", "Requester name", "Tags2") is another
+        # column of the user's, not a typing error.
+        if not (close.startswith(wanted) or wanted.startswith(close)):
+            return _KNOWN[close]
+    return None
 
 
 def select_rows(table: Table, defaults: Defaults, headers: Headers | None = None) -> Rows:
@@ -302,7 +316,7 @@ def select_rows(table: Table, defaults: Defaults, headers: Headers | None = None
     headers = headers or Headers()
     defaults.check()
     raw = table.frame
-    positions, ignored = _header_positions(table.header, headers.named)
+    positions, ignored = _header_positions(table.header, headers.named, headers.own)
     problems = _header_problems(positions)
     if headers.guess:
         problems += _guessed_problems(table, positions, ignored, headers.own)
@@ -338,13 +352,17 @@ def select_rows(table: Table, defaults: Defaults, headers: Headers | None = None
                 | frozenset(defaults.set))
 
 
-def _header_positions(header: tuple[str, ...], named: Mapping[str, str]
-                      ) -> tuple[dict[str, list[int]], list[str]]:
-    """(Suptask and bulksync column → its positions in ``header``, the other columns' names)."""
+def _header_positions(header: tuple[str, ...], named: Mapping[str, str],
+                      own: frozenset[str] = frozenset()) -> tuple[dict[str, list[int]], list[str]]:
+    """(Suptask and bulksync column → its positions in ``header``, the other columns' names).
+    A header the user lists as their own is theirs, whatever its name."""
     positions: dict[str, list[int]] = {}
     ignored: list[str] = []
+    exact = {h.strip() for h in header}
     for i, name in enumerate(header):
-        column = canonical_column(name, named)
+        column = None if name.strip() in own else canonical_column(name, named)
+        if column is not None and column != name.strip() and column in exact and column not in named:
+            column = None  # the sheet has the column itself: this other spelling is the user's
         if column is not None:
             positions.setdefault(column, []).append(i)
         elif name.strip():

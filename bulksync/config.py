@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlsplit
 
-from bulksync.columns import Defaults
+from bulksync.columns import API_FIELDS, CUSTOM_FIELD_PREFIX, TICKET_ID, Defaults
 from bulksync.errors import UsageError
 from bulksync.untrusted import clean, shown_url
 
@@ -148,6 +148,11 @@ def _load(path: Path) -> dict[str, Any]:
                 raise UsageError(f"{path}: {table}.{key} must be a string")
     if not all(isinstance(v, str) for v in data.get("own_columns", [])):
         raise UsageError(f"{path}: own_columns must be a list of header names")
+    for key in data.get("columns", {}):
+        if key not in (TICKET_ID, *API_FIELDS) and not key.startswith(CUSTOM_FIELD_PREFIX):
+            raise UsageError(f"{path}: columns.{key} is not a column bulksync fills; the keys of "
+                             f"[columns] are {TICKET_ID}, {', '.join(API_FIELDS)} and "
+                             f"{CUSTOM_FIELD_PREFIX}<uuid>")
     return data
 
 

@@ -144,8 +144,10 @@ def export_preset(header: tuple[str, ...]) -> str | None:
     names = {normal_header(h) for h in header}
     for preset in preset_names():
         sources = {normal_header(c) for c in load_mapping(preset).sources()}
-        found = len(sources & names)
-        if found >= 3 and found >= 0.6 * len(sources):
+        found = sources & names
+        # Status, Priority or Tags alone are any sheet's; the export's own names tell it apart.
+        foreign = {n for n in found if canonical_column(n) is None}
+        if len(found) >= 3 and len(found) >= 0.6 * len(sources) and len(foreign) >= 2:
             return preset
     return None
 

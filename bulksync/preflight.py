@@ -13,6 +13,7 @@ from bulksync.columns import (
     CUSTOM_FIELD_PREFIX,
     TICKET_ID,
     Headers,
+    Problem,
     Rows,
     ValidationReport,
     aliases,
@@ -65,12 +66,13 @@ def check(path: Path | str, settings: Settings) -> Checked:
         column: table.header[i].strip() for column, i in table.aliases.items()}
     if source_of:
         report = report.renamed(source_of)
-    notes = list(table.notes)
     preset = export_preset(table.header) if settings.mapping is None else None
-    if preset is not None:
-        notes.append(f"this looks like a {preset.title()} export: push it with --mapping {preset} "
-                     "--users users.csv (Slack member IDs by email), or --default-requester U…")
-    return Checked(table, mapped, rows, replace(report, notes=tuple(notes)), sheet_identity(table.path))
+    if preset is not None:  # pushed as it is, its statuses and names would go out raw
+        report = report.with_problems((Problem(1, None, (
+            f"this looks like a {preset.title()} export: push it with --mapping {preset} --users "
+            "users.csv (Slack member IDs by email), or --default-requester U…"),
+            "export-without-mapping", preset),))
+    return Checked(table, mapped, rows, replace(report, notes=table.notes), sheet_identity(table.path))
 
 
 def check_listed(path: Path | str, settings: Settings) -> Checked:
@@ -105,7 +107,8 @@ def _read(path: Path | str, settings: Settings, *, aliased: bool) -> Table:
     people write them (a mapped export's headers are the mapping's business)."""
     table = read_table(path, sheet=settings.sheet, max_unpacked=settings.max_unpacked_mb << 20,
                        encoding=settings.encoding, delimiter=settings.delimiter)
-    return replace(table, aliases=aliases(table.header, settings.columns)) if aliased else table
+    return (replace(table, aliases=aliases(table.header, settings.columns, settings.own_columns))
+            if aliased else table)
 
 
 def sheet_statuses(table: Table, status: str) -> set[int]:

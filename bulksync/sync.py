@@ -153,6 +153,8 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
     from bulksync.execute import execute
     from bulksync.lock import sheet_lock
 
+    if not isinstance(run_report, bool):
+        _check_report_path(Path(run_report), Path(path), settings)
     target = Target.of(settings.api_url, sending.token)
     if sending.on_notice:
         sending.on_notice(f"target: {target}")
@@ -295,6 +297,21 @@ def _write_report(loaded: Loaded, results: Mapping[int, RowResult],
         return write_report(target, results, operations, loaded.checked.mapped.legacy_ids, sides), ""
     except OSError as e:
         return None, f"the run report could not be written to {target} ({e.strerror})"
+
+
+def _check_report_path(report: Path, sheet: Path, settings: Settings) -> None:
+    """A run report never replaces a file the run reads or writes (the sheet, its results
+    file, the config, the users file): refused before anything is sent."""
+    import os
+
+    mine = [sheet, results_path(sheet), settings.config_path,
+            getattr(settings.users, "path", None)]
+    taken = {os.path.realpath(p) for p in mine if p is not None}
+    if os.path.realpath(report) in taken:
+        raise UsageError(f"--report {report} would overwrite a file this run reads or writes; "
+                         "give another path. Nothing was sent")
+    if report.is_dir():
+        raise UsageError(f"--report {report} is a folder; give a file name. Nothing was sent")
 
 
 def _check_can_save(path: Path, on_notice: Callable[[str], None] | None) -> None:

@@ -69,7 +69,7 @@ def test_a_problem_names_the_header_the_sheet_has(tmp_path: Path) -> None:
     assert f"{sheet}: row 2, column Assignee (→ assignee): 'bob' is not a Slack member ID" in result.stdout
 
 
-@pytest.mark.parametrize("header, meant", [("descripton", "description"), ("ticketid s", "ticketId"),
+@pytest.mark.parametrize("header, meant", [("descripton", "description"), ("ticketd", "ticketId"),
                                            ("Requestor", "requester"), ("priorty", "priority")])
 def test_a_near_miss_of_a_known_header_is_an_error_naming_it(tmp_path: Path, header: str,
                                                              meant: str) -> None:
@@ -151,13 +151,14 @@ def test_a_byte_order_mark_decides_and_is_kept(tmp_path: Path, sandbox: Sandbox,
 
 def test_an_encoding_that_cannot_be_told_is_refused_and_encoding_decides(tmp_path: Path) -> None:
     sheet = tmp_path / "t.csv"
-    sheet.write_bytes(b"description\n\xc0\xe1\xe2\xe3\n")
+    greek = "Ο εκτυπωτής δεν λειτουργεί"
+    sheet.write_bytes(f"description,priority\n{greek},High\n{greek} (2),Low\n".encode("cp1253"))  # or Cyrillic?
     refused = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL)
     assert refused.returncode == 2
-    assert "is not UTF-8, and it reads differently as" in refused.stderr
+    assert "is not UTF-8, and it reads differently as cp1253, cp1251" in refused.stderr
     assert "--encoding" in refused.stderr and "Traceback" not in refused.stderr
-    given = _plan(sheet, "--form-id", FORM, "--channel", CHANNEL, "--encoding", "cp1251")
-    assert given["operations"][0]["body"]["description"] == "Абвг"  # type: ignore[index]
+    given = _plan(sheet, "--form-id", FORM, "--channel", CHANNEL, "--encoding", "cp1253")
+    assert given["operations"][0]["body"]["description"] == greek  # type: ignore[index]
     unknown = run_cli("validate", str(sheet), "--encoding", "klingon")
     assert unknown.returncode == 2 and "--encoding 'klingon' is not an encoding" in unknown.stderr
 
@@ -193,10 +194,13 @@ def test_a_zendesk_export_without_its_mapping_gets_the_flags(tmp_path: Path) -> 
     shutil.copy(bundled("sample_data") / "zendesk-export.csv", sheet)
     result = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL)
     assert result.returncode == 1
-    assert ("note: this looks like a Zendesk export: push it with --mapping zendesk --users users.csv"
-            in result.stderr)
+    assert (f"{sheet}: row 1: this looks like a Zendesk export: push it with --mapping zendesk --users "
+            "users.csv" in result.stdout)  # a sheet-level problem: nothing of it is sent raw
     mapped = run_cli("validate", str(sheet), "--mapping", "zendesk", "--form-id", FORM, "--channel", CHANNEL)
-    assert "looks like" not in mapped.stderr
+    assert "looks like" not in mapped.stdout + mapped.stderr
+    # A sheet in Suptask's columns that merely has Status, Priority and Tags is not an export.
+    own = write(tmp_path / "own.csv", "Description,Status,Priority,Tags,Assignee\nPrinter jams,Open,High,hw,\n")
+    assert "looks like" not in run_cli("validate", str(own), "--form-id", FORM, "--channel", CHANNEL).stdout
     assert "give --users FILE" in mapped.stdout  # the requester's email: what to do about it
 
 
@@ -351,13 +355,89 @@ def test_a_problem_found_twice_for_one_cell_is_reported_once(tmp_path: Path) -> 
 
 
 def test_created_ids_go_into_the_id_column_the_sheet_names_its_way(tmp_path: Path, sandbox: Sandbox) -> None:
-    sheet = write(tmp_path / "t.csv", "Description,Ticket ID,Sync Status\nPrinter jams,,\nVPN drops,,\n")
+    # bulksync's output columns match by exact name only: "Sync status" stays the user's.
+    sheet = write(tmp_path / "t.csv", "Description,Ticket ID,Sync status\nPrinter jams,,mine\nVPN drops,,\n")
     result = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "-q",
                      env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
     assert result.returncode == 0, result.stdout + result.stderr
     lines = sheet.read_text().splitlines()
-    assert lines[0] == "Description,Ticket ID,Sync Status,ticketNumber"
+    assert lines[0] == "Description,Ticket ID,Sync status,ticketNumber,syncStatus"
     ids = {t["description"]: t["id"] for t in sandbox.tickets()}
-    assert lines[1].startswith(f"Printer jams,{ids['Printer jams']},created,")
+    assert lines[1].startswith(f"Printer jams,{ids['Printer jams']},mine,")
+    assert lines[1].endswith(",created")
     again = run_cli("push", str(sheet), "-q", env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
     assert again.returncode == 0 and len(sandbox.tickets()) == 2  # the rerun updates, not creates
+
+
+# -- found by review (issue 16) -----------------------------------------------------------------
+
+def test_a_sheets_own_ticket_number_column_is_never_written_over(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "legacy.csv", "Ticket Number,Description\nHD-1001,Printer jams\n")
+    assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL).ok
+    assert sheet.read_text().splitlines()[1].startswith("HD-1001,Printer jams,")
+
+
+def test_own_columns_keep_even_a_known_name_the_users(tmp_path: Path, sandbox: Sandbox) -> None:
+    (tmp_path / "bulksync.toml").write_text('own_columns = ["Status"]\n')
+    sheet = write(tmp_path / "s.csv", "description,Status\nPrinter,waiting on vendor\n")
+    assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL).ok
+    assert sandbox.tickets()[0]["status"] == "Open"  # the sandbox's default: Status was not sent
+    assert sheet.read_text().splitlines()[1].startswith("Printer,waiting on vendor,")
+
+
+def test_a_misspelt_columns_key_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "bulksync.toml").write_text('[columns]\nticket_id = "Ref"\n')
+    sheet = write(tmp_path / "s.csv", f"Ref,description\n{IDS[0]},Printer jams again\n")
+    result = run_cli("validate", str(sheet))
+    assert result.returncode == 2 and "columns.ticket_id is not a column bulksync fills" in result.stderr
+
+
+def test_a_jira_export_without_its_mapping_is_not_pushed(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "jira.csv", "Summary,Issue key,Issue Type,Status,Priority,Assignee,Reporter,"
+                  "Labels,Description\nVPN drops,OPS-101,Bug,In Progress,High,,Ben Okafor,network,The VPN "
+                  "client disconnects.\n")
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL)
+    assert result.refused and sandbox.tickets() == []
+
+
+@pytest.mark.parametrize("text", ["The printer on floor 2 is broken, reported by Zoë.",
+                                  "São Paulo office: Sánchez, Öberg, naïve café",
+                                  "The printer doesn´t work; it´s jammed at Peter´s desk",
+                                  "The printer\xa0on floor\xa03 is broken", "Col·legi de l'Alguer"])
+def test_a_small_western_file_is_read_as_cp1252(text: str) -> None:
+    from bulksync.sheets.read import _decode
+
+    data = f"description,priority\n{text},High\nCannot log in since Monday,Low\n".encode("cp1252")
+    decoded, encoding, _, how = _decode(Path("x.csv"), data)
+    assert (encoding, how) == ("cp1252", "detected") and text in decoded
+
+
+def test_a_utf8_file_with_a_stray_byte_is_refused_naming_it(tmp_path: Path) -> None:
+    sheet = tmp_path / "t.csv"
+    good = "description\nJe n'arrive pas à me connecter à la messagerie, c’est urgent\n"
+    sheet.write_bytes(good.encode("utf-8").replace("c’est".encode(), b"c\x92est"))
+    result = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL)
+    assert result.returncode == 2
+    assert "is UTF-8 except at byte 63 (b'\\x92'" in result.stderr
+
+
+def test_a_report_never_replaces_the_sheet(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "s.csv", "description,notes\nPrinter jams,keep me\n")
+    result = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "--report", str(sheet),
+                     env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
+    assert result.returncode == 2 and "would overwrite a file this run reads or writes" in result.stderr
+    assert sheet.read_text() == "description,notes\nPrinter jams,keep me\n" and sandbox.requests() == []
+
+
+@pytest.mark.parametrize("value", ["4E12", "1.5E-06", "2e3", "7E+10"])
+def test_short_scientific_looking_text_is_the_users(tmp_path: Path, value: str) -> None:
+    sheet = write(tmp_path / "c.csv", f"description,customField_0b8e5a7c-2f41-4d9a-b6c3-8e1f7a2d4c95\nHeater,{value}\n")
+    assert bulksync.validate(sheet, form_id=FORM, channel=CHANNEL).valid
+
+
+def test_common_headers_are_not_taken_for_misspellings(tmp_path: Path) -> None:
+    headers = ["Ticket", "Form", "Request", "Requester name", "Tags2", "Ticket Nr", "Status notes",
+               "Priority level", "Assigned to", "Channel", "Requester ID", "Status 2", "New status"]
+    sheet = write(tmp_path / "t.csv", "description," + ",".join(headers) + "\nPrinter," + "," * (len(headers) - 1) + "\n")
+    report = bulksync.validate(sheet, form_id=FORM, channel=CHANNEL)
+    assert report.valid, report.lines()

@@ -179,9 +179,10 @@ WINDOWS_CODE_PAGES = ("cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1255"
 candidates that a detector scores alike (cp1252 first: the Western default)."""
 _NEAR = 0.1
 """Detector scores (chaos, coherence) within this of the best count as a tie."""
-_MISREAD = re.compile(r"[^\W\d_][\xa0-\xbf][^\W\d_]")
+_MISREAD = re.compile(r"[^\W\d_][\xa1-\xb3\xb5\xb6\xb8-\xbf][^\W\d_]")
 """A Latin-1 symbol between two letters (``has³o``, ``gê¶l¹``): cp1252's reading of a
-Central European file, never Western text."""
+Central European file, never Western text (a no-break space, ``doesn´t`` and the Catalan
+``l·l`` are the same in both, so they do not count)."""
 
 
 def _decode(path: Path, data: bytes, encoding: str | None = None) -> tuple[str, str, bytes, str]:
@@ -204,10 +205,37 @@ def _decode(path: Path, data: bytes, encoding: str | None = None) -> tuple[str, 
         raise SheetError(path, "is not a text file (it holds binary control bytes); is it really a CSV?")
     try:
         return data.decode("utf-8"), "utf-8", b"", "utf-8"
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as e:
+        if _mostly_utf8(data):  # UTF-8 elsewhere: a stray byte, not another encoding
+            raise SheetError(path, f"is UTF-8 except at byte {e.start} ({data[e.start:e.start + 1]!r}, "
+                                   "a character pasted from elsewhere?): fix that character, or give "
+                                   "the file's encoding with --encoding") from None
     chosen = _detect(path, data)
     return data.decode(chosen), chosen, b"", "detected"
+
+
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+"""A multi-byte UTF-8 character. Legacy code-page text holds few by chance (``Ã©`` in cp1252,
+some Shift-JIS pairs); a file with twice as many as undecodable bytes is UTF-8 with stray bytes."""
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    valid = len(_UTF8_SEQUENCE.findall(data))
+    invalid = data.decode("utf-8", errors="replace").count("\ufffd")
+    return valid >= 2 * invalid
+
+
+def _western(data: bytes) -> bool:
+    """Is cp1252 (Windows' Western default) a plausible reading of ``data``? Western text is
+    mostly ASCII letters with a few accented ones, and no symbol between two letters; Cyrillic
+    or Central European text read as cp1252 is neither (``Ïðèíòåð``, ``has³o``)."""
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return False
+    letters = [c for c in text if c.isalpha()]
+    accented = sum(1 for c in letters if not c.isascii())
+    return not _MISREAD.search(text) and accented <= 0.3 * max(1, len(letters))
 
 
 def _codec_name(path: Path, encoding: str) -> str:
@@ -236,6 +264,8 @@ def _detect(path: Path, data: bytes) -> str:
     if not matches:
         raise SheetError(path, "is not UTF-8 and its encoding cannot be told; give it with "
                                "--encoding (e.g. --encoding cp1251)")
+    if _western(data):
+        return "cp1252"  # the Western default, where its reading is plausible
     best = matches[0]
     near = [m for m in matches if m.chaos <= best.chaos + _NEAR and m.coherence >= best.coherence - _NEAR]
     # Each match stands for every code page that reads the same text as it does.
@@ -243,10 +273,7 @@ def _detect(path: Path, data: bytes) -> str:
     windows = [pages for pages in readings if pages]
     if len(near) == 1 or len(windows) == 1:  # one reading, or one a Windows machine would write
         return (windows[0] if windows else [best.encoding])[0]
-    western = next((pages for pages in windows if "cp1252" in pages), None)
-    if western is not None and not _MISREAD.search(data.decode("cp1252", errors="replace")):
-        return "cp1252"  # the Western default, where its reading is plausible
-    candidates = ", ".join(pages[0] for pages in windows[:4])
+    candidates = ", ".join([pages[0] for pages in windows] or [m.encoding for m in near][:4])
     raise SheetError(path, f"is not UTF-8, and it reads differently as {candidates}: give its "
                            "encoding with --encoding (or save it as UTF-8)")
 
