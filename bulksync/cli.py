@@ -7,6 +7,7 @@ Exit codes: 0 every row succeeded; 1 a row was invalid or failed;
 from __future__ import annotations
 
 import functools
+import io
 import json
 import sys
 import time
@@ -38,6 +39,9 @@ def _errors(func: F) -> F:
         import warnings
 
         warnings.showwarning = _show_warning
+        for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is shown, not fatal
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(errors="backslashreplace")
         try:
             return func(*args, **kwargs)
         except BulksyncError as e:
@@ -560,8 +564,10 @@ def pull(file: Path, as_json: bool, quiet: bool, api_url: str | None, concurrenc
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--sheet", metavar="NAME", help="Worksheet of an .xlsx (default: the first).")
 @click.option("--yes", "-y", is_flag=True, help="Clear without asking (needed off a terminal).")
+@click.option("--encoding", metavar="NAME", help="The CSV's encoding (default: detected).")
+@click.option("--delimiter", metavar="CHAR", help="The CSV's delimiter (default: detected).")
 @_errors
-def reset(file: Path, sheet: str | None, yes: bool) -> None:
+def reset(file: Path, sheet: str | None, yes: bool, encoding: str | None, delimiter: str | None) -> None:
     """Clear bulksync's cells (ticketId, ticketNumber, syncStatus, syncError) in FILE.
 
     Use it to push a sheet to another API (e.g. after a rehearsal on the sandbox) as new
@@ -578,7 +584,7 @@ def reset(file: Path, sheet: str | None, yes: bool) -> None:
         if not click.confirm(question, default=False, err=True):
             click.echo("nothing was changed", err=True)
             sys.exit(EXIT_FATAL)
-    count = run_reset(file, sheet=sheet)
+    count = run_reset(file, sheet=sheet, encoding=encoding, delimiter=delimiter)
     click.echo(f"{file}: {count} cell(s) cleared" if count else f"{file}: nothing to clear")
 
 

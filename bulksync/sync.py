@@ -293,8 +293,16 @@ def _write_report(loaded: Loaded, results: Mapping[int, RowResult],
     target = report_path(table.path) if isinstance(where, bool) else Path(where)
     operations = {op.row_number: op.kind for op in loaded.plan.operations
                   if op.kind not in ("link", "reply")}
+    # A rerun's unchanged rows still name their tickets: what the sheet already holds.
+    at_id, at_number = table.position("ticketId"), table.position("ticketNumber")
+
+    def cell(row: int, at: int | None) -> str:
+        return "" if at is None else str(table.frame.at[row, at]).strip()
+
+    known = {row: (cell(row, at_id), cell(row, at_number)) for row in results if row in table.frame.index}
     try:
-        return write_report(target, results, operations, loaded.checked.mapped.legacy_ids, sides), ""
+        return write_report(target, results, operations, loaded.checked.mapped.legacy_ids, sides,
+                            known), ""
     except OSError as e:
         return None, f"the run report could not be written to {target} ({e.strerror})"
 
@@ -440,7 +448,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
                       cells_changed=sum(len(v) for v in outcome.values.values()))
 
 
-def reset(path: Path | str, *, sheet: str | None = None) -> int:
+def reset(path: Path | str, *, sheet: str | None = None, encoding: str | None = None,
+          delimiter: str | None = None) -> int:
     """Clear bulksync's cells (ticketId, ticketNumber, syncStatus, syncError) in the sheet, so
     that it can be pushed to another API as new tickets. Returns how many cells were cleared.
     The state store is left as it is: pushing the sheet again to the API it came from
@@ -450,7 +459,7 @@ def reset(path: Path | str, *, sheet: str | None = None) -> int:
     from bulksync.sheets.write_xlsx import write_xlsx
 
     with sheet_lock(Path(path)):
-        table = read_table(path, sheet=sheet)
+        table = read_table(path, sheet=sheet, encoding=encoding, delimiter=delimiter)
         columns = tuple(n for n in OWNED_COLUMNS if table.position(n) is not None)
         cells: dict[int, dict[str, str]] = {}
         count = 0

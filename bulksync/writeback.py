@@ -128,10 +128,13 @@ def report_path(path: Path) -> Path:
 
 
 def write_report(target: Path, results: Mapping[int, RowResult], operations: Mapping[int, str],
-                 legacy_ids: Mapping[int, str], sides: Mapping[int, Mapping[str, int]]) -> Path:
+                 legacy_ids: Mapping[int, str], sides: Mapping[int, Mapping[str, int]],
+                 known: Mapping[int, tuple[str, str]] | None = None) -> Path:
     """The run report: one line per row with an outcome (what a migration delivers: each
-    legacy ticket's new ticket), in UTF-8 with a BOM so that Excel reads it right. Every
-    cell is neutralised: the legacy IDs are the export's and the errors the server's."""
+    legacy ticket's new ticket), in UTF-8 with a BOM so that Excel reads it right. ``known``:
+    (ticketId, ticketNumber) the sheet holds, for rows whose result names none (a rerun's
+    unchanged rows). Every cell is neutralised: the legacy IDs are the export's and the
+    errors the server's."""
     from bulksync.sheets.atomic import replace_file
     from bulksync.untrusted import neutralise
 
@@ -141,8 +144,10 @@ def write_report(target: Path, results: Mapping[int, RowResult], operations: Map
     for row in sorted(results):
         r = results[row]
         side = sides.get(row, {})
-        w.writerow([row, neutralise(legacy_ids.get(row, "")), r.ticket_id or "",
-                    "" if r.ticket_number is None else r.ticket_number, operations.get(row, ""),
+        sheet_id, sheet_number = (known or {}).get(row, ("", ""))
+        w.writerow([row, neutralise(legacy_ids.get(row, "")), r.ticket_id or neutralise(sheet_id),
+                    neutralise(sheet_number) if r.ticket_number is None else r.ticket_number,
+                    operations.get(row, ""),
                     r.status, neutralise(r.error), side.get("link", 0), side.get("reply", 0)])
     replace_file(target, b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8"))
     return target

@@ -441,3 +441,40 @@ def test_common_headers_are_not_taken_for_misspellings(tmp_path: Path) -> None:
     sheet = write(tmp_path / "t.csv", "description," + ",".join(headers) + "\nPrinter," + "," * (len(headers) - 1) + "\n")
     report = bulksync.validate(sheet, form_id=FORM, channel=CHANNEL)
     assert report.valid, report.lines()
+
+
+def test_utf16_without_a_bom_reset_with_an_encoding_and_a_file_name_that_is_not_utf8(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    import os
+
+    sheet = tmp_path / "t.csv"
+    sheet.write_bytes("description\tpriority\r\nÜbersetzung\tHigh\r\n".encode("utf-16-le"))
+    refused = run_cli("validate", str(sheet))
+    assert refused.returncode == 2 and "give --encoding utf-16" in refused.stderr
+    env = {"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN}
+    pushed = run_cli("push", str(sheet), "--encoding", "utf-16", "--form-id", FORM, "--channel", CHANNEL,
+                     "-q", env=env)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    data = sheet.read_bytes()
+    assert not data.startswith(b"\xff\xfe") and data.decode("utf-16-le").startswith("description\tpriority\tticketId")
+    cleared = run_cli("reset", str(sheet), "--yes", "--encoding", "utf-16")
+    assert cleared.returncode == 0 and "cell(s) cleared" in cleared.stdout
+    odd = os.fsencode(tmp_path) + b"/caf\xe9.csv"
+    with open(odd, "wb") as f:
+        f.write(b"description\nPrinter jams\n")
+    result = run_cli("push", os.fsdecode(odd), "--form-id", FORM, "--channel", CHANNEL, "-q", env=env)
+    assert "Traceback" not in result.stderr and result.returncode in (0, 2), result.stderr
+
+
+def test_a_migrations_report_after_a_rerun_still_names_every_ticket(tmp_path: Path, sandbox: Sandbox) -> None:
+    samples = bundled("sample_data")
+    for name in ("zendesk-export.csv", "users.csv", "bulksync.toml"):
+        shutil.copy(samples / name, tmp_path / name)
+    export = tmp_path / "zendesk-export.csv"
+    args = ["push", str(export), "--mapping", "zendesk", "--users", str(tmp_path / "users.csv"), "-q"]
+    env = {"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN}
+    assert run_cli(*args, env=env).returncode == 0
+    assert run_cli(*args, env=env).returncode == 0  # the rerun: every row unchanged
+    rows = _report(tmp_path / "zendesk-export.csv.bulksync-report.csv")
+    numbers = {str(t["ticketNumber"]) for t in sandbox.tickets()}
+    assert {r["outcome"] for r in rows} == {"unchanged"} and {r["ticketNumber"] for r in rows} == numbers

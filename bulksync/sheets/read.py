@@ -123,8 +123,9 @@ def row_ranges(rows: Iterable[int]) -> str:
 
 
 def sheet_identity(sheet: Path) -> str:
-    """The sheet's real path: what every name of the same file resolves to."""
-    return os.path.realpath(sheet)
+    """The sheet's real path: what every name of the same file resolves to (a name that is not
+    UTF-8 with its odd bytes written ``\xe9``, so that the state store can hold it)."""
+    return os.fsencode(os.path.realpath(sheet)).decode("utf-8", "backslashreplace")
 
 
 def read_table(path: Path | str, *, sheet: str | None = None, max_unpacked: int = MAX_UNPACKED,
@@ -198,11 +199,16 @@ def _decode(path: Path, data: bytes, encoding: str | None = None) -> tuple[str, 
                 raise SheetError(path, f"is not valid {bom_encoding} after its byte-order mark "
                                        f"(byte {e.start + len(bom)})") from None
     if encoding is not None:
-        return decode_as(path, data, encoding), _codec_name(path, encoding), b"", "given"
+        codec = _codec_name(path, encoding)
+        if codec in ("utf-16", "utf-32"):  # no byte-order mark (that was handled above): little-endian,
+            codec += "-le"                 # and none is added at write-back
+        return decode_as(path, data, codec), codec, b"", "given"
     sample = data[:8192]
     controls = sum(sample.count(bytes([b])) for b in (*range(9), *range(14, 32)))
     if controls > max(2, len(sample) // 50):  # a stray NUL is a cell problem; many is a binary file
-        raise SheetError(path, "is not a text file (it holds binary control bytes); is it really a CSV?")
+        hint = (" (if it is UTF-16 without a byte-order mark, give --encoding utf-16)"
+                if sample[1::2].count(0) > len(sample) // 4 or sample[0::2].count(0) > len(sample) // 4 else "")
+        raise SheetError(path, f"is not a text file (it holds binary control bytes); is it really a CSV?{hint}")
     try:
         return data.decode("utf-8"), "utf-8", b"", "utf-8"
     except UnicodeDecodeError as e:
