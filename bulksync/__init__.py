@@ -21,7 +21,7 @@ from bulksync.errors import (
 )
 from bulksync.plan import Operation, Plan
 from bulksync.report import PushResult, RowResult
-from bulksync.sync import delete, plan, push, validate
+from bulksync.sync import delete, plan, pull, push, validate
 
 __version__ = "0.1.0"
 
@@ -46,6 +46,7 @@ __all__ = [
     "__version__",
     "delete",
     "plan",
+    "pull",
     "push",
     "validate",
 ]

@@ -204,7 +204,7 @@ def _check_first(loaded: Loaded, sending: Sending, *, force: bool
     from bulksync.execute import drive
     from bulksync.journal import Journal
     from bulksync.plan import split_tags
-    from bulksync.pull import Read, budget, read_all
+    from bulksync.refresh import Read, budget, read_all
     from bulksync.runner import RunStats
     from bulksync.untrusted import neutralise
 
@@ -405,7 +405,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     from bulksync.execute import drive
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
-    from bulksync.pull import budget, columns_to_pull, plan_reads, read_all, settle_reads
+    from bulksync.refresh import budget, columns_to_pull, plan_reads, read_all, settle_reads
     from bulksync.reconcile import refuse_foreign
     from bulksync.runner import RunStats
 

@@ -108,7 +108,7 @@ def test_rows_without_a_number_are_said_and_nothing_is_read_for_them(tmp_path: P
 
 @pytest.mark.parametrize("reads, said", [(3, "within one window"), (250, "about 30 min")])
 def test_the_read_budget_is_said_before_reading(reads: int, said: str) -> None:
-    from bulksync.pull import budget
+    from bulksync.refresh import budget
 
     assert said in budget(reads)
 
@@ -158,3 +158,15 @@ def test_a_conflict_is_held_back_a_server_change_taken_and_force_overrides(tmp_p
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert by_number[numbers[0]]["status"] == "Escalated" and sandbox.tickets()[0]["status"] == "Closed"
     assert [r["body"] for r in sandbox.requests() if r["method"] == "PATCH"] == [{"status": "Closed"}]
+
+
+def test_a_pull_paced_at_ten_reads_per_two_seconds_sees_almost_no_429s(tmp_path: Path) -> None:
+    with Sandbox(token=TOKEN, rate_limit=(10, 2)) as sb:
+        sheet = write(tmp_path / "t.csv", "description,status\n" + "".join(f"T{i},Open\n" for i in range(24)))
+        assert bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL).ok
+        before = len(sb.requests())
+        result = bulksync.pull(sheet, token=TOKEN, api_url=sb.url)
+        reads = sb.requests()[before:]
+    assert result.ok and result.counts["pulled"] == 24
+    assert [r["method"] for r in reads].count("GET") >= 24
+    assert [r["status"] for r in reads].count(429) <= 2
