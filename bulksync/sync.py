@@ -405,8 +405,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     from bulksync.execute import drive
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
-    from bulksync.refresh import budget, columns_to_pull, plan_reads, read_all, settle_reads
     from bulksync.reconcile import refuse_foreign
+    from bulksync.refresh import budget, columns_to_pull, plan_reads, read_all, settle_reads
     from bulksync.runner import RunStats
 
     settings = resolve_settings(path, api_url=api_url, **options)
