@@ -524,10 +524,12 @@ def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api
               "(default: every Suptask column the sheet has).")
 @click.option("--limit", type=click.IntRange(min=0), metavar="N",
               help="Read at most N tickets (the first rows, in sheet order).")
+@click.option("--numbers", metavar="RANGE", help="Make FILE (new, .csv or .xlsx) a sheet of these "
+              "tickets, e.g. 2040-2100 or 2040,2045,2050-2060.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_errors
 def pull(file: Path, as_json: bool, quiet: bool, api_url: str | None, concurrency: int | None,
-         columns: str | None, limit: int | None, **options: Any) -> None:
+         columns: str | None, limit: int | None, numbers: str | None, **options: Any) -> None:
     """Fill FILE's Suptask columns from the tickets as they are now in Suptask.
 
     Reads GET /ticket/{ticketNumber} for each row with a ticketNumber (or a ticketId whose
@@ -542,7 +544,8 @@ def pull(file: Path, as_json: bool, quiet: bool, api_url: str | None, concurrenc
     progress = _Progress(quiet=quiet)
     try:
         result = run_pull(file, api_url=api_url, columns=wanted, limit=limit, on_progress=progress,
-                          on_notice=_notice, **sheet_options)
+                          on_notice=_notice, numbers=_number_range(numbers) if numbers else None,
+                          **sheet_options)
     finally:
         progress.close()
     summary = result.summary()
@@ -685,6 +688,20 @@ def demo(keep: Path | None) -> None:
 
 _CONSOLE = False
 """True in the console script (``run``): the process ends when the command does."""
+
+
+def _number_range(text: str) -> list[int]:
+    """``2040-2100`` or ``2040,2045,2050-2060`` → the ticket numbers, in order, each once."""
+    out: dict[int, None] = {}
+    for part in text.replace(" ", "").split(","):
+        low, sep, high = part.partition("-")
+        if not low.isdigit() or (sep and not high.isdigit()) or (sep and int(high) < int(low)):
+            raise click.BadParameter(f"{part!r} is not a number or a range like 2040-2100",
+                                     param_hint="--numbers")
+        if sep and int(high) - int(low) > 100_000:
+            raise click.BadParameter(f"{part!r} is more than 100,000 tickets", param_hint="--numbers")
+        out.update(dict.fromkeys(range(int(low), int(high or low) + 1)))
+    return list(out)
 
 
 def _numbers(text: str) -> list[int]:

@@ -42,13 +42,17 @@ class Read:
     ticket_id: str | None
 
 
-def columns_to_pull(table: Table, wanted: Sequence[str] | None) -> dict[str, int]:
-    """Column → position of the sheet's columns a pull fills (``wanted`` limits them)."""
-    out: dict[str, int] = {}
+def columns_to_pull(table: Table, wanted: Sequence[str] | None) -> dict[str, int | None]:
+    """Column → position of the sheet's columns a pull fills (``wanted`` limits them). A sheet
+    with none of them (a column of ticket numbers) gets them all, added (position None);
+    custom fields then follow the answers (see :func:`settle_reads`)."""
+    out: dict[str, int | None] = {}
     for i, header in enumerate(table.header):
         column = canonical_column(header)
         if column is not None and (column in PULLABLE or column.startswith(CUSTOM_FIELD_PREFIX)):
             out.setdefault(column, i)
+    if not out:
+        out = dict.fromkeys(PULLABLE)
     if wanted is not None:
         out = {c: p for c, p in out.items() if c in wanted}
     return out
@@ -114,7 +118,7 @@ async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats
     return out
 
 
-def pulled_values(table: Table, columns: Mapping[str, int], read: Read,
+def pulled_values(table: Table, columns: Mapping[str, int | None], read: Read,
                   ticket: ReadTicket) -> dict[str, str]:
     """The cells of ``read``'s row that the answer changes (only what it holds: a field the
     answer lacks is left as the sheet has it). Text that a spreadsheet would run as a
@@ -125,12 +129,13 @@ def pulled_values(table: Table, columns: Mapping[str, int], read: Read,
     for column, where in columns.items():
         if column in ticket.cells:
             value = neutralise(ticket.cells[column])
-            if value != str(table.frame.at[read.row, where]).strip():
+            now = "" if where is None else str(table.frame.at[read.row, where]).strip()
+            if value != now:
                 out[column] = value
     return out
 
 
-def new_baseline(prior: Mapping[str, str] | None, columns: Mapping[str, int],
+def new_baseline(prior: Mapping[str, str] | None, columns: Mapping[str, int | None],
                  ticket: ReadTicket) -> dict[str, str]:
     """What bulksync now knows the ticket holds: the last baseline, with the fields read."""
     from bulksync.untrusted import neutralise
@@ -156,11 +161,16 @@ class Settled:
     baselines: list[tuple[str, int, Mapping[str, str], bool, str, Mapping[str, str] | None]]
 
 
-def settle_reads(table: Table, columns: Mapping[str, int], reads: Sequence[Read],
+def settle_reads(table: Table, columns: Mapping[str, int | None], reads: Sequence[Read],
                  got: Mapping[int, tuple[ReadTicket | None, str]],
                  baselines: Mapping[str, Mapping[str, str]]) -> Settled:
     """The outcome of the reads done (a row not read before Ctrl-C is left as it was)."""
     out = Settled({}, {}, [])
+    adding = bool(columns) and all(p is None for p in columns.values())
+    if adding:  # a sheet of numbers: the custom fields the answers hold become columns too
+        found = sorted({c for ticket, _ in got.values() if ticket for c in ticket.cells
+                        if c.startswith(CUSTOM_FIELD_PREFIX)})
+        columns = {**columns, **dict.fromkeys(found)}
     for read in reads:
         if read.row not in got:
             continue
@@ -169,9 +179,11 @@ def settle_reads(table: Table, columns: Mapping[str, int], reads: Sequence[Read]
             out.results[read.row] = RowResult(read.row, "failed", ticket_id=read.ticket_id, error=why)
             continue
         changed = pulled_values(table, columns, read, ticket)
+        ticket_id = read.ticket_id or ticket.ticket_id
+        if ticket_id and not read.ticket_id:  # the row learns its ticket's ID: ready to push
+            changed = {"ticketId": ticket_id, **changed}
         if changed:
             out.values[read.row] = changed
-        ticket_id = read.ticket_id or ticket.ticket_id
         out.results[read.row] = RowResult(read.row, "pulled", ticket_id=ticket_id)
         if ticket_id:
             out.baselines.append((ticket_id, read.row, {}, True, "",

@@ -388,6 +388,7 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
 
 def pull(path: Path | str, *, token: str | None = None, api_url: str | None = None,
          columns: Sequence[str] | None = None, limit: int | None = None,
+         numbers: Sequence[int] | None = None,
          on_progress: ProgressCallback | None = None, on_notice: Callable[[str], None] | None = None,
          transport: httpx.AsyncBaseTransport | None = None, timeout: float = DEFAULT_TIMEOUT,
          **options: Unpack[SheetOptions]) -> PushResult:
@@ -399,7 +400,9 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     cells that changed are written (``columns`` limits which), each row's outcome is
     marked (``pulled``, or ``failed`` with why: a 404, 403 or 500 on one ticket does not stop
     the others), and what was read becomes the baseline, so the next push sends only what
-    is edited after the pull. Ctrl-C stops and writes back what was read.
+    is edited after the pull. Ctrl-C stops and writes back what was read. ``numbers``: make
+    ``path`` (a new .csv or .xlsx) a sheet of those tickets, ready for a round trip; numbers
+    that are no ticket of the team are marked on their rows, not fatal.
     """
     from bulksync.api import ReadTicket, SuptaskClient
     from bulksync.execute import drive
@@ -415,6 +418,9 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     if on_notice:
         on_notice(f"target: {target}")
     with sheet_lock(Path(path)):
+        if numbers is not None:
+            return _pull_numbers(Path(path), numbers, settings, secret, target, on_progress, on_notice,
+                                 transport, timeout)
         table = check_listed(path, settings).table
         wanted = columns_to_pull(table, columns)
         where = table.position("ticketId")
@@ -446,6 +452,79 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
                       note=note, target=str(target), interrupted=interrupted,
                       stopped=str(stopped) if stopped else "", error=stopped,
                       cells_changed=sum(len(v) for v in outcome.values.values()))
+
+
+def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, secret: str, target: Target,
+                  on_progress: ProgressCallback | None, on_notice: Callable[[str], None] | None,
+                  transport: httpx.AsyncBaseTransport | None, timeout: float) -> PushResult:
+    """``pull --numbers``: read those tickets and make ``path`` (new) a sheet of the ones that
+    exist, ready for a round trip (each row's ticketId, its fields, what was read as the
+    baseline). Numbers that are no ticket of the team are listed, not fatal."""
+    from bulksync.api import ReadTicket, SuptaskClient
+    from bulksync.execute import drive
+    from bulksync.journal import Journal
+    from bulksync.refresh import PULLABLE, Read, budget, new_baseline, read_all
+    from bulksync.runner import RunStats
+    from bulksync.untrusted import neutralise
+
+    if path.exists():
+        raise UsageError(f"{path} exists: --numbers makes a new sheet (give a new file name, or pull "
+                         "the sheet you have)")
+    if not numbers:
+        raise UsageError("--numbers names no ticket number")
+    reads = [Read(i, n, None) for i, n in enumerate(numbers)]
+    if on_notice:
+        on_notice(budget(len(reads)))
+    stats = RunStats()
+    got: dict[int, tuple[ReadTicket | None, str]] = {}
+
+    async def work(stopping: asyncio.Event) -> None:
+        async with SuptaskClient(token=secret, base_url=settings.api_url, transport=transport,
+                                 timeout=timeout, max_connections=1) as client:
+            got.update(await read_all(client, reads, stats, on_progress, stopping, client.secrets))
+
+    interrupted = drive(work)
+    found = [(read, ticket) for read in reads if (ticket := got.get(read.row, (None, ""))[0]) is not None]
+    missing = [got[read.row][1] for read in reads if read.row in got and got[read.row][0] is None]
+    custom = sorted({c for _, t in found for c in t.cells if c.startswith("customField_")})
+    columns = dict.fromkeys((*PULLABLE, *custom))
+    header = ["ticketNumber", "ticketId", *columns, "syncStatus"]
+    rows = [[str(read.number), ticket.ticket_id or "", *(neutralise(ticket.cells.get(c, "")) for c in columns),
+             "pulled"] for read, ticket in found]
+    _new_sheet(path, header, rows)
+    records: list[tuple[str, int, Mapping[str, object], bool, str, Mapping[str, str] | None]] = [
+        (t.ticket_id, i + 2, {}, True, "", new_baseline(None, columns, t))
+        for i, (_, t) in enumerate(found) if t.ticket_id]
+    if records:
+        with Journal(target) as journal:
+            journal.updated_many(records)
+    results = {i + 2: RowResult(i + 2, "pulled", ticket_id=t.ticket_id) for i, (_, t) in enumerate(found)}
+    note = f"not in the sheet (no such ticket of this team): {'; '.join(missing)}" if missing else ""
+    return PushResult(path=path, results=results, requests=stats.requests, written_to=path, note=note,
+                      target=str(target), interrupted=interrupted, error=stats.stopped,
+                      stopped=str(stats.stopped) if stats.stopped else "")
+
+
+def _new_sheet(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    """A new .csv (UTF-8) or .xlsx with ``header`` and ``rows``, written atomically."""
+    import csv
+    import io
+
+    from bulksync.sheets.atomic import replace_file
+    from bulksync.sheets.read import XLSX_SUFFIXES
+
+    if path.suffix.lower() in XLSX_SUFFIXES:
+        from openpyxl import Workbook
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet("Tickets")
+        for row in (header, *rows):
+            sheet.append(row)
+        replace_file(path, lambda f: book.save(f))
+    else:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([header, *rows])
+        replace_file(path, buf.getvalue().encode("utf-8"))
 
 
 def reset(path: Path | str, *, sheet: str | None = None, encoding: str | None = None,

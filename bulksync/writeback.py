@@ -76,7 +76,8 @@ def write_back(table: Table, results: Mapping[int, RowResult],
     cells: Mapping[int, Mapping[str, str]] = owned_cells(results, columns)
     if values:
         cells = {row: {**cells.get(row, {}), **values.get(row, {})} for row in {*cells, *values}}
-        columns += tuple(sorted({c for these in values.values() for c in these} - set(columns)))
+        added = dict.fromkeys(c for row in sorted(values) for c in values[row] if c not in columns)
+        columns = (*added, *columns)  # new columns before bulksync's status columns
     from bulksync.sheets.atomic import read_only
 
     if read_only(table.path):

@@ -170,3 +170,28 @@ def test_a_pull_paced_at_ten_reads_per_two_seconds_sees_almost_no_429s(tmp_path:
     assert result.ok and result.counts["pulled"] == 24
     assert [r["method"] for r in reads].count("GET") >= 24
     assert [r["status"] for r in reads].count(429) <= 2
+
+
+@pytest.mark.parametrize("name", ["new.csv", "new.xlsx"])
+def test_a_sheet_from_a_range_of_numbers(tmp_path: Path, name: str) -> None:
+    with Sandbox(token=TOKEN, read_shape="webhook") as sb:
+        _pushed(tmp_path, sb)  # tickets 1-3
+        sheet = tmp_path / name
+        result = run_cli("pull", str(sheet), "--numbers", "2-4", "-q", env=_env(sb))
+        assert result.returncode == 0, result.stdout + result.stderr  # 4 is no ticket: listed
+        assert "not in the sheet (no such ticket of this team): ticket 4: HTTP 404" in result.stderr
+        from bulksync.sheets.read import read_table
+
+        table = read_table(sheet)
+        header = [h.strip() for h in table.header]
+        assert header == ["ticketNumber", "ticketId", "status", "priority", "assignee", "requester", "tags",
+                          "description", f"customField_{FIELD}", "syncStatus"]
+        rows = {r[0]: dict(zip(header, r, strict=True)) for r in table.frame.itertuples(index=False)}
+        tickets = {str(t["ticketNumber"]): t for t in sb.tickets()}
+        assert set(rows) == {"2", "3"}
+        assert rows["2"]["ticketId"] == tickets["2"]["id"] and rows["2"]["status"] == "Open"
+        again = run_cli("pull", str(sheet), "--numbers", "2-4", env=_env(sb))
+        assert again.returncode == 2 and "exists" in again.stderr
+        # Ready for a round trip: edit, push, only the edit is sent.
+        edited = bulksync.push(sheet, token=TOKEN, api_url=sb.url, set={"priority": "CRITICAL"})
+        assert edited.counts["updated"] == 2, edited.summary()
