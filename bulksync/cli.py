@@ -523,7 +523,7 @@ def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api
 @click.option("--columns", metavar="A,B", help="Refresh only these columns, e.g. status,assignee "
               "(default: every Suptask column the sheet has).")
 @click.option("--limit", type=click.IntRange(min=0), metavar="N",
-              help="Read at most N tickets (the first rows, in sheet order).")
+              help="Read at most N tickets, those read longest ago first (a stopped pull resumes).")
 @click.option("--numbers", metavar="RANGE", help="Make FILE (new, .csv or .xlsx) a sheet of these "
               "tickets, e.g. 2040-2100 or 2040,2045,2050-2060.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")

@@ -47,10 +47,10 @@ __all__ = ["CreateEntry", "Journal", "Target", "state_home", "store_path"]
 
 HOME_ENV = "BULKSYNC_HOME"
 STORE_NAME = "state.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CreateState = Literal["sending", "created", "uncertain", "failed"]
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE targets (
     target TEXT PRIMARY KEY,       -- url + ' ' + token fingerprint
     url TEXT NOT NULL,
@@ -107,6 +107,25 @@ CREATE TABLE updates (
     PRIMARY KEY (target, ticket_id)
 );
 """
+_SCHEMA_V2 = """
+CREATE TABLE reads (               -- tickets read by number (pull, push --check), schema 2
+    target TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    ticket TEXT,                   -- JSON: what was read (bulksync.api.ReadTicket), NULL: failed
+    error TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL,
+    PRIMARY KEY (target, number)
+);
+CREATE TABLE pulls (               -- a pull of one sheet: unfinished, the next one resumes it
+    target TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (target, scope)
+);
+"""
+_SCHEMA = _SCHEMA_V1 + _SCHEMA_V2
+"""A new store's schema; a store of schema 1 gets the tables of 2 added when opened."""
 
 
 def state_home() -> Path:
@@ -233,6 +252,8 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection | None:
                                    "bulksync", recover=False)
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("SELECT count(*) FROM targets").fetchone()
+        if version < SCHEMA_VERSION:
+            _migrate(db)
     except sqlite3.Error as e:
         db.close()
         raise StateError(path, f"is damaged ({e})") from None
@@ -240,6 +261,17 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection | None:
         db.close()
         raise
     return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Schema 1 → 2 (the reads of pulls), in one transaction; another process may do it first."""
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        if db.execute("PRAGMA user_version").fetchone()[0] == 1:
+            for statement in _SCHEMA_V2.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _create(path: Path) -> None:
@@ -486,6 +518,44 @@ class Journal:
                          "cells = coalesce(excluded.cells, cells), at = excluded.at",
                          (self._key, ticket_id,
                           json.dumps(cells, sort_keys=True) if cells is not None else None, time.time()))
+
+    # -- reads by number (pull) ----------------------------------------------------------
+
+    def pull_since(self, scope: str) -> float:
+        """When the pull of this sheet began: an unfinished one's start (the pull resumes it,
+        and what it read since is not read again), else now (a new pull)."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT started, finished FROM pulls WHERE target = ? AND scope = ?",
+                                   (self._key, scope)).fetchone()
+            if row is not None and not row[1]:
+                return float(row[0])
+            now = time.time()
+            self._db.execute("INSERT INTO pulls (target, scope, started) VALUES (?, ?, ?) ON CONFLICT"
+                             "(target, scope) DO UPDATE SET started = excluded.started, finished = 0",
+                             (self._key, scope, now))
+            return now
+
+    def pull_finished(self, scope: str) -> None:
+        self._db.execute("UPDATE pulls SET finished = 1 WHERE target = ? AND scope = ?", (self._key, scope))
+
+    def read_done(self, number: int, ticket: Mapping[str, Any] | None, error: str) -> None:
+        """Record a read as soon as it is done (committed: a kill loses no read)."""
+        self._db.execute("INSERT INTO reads (target, number, ticket, error, at) VALUES (?, ?, ?, ?, ?) "
+                         "ON CONFLICT(target, number) DO UPDATE SET ticket = excluded.ticket, "
+                         "error = excluded.error, at = excluded.at",
+                         (self._key, number, None if ticket is None else json.dumps(ticket), error,
+                          time.time()))
+
+    def reads(self, numbers: Iterable[int]) -> dict[int, tuple[float, dict[str, Any] | None, str]]:
+        """number → (when it was last read, what was read or None, the error)."""
+        wanted = set(numbers)
+        out = {}
+        for number, ticket, error, at in self._db.execute(
+                "SELECT number, ticket, error, at FROM reads WHERE target = ?", (self._key,)):
+            if number in wanted:
+                out[int(number)] = (float(at), json.loads(ticket) if ticket else None, str(error))
+        return out
 
     def deleted_many(self, ticket_ids: Iterable[str]) -> None:
         """Record tickets deleted on this target (a later delete of them is already done)."""

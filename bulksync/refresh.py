@@ -9,7 +9,7 @@ the sheet's Suptask columns. Nothing is sent that changes a ticket.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from bulksync.runner import ProgressCallback
     from bulksync.sheets.read import Table
 
-__all__ = ["PULLABLE", "Read", "Settled", "plan_reads", "pulled_values", "read_all", "settle_reads"]
+__all__ = ["PULLABLE", "Read", "Settled", "plan_reads", "pulled_values", "read_all", "resumed", "settle_reads"]
 
 PULLABLE = ("status", "priority", "assignee", "requester", "tags", "description")
 """The columns a pull fills (with ``customField_<uuid>``); a ticket's answer may lack some."""
@@ -80,6 +80,23 @@ def plan_reads(table: Table, view: View) -> tuple[list[Read], dict[int, RowResul
     return reads, skipped
 
 
+def resumed(reads: Sequence[Read], last: Mapping[int, tuple[float, dict[str, object] | None, str]],
+            since: float, limit: int | None) -> tuple[list[Read], dict[int, tuple[ReadTicket | None, str]]]:
+    """(the reads to do now, the rows this pull already read): a pull resumes where an
+    unfinished one stopped (what it read since ``since`` is not read again) and reads the
+    tickets read longest ago first, ``limit`` at most."""
+    done: dict[int, tuple[ReadTicket | None, str]] = {}
+    todo = []
+    for read in reads:
+        at, ticket, error = last.get(read.number, (0.0, None, ""))
+        if at >= since:
+            done[read.row] = (ReadTicket(**ticket) if ticket else None, error)  # type: ignore[arg-type]
+        else:
+            todo.append(read)
+    todo.sort(key=lambda r: last.get(r.number, (0.0, None, ""))[0])  # stable: sheet order for ties
+    return (todo[:limit] if limit is not None else todo), done
+
+
 def budget(reads: int) -> str:
     """What the documented read limit means for ``reads`` reads, said before they start."""
     windows = max(0, (reads - 1) // READS_PER_WINDOW)
@@ -94,9 +111,12 @@ def budget(reads: int) -> str:
 
 async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats,
                    on_progress: ProgressCallback | None, stopping: asyncio.Event,
-                   secrets: tuple[str, ...] = ()) -> dict[int, tuple[ReadTicket | None, str]]:
-    """Row → (the ticket read, or None and why not), for the reads done before ``stopping``.
-    One at a time: the read budget, not the network, sets the pace."""
+                   secrets: tuple[str, ...] = (),
+                   record: Callable[[Read, ReadTicket | None, str], None] | None = None,
+                   ) -> dict[int, tuple[ReadTicket | None, str]]:
+    """Row → (the ticket read, or None and why not), for the reads done before ``stopping``;
+    ``record`` is told each as it is done (the state keeps it: a kill loses no read). One at
+    a time: the read budget, not the network, sets the pace."""
     from bulksync.runner import Pacer
 
     if stats.pacer is None:
@@ -113,6 +133,8 @@ async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats
         else:
             why = {0: "no answer", 403: "HTTP 403: a ticket of another team", 404: "HTTP 404: no such ticket"}
             out[read.row] = (None, f"ticket {read.number}: {why.get(status, f'HTTP {status}')}")
+        if record is not None and status != 0:  # no answer: read again next time
+            record(read, *out[read.row])
         if on_progress:
             on_progress(done + 1, len(reads), stats.pacer.note())
     return out

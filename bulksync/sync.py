@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
@@ -409,7 +411,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
     from bulksync.reconcile import refuse_foreign
-    from bulksync.refresh import budget, columns_to_pull, plan_reads, read_all, settle_reads
+    from bulksync.refresh import Read, budget, columns_to_pull, plan_reads, read_all, resumed, settle_reads
     from bulksync.runner import RunStats
 
     settings = resolve_settings(path, api_url=api_url, **options)
@@ -421,31 +423,42 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
         if numbers is not None:
             return _pull_numbers(Path(path), numbers, settings, secret, target, on_progress, on_notice,
                                  transport, timeout)
-        table = check_listed(path, settings).table
+        listed = check_listed(path, settings)
+        table = listed.table
         wanted = columns_to_pull(table, columns)
         where = table.position("ticketId")
         view = read_view(target, [] if where is None else table.frame[where].str.strip().tolist())
         if where is not None:
             refuse_foreign(table.path, view, table.frame[where].str.strip())
-        reads, results = plan_reads(table, view)
-        reads = reads[:limit] if limit is not None else reads
+        every, results = plan_reads(table, view)
         _check_can_save(table.path, on_notice)
-        if on_notice and reads:
-            on_notice(budget(len(reads)))
         stats = RunStats()
-        got: dict[int, tuple[ReadTicket | None, str]] = {}
+        with Journal(target) as journal:
+            since = journal.pull_since(listed.scope)
+            reads, got = resumed(every, journal.reads(r.number for r in every), since, limit)
+            if on_notice and got:
+                on_notice(f"resuming the pull begun at {time.strftime('%H:%M:%S', time.localtime(since))}: "
+                          f"{len(got)} ticket(s) already read are not read again")
+            if on_notice and reads:
+                on_notice(budget(len(reads)))
 
-        async def work(stopping: asyncio.Event) -> None:
-            async with SuptaskClient(token=secret, base_url=settings.api_url, transport=transport,
-                                     timeout=timeout, max_connections=1) as client:
-                got.update(await read_all(client, reads, stats, on_progress, stopping, client.secrets))
+            def record(read: Read, ticket: ReadTicket | None, error: str) -> None:
+                journal.read_done(read.number, None if ticket is None else asdict(ticket), error)
 
-        interrupted = drive(work)
-        outcome = settle_reads(table, wanted, reads, got, view.baselines)
-        results.update(outcome.results)
-        if outcome.baselines:
-            with Journal(target) as journal:
+            async def work(stopping: asyncio.Event) -> None:
+                async with SuptaskClient(token=secret, base_url=settings.api_url, transport=transport,
+                                         timeout=timeout, max_connections=1) as client:
+                    got.update(await read_all(client, reads, stats, on_progress, stopping, client.secrets,
+                                              record))
+
+            interrupted = drive(work)
+            done = [r for r in every if r.row in got]
+            outcome = settle_reads(table, wanted, done, got, view.baselines)
+            results.update(outcome.results)
+            if outcome.baselines:
                 journal.updated_many(outcome.baselines)
+            if len(done) == len(every):  # every row read since the pull began: it is done
+                journal.pull_finished(listed.scope)
         written, note = write_back(table, results, outcome.values) if results else (None, "")
     stopped = stats.stopped
     return PushResult(path=table.path, results=results, requests=stats.requests, written_to=written,

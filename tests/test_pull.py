@@ -195,3 +195,68 @@ def test_a_sheet_from_a_range_of_numbers(tmp_path: Path, name: str) -> None:
         # Ready for a round trip: edit, push, only the edit is sent.
         edited = bulksync.push(sheet, token=TOKEN, api_url=sb.url, set={"priority": "CRITICAL"})
         assert edited.counts["updated"] == 2, edited.summary()
+
+
+def _gets(sb: Sandbox) -> list[str]:
+    return [r["path"] for r in sb.requests() if r["method"] == "GET"]
+
+
+def test_a_pull_killed_midway_resumes_without_reading_again(tmp_path: Path) -> None:
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from bulksync.journal import store_path
+
+    with Sandbox(token=TOKEN, latency_ms=150) as sb:
+        sheet = write(tmp_path / "t.csv", "description,status\n" + "".join(f"T{i},Open\n" for i in range(16)))
+        sb.latency = 0
+        assert bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL,
+                             concurrency=8).ok
+        for n in range(1, 17):
+            sb.edit(n, status="Closed")
+        sb.latency = 0.15
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
+        env.update(_env(sb))
+        process = subprocess.Popen([sys.executable, "-m", "bulksync", "pull", str(sheet), "-q"], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+
+        def recorded() -> int:
+            try:
+                with sqlite3.connect(f"file:{store_path()}?mode=ro", uri=True, timeout=1) as db:
+                    return int(db.execute("SELECT count(*) FROM reads").fetchone()[0])
+            except sqlite3.OperationalError:
+                return 0
+
+        while recorded() < 5:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        read_before = recorded()
+        assert all(r["status"] == "Open" for r in _rows(sheet))  # killed before writing back
+        sb.latency = 0
+        gets = len(_gets(sb))
+        result = run_cli("pull", str(sheet), "-q", env=_env(sb))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "resuming the pull begun at" in result.stderr
+        assert len(_gets(sb)) - gets == 16 - read_before  # what the killed pull read is not read again
+        assert {r["status"] for r in _rows(sheet)} == {"Closed"}
+        # Finished: the next pull reads everything again.
+        gets = len(_gets(sb))
+        assert run_cli("pull", str(sheet), "-q", env=_env(sb)).returncode == 0
+        assert len(_gets(sb)) - gets == 16
+
+
+def test_limit_reads_the_tickets_read_longest_ago_first(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path, sandbox)  # tickets 1-3
+    env = _env(sandbox)
+    assert run_cli("pull", str(sheet), "--limit", "2", "-q", env=env).returncode == 0
+    first = _gets(sandbox)
+    assert run_cli("pull", str(sheet), "--limit", "2", "-q", env=env).returncode == 0
+    second = _gets(sandbox)[len(first):]
+    assert len(first) == 2 and len(second) == 1 and second[0] not in first  # the one not read yet
