@@ -285,6 +285,12 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
                    f"{counts['unchanged']} unchanged, {counts['skip']} with nothing to send, "
                    f"{len(report.invalid_rows)} invalid{sides} ({the_plan.requests} requests)")
         _note_unchanged(counts["unchanged"], bool(sheet_options.get("set")))
+        checks = sum(1 for op in the_plan.operations if op.kind in ("update", "unchanged", "skip")
+                     and op.ticket_id)
+        if checks:
+            from bulksync.refresh import budget
+
+            click.echo(f"note: with push --check, {budget(checks)}", err=True)
     sys.exit(EXIT_OK if report.valid else EXIT_ROWS)
 
 

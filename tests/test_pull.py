@@ -126,6 +126,11 @@ def test_a_reopened_ticket_is_closed_again_only_with_check(tmp_path: Path, sandb
     sandbox.edit(rows[1].ticket_number or 0, status="Open")  # reopened in Slack
     blind = run_cli("push", str(close), "--set", "status=Closed", "-q", env=env)
     assert "3 unchanged" in blind.stdout and "(0 requests)" in blind.stdout
+    assert ("note: 3 unchanged (including values given by --set that bulksync believes the tickets "
+            "already have) means unchanged since bulksync last pushed or pulled them; Suptask was not "
+            "checked") in blind.stderr
+    planned = run_cli("plan", str(close), "--set", "status=Closed", env=env)
+    assert "note: with push --check, 3 ticket(s) to read (within one window" in planned.stderr
     assert [t["status"] for t in sandbox.tickets()].count("Open") == 1
     checked = run_cli("push", str(close), "--set", "status=Closed", "--check", "-q", env=env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
