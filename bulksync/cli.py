@@ -125,6 +125,22 @@ _SHEET_OPTIONS = ("sheet", "config", "form_id", "channel", "mapping", "users", "
                   "default_requester", "legacy_url", "encoding", "delimiter")
 
 
+def _run_options(func: F) -> F:
+    """The options of the commands that send (push, delete): output and the run report."""
+    options = [
+        click.option("--quiet", "-q", is_flag=True, help="No progress output, and no note on the "
+                     "columns of your own."),
+        click.option("--report", "run_report", type=click.Path(path_type=Path), metavar="FILE.csv",
+                     help="Write a run report: each row's ticket, operation and outcome (a "
+                     "migration writes FILE.bulksync-report.csv by default)."),
+        click.option("--no-report", is_flag=True, help="No run report, not even a migration's."),
+        click.option("--verbose", "-v", is_flag=True, help="Log every request and its answer on stderr."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def _api_options(func: F) -> F:
     """The options of the commands that talk to the API."""
     func = click.option("--concurrency", type=click.IntRange(1, 64), metavar="N",
@@ -367,13 +383,7 @@ class _Progress:
               "whose answer was lost (at least --timeout).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
               show_default=True, metavar="SECONDS", help="How long a request may take.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress output, and no note on the "
-              "columns of your own.")
-@click.option("--report", "run_report", type=click.Path(path_type=Path), metavar="FILE.csv",
-              help="Write a run report: each row's ticket, operation and outcome (a migration "
-              "writes FILE.bulksync-report.csv by default).")
-@click.option("--no-report", is_flag=True, help="No run report, not even a migration's.")
-@click.option("--verbose", "-v", is_flag=True, help="Log every request and its answer on stderr.")
+@_run_options
 @_errors
 def push(file: Path, as_json: bool, quiet: bool, verbose: bool, run_report: Path | None,
          no_report: bool, **options: Any) -> None:
@@ -471,13 +481,7 @@ def _finish(result: Any) -> None:
 @_sheet_options
 @_api_options
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking (needed off a terminal).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress output, and no note on the "
-              "columns of your own.")
-@click.option("--report", "run_report", type=click.Path(path_type=Path), metavar="FILE.csv",
-              help="Write a run report: each row's ticket, operation and outcome (a migration "
-              "writes FILE.bulksync-report.csv by default).")
-@click.option("--no-report", is_flag=True, help="No run report, not even a migration's.")
-@click.option("--verbose", "-v", is_flag=True, help="Log every request and its answer on stderr.")
+@_run_options
 @_errors
 def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api_url: str | None,
            concurrency: int | None, run_report: Path | None, no_report: bool, **options: Any) -> None:
