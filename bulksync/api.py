@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
@@ -122,10 +123,7 @@ def read_ticket(body: Any, secrets: tuple[str, ...] = ()) -> ReadTicket | None:
         cells["assignee"] = "" if assignee.upper() == UNASSIGNED else assignee
     put("requester", ticket.get("requesterId", ticket.get("requester")))
     put("tags", ticket.get("tags"))
-    description = ticket.get("description")
-    if isinstance(description, str):  # its lines kept, each cleaned
-        cells["description"] = "\n".join(clean(line, secrets=secrets, limit=10_000)
-                                          for line in description.splitlines())
+    put("description", ticket.get("description"))
     named: dict[str, str] = {}
     for item in _items(ticket.get("customFields")):
         if is_uuid(str(item.get("fieldId", ""))):
@@ -146,15 +144,25 @@ def _items(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
+_NOT_IN_A_CELL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Control characters: no cell holds them (XML forbids most); tabs and line breaks stay."""
+
+
 def _answer_text(value: Any, secrets: tuple[str, ...]) -> str | None:
-    """A value of an answer as a sheet's cell: None when absent, a list joined by commas."""
+    """A value of an answer as a sheet's cell, exactly as the ticket holds it (spaces, line
+    breaks and length kept: it goes back to Suptask on the next push) but for control
+    characters and the token: None when absent, a list joined by commas."""
     if value is None:
         return None
     if isinstance(value, list):
         value = ",".join(str(v) for v in value if v is not None)
     elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
-    return clean(str(value), secrets=secrets, limit=10_000)
+    text = _NOT_IN_A_CELL.sub("", str(value))
+    for secret in secrets:
+        if len(secret) >= 8:
+            text = text.replace(secret, "[token]")
+    return text
 
 
 def _when(value: Any) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from bulksync.plan import CLEARED_AS, Operation, payload_of, split_tags
 
-__all__ = ["Conflict", "Verdict", "decide"]
+__all__ = ["Conflict", "Verdict", "decide", "same"]
 
 
 @dataclass(frozen=True)
@@ -34,16 +34,21 @@ class Conflict:
 @dataclass(frozen=True)
 class Verdict:
     """What to do with one row: the operation to send (None: nothing), the server's values
-    to take into the sheet, and the conflicts that hold the row back."""
+    to take into the sheet, the conflicts that hold the row back, and what the server was
+    seen to hold where the sheet agrees (the baseline learns it: a later change in Suptask
+    is then told from an edit in the sheet)."""
 
     operation: Operation | None
     taken: dict[str, str] = field(default_factory=dict)
     conflicts: tuple[Conflict, ...] = ()
+    seen: dict[str, str] = field(default_factory=dict)
 
 
-def _same(name: str, a: str, b: str) -> bool:
+def same(name: str, a: str, b: str) -> bool:
     if name == "tags":
         return split_tags(a) == split_tags(b)
+    if name == "status":  # statuses come back upper case in some shapes (OPEN, IN REVIEW)
+        return a.casefold() == b.casefold()
     return a == b
 
 
@@ -57,6 +62,7 @@ def decide(op: Operation, sheet: Mapping[str, str], baseline: Mapping[str, str] 
     differ from the server are sent."""
     send: dict[str, str] = {}
     taken: dict[str, str] = {}
+    seen: dict[str, str] = {}
     conflicts: list[Conflict] = []
     for name in sorted(fields):
         ours = sheet.get(name, "")
@@ -65,26 +71,28 @@ def decide(op: Operation, sheet: Mapping[str, str], baseline: Mapping[str, str] 
                 send[name] = ours
             continue
         theirs = server[name]
-        if _same(name, ours, theirs):
+        if same(name, ours, theirs):
+            seen[name] = theirs
             continue
         if name in forced or force or baseline is None:
-            if ours or (name in CLEARED_AS and baseline is not None):
+            # An empty cell clears only what bulksync itself had set (as plain --force does).
+            if ours or (name in CLEARED_AS and baseline is not None and baseline.get(name)):
                 send[name] = ours
             continue
         was = baseline.get(name, "")
-        if _same(name, ours, was):  # only the server changed it: the sheet learns it
+        if same(name, ours, was):  # only the server changed it: the sheet learns it
             taken[name] = theirs
-        elif _same(name, theirs, was):  # only the sheet changed it: sent
+        elif same(name, theirs, was):  # only the sheet changed it: sent
             send[name] = ours
         else:
             conflicts.append(Conflict(name, ours, theirs, was))
     if conflicts:
-        return Verdict(None, taken, tuple(conflicts))
+        return Verdict(None, taken, tuple(conflicts), seen)
     if not send:
-        return Verdict(None, taken)
+        return Verdict(None, taken, (), seen)
     payload = payload_of({k: v for k, v in send.items() if v})
     payload.update({k: CLEARED_AS[k] for k, v in send.items() if not v and k in CLEARED_AS})
-    return Verdict(op._replace(kind="update", payload=payload), taken)
+    return Verdict(op._replace(kind="update", payload=payload), taken, (), seen)
 
 
 def _planned(op: Operation) -> set[str]:

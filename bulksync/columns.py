@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from bulksync.errors import UsageError
 from bulksync.sheets.read import column_letter, normal_header, row_ranges
+from bulksync.untrusted import unneutralise
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -340,7 +341,7 @@ def select_rows(table: Table, defaults: Defaults, headers: Headers | None = None
 
     cols: dict[str, pd.Series] = {TICKET_ID: column(TICKET_ID)}
     for name in (*API_FIELDS, *custom):
-        cols[name] = column(name)
+        cols[name] = _typed(column(name))
     # The row's own cells, before defaults: what the journal knows a row by (see row_contents).
     own = {n: cols[n] for n in sorted(positions) if n in cols and n != TICKET_ID}
     _fill_defaults(cols, defaults, kept)
@@ -350,6 +351,14 @@ def select_rows(table: Table, defaults: Defaults, headers: Headers | None = None
                 header_problems=tuple(problems), own_cells=own,
                 present=frozenset(n for n in positions if n in cols and n != TICKET_ID)
                 | frozenset(defaults.set))
+
+
+def _typed(values: pd.Series) -> pd.Series:
+    """The column with a neutralised cell (``'=…``, ``'-…``, as bulksync writes server text that
+    a spreadsheet would run) read as the value it stands for (see untrusted.unneutralise)."""
+    if values.empty or not values.str.startswith("'").any():
+        return values
+    return values.map(unneutralise)
 
 
 def _header_positions(header: tuple[str, ...], named: Mapping[str, str],

@@ -547,6 +547,11 @@ class Journal:
                          (self._key, number, None if ticket is None else json.dumps(ticket), error,
                           time.time()))
 
+    def baseline_times(self) -> dict[str, float]:
+        """ticketId → when bulksync last recorded what the ticket holds (a push or a pull)."""
+        return {str(t): float(at) for t, at in self._db.execute(
+            "SELECT ticket_id, at FROM tickets WHERE target = ?", (self._key,))}
+
     def reads(self, numbers: Iterable[int]) -> dict[int, tuple[float, dict[str, Any] | None, str]]:
         """number → (when it was last read, what was read or None, the error)."""
         wanted = set(numbers)
@@ -605,17 +610,20 @@ class Journal:
             "SELECT ticket_id, state, error FROM updates WHERE target = ?", (self._key,)).fetchall()}
 
     def updated_many(self, records: Sequence[tuple[str, int, Mapping[str, Any], bool, str,
-                                                   Mapping[str, str] | None]]) -> None:
+                                                   Mapping[str, str] | None]], *,
+                     seen_at: float | None = None) -> None:
         """Record finished updates in one transaction: (ticketId, row, payload, ok, error,
         new baseline or None). Updates are idempotent, so they are written in batches; a
         crash loses at most a batch, and the next push then simply sends those rows again.
 
         A failed update is kept (with its body and error) for ``--only-failed``; a
         successful one leaves only its new baseline, and clears an earlier failure.
+        ``seen_at``: when the baselines were read (a pull), instead of now.
         """
         now = time.time()
         dumps = _memo_dumps()
         target = self._key
+        when = now if seen_at is None else seen_at  # a pull's baselines: as of when it read
         if self._failed_ids is None:
             self._failed_ids = {r[0] for r in self._db.execute(
                 "SELECT ticket_id FROM updates WHERE target = ?", (target,))}
@@ -636,7 +644,7 @@ class Journal:
             self._db.executemany(
                 "INSERT INTO tickets (target, ticket_id, cells, at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(target, ticket_id) DO UPDATE SET cells = excluded.cells, at = excluded.at",
-                [(target, t, dumps(cells), now) for t, _, _, _, _, cells in records if cells is not None])
+                [(target, t, dumps(cells), when) for t, _, _, _, _, cells in records if cells is not None])
         listed.difference_update(t for _, t in cleared)
         listed.update(t for _, t, *_ in failed)
 

@@ -42,16 +42,18 @@ class Read:
     ticket_id: str | None
 
 
-def columns_to_pull(table: Table, wanted: Sequence[str] | None) -> dict[str, int | None]:
-    """Column → position of the sheet's columns a pull fills (``wanted`` limits them). A sheet
-    with none of them (a column of ticket numbers) gets them all, added (position None);
-    custom fields then follow the answers (see :func:`settle_reads`)."""
+def columns_to_pull(table: Table, wanted: Sequence[str] | None, named: Mapping[str, str] | None = None,
+                    own: frozenset[str] = frozenset()) -> dict[str, int | None]:
+    """Column → position of the sheet's columns a pull fills (``wanted`` limits them; ``named``
+    and ``own`` as in bulksync.toml). A sheet of ticket numbers alone gets them all, added
+    (position None); custom fields then follow the answers (see :func:`settle_reads`)."""
     out: dict[str, int | None] = {}
     for i, header in enumerate(table.header):
-        column = canonical_column(header)
+        column = None if header.strip() in own else canonical_column(header, named)
         if column is not None and (column in PULLABLE or column.startswith(CUSTOM_FIELD_PREFIX)):
             out.setdefault(column, i)
-    if not out:
+    if not out and all(canonical_column(h) in ("ticketNumber", "ticketId", "syncStatus", "syncError")
+                       for h in table.header if h.strip()):
         out = dict.fromkeys(PULLABLE)
     if wanted is not None:
         out = {c: p for c, p in out.items() if c in wanted}
@@ -73,6 +75,9 @@ def plan_reads(table: Table, view: View) -> tuple[list[Read], dict[int, RowResul
         number = ticket_number(number_text.strip()) or (numbers.get(ticket_id) if ticket_id else None)
         if number is not None:
             reads.append(Read(int(row), number, ticket_id))
+        elif number_text.strip():
+            skipped[int(row)] = RowResult(int(row), "skipped", ticket_id=ticket_id, error=(
+                f"{number_text.strip()!r} is not a ticket number (digits only, e.g. 2041): not read"))
         elif id_text.strip():
             skipped[int(row)] = RowResult(int(row), "skipped", ticket_id=ticket_id, error=(
                 "no ticketNumber, and bulksync's state does not know this ticket's number: the API "
@@ -81,16 +86,21 @@ def plan_reads(table: Table, view: View) -> tuple[list[Read], dict[int, RowResul
 
 
 def resumed(reads: Sequence[Read], last: Mapping[int, tuple[float, dict[str, object] | None, str]],
-            since: float, limit: int | None) -> tuple[list[Read], dict[int, tuple[ReadTicket | None, str]]]:
+            since: float, limit: int | None, pushed: Mapping[str, float] | None = None,
+            ) -> tuple[list[Read], dict[int, tuple[ReadTicket | None, str]]]:
     """(the reads to do now, the rows this pull already read): a pull resumes where an
-    unfinished one stopped (what it read since ``since`` is not read again) and reads the
-    tickets read longest ago first, ``limit`` at most."""
+    unfinished one stopped (what it read since ``since`` is not read again, unless bulksync
+    has pushed to that ticket since: ``pushed``, ticketId → when its baseline last changed)
+    and reads the tickets read longest ago first, ``limit`` at most."""
     done: dict[int, tuple[ReadTicket | None, str]] = {}
     todo = []
     for read in reads:
-        at, ticket, error = last.get(read.number, (0.0, None, ""))
-        if at >= since:
-            done[read.row] = (ReadTicket(**ticket) if ticket else None, error)  # type: ignore[arg-type]
+        at, stored, error = last.get(read.number, (0.0, None, ""))
+        ticket = ReadTicket(**stored) if stored else None  # type: ignore[arg-type]
+        ticket_id = read.ticket_id or (ticket.ticket_id if ticket else None)
+        newer = (pushed or {}).get(ticket_id or "", 0.0)
+        if at >= since and at >= newer:
+            done[read.row] = (ticket, error)
         else:
             todo.append(read)
     todo.sort(key=lambda r: last.get(r.number, (0.0, None, ""))[0])  # stable: sheet order for ties
@@ -140,37 +150,42 @@ async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats
     return out
 
 
-def pulled_values(table: Table, columns: Mapping[str, int | None], read: Read,
-                  ticket: ReadTicket) -> dict[str, str]:
-    """The cells of ``read``'s row that the answer changes (only what it holds: a field the
-    answer lacks is left as the sheet has it). Text that a spreadsheet would run as a
-    formula is written as text."""
-    from bulksync.untrusted import neutralise
+def pulled_values(table: Table, columns: Mapping[str, int | None], read: Read, ticket: ReadTicket,
+                  baseline: Mapping[str, str] | None) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """(the cells the answer changes, as the sheet shows them; the values the baseline learns;
+    the conflicts). Only what the answer holds counts. A cell edited in the sheet since the
+    last push or pull (it differs from the baseline) is kept: an edit not yet pushed is
+    never pulled over; if Suptask changed that field too, the row says so."""
+    from bulksync.check import same
+    from bulksync.untrusted import neutralise, unneutralise
 
-    out = {}
+    values: dict[str, str] = {}
+    learnt: dict[str, str] = {}
+    conflicts: list[str] = []
     for column, where in columns.items():
-        if column in ticket.cells:
-            value = neutralise(ticket.cells[column])
-            now = "" if where is None else str(table.frame.at[read.row, where]).strip()
-            if value != now:
-                out[column] = value
-    return out
+        if column not in ticket.cells:
+            continue
+        theirs = ticket.cells[column]
+        ours = "" if where is None else unneutralise(str(table.frame.at[read.row, where]).strip())
+        if same(column, ours, theirs):
+            learnt[column] = theirs
+            continue
+        was = None if baseline is None else baseline.get(column, "")
+        if was is not None and not same(column, ours, was):  # an edit not yet pushed: kept
+            if not same(column, theirs, was):
+                conflicts.append(f"{column}: the sheet has {ours or '(empty)'!r}, Suptask has "
+                                 f"{theirs or '(empty)'!r} (both changed since {was or '(empty)'!r}); "
+                                 "the sheet's is kept")
+            continue
+        values[column] = neutralise(theirs)
+        learnt[column] = theirs
+    return values, learnt, conflicts
 
 
-def new_baseline(prior: Mapping[str, str] | None, columns: Mapping[str, int | None],
-                 ticket: ReadTicket) -> dict[str, str]:
-    """What bulksync now knows the ticket holds: the last baseline, with the fields read."""
-    from bulksync.untrusted import neutralise
-
-    cells = dict(prior or {})
-    for column in columns:
-        if column in ticket.cells:
-            value = neutralise(ticket.cells[column])
-            if value:
-                cells[column] = value
-            else:
-                cells.pop(column, None)
-    return cells
+def new_baseline(prior: Mapping[str, str] | None, learnt: Mapping[str, str]) -> dict[str, str]:
+    """What bulksync now knows the ticket holds: the last baseline, with the fields learnt."""
+    cells = {**(prior or {}), **learnt}
+    return {k: v for k, v in cells.items() if v}
 
 
 @dataclass(frozen=True)
@@ -200,14 +215,20 @@ def settle_reads(table: Table, columns: Mapping[str, int | None], reads: Sequenc
         if ticket is None:
             out.results[read.row] = RowResult(read.row, "failed", ticket_id=read.ticket_id, error=why)
             continue
-        changed = pulled_values(table, columns, read, ticket)
+        if read.ticket_id and ticket.ticket_id and ticket.ticket_id != read.ticket_id:
+            out.results[read.row] = RowResult(read.row, "failed", ticket_id=read.ticket_id, error=(
+                f"ticket {read.number} is {ticket.ticket_id}, not this row's ticketId: fix its "
+                "ticketNumber (nothing of it was pulled)"))
+            continue
         ticket_id = read.ticket_id or ticket.ticket_id
+        prior = baselines.get(ticket_id) if ticket_id else None
+        changed, learnt, conflicts = pulled_values(table, columns, read, ticket, prior)
         if ticket_id and not read.ticket_id:  # the row learns its ticket's ID: ready to push
             changed = {"ticketId": ticket_id, **changed}
         if changed:
             out.values[read.row] = changed
-        out.results[read.row] = RowResult(read.row, "pulled", ticket_id=ticket_id)
+        out.results[read.row] = (RowResult(read.row, "conflict", ticket_id=ticket_id, error="; ".join(conflicts))
+                                 if conflicts else RowResult(read.row, "pulled", ticket_id=ticket_id))
         if ticket_id:
-            out.baselines.append((ticket_id, read.row, {}, True, "",
-                                  new_baseline(baselines.get(ticket_id), columns, ticket)))
+            out.baselines.append((ticket_id, read.row, {}, True, "", new_baseline(prior, learnt)))
     return out

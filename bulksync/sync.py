@@ -12,7 +12,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
@@ -169,42 +169,60 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
                              target=str(target))
         if report.sheet_invalid or (not report.valid and not skip_invalid):
             return refused
-        checked_first: dict[int, RowResult] = {}
-        taken: dict[int, dict[str, str]] = {}
-        reads = 0
+        first = _Checked(loaded, {}, {}, {}, 0, False)
         if check:
-            loaded, checked_first, taken, reads = _check_first(loaded, sending, force=force)
+            first = _check_first(loaded, sending, force=force)
+            if first.interrupted:  # stopped while reading: nothing is sent, nothing written
+                return PushResult(path=table.path, results={}, requests=first.reads, written_to=None,
+                                  report=report, interrupted=True, target=str(target))
+            loaded = first.loaded
         run = execute(loaded, sending)
         if run is None:
             return refused
-        results = {**(_invalid(report) if skip_invalid else {}), **checked_first, **run.merged_results()}
+        results = {**(_invalid(report) if skip_invalid else {}), **first.held, **run.merged_results()}
         if isinstance(run.stats.stopped, AuthError) and run.stats.successes == 0:
             written, note = None, ""  # a refused token: the sheet stays byte for byte as it was
         else:
-            written, note = write_back(table, results, taken)
+            written, note = write_back(table, results, first.taken)
+            if written == table.path:  # the sheet holds what the check took: the baseline learns it
+                _learn(target, first.learnt)
         kept = None
         if run_report is not False and results:
             kept, failed = _write_report(loaded, results, run.side_rows, run_report)
             note = "; ".join(n for n in (note, failed) if n)
     stopped = run.fatal or run.stats.stopped
-    return PushResult(path=table.path, results=results, requests=run.stats.requests + reads,
+    return PushResult(path=table.path, results=results, requests=run.stats.requests + first.reads,
                       side=dict(run.side), written_to=written, ignored_columns=report.ignored_columns,
                       report=report, stopped=str(stopped) if stopped else "", error=stopped,
                       interrupted=run.interrupted, note=note, target=str(target), run_report=kept)
 
 
-def _check_first(loaded: Loaded, sending: Sending, *, force: bool
-                 ) -> tuple[Loaded, dict[int, RowResult], dict[int, dict[str, str]], int]:
+@dataclass
+class _Checked:
+    """What ``push --check`` decided before the run (see :func:`_check_first`)."""
+
+    loaded: Loaded
+    held: dict[int, RowResult]
+    taken: dict[int, dict[str, str]]
+    """Row → the server's values to write into the sheet."""
+    learnt: dict[str, dict[str, str]]
+    """ticketId → fields the server was seen to hold (taken, or agreeing with the sheet):
+    they join the baseline once the sheet holds them."""
+    reads: int
+    interrupted: bool
+
+
+def _check_first(loaded: Loaded, sending: Sending, *, force: bool) -> _Checked:
     """``push --check``: read every ticket the plan updates (or believes unchanged) and decide
-    field by field (:func:`bulksync.check.decide`). Returns the plan to send, the rows held
-    back (a conflict, or a ticket that could not be read: nothing is sent unchecked), the
-    server's values to take into the sheet (which also become the baseline) and the reads."""
+    field by field (:func:`bulksync.check.decide`): the plan to send, the rows held back (a
+    conflict, or a ticket that could not be read or is not the row's: nothing is sent
+    unchecked), and what the sheet and the baseline learn. Ctrl-C during the reads stops
+    the push: nothing is sent."""
     from dataclasses import replace
 
-    from bulksync.api import ReadTicket, SuptaskClient
+    from bulksync.api import ReadTicket, SuptaskClient, ticket_number
     from bulksync.check import decide
     from bulksync.execute import drive
-    from bulksync.journal import Journal
     from bulksync.plan import split_tags
     from bulksync.refresh import Read, budget, read_all
     from bulksync.runner import RunStats
@@ -220,7 +238,7 @@ def _check_first(loaded: Loaded, sending: Sending, *, force: bool
     reads: list[Read] = []
     for op in ops:
         cell = str(checked.table.frame.at[op.row_number, where]).strip() if where is not None else ""
-        number = int(cell) if cell.isdigit() else known.get(op.ticket_id or "")
+        number = ticket_number(cell) or known.get(op.ticket_id or "")
         if number is None:
             held[op.row_number] = RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=(
                 "--check: the ticket's number is not known (the API reads by number only): add a "
@@ -238,16 +256,18 @@ def _check_first(loaded: Loaded, sending: Sending, *, force: bool
                                  max_connections=1) as client:
             got.update(await read_all(client, reads, stats, sending.on_progress, stopping, client.secrets))
 
-    drive(work)
+    interrupted = drive(work)
     frame, fields = checked.rows.frame, checked.rows.present
     by_row = {op.row_number: op for op in ops}
-    baselines = dict(loaded.baselines)
-    new_ops: dict[int, Operation | None] = {}
+    new_ops: dict[int, Operation | None] = {row: None for row in held}
     taken: dict[int, dict[str, str]] = {}
-    records: list[tuple[str, int, Mapping[str, object], bool, str, Mapping[str, str] | None]] = []
+    learnt: dict[str, dict[str, str]] = {}
     for read in reads:
         op = by_row[read.row]
         ticket, why = got.get(read.row, (None, "the check was interrupted"))
+        if ticket is not None and ticket.ticket_id and ticket.ticket_id != op.ticket_id:
+            why = f"ticket {read.number} is {ticket.ticket_id}, not this row's ticketId: fix its ticketNumber"
+            ticket = None
         if ticket is None:
             held[read.row] = RowResult(read.row, "failed", ticket_id=op.ticket_id,
                                        error=f"--check could not read the ticket ({why}); nothing was sent")
@@ -256,24 +276,17 @@ def _check_first(loaded: Loaded, sending: Sending, *, force: bool
         sheet = {f: str(frame.at[read.row, f]).strip() for f in fields if f in frame.columns}
         if "tags" in sheet:
             sheet["tags"] = ",".join(split_tags(sheet["tags"]))
-        server = {k: neutralise(v) for k, v in ticket.cells.items()}
-        verdict = decide(op, sheet, baselines.get(op.ticket_id or ""), server, fields=fields,
+        verdict = decide(op, sheet, loaded.baselines.get(op.ticket_id or ""), ticket.cells, fields=fields,
                          forced=frozenset(loaded.settings.defaults.set), force=force)
         if verdict.conflicts:
             held[read.row] = RowResult(read.row, "conflict", ticket_id=op.ticket_id,
                                        error="; ".join(c.text() for c in verdict.conflicts))
         new_ops[read.row] = None if verdict.conflicts else (
             verdict.operation or op._replace(kind="unchanged", payload={}))
-        if verdict.taken and op.ticket_id:
-            taken[read.row] = verdict.taken
-            cells = {**baselines.get(op.ticket_id, {}), **verdict.taken}
-            baselines[op.ticket_id] = {k: v for k, v in cells.items() if v}
-            records.append((op.ticket_id, read.row, {}, True, "", baselines[op.ticket_id]))
-    for row in held:
-        new_ops.setdefault(row, None)
-    if records:
-        with Journal(loaded.target) as journal:
-            journal.updated_many(records)
+        if verdict.taken:
+            taken[read.row] = {k: neutralise(v) for k, v in verdict.taken.items()}
+        if op.ticket_id and (verdict.taken or verdict.seen):
+            learnt[op.ticket_id] = {**verdict.seen, **verdict.taken}
     kept: list[Operation] = []
     for op in plan.operations:
         if by_row.get(op.row_number) is op and op.row_number in new_ops:
@@ -282,8 +295,24 @@ def _check_first(loaded: Loaded, sending: Sending, *, force: bool
                 kept.append(replacement)
         else:
             kept.append(op)
-    return (replace(loaded, plan=replace(plan, operations=tuple(kept)), baselines=baselines), held, taken,
-            stats.requests)
+    return _Checked(replace(loaded, plan=replace(plan, operations=tuple(kept))), held, taken, learnt,
+                    stats.requests, interrupted)
+
+
+def _learn(target: Target, learnt: Mapping[str, Mapping[str, str]]) -> None:
+    """Add what a check or a pull saw on the server to the tickets' baselines (merged on top
+    of what the run itself recorded): called only once the sheet holds those values."""
+    from bulksync.journal import Journal
+
+    if not learnt:
+        return
+    current = read_view(target, list(learnt)).baselines
+    records: list[tuple[str, int, Mapping[str, object], bool, str, Mapping[str, str] | None]] = []
+    for ticket_id, cells in learnt.items():
+        merged = {**current.get(ticket_id, {}), **cells}
+        records.append((ticket_id, 0, {}, True, "", {k: v for k, v in merged.items() if v}))
+    with Journal(target) as journal:
+        journal.updated_many(records)
 
 
 def _write_report(loaded: Loaded, results: Mapping[int, RowResult],
@@ -425,7 +454,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
                                  transport, timeout)
         listed = check_listed(path, settings)
         table = listed.table
-        wanted = columns_to_pull(table, columns)
+        wanted = columns_to_pull(table, columns, settings.columns, settings.own_columns)
         where = table.position("ticketId")
         view = read_view(target, [] if where is None else table.frame[where].str.strip().tolist())
         if where is not None:
@@ -435,7 +464,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
         stats = RunStats()
         with Journal(target) as journal:
             since = journal.pull_since(listed.scope)
-            reads, got = resumed(every, journal.reads(r.number for r in every), since, limit)
+            reads, got = resumed(every, journal.reads(r.number for r in every), since, limit,
+                                 journal.baseline_times())
             if on_notice and got:
                 on_notice(f"resuming the pull begun at {time.strftime('%H:%M:%S', time.localtime(since))}: "
                           f"{len(got)} ticket(s) already read are not read again")
@@ -455,11 +485,12 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
             done = [r for r in every if r.row in got]
             outcome = settle_reads(table, wanted, done, got, view.baselines)
             results.update(outcome.results)
-            if outcome.baselines:
-                journal.updated_many(outcome.baselines)
-            if len(done) == len(every):  # every row read since the pull began: it is done
-                journal.pull_finished(listed.scope)
-        written, note = write_back(table, results, outcome.values) if results else (None, "")
+            written, note = write_back(table, results, outcome.values) if results else (None, "")
+            if written == table.path:  # the sheet holds what was read: now it is the baseline
+                if outcome.baselines:
+                    journal.updated_many(outcome.baselines, seen_at=since)
+                if len(done) == len(every):  # every row read since the pull began: it is done
+                    journal.pull_finished(listed.scope)
     stopped = stats.stopped
     return PushResult(path=table.path, results=results, requests=stats.requests, written_to=written,
                       note=note, target=str(target), interrupted=interrupted,
@@ -506,7 +537,7 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, secret
              "pulled"] for read, ticket in found]
     _new_sheet(path, header, rows)
     records: list[tuple[str, int, Mapping[str, object], bool, str, Mapping[str, str] | None]] = [
-        (t.ticket_id, i + 2, {}, True, "", new_baseline(None, columns, t))
+        (t.ticket_id, i + 2, {}, True, "", new_baseline(None, t.cells))
         for i, (_, t) in enumerate(found) if t.ticket_id]
     if records:
         with Journal(target) as journal:

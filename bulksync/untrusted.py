@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["MAX_TEXT", "clean", "neutralise", "shown_url"]
+__all__ = ["MAX_TEXT", "clean", "neutralise", "shown_url", "unneutralise"]
 
 MAX_TEXT = 300
 """Characters of outside text kept in a message."""
@@ -84,3 +84,9 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def neutralise(text: str) -> str:
     """Text a spreadsheet will show as text, never run as a formula (a leading ')."""
     return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def unneutralise(text: str) -> str:
+    """The value a neutralised cell stands for: a leading apostrophe before ``= + - @`` is
+    the spreadsheet's way of saying "text", not part of the value (Excel's convention too)."""
+    return text[1:] if text[:1] == "'" and text.startswith(_FORMULA_START, 1) else text

@@ -265,3 +265,148 @@ def test_limit_reads_the_tickets_read_longest_ago_first(tmp_path: Path, sandbox:
     assert run_cli("pull", str(sheet), "--limit", "2", "-q", env=env).returncode == 0
     second = _gets(sandbox)[len(first):]
     assert len(first) == 2 and len(second) == 1 and second[0] not in first  # the one not read yet
+
+
+# -- found by review (issue 17) -----------------------------------------------------------------
+
+def _save(path: Path, rows: list[dict[str, str]]) -> None:
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def _patches(sb: Sandbox, since: int = 0) -> list[object]:
+    return [q.get("body") for q in sb.requests()[since:] if q["method"] == "PATCH"]
+
+
+def _created(tmp_path: Path, sb: Sandbox, text: str) -> Path:
+    sheet = write(tmp_path / "t.csv", text)
+    assert bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL).ok
+    return sheet
+
+
+def test_a_pull_whose_values_were_not_written_does_not_move_the_baseline(tmp_path: Path,
+                                                                         sandbox: Sandbox) -> None:
+    sheet = _created(tmp_path, sandbox, "description,status,notes\nSSO loops,Open,a\nVPN,Open,b\n")
+    sandbox.edit(1, status="Closed")
+
+    def user_saves(done: int, total: int, note: str) -> None:
+        if done == 1:
+            sheet.write_text(sheet.read_text().replace("Open,a,", "Open,a edited,"))
+
+    pulled = bulksync.pull(sheet, token=TOKEN, api_url=sandbox.url, on_progress=user_saves)
+    assert "changed by someone else" in pulled.note and _rows(sheet)[0]["status"] == "Open"
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url)
+    assert sandbox.tickets()[0]["status"] == "Closed", _patches(sandbox)
+
+
+def test_a_resumed_pull_never_applies_a_read_older_than_a_push(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _created(tmp_path, sandbox, "description,status\nSSO loops,Open\nVPN,Open\n")
+    bulksync.pull(sheet, token=TOKEN, api_url=sandbox.url, limit=1)
+    rows = _rows(sheet)
+    rows[0]["status"] = "Closed"
+    _save(sheet, rows)
+    assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url).ok
+    bulksync.pull(sheet, token=TOKEN, api_url=sandbox.url)
+    assert sandbox.tickets()[0]["status"] == "Closed" and _rows(sheet)[0]["status"] == "Closed"
+
+
+def test_check_never_overwrites_a_later_slack_change_after_both_sides_agreed(tmp_path: Path,
+                                                                            sandbox: Sandbox) -> None:
+    sheet = _created(tmp_path, sandbox, "description,status\nSSO loops,Open\n")
+    rows = _rows(sheet)
+    rows[0]["status"] = "Closed"
+    _save(sheet, rows)
+    sandbox.edit(1, status="Closed")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, check=True)
+    sandbox.edit(1, status="Open")
+    n = len(sandbox.requests())
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, check=True)
+    assert _patches(sandbox, n) == [] and sandbox.tickets()[0]["status"] == "Open"
+
+
+def test_check_force_does_not_clear_what_the_sheet_never_had(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _created(tmp_path, sandbox, "description,status,priority,assignee,tags\nSSO loops,Open,,,\n")
+    sandbox.edit(1, assignee="U05KQ2M8Z1A", priority="High", tags=["vip"])
+    rows = _rows(sheet)
+    rows[0]["status"] = "Closed"
+    _save(sheet, rows)
+    n = len(sandbox.requests())
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, check=True, force=True)
+    assert _patches(sandbox, n) == [{"status": "Closed"}]
+
+
+def test_a_number_that_names_another_ticket_is_not_taken_for_this_one(tmp_path: Path,
+                                                                     sandbox: Sandbox) -> None:
+    sheet = _created(tmp_path, sandbox, "description,status\nSSO loops,Open\nVPN,Closed\n")
+    rows = _rows(sheet)
+    rows[0]["ticketNumber"], rows[1]["ticketNumber"] = rows[1]["ticketNumber"], rows[0]["ticketNumber"]
+    _save(sheet, rows)
+    result = bulksync.pull(sheet, token=TOKEN, api_url=sandbox.url)
+    assert [r["description"] for r in _rows(sheet)] == ["SSO loops", "VPN"]
+    assert result.counts["failed"] == 2 and "not this row's ticketId" in _rows(sheet)[0]["syncError"]
+    n = len(sandbox.requests())
+    checked = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, check=True, set={"status": "Closed"})
+    assert checked.counts["failed"] == 2 and _patches(sandbox, n) == []
+
+
+def test_ctrl_c_during_the_check_sends_nothing(tmp_path: Path, sandbox: Sandbox) -> None:
+    import os
+    import signal
+
+    sheet = _created(tmp_path, sandbox, "description,status\n" + "".join(f"t{i},Open\n" for i in range(6)))
+    rows = _rows(sheet)
+    for r in rows:
+        r["status"] = "Closed"
+    _save(sheet, rows)
+    before = sheet.read_bytes()
+    n = len(sandbox.requests())
+    fired: list[int] = []
+
+    def ctrl_c(done: int, total: int, note: str) -> None:
+        if not fired:
+            fired.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, check=True, on_progress=ctrl_c)
+    assert _patches(sandbox, n) == [] and result.interrupted and sheet.read_bytes() == before
+
+
+def test_check_keeps_a_description_exactly(tmp_path: Path, sandbox: Sandbox) -> None:
+    long = "Steps:\n" + "x" * 12_000 + "\nEND"
+    sheet = tmp_path / "t.csv"
+    _save(sheet, [{"description": "Name:  Alice\tBob", "status": "Open"}, {"description": long, "status": "Open"}])
+    assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL).ok
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, check=True)
+    assert [r["description"] for r in _rows(sheet)] == ["Name:  Alice\tBob", long]
+
+
+def test_a_value_starting_with_a_sign_round_trips(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _created(tmp_path, sandbox, f"description,customField_{FIELD}\n- printer jams,+44 20 7946 0958\n")
+    sandbox.edit(1, description="- printer jams!")
+    bulksync.pull(sheet, token=TOKEN, api_url=sandbox.url)
+    assert _rows(sheet)[0]["description"] == "'- printer jams!"  # shown as text by a spreadsheet
+    rows = _rows(sheet)
+    rows[0]["description"] += "\n- also on floor 3"
+    _save(sheet, rows)
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url)
+    assert sandbox.tickets()[0]["description"] == "- printer jams!\n- also on floor 3"
+    assert sandbox.tickets()[0]["customFields"] == [{"fieldId": FIELD, "value": "+44 20 7946 0958"}]
+
+
+def test_pull_keeps_an_edit_that_was_not_pushed(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _created(tmp_path, sandbox, "description,status,priority\nSSO loops,Open,High\n")
+    rows = _rows(sheet)
+    rows[0]["status"], rows[0]["priority"] = "Closed", "Urgent"
+    _save(sheet, rows)
+    sandbox.edit(1, priority="Low")
+    assert not bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, check=True).ok
+    pulled = bulksync.pull(sheet, token=TOKEN, api_url=sandbox.url)
+    row = _rows(sheet)[0]
+    assert (row["status"], row["priority"]) == ("Closed", "Urgent")  # the edits are kept
+    assert row["syncStatus"] == "conflict" and "priority: the sheet has 'Urgent', Suptask has 'Low'" in row["syncError"]
+    assert pulled.counts["conflict"] == 1

@@ -62,5 +62,13 @@ def test_what_is_not_a_ticket_and_what_a_hostile_server_sends() -> None:
     t = read_ticket({"id": "not-a-uuid", "ticketNumber": True, "status": "\x1b]0;PWNED\x07Open",
                      "priority": {"nested": 1}, "description": "line\x1b[2J one\nline two"})
     assert t is not None and (t.ticket_id, t.ticket_number) == (None, None)
-    assert t.cells["status"] == "]0;PWNED Open" and "priority" not in t.cells  # no escape reaches a terminal
-    assert t.cells["description"] == "line [2J one\nline two"  # its lines kept, each cleaned
+    assert t.cells["status"] == "]0;PWNEDOpen" and "priority" not in t.cells  # no control character
+    assert t.cells["description"] == "line[2J one\nline two"  # line breaks kept, nothing else added
+
+
+def test_a_description_is_kept_exactly_spaces_tabs_and_length() -> None:
+    text = "Name:  Alice\tBob\n" + "x" * 12_000 + "\nEND"
+    t = read_ticket({"id": ID, "description": text}, secrets=("secret-token-123",))
+    assert t is not None and t.cells["description"] == text
+    leaked = read_ticket({"id": ID, "description": "token secret-token-123 here"}, secrets=("secret-token-123",))
+    assert leaked is not None and leaked.cells["description"] == "token [token] here"
