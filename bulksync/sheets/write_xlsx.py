@@ -161,11 +161,17 @@ def _put(row: Any, row_number: int, values: Mapping[int, str], *, numeric: froze
             row.set("spans", f"{low}:{top}")
 
 
-def _column_positions(header: tuple[str, ...], columns: tuple[str, ...]) -> tuple[dict[str, int],
-                                                                                  dict[int, str], int]:
-    """(column name → position, new header cells by position, the width after adding them)."""
+MAX_COLUMNS = 16_384
+"""Excel's last column is XFD: a workbook with a cell beyond it does not open."""
+
+
+def _column_positions(header: tuple[str, ...], columns: tuple[str, ...], used: int = 0,
+                      path: Path | None = None) -> tuple[dict[str, int], dict[int, str], int]:
+    """(column name → position, new header cells by position, the width after adding them).
+    New columns go after every column any cell uses (``used``: a formula without a cached
+    value reads as empty, yet it is there), never past XFD."""
     names = [h.strip() for h in header]
-    width = len(names)
+    width = max(len(names), used)
     position: dict[str, int] = {}
     new_headers: dict[int, str] = {}
     for name in columns:
@@ -175,6 +181,10 @@ def _column_positions(header: tuple[str, ...], columns: tuple[str, ...]) -> tupl
             position[name] = width
             new_headers[width] = name
             width += 1
+    if width > MAX_COLUMNS:
+        raise SheetError(path or Path("."), f"has no room for bulksync's columns: its cells reach "
+                                             f"column XFD, Excel's last; free {width - MAX_COLUMNS} "
+                                             "column(s) at the right")
     return position, new_headers, width
 
 
@@ -239,6 +249,19 @@ def _columns_used(body: bytes) -> int | None:
         return None
     return max((_column_index(letters.decode()) for letters in set(_CELL_LETTERS.findall(body))),
                default=-1) + 1
+
+
+_CELL_TAG = re.compile(rb"<c[\s>/]")
+_ANY_CELL_REF = re.compile(rb'<c\s[^>]*?\br="([A-Z]+)')
+
+
+def _columns_taken(body: bytes) -> int | None:
+    """One past the rightmost column any cell of ``body`` is in (a formula without a cached
+    value included), or None if a cell does not name its column."""
+    refs = _ANY_CELL_REF.findall(body)
+    if len(refs) != len(_CELL_TAG.findall(body)):
+        return None
+    return max((_column_index(letters.decode()) for letters in set(refs)), default=-1) + 1
 
 
 def _tail_cells(content: bytes, first: int) -> tuple[int, list[tuple[int, re.Match[bytes]]]] | None:
@@ -337,9 +360,12 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
     end = xml.find(b"</sheetData>")
     if start < 0 or end < 0:
         return None
-    position, new_headers, width = _column_positions(header, columns)
     data_start = start + len(b"<sheetData>")
     body = xml[data_start:end]
+    taken = _columns_taken(body)
+    if taken is None:
+        return None  # which columns are taken is for the tree to tell
+    position, new_headers, width = _column_positions(header, columns, taken)
     seen: set[int] = set()
     patch = _row_patcher(header, cells, position, new_headers, _columns_used(body), seen)
     try:
@@ -463,6 +489,17 @@ def _widen_dimension(head: bytes, width: int, seen: set[int]) -> bytes:
 
 # -- the slow path: the worksheet as a tree ------------------------------------------
 
+def _used_in_tree(rows: Any) -> int:
+    """One past the rightmost column any cell of ``rows`` (row elements) is in."""
+    used = 0
+    for row in rows:
+        last = -1
+        for cell in row.findall(f"{NS}c"):
+            last = _cell_position(cell, last)
+            used = max(used, last + 1)
+    return used
+
+
 def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
                 cells: Mapping[int, Mapping[str, str]], columns: tuple[str, ...]) -> bytes:
     """The worksheet XML with bulksync's cells written; every other byte kept where it can be."""
@@ -484,7 +521,7 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
         previous = int(r) if r and r.isdigit() else previous + 1
         rows[previous] = row
 
-    position, new_headers, width = _column_positions(header, columns)
+    position, new_headers, width = _column_positions(header, columns, _used_in_tree(rows.values()), path)
     header_row = rows.get(1)
     header_style = None
     if header_row is not None and header:
