@@ -114,6 +114,8 @@ def _sheet_options(func: F) -> F:
                      "(default: UTF-8, else detected, and said)."),
         click.option("--delimiter", metavar="CHAR", help="The CSV's delimiter: a character, or "
                      "tab (default: detected from the header)."),
+        click.option("--include-hidden", is_flag=True, help="Also the rows a workbook's filter "
+                     "hides (left out by default)."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout."),
     ]
     for option in reversed(options):
@@ -122,7 +124,7 @@ def _sheet_options(func: F) -> F:
 
 
 _SHEET_OPTIONS = ("sheet", "config", "form_id", "channel", "mapping", "users", "comments",
-                  "default_requester", "legacy_url", "encoding", "delimiter")
+                  "default_requester", "legacy_url", "encoding", "delimiter", "include_hidden")
 
 
 def _run_options(func: F) -> F:

@@ -84,6 +84,7 @@ class SheetOptions(TypedDict, total=False):
     legacy_url: str | None
     encoding: str | None
     delimiter: str | None
+    include_hidden: bool
 
 
 CONFIG_NAME = "bulksync.toml"
@@ -91,7 +92,7 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "api_url": str, "form_id": str, "channel": str, "sheet": str, "concurrency": int,
     "rate": (int, float), "set": dict, "mapping": str, "users": str, "comments": str,
     "default_requester": str, "legacy_url": str, "token": str, "max_unpacked_mb": int,
-    "encoding": str, "delimiter": str, "columns": dict, "own_columns": list,
+    "encoding": str, "delimiter": str, "columns": dict, "own_columns": list, "include_hidden": bool,
 }
 MAX_UNPACKED_ENV = "BULKSYNC_MAX_UNPACKED_MB"
 DEFAULT_MAX_UNPACKED_MB = 512
@@ -122,6 +123,8 @@ class Settings:
     """Column → the sheet's header that holds it ([columns] in bulksync.toml)."""
     own_columns: frozenset[str] = frozenset()
     """Headers that are the user's own, however close to a known column's name."""
+    include_hidden: bool = False
+    """Push the rows a workbook's filter hides too."""
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -140,7 +143,7 @@ def _load(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: unknown key{'s' if len(unknown) > 1 else ''} "
                          f"{', '.join(unknown)}; known keys are {', '.join(sorted(_KEYS))}")
     for key, value in data.items():
-        if not isinstance(value, _KEYS[key]) or isinstance(value, bool):
+        if not isinstance(value, _KEYS[key]) or (isinstance(value, bool) and _KEYS[key] is not bool):
             raise UsageError(f"{path}: {key} has the wrong type ({type(value).__name__})")
     for table in ("set", "columns"):
         for key, value in data.get(table, {}).items():
@@ -163,7 +166,8 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
                      comments: str | Path | None = None, default_requester: str | None = None,
                      legacy_url: str | None = None, api_url: str | None = None,
                      concurrency: int | None = None, rate: float | None = None,
-                     encoding: str | None = None, delimiter: str | None = None) -> Settings:
+                     encoding: str | None = None, delimiter: str | None = None,
+                     include_hidden: bool = False) -> Settings:
     """Merge options, environment and the config file into Settings (files named in the
     config file are relative to it); load the mapping, users and comments files."""
     from dataclasses import replace
@@ -224,6 +228,7 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
         delimiter=delimiter or data.get("delimiter"),
         columns=dict(data.get("columns", {})),
         own_columns=frozenset(h.strip() for h in data.get("own_columns", [])),
+        include_hidden=include_hidden or bool(data.get("include_hidden", False)),
         api_url=check_api_url(api_url or os.environ.get("SUPTASK_API_URL", "").strip()
                               or data.get("api_url") or DEFAULT_API_URL),
         concurrency=conc,

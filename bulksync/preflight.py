@@ -55,7 +55,7 @@ def check(path: Path | str, settings: Settings) -> Checked:
     mapped = apply_mapping(table, settings.mapping, users=settings.users,
                            default_requester=settings.default_requester, comments=settings.comments)
     headers = Headers(settings.columns, settings.own_columns, guess=settings.mapping is None)
-    rows = select_rows(mapped.table, settings.defaults, headers)
+    rows = _shown(select_rows(mapped.table, settings.defaults, headers), table, settings)
     report = validate_rows(rows, table.path)
     if mapped.problems:
         report = report.with_problems(mapped.problems, superseding=True)
@@ -72,20 +72,41 @@ def check(path: Path | str, settings: Settings) -> Checked:
             f"this looks like a {preset.title()} export: push it with --mapping {preset} --users "
             "users.csv (Slack member IDs by email), or --default-requester U…"),
             "export-without-mapping", preset),))
-    return Checked(table, mapped, rows, replace(report, notes=table.notes), sheet_identity(table.path))
+    return Checked(table, mapped, rows, replace(report, notes=table.notes + _hidden_note(table, settings)),
+                   sheet_identity(table.path))
 
 
 def check_listed(path: Path | str, settings: Settings) -> Checked:
     """The sheet's rows that name a ticket, checked (ticketIds are UUIDs, each once): what a
     bulk delete acts on. No mapping: a delete sheet lists Suptask's own IDs."""
     table = _read(path, settings, aliased=True)
-    rows = select_rows(table, settings.defaults, Headers(settings.columns, settings.own_columns))
+    rows = _shown(select_rows(table, settings.defaults, Headers(settings.columns, settings.own_columns)),
+                  table, settings)
     rows = replace(rows, frame=rows.frame[rows.frame["ticketId"].ne("")])
     report = validate_rows(rows, table.path).renamed(
         {column: table.header[i].strip() for column, i in table.aliases.items()})
     # A delete sends no field, so no column is "not sent": none is named as such.
-    report = replace(report, notes=table.notes, ignored_columns=())
+    report = replace(report, notes=table.notes + _hidden_note(table, settings), ignored_columns=())
     return Checked(table, Mapped(table, (), {}, {}, {}), rows, report, sheet_identity(table.path))
+
+
+def _shown(rows: Rows, table: Table, settings: Settings) -> Rows:
+    """The rows without those a workbook's filter hides (unless ``include_hidden``): a bulk
+    close of a filtered list closes what the user sees, not what they hid."""
+    if not table.hidden or settings.include_hidden:
+        return rows
+    keep = ~rows.frame.index.isin(list(table.hidden))
+    return replace(rows, frame=rows.frame[keep],
+                   own_cells={n: s[keep] for n, s in rows.own_cells.items()})
+
+
+def _hidden_note(table: Table, settings: Settings) -> tuple[str, ...]:
+    if not table.hidden:
+        return ()
+    count = len(table.hidden)
+    if settings.include_hidden:
+        return (f"{count} row(s) hidden by the sheet's filter are included (--include-hidden)",)
+    return (f"{count} row(s) hidden by the sheet's filter are left out (--include-hidden to push them)",)
 
 
 def _id_columns(table: Table, settings: Settings) -> dict[str, int]:

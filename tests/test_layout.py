@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "bulksync"
 STAGES = [
     ("shared", {"errors", "untrusted", "memo", "resources"}),
-    ("read", {"sheets", "sheets.read", "sheets.atomic"}),
+    ("read", {"sheets", "sheets.read", "sheets.atomic", "sheets.package"}),
     ("map, validate", {"columns", "mapping", "config"}),
     ("preflight", {"preflight"}),
     ("plan", {"plan", "journal", "reconcile", "check"}),

@@ -57,3 +57,75 @@ def test_a_sheet_reaching_xfd_gets_its_results_beside_it(tmp_path: Path, sandbox
     assert book.read_bytes() == before  # nothing written past XFD
     assert result.written_to == book.with_name("wide.xlsx.bulksync-results.csv")
     assert "no room for bulksync's columns" in result.note
+
+
+def _filtered(book: Path, *, hide: tuple[int, ...], by_filter: bool = True) -> Path:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["description", "priority"])
+    for i in range(2, 6):
+        ws.append([f"Ticket {i}", "High"])
+    if by_filter:
+        ws.auto_filter.ref = "A1:B5"
+    for row in hide:
+        ws.row_dimensions[row].hidden = True
+    wb.save(book)
+    return book
+
+
+def test_rows_hidden_by_a_filter_are_not_pushed(tmp_path: Path, sandbox: Sandbox) -> None:
+    from tests.conftest import run_cli
+
+    book = _filtered(tmp_path / "f.xlsx", hide=(3, 4))
+    env = {"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN}
+    planned = run_cli("plan", str(book), "--form-id", FORM, "--channel", CHANNEL, env=env)
+    assert "2 to create" in planned.stdout
+    assert "note: 2 row(s) hidden by the sheet's filter are left out (--include-hidden to push them)" \
+        in planned.stderr
+    pushed = run_cli("push", str(book), "--form-id", FORM, "--channel", CHANNEL, "-q", env=env)
+    assert pushed.returncode == 0 and sorted(t["description"] for t in sandbox.tickets()) == [
+        "Ticket 2", "Ticket 5"]
+    from bulksync.sheets.read import read_table
+
+    table = read_table(book)
+    status = table.position("syncStatus")
+    assert status is not None and table.frame[status].tolist() == ["created", "", "", "created"]
+    also = run_cli("push", str(book), "--include-hidden", "--form-id", FORM, "--channel", CHANNEL, "-q", env=env)
+    assert also.returncode == 0 and len(sandbox.tickets()) == 4
+
+
+def test_rows_hidden_by_hand_are_the_users_to_see_and_are_pushed(tmp_path: Path, sandbox: Sandbox) -> None:
+    book = _filtered(tmp_path / "h.xlsx", hide=(3,), by_filter=False)
+    result = bulksync.push(book, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL)
+    assert result.ok and len(sandbox.tickets()) == 4
+
+
+def test_a_workbook_bulksync_could_not_write_is_refused_before_anything_is_sent(tmp_path: Path,
+                                                                                 sandbox: Sandbox) -> None:
+    from openpyxl import Workbook
+
+    book = tmp_path / "strict.xlsx"
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["description"])
+    ws.append(["Printer jams"])
+    wb.save(book)
+    # The workbook part in Strict Open XML's namespace: its sheets are not found by name.
+    broken = tmp_path / "broken.xlsx"
+    with zipfile.ZipFile(book) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/workbook.xml":
+                data = data.replace(b"http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+                                    b"http://purl.oclc.org/ooxml/spreadsheetml/main")
+            dst.writestr(item, data)
+    from tests.conftest import run_cli
+
+    result = run_cli("push", str(broken), "--form-id", FORM, "--channel", CHANNEL,
+                     env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
+    assert result.returncode == 2 and sandbox.requests() == [], result.stdout + result.stderr
+    assert "has no worksheet part" in result.stderr

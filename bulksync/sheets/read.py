@@ -69,6 +69,8 @@ class Table:
     """What the reader decided that the user should know (an encoding it detected)."""
     lossy: tuple[tuple[int, int], ...] = ()
     """(row, column position) of numeric workbook cells beyond Excel's 15 significant digits."""
+    hidden: frozenset[int] = frozenset()
+    """Rows a workbook's active filter hides."""
 
     def changed(self) -> bool:
         """Has the file been written since it was read (e.g. saved in Excel meanwhile)?"""
@@ -489,8 +491,10 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) 
     header = tuple(text_rows[0])
     frame = pd.DataFrame(text_rows[1:], columns=range(len(header)), dtype=str)
     frame.index = pd.RangeIndex(2, len(frame) + 2)
+    from bulksync.sheets.package import hidden_rows
+
     return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, names),
-                 fingerprint=fingerprint, lossy=lossy)
+                 fingerprint=fingerprint, lossy=lossy, hidden=hidden_rows(path, sheet))
 
 
 def _short(e: BaseException) -> str:

@@ -10,7 +10,6 @@ which ``mc:Ignorable`` attributes refer to by name.
 from __future__ import annotations
 
 import functools
-import posixpath
 import re
 import shutil
 import zipfile
@@ -21,32 +20,16 @@ from typing import IO, Any, NamedTuple
 from bulksync.errors import SheetError
 from bulksync.memo import ByIdentity
 from bulksync.sheets.atomic import replace_file
+from bulksync.sheets.package import NS, safe_xml, sheet_part
 from bulksync.sheets.read import Table, XlsxFormat, column_letter
 
 __all__ = ["safe_xml", "write_xlsx"]
 
-DOC_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 _REF = re.compile(r"([A-Z]+)(\d+)")
-NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 NUMERIC_COLUMNS = frozenset({"ticketNumber"})
 FAST_DEFLATE = 1
 """zlib level for the rewritten worksheet (the parts copied through keep zipfile's default)."""
-
-
-def safe_xml(path: Path, part: str, data: bytes) -> Any:
-    """Parse XML from a user's file with no entity expansion, no DTD and no network."""
-    from lxml import etree
-
-    if b"<!DOCTYPE" in data[:4096] or b"<!ENTITY" in data[:4096]:
-        raise SheetError(path, f"{part} declares a DOCTYPE or entities, which a workbook "
-                               "never needs; refusing to read it")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             huge_tree=True)
-    try:
-        return etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as e:
-        raise SheetError(path, f"{part} is not well-formed XML ({e})") from None
 
 
 _letter = functools.lru_cache(maxsize=1024)(column_letter)
@@ -58,35 +41,6 @@ def _column_index(letters: str) -> int:
     for ch in letters:
         n = n * 26 + ord(ch) - 64
     return n - 1
-
-
-def sheet_part(path: Path, package: zipfile.ZipFile, sheet: str) -> str:
-    """The zip member holding worksheet ``sheet``, found through the workbook's relationships."""
-    names = set(package.namelist())
-    workbook = "xl/workbook.xml"
-    if "_rels/.rels" in names:
-        for rel in safe_xml(path, "_rels/.rels", package.read("_rels/.rels")):
-            if rel.get("Type", "").endswith("/officeDocument"):
-                workbook = rel.get("Target", workbook).lstrip("/")
-    base = posixpath.dirname(workbook)
-    rels_name = posixpath.join(base, "_rels", posixpath.basename(workbook) + ".rels")
-    if workbook not in names or rels_name not in names:
-        raise SheetError(path, "is not a workbook package (no workbook part)")
-    book = safe_xml(path, workbook, package.read(workbook))
-    rid = None
-    for node in book.iter(f"{NS}sheet"):
-        if node.get("name") == sheet:
-            rid = node.get(f"{{{DOC_REL_NS}}}id")
-    targets = {rel.get("Id"): rel.get("Target", "")
-               for rel in safe_xml(path, rels_name, package.read(rels_name))}
-    target = targets.get(rid)
-    if not target:
-        raise SheetError(path, f"sheet {sheet!r} has no worksheet part")
-    part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
-        posixpath.join(base, target))
-    if part not in names:
-        raise SheetError(path, f"sheet {sheet!r} points at a missing part {part}")
-    return part
 
 
 def _cell_position(cell: Any, previous: int) -> int:

@@ -1,0 +1,89 @@
+"""The parts of a workbook package (.xlsx), found and parsed safely: what reading and
+writing back share."""
+
+from __future__ import annotations
+
+import posixpath
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from bulksync.errors import SheetError
+
+__all__ = ["NS", "hidden_rows", "safe_xml", "sheet_part"]
+
+NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+DOC_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+
+def safe_xml(path: Path, part: str, data: bytes) -> Any:
+    """Parse XML from a user's file with no entity expansion, no DTD and no network."""
+    from lxml import etree
+
+    if b"<!DOCTYPE" in data[:4096] or b"<!ENTITY" in data[:4096]:
+        raise SheetError(path, f"{part} declares a DOCTYPE or entities, which a workbook "
+                               "never needs; refusing to read it")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=True)
+    try:
+        return etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as e:
+        raise SheetError(path, f"{part} is not well-formed XML ({e})") from None
+
+
+def sheet_part(path: Path, package: zipfile.ZipFile, sheet: str) -> str:
+    """The zip member holding worksheet ``sheet``, found through the workbook's relationships."""
+    names = set(package.namelist())
+    workbook = "xl/workbook.xml"
+    if "_rels/.rels" in names:
+        for rel in safe_xml(path, "_rels/.rels", package.read("_rels/.rels")):
+            if rel.get("Type", "").endswith("/officeDocument"):
+                workbook = rel.get("Target", workbook).lstrip("/")
+    base = posixpath.dirname(workbook)
+    rels_name = posixpath.join(base, "_rels", posixpath.basename(workbook) + ".rels")
+    if workbook not in names or rels_name not in names:
+        raise SheetError(path, "is not a workbook package (no workbook part)")
+    book = safe_xml(path, workbook, package.read(workbook))
+    rid = None
+    for node in book.iter(f"{NS}sheet"):
+        if node.get("name") == sheet:
+            rid = node.get(f"{{{DOC_REL_NS}}}id")
+    targets = {rel.get("Id"): rel.get("Target", "")
+               for rel in safe_xml(path, rels_name, package.read(rels_name))}
+    target = targets.get(rid)
+    if not target:
+        raise SheetError(path, f"sheet {sheet!r} has no worksheet part")
+    part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
+        posixpath.join(base, target))
+    if part not in names:
+        raise SheetError(path, f"sheet {sheet!r} points at a missing part {part}")
+    return part
+
+
+def hidden_rows(path: Path, sheet: str) -> frozenset[int]:
+    """Rows of ``sheet`` hidden by an active filter (an autoFilter: the workbook names its
+    range ``_xlnm._FilterDatabase``). Rows hidden by hand are the user's to see; they count."""
+    import re
+
+    with zipfile.ZipFile(path) as package:
+        part = sheet_part(path, package, sheet)
+        book = package.read(_workbook(package))
+        if b"_xlnm._FilterDatabase" not in book:
+            return frozenset()
+        xml = package.read(part)
+    if b"<autoFilter" not in xml and b":autoFilter" not in xml:
+        return frozenset()
+    hidden = set()
+    for match in re.finditer(rb"<(?:\w+:)?row\b([^>]*)>", xml):
+        attributes = match.group(1)
+        if re.search(rb'\bhidden="(?:1|true)"', attributes):
+            number = re.search(rb'\br="(\d+)"', attributes)
+            if number:
+                hidden.add(int(number.group(1)))
+    return frozenset(hidden)
+
+
+def _workbook(package: zipfile.ZipFile) -> str:
+    names = set(package.namelist())
+    return "xl/workbook.xml" if "xl/workbook.xml" in names else next(
+        (n for n in names if n.endswith("workbook.xml")), "xl/workbook.xml")
