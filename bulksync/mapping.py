@@ -63,7 +63,7 @@ __all__ = ["ColumnMapping", "Comment", "Mapped", "Users", "apply_mapping", "load
 
 PRESETS_DIR = "presets"
 _KEYS = {"integration", "legacy_id", "url", "tag_separator", "comments", "comments_public",
-         "columns", "description", "values", "fixed"}
+         "columns", "description", "values", "fixed", "optional"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,8 @@ class ColumnMapping:
     description_separator: str = "\n\n"
     values: MappingABC[str, ValueMap] = field(default_factory=dict)
     fixed: MappingABC[str, str] = field(default_factory=dict)
+    optional: frozenset[str] = frozenset()
+    """Source columns an export may lack (Jira writes Labels only when an issue has one)."""
 
     def sources(self) -> list[str]:
         """The source columns this mapping reads, in a sensible order for a template."""
@@ -234,6 +236,9 @@ def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
     public = data.get("comments_public", False)
     if not isinstance(public, bool):
         raise _fail(path, "comments_public must be true or false")
+    optional = data.get("optional", [])
+    if not isinstance(optional, list) or not all(isinstance(c, str) for c in optional):
+        raise _fail(path, "optional must be a list of column names the export may lack")
     return ColumnMapping(
         name=path.stem,
         integration=_text(path, "integration", data.get("integration", "")),
@@ -247,6 +252,7 @@ def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
         description_separator=_text(path, "description.separator", description.get("separator", "\n\n")),
         values=values,
         fixed=fixed,
+        optional=frozenset(optional),
     )
 
 
@@ -296,11 +302,13 @@ class _Reader:
     table: Table
     problems: list[Problem] = field(default_factory=list)
     consumed: set[str] = field(default_factory=set)
+    optional: frozenset[str] = frozenset()
 
     def need(self, name: str, where: str) -> pd.Series | None:
-        """The column ``name``, stripped; None, and a problem, when the sheet has none."""
+        """The column ``name``, stripped; None when the sheet has none (and a problem, unless
+        the mapping lists it as optional)."""
         series = _column(self.table, name)
-        if series is None:
+        if series is None and name not in self.optional:
             self.problems.append(Problem(1, name, f"the mapping ({where}) reads a column {name!r} that "
                                                   "this sheet does not have", "missing-column"))
         self.consumed.add(name)
@@ -323,7 +331,7 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
     if mapping is None:
         return _users_in_place(table, users, default_requester)
     index = table.frame.index
-    reader = _Reader(table)
+    reader = _Reader(table, optional=mapping.optional)
     out: dict[str, pd.Series] = {}
     source_of: dict[str, str] = {}
     for name in OWNED_COLUMNS:

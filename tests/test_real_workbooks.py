@@ -129,3 +129,32 @@ def test_a_workbook_bulksync_could_not_write_is_refused_before_anything_is_sent(
                      env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
     assert result.returncode == 2 and sandbox.requests() == [], result.stdout + result.stderr
     assert "has no worksheet part" in result.stderr
+
+
+def test_a_jira_export_without_labels_and_with_real_workflow_values(tmp_path: Path, sandbox: Sandbox) -> None:
+    from tests.conftest import write
+
+    sheet = write(tmp_path / "jira.csv", "Summary,Issue key,Issue id,Issue Type,Status,Priority,Assignee,Reporter\n"
+                  "VPN drops every hour,OPS-101,10001,Bug,Untriaged,P1-Immediate,,U073PBJPHGW\n"
+                  "Printer on floor 2,OPS-102,10002,Task,Resolved,Unknown,,U073PBJPHGW\n"
+                  "Access to billing,OPS-103,10003,Task,Waiting for reporter,Minor,,U073PBJPHGW\n"
+                  "Old VPN ticket,OPS-104,10004,Bug,Reopened,Blocker,,U073PBJPHGW\n")
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, mapping="jira", form_id=FORM,
+                           channel=CHANNEL)
+    assert result.ok, result.summary()
+    got = {t["description"]: (t["status"], t["priority"]) for t in sandbox.tickets()}
+    assert got == {"VPN drops every hour": ("Open", "CRITICAL"), "Printer on floor 2": ("Closed", None),
+                   "Access to billing": ("Waiting for customer", "Low"), "Old VPN ticket": ("Open", "CRITICAL")}
+
+
+def test_a_mapping_column_that_is_not_optional_is_still_required(tmp_path: Path) -> None:
+    from tests.conftest import write
+
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('[columns]\nstatus = "State"\ntags = "Labels"\n[description]\ncolumns = ["Title"]\n')
+    sheet = write(tmp_path / "t.csv", "Title\nPrinter jams\n")
+    report = bulksync.validate(sheet, mapping=str(mapping), form_id=FORM, channel=CHANNEL)
+    assert [p.code for p in report.problems] == ["missing-column", "missing-column"]
+    mapping.write_text('optional = ["Labels", "State"]\n[columns]\nstatus = "State"\ntags = "Labels"\n'
+                       '[description]\ncolumns = ["Title"]\n')
+    assert bulksync.validate(sheet, mapping=str(mapping), form_id=FORM, channel=CHANNEL).valid
