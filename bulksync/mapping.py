@@ -508,12 +508,13 @@ def _map_users(series: pd.Series, users: Users | None, name: str, problems: list
 
 
 def _jira_comment(cell: str, public: bool) -> Comment:
-    """Jira's export: ``date;author;body`` (the body may itself hold semicolons)."""
+    """Jira's export: ``date;author;body`` (the body may itself hold semicolons). The body is
+    kept as written: a code block's or a quote's indentation is part of it."""
     parts = cell.split(";", 2)
     if len(parts) == 3:
-        return Comment(author=parts[1].strip(), body=parts[2].strip(), public=public,
+        return Comment(author=parts[1].strip(), body=parts[2], public=public,
                        created_at=parts[0].strip())
-    return Comment(author="", body=cell.strip(), public=public)
+    return Comment(author="", body=cell, public=public)
 
 
 def _named(comment: Comment, users: Users) -> Comment:
@@ -537,8 +538,8 @@ def load_comments(path: Path | str) -> dict[str, list[Comment]]:
         public = (row["public"] or "").strip().lower()
         if public not in ("true", "false", "1", "0", "yes", "no"):
             raise UsageError(f"{path}: row {number}, column public: {row['public']!r} is not true or false")
-        body = (row["body"] or "").strip()
-        if not body:
+        body = row["body"] or ""  # kept as written: indentation and line breaks are the text's
+        if not body.strip():
             continue
         rows.append((row["externalId"].strip(), row["createdAt"].strip(), number,
                      Comment(row["author"].strip(), body, public in ("true", "1", "yes"),

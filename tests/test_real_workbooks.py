@@ -158,3 +158,14 @@ def test_a_mapping_column_that_is_not_optional_is_still_required(tmp_path: Path)
     mapping.write_text('optional = ["Labels", "State"]\n[columns]\nstatus = "State"\ntags = "Labels"\n'
                        '[description]\ncolumns = ["Title"]\n')
     assert bulksync.validate(sheet, mapping=str(mapping), form_id=FORM, channel=CHANNEL).valid
+
+
+def test_reply_text_keeps_its_whitespace(tmp_path: Path) -> None:
+    from bulksync.mapping import _jira_comment, load_comments
+    from tests.conftest import write
+
+    body = "    def f():\n        return 1\n\n> quoted\n"
+    comments = write(tmp_path / "c.csv", 'externalId,author,body,public,createdAt\n'
+                     f'4211,Ana,"{body}",true,2026-11-30T09:00:00Z\n')
+    assert load_comments(comments)["4211"][0].body == body
+    assert _jira_comment(f"30/Nov/26 9:00 AM;ana;{body}", public=False).body == body
