@@ -63,7 +63,7 @@ __all__ = ["ColumnMapping", "Comment", "Mapped", "Users", "apply_mapping", "load
 
 PRESETS_DIR = "presets"
 _KEYS = {"integration", "legacy_id", "url", "tag_separator", "comments", "comments_public",
-         "columns", "description", "values", "fixed", "optional"}
+         "columns", "description", "values", "fixed", "optional", "extends"}
 
 
 @dataclass(frozen=True)
@@ -207,6 +207,8 @@ def _text(path: Path, where: str, value: Any) -> str:
 
 def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
     _unknown(path, "", set(data), _KEYS)
+    if "extends" in data:
+        return _extended(path, data)
     columns = {}
     for name, source in data.get("columns", {}).items():
         columns[_field_name(path, "[columns]", name)] = _text(path, f"columns.{name}", source)
@@ -253,6 +255,39 @@ def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
         values=values,
         fixed=fixed,
         optional=frozenset(optional),
+    )
+
+
+def _extended(path: Path, data: dict[str, Any]) -> ColumnMapping:
+    """A mapping that ``extends`` a preset (or another mapping file): its own keys on top of
+    the base's; its value maps add to (and override entries of) the base's."""
+    from dataclasses import replace
+
+    base_name = _text(path, "extends", data["extends"])
+    base_path = path.parent / base_name if Path(base_name).suffix else base_name
+    base = load_mapping(base_path)
+    own = _parse(path, {k: v for k, v in data.items() if k != "extends"})
+    values = dict(base.values)
+    for name, vmap in own.values.items():
+        prior = values.get(name)
+        values[name] = ValueMap({**(prior.table if prior else {}), **vmap.table},
+                                vmap.default if vmap.default is not None else (prior.default if prior else None))
+    return replace(
+        base,
+        name=path.stem,
+        integration=own.integration if "integration" in data else base.integration,
+        legacy_id=own.legacy_id if "legacy_id" in data else base.legacy_id,
+        url=own.url if "url" in data else base.url,
+        tag_separator=own.tag_separator if "tag_separator" in data else base.tag_separator,
+        comments=own.comments if "comments" in data else base.comments,
+        comments_public=own.comments_public if "comments_public" in data else base.comments_public,
+        columns={**base.columns, **own.columns},
+        description=own.description if "description" in data else base.description,
+        description_separator=(own.description_separator if "description" in data
+                               else base.description_separator),
+        values=values,
+        fixed={**base.fixed, **own.fixed},
+        optional=base.optional | own.optional,
     )
 
 
@@ -350,9 +385,11 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
         if series is not None:
             out[name] = series
             source_of[name] = source
+    where = (f"a mapping file with extends = \"{mapping.name}\" (it keeps the rest of the preset)"
+             if mapping.name in preset_names() else "the mapping file")
     for name, vmap in mapping.values.items():
         if name in out:
-            out[name] = _map_values(out[name], vmap, name, reader.problems)
+            out[name] = _map_values(out[name], vmap, name, reader.problems, where)
     for name, value in mapping.fixed.items():
         out[name] = pd.Series(value, index=index, dtype=str)
     _map_user_columns(out, users, default_requester, reader.problems)
@@ -468,16 +505,18 @@ def _keep_other_columns(reader: _Reader, out: dict[str, pd.Series]) -> None:
             out.setdefault(name, table.frame[table.position(name)])
 
 
-def _map_values(series: pd.Series, vmap: ValueMap, name: str, problems: list[Problem]) -> pd.Series:
+def _map_values(series: pd.Series, vmap: ValueMap, name: str, problems: list[Problem],
+                where: str) -> pd.Series:
     import pandas as pd
 
     keys = series.str.strip().str.casefold().tolist()
     mapped = [vmap.table.get(k, vmap.default if k else "") for k in keys]
     for row, value, result in zip(series.index, series.tolist(), mapped, strict=True):
         if result is None:
-            problems.append(Problem(int(row), name, f"{value!r} has no {name} in the mapping; add it "
-                                                      f"to [values.{name}] map, or give a default",
-                                    "unmapped-value", str(value)))
+            key = str(value).strip().casefold()
+            problems.append(Problem(int(row), name, (
+                f"{value!r} has no {name} in the mapping; add it to [values.{name}] in {where}, "
+                f"e.g. map = {{ \"{key}\" = \"…\" }}, or give a default"), "unmapped-value", str(value)))
     return pd.Series([m or "" for m in mapped], index=series.index, dtype=str)
 
 

@@ -135,8 +135,14 @@ def test_unmapped_values_and_users_are_problems_naming_them(work: Path, sandbox:
         f"{path}: row 3, column Requester email (→ requester): 'zoe@example.com' is not in the users "
         f"file ({work / 'users.csv'}); add it or give --default-requester",
         f"{path}: row 3, column Status (→ status): 'escalated' has no status in the mapping; add it to "
-        "[values.status] map, or give a default",
+        '[values.status] in a mapping file with extends = "zendesk" (it keeps the rest of the preset), '
+        'e.g. map = { "escalated" = "…" }, or give a default',
     ]
+    # Doing what it says: a mapping file that extends the preset with that one value.
+    extension = write(work / "ours.toml",
+                      'extends = "zendesk"\n[values.status]\nmap = { "escalated" = "Escalated" }\n')
+    fixed = bulksync.validate(path, mapping=str(extension), users=work / "users.csv", default_requester=ANA)
+    assert fixed.valid, fixed.lines()
     report = bulksync.validate(path, mapping="zendesk", users=work / "users.csv", default_requester=ANA)
     assert [p.column for p in report.problems] == ["Status (→ status)"]
 
