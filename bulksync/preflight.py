@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bulksync.columns import (
     CUSTOM_FIELD_PREFIX,
+    OWNED_COLUMNS,
     TICKET_ID,
     Headers,
     Problem,
@@ -24,7 +25,7 @@ from bulksync.columns import (
 )
 from bulksync.config import Settings
 from bulksync.mapping import Mapped, apply_mapping, export_preset
-from bulksync.sheets.read import Table, read_table, sheet_identity
+from bulksync.sheets.read import Table, XlsxFormat, read_table, sheet_identity
 
 __all__ = ["Checked", "check", "check_listed", "sheet_statuses"]
 
@@ -66,6 +67,7 @@ def check(path: Path | str, settings: Settings) -> Checked:
         column: table.header[i].strip() for column, i in table.aliases.items()}
     if source_of:
         report = report.renamed(source_of)
+    report = report.with_problems(_room(table))
     preset = export_preset(table.header) if settings.mapping is None else None
     if preset is not None:  # pushed as it is, its statuses and names would go out raw
         report = report.with_problems((Problem(1, None, (
@@ -84,10 +86,25 @@ def check_listed(path: Path | str, settings: Settings) -> Checked:
                   table, settings)
     rows = replace(rows, frame=rows.frame[rows.frame["ticketId"].ne("")])
     report = validate_rows(rows, table.path).renamed(
-        {column: table.header[i].strip() for column, i in table.aliases.items()})
+        {column: table.header[i].strip() for column, i in table.aliases.items()}).with_problems(_room(table))
     # A delete sends no field, so no column is "not sent": none is named as such.
     report = replace(report, notes=table.notes + _hidden_note(table, settings), ignored_columns=())
     return Checked(table, Mapped(table, (), {}, {}, {}), rows, report, sheet_identity(table.path))
+
+
+MAX_COLUMNS = 16_384
+"""Excel's last column is XFD."""
+
+
+def _room(table: Table) -> tuple[Problem, ...]:
+    """Before anything is sent: a workbook must have room for bulksync's four columns."""
+    if not isinstance(table.format, XlsxFormat):
+        return ()
+    missing = sum(1 for n in OWNED_COLUMNS if table.position(n) is None)
+    if len(table.header) + missing <= MAX_COLUMNS:
+        return ()
+    return (Problem(1, None, f"has no room for bulksync's {missing} column(s): its cells reach column "
+                             "XFD, Excel's last; free columns at the right", "no-room", None),)
 
 
 def _shown(rows: Rows, table: Table, settings: Settings) -> Rows:

@@ -41,7 +41,7 @@ def test_a_formula_without_a_cached_value_is_never_written_over(tmp_path: Path, 
     assert "ticketId" in cells["E1"]  # bulksync's columns go where nothing lives
 
 
-def test_a_sheet_reaching_xfd_gets_its_results_beside_it(tmp_path: Path, sandbox: Sandbox) -> None:
+def test_a_sheet_reaching_xfd_is_refused_before_anything_is_sent(tmp_path: Path, sandbox: Sandbox) -> None:
     from openpyxl import Workbook
 
     book = tmp_path / "wide.xlsx"
@@ -54,9 +54,16 @@ def test_a_sheet_reaching_xfd_gets_its_results_beside_it(tmp_path: Path, sandbox
     wb.save(book)
     before = book.read_bytes()
     result = bulksync.push(book, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL)
-    assert book.read_bytes() == before  # nothing written past XFD
-    assert result.written_to == book.with_name("wide.xlsx.bulksync-results.csv")
-    assert "no room for bulksync's columns" in result.note
+    assert result.refused and sandbox.requests() == [] and book.read_bytes() == before
+    assert result.report is not None and [p.code for p in result.report.problems] == ["no-room"]
+    # Should the check be passed anyway, the writer itself never writes past XFD.
+    from bulksync.report import RowResult
+    from bulksync.sheets.read import read_table
+    from bulksync.writeback import write_back
+
+    written, note = write_back(read_table(book), {2: RowResult(2, "created", ticket_id="x" * 36)})
+    assert written == book.with_name("wide.xlsx.bulksync-results.csv") and "no room" in note
+    assert book.read_bytes() == before
 
 
 def _filtered(book: Path, *, hide: tuple[int, ...], by_filter: bool = True) -> Path:
