@@ -19,6 +19,21 @@ def _cells(book: Path) -> dict[str, str]:
     return {m.group(1): m.group(0) for m in re.finditer(r'<c r="([A-Z]+\d+)"[^>]*?(?:/>|>.*?</c>)', xml)}
 
 
+def _book(path: Path, rows: list[list[object]], last: tuple[int, int] | None = None) -> Path:
+    """A workbook of ``rows``, as openpyxl writes one (``last``: a cell set at (row, column))."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    for row in rows:
+        ws.append(row)
+    if last is not None:
+        ws.cell(row=last[0], column=last[1], value="last")
+    wb.save(path)
+    return path
+
+
 def test_a_formula_without_a_cached_value_is_never_written_over(tmp_path: Path, sandbox: Sandbox) -> None:
     from openpyxl import Workbook
 
@@ -42,16 +57,7 @@ def test_a_formula_without_a_cached_value_is_never_written_over(tmp_path: Path, 
 
 
 def test_a_sheet_reaching_xfd_is_refused_before_anything_is_sent(tmp_path: Path, sandbox: Sandbox) -> None:
-    from openpyxl import Workbook
-
-    book = tmp_path / "wide.xlsx"
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.append(["description"])
-    ws.append(["Printer jams"])
-    ws.cell(row=1, column=16_384, value="last")
-    wb.save(book)
+    book = _book(tmp_path / "wide.xlsx", [["description"], ["Printer jams"]], last=(1, 16_384))
     before = book.read_bytes()
     result = bulksync.push(book, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL)
     assert result.refused and sandbox.requests() == [] and book.read_bytes() == before
@@ -112,15 +118,7 @@ def test_rows_hidden_by_hand_are_the_users_to_see_and_are_pushed(tmp_path: Path,
 
 def test_a_workbook_bulksync_could_not_write_is_refused_before_anything_is_sent(tmp_path: Path,
                                                                                  sandbox: Sandbox) -> None:
-    from openpyxl import Workbook
-
-    book = tmp_path / "strict.xlsx"
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.append(["description"])
-    ws.append(["Printer jams"])
-    wb.save(book)
+    book = _book(tmp_path / "strict.xlsx", [["description"], ["Printer jams"]])
     # The workbook part in Strict Open XML's namespace: its sheets are not found by name.
     broken = tmp_path / "broken.xlsx"
     with zipfile.ZipFile(book) as src, zipfile.ZipFile(broken, "w") as dst:
