@@ -181,8 +181,13 @@ def xlsx_close(tmp: Path, rows: int, repeats: int = REPEATS) -> list[str]:
     # The requests themselves are taken out by a transport that answers at once (in process).
     # The script ends as the console script does (bulksync.cli.run): output flushed, then
     # os._exit, without freeing the heap object by object.
+    # The GC is tuned as the console script tunes it for a push (bulksync.cli._tune_gc): the
+    # library itself leaves the collector alone (issue 15).
     script = f"""
 import httpx, bulksync, os
+import bulksync.cli as cli
+cli._CONSOLE = True
+cli._tune_gc(long_run=True)
 t = httpx.MockTransport(lambda r: httpx.Response(200))
 bulksync.push({str(book)!r}, token="x", api_url="https://api.example.com", set={{"status": "Closed"}},
               transport=t, concurrency=16)

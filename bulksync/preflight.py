@@ -67,7 +67,7 @@ def check(path: Path | str, settings: Settings) -> Checked:
         column: table.header[i].strip() for column, i in table.aliases.items()}
     if source_of:
         report = report.renamed(source_of)
-    report = report.with_problems(_room(table))
+    report = report.with_problems((*_room(table), *_errors(table, headers)), superseding=True)
     preset = export_preset(table.header) if settings.mapping is None else None
     if preset is not None:  # pushed as it is, its statuses and names would go out raw
         report = report.with_problems((Problem(1, None, (
@@ -105,6 +105,21 @@ def _room(table: Table) -> tuple[Problem, ...]:
         return ()
     return (Problem(1, None, f"has no room for bulksync's {missing} column(s): its cells reach column "
                              "XFD, Excel's last; free columns at the right", "no-room", None),)
+
+
+def _errors(table: Table, headers: Headers) -> tuple[Problem, ...]:
+    """Excel error cells (``#N/A``, ``#VALUE!``) in the columns bulksync sends: a formula that
+    failed, never a value to send."""
+    if not table.errors:
+        return ()
+    problems = []
+    for row, position in sorted(table.errors):
+        column = canonical_column(table.header[position], headers.named) if position < len(table.header) else None
+        if column is not None and row > 1 and table.header[position].strip() not in headers.own:
+            shown = str(table.frame.at[row, position])
+            problems.append(Problem(row, column, f"holds the Excel error {shown} (a formula that "
+                                                 "failed): fix it or clear the cell", "excel-error", shown))
+    return tuple(problems)
 
 
 def _shown(rows: Rows, table: Table, settings: Settings) -> Rows:

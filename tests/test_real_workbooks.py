@@ -174,3 +174,26 @@ def test_reply_text_keeps_its_whitespace(tmp_path: Path) -> None:
                      f'4211,Ana,"{body}",true,2026-11-30T09:00:00Z\n')
     assert load_comments(comments)["4211"][0].body == body
     assert _jira_comment(f"30/Nov/26 9:00 AM;ana;{body}", public=False).body == body
+
+
+def test_error_cells_are_read_as_excel_shows_them(tmp_path: Path, sandbox: Sandbox) -> None:
+    from openpyxl import Workbook
+
+    book = tmp_path / "e.xlsx"
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["description", "priority", "note"])
+    ws.append(["Printer jams", "High", "fine"])
+    ws.append(["VPN drops", None, None])
+    ws.append([None, None, None])
+    for ref, error in (("B3", "#N/A"), ("C4", "#VALUE!")):
+        ws[ref].value = error
+        ws[ref].data_type = "e"
+    wb.save(book)
+    report = bulksync.validate(book, form_id=FORM, channel=CHANNEL)
+    # Row 3's priority is a failed formula, not a value to send; row 4 holds an error (in a column
+    # of the user's own), so it is not a blank row: it is a row without a description.
+    assert [(p.row_number, p.column, p.code) for p in report.problems] == [
+        (3, "priority", "excel-error"), (4, "description", "required")]
+    assert report.problems[0].message == "holds the Excel error #N/A (a formula that failed): fix it or clear the cell"

@@ -10,7 +10,7 @@ from typing import Any
 
 from bulksync.errors import SheetError
 
-__all__ = ["NS", "hidden_rows", "safe_xml", "sheet_part"]
+__all__ = ["NS", "error_cells", "hidden_rows", "safe_xml", "sheet_part"]
 
 NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 DOC_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -87,3 +87,33 @@ def _workbook(package: zipfile.ZipFile) -> str:
     names = set(package.namelist())
     return "xl/workbook.xml" if "xl/workbook.xml" in names else next(
         (n for n in names if n.endswith("workbook.xml")), "xl/workbook.xml")
+
+
+
+def error_cells(path: Path, sheet: str) -> dict[tuple[int, int], str]:
+    """(row, column position) → the error an Excel error cell shows (``#N/A``, ``#VALUE!``): a
+    reader that gives them as empty would skip a row of errors as blank. The worksheet is
+    streamed once, and parsed only if it holds an error cell."""
+    import re
+
+    with zipfile.ZipFile(path) as package:
+        part = sheet_part(path, package, sheet)
+        with package.open(part) as stream:
+            tail = b""
+            while chunk := stream.read(1 << 20):
+                if b't="e"' in tail + chunk:
+                    break
+                tail = chunk[-8:]
+            else:
+                return {}
+        xml = package.read(part)
+    out: dict[tuple[int, int], str] = {}
+    for cell in re.finditer(rb'<c\b([^>]*\bt="e"[^>]*)>(.*?)</c>', xml, re.S):
+        ref = re.search(rb'\br="([A-Z]+)(\d+)"', cell.group(1))
+        value = re.search(rb"<v>([^<]*)</v>", cell.group(2))
+        if ref and value:
+            column = 0
+            for ch in ref.group(1).decode():
+                column = column * 26 + ord(ch) - 64
+            out[(int(ref.group(2)), column - 1)] = value.group(1).decode("utf-8", "replace")
+    return out

@@ -71,6 +71,8 @@ class Table:
     """(row, column position) of numeric workbook cells beyond Excel's 15 significant digits."""
     hidden: frozenset[int] = frozenset()
     """Rows a workbook's active filter hides."""
+    errors: frozenset[tuple[int, int]] = frozenset()
+    """(row, column position) of a workbook's error cells (``#N/A``), read as their text."""
 
     def changed(self) -> bool:
         """Has the file been written since it was read (e.g. saved in Excel meanwhile)?"""
@@ -484,6 +486,12 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) 
         raise SheetError(path, f"sheet {sheet!r} is empty: its first row must be a header "
                                "naming the columns")
     text_rows = [[v if type(v) is str else _cell_text(v) for v in row] for row in rows]
+    from bulksync.sheets.package import error_cells, hidden_rows
+
+    errors = error_cells(path, sheet)
+    for (number, column), text in errors.items():  # as Excel shows them; validation decides
+        if number <= len(text_rows) and column < len(text_rows[number - 1]):
+            text_rows[number - 1][column] = text
     # Numbers past 15 significant digits: Excel has already rounded them (an ID typed as a
     # number), whatever they look like now.
     lossy = tuple((i + 1, j) for i, row in enumerate(rows) for j, v in enumerate(row)
@@ -491,10 +499,9 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) 
     header = tuple(text_rows[0])
     frame = pd.DataFrame(text_rows[1:], columns=range(len(header)), dtype=str)
     frame.index = pd.RangeIndex(2, len(frame) + 2)
-    from bulksync.sheets.package import hidden_rows
-
     return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, names),
-                 fingerprint=fingerprint, lossy=lossy, hidden=hidden_rows(path, sheet))
+                 fingerprint=fingerprint, lossy=lossy, hidden=hidden_rows(path, sheet),
+                 errors=frozenset(errors))
 
 
 def _short(e: BaseException) -> str:
