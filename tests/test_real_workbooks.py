@@ -197,3 +197,22 @@ def test_error_cells_are_read_as_excel_shows_them(tmp_path: Path, sandbox: Sandb
     assert [(p.row_number, p.column, p.code) for p in report.problems] == [
         (3, "priority", "excel-error"), (4, "description", "required")]
     assert report.problems[0].message == "holds the Excel error #N/A (a formula that failed): fix it or clear the cell"
+
+
+def test_a_dimension_of_whole_rows_as_libreoffice_writes_it(tmp_path: Path, sandbox: Sandbox) -> None:
+    made = _book(tmp_path / "made.xlsx", [["description"], ["Printer jams"], ["VPN drops"]])
+    book = tmp_path / "lo.xlsx"
+    with zipfile.ZipFile(made) as src, zipfile.ZipFile(book, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b'<dimension ref="A1:A3"/>', b'<dimension ref="1:3"/>')
+                assert b'ref="1:3"' in data
+            dst.writestr(item, data)
+    result = bulksync.push(book, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL)
+    assert result.ok and result.written_to == book and len(sandbox.tickets()) == 2
+    from bulksync.sheets.read import read_table
+
+    table = read_table(book)
+    at = table.position("ticketId")
+    assert at is not None and all(table.frame[at].tolist())

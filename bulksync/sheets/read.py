@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from bulksync.errors import SheetError
 
@@ -481,7 +481,7 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) 
     try:
         rows = book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
     except Exception as e:
-        raise SheetError(path, f"sheet {sheet!r} cannot be read ({_short(e)})") from None
+        rows = _without_dimension(path, sheet, e)
     if not rows or not any(_cell_text(v).strip() for v in rows[0]):
         raise SheetError(path, f"sheet {sheet!r} is empty: its first row must be a header "
                                "naming the columns")
@@ -502,6 +502,36 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) 
     return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, names),
                  fingerprint=fingerprint, lossy=lossy, hidden=hidden_rows(path, sheet),
                  errors=frozenset(errors))
+
+
+def _without_dimension(path: Path, sheet: str, error: Exception) -> Any:
+    """The sheet read from a copy whose ``<dimension>`` is left out, when calamine refused the
+    one written (LibreOffice 5 writes ``1:4``, a valid range of whole rows): the element is
+    optional, the cells say where they are. Any other failure is the sheet's."""
+    import tempfile
+    import zipfile
+
+    from python_calamine import CalamineWorkbook
+
+    from bulksync.sheets.package import sheet_part
+
+    if "range" not in str(error).lower() and "dimension" not in str(error).lower():
+        raise SheetError(path, f"sheet {sheet!r} cannot be read ({_short(error)})") from None
+    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(path) as source:
+        part = sheet_part(path, source, sheet)
+        copy = Path(folder) / "copy.xlsx"
+        with zipfile.ZipFile(copy, "w", zipfile.ZIP_DEFLATED) as target:
+            for item in source.infolist():
+                data = source.read(item)
+                if item.filename == part:
+                    data = re.sub(rb"<(?:\w+:)?dimension\b[^>]*/>", b"", data, count=1)
+                target.writestr(item.filename, data)
+        try:
+            rows = CalamineWorkbook.from_path(str(copy)).get_sheet_by_name(sheet).to_python(
+                skip_empty_area=False)
+        except Exception as e:
+            raise SheetError(path, f"sheet {sheet!r} cannot be read ({_short(e)})") from None
+    return rows
 
 
 def _short(e: BaseException) -> str:
