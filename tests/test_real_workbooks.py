@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import bulksync
 from bulksync.sandbox import Sandbox
@@ -19,8 +21,10 @@ def _cells(book: Path) -> dict[str, str]:
     return {m.group(1): m.group(0) for m in re.finditer(r'<c r="([A-Z]+\d+)"[^>]*?(?:/>|>.*?</c>)', xml)}
 
 
-def _book(path: Path, rows: list[list[object]], last: tuple[int, int] | None = None) -> Path:
-    """A workbook of ``rows``, as openpyxl writes one (``last``: a cell set at (row, column))."""
+def _book(path: Path, rows: list[list[object]], last: tuple[int, int] | None = None,
+          edit: Callable[[Any], None] | None = None) -> Path:
+    """A workbook of ``rows``, as openpyxl writes one (``last``: a cell set at (row, column);
+    ``edit``: given the worksheet before it is saved)."""
     from openpyxl import Workbook
 
     wb = Workbook()
@@ -30,24 +34,18 @@ def _book(path: Path, rows: list[list[object]], last: tuple[int, int] | None = N
         ws.append(row)
     if last is not None:
         ws.cell(row=last[0], column=last[1], value="last")
+    if edit is not None:
+        edit(ws)
     wb.save(path)
     return path
 
 
 def test_a_formula_without_a_cached_value_is_never_written_over(tmp_path: Path, sandbox: Sandbox) -> None:
-    from openpyxl import Workbook
+    def formulas(ws: Any) -> None:  # written by a library, never recalculated: no cached value
+        ws["D1"], ws["D2"], ws["D3"] = '="total"', "=LEN(A2)", "=LEN(A3)"
 
-    book = tmp_path / "t.xlsx"
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.append(["description", "priority", "note"])
-    ws.append(["Printer jams", "High", "mine"])
-    ws.append(["VPN drops", "Low", "mine too"])
-    ws["D1"] = '="total"'  # written by a library, never recalculated: no cached value
-    ws["D2"] = "=LEN(A2)"
-    ws["D3"] = "=LEN(A3)"
-    wb.save(book)
+    book = _book(tmp_path / "t.xlsx", [["description", "priority", "note"], ["Printer jams", "High", "mine"],
+                                       ["VPN drops", "Low", "mine too"]], edit=formulas)
     result = bulksync.push(book, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL)
     assert result.ok and result.written_to == book, result.summary()
     cells = _cells(book)
@@ -177,20 +175,13 @@ def test_reply_text_keeps_its_whitespace(tmp_path: Path) -> None:
 
 
 def test_error_cells_are_read_as_excel_shows_them(tmp_path: Path, sandbox: Sandbox) -> None:
-    from openpyxl import Workbook
+    def errors(ws: Any) -> None:
+        for ref, error in (("B3", "#N/A"), ("C4", "#VALUE!")):
+            ws[ref].value = error
+            ws[ref].data_type = "e"
 
-    book = tmp_path / "e.xlsx"
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.append(["description", "priority", "note"])
-    ws.append(["Printer jams", "High", "fine"])
-    ws.append(["VPN drops", None, None])
-    ws.append([None, None, None])
-    for ref, error in (("B3", "#N/A"), ("C4", "#VALUE!")):
-        ws[ref].value = error
-        ws[ref].data_type = "e"
-    wb.save(book)
+    book = _book(tmp_path / "e.xlsx", [["description", "priority", "note"], ["Printer jams", "High", "fine"],
+                                       ["VPN drops", None, None], [None, None, None]], edit=errors)
     report = bulksync.validate(book, form_id=FORM, channel=CHANNEL)
     # Row 3's priority is a failed formula, not a value to send; row 4 holds an error (in a column
     # of the user's own), so it is not a blank row: it is a row without a description.
