@@ -15,17 +15,22 @@ from typing import TYPE_CHECKING
 
 from bulksync.api import ReadTicket, read_ticket, ticket_id_of, ticket_number
 from bulksync.columns import CUSTOM_FIELD_PREFIX, canonical_column
-from bulksync.journal import View
+from bulksync.journal import View, read_view
 from bulksync.report import RowResult
 from bulksync.resolve import read_number
 from bulksync.runner import RunStats
 
 if TYPE_CHECKING:
     from bulksync.api import SuptaskClient
+    from bulksync.execute import Sending
+    from bulksync.journal import Target
+    from bulksync.plan import Operation
+    from bulksync.reconcile import Loaded
     from bulksync.runner import ProgressCallback
     from bulksync.sheets.read import Table
 
-__all__ = ["PULLABLE", "Read", "Settled", "plan_reads", "pulled_values", "read_all", "resumed", "settle_reads"]
+__all__ = ["PULLABLE", "Checked", "Read", "Settled", "check_first", "learn", "plan_reads", "pulled_values",
+           "read_all", "resumed", "settle_reads"]
 
 PULLABLE = ("status", "priority", "assignee", "requester", "tags", "description")
 """The columns a pull fills (with ``customField_<uuid>``); a ticket's answer may lack some."""
@@ -232,3 +237,121 @@ def settle_reads(table: Table, columns: Mapping[str, int | None], reads: Sequenc
         if ticket_id:
             out.baselines.append((ticket_id, read.row, {}, True, "", new_baseline(prior, learnt)))
     return out
+
+
+# -- push --check: read before updating ----------------------------------------------------
+
+@dataclass
+class Checked:
+    """What ``push --check`` decided before the run (see :func:`check_first`)."""
+
+    loaded: Loaded
+    held: dict[int, RowResult]
+    taken: dict[int, dict[str, str]]
+    """Row → the server's values to write into the sheet."""
+    learnt: dict[str, dict[str, str]]
+    """ticketId → fields the server was seen to hold (taken, or agreeing with the sheet):
+    they join the baseline once the sheet holds them."""
+    reads: int
+    interrupted: bool
+
+
+def check_first(loaded: Loaded, sending: Sending, *, force: bool) -> Checked:
+    """``push --check``: read every ticket the plan updates (or believes unchanged) and decide
+    field by field (:func:`bulksync.check.decide`): the plan to send, the rows held back (a
+    conflict, or a ticket that could not be read or is not the row's: nothing is sent
+    unchecked), and what the sheet and the baseline learn. Ctrl-C during the reads stops
+    the push: nothing is sent."""
+    from dataclasses import replace
+
+    from bulksync.api import SuptaskClient, ticket_number
+    from bulksync.check import decide
+    from bulksync.execute import drive
+    from bulksync.plan import split_tags
+    from bulksync.untrusted import neutralise
+
+    checked, plan = loaded.checked, loaded.plan
+    ops = [op for op in plan.operations if op.kind in ("update", "unchanged", "skip") and op.ticket_id
+           and op.ticket_id not in loaded.deleted]
+    view = read_view(loaded.target, [op.ticket_id for op in ops if op.ticket_id])
+    known = {e.ticket_id: e.ticket_number for e in view.creates.values() if e.ticket_id and e.ticket_number}
+    where = checked.table.position("ticketNumber")
+    held: dict[int, RowResult] = {}
+    reads: list[Read] = []
+    for op in ops:
+        cell = str(checked.table.frame.at[op.row_number, where]).strip() if where is not None else ""
+        number = ticket_number(cell) or known.get(op.ticket_id or "")
+        if number is None:
+            held[op.row_number] = RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=(
+                "--check: the ticket's number is not known (the API reads by number only): add a "
+                "ticketNumber column; nothing was sent for this row"))
+        else:
+            reads.append(Read(op.row_number, number, op.ticket_id))
+    if sending.on_notice and reads:
+        sending.on_notice(f"--check: {budget(len(reads))}")
+    stats = RunStats()
+    got: dict[int, tuple[ReadTicket | None, str]] = {}
+
+    async def work(stopping: asyncio.Event) -> None:
+        async with SuptaskClient(token=sending.token, base_url=loaded.settings.api_url,
+                                 transport=sending.transport, timeout=sending.timeout,
+                                 max_connections=1) as client:
+            got.update(await read_all(client, reads, stats, sending.on_progress, stopping, client.secrets))
+
+    interrupted = drive(work)
+    frame, fields = checked.rows.frame, checked.rows.present
+    by_row = {op.row_number: op for op in ops}
+    new_ops: dict[int, Operation | None] = {row: None for row in held}
+    taken: dict[int, dict[str, str]] = {}
+    learnt: dict[str, dict[str, str]] = {}
+    for read in reads:
+        op = by_row[read.row]
+        ticket, why = got.get(read.row, (None, "the check was interrupted"))
+        if ticket is not None and ticket.ticket_id and ticket.ticket_id != op.ticket_id:
+            why = f"ticket {read.number} is {ticket.ticket_id}, not this row's ticketId: fix its ticketNumber"
+            ticket = None
+        if ticket is None:
+            held[read.row] = RowResult(read.row, "failed", ticket_id=op.ticket_id,
+                                       error=f"--check could not read the ticket ({why}); nothing was sent")
+            new_ops[read.row] = None
+            continue
+        sheet = {f: str(frame.at[read.row, f]).strip() for f in fields if f in frame.columns}
+        if "tags" in sheet:
+            sheet["tags"] = ",".join(split_tags(sheet["tags"]))
+        verdict = decide(op, sheet, loaded.baselines.get(op.ticket_id or ""), ticket.cells, fields=fields,
+                         forced=frozenset(loaded.settings.defaults.set), force=force)
+        if verdict.conflicts:
+            held[read.row] = RowResult(read.row, "conflict", ticket_id=op.ticket_id,
+                                       error="; ".join(c.text() for c in verdict.conflicts))
+        new_ops[read.row] = None if verdict.conflicts else (
+            verdict.operation or op._replace(kind="unchanged", payload={}))
+        if verdict.taken:
+            taken[read.row] = {k: neutralise(v) for k, v in verdict.taken.items()}
+        if op.ticket_id and (verdict.taken or verdict.seen):
+            learnt[op.ticket_id] = {**verdict.seen, **verdict.taken}
+    kept: list[Operation] = []
+    for op in plan.operations:
+        if by_row.get(op.row_number) is op and op.row_number in new_ops:
+            replacement = new_ops[op.row_number]
+            if replacement is not None:
+                kept.append(replacement)
+        else:
+            kept.append(op)
+    return Checked(replace(loaded, plan=replace(plan, operations=tuple(kept))), held, taken, learnt,
+                    stats.requests, interrupted)
+
+
+def learn(target: Target, learnt: Mapping[str, Mapping[str, str]]) -> None:
+    """Add what a check or a pull saw on the server to the tickets' baselines (merged on top
+    of what the run itself recorded): called only once the sheet holds those values."""
+    from bulksync.journal import Journal
+
+    if not learnt:
+        return
+    current = read_view(target, list(learnt)).baselines
+    records: list[tuple[str, int, Mapping[str, object], bool, str, Mapping[str, str] | None]] = []
+    for ticket_id, cells in learnt.items():
+        merged = {**current.get(ticket_id, {}), **cells}
+        records.append((ticket_id, 0, {}, True, "", {k: v for k, v in merged.items() if v}))
+    with Journal(target) as journal:
+        journal.updated_many(records)

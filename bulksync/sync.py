@@ -12,7 +12,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
@@ -25,7 +25,7 @@ from bulksync.preflight import check, check_listed
 from bulksync.reconcile import Loaded, plan_delete, plan_push
 from bulksync.report import PushResult, RowResult
 from bulksync.sheets.read import CsvFormat, read_table
-from bulksync.writeback import report_path, results_path, write_back, write_report
+from bulksync.writeback import new_sheet, report_path, results_path, write_back, write_report
 
 if TYPE_CHECKING:
     import httpx
@@ -154,6 +154,7 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
     """Lock the sheet, plan it, run the plan and write the outcomes back: push and delete."""
     from bulksync.execute import execute
     from bulksync.lock import sheet_lock
+    from bulksync.refresh import Checked, check_first, learn
 
     if not isinstance(run_report, bool):
         _check_report_path(Path(run_report), Path(path), settings)
@@ -169,9 +170,9 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
                              target=str(target))
         if report.sheet_invalid or (not report.valid and not skip_invalid):
             return refused
-        first = _Checked(loaded, {}, {}, {}, 0, False)
+        first = Checked(loaded, {}, {}, {}, 0, False)
         if check:
-            first = _check_first(loaded, sending, force=force)
+            first = check_first(loaded, sending, force=force)
             if first.interrupted:  # stopped while reading: nothing is sent, nothing written
                 return PushResult(path=table.path, results={}, requests=first.reads, written_to=None,
                                   report=report, interrupted=True, target=str(target))
@@ -185,7 +186,7 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
         else:
             written, note = write_back(table, results, first.taken)
             if written == table.path:  # the sheet holds what the check took: the baseline learns it
-                _learn(target, first.learnt)
+                learn(target, first.learnt)
         kept = None
         if run_report is not False and results:
             kept, failed = _write_report(loaded, results, run.side_rows, run_report)
@@ -195,124 +196,6 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
                       side=dict(run.side), written_to=written, ignored_columns=report.ignored_columns,
                       report=report, stopped=str(stopped) if stopped else "", error=stopped,
                       interrupted=run.interrupted, note=note, target=str(target), run_report=kept)
-
-
-@dataclass
-class _Checked:
-    """What ``push --check`` decided before the run (see :func:`_check_first`)."""
-
-    loaded: Loaded
-    held: dict[int, RowResult]
-    taken: dict[int, dict[str, str]]
-    """Row → the server's values to write into the sheet."""
-    learnt: dict[str, dict[str, str]]
-    """ticketId → fields the server was seen to hold (taken, or agreeing with the sheet):
-    they join the baseline once the sheet holds them."""
-    reads: int
-    interrupted: bool
-
-
-def _check_first(loaded: Loaded, sending: Sending, *, force: bool) -> _Checked:
-    """``push --check``: read every ticket the plan updates (or believes unchanged) and decide
-    field by field (:func:`bulksync.check.decide`): the plan to send, the rows held back (a
-    conflict, or a ticket that could not be read or is not the row's: nothing is sent
-    unchecked), and what the sheet and the baseline learn. Ctrl-C during the reads stops
-    the push: nothing is sent."""
-    from dataclasses import replace
-
-    from bulksync.api import ReadTicket, SuptaskClient, ticket_number
-    from bulksync.check import decide
-    from bulksync.execute import drive
-    from bulksync.plan import split_tags
-    from bulksync.refresh import Read, budget, read_all
-    from bulksync.runner import RunStats
-    from bulksync.untrusted import neutralise
-
-    checked, plan = loaded.checked, loaded.plan
-    ops = [op for op in plan.operations if op.kind in ("update", "unchanged", "skip") and op.ticket_id
-           and op.ticket_id not in loaded.deleted]
-    view = read_view(loaded.target, [op.ticket_id for op in ops if op.ticket_id])
-    known = {e.ticket_id: e.ticket_number for e in view.creates.values() if e.ticket_id and e.ticket_number}
-    where = checked.table.position("ticketNumber")
-    held: dict[int, RowResult] = {}
-    reads: list[Read] = []
-    for op in ops:
-        cell = str(checked.table.frame.at[op.row_number, where]).strip() if where is not None else ""
-        number = ticket_number(cell) or known.get(op.ticket_id or "")
-        if number is None:
-            held[op.row_number] = RowResult(op.row_number, "failed", ticket_id=op.ticket_id, error=(
-                "--check: the ticket's number is not known (the API reads by number only): add a "
-                "ticketNumber column; nothing was sent for this row"))
-        else:
-            reads.append(Read(op.row_number, number, op.ticket_id))
-    if sending.on_notice and reads:
-        sending.on_notice(f"--check: {budget(len(reads))}")
-    stats = RunStats()
-    got: dict[int, tuple[ReadTicket | None, str]] = {}
-
-    async def work(stopping: asyncio.Event) -> None:
-        async with SuptaskClient(token=sending.token, base_url=loaded.settings.api_url,
-                                 transport=sending.transport, timeout=sending.timeout,
-                                 max_connections=1) as client:
-            got.update(await read_all(client, reads, stats, sending.on_progress, stopping, client.secrets))
-
-    interrupted = drive(work)
-    frame, fields = checked.rows.frame, checked.rows.present
-    by_row = {op.row_number: op for op in ops}
-    new_ops: dict[int, Operation | None] = {row: None for row in held}
-    taken: dict[int, dict[str, str]] = {}
-    learnt: dict[str, dict[str, str]] = {}
-    for read in reads:
-        op = by_row[read.row]
-        ticket, why = got.get(read.row, (None, "the check was interrupted"))
-        if ticket is not None and ticket.ticket_id and ticket.ticket_id != op.ticket_id:
-            why = f"ticket {read.number} is {ticket.ticket_id}, not this row's ticketId: fix its ticketNumber"
-            ticket = None
-        if ticket is None:
-            held[read.row] = RowResult(read.row, "failed", ticket_id=op.ticket_id,
-                                       error=f"--check could not read the ticket ({why}); nothing was sent")
-            new_ops[read.row] = None
-            continue
-        sheet = {f: str(frame.at[read.row, f]).strip() for f in fields if f in frame.columns}
-        if "tags" in sheet:
-            sheet["tags"] = ",".join(split_tags(sheet["tags"]))
-        verdict = decide(op, sheet, loaded.baselines.get(op.ticket_id or ""), ticket.cells, fields=fields,
-                         forced=frozenset(loaded.settings.defaults.set), force=force)
-        if verdict.conflicts:
-            held[read.row] = RowResult(read.row, "conflict", ticket_id=op.ticket_id,
-                                       error="; ".join(c.text() for c in verdict.conflicts))
-        new_ops[read.row] = None if verdict.conflicts else (
-            verdict.operation or op._replace(kind="unchanged", payload={}))
-        if verdict.taken:
-            taken[read.row] = {k: neutralise(v) for k, v in verdict.taken.items()}
-        if op.ticket_id and (verdict.taken or verdict.seen):
-            learnt[op.ticket_id] = {**verdict.seen, **verdict.taken}
-    kept: list[Operation] = []
-    for op in plan.operations:
-        if by_row.get(op.row_number) is op and op.row_number in new_ops:
-            replacement = new_ops[op.row_number]
-            if replacement is not None:
-                kept.append(replacement)
-        else:
-            kept.append(op)
-    return _Checked(replace(loaded, plan=replace(plan, operations=tuple(kept))), held, taken, learnt,
-                    stats.requests, interrupted)
-
-
-def _learn(target: Target, learnt: Mapping[str, Mapping[str, str]]) -> None:
-    """Add what a check or a pull saw on the server to the tickets' baselines (merged on top
-    of what the run itself recorded): called only once the sheet holds those values."""
-    from bulksync.journal import Journal
-
-    if not learnt:
-        return
-    current = read_view(target, list(learnt)).baselines
-    records: list[tuple[str, int, Mapping[str, object], bool, str, Mapping[str, str] | None]] = []
-    for ticket_id, cells in learnt.items():
-        merged = {**current.get(ticket_id, {}), **cells}
-        records.append((ticket_id, 0, {}, True, "", {k: v for k, v in merged.items() if v}))
-    with Journal(target) as journal:
-        journal.updated_many(records)
 
 
 def _write_report(loaded: Loaded, results: Mapping[int, RowResult],
@@ -535,7 +418,7 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, secret
     header = ["ticketNumber", "ticketId", *columns, "syncStatus"]
     rows = [[str(read.number), ticket.ticket_id or "", *(neutralise(ticket.cells.get(c, "")) for c in columns),
              "pulled"] for read, ticket in found]
-    _new_sheet(path, header, rows)
+    new_sheet(path, header, rows)
     records: list[tuple[str, int, Mapping[str, object], bool, str, Mapping[str, str] | None]] = [
         (t.ticket_id, i + 2, {}, True, "", new_baseline(None, t.cells))
         for i, (_, t) in enumerate(found) if t.ticket_id]
@@ -547,28 +430,6 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, secret
     return PushResult(path=path, results=results, requests=stats.requests, written_to=path, note=note,
                       target=str(target), interrupted=interrupted, error=stats.stopped,
                       stopped=str(stats.stopped) if stats.stopped else "")
-
-
-def _new_sheet(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    """A new .csv (UTF-8) or .xlsx with ``header`` and ``rows``, written atomically."""
-    import csv
-    import io
-
-    from bulksync.sheets.atomic import replace_file
-    from bulksync.sheets.read import XLSX_SUFFIXES
-
-    if path.suffix.lower() in XLSX_SUFFIXES:
-        from openpyxl import Workbook
-
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet("Tickets")
-        for row in (header, *rows):
-            sheet.append(row)
-        replace_file(path, lambda f: book.save(f))
-    else:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows([header, *rows])
-        replace_file(path, buf.getvalue().encode("utf-8"))
 
 
 def reset(path: Path | str, *, sheet: str | None = None, encoding: str | None = None,

@@ -17,7 +17,8 @@ from bulksync.columns import OWNED_COLUMNS
 from bulksync.report import RowResult
 from bulksync.sheets.read import CsvFormat, Table
 
-__all__ = ["owned_cells", "report_path", "results_path", "write_back", "write_beside", "write_report"]
+__all__ = ["new_sheet", "owned_cells", "report_path", "results_path", "write_back", "write_beside",
+           "write_report"]
 
 
 def owned_cells(results: Mapping[int, RowResult], columns: tuple[str, ...]) -> dict[int, dict[str, str]]:
@@ -171,3 +172,25 @@ def write_beside(path: Path, results: Mapping[int, RowResult]) -> Path:
     target = results_path(path)
     replace_file(target, buf.getvalue().encode("utf-8"))
     return target
+
+
+def new_sheet(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    """A new .csv (UTF-8) or .xlsx with ``header`` and ``rows``, written atomically."""
+    import csv
+    import io
+
+    from bulksync.sheets.atomic import replace_file
+    from bulksync.sheets.read import XLSX_SUFFIXES
+
+    if path.suffix.lower() in XLSX_SUFFIXES:
+        from openpyxl import Workbook
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet("Tickets")
+        for row in (header, *rows):
+            sheet.append(row)
+        replace_file(path, lambda f: book.save(f))
+    else:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([header, *rows])
+        replace_file(path, buf.getvalue().encode("utf-8"))
