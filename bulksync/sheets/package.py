@@ -10,7 +10,7 @@ from typing import Any
 
 from bulksync.errors import SheetError
 
-__all__ = ["NS", "error_cells", "hidden_rows", "safe_xml", "sheet_part"]
+__all__ = ["NS", "safe_xml", "sheet_marks", "sheet_part", "workbook_part"]
 
 NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 DOC_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -34,11 +34,7 @@ def safe_xml(path: Path, part: str, data: bytes) -> Any:
 def sheet_part(path: Path, package: zipfile.ZipFile, sheet: str) -> str:
     """The zip member holding worksheet ``sheet``, found through the workbook's relationships."""
     names = set(package.namelist())
-    workbook = "xl/workbook.xml"
-    if "_rels/.rels" in names:
-        for rel in safe_xml(path, "_rels/.rels", package.read("_rels/.rels")):
-            if rel.get("Type", "").endswith("/officeDocument"):
-                workbook = rel.get("Target", workbook).lstrip("/")
+    workbook = workbook_part(path, package)
     base = posixpath.dirname(workbook)
     rels_name = posixpath.join(base, "_rels", posixpath.basename(workbook) + ".rels")
     if workbook not in names or rels_name not in names:
@@ -60,19 +56,45 @@ def sheet_part(path: Path, package: zipfile.ZipFile, sheet: str) -> str:
     return part
 
 
-def hidden_rows(path: Path, sheet: str) -> frozenset[int]:
-    """Rows of ``sheet`` hidden by an active filter (an autoFilter: the workbook names its
-    range ``_xlnm._FilterDatabase``). Rows hidden by hand are the user's to see; they count."""
-    import re
+def workbook_part(path: Path, package: zipfile.ZipFile) -> str:
+    """The zip member holding the workbook, as the package's relationships name it."""
+    workbook = "xl/workbook.xml"
+    if "_rels/.rels" in package.namelist():
+        for rel in safe_xml(path, "_rels/.rels", package.read("_rels/.rels")):
+            if rel.get("Type", "").endswith("/officeDocument"):
+                workbook = rel.get("Target", workbook).lstrip("/")
+    return workbook
 
+
+def sheet_marks(path: Path, sheet: str) -> tuple[frozenset[int], dict[tuple[int, int], str]]:
+    """What a reader that gives cells alone misses, from one look at the package: the rows
+    an active filter hides (an autoFilter, which the workbook names ``_xlnm._FilterDatabase``;
+    rows hidden by hand are the user's to see and count), and the error cells (``#N/A``,
+    ``#VALUE!``: (row, column position) → their text). The worksheet is streamed once, and
+    parsed only if it holds what is looked for. Finding its part here also refuses, before
+    anything is sent, a workbook whose worksheet could not be written back."""
     with zipfile.ZipFile(path) as package:
         part = sheet_part(path, package, sheet)
-        book = package.read(_workbook(package))
-        if b"_xlnm._FilterDatabase" not in book:
-            return frozenset()
-        xml = package.read(part)
-    if b"<autoFilter" not in xml and b":autoFilter" not in xml:
-        return frozenset()
+        filtered = b"_xlnm._FilterDatabase" in package.read(workbook_part(path, package))
+        errors = _holds(package, part, b't="e"')
+        xml = package.read(part) if filtered or errors else b""
+    hidden = _hidden(xml) if filtered and (b"<autoFilter" in xml or b":autoFilter" in xml) else frozenset()
+    return hidden, (_errors(xml) if errors else {})
+
+
+def _holds(package: zipfile.ZipFile, part: str, needle: bytes) -> bool:
+    with package.open(part) as stream:
+        tail = b""
+        while chunk := stream.read(1 << 20):
+            if needle in tail + chunk:
+                return True
+            tail = chunk[-len(needle):]
+    return False
+
+
+def _hidden(xml: bytes) -> frozenset[int]:
+    import re
+
     hidden = set()
     for match in re.finditer(rb"<(?:\w+:)?row\b([^>]*)>", xml):
         attributes = match.group(1)
@@ -83,30 +105,9 @@ def hidden_rows(path: Path, sheet: str) -> frozenset[int]:
     return frozenset(hidden)
 
 
-def _workbook(package: zipfile.ZipFile) -> str:
-    names = set(package.namelist())
-    return "xl/workbook.xml" if "xl/workbook.xml" in names else next(
-        (n for n in names if n.endswith("workbook.xml")), "xl/workbook.xml")
-
-
-
-def error_cells(path: Path, sheet: str) -> dict[tuple[int, int], str]:
-    """(row, column position) → the error an Excel error cell shows (``#N/A``, ``#VALUE!``): a
-    reader that gives them as empty would skip a row of errors as blank. The worksheet is
-    streamed once, and parsed only if it holds an error cell."""
+def _errors(xml: bytes) -> dict[tuple[int, int], str]:
     import re
 
-    with zipfile.ZipFile(path) as package:
-        part = sheet_part(path, package, sheet)
-        with package.open(part) as stream:
-            tail = b""
-            while chunk := stream.read(1 << 20):
-                if b't="e"' in tail + chunk:
-                    break
-                tail = chunk[-8:]
-            else:
-                return {}
-        xml = package.read(part)
     out: dict[tuple[int, int], str] = {}
     for cell in re.finditer(rb'<c\b([^>]*\bt="e"[^>]*)>(.*?)</c>', xml, re.S):
         ref = re.search(rb'\br="([A-Z]+)(\d+)"', cell.group(1))

@@ -486,9 +486,9 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) 
         raise SheetError(path, f"sheet {sheet!r} is empty: its first row must be a header "
                                "naming the columns")
     text_rows = [[v if type(v) is str else _cell_text(v) for v in row] for row in rows]
-    from bulksync.sheets.package import error_cells, hidden_rows
+    from bulksync.sheets.package import sheet_marks
 
-    errors = error_cells(path, sheet)
+    hidden, errors = sheet_marks(path, sheet)
     for (number, column), text in errors.items():  # as Excel shows them; validation decides
         if number <= len(text_rows) and column < len(text_rows[number - 1]):
             text_rows[number - 1][column] = text
@@ -500,7 +500,7 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) 
     frame = pd.DataFrame(text_rows[1:], columns=range(len(header)), dtype=str)
     frame.index = pd.RangeIndex(2, len(frame) + 2)
     return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, names),
-                 fingerprint=fingerprint, lossy=lossy, hidden=hidden_rows(path, sheet),
+                 fingerprint=fingerprint, lossy=lossy, hidden=hidden,
                  errors=frozenset(errors))
 
 
