@@ -86,6 +86,11 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+_HEADER_ROW = click.option("--header-row", type=click.IntRange(1, 1_048_576), metavar="N",
+                           help="The row that names the columns, when a title block stands "
+                           "above it (default: 1).")
+
+
 def _sheet_options(func: F) -> F:
     options = [
         click.argument("file", type=click.Path(path_type=Path)),
@@ -116,6 +121,7 @@ def _sheet_options(func: F) -> F:
                      "tab (default: detected from the header)."),
         click.option("--include-hidden", is_flag=True, help="Also the rows a workbook's filter "
                      "hides (left out by default)."),
+        _HEADER_ROW,
         click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout."),
     ]
     for option in reversed(options):
@@ -124,7 +130,8 @@ def _sheet_options(func: F) -> F:
 
 
 _SHEET_OPTIONS = ("sheet", "config", "form_id", "channel", "mapping", "users", "comments",
-                  "default_requester", "legacy_url", "encoding", "delimiter", "include_hidden")
+                  "default_requester", "legacy_url", "encoding", "delimiter", "include_hidden",
+                  "header_row")
 
 
 def _run_options(func: F) -> F:
@@ -581,8 +588,10 @@ def pull(file: Path, as_json: bool, quiet: bool, api_url: str | None, concurrenc
 @click.option("--yes", "-y", is_flag=True, help="Clear without asking (needed off a terminal).")
 @click.option("--encoding", metavar="NAME", help="The CSV's encoding (default: detected).")
 @click.option("--delimiter", metavar="CHAR", help="The CSV's delimiter (default: detected).")
+@_HEADER_ROW
 @_errors
-def reset(file: Path, sheet: str | None, yes: bool, encoding: str | None, delimiter: str | None) -> None:
+def reset(file: Path, sheet: str | None, yes: bool, encoding: str | None, delimiter: str | None,
+          header_row: int | None) -> None:
     """Clear bulksync's cells (ticketId, ticketNumber, syncStatus, syncError) in FILE.
 
     Use it to push a sheet to another API (e.g. after a rehearsal on the sandbox) as new
@@ -599,7 +608,7 @@ def reset(file: Path, sheet: str | None, yes: bool, encoding: str | None, delimi
         if not click.confirm(question, default=False, err=True):
             click.echo("nothing was changed", err=True)
             sys.exit(EXIT_FATAL)
-    count = run_reset(file, sheet=sheet, encoding=encoding, delimiter=delimiter)
+    count = run_reset(file, sheet=sheet, encoding=encoding, delimiter=delimiter, header_row=header_row)
     click.echo(f"{file}: {count} cell(s) cleared" if count else f"{file}: nothing to clear")
 
 

@@ -121,6 +121,8 @@ class ValidationReport:
     ignored_columns: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     """What the user should know that is not a problem (an encoding detected)."""
+    header_row: int = 1
+    """The sheet's header row: its problems are the whole sheet's."""
 
     @property
     def valid(self) -> bool:
@@ -128,12 +130,21 @@ class ValidationReport:
 
     @property
     def invalid_rows(self) -> frozenset[int]:
-        return frozenset(p.row_number for p in self.problems if p.row_number > 1)
+        return frozenset(p.row_number for p in self.problems if p.row_number > self.header_row)
 
     @property
     def sheet_invalid(self) -> bool:
         """A problem in the header makes every row unusable."""
-        return any(p.row_number == 1 for p in self.problems)
+        return any(p.row_number <= self.header_row for p in self.problems)
+
+    def on_header_row(self, header_row: int) -> ValidationReport:
+        """This report for a sheet whose header is ``header_row``: the problems found in the
+        header (said to be on row 1 where they are found) named on the row it is."""
+        if header_row == self.header_row:
+            return self
+        return replace(self, header_row=header_row, problems=tuple(
+            replace(p, row_number=header_row) if p.row_number <= self.header_row else p
+            for p in self.problems))
 
     def groups(self) -> list[tuple[list[int], Problem]]:
         """The problems grouped by column and message (one missing formId on 40 rows is one

@@ -85,6 +85,7 @@ class SheetOptions(TypedDict, total=False):
     encoding: str | None
     delimiter: str | None
     include_hidden: bool
+    header_row: int | None
 
 
 CONFIG_NAME = "bulksync.toml"
@@ -93,8 +94,11 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "rate": (int, float), "set": dict, "mapping": str, "users": str, "comments": str,
     "default_requester": str, "legacy_url": str, "token": str, "max_unpacked_mb": int,
     "encoding": str, "delimiter": str, "columns": dict, "own_columns": list, "include_hidden": bool,
+    "header_row": int,
 }
 MAX_UNPACKED_ENV = "BULKSYNC_MAX_UNPACKED_MB"
+MAX_ROWS = 1_048_576
+"""Excel's last row."""
 DEFAULT_MAX_UNPACKED_MB = 512
 
 
@@ -125,6 +129,8 @@ class Settings:
     """Headers that are the user's own, however close to a known column's name."""
     include_hidden: bool = False
     """Push the rows a workbook's filter hides too."""
+    header_row: int | None = None
+    """The row that names the columns, when not row 1 (a title block above the table)."""
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -167,7 +173,7 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
                      legacy_url: str | None = None, api_url: str | None = None,
                      concurrency: int | None = None, rate: float | None = None,
                      encoding: str | None = None, delimiter: str | None = None,
-                     include_hidden: bool = False) -> Settings:
+                     include_hidden: bool = False, header_row: int | None = None) -> Settings:
     """Merge options, environment and the config file into Settings (files named in the
     config file are relative to it); load the mapping, users and comments files."""
     from dataclasses import replace
@@ -219,6 +225,9 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
             raise UsageError(f"{MAX_UNPACKED_ENV} must be a whole number of MiB") from None
     if cap < 1:
         raise UsageError("max_unpacked_mb must be at least 1")
+    top = header_row if header_row is not None else data.get("header_row")
+    if top is not None and not 1 <= top <= MAX_ROWS:
+        raise UsageError(f"header_row must be a row number from 1 to {MAX_ROWS:,}")
     users_source = users or from_config("users")
     comments_source = comments or from_config("comments")
     return Settings(
@@ -229,6 +238,7 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
         columns=dict(data.get("columns", {})),
         own_columns=frozenset(h.strip() for h in data.get("own_columns", [])),
         include_hidden=include_hidden or bool(data.get("include_hidden", False)),
+        header_row=top,
         api_url=check_api_url(api_url or os.environ.get("SUPTASK_API_URL", "").strip()
                               or data.get("api_url") or DEFAULT_API_URL),
         concurrency=conc,

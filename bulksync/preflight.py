@@ -6,6 +6,7 @@ refused before bulksync has looked at anything else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -74,8 +75,8 @@ def check(path: Path | str, settings: Settings) -> Checked:
             f"this looks like a {preset.title()} export: push it with --mapping {preset} --users "
             "users.csv (Slack member IDs by email), or --default-requester U…"),
             "export-without-mapping", preset),))
-    return Checked(table, mapped, rows, replace(report, notes=table.notes + _hidden_note(table, settings)),
-                   sheet_identity(table.path))
+    report = replace(report, notes=table.notes + _hidden_note(table, settings)).on_header_row(table.header_row)
+    return Checked(table, mapped, rows, report, sheet_identity(table.path))
 
 
 def check_listed(path: Path | str, settings: Settings) -> Checked:
@@ -88,7 +89,8 @@ def check_listed(path: Path | str, settings: Settings) -> Checked:
     report = validate_rows(rows, table.path).renamed(
         {column: table.header[i].strip() for column, i in table.aliases.items()}).with_problems(_room(table))
     # A delete sends no field, so no column is "not sent": none is named as such.
-    report = replace(report, notes=table.notes + _hidden_note(table, settings), ignored_columns=())
+    report = replace(report, notes=table.notes + _hidden_note(table, settings),
+                     ignored_columns=()).on_header_row(table.header_row)
     return Checked(table, Mapped(table, (), {}, {}, {}), rows, report, sheet_identity(table.path))
 
 
@@ -115,7 +117,7 @@ def _errors(table: Table, headers: Headers) -> tuple[Problem, ...]:
     problems = []
     for row, position in sorted(table.errors):
         column = canonical_column(table.header[position], headers.named) if position < len(table.header) else None
-        if column is not None and row > 1 and table.header[position].strip() not in headers.own:
+        if column is not None and row > table.header_row and table.header[position].strip() not in headers.own:
             shown = str(table.frame.at[row, position])
             problems.append(Problem(row, column, f"holds the Excel error {shown} (a formula that "
                                                  "failed): fix it or clear the cell", "excel-error", shown))
@@ -159,9 +161,19 @@ def _read(path: Path | str, settings: Settings, *, aliased: bool) -> Table:
     """The sheet; ``aliased``: a sheet in Suptask's columns, whose headers are matched as
     people write them (a mapped export's headers are the mapping's business)."""
     table = read_table(path, sheet=settings.sheet, max_unpacked=settings.max_unpacked_mb << 20,
-                       encoding=settings.encoding, delimiter=settings.delimiter)
+                       encoding=settings.encoding, delimiter=settings.delimiter,
+                       header_row=settings.header_row, names=_names(settings, aliased=aliased))
     return (replace(table, aliases=aliases(table.header, settings.columns, settings.own_columns))
             if aliased else table)
+
+
+def _names(settings: Settings, *, aliased: bool) -> Callable[[str], bool]:
+    """Whether a header cell names a column this read uses: a Suptask or bulksync column as
+    people write it, or a source column of the mapping."""
+    if not aliased and settings.mapping is not None:
+        sources = frozenset(settings.mapping.sources())
+        return lambda cell: cell.strip() in sources
+    return lambda cell: canonical_column(cell, settings.columns) is not None
 
 
 def sheet_statuses(table: Table, status: str) -> set[int]:

@@ -433,7 +433,7 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, secret
 
 
 def reset(path: Path | str, *, sheet: str | None = None, encoding: str | None = None,
-          delimiter: str | None = None) -> int:
+          delimiter: str | None = None, header_row: int | None = None) -> int:
     """Clear bulksync's cells (ticketId, ticketNumber, syncStatus, syncError) in the sheet, so
     that it can be pushed to another API as new tickets. Returns how many cells were cleared.
     The state store is left as it is: pushing the sheet again to the API it came from
@@ -443,7 +443,7 @@ def reset(path: Path | str, *, sheet: str | None = None, encoding: str | None = 
     from bulksync.sheets.write_xlsx import write_xlsx
 
     with sheet_lock(Path(path)):
-        table = read_table(path, sheet=sheet, encoding=encoding, delimiter=delimiter)
+        table = read_table(path, sheet=sheet, encoding=encoding, delimiter=delimiter, header_row=header_row)
         columns = tuple(n for n in OWNED_COLUMNS if table.position(n) is not None)
         cells: dict[int, dict[str, str]] = {}
         count = 0
@@ -494,6 +494,6 @@ def _token(given: str | None, settings: Settings) -> str:
 def _invalid(report: ValidationReport) -> dict[int, RowResult]:
     messages: dict[int, list[str]] = {}
     for p in report.problems:
-        if p.row_number > 1:
+        if p.row_number > report.header_row:
             messages.setdefault(p.row_number, []).append(f"{p.column}: {p.message}")
     return {row: RowResult(row, "invalid", error="; ".join(m)) for row, m in messages.items()}

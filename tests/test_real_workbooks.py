@@ -207,3 +207,100 @@ def test_a_dimension_of_whole_rows_as_libreoffice_writes_it(tmp_path: Path, sand
     table = read_table(book)
     at = table.position("ticketId")
     assert at is not None and all(table.frame[at].tolist())
+
+
+def _other_parts_unchanged(before: Path, after: Path, sheet: str = "xl/worksheets/sheet1.xml") -> None:
+    with zipfile.ZipFile(before) as a, zipfile.ZipFile(after) as b:
+        assert a.namelist() == b.namelist()
+        for name in a.namelist():
+            if name != sheet:
+                assert a.read(name) == b.read(name), name
+
+
+def _report(path: Path) -> Path:
+    """A report as people make them: a title block, then the table's header on row 5."""
+    return _book(path, [["Open tickets, Q3"], ["Exported 2026-11-30 by Ana"], [],
+                        ["Team:", "IT"], ["description", "priority", "note"],
+                        ["Printer jams", "High", "mine"], ["VPN drops", "Low", None]])
+
+
+def test_a_header_below_a_title_block_is_named_and_the_title_never_sent(tmp_path: Path,
+                                                                        sandbox: Sandbox) -> None:
+    from tests.conftest import run_cli
+
+    book = _report(tmp_path / "report.xlsx")
+    before = tmp_path / "before.xlsx"
+    before.write_bytes(book.read_bytes())
+    env = {"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN}
+    refused = run_cli("push", str(book), "--form-id", FORM, "--channel", CHANNEL, env=env)
+    assert refused.returncode == 2 and sandbox.requests() == [] and book.read_bytes() == before.read_bytes()
+    assert ("row 1 names no column bulksync reads (a title?), row 5 does: give --header-row 5 "
+            "(or header_row = 5 in bulksync.toml; --header-row 1 if row 1 is the header)") in refused.stderr
+    pushed = run_cli("push", str(book), "--header-row", "5", "--form-id", FORM, "--channel", CHANNEL, "-q",
+                     env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert sorted(t["description"] for t in sandbox.tickets()) == ["Printer jams", "VPN drops"]
+    _other_parts_unchanged(before, book)
+    cells, old = _cells(book), _cells(before)
+    assert {ref: xml for ref, xml in cells.items() if ref[0] in "ABC"} == old  # the user's cells, as they were
+    from bulksync.sheets.read import read_table
+
+    table = read_table(book, header_row=5)
+    assert table.header[3:6] == ("ticketId", "ticketNumber", "syncStatus")
+    assert not any(ref[0] in "DEFG" and int(ref[1:]) < 5 for ref in cells)  # nothing above the header
+    assert table.frame[5].tolist() == ["created", "created"]
+    again = run_cli("push", str(book), "--header-row", "5", "--form-id", FORM, "--channel", CHANNEL, "-q",
+                    env=env)
+    assert again.returncode == 0 and len(sandbox.tickets()) == 2  # the IDs were found where they were written
+    cleared = run_cli("reset", str(book), "--header-row", "5", "--yes")
+    assert cleared.returncode == 0 and "6 cell(s) cleared" in cleared.stdout, cleared.stdout + cleared.stderr
+    assert {ref: xml for ref, xml in _cells(book).items() if ref[0] in "ABC"} == old
+
+
+def test_a_csv_header_row_from_bulksync_toml_and_rows_numbered_as_the_file_has_them(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    from tests.conftest import write
+
+    text = ("Tickets to open;;\r\n\r\ndescription,requester,note\r\n\"Printer jams\nagain\",U073PBJPHGW,mine\r\n"
+            "VPN drops,ana@example.com,\r\n")
+    sheet = write(tmp_path / "t.csv", text)
+    (tmp_path / "bulksync.toml").write_text("header_row = 3\n")
+    report = bulksync.validate(sheet, form_id=FORM, channel=CHANNEL)
+    # Row 5 as a spreadsheet shows it: the quoted line break is inside row 4's cell.
+    assert [(p.row_number, p.column) for p in report.problems] == [(5, "requester")]
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL,
+                           skip_invalid=True)
+    assert [t["description"] for t in sandbox.tickets()] == ["Printer jams\nagain"]
+    written = sheet.read_bytes().decode("utf-8")
+    assert written.startswith("Tickets to open;;\r\n\r\ndescription,requester,note,ticketId,ticketNumber,"
+                              "syncStatus,syncError\r\n\"Printer jams\nagain\",U073PBJPHGW,mine,"), written
+    assert result.written_to == sheet and written.count("\r\n") == text.count("\r\n")
+
+
+def test_header_problems_are_named_on_the_header_row(tmp_path: Path) -> None:
+    from tests.conftest import write
+
+    sheet = write(tmp_path / "t.csv", "Report\n\ndescription,prority\nPrinter jams,High\n")
+    report = bulksync.validate(sheet, form_id=FORM, channel=CHANNEL, header_row=3)
+    assert [(p.row_number, p.code) for p in report.problems] == [(3, "near-miss-header")]
+    assert report.sheet_invalid and report.invalid_rows == frozenset()
+
+
+def test_an_empty_first_row_names_the_row_that_looks_like_the_header(tmp_path: Path) -> None:
+    from tests.conftest import run_cli, write
+
+    csv = write(tmp_path / "e.csv", ",\n,\nticketId,status\n")
+    result = run_cli("validate", str(csv))
+    assert result.returncode == 2
+    assert "e.csv: has an empty row 1; row 3 looks like the header: give --header-row 3" in result.stderr
+    book = _book(tmp_path / "e.xlsx", [[None], [None, None], ["Report only"], ["description", "status"]])
+    result = run_cli("validate", str(book))
+    assert result.returncode == 2 and "row 4 looks like the header: give --header-row 4" in result.stderr
+    past = run_cli("validate", str(csv), "--header-row", "9")
+    assert past.returncode == 2 and "row 9 (--header-row) is empty or past the end" in past.stderr
+
+
+def test_a_one_column_header_over_wider_rows_is_not_taken_for_a_title(tmp_path: Path) -> None:
+    # Row 1 names a column bulksync reads: it is the header, whatever the rows below hold.
+    book = _book(tmp_path / "close.xlsx", [["description"], ["status", "priority"]])
+    assert bulksync.validate(book, form_id=FORM, channel=CHANNEL).rows == 1

@@ -6,7 +6,7 @@ import datetime as dt
 import io
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -55,8 +55,9 @@ class Table:
     """A sheet as text cells.
 
     ``frame`` has one column per header cell, by position (headers may repeat),
-    and is indexed by spreadsheet row number: the header is row 1, so the
-    first data row is row 2, as Excel shows it.
+    and is indexed by spreadsheet row number, as Excel shows it: the header is
+    ``header_row`` (row 1 unless a title block stands above it), the first data
+    row the one after it.
     """
 
     path: Path
@@ -73,6 +74,10 @@ class Table:
     """Rows a workbook's active filter hides."""
     errors: frozenset[tuple[int, int]] = frozenset()
     """(row, column position) of a workbook's error cells (``#N/A``), read as their text."""
+    header_row: int = 1
+    """The row that names the columns (``--header-row``); the rows above it are not read."""
+    header_given: bool = False
+    """Whether the user named the header row (else row 1 is taken, and checked)."""
 
     def changed(self) -> bool:
         """Has the file been written since it was read (e.g. saved in Excel meanwhile)?"""
@@ -133,11 +138,15 @@ def sheet_identity(sheet: Path) -> str:
 
 
 def read_table(path: Path | str, *, sheet: str | None = None, max_unpacked: int = MAX_UNPACKED,
-               encoding: str | None = None, delimiter: str | None = None) -> Table:
+               encoding: str | None = None, delimiter: str | None = None,
+               header_row: int | None = None, names: Callable[[str], bool] | None = None) -> Table:
     """Read ``path`` (CSV, or XLSX/XLSM by its suffix) into a Table. Only a regular file (or a
     symlink to one) is read: a FIFO, a device or a folder is refused before it is opened.
     A workbook that unpacks to more than ``max_unpacked`` bytes is refused before parsing.
-    ``encoding`` and ``delimiter`` (CSV only) override what is detected."""
+    ``encoding`` and ``delimiter`` (CSV only) override what is detected. ``header_row`` is
+    the row that names the columns (default 1: refused when empty, or when it is a title
+    over a table whose header holds columns that ``names`` says the caller reads; the
+    message names the row that looks like the header)."""
     import stat
 
     path = Path(path)
@@ -165,10 +174,51 @@ def read_table(path: Path | str, *, sheet: str | None = None, max_unpacked: int 
     if path.suffix.lower() in XLSX_SUFFIXES:
         if not head.startswith(b"PK"):
             raise SheetError(path, "is not an .xlsx workbook (it is not a zip package)")
-        return _read_xlsx(path, sheet, max_unpacked)
+        return _read_xlsx(path, sheet, max_unpacked, header_row, names)
     if sheet is not None:
         raise SheetError(path, "--sheet applies only to .xlsx workbooks")
-    return _read_csv(path, encoding, delimiter)
+    return _read_csv(path, encoding, delimiter, header_row, names)
+
+
+HEADER_SEARCH = 30
+"""Rows searched for the header when row 1 is not it (empty, or a title above the table)."""
+
+
+def _check_header(path: Path, where: str, rows: list[list[str]], given: int | None,
+                  names: Callable[[str], bool] | None) -> None:
+    """Refuse a header row that cannot be the header, naming the row that looks like it.
+
+    ``rows`` are the sheet's first rows (from row 1, or from ``given`` when the user named
+    the header row); ``names`` tells whether a cell names a column the caller reads. Row 1,
+    when not named by the user, must not be empty, and must not be a title over a table
+    whose header names such columns (a report's title block): pushed as it is, its header
+    would go out as a ticket.
+    """
+    first = rows[0] if rows else []
+    if given is not None:
+        if not any(c.strip() for c in first):
+            raise SheetError(path, f"{where}row {given} (--header-row) is empty or past the end: "
+                                   "it must be the row that names the columns")
+        return
+    known = [sum(1 for c in row if c.strip() and names(c)) for row in rows[:HEADER_SEARCH]] \
+        if names is not None else [0] * len(rows[:HEADER_SEARCH])
+    if any(c.strip() for c in first) and (known[0] if known else 0) == 0:
+        below = next((i + 1 for i, n in enumerate(known) if n >= 2), None)
+        if below is not None:
+            raise SheetError(path, f"{where}row 1 names no column bulksync reads (a title?), row "
+                                   f"{below} does: give --header-row {below} (or header_row = "
+                                   f"{below} in bulksync.toml; --header-row 1 if row 1 is the header)")
+        return
+    if any(c.strip() for c in first):
+        return
+    filled = [sum(1 for c in row if c.strip()) for row in rows[:HEADER_SEARCH]]
+    hint = next((i + 1 for i, n in enumerate(known) if n >= 1), None) or next(
+        (i + 1 for i, n in enumerate(filled) if n >= 2), None) or next(
+        (i + 1 for i, n in enumerate(filled) if n), None)
+    if hint is None:
+        raise SheetError(path, f"{where}is empty: its first row must be a header naming the columns")
+    raise SheetError(path, f"{where}has an empty row 1; row {hint} looks like the header: give "
+                           f"--header-row {hint} (or header_row = {hint} in bulksync.toml)")
 
 
 def _fingerprint(path: Path) -> tuple[int, int]:
@@ -303,17 +353,37 @@ def _outside_quotes(record: str) -> str:
     return "".join(part for i, part in enumerate(record.split('"')) if i % 2 == 0)
 
 
-def detect_delimiter(text: str) -> str:
-    """The candidate delimiter that splits the header into the most columns (ties: first listed).
-    A one-column sheet (no candidate in its header) gets one its text never holds, so that a
-    cell like ``Printer, 3rd floor`` stays one cell, and bulksync's added columns are
-    separated by it."""
-    header = _outside_quotes(first_record(text))
+def detect_delimiter(text: str, header: str | None = None) -> str:
+    """The candidate delimiter that splits the header (the first record, unless given) into
+    the most columns (ties: first listed). A one-column sheet (no candidate in its header)
+    gets one its text never holds, so that a cell like ``Printer, 3rd floor`` stays one
+    cell, and bulksync's added columns are separated by it."""
+    header = _outside_quotes(first_record(text) if header is None else header)
     counts = [(header.count(d), -i, d) for i, d in enumerate(DELIMITERS)]
     best = max(counts)
     if best[0] > 0:
         return best[2]
     return next((d for d in DELIMITERS if d not in text), ",")
+
+
+def _first_records(text: str, count: int) -> list[str]:
+    """The first ``count`` records of ``text``, as written (a record past 1 MiB is cut there)."""
+    records: list[str] = []
+    pos = 0
+    while len(records) < count and pos < len(text):
+        record = first_record(text[pos:pos + (1 << 20)])
+        records.append(record)
+        pos += len(record)
+        pos += 2 if text.startswith("\r\n", pos) else 1
+    return records
+
+
+def _cells_of(record: str) -> list[str]:
+    """A record's cells, split by the delimiter that splits it most (a title block above a
+    table need not have the table's delimiters)."""
+    import csv
+
+    return next(csv.reader([record], delimiter=detect_delimiter(record)), [])
 
 
 def detect_newline(text: str) -> str:
@@ -324,7 +394,8 @@ def detect_newline(text: str) -> str:
     return "\n"
 
 
-def _read_csv(path: Path, given_encoding: str | None = None, given_delimiter: str | None = None) -> Table:
+def _read_csv(path: Path, given_encoding: str | None = None, given_delimiter: str | None = None,
+              header_row: int | None = None, names: Callable[[str], bool] | None = None) -> Table:
     import pandas as pd
 
     fingerprint = _fingerprint(path)
@@ -332,7 +403,10 @@ def _read_csv(path: Path, given_encoding: str | None = None, given_delimiter: st
     text, encoding, bom, how = _decode(path, data, given_encoding)
     if not text.strip():
         raise SheetError(path, "is empty: the first row must be a header naming the columns")
-    delimiter = _given_delimiter(path, given_delimiter) or detect_delimiter(text)
+    top = header_row or 1
+    head = _first_records(text, top - 1 + HEADER_SEARCH)[top - 1:]
+    _check_header(path, "", [_cells_of(r) for r in head], header_row, names)
+    delimiter = _given_delimiter(path, given_delimiter) or detect_delimiter(text, head[0])
     fmt = CsvFormat(encoding=encoding, bom=bom, delimiter=delimiter, newline=detect_newline(text))
     notes = (f"read as {encoding} (detected: the file is not UTF-8; --encoding to choose another)",
              ) if how == "detected" else ()
@@ -341,21 +415,21 @@ def _read_csv(path: Path, given_encoding: str | None = None, given_delimiter: st
     # to choose the encoding; if it changes in between, the fingerprint tells at write-back.
     source: Path | io.StringIO = path if encoding == "utf-8" else io.StringIO(text)
     del data, text
-    try:
+    try:  # skiprows counts records, as row numbers do: a quoted line break stays in its cell
         raw = pd.read_csv(source, sep=fmt.delimiter, header=None, dtype=str, encoding="utf-8-sig",
                           keep_default_na=False, na_filter=False, skip_blank_lines=False,
-                          quotechar='"', engine="c")
+                          quotechar='"', engine="c", skiprows=top - 1)
     except UnicodeDecodeError:
         raise SheetError(path, "changed while it was being read; run the command again") from None
     except pd.errors.ParserError as e:
-        raise SheetError(path, _parser_message(str(e))) from None
+        raise SheetError(path, _parser_message(str(e), top - 1)) from None
     except pd.errors.EmptyDataError:
         raise SheetError(path, "is empty: the first row must be a header naming the columns") from None
     header = tuple(raw.iloc[0].tolist())
     frame = raw.iloc[1:]
-    frame.index = pd.RangeIndex(2, len(frame) + 2)
+    frame.index = pd.RangeIndex(top + 1, len(frame) + top + 1)
     return Table(path=path, header=header, frame=frame, format=fmt, fingerprint=fingerprint,
-                 notes=notes)
+                 notes=notes, header_row=top, header_given=header_row is not None)
 
 
 _DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
@@ -371,14 +445,13 @@ def _given_delimiter(path: Path, given: str | None) -> str | None:
     return delimiter
 
 
-def _parser_message(message: str) -> str:
-    # pandas: "Error tokenizing data. C error: Expected 3 fields in line 5, saw 4"
-    import re
-
+def _parser_message(message: str, skipped: int = 0) -> str:
+    # pandas: "Error tokenizing data. C error: Expected 3 fields in line 5, saw 4" (counted
+    # from the first row read: ``skipped`` rows above the header are not)
     m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
     if m:
         want, line, saw = m.groups()
-        return (f"row {line} has {saw} cells but the header has {want} columns "
+        return (f"row {int(line) + skipped} has {saw} cells but the header has {want} columns "
                 "(a missing quote, or a delimiter inside an unquoted cell?)")
     return "cannot be parsed as CSV: " + message.split("C error: ")[-1].strip()
 
@@ -460,7 +533,8 @@ def _prolog(part: IO[bytes]) -> bytes | None:
     return None
 
 
-def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) -> Table:
+def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED,
+               header_row: int | None = None, names: Callable[[str], bool] | None = None) -> Table:
     import pandas as pd
     from python_calamine import CalamineWorkbook
 
@@ -470,21 +544,21 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) 
         book = CalamineWorkbook.from_path(str(path))
     except Exception as e:  # calamine raises its own types for broken packages
         raise SheetError(path, f"is not a readable .xlsx workbook ({_short(e)})") from None
-    names = tuple(book.sheet_names)
-    if not names:
+    sheet_names = tuple(book.sheet_names)
+    if not sheet_names:
         raise SheetError(path, "holds no worksheet")
     if sheet is None:
-        sheet = names[0]
-    elif sheet not in names:
+        sheet = sheet_names[0]
+    elif sheet not in sheet_names:
         raise SheetError(path, f"has no sheet named {sheet!r}; its sheets are: "
-                               + ", ".join(repr(n) for n in names))
+                               + ", ".join(repr(n) for n in sheet_names))
     try:
         rows = book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
     except Exception as e:
         rows = _without_dimension(path, sheet, e)
-    if not rows or not any(_cell_text(v).strip() for v in rows[0]):
-        raise SheetError(path, f"sheet {sheet!r} is empty: its first row must be a header "
-                               "naming the columns")
+    top = header_row or 1
+    _check_header(path, f"sheet {sheet!r} ", [[_cell_text(v) for v in row]
+                                              for row in rows[top - 1:top - 1 + HEADER_SEARCH]], header_row, names)
     text_rows = [[v if type(v) is str else _cell_text(v) for v in row] for row in rows]
     from bulksync.sheets.package import sheet_marks
 
@@ -494,14 +568,15 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED) 
             text_rows[number - 1][column] = text
     # Numbers past 15 significant digits: Excel has already rounded them (an ID typed as a
     # number), whatever they look like now.
-    lossy = tuple((i + 1, j) for i, row in enumerate(rows) for j, v in enumerate(row)
+    lossy = tuple((i + 1, j) for i, row in enumerate(rows) if i >= top for j, v in enumerate(row)
                   if type(v) is float and not -1e15 < v < 1e15)
-    header = tuple(text_rows[0])
-    frame = pd.DataFrame(text_rows[1:], columns=range(len(header)), dtype=str)
-    frame.index = pd.RangeIndex(2, len(frame) + 2)
-    return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, names),
-                 fingerprint=fingerprint, lossy=lossy, hidden=hidden,
-                 errors=frozenset(errors))
+    header = tuple(text_rows[top - 1])
+    frame = pd.DataFrame(text_rows[top:], columns=range(len(header)), dtype=str)
+    frame.index = pd.RangeIndex(top + 1, len(frame) + top + 1)
+    return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, sheet_names),
+                 fingerprint=fingerprint, lossy=lossy, hidden=frozenset(r for r in hidden if r > top),
+                 errors=frozenset(e for e in errors if e[0] > top), header_row=top,
+                 header_given=header_row is not None)
 
 
 def _without_dimension(path: Path, sheet: str, error: Exception) -> Any:

@@ -90,23 +90,25 @@ def write_csv(table: Table, cells: Mapping[int, Mapping[str, str]], *,
     assert isinstance(fmt, CsvFormat)
     text = decode_as(table.path, table.path.read_bytes()[len(fmt.bom):], fmt.encoding)
     records = _split_records(text, fmt.delimiter)
-    if len(records) != len(table) + 1:
-        raise SheetError(table.path, f"changed since it was read ({len(records) - 1} rows now, "
+    top = table.header_row  # the rows above it (a title block) are left as they are
+    if len(records) != len(table) + top:
+        raise SheetError(table.path, f"changed since it was read ({len(records) - top} rows now, "
                                      f"{len(table)} then); not written back")
-    header = [_unquote(f).strip() for f in records[0][0]]
+    head, head_eol = records[top - 1]
+    header = [_unquote(f).strip() for f in head]
     width = len(header)
     position = {name: header.index(name) for name in columns if name in header}
     for name in columns:
         if name not in position:
             position[name] = width
-            records[0][0].append(_quote(name, fmt.delimiter))
+            head.append(_quote(name, fmt.delimiter))
             width += 1
-    if records[0][1] == "" and len(records) > 1:
-        records[0] = (records[0][0], fmt.newline)
+    if head_eol == "" and len(records) > top:
+        records[top - 1] = (head, fmt.newline)
 
     # UTF-8 and UTF-16 hold every character; other encodings are checked cell by cell.
     fit = (lambda v: v) if fmt.encoding.startswith("utf") else (lambda v: encodable(v, fmt.encoding))
-    for number in range(2, len(records) + 1):
+    for number in range(top + 1, len(records) + 1):
         fields, eol = records[number - 1]
         row_cells = cells.get(number)
         blank = len(fields) == 1 and fields[0] == ""

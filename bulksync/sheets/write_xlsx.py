@@ -301,7 +301,7 @@ class _NeedsTree(Exception):
 
 
 def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping[str, str]],
-                columns: tuple[str, ...]) -> bytes | None:
+                columns: tuple[str, ...], header_row: int = 1) -> bytes | None:
     """Patch the worksheet as text; None when the layout needs the tree (the slow path).
 
     The rows are found by splitting sheetData at ``</row>`` (a regex over 100,000 rows costs
@@ -321,20 +321,20 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
         return None  # which columns are taken is for the tree to tell
     position, new_headers, width = _column_positions(header, columns, taken)
     seen: set[int] = set()
-    patch = _row_patcher(header, cells, position, new_headers, _columns_used(body), seen)
+    patch = _row_patcher(header, header_row, cells, position, new_headers, _columns_used(body), seen)
     try:
         out = _patch_rows(body, patch)
     except _NeedsTree:
         return None
     if out is None:
         return None
-    if any(n not in seen for n in cells) or (new_headers and 1 not in seen):
+    if any(n not in seen for n in cells) or (new_headers and header_row not in seen):
         return None  # a row to write has no element yet: the tree inserts it in place
     head = _widen_dimension(xml[:data_start], width, seen)
     return head + b"</row>".join(out) + xml[end:]
 
 
-def _row_patcher(header: tuple[str, ...], cells: Mapping[int, Mapping[str, str]],
+def _row_patcher(header: tuple[str, ...], header_row: int, cells: Mapping[int, Mapping[str, str]],
                  position: dict[str, int], new_headers: dict[int, str], used: int | None,
                  seen: set[int]) -> Callable[[bytes, bytes], bytes | None]:
     """The function that writes one row's cells, given the ``<row>``'s attributes and content
@@ -360,7 +360,7 @@ def _row_patcher(header: tuple[str, ...], cells: Mapping[int, Mapping[str, str]]
         number = int(ref.group(2))
         seen.add(number)
         row = cells.get(number)
-        if number == 1 and new_headers:  # the header row: new column names, styled as the last
+        if number == header_row and new_headers:  # the header row: new column names, styled as the last
             values = {position[name]: value for name, value in (row or {}).items()}
             style = _header_style(content, len(header) - 1)
             values.update(new_headers)
@@ -455,13 +455,14 @@ def _used_in_tree(rows: Any) -> int:
 
 
 def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
-                cells: Mapping[int, Mapping[str, str]], columns: tuple[str, ...]) -> bytes:
-    """The worksheet XML with bulksync's cells written; every other byte kept where it can be."""
+                cells: Mapping[int, Mapping[str, str]], columns: tuple[str, ...], header_row: int = 1) -> bytes:
+    """The worksheet XML with bulksync's cells written (new column names on ``header_row``);
+    every other byte kept where it can be."""
     from lxml import etree
 
     if b"<!DOCTYPE" in xml[:4096] or b"<!ENTITY" in xml[:4096]:
         safe_xml(path, part, xml)  # raises the refusal
-    fast = _patch_text(xml, header, cells, columns)
+    fast = _patch_text(xml, header, cells, columns, header_row)
     if fast is not None:
         return fast
     root = safe_xml(path, part, xml)
@@ -476,23 +477,8 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
         rows[previous] = row
 
     position, new_headers, width = _column_positions(header, columns, _used_in_tree(rows.values()), path)
-    header_row = rows.get(1)
-    header_style = None
-    if header_row is not None and header:
-        last = -1
-        for cell in header_row.findall(f"{NS}c"):
-            last = _cell_position(cell, last)
-            if last == len(header) - 1:
-                header_style = cell.get("s")
-    if new_headers:
-        if header_row is None:
-            header_row = etree.Element(f"{NS}row", r="1")
-            data.insert(0, header_row)
-            rows[1] = header_row
-        _put(header_row, 1, new_headers, numeric=frozenset(), style=header_style)
-
-    numeric = frozenset(position[n] for n in NUMERIC_COLUMNS if n in position)
-    for number in sorted(cells):
+    def row_element(number: int) -> Any:
+        """The ``<row>`` numbered ``number``, inserted in its place if the sheet has none."""
         row = rows.get(number)
         if row is None:
             row = etree.Element(f"{NS}row", r=str(number))
@@ -502,7 +488,21 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
             else:
                 data.append(row)
             rows[number] = row
-        _put(row, number, {position[name]: value for name, value in cells[number].items()},
+        return row
+
+    header_style = None
+    if rows.get(header_row) is not None and header:
+        last = -1
+        for cell in rows[header_row].findall(f"{NS}c"):
+            last = _cell_position(cell, last)
+            if last == len(header) - 1:
+                header_style = cell.get("s")
+    if new_headers:
+        _put(row_element(header_row), header_row, new_headers, numeric=frozenset(), style=header_style)
+
+    numeric = frozenset(position[n] for n in NUMERIC_COLUMNS if n in position)
+    for number in sorted(cells):
+        _put(row_element(number), number, {position[name]: value for name, value in cells[number].items()},
              numeric=numeric)
 
     dimension = root.find(f"{NS}dimension")
@@ -549,7 +549,8 @@ def write_xlsx(table: Table, cells: Mapping[int, Mapping[str, str]], *,
         raise SheetError(table.path, f"cannot be reopened to write back ({e})") from None
     with package:
         part = sheet_part(table.path, package, fmt.sheet)
-        patched = patch_sheet(table.path, part, package.read(part), table.header, cells, columns)
+        patched = patch_sheet(table.path, part, package.read(part), table.header, cells, columns,
+                              table.header_row)
 
         def write(f: IO[bytes]) -> None:
             with zipfile.ZipFile(f, "w") as out:
