@@ -66,9 +66,10 @@ def check(path: Path | str, settings: Settings) -> Checked:
         report = report.with_problems(tuple(lost), superseding=True)
     source_of = dict(mapped.source_of) if settings.mapping else {
         column: table.header[i].strip() for column, i in table.aliases.items()}
+    report = report.with_problems(_errors(table, rows, headers, settings, source_of), superseding=True)
     if source_of:
         report = report.renamed(source_of)
-    report = report.with_problems((*_room(table), *_errors(table, headers)), superseding=True)
+    report = report.with_problems(_room(table), superseding=True)
     preset = export_preset(table.header) if settings.mapping is None else None
     if preset is not None:  # pushed as it is, its statuses and names would go out raw
         report = report.with_problems((Problem(1, None, (
@@ -109,18 +110,23 @@ def _room(table: Table) -> tuple[Problem, ...]:
                              "XFD, Excel's last; free columns at the right", "no-room", None),)
 
 
-def _errors(table: Table, headers: Headers) -> tuple[Problem, ...]:
-    """Excel error cells (``#N/A``, ``#VALUE!``) in the columns bulksync sends: a formula that
-    failed, never a value to send."""
+def _errors(table: Table, rows: Rows, headers: Headers, settings: Settings,
+            source_of: dict[str, str]) -> tuple[Problem, ...]:
+    """Excel error cells (``#N/A``, ``#VALUE!``) in the rows to send and the columns bulksync
+    reads (Suptask's, or a mapping's sources): a formula that failed, never a value to send."""
     if not table.errors:
         return ()
     problems = []
+    read = _names(settings, aliased=settings.mapping is None)
+    column_of = {source: column for column, source in source_of.items()}
     for row, position in sorted(table.errors):
-        column = canonical_column(table.header[position], headers.named) if position < len(table.header) else None
-        if column is not None and row > table.header_row and table.header[position].strip() not in headers.own:
-            shown = str(table.frame.at[row, position])
-            problems.append(Problem(row, column, f"holds the Excel error {shown} (a formula that "
-                                                 "failed): fix it or clear the cell", "excel-error", shown))
+        header = table.header[position].strip() if position < len(table.header) else ""
+        if not read(header) or header in headers.own or row not in rows.frame.index:
+            continue
+        column = column_of.get(header) or canonical_column(header, headers.named) or header
+        shown = str(table.frame.at[row, position])
+        problems.append(Problem(row, column, f"holds the Excel error {shown} (a formula that "
+                                             "failed): fix it or clear the cell", "excel-error", shown))
     return tuple(problems)
 
 

@@ -114,26 +114,6 @@ def test_rows_hidden_by_hand_are_the_users_to_see_and_are_pushed(tmp_path: Path,
     assert result.ok and len(sandbox.tickets()) == 4
 
 
-def test_a_workbook_bulksync_could_not_write_is_refused_before_anything_is_sent(tmp_path: Path,
-                                                                                 sandbox: Sandbox) -> None:
-    book = _book(tmp_path / "strict.xlsx", [["description"], ["Printer jams"]])
-    # The workbook part in Strict Open XML's namespace: its sheets are not found by name.
-    broken = tmp_path / "broken.xlsx"
-    with zipfile.ZipFile(book) as src, zipfile.ZipFile(broken, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename == "xl/workbook.xml":
-                data = data.replace(b"http://schemas.openxmlformats.org/spreadsheetml/2006/main",
-                                    b"http://purl.oclc.org/ooxml/spreadsheetml/main")
-            dst.writestr(item, data)
-    from tests.conftest import run_cli
-
-    result = run_cli("push", str(broken), "--form-id", FORM, "--channel", CHANNEL,
-                     env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
-    assert result.returncode == 2 and sandbox.requests() == [], result.stdout + result.stderr
-    assert "has no worksheet part" in result.stderr
-
-
 def test_a_jira_export_without_labels_and_with_real_workflow_values(tmp_path: Path, sandbox: Sandbox) -> None:
     from tests.conftest import write
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import posixpath
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bulksync.errors import SheetError
 
-__all__ = ["NS", "safe_xml", "sheet_marks", "sheet_part", "workbook_part"]
+__all__ = ["readable_copy", "safe_xml", "sheet_marks", "sheet_part", "workbook_part"]
 
-NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-DOC_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_REL_NAMESPACES = ("http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+                   "http://purl.oclc.org/ooxml/officeDocument/relationships")
+"""The relationship namespace of a transitional workbook, and of a Strict Open XML one."""
 
 
 def safe_xml(path: Path, part: str, data: bytes) -> Any:
@@ -32,38 +34,113 @@ def safe_xml(path: Path, part: str, data: bytes) -> Any:
 
 
 def sheet_part(path: Path, package: zipfile.ZipFile, sheet: str) -> str:
-    """The zip member holding worksheet ``sheet``, found through the workbook's relationships."""
-    names = set(package.namelist())
-    workbook = workbook_part(path, package)
-    base = posixpath.dirname(workbook)
-    rels_name = posixpath.join(base, "_rels", posixpath.basename(workbook) + ".rels")
-    if workbook not in names or rels_name not in names:
-        raise SheetError(path, "is not a workbook package (no workbook part)")
-    book = safe_xml(path, workbook, package.read(workbook))
-    rid = None
-    for node in book.iter(f"{NS}sheet"):
-        if node.get("name") == sheet:
-            rid = node.get(f"{{{DOC_REL_NS}}}id")
-    targets = {rel.get("Id"): rel.get("Target", "")
-               for rel in safe_xml(path, rels_name, package.read(rels_name))}
-    target = targets.get(rid)
-    if not target:
+    """The zip member holding worksheet ``sheet``, found through the workbook's relationships
+    (transitional or Strict Open XML; part names compared as the package format says: case
+    aside, with ``\\`` read as ``/`` as some writers store them)."""
+    book = _Book.of(path, package)
+    rel = book.rels.get(book.sheets.get(sheet))
+    if rel is None or not rel.get("Target"):
         raise SheetError(path, f"sheet {sheet!r} has no worksheet part")
-    part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
-        posixpath.join(base, target))
-    if part not in names:
-        raise SheetError(path, f"sheet {sheet!r} points at a missing part {part}")
+    kind = rel.get("Type", "").rsplit("/", 1)[-1]
+    if kind != "worksheet":
+        raise SheetError(path, f"sheet {sheet!r} is a {kind}, not a worksheet of cells: name another with --sheet")
+    part = book.target(rel)
+    if part is None:
+        raise SheetError(path, f"sheet {sheet!r} points at a missing part {rel.get('Target')}")
     return part
+
+
+@dataclass(frozen=True)
+class _Book:
+    """A workbook part and its relationships, as found in a package."""
+
+    part: str
+    """The zip member."""
+    sheets: dict[str, str | None]
+    """Sheet name → its relationship's Id."""
+    rels: dict[str | None, Any]
+    """Relationship Id → its element."""
+    members: dict[str, str]
+
+    @classmethod
+    def of(cls, path: Path, package: zipfile.ZipFile) -> _Book:
+        members = _members(package)
+        workbook = workbook_part(path, package)
+        name = _part_name(workbook)
+        rels_name = members.get(posixpath.join(posixpath.dirname(name), "_rels", posixpath.basename(name) + ".rels"))
+        if rels_name is None:
+            raise SheetError(path, "is not a workbook package (no workbook part)")
+        sheets = {node.get("name"): next((node.get(f"{{{ns}}}id") for ns in _REL_NAMESPACES
+                                          if node.get(f"{{{ns}}}id")), None)
+                  for node in safe_xml(path, workbook, package.read(workbook)).iter("{*}sheet")}
+        rels = {rel.get("Id"): rel for rel in safe_xml(path, rels_name, package.read(rels_name))}
+        return cls(workbook, sheets, rels, members)
+
+    def target(self, rel: Any) -> str | None:
+        """The zip member a relationship of the workbook points at (None: there is none)."""
+        target = rel.get("Target", "").replace("\\", "/")
+        base = posixpath.dirname(_part_name(self.part))
+        return self.members.get(_part_name(target if target.startswith("/") else posixpath.join(base, target)))
+
+
+CELL_SHEETS = ("worksheet", "chartsheet")
+"""The kinds of sheet a reader of cells expects; a workbook may also hold macro and dialog sheets."""
+
+
+def readable_copy(path: Path, copy: Path) -> None:
+    """Write to ``copy`` the package at ``path`` without what a cell reader trips on, though
+    the format allows it: sheets that are not worksheets or chart sheets (Excel 4.0 macro
+    sheets, dialog sheets), left out of the workbook's list, and a worksheet ``<dimension>``
+    that is not a range of cells (``1:4``: whole rows, as LibreOffice 5 writes it; the
+    element is optional)."""
+    import re
+
+    with zipfile.ZipFile(path) as source:
+        book = _Book.of(path, source)
+        others = {rid for rid, rel in book.rels.items()
+                  if rel.get("Type", "").rsplit("/", 1)[-1] not in (*CELL_SHEETS, "")}
+        worksheets = {book.target(rel) for rel in book.rels.values()
+                      if rel.get("Type", "").endswith("/worksheet")}
+
+        def listed(match: re.Match[bytes]) -> bytes:
+            rid = re.search(rb'\b\w+:id="([^"]*)"', match.group(0))
+            return b"" if rid and rid.group(1).decode() in others else match.group(0)
+
+        with zipfile.ZipFile(copy, "w", zipfile.ZIP_DEFLATED) as target:
+            for item in source.infolist():
+                data = source.read(item)
+                if item.filename == book.part:
+                    data = re.sub(rb"<(?:\w+:)?sheet\b[^>]*/>", listed, data)
+                elif item.filename in worksheets:
+                    data = re.sub(rb'<(?:\w+:)?dimension\b[^>]*\bref="(?![A-Z]+\d+(?::[A-Z]+\d+)?")[^"]*"[^>]*/>',
+                                  b"", data, count=1)
+                target.writestr(item, data)
 
 
 def workbook_part(path: Path, package: zipfile.ZipFile) -> str:
     """The zip member holding the workbook, as the package's relationships name it."""
+    members = _members(package)
     workbook = "xl/workbook.xml"
-    if "_rels/.rels" in package.namelist():
-        for rel in safe_xml(path, "_rels/.rels", package.read("_rels/.rels")):
+    root_rels = members.get("_rels/.rels")
+    if root_rels is not None:
+        for rel in safe_xml(path, root_rels, package.read(root_rels)):
             if rel.get("Type", "").endswith("/officeDocument"):
-                workbook = rel.get("Target", workbook).lstrip("/")
-    return workbook
+                workbook = rel.get("Target", workbook).replace("\\", "/")
+    found = members.get(_part_name(workbook))
+    if found is None:
+        raise SheetError(path, "is not a workbook package (no workbook part)")
+    return found
+
+
+def _part_name(name: str) -> str:
+    """A part name as the package format compares them: ``/`` separated, resolved, no leading
+    ``/``, case folded."""
+    return posixpath.normpath("/" + name.replace("\\", "/")).lstrip("/").casefold()
+
+
+def _members(package: zipfile.ZipFile) -> dict[str, str]:
+    """Part name (as compared) → the zip member that holds it."""
+    return {_part_name(n): n for n in package.namelist() if not n.endswith(("/", "\\"))}
 
 
 def sheet_marks(path: Path, sheet: str) -> tuple[frozenset[int], dict[tuple[int, int], str]]:

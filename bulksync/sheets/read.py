@@ -536,26 +536,10 @@ def _prolog(part: IO[bytes]) -> bytes | None:
 def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED,
                header_row: int | None = None, names: Callable[[str], bool] | None = None) -> Table:
     import pandas as pd
-    from python_calamine import CalamineWorkbook
 
     check_package(path, max_unpacked)
     fingerprint = _fingerprint(path)
-    try:
-        book = CalamineWorkbook.from_path(str(path))
-    except Exception as e:  # calamine raises its own types for broken packages
-        raise SheetError(path, f"is not a readable .xlsx workbook ({_short(e)})") from None
-    sheet_names = tuple(book.sheet_names)
-    if not sheet_names:
-        raise SheetError(path, "holds no worksheet")
-    if sheet is None:
-        sheet = sheet_names[0]
-    elif sheet not in sheet_names:
-        raise SheetError(path, f"has no sheet named {sheet!r}; its sheets are: "
-                               + ", ".join(repr(n) for n in sheet_names))
-    try:
-        rows = book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
-    except Exception as e:
-        rows = _without_dimension(path, sheet, e)
+    sheet_names, sheet, rows = _sheet_rows(path, sheet)
     top = header_row or 1
     _check_header(path, f"sheet {sheet!r} ", [[_cell_text(v) for v in row]
                                               for row in rows[top - 1:top - 1 + HEADER_SEARCH]], header_row, names)
@@ -579,34 +563,52 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED,
                  header_given=header_row is not None)
 
 
-def _without_dimension(path: Path, sheet: str, error: Exception) -> Any:
-    """The sheet read from a copy whose ``<dimension>`` is left out, when calamine refused the
-    one written (LibreOffice 5 writes ``1:4``, a valid range of whole rows): the element is
-    optional, the cells say where they are. Any other failure is the sheet's."""
-    import tempfile
-    import zipfile
+def _sheet_rows(path: Path, sheet: str | None) -> tuple[tuple[str, ...], str, list[list[Any]]]:
+    """(the workbook's sheet names, the sheet read, its rows from A1) as calamine reads them.
 
+    Where calamine refuses a valid workbook, it reads a temporary copy that leaves out what
+    it trips on (the file itself is written back as it is): a ``<dimension>`` of whole rows
+    (``1:4``, as LibreOffice 5 writes it; the element is optional) and the sheets that hold
+    no cells, such as Excel 4.0 macro sheets (a workbook that has one is otherwise refused
+    whole, whichever sheet is named). A failure of the copy too is the workbook's own.
+    """
+    try:
+        return _calamine_rows(path, sheet)
+    except SheetError:
+        raise
+    except Exception as e:  # calamine raises its own types for what it cannot read
+        first = e
+    import tempfile
+
+    from bulksync.sheets.package import readable_copy
+
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "copy.xlsx"
+        try:
+            readable_copy(path, copy)
+            return _calamine_rows(copy, sheet, path)
+        except SheetError:
+            raise
+        except Exception:
+            pass
+    raise SheetError(path, f"is not a readable .xlsx workbook ({_short(first)})") from None
+
+
+def _calamine_rows(path: Path, sheet: str | None, shown: Path | None = None) -> tuple[tuple[str, ...], str,
+                                                                                   list[list[Any]]]:
     from python_calamine import CalamineWorkbook
 
-    from bulksync.sheets.package import sheet_part
-
-    if "range" not in str(error).lower() and "dimension" not in str(error).lower():
-        raise SheetError(path, f"sheet {sheet!r} cannot be read ({_short(error)})") from None
-    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(path) as source:
-        part = sheet_part(path, source, sheet)
-        copy = Path(folder) / "copy.xlsx"
-        with zipfile.ZipFile(copy, "w", zipfile.ZIP_DEFLATED) as target:
-            for item in source.infolist():
-                data = source.read(item)
-                if item.filename == part:
-                    data = re.sub(rb"<(?:\w+:)?dimension\b[^>]*/>", b"", data, count=1)
-                target.writestr(item.filename, data)
-        try:
-            rows = CalamineWorkbook.from_path(str(copy)).get_sheet_by_name(sheet).to_python(
-                skip_empty_area=False)
-        except Exception as e:
-            raise SheetError(path, f"sheet {sheet!r} cannot be read ({_short(e)})") from None
-    return rows
+    shown = shown or path
+    book = CalamineWorkbook.from_path(str(path))
+    sheet_names = tuple(book.sheet_names)
+    if not sheet_names:
+        raise SheetError(shown, "holds no worksheet")
+    if sheet is None:
+        sheet = sheet_names[0]
+    elif sheet not in sheet_names:
+        raise SheetError(shown, f"has no sheet named {sheet!r}; its sheets are: "
+                                + ", ".join(repr(n) for n in sheet_names))
+    return sheet_names, sheet, book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
 
 
 def _short(e: BaseException) -> str:

@@ -20,7 +20,7 @@ from typing import IO, Any, NamedTuple
 from bulksync.errors import SheetError
 from bulksync.memo import ByIdentity
 from bulksync.sheets.atomic import replace_file
-from bulksync.sheets.package import NS, safe_xml, sheet_part
+from bulksync.sheets.package import safe_xml, sheet_part
 from bulksync.sheets.read import Table, XlsxFormat, column_letter
 
 __all__ = ["safe_xml", "write_xlsx"]
@@ -52,6 +52,16 @@ def _cell_position(cell: Any, previous: int) -> int:
     return previous + 1
 
 
+ANY = "{*}"
+"""Any namespace: SpreadsheetML's (transitional) or Strict Open XML's, as the worksheet has it."""
+
+
+def _ns(element: Any) -> str:
+    """The ``{namespace}`` of ``element``'s tag: new elements are made in their parent's."""
+    tag: str = element.tag
+    return tag[:tag.index("}") + 1] if tag.startswith("{") else ""
+
+
 def _set_value(cell: Any, value: str, numeric: bool) -> None:
     from lxml import etree
 
@@ -62,11 +72,12 @@ def _set_value(cell: Any, value: str, numeric: bool) -> None:
     if value == "":
         return
     if numeric and value.isdigit():
-        etree.SubElement(cell, f"{NS}v").text = value
+        etree.SubElement(cell, f"{_ns(cell)}v").text = value
         return
     # An inline string is text to Excel: a value starting with "=" can never become a formula.
     cell.set("t", "inlineStr")
-    t = etree.SubElement(etree.SubElement(cell, f"{NS}is"), f"{NS}t")
+    ns = _ns(cell)
+    t = etree.SubElement(etree.SubElement(cell, f"{ns}is"), f"{ns}t")
     t.text = _NOT_XML.sub("\ufffd", value)  # as the text path writes it: XML has no such characters
     if value != value.strip():
         t.set(XML_SPACE, "preserve")
@@ -77,7 +88,7 @@ def _put(row: Any, row_number: int, values: Mapping[int, str], *, numeric: froze
     """Set the cells of ``row`` at the given column positions, in one pass over the row."""
     from lxml import etree
 
-    cells = row.findall(f"{NS}c")
+    cells = row.findall(f"{ANY}c")
     existing: dict[int, Any] = {}
     position = -1
     for cell in cells:
@@ -94,7 +105,7 @@ def _put(row: Any, row_number: int, values: Mapping[int, str], *, numeric: froze
             continue
         if value == "" and style is None:
             continue
-        cell = etree.Element(f"{NS}c", r=f"{column_letter(col)}{row_number}")
+        cell = etree.Element(f"{_ns(row)}c", r=f"{column_letter(col)}{row_number}")
         if style is not None:
             cell.set("s", style)
         _set_value(cell, value, col in numeric)
@@ -448,7 +459,7 @@ def _used_in_tree(rows: Any) -> int:
     used = 0
     for row in rows:
         last = -1
-        for cell in row.findall(f"{NS}c"):
+        for cell in row.findall(f"{ANY}c"):
             last = _cell_position(cell, last)
             used = max(used, last + 1)
     return used
@@ -466,12 +477,12 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
     if fast is not None:
         return fast
     root = safe_xml(path, part, xml)
-    data = root.find(f"{NS}sheetData")
+    data = root.find(f"{ANY}sheetData")
     if data is None:
         raise SheetError(path, f"{part} has no sheetData")
     rows: dict[int, Any] = {}
     previous = 0
-    for row in data.iterchildren(f"{NS}row"):
+    for row in data.iterchildren(f"{ANY}row"):
         r = row.get("r")
         previous = int(r) if r and r.isdigit() else previous + 1
         rows[previous] = row
@@ -481,7 +492,7 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
         """The ``<row>`` numbered ``number``, inserted in its place if the sheet has none."""
         row = rows.get(number)
         if row is None:
-            row = etree.Element(f"{NS}row", r=str(number))
+            row = etree.Element(f"{_ns(data)}row", r=str(number))
             later = [n for n in rows if n > number]
             if later:
                 data.insert(data.index(rows[min(later)]), row)
@@ -493,7 +504,7 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
     header_style = None
     if rows.get(header_row) is not None and header:
         last = -1
-        for cell in rows[header_row].findall(f"{NS}c"):
+        for cell in rows[header_row].findall(f"{ANY}c"):
             last = _cell_position(cell, last)
             if last == len(header) - 1:
                 header_style = cell.get("s")
@@ -505,7 +516,7 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
         _put(row_element(number), number, {position[name]: value for name, value in cells[number].items()},
              numeric=numeric)
 
-    dimension = root.find(f"{NS}dimension")
+    dimension = root.find(f"{ANY}dimension")
     if dimension is not None:
         ref = dimension.get("ref", "")
         m = re.fullmatch(r"([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?", ref)
