@@ -90,6 +90,9 @@ class ColumnMapping:
     fixed: MappingABC[str, str] = field(default_factory=dict)
     optional: frozenset[str] = frozenset()
     """Source columns an export may lack (Jira writes Labels only when an issue has one)."""
+    alternatives: MappingABC[str, tuple[str, ...]] = field(default_factory=dict)
+    """Field → the columns to read it from when its column in ``columns`` is not in the sheet,
+    in order (a Freshdesk export names the requester's email Email, or Contact ID)."""
 
     def sources(self) -> list[str]:
         """The source columns this mapping reads, in a sensible order for a template."""
@@ -99,6 +102,23 @@ class ColumnMapping:
         if self.comments and self.comments not in out:
             out.append(self.comments)
         return out
+
+    def all_sources(self) -> list[str]:
+        """The source columns this mapping may read: ``sources`` and the alternatives."""
+        out = self.sources()
+        return out + [c for others in self.alternatives.values() for c in others if c not in out]
+
+    def for_sheet(self, table: Table) -> ColumnMapping:
+        """This mapping reading each field from the first of its columns the sheet has."""
+        if not self.alternatives:
+            return self
+        from dataclasses import replace
+
+        chosen = dict(self.columns)
+        for name, others in self.alternatives.items():
+            if table.position(chosen[name]) is None:
+                chosen[name] = next((c for c in others if table.position(c) is not None), chosen[name])
+        return replace(self, columns=chosen)
 
 
 @dataclass(frozen=True)
@@ -209,9 +229,19 @@ def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
     _unknown(path, "", set(data), _KEYS)
     if "extends" in data:
         return _extended(path, data)
-    columns = {}
+    columns: dict[str, str] = {}
+    alternatives: dict[str, tuple[str, ...]] = {}
     for name, source in data.get("columns", {}).items():
-        columns[_field_name(path, "[columns]", name)] = _text(path, f"columns.{name}", source)
+        field_name = _field_name(path, "[columns]", name)
+        if isinstance(source, list):  # the first of these columns the sheet has
+            if not source or not all(isinstance(c, str) and c for c in source):
+                raise _fail(path, f"columns.{name} must be a column name, or a list of column names "
+                                  "(the first the sheet has is read)")
+            columns[field_name], others = source[0], tuple(source[1:])
+            if others:
+                alternatives[field_name] = others
+        else:
+            columns[field_name] = _text(path, f"columns.{name}", source)
     if "description" in columns:
         raise _fail(path, "give description in [description] columns, not in [columns]")
     description = data.get("description", {})
@@ -255,6 +285,7 @@ def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
         values=values,
         fixed=fixed,
         optional=frozenset(optional),
+        alternatives=alternatives,
     )
 
 
@@ -288,6 +319,8 @@ def _extended(path: Path, data: dict[str, Any]) -> ColumnMapping:
         values=values,
         fixed={**base.fixed, **own.fixed},
         optional=base.optional | own.optional,
+        alternatives={**{k: v for k, v in base.alternatives.items() if k not in own.columns},
+                      **own.alternatives},
     )
 
 
@@ -366,6 +399,7 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
     if mapping is None:
         return _users_in_place(table, users, default_requester)
     index = table.frame.index
+    mapping = mapping.for_sheet(table)
     reader = _Reader(table, optional=mapping.optional)
     out: dict[str, pd.Series] = {}
     source_of: dict[str, str] = {}
@@ -380,8 +414,9 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
             source_of["description"] = " + ".join(c for c in mapping.description
                                                   if table.position(c) is not None)
     for name, source in mapping.columns.items():
+        where = f"columns.{name}" + "".join(f", or {c!r}" for c in mapping.alternatives.get(name, ()))
         series = (_tags(reader, source, mapping.tag_separator) if name == "tags"
-                  else reader.need(source, f"columns.{name}"))
+                  else reader.need(source, where))
         if series is not None:
             out[name] = series
             source_of[name] = source

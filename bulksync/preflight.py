@@ -177,7 +177,7 @@ def _names(settings: Settings, *, aliased: bool) -> Callable[[str], bool]:
     """Whether a header cell names a column this read uses: a Suptask or bulksync column as
     people write it, or a source column of the mapping."""
     if not aliased and settings.mapping is not None:
-        sources = frozenset(settings.mapping.sources())
+        sources = frozenset(settings.mapping.all_sources())
         return lambda cell: cell.strip() in sources
     return lambda cell: canonical_column(cell, settings.columns) is not None
 
