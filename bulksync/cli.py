@@ -429,8 +429,13 @@ def _conclude(file: Path, result: Any, *, as_json: bool, quiet: bool = False) ->
             _print_json({**result.summary(), "problems": found["problems"], "groups": found["groups"]})
         else:
             _print_report(result.report, err=True, quiet=quiet)
-        click.echo(f"bulksync: {file} has invalid rows: nothing was sent and the file is "
-                   "unchanged (fix them, or use --skip-invalid)", err=True)
+        if result.report.sheet_invalid:  # --skip-invalid leaves rows out, not a header
+            click.echo(f"bulksync: {file}: the sheet's columns have problems (row "
+                       f"{result.report.header_row}): nothing was sent and the file is unchanged; "
+                       "fix them (--skip-invalid leaves out invalid rows, not these)", err=True)
+        else:
+            click.echo(f"bulksync: {file} has invalid rows: nothing was sent and the file is "
+                       "unchanged (fix them, or use --skip-invalid)", err=True)
         sys.exit(EXIT_ROWS)
     _report_run(file, result, as_json=as_json, quiet=quiet)
     _finish(result)

@@ -152,3 +152,29 @@ def test_a_mapping_column_can_be_the_first_of_several(tmp_path: Path) -> None:
     mapping.write_text('[columns]\nrequester = []\n')
     bad = run_cli("validate", str(sheet), "--mapping", str(mapping))
     assert bad.returncode == 2 and "columns.requester must be a column name, or a list of column names" in bad.stderr
+
+
+def test_with_skip_invalid_rows_that_are_all_invalid_are_marked_not_the_sheet_refused(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    from tests.conftest import write
+
+    sheet = write(tmp_path / "jira.csv", "Summary,Issue key,Status,Priority,Reporter\n"
+                                         "A,X-1,Weird,P9,U073PBJPHGW\nB,X-2,Odd,Medium,U073PBJPHGW\n")
+    result = run_cli("push", str(sheet), "--mapping", "jira", "--form-id", FORM, "--channel", CHANNEL,
+                     "--skip-invalid", "-q", env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
+    assert result.returncode == 1 and sandbox.requests() == []
+    rows = _records(sheet.read_bytes())
+    assert [r[rows[0].index("syncStatus")] for r in rows[1:]] == ["invalid", "invalid"]
+    assert "'Weird' has no status in the mapping" in rows[1][rows[0].index("syncError")]
+
+
+def test_with_skip_invalid_a_sheet_whose_columns_are_wrong_says_so(tmp_path: Path, sandbox: Sandbox) -> None:
+    from tests.conftest import write
+
+    sheet = write(tmp_path / "jira.csv", "Summary,Issue key,Status,Reporter\nA,X-1,Done,U073PBJPHGW\n")
+    result = run_cli("push", str(sheet), "--mapping", "jira", "--form-id", FORM, "--channel", CHANNEL,
+                     "--skip-invalid", env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
+    assert result.returncode == 1 and sandbox.requests() == []
+    assert "reads a column 'Priority' that this sheet does not have" in result.stderr
+    assert ("the sheet's columns have problems (row 1): nothing was sent and the file is unchanged; fix "
+            "them (--skip-invalid leaves out invalid rows, not these)") in result.stderr
