@@ -284,3 +284,21 @@ def test_a_one_column_header_over_wider_rows_is_not_taken_for_a_title(tmp_path: 
     # Row 1 names a column bulksync reads: it is the header, whatever the rows below hold.
     book = _book(tmp_path / "close.xlsx", [["description"], ["status", "priority"]])
     assert bulksync.validate(book, form_id=FORM, channel=CHANNEL).rows == 1
+
+
+def test_an_array_formula_or_merged_range_where_the_new_columns_would_go_is_left_whole(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    def ranges(ws: Any) -> None:  # a library's array formula over D2:F2, never calculated: only D2 exists
+        from openpyxl.worksheet.formula import ArrayFormula
+
+        ws["D2"] = ArrayFormula("D2:F2", "=TRANSPOSE(A2:A4)")
+        ws.merge_cells("A6:H6")
+
+    book = _book(tmp_path / "a.xlsx", [["description", "priority"], ["Printer jams", "High"],
+                                       ["VPN drops", "Low"]], edit=ranges)
+    assert "D2" in _cells(book) and "E2" not in _cells(book)
+    result = bulksync.push(book, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL)
+    assert result.ok and result.written_to == book, result.summary()
+    cells = _cells(book)
+    assert 't="array" ref="D2:F2"' in cells["D2"] and not {"E2", "F2", "E1", "F1"} & set(cells)
+    assert "ticketId" in cells["I1"]  # after the merged A6:H6 too: nothing is written into a range

@@ -229,6 +229,16 @@ def _columns_taken(body: bytes) -> int | None:
     return max((_column_index(letters.decode()) for letters in set(refs)), default=-1) + 1
 
 
+_RANGE_EDGE = re.compile(rb'<(?:\w+:)?(?:f|mergeCell)\b[^>]*?\bref="\$?[A-Z]+\$?\d+:\$?([A-Z]+)\$?\d+"')
+
+
+def _ranges_taken(xml: bytes) -> int:
+    """One past the rightmost column an array or shared formula's range, or a merged range,
+    reaches: cells of such a range may have no element yet (an array formula never
+    recalculated), but the range is taken."""
+    return max((_column_index(m.decode()) for m in set(_RANGE_EDGE.findall(xml))), default=-1) + 1
+
+
 def _tail_cells(content: bytes, first: int) -> tuple[int, list[tuple[int, re.Match[bytes]]]] | None:
     """Where the cells at column ``first`` or later begin in a row's content, and those cells.
 
@@ -330,6 +340,7 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
     taken = _columns_taken(body)
     if taken is None:
         return None  # which columns are taken is for the tree to tell
+    taken = max(taken, _ranges_taken(xml))
     position, new_headers, width = _column_positions(header, columns, taken)
     seen: set[int] = set()
     patch = _row_patcher(header, header_row, cells, position, new_headers, _columns_used(body), seen)
@@ -487,7 +498,8 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
         previous = int(r) if r and r.isdigit() else previous + 1
         rows[previous] = row
 
-    position, new_headers, width = _column_positions(header, columns, _used_in_tree(rows.values()), path)
+    position, new_headers, width = _column_positions(header, columns, max(_used_in_tree(rows.values()),
+                                                                        _ranges_taken(xml)), path)
     def row_element(number: int) -> Any:
         """The ``<row>`` numbered ``number``, inserted in its place if the sheet has none."""
         row = rows.get(number)
