@@ -28,7 +28,7 @@ from bulksync.config import Settings
 from bulksync.mapping import Mapped, apply_mapping, export_preset
 from bulksync.sheets.read import Table, XlsxFormat, read_table, sheet_identity
 
-__all__ = ["Checked", "check", "check_listed", "sheet_statuses"]
+__all__ = ["Checked", "check", "check_listed", "read_sheet", "sheet_statuses"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,21 +112,29 @@ def _room(table: Table) -> tuple[Problem, ...]:
 
 def _errors(table: Table, rows: Rows, headers: Headers, settings: Settings,
             source_of: dict[str, str]) -> tuple[Problem, ...]:
-    """Excel error cells (``#N/A``, ``#VALUE!``) in the rows to send and the columns bulksync
-    reads (Suptask's, or a mapping's sources): a formula that failed, never a value to send."""
-    if not table.errors:
+    """Cells a workbook shows as a value that is not one to send, in the rows to send and the
+    columns bulksync reads (Suptask's, or a mapping's sources; not those ``--set`` fills):
+    Excel error cells (``#N/A``: a formula that failed) and formulas whose value was never
+    stored (bulksync cannot calculate them)."""
+    marks = [(cell, "excel-error") for cell in table.errors] + [(cell, "uncached-formula") for cell in table.uncached]
+    if not marks:
         return ()
     problems = []
     read = _names(settings, aliased=settings.mapping is None)
     column_of = {source: column for column, source in source_of.items()}
-    for row, position in sorted(table.errors):
+    for (row, position), code in sorted(marks):
         header = table.header[position].strip() if position < len(table.header) else ""
         if not read(header) or header in headers.own or row not in rows.frame.index:
             continue
         column = column_of.get(header) or canonical_column(header, headers.named) or header
+        if column in settings.defaults.set:
+            continue
         shown = str(table.frame.at[row, position])
-        problems.append(Problem(row, column, f"holds the Excel error {shown} (a formula that "
-                                             "failed): fix it or clear the cell", "excel-error", shown))
+        message = (f"holds the Excel error {shown} (a formula that failed): fix it or clear the cell"
+                   if code == "excel-error" else
+                   f"holds a formula ({shown}) whose value was never saved (the file was written by a "
+                   "program and not recalculated): open and save it in Excel or LibreOffice, or clear the cell")
+        problems.append(Problem(row, column, message, code, shown))
     return tuple(problems)
 
 
@@ -161,6 +169,12 @@ def _id_columns(table: Table, settings: Settings) -> dict[str, int]:
         if column is not None and column.startswith(CUSTOM_FIELD_PREFIX):
             out[column] = i
     return out
+
+
+def read_sheet(path: Path | str, settings: Settings) -> Table:
+    """The sheet as ``check`` reads it (its header row, encoding and delimiter from the
+    settings), unchecked: for what changes bulksync's own cells alone (reset)."""
+    return _read(path, settings, aliased=settings.mapping is None)
 
 
 def _read(path: Path | str, settings: Settings, *, aliased: bool) -> Table:

@@ -21,10 +21,10 @@ from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Settings, SheetOpti
 from bulksync.errors import AuthError, SheetError, TokenMissing, UsageError
 from bulksync.journal import Target, read_view
 from bulksync.plan import Operation, Plan
-from bulksync.preflight import check, check_listed
+from bulksync.preflight import check, check_listed, read_sheet
 from bulksync.reconcile import Loaded, plan_delete, plan_push
 from bulksync.report import PushResult, RowResult
-from bulksync.sheets.read import CsvFormat, read_table
+from bulksync.sheets.read import CsvFormat
 from bulksync.writeback import new_sheet, report_path, results_path, write_back, write_report
 
 if TYPE_CHECKING:
@@ -443,7 +443,9 @@ def reset(path: Path | str, *, sheet: str | None = None, encoding: str | None = 
     from bulksync.sheets.write_xlsx import write_xlsx
 
     with sheet_lock(Path(path)):
-        table = read_table(path, sheet=sheet, encoding=encoding, delimiter=delimiter, header_row=header_row)
+        # As push reads it: bulksync.toml beside the sheet gives its header row, encoding, ...
+        table = read_sheet(path, resolve_settings(path, sheet=sheet, encoding=encoding, delimiter=delimiter,
+                                                  header_row=header_row))
         columns = tuple(n for n in OWNED_COLUMNS if table.position(n) is not None)
         cells: dict[int, dict[str, str]] = {}
         count = 0

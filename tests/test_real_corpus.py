@@ -106,7 +106,8 @@ def test_an_unnumbered_sheet_part_with_prefixed_elements(tmp_path: Path, sandbox
 def test_a_chart_sheet_beside_the_worksheets(tmp_path: Path, sandbox: Sandbox) -> None:
     book = _copy("chartsheet.xlsx", tmp_path)
     chart = run_cli("validate", str(book), "--sheet", "Chart1")
-    assert chart.returncode == 2 and "sheet 'Chart1' is empty" in chart.stderr
+    assert chart.returncode == 2 and "sheet 'Chart1' is a chartsheet, not a worksheet of cells: name another " \
+        "with --sheet" in chart.stderr
     result = _push(book, sandbox, sheet="Sheet1", mapping=_mapping(tmp_path, '[description]\ncolumns = ["soap"]\n'))
     assert result.ok and [t["description"] for t in sandbox.tickets()] == ["shampoo"]
     assert assert_only_ours_changed(REAL / "chartsheet.xlsx", book, "Sheet1")["syncStatus"] == ["created"]
@@ -117,8 +118,11 @@ def test_an_excel_4_macro_sheet_does_not_stop_the_named_sheet(tmp_path: Path, sa
     (tmp_path / "more.xlsm").write_bytes(book.read_bytes())
     table = read_table(book, sheet="Sheet B")
     assert table.header == ("Content of Sheet B",) and table.format.sheet_names == ("Sheet A", "Sheet B")  # type: ignore[union-attr]
-    macro = run_cli("validate", str(book), "--sheet", "Macro1")
-    assert macro.returncode == 2 and "has no sheet named 'Macro1'" in macro.stderr
+    macro = run_cli("validate", str(book), "--sheet", "Macro Sheet")
+    assert macro.returncode == 2 and "sheet 'Macro Sheet' is a xlMacrosheet, not a worksheet of cells" in macro.stderr
+    missing = run_cli("validate", str(book), "--sheet", "Macro1")
+    assert missing.returncode == 2 and ("has no sheet named 'Macro1'; its sheets are: 'Sheet A', 'Sheet B', "
+                                        "'Macro Sheet'") in missing.stderr
     result = _push(book, sandbox, sheet="Sheet B", mapping=_mapping(tmp_path, '[description]\ncolumns = ["Content of Sheet B"]\n'))
     assert result.ok and sandbox.requests() == []  # a header alone: nothing to send, nothing written
     assert book.read_bytes() == (REAL / "xlm_macrosheet.xlsm").read_bytes()
@@ -191,3 +195,37 @@ def test_libreoffice_formula_results_as_strings(tmp_path: Path, sandbox: Sandbox
     # LibreOffice 6 writes a formula's text result as t="str": read as Excel shows it.
     table = read_table(REAL / "lo6_str_formula.xlsx")
     assert "Something: 30" in table.frame.to_numpy().ravel().tolist()
+
+
+def test_libreoffice_formulas_never_calculated_are_not_read_as_empty(tmp_path: Path, sandbox: Sandbox) -> None:
+    # LibreOffice 4 wrote the results of row 38's formulas (=C37 …) as empty inline strings:
+    # Excel shows a value there, bulksync cannot calculate it, so it is never sent as empty.
+    book = _copy("lo4_inlinestr_formula.xlsx", tmp_path)
+    mapping = _mapping(tmp_path, '[description]\ncolumns = ["General"]\n[columns]\npriority = "-1.2"\n')
+    report = bulksync.validate(book, mapping=mapping, form_id=FORM, channel=CHANNEL)
+    assert [(p.row_number, p.code, p.value) for p in report.problems] == [(38, "uncached-formula", "=C37")]
+    assert report.problems[0].message.startswith("holds a formula (=C37) whose value was never saved")
+    result = _push(book, sandbox, mapping=mapping, skip_invalid=True)
+    assert result.counts["created"] == 36 and result.counts["invalid"] == 1
+    ours = assert_only_ours_changed(REAL / "lo4_inlinestr_formula.xlsx", book)
+    assert ours["syncStatus"][-1] == "invalid"
+    # A column the run does not read may hold such formulas: they are nobody's business.
+    other = _mapping(tmp_path, '[description]\ncolumns = ["General"]\n')
+    assert bulksync.validate(book, mapping=other, form_id=FORM, channel=CHANNEL).valid
+
+
+def test_error_cells_of_a_prefixed_worksheet(tmp_path: Path, sandbox: Sandbox) -> None:
+    book = tmp_path / "prefixed.xlsx"
+    with zipfile.ZipFile(REAL / "unnumbered_sheet_part.xlsx") as src, zipfile.ZipFile(book, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet.xml":
+                data, count = re.subn(rb'<x:c r="D2"[^>]*?(?:/>|>.*?</x:c>)',
+                                      b'<x:c r="D2" t="e"><x:f>VLOOKUP(A2,Z:Z,2,0)</x:f><x:v>#N/A</x:v></x:c>', data)
+                assert count == 1
+            dst.writestr(item, data)
+    mapping = _mapping(tmp_path, '[description]\ncolumns = ["Destination"]\n[columns]\nstatus = "Changes"\n')
+    report = bulksync.validate(book, mapping=mapping, form_id=FORM, channel=CHANNEL)
+    assert [(p.row_number, p.code, p.value) for p in report.problems] == [(2, "excel-error", "#N/A")]
+    # A column --set fills is not read from the sheet: its error is nobody's business.
+    assert bulksync.validate(book, mapping=mapping, form_id=FORM, channel=CHANNEL, set={"status": "Open"}).valid

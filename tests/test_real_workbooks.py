@@ -280,10 +280,32 @@ def test_an_empty_first_row_names_the_row_that_looks_like_the_header(tmp_path: P
     assert past.returncode == 2 and "row 9 (--header-row) is empty or past the end" in past.stderr
 
 
-def test_a_one_column_header_over_wider_rows_is_not_taken_for_a_title(tmp_path: Path) -> None:
-    # Row 1 names a column bulksync reads: it is the header, whatever the rows below hold.
-    book = _book(tmp_path / "close.xlsx", [["description"], ["status", "priority"]])
-    assert bulksync.validate(book, form_id=FORM, channel=CHANNEL).rows == 1
+def test_a_title_that_is_a_column_name_is_still_a_title(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    # A title "Description" names a column, but the table's header below names more: pushed
+    # as it is, that header would go out as a ticket. --header-row 1 says row 1 is the header.
+    book = _book(tmp_path / "t.xlsx", [["Description"], [], ["description", "priority"], ["Printer jams", "High"]])
+    refused = run_cli("validate", str(book), "--form-id", FORM, "--channel", CHANNEL)
+    assert refused.returncode == 2 and ("row 1 names fewer columns bulksync reads than row 3 does (a title?): "
+                                        "give --header-row 3") in refused.stderr
+    assert bulksync.validate(book, form_id=FORM, channel=CHANNEL, header_row=3).valid
+    assert bulksync.validate(book, form_id=FORM, channel=CHANNEL, header_row=1).rows == 2
+    csv = tmp_path / "t.csv"
+    csv.write_text('Inventory of 5" floppy tickets\n\ndescription,priority\nMonitor 27" flickers,High\n')
+    report = bulksync.validate(csv, form_id=FORM, channel=CHANNEL, header_row=3)
+    assert report.valid and report.rows == 1  # a quote inside a cell opens nothing
+
+
+def test_a_header_row_given_that_names_nothing_bulksync_reads_is_refused(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    # bulksync.toml says header_row = 3, but the user deleted the title row since.
+    book = _book(tmp_path / "t.xlsx", [["Report"], ["description", "priority"], ["Printer jams", "High"]])
+    (tmp_path / "bulksync.toml").write_text("header_row = 3\n")
+    refused = run_cli("validate", str(book), "--form-id", FORM, "--channel", CHANNEL)
+    assert refused.returncode == 2
+    assert "row 3 (--header-row) names no column bulksync reads, row 2 does: give --header-row 2" in refused.stderr
 
 
 def test_an_array_formula_or_merged_range_where_the_new_columns_would_go_is_left_whole(
@@ -302,3 +324,28 @@ def test_an_array_formula_or_merged_range_where_the_new_columns_would_go_is_left
     cells = _cells(book)
     assert 't="array" ref="D2:F2"' in cells["D2"] and not {"E2", "F2", "E1", "F1"} & set(cells)
     assert "ticketId" in cells["I1"]  # after the merged A6:H6 too: nothing is written into a range
+
+
+def test_reset_reads_the_header_row_from_bulksync_toml(tmp_path: Path, sandbox: Sandbox) -> None:
+    from tests.conftest import run_cli
+
+    book = _report(tmp_path / "report.xlsx")
+    (tmp_path / "bulksync.toml").write_text("header_row = 5\n")
+    assert bulksync.push(book, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL).ok
+    cleared = run_cli("reset", str(book), "--yes")
+    assert cleared.returncode == 0 and "6 cell(s) cleared" in cleared.stdout, cleared.stdout + cleared.stderr
+    from bulksync.sheets.read import read_table
+
+    table = read_table(book, header_row=5)
+    assert all(table.frame[position].eq("").all() for position in range(3, 6))
+
+
+def test_a_quote_inside_a_csv_cell_opens_nothing(tmp_path: Path) -> None:
+    from tests.conftest import write
+
+    sheet = write(tmp_path / "t.csv", 'description,requester\nMonitor 27" flickers,U073PBJPHGW\n'
+                                      'second,U073PBJPHGW\n')
+    report = bulksync.validate(sheet, form_id=FORM, channel=CHANNEL)
+    assert report.valid and report.rows == 2
+    long = write(tmp_path / "long.csv", 'description,requester\n"' + "log line\n" * 20_000 + '",U073PBJPHGW\n')
+    assert bulksync.validate(long, form_id=FORM, channel=CHANNEL).valid

@@ -4,14 +4,15 @@ writing back share."""
 from __future__ import annotations
 
 import posixpath
+import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bulksync.errors import SheetError
 
-__all__ = ["readable_copy", "safe_xml", "sheet_marks", "sheet_part", "workbook_part"]
+__all__ = ["Marks", "first_sheet", "readable_copy", "safe_xml", "sheet_marks", "sheet_part", "workbook_part"]
 
 _REL_NAMESPACES = ("http://schemas.openxmlformats.org/officeDocument/2006/relationships",
                    "http://purl.oclc.org/ooxml/officeDocument/relationships")
@@ -38,6 +39,9 @@ def sheet_part(path: Path, package: zipfile.ZipFile, sheet: str) -> str:
     (transitional or Strict Open XML; part names compared as the package format says: case
     aside, with ``\\`` read as ``/`` as some writers store them)."""
     book = _Book.of(path, package)
+    if sheet not in book.sheets:
+        raise SheetError(path, f"has no sheet named {sheet!r}; its sheets are: "
+                               + ", ".join(repr(n) for n in book.sheets))
     rel = book.rels.get(book.sheets.get(sheet))
     if rel is None or not rel.get("Target"):
         raise SheetError(path, f"sheet {sheet!r} has no worksheet part")
@@ -48,6 +52,11 @@ def sheet_part(path: Path, package: zipfile.ZipFile, sheet: str) -> str:
     if part is None:
         raise SheetError(path, f"sheet {sheet!r} points at a missing part {rel.get('Target')}")
     return part
+
+
+def first_sheet(path: Path, package: zipfile.ZipFile) -> str | None:
+    """The name of the workbook's first sheet (of any kind), as Excel lists them."""
+    return next(iter(_Book.of(path, package).sheets), None)
 
 
 @dataclass(frozen=True)
@@ -143,30 +152,47 @@ def _members(package: zipfile.ZipFile) -> dict[str, str]:
     return {_part_name(n): n for n in package.namelist() if not n.endswith(("/", "\\"))}
 
 
-def sheet_marks(path: Path, sheet: str) -> tuple[frozenset[int], dict[tuple[int, int], str]]:
+@dataclass(frozen=True)
+class Marks:
+    """What a reader that gives cells alone misses (see :func:`sheet_marks`)."""
+
+    hidden: frozenset[int] = frozenset()
+    """Rows an active filter hides."""
+    errors: dict[tuple[int, int], str] = field(default_factory=dict)
+    """(row, column position) → an error cell's text (``#N/A``)."""
+    uncached: dict[tuple[int, int], str] = field(default_factory=dict)
+    """(row, column position) → the formula (``=C37``) of a cell whose value was never stored."""
+
+
+def sheet_marks(path: Path, sheet: str) -> Marks:
     """What a reader that gives cells alone misses, from one look at the package: the rows
     an active filter hides (an autoFilter, which the workbook names ``_xlnm._FilterDatabase``;
-    rows hidden by hand are the user's to see and count), and the error cells (``#N/A``,
-    ``#VALUE!``: (row, column position) → their text). The worksheet is streamed once, and
-    parsed only if it holds what is looked for. Finding its part here also refuses, before
-    anything is sent, a workbook whose worksheet could not be written back."""
+    rows hidden by hand are the user's to see and count), the error cells (``#N/A``,
+    ``#VALUE!``), and the formulas whose value was never stored (a file written by a library,
+    or by LibreOffice, and never recalculated: they read as empty, yet Excel shows a value).
+    The worksheet is streamed once, and parsed only if it holds what is looked for. Finding
+    its part here also refuses, before anything is sent, a workbook whose worksheet could
+    not be written back."""
     with zipfile.ZipFile(path) as package:
         part = sheet_part(path, package, sheet)
         filtered = b"_xlnm._FilterDatabase" in package.read(workbook_part(path, package))
-        errors = _holds(package, part, b't="e"')
-        xml = package.read(part) if filtered or errors else b""
+        errors, formulas = _holds(package, part, (b't="e"', b"<f"))
+        xml = package.read(part) if filtered or errors or formulas else b""
     hidden = _hidden(xml) if filtered and (b"<autoFilter" in xml or b":autoFilter" in xml) else frozenset()
-    return hidden, (_errors(xml) if errors else {})
+    return Marks(hidden, _errors(xml) if errors else {}, _uncached(xml) if formulas else {})
 
 
-def _holds(package: zipfile.ZipFile, part: str, needle: bytes) -> bool:
+def _holds(package: zipfile.ZipFile, part: str, needles: tuple[bytes, ...]) -> list[bool]:
+    """Which of ``needles`` the part holds, read in chunks (stopping once all are found)."""
+    found = [False] * len(needles)
+    longest = max(len(n) for n in needles)
     with package.open(part) as stream:
         tail = b""
-        while chunk := stream.read(1 << 20):
-            if needle in tail + chunk:
-                return True
-            tail = chunk[-len(needle):]
-    return False
+        while not all(found) and (chunk := stream.read(1 << 20)):
+            window = tail + chunk
+            found = [f or n in window for f, n in zip(found, needles, strict=True)]
+            tail = chunk[-longest:]
+    return found
 
 
 def _hidden(xml: bytes) -> frozenset[int]:
@@ -182,16 +208,48 @@ def _hidden(xml: bytes) -> frozenset[int]:
     return frozenset(hidden)
 
 
+_CELL_REF = re.compile(rb'\br="([A-Z]+)(\d+)"')
+
+
+def _where(attributes: bytes) -> tuple[int, int] | None:
+    """(row, column position) of a cell, from its attributes."""
+    ref = _CELL_REF.search(attributes)
+    if ref is None:
+        return None
+    column = 0
+    for ch in ref.group(1).decode():
+        column = column * 26 + ord(ch) - 64
+    return int(ref.group(2)), column - 1
+
+
 def _errors(xml: bytes) -> dict[tuple[int, int], str]:
-    import re
+    out: dict[tuple[int, int], str] = {}
+    for cell in re.finditer(rb'<(?:\w+:)?c\b([^>]*\bt="e"[^>]*)>(.*?)</(?:\w+:)?c>', xml, re.S):
+        where = _where(cell.group(1))
+        value = re.search(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>", cell.group(2))
+        if where and value:
+            out[where] = value.group(1).decode("utf-8", "replace")
+    return out
+
+
+_FORMULA_CELL = re.compile(rb"<(?:\w+:)?c\b([^>]*)>((?:(?!</(?:\w+:)?c>).)*?<(?:\w+:)?f\b.*?)</(?:\w+:)?c>", re.S)
+_FORMULA = re.compile(rb"<(?:\w+:)?f\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?f>)", re.S)
+_STORED = re.compile(rb"<(?:\w+:)?(?:v|t)(?:\s[^>]*)?>[^<]+<")
+
+
+def _uncached(xml: bytes) -> dict[tuple[int, int], str]:
+    """Formula cells with no stored value: no ``<v>``, or an empty one, or an empty inline
+    string (as LibreOffice 4 wrote results it had not calculated)."""
+    from xml.sax.saxutils import unescape
 
     out: dict[tuple[int, int], str] = {}
-    for cell in re.finditer(rb'<c\b([^>]*\bt="e"[^>]*)>(.*?)</c>', xml, re.S):
-        ref = re.search(rb'\br="([A-Z]+)(\d+)"', cell.group(1))
-        value = re.search(rb"<v>([^<]*)</v>", cell.group(2))
-        if ref and value:
-            column = 0
-            for ch in ref.group(1).decode():
-                column = column * 26 + ord(ch) - 64
-            out[(int(ref.group(2)), column - 1)] = value.group(1).decode("utf-8", "replace")
+    for cell in _FORMULA_CELL.finditer(xml):
+        content = cell.group(2)
+        if _STORED.search(content):
+            continue
+        where = _where(cell.group(1))
+        formula = _FORMULA.search(content)
+        if where and formula:
+            text = unescape(formula.group(1).decode("utf-8", "replace")) if formula.group(1) else ""
+            out[where] = "=" + (text or "(a shared formula)")
     return out

@@ -74,6 +74,9 @@ class Table:
     """Rows a workbook's active filter hides."""
     errors: frozenset[tuple[int, int]] = frozenset()
     """(row, column position) of a workbook's error cells (``#N/A``), read as their text."""
+    uncached: frozenset[tuple[int, int]] = frozenset()
+    """(row, column position) of a workbook's formulas whose value was never stored, read as
+    their formula (``=C37``)."""
     header_row: int = 1
     """The row that names the columns (``--header-row``); the rows above it are not read."""
     header_given: bool = False
@@ -184,41 +187,43 @@ HEADER_SEARCH = 30
 """Rows searched for the header when row 1 is not it (empty, or a title above the table)."""
 
 
-def _check_header(path: Path, where: str, rows: list[list[str]], given: int | None,
+def _check_header(path: Path, where: str, rows: list[list[str]], top: int, given: bool,
                   names: Callable[[str], bool] | None) -> None:
     """Refuse a header row that cannot be the header, naming the row that looks like it.
 
-    ``rows`` are the sheet's first rows (from row 1, or from ``given`` when the user named
-    the header row); ``names`` tells whether a cell names a column the caller reads. Row 1,
-    when not named by the user, must not be empty, and must not be a title over a table
-    whose header names such columns (a report's title block): pushed as it is, its header
-    would go out as a ticket.
+    ``rows`` are the sheet's first rows, from row 1 to HEADER_SEARCH rows past the header
+    row ``top`` (``given``: named by the user); ``names`` tells whether a cell names a column
+    the caller reads. The header row must not be empty. Row 1, when the user did not name
+    it, must not be a title over a table whose header names more of those columns (two at
+    least): pushed as it is, the table's own header would go out as a ticket. A header row
+    the user named is taken on trust if it names any such column (or is row 1), else refused
+    the same way (a title row was deleted since, or inserted).
     """
-    first = rows[0] if rows else []
-    if given is not None:
-        if not any(c.strip() for c in first):
-            raise SheetError(path, f"{where}row {given} (--header-row) is empty or past the end: "
+    filled = [sum(1 for c in row if c.strip()) for row in rows]
+    known = [sum(1 for c in row if c.strip() and names(c)) for row in rows] if names else [0] * len(rows)
+    at = top - 1
+    if at >= len(rows) or not filled[at]:
+        if given:
+            raise SheetError(path, f"{where}row {top} (--header-row) is empty or past the end: "
                                    "it must be the row that names the columns")
+        hint = next((i + 1 for i, n in enumerate(known) if n), None) or next(
+            (i + 1 for i, n in enumerate(filled) if n >= 2), None) or next(
+            (i + 1 for i, n in enumerate(filled) if n), None)
+        if hint is None:
+            raise SheetError(path, f"{where}is empty: its first row must be a header naming the columns")
+        raise SheetError(path, f"{where}has an empty row 1; row {hint} looks like the header: give "
+                               f"--header-row {hint} (or header_row = {hint} in bulksync.toml)")
+    better = next((i + 1 for i, n in enumerate(known) if n >= 2 and n > known[at]), None)
+    if better is None or (given and (known[at] or top == 1)):
         return
-    known = [sum(1 for c in row if c.strip() and names(c)) for row in rows[:HEADER_SEARCH]] \
-        if names is not None else [0] * len(rows[:HEADER_SEARCH])
-    if any(c.strip() for c in first) and (known[0] if known else 0) == 0:
-        below = next((i + 1 for i, n in enumerate(known) if n >= 2), None)
-        if below is not None:
-            raise SheetError(path, f"{where}row 1 names no column bulksync reads (a title?), row "
-                                   f"{below} does: give --header-row {below} (or header_row = "
-                                   f"{below} in bulksync.toml; --header-row 1 if row 1 is the header)")
-        return
-    if any(c.strip() for c in first):
-        return
-    filled = [sum(1 for c in row if c.strip()) for row in rows[:HEADER_SEARCH]]
-    hint = next((i + 1 for i, n in enumerate(known) if n >= 1), None) or next(
-        (i + 1 for i, n in enumerate(filled) if n >= 2), None) or next(
-        (i + 1 for i, n in enumerate(filled) if n), None)
-    if hint is None:
-        raise SheetError(path, f"{where}is empty: its first row must be a header naming the columns")
-    raise SheetError(path, f"{where}has an empty row 1; row {hint} looks like the header: give "
-                           f"--header-row {hint} (or header_row = {hint} in bulksync.toml)")
+    if known[at]:
+        said = f"row 1 names fewer columns bulksync reads than row {better} does (a title?)"
+    else:
+        said = (f"row {top}{' (--header-row)' if given else ''} names no column bulksync reads"
+                f"{'' if given else ' (a title?)'}, row {better} does")
+    tail = "" if given else (f" (or header_row = {better} in bulksync.toml; --header-row 1 if row 1 "
+                             "is the header)")
+    raise SheetError(path, f"{where}{said}: give --header-row {better}{tail}")
 
 
 def _fingerprint(path: Path) -> tuple[int, int]:
@@ -339,18 +344,73 @@ def _detect(path: Path, data: bytes) -> str:
 
 
 def first_record(text: str) -> str:
-    """The first CSV record of ``text`` (quoted newlines included)."""
-    in_quotes = False
-    for i, ch in enumerate(text):
-        if ch == '"':
-            in_quotes = not in_quotes
-        elif ch in "\r\n" and not in_quotes:
+    """The first CSV record of ``text``, as pandas' C parser reads it: a quote opens a quoted
+    field (line breaks and all) only at the start of a field (``27"`` is text), whichever
+    candidate delimiter separates the fields."""
+    i, n = 0, len(text)
+    at_start = True
+    while i < n:
+        ch = text[i]
+        if ch == '"' and at_start:
+            j = i + 1
+            while True:
+                k = text.find('"', j)
+                if k < 0:
+                    return text  # an unterminated quote runs to the end
+                if not text.startswith('"', k + 1):
+                    break
+                j = k + 2
+            i, at_start = k + 1, False
+            continue
+        if ch in "\r\n":
             return text[:i]
+        at_start = ch in DELIMITERS
+        i += 1
     return text
 
 
+_QUOTED_FIELD = re.compile(r'(?:^|(?<=[,;\t|]))"(?:[^"]|"")*"')
+
+
 def _outside_quotes(record: str) -> str:
-    return "".join(part for i, part in enumerate(record.split('"')) if i % 2 == 0)
+    """The record without its quoted fields (those opened at the start of a field)."""
+    return _QUOTED_FIELD.sub("", record)
+
+
+def split_records(text: str, delimiter: str) -> list[tuple[list[str], str]]:
+    """Records as (raw fields, line end); a quoted field keeps its quotes and inner newlines."""
+    d = re.escape(delimiter)
+    # As pandas' C parser reads it: a quote is special only at the start of a field.
+    field = re.compile(f'"[^"]*(?:""[^"]*)*"[^{d}\\r\\n]*|[^{d}\\r\\n]*')
+    end = re.compile(f"{d}|\\r\\n|\\n|\\r")
+    records: list[tuple[list[str], str]] = []
+    pos, n = 0, len(text)
+    fields: list[str] = []
+    while pos < n:
+        m = field.match(text, pos)
+        assert m is not None  # the pattern matches the empty string
+        fields.append(m.group())
+        pos = m.end()
+        if pos >= n:
+            records.append((fields, ""))
+            break
+        sep = end.match(text, pos)
+        assert sep is not None  # a field stops only at a delimiter, a line end or the end
+        pos = sep.end()
+        if sep.group() == delimiter:
+            if pos >= n:
+                fields.append("")
+                records.append((fields, ""))
+            continue
+        records.append((fields, sep.group()))
+        fields = []
+    return records
+
+
+def unquote(raw: str) -> str:
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return raw[1:-1].replace('""', '"')
+    return raw
 
 
 def detect_delimiter(text: str, header: str | None = None) -> str:
@@ -373,6 +433,8 @@ def _first_records(text: str, count: int) -> list[str]:
     while len(records) < count and pos < len(text):
         record = first_record(text[pos:pos + (1 << 20)])
         records.append(record)
+        if len(record) == 1 << 20:
+            break  # where the next record begins is past what is looked at
         pos += len(record)
         pos += 2 if text.startswith("\r\n", pos) else 1
     return records
@@ -381,9 +443,8 @@ def _first_records(text: str, count: int) -> list[str]:
 def _cells_of(record: str) -> list[str]:
     """A record's cells, split by the delimiter that splits it most (a title block above a
     table need not have the table's delimiters)."""
-    import csv
-
-    return next(csv.reader([record], delimiter=detect_delimiter(record)), [])
+    records = split_records(record, detect_delimiter(record))
+    return [unquote(f) for f in records[0][0]] if records else []
 
 
 def detect_newline(text: str) -> str:
@@ -404,9 +465,9 @@ def _read_csv(path: Path, given_encoding: str | None = None, given_delimiter: st
     if not text.strip():
         raise SheetError(path, "is empty: the first row must be a header naming the columns")
     top = header_row or 1
-    head = _first_records(text, top - 1 + HEADER_SEARCH)[top - 1:]
-    _check_header(path, "", [_cells_of(r) for r in head], header_row, names)
-    delimiter = _given_delimiter(path, given_delimiter) or detect_delimiter(text, head[0])
+    head = _first_records(text, top - 1 + HEADER_SEARCH)
+    _check_header(path, "", [_cells_of(r) for r in head], top, header_row is not None, names)
+    delimiter = _given_delimiter(path, given_delimiter) or detect_delimiter(text, head[top - 1])
     fmt = CsvFormat(encoding=encoding, bom=bom, delimiter=delimiter, newline=detect_newline(text))
     notes = (f"read as {encoding} (detected: the file is not UTF-8; --encoding to choose another)",
              ) if how == "detected" else ()
@@ -540,16 +601,18 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED,
     check_package(path, max_unpacked)
     fingerprint = _fingerprint(path)
     sheet_names, sheet, rows = _sheet_rows(path, sheet)
-    top = header_row or 1
-    _check_header(path, f"sheet {sheet!r} ", [[_cell_text(v) for v in row]
-                                              for row in rows[top - 1:top - 1 + HEADER_SEARCH]], header_row, names)
-    text_rows = [[v if type(v) is str else _cell_text(v) for v in row] for row in rows]
     from bulksync.sheets.package import sheet_marks
 
-    hidden, errors = sheet_marks(path, sheet)
-    for (number, column), text in errors.items():  # as Excel shows them; validation decides
+    marks = sheet_marks(path, sheet)  # first: it refuses a sheet that is not a worksheet
+    text_rows = [[v if type(v) is str else _cell_text(v) for v in row] for row in rows]
+    # Error cells as Excel shows them, formulas never calculated as their formula: neither is
+    # an empty cell, and validation decides.
+    for (number, column), text in (*marks.errors.items(), *marks.uncached.items()):
         if number <= len(text_rows) and column < len(text_rows[number - 1]):
             text_rows[number - 1][column] = text
+    top = header_row or 1
+    _check_header(path, f"sheet {sheet!r} ", text_rows[:top - 1 + HEADER_SEARCH], top, header_row is not None,
+                  names)
     # Numbers past 15 significant digits: Excel has already rounded them (an ID typed as a
     # number), whatever they look like now.
     lossy = tuple((i + 1, j) for i, row in enumerate(rows) if i >= top for j, v in enumerate(row)
@@ -558,8 +621,9 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED,
     frame = pd.DataFrame(text_rows[top:], columns=range(len(header)), dtype=str)
     frame.index = pd.RangeIndex(top + 1, len(frame) + top + 1)
     return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, sheet_names),
-                 fingerprint=fingerprint, lossy=lossy, hidden=frozenset(r for r in hidden if r > top),
-                 errors=frozenset(e for e in errors if e[0] > top), header_row=top,
+                 fingerprint=fingerprint, lossy=lossy, hidden=frozenset(r for r in marks.hidden if r > top),
+                 errors=frozenset(e for e in marks.errors if e[0] > top),
+                 uncached=frozenset(e for e in marks.uncached if e[0] > top), header_row=top,
                  header_given=header_row is not None)
 
 
@@ -579,9 +643,19 @@ def _sheet_rows(path: Path, sheet: str | None) -> tuple[tuple[str, ...], str, li
     except Exception as e:  # calamine raises its own types for what it cannot read
         first = e
     import tempfile
+    import zipfile
 
-    from bulksync.sheets.package import readable_copy
+    from bulksync.sheets.package import first_sheet, readable_copy, sheet_part
 
+    try:
+        with zipfile.ZipFile(path) as package:
+            # The sheet Excel opens first is the default, whatever it is: a macro sheet there
+            # is refused by name, not passed over for the next worksheet.
+            sheet = sheet or first_sheet(path, package)
+            if sheet is not None:
+                sheet_part(path, package, sheet)
+    except zipfile.BadZipFile:
+        raise SheetError(path, f"is not a readable .xlsx workbook ({_short(first)})") from None
     with tempfile.TemporaryDirectory() as folder:
         copy = Path(folder) / "copy.xlsx"
         try:

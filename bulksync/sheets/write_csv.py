@@ -7,13 +7,12 @@ encoded back with the same encoding, BOM, delimiter and line ends.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from bulksync.errors import SheetError
 from bulksync.sheets.atomic import replace_file
-from bulksync.sheets.read import CsvFormat, Table, decode_as
+from bulksync.sheets.read import CsvFormat, Table, decode_as, split_records, unquote
 from bulksync.untrusted import neutralise
 
 __all__ = ["encodable", "neutralise", "write_csv"]
@@ -37,42 +36,6 @@ def encodable(text: str, encoding: str) -> str:
         return plain.encode(encoding, errors="backslashreplace").decode(encoding)
 
 
-def _split_records(text: str, delimiter: str) -> list[tuple[list[str], str]]:
-    """Records as (raw fields, line end); a quoted field keeps its quotes and inner newlines."""
-    d = re.escape(delimiter)
-    # As pandas' C parser reads it: a quote is special only at the start of a field.
-    field = re.compile(f'"[^"]*(?:""[^"]*)*"[^{d}\\r\\n]*|[^{d}\\r\\n]*')
-    end = re.compile(f"{d}|\\r\\n|\\n|\\r")
-    records: list[tuple[list[str], str]] = []
-    pos, n = 0, len(text)
-    fields: list[str] = []
-    while pos < n:
-        m = field.match(text, pos)
-        assert m is not None  # the pattern matches the empty string
-        fields.append(m.group())
-        pos = m.end()
-        if pos >= n:
-            records.append((fields, ""))
-            break
-        sep = end.match(text, pos)
-        assert sep is not None  # a field stops only at a delimiter, a line end or the end
-        pos = sep.end()
-        if sep.group() == delimiter:
-            if pos >= n:
-                fields.append("")
-                records.append((fields, ""))
-            continue
-        records.append((fields, sep.group()))
-        fields = []
-    return records
-
-
-def _unquote(raw: str) -> str:
-    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-        return raw[1:-1].replace('""', '"')
-    return raw
-
-
 def _quote(value: str, delimiter: str) -> str:
     if any(c in value for c in (delimiter, '"', "\r", "\n")) or value != value.strip(" "):
         return '"' + value.replace('"', '""') + '"'
@@ -89,13 +52,13 @@ def write_csv(table: Table, cells: Mapping[int, Mapping[str, str]], *,
     fmt = table.format
     assert isinstance(fmt, CsvFormat)
     text = decode_as(table.path, table.path.read_bytes()[len(fmt.bom):], fmt.encoding)
-    records = _split_records(text, fmt.delimiter)
+    records = split_records(text, fmt.delimiter)
     top = table.header_row  # the rows above it (a title block) are left as they are
     if len(records) != len(table) + top:
         raise SheetError(table.path, f"changed since it was read ({len(records) - top} rows now, "
                                      f"{len(table)} then); not written back")
     head, head_eol = records[top - 1]
-    header = [_unquote(f).strip() for f in head]
+    header = [unquote(f).strip() for f in head]
     width = len(header)
     position = {name: header.index(name) for name in columns if name in header}
     for name in columns:
