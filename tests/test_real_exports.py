@@ -178,3 +178,54 @@ def test_with_skip_invalid_a_sheet_whose_columns_are_wrong_says_so(tmp_path: Pat
     assert "reads a column 'Priority' that this sheet does not have" in result.stderr
     assert ("the sheet's columns have problems (row 1): nothing was sent and the file is unchanged; fix "
             "them (--skip-invalid leaves out invalid rows, not these)") in result.stderr
+
+
+def test_a_cp1252_glpi_export_with_mapping_messages_and_server_text_it_cannot_hold(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    import httpx
+
+    sheet = _copy("glpi_cp1252.csv", tmp_path)
+    original = (REAL / "glpi_cp1252.csv").read_bytes()
+    mapping = tmp_path / "glpi.toml"
+    mapping.write_text('integration = "GLPI"\nlegacy_id = "ID"\n[columns]\nstatus = "STATUS"\n'
+                       '[description]\ncolumns = ["NAME", "CONTENT"]\n[values.status]\nmap = { new = "Open" }\n',
+                       encoding="utf-8")
+    env = {"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN}
+    args = ("--mapping", str(mapping), "--form-id", FORM, "--channel", CHANNEL, "-q")
+    # A first mapping without "closed": every row invalid; the message (with its →) is written
+    # into the cp1252 file as the encoding can hold it, and nothing is sent.
+    first = run_cli("push", str(sheet), *args, "--skip-invalid", env=env)
+    assert first.returncode == 1 and "Traceback" not in first.stderr and sandbox.requests() == []
+    text = sheet.read_bytes().decode("cp1252")  # still cp1252, and still ;-separated
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
+    assert rows[0][6:] == ["syncStatus", "syncError"] and all(r[6] == "invalid" for r in rows[1:])
+    assert rows[1][7].startswith("STATUS (-> status): 'closed' has no status in the mapping")
+    old = list(csv.reader(io.StringIO(original.decode("cp1252"), newline=""), delimiter=";"))
+    assert [r[:6] for r in rows] == old and "SETOR PRIVADO – DIFERENÇAS" in text
+    # The mapping fixed: each ticket is created once, its text read as cp1252.
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace('new = "Open"', 'closed = "Closed"'),
+                       encoding="utf-8")
+    second = run_cli("push", str(sheet), *args, env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    tickets = sandbox.tickets()
+    assert len(tickets) == 15 and {t["status"] for t in tickets} == {"Closed"}
+    assert any(t["description"].startswith("VERIFICAÇÃO DE EQUIPAMENTO NO LOCAL\n\nSUBSTITUIÇÃO") for t in tickets)
+    assert any("“O PRINCÍPIO DA SUPREMACIA" in t["description"] for t in tickets)
+    rows = list(csv.reader(io.StringIO(sheet.read_bytes().decode("cp1252"), newline=""), delimiter=";"))
+    ids = rows[0].index("ticketId")  # after the columns the first run added
+    assert [r[:6] for r in rows] == old and sorted(r[ids] for r in rows[1:]) == sorted(t["id"] for t in tickets)
+
+    # A server that answers in text cp1252 lacks: written escaped, the file still cp1252.
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"message": "Статус “Ω” 日本 → not allowed"})
+
+    changed = text.replace("Instalação de 4 máquinas", "Instalação de 5 máquinas")
+    sheet.write_bytes(sheet.read_bytes().replace("Instalação de 4 máquinas".encode("cp1252"),
+                                                 "Instalação de 5 máquinas".encode("cp1252")))
+    assert changed != text
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, mapping=str(mapping), form_id=FORM,
+                           channel=CHANNEL, transport=httpx.MockTransport(refuse))
+    assert result.counts["failed"] == 1 and result.written_to == sheet, result.summary()
+    rows = list(csv.reader(io.StringIO(sheet.read_bytes().decode("cp1252"), newline=""), delimiter=";"))
+    failed = next(r for r in rows if r[0] == "30")
+    assert failed[6] == "failed" and "\\u0421\\u0442\\u0430\\u0442\\u0443\\u0441 \"\\u03a9\" \\u65e5\\u672c -> not allowed" in failed[7]
