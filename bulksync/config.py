@@ -173,9 +173,11 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
                      legacy_url: str | None = None, api_url: str | None = None,
                      concurrency: int | None = None, rate: float | None = None,
                      encoding: str | None = None, delimiter: str | None = None,
-                     include_hidden: bool = False, header_row: int | None = None) -> Settings:
+                     include_hidden: bool = False, header_row: int | None = None,
+                     sheet_only: bool = False) -> Settings:
     """Merge options, environment and the config file into Settings (files named in the
-    config file are relative to it); load the mapping, users and comments files."""
+    config file are relative to it); load the mapping, users and comments files (not the
+    users and comments with ``sheet_only``: what reading the sheet needs, for reset)."""
     from dataclasses import replace
 
     from bulksync.mapping import load_comments, load_mapping, load_users
@@ -228,8 +230,8 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
     top = header_row if header_row is not None else data.get("header_row")
     if top is not None and not 1 <= top <= MAX_ROWS:
         raise UsageError(f"header_row must be a row number from 1 to {MAX_ROWS:,}")
-    users_source = users or from_config("users")
-    comments_source = comments or from_config("comments")
+    users_source = None if sheet_only else users or from_config("users")
+    comments_source = None if sheet_only else comments or from_config("comments")
     return Settings(
         defaults=defaults,
         sheet=sheet or data.get("sheet"),

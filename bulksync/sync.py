@@ -445,16 +445,18 @@ def reset(path: Path | str, *, sheet: str | None = None, encoding: str | None = 
     with sheet_lock(Path(path)):
         # As push reads it: bulksync.toml beside the sheet gives its header row, encoding, ...
         table = read_sheet(path, resolve_settings(path, sheet=sheet, encoding=encoding, delimiter=delimiter,
-                                                  header_row=header_row))
+                                                  header_row=header_row, sheet_only=True))
         columns = tuple(n for n in OWNED_COLUMNS if table.position(n) is not None)
         cells: dict[int, dict[str, str]] = {}
         count = 0
+        formulas = table.errors | table.uncached  # the user's formulas, not bulksync's values
         for name in columns:
             where = table.position(name)
             values = table.frame[where]
             for row in values.index[values.str.strip().ne("")].tolist():
-                cells.setdefault(int(row), {})[name] = ""
-                count += 1
+                if (int(row), where) not in formulas:
+                    cells.setdefault(int(row), {})[name] = ""
+                    count += 1
         if count:
             if isinstance(table.format, CsvFormat):
                 write_csv(table, cells, columns=columns)

@@ -349,3 +349,98 @@ def test_a_quote_inside_a_csv_cell_opens_nothing(tmp_path: Path) -> None:
     assert report.valid and report.rows == 2
     long = write(tmp_path / "long.csv", 'description,requester\n"' + "log line\n" * 20_000 + '",U073PBJPHGW\n')
     assert bulksync.validate(long, form_id=FORM, channel=CHANNEL).valid
+
+
+def _with_sheet_data(path: Path, rows_xml: str) -> Path:
+    """A workbook whose first worksheet's sheetData is ``rows_xml``, as a program wrote it."""
+    import re
+
+    made = _book(path.with_name("made-" + path.name), [["x"]])
+    with zipfile.ZipFile(made) as src, zipfile.ZipFile(path, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb"<sheetData>.*</sheetData>", b"<sheetData>" + rows_xml.encode() + b"</sheetData>",
+                              data, flags=re.S)
+                data = re.sub(rb"<dimension [^>]*/>", b"", data)
+            dst.writestr(item, data)
+    return path
+
+
+def _header(*names: str) -> str:
+    return '<row r="1">' + "".join(f'<c r="{chr(65 + i)}1" t="inlineStr"><is><t>{n}</t></is></c>'
+                                   for i, n in enumerate(names)) + "</row>"
+
+
+def test_a_formula_never_calculated_is_found_in_its_own_cell_and_never_sent_as_empty(tmp_path: Path) -> None:
+    from bulksync.sheets.read import read_table
+
+    # A styled empty cell just before it: the formula is D2's, not C2's.
+    book = _with_sheet_data(tmp_path / "u.xlsx", _header("description", "requester", "notes", "assignee")
+                            + '<row r="2"><c r="A2" t="inlineStr"><is><t>Printer</t></is></c>'
+                              '<c r="B2" t="inlineStr"><is><t>U073PBJPHGW</t></is></c><c r="C2" s="0"/>'
+                              '<c r="D2"><f>Users!B7</f></c></row>')
+    report = bulksync.validate(book, form_id=FORM, channel=CHANNEL)
+    assert [(p.row_number, p.column, p.code, p.value) for p in report.problems] == [
+        (2, "assignee", "uncached-formula", "=Users!B7")]
+    assert read_table(book).frame.loc[2].tolist() == ["Printer", "U073PBJPHGW", "", ""]  # read alone: as it was
+
+
+def test_a_formula_whose_value_is_the_empty_string_is_calculated(tmp_path: Path) -> None:
+    # =IF(…,"",…) filled down a template: <v></v> is a stored empty string, and the rows it
+    # stands in stay blank rows; a formula never calculated in a column of the user's own too.
+    book = _with_sheet_data(tmp_path / "e.xlsx", _header("description", "notes", "priority")
+                            + '<row r="2"><c r="A2" t="inlineStr"><is><t>Printer</t></is></c>'
+                              '<c r="B2" t="str"><f>IF(A2="","",A2)</f><v>Printer</v></c>'
+                              '<c r="C2" t="str"><f>IF(A2="x","High","")</f><v></v></c></row>'
+                            + "".join(f'<row r="{r}"><c r="B{r}" t="str"><f>IF(A{r}="","",A{r})</f><v></v></c>'
+                                      f'<c r="C{r}"><f>A{r}</f></c></row>' for r in (3, 4)))
+    report = bulksync.validate(book, form_id=FORM, channel=CHANNEL)
+    # Rows 3 and 4: priority is a column bulksync reads, and its value there is unknown.
+    assert [(p.row_number, p.column, p.code) for p in report.problems
+            if p.code != "required"] == [(3, "priority", "uncached-formula"), (4, "priority", "uncached-formula")]
+    assert not any(p.row_number == 2 for p in report.problems)
+    book = _with_sheet_data(tmp_path / "own.xlsx", _header("description", "notes")
+                            + '<row r="2"><c r="A2" t="inlineStr"><is><t>Printer</t></is></c></row>'
+                            + "".join(f'<row r="{r}"><c r="B{r}"><f>A{r}</f></c></row>' for r in (3, 4)))
+    report = bulksync.validate(book, form_id=FORM, channel=CHANNEL)
+    assert report.valid and report.rows == 1
+
+
+def test_cells_without_a_reference_are_placed_as_a_reader_places_them(tmp_path: Path) -> None:
+    book = _with_sheet_data(tmp_path / "nr.xlsx",
+                            "<row>" + "".join(f'<c t="inlineStr"><is><t>{n}</t></is></c>'
+                                              for n in ("description", "priority", "assignee")) + "</row>"
+                            '<row><c t="inlineStr"><is><t>Printer</t></is></c>'
+                            '<c t="e"><f>1/0</f><v>#DIV/0!</v></c><c><f>Users!B7</f></c></row>')
+    report = bulksync.validate(book, form_id=FORM, channel=CHANNEL)
+    assert [(p.row_number, p.column, p.code) for p in report.problems] == [
+        (2, "priority", "excel-error"), (2, "assignee", "uncached-formula")]
+
+
+def test_a_long_styled_area_after_a_formula_reads_in_one_pass(tmp_path: Path) -> None:
+    # Thousands of self-closing styled cells (a template's borders) after one formula: each
+    # is passed over once (a search that started at each of them took minutes).
+    from bulksync.sheets.package import _uncached
+
+    rows = _header("description", "priority") + '<row r="2"><c r="A2"><f>ROW()</f><v>2</v></c></row>'
+    rows += "".join(f'<row r="{r}">' + "".join(f'<c r="{chr(65 + c)}{r}" s="1"/>' for c in range(10)) + "</row>"
+                    for r in range(3, 6000))
+    assert _uncached(rows.encode(), plain=False) == {} == _uncached(rows.encode(), plain=True)
+    book = _with_sheet_data(tmp_path / "styled.xlsx", rows + '<row r="6000"><c r="B6000"><f>A1</f></c></row>')
+    from bulksync.sheets.read import read_table
+
+    assert read_table(book).uncached == frozenset()  # B6000 is under priority, but nothing names it read
+
+
+def test_reset_needs_only_the_sheet_and_leaves_the_users_formulas(tmp_path: Path, sandbox: Sandbox) -> None:
+    from tests.conftest import run_cli
+
+    book = _with_sheet_data(tmp_path / "r.xlsx", _header("description", "ticketId", "syncStatus")
+                            + '<row r="2"><c r="A2" t="inlineStr"><is><t>Printer</t></is></c>'
+                              '<c r="B2"><f>VLOOKUP(A2,Old!A:B,2,0)</f></c>'
+                              '<c r="C2" t="inlineStr"><is><t>created</t></is></c></row>')
+    (tmp_path / "bulksync.toml").write_text('users = "missing-users.csv"\n')
+    cleared = run_cli("reset", str(book), "--yes")
+    assert cleared.returncode == 0 and "1 cell(s) cleared" in cleared.stdout, cleared.stdout + cleared.stderr
+    assert "<f>VLOOKUP(A2,Old!A:B,2,0)</f>" in _cells(book)["B2"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,8 @@ def sheet_marks(path: Path, sheet: str) -> Marks:
         errors, formulas = _holds(package, part, (b't="e"', b"<f"))
         xml = package.read(part) if filtered or errors or formulas else b""
     hidden = _hidden(xml) if filtered and (b"<autoFilter" in xml or b":autoFilter" in xml) else frozenset()
-    return Marks(hidden, _errors(xml) if errors else {}, _uncached(xml) if formulas else {})
+    plain = _plain(xml) if errors or formulas else True
+    return Marks(hidden, _errors(xml, plain) if errors else {}, _uncached(xml, plain) if formulas else {})
 
 
 def _holds(package: zipfile.ZipFile, part: str, needles: tuple[bytes, ...]) -> list[bool]:
@@ -208,48 +210,122 @@ def _hidden(xml: bytes) -> frozenset[int]:
     return frozenset(hidden)
 
 
-_CELL_REF = re.compile(rb'\br="([A-Z]+)(\d+)"')
+_TAG = re.compile(rb"<(?:(\w+):)?(row|c)\b([^>]*?)(/?)>")
+_ATTR_R = re.compile(rb'\br="([A-Z]*)(\d*)"')
+_ATTR_T = re.compile(rb'\bt="([^"]*)"')
+_VALUE = re.compile(rb"<(?:\w+:)?v(?:\s[^>]*)?(?:/>|>([^<]*)</(?:\w+:)?v>)")
+_FORMULA = re.compile(rb"<(?:\w+:)?f\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?f>)", re.S)
+_INLINE_TEXT = re.compile(rb"<(?:\w+:)?t(?:\s[^>]*)?>[^<]")
 
 
-def _where(attributes: bytes) -> tuple[int, int] | None:
-    """(row, column position) of a cell, from its attributes."""
-    ref = _CELL_REF.search(attributes)
+def _cells(xml: bytes) -> Iterator[tuple[int, int, bytes, bytes]]:
+    """Every cell with content, in one pass: (row, column position, attributes, content).
+
+    Positions are worked out as a reader does: from ``r`` when given, else one past the
+    previous row or cell (``r`` is optional, and writers that leave it out exist). A
+    self-closing cell has no content and is passed over."""
+    row, column = 0, -1
+    for tag in _TAG.finditer(xml):
+        prefix, name, attributes, closed = tag.groups()
+        ref = _ATTR_R.search(attributes)
+        if name == b"row":
+            row = int(ref.group(2)) if ref and ref.group(2) else row + 1
+            column = -1
+            continue
+        letters = ref.group(1) if ref else b""
+        if letters:
+            column = 0
+            for ch in letters.decode():
+                column = column * 26 + ord(ch) - 64
+            column -= 1
+        else:
+            column += 1
+        if closed:
+            continue
+        end = xml.find(b"</" + (prefix + b":" if prefix else b"") + b"c>", tag.end())
+        if end < 0:
+            return
+        yield row, column, attributes, xml[tag.end():end]
+
+
+_CELL_OPEN = re.compile(rb"<c[\s>/]")
+
+
+def _plain(xml: bytes) -> bool:
+    """Does every cell begin ``<c r="`` (it names itself first, no namespace prefix: the
+    usual worksheet)? Then a cell can be found from any place inside it."""
+    if re.search(rb"<\w+:c[\s>]", xml):
+        return False
+    return len(_CELL_OPEN.findall(xml)) == xml.count(b'<c r="')
+
+
+def _cell_at(xml: bytes, inside: int) -> tuple[int, int, bytes, bytes] | None:
+    """In a plain worksheet, the cell that holds position ``inside``: (row, column position,
+    attributes, content), or None if that place is in no cell."""
+    start = xml.rfind(b"<c ", 0, inside + 1)
+    opened = xml.find(b">", start)
+    end = xml.find(b"</c>", opened)
+    if start < 0 or opened < 0 or xml[opened - 1:opened] == b"/" or end < inside:
+        return None  # not inside a cell (a conditional format's formula, say)
+    attributes = xml[start + 2:opened]
+    ref = _ATTR_R.search(attributes)
     if ref is None:
         return None
     column = 0
     for ch in ref.group(1).decode():
         column = column * 26 + ord(ch) - 64
-    return int(ref.group(2)), column - 1
+    return int(ref.group(2)), column - 1, attributes, xml[opened + 1:end]
 
 
-def _errors(xml: bytes) -> dict[tuple[int, int], str]:
+def _cells_with(xml: bytes, needle: re.Pattern[bytes], plain: bool) -> Iterator[tuple[int, int, bytes, bytes]]:
+    """The cells (as :func:`_cells` gives them) in which ``needle`` matches, in the tag or the
+    content: in a plain worksheet only where it matches is looked at, else every cell."""
+    if not plain:
+        for cell in _cells(xml):
+            if needle.search(cell[2]) or needle.search(cell[3]):
+                yield cell
+        return
+    seen: set[tuple[int, int]] = set()
+    for found in needle.finditer(xml):
+        at = _cell_at(xml, found.start())
+        if at is not None and at[:2] not in seen:
+            seen.add(at[:2])
+            yield at
+
+
+_ERROR_TYPE = re.compile(rb'\bt="e"')
+_FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[\s>/]")
+# A formula with nothing stored after it: the cell closes, or holds an empty inline string.
+_NOTHING_STORED = re.compile(rb"<f\b[^>]*?(?:/>|>[^<]*</f>)(?:<is>(?:<t(?:\s[^>]*)?>\s*</t>|<t(?:\s[^>]*)?/>)?</is>)?</c>")
+
+
+def _errors(xml: bytes, plain: bool) -> dict[tuple[int, int], str]:
+    """Error cells (``t="e"``) → their text."""
     out: dict[tuple[int, int], str] = {}
-    for cell in re.finditer(rb'<(?:\w+:)?c\b([^>]*\bt="e"[^>]*)>(.*?)</(?:\w+:)?c>', xml, re.S):
-        where = _where(cell.group(1))
-        value = re.search(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>", cell.group(2))
-        if where and value:
-            out[where] = value.group(1).decode("utf-8", "replace")
+    for row, column, attributes, content in _cells_with(xml, _ERROR_TYPE, plain):
+        kind = _ATTR_T.search(attributes)
+        if kind and kind.group(1) == b"e":
+            value = _VALUE.search(content)
+            if value and value.group(1):
+                out[(row, column)] = value.group(1).decode("utf-8", "replace")
     return out
 
 
-_FORMULA_CELL = re.compile(rb"<(?:\w+:)?c\b([^>]*)>((?:(?!</(?:\w+:)?c>).)*?<(?:\w+:)?f\b.*?)</(?:\w+:)?c>", re.S)
-_FORMULA = re.compile(rb"<(?:\w+:)?f\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?f>)", re.S)
-_STORED = re.compile(rb"<(?:\w+:)?(?:v|t)(?:\s[^>]*)?>[^<]+<")
-
-
-def _uncached(xml: bytes) -> dict[tuple[int, int], str]:
-    """Formula cells with no stored value: no ``<v>``, or an empty one, or an empty inline
-    string (as LibreOffice 4 wrote results it had not calculated)."""
+def _uncached(xml: bytes, plain: bool) -> dict[tuple[int, int], str]:
+    """Formula cells whose value was never stored → their formula: no ``<v>`` at all, or the
+    empty inline string LibreOffice 4 wrote for results it had not calculated. A ``<v></v>``
+    is a stored value: the empty string a formula such as ``=IF(A3="","",…)`` gives."""
     from xml.sax.saxutils import unescape
 
     out: dict[tuple[int, int], str] = {}
-    for cell in _FORMULA_CELL.finditer(xml):
-        content = cell.group(2)
-        if _STORED.search(content):
-            continue
-        where = _where(cell.group(1))
+    # In a plain worksheet only the formulas with nothing stored after them are looked at.
+    for row, column, attributes, content in _cells_with(xml, _NOTHING_STORED if plain else _FORMULA_TAG, plain):
         formula = _FORMULA.search(content)
-        if where and formula:
-            text = unescape(formula.group(1).decode("utf-8", "replace")) if formula.group(1) else ""
-            out[where] = "=" + (text or "(a shared formula)")
+        if formula is None or _VALUE.search(content):
+            continue
+        kind = _ATTR_T.search(attributes)
+        if kind and kind.group(1) == b"inlineStr" and _INLINE_TEXT.search(content):
+            continue  # its result, stored as an inline string
+        text = unescape(formula.group(1).decode("utf-8", "replace")) if formula.group(1) else ""
+        out[(row, column)] = "=" + (text or "(a shared formula)")
     return out

@@ -605,14 +605,22 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED,
 
     marks = sheet_marks(path, sheet)  # first: it refuses a sheet that is not a worksheet
     text_rows = [[v if type(v) is str else _cell_text(v) for v in row] for row in rows]
-    # Error cells as Excel shows them, formulas never calculated as their formula: neither is
-    # an empty cell, and validation decides.
-    for (number, column), text in (*marks.errors.items(), *marks.uncached.items()):
-        if number <= len(text_rows) and column < len(text_rows[number - 1]):
-            text_rows[number - 1][column] = text
+
+    def put(cells: Mapping[tuple[int, int], str]) -> None:
+        for (number, column), text in cells.items():
+            if number <= len(text_rows) and column < len(text_rows[number - 1]):
+                text_rows[number - 1][column] = text
+
+    put(marks.errors)  # as Excel shows them, not empty: validation decides
     top = header_row or 1
     _check_header(path, f"sheet {sheet!r} ", text_rows[:top - 1 + HEADER_SEARCH], top, header_row is not None,
                   names)
+    # A formula never calculated reads as its formula, in the columns the caller reads (where
+    # validation refuses it, never sending it as empty); elsewhere it stays an empty cell, so
+    # that a template's formulas filled down over blank rows do not make them rows.
+    read = {i for i, h in enumerate(text_rows[top - 1]) if names is not None and h.strip() and names(h)}
+    uncached = {cell: text for cell, text in marks.uncached.items() if cell[1] in read and cell[0] > top}
+    put(uncached)
     # Numbers past 15 significant digits: Excel has already rounded them (an ID typed as a
     # number), whatever they look like now.
     lossy = tuple((i + 1, j) for i, row in enumerate(rows) if i >= top for j, v in enumerate(row)
@@ -623,7 +631,7 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED,
     return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, sheet_names),
                  fingerprint=fingerprint, lossy=lossy, hidden=frozenset(r for r in marks.hidden if r > top),
                  errors=frozenset(e for e in marks.errors if e[0] > top),
-                 uncached=frozenset(e for e in marks.uncached if e[0] > top), header_row=top,
+                 uncached=frozenset(uncached), header_row=top,
                  header_given=header_row is not None)
 
 
