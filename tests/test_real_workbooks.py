@@ -444,3 +444,31 @@ def test_reset_needs_only_the_sheet_and_leaves_the_users_formulas(tmp_path: Path
     cleared = run_cli("reset", str(book), "--yes")
     assert cleared.returncode == 0 and "1 cell(s) cleared" in cleared.stdout, cleared.stdout + cleared.stderr
     assert "<f>VLOOKUP(A2,Old!A:B,2,0)</f>" in _cells(book)["B2"]
+
+
+def test_a_header_row_left_as_it_was_after_a_row_is_inserted_above_creates_nothing(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    from tests.conftest import run_cli, write
+
+    sheet = write(tmp_path / "t.csv", "Quarterly report\nDescription\ndescription,priority\n"
+                                      "Printer jam,High\nVPN flaky,Low\n")
+    (tmp_path / "bulksync.toml").write_text(f'header_row = 3\nform_id = "{FORM}"\nchannel = "{CHANNEL}"\n')
+    env = {"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN}
+    assert run_cli("push", str(sheet), "-q", env=env).returncode == 0 and len(sandbox.tickets()) == 2
+    sheet.write_bytes(b"Printed 2026-05-01\n" + sheet.read_bytes())
+    before, sent = sheet.read_bytes(), len(sandbox.requests())
+    again = run_cli("push", str(sheet), "-q", env=env)
+    assert again.returncode == 2 and len(sandbox.requests()) == sent and sheet.read_bytes() == before
+    assert "row 3 (--header-row) names fewer columns bulksync reads than row 4 does: give --header-row 4" \
+        in again.stderr
+
+
+def test_a_csv_of_old_mac_line_ends_with_blank_lines_above_its_header(tmp_path: Path) -> None:
+    sheet = tmp_path / "cr.csv"
+    sheet.write_bytes(b"Title\r\rdescription,priority\rPrinter jam,High\rVPN flaky,Low\r")
+    report = bulksync.validate(sheet, form_id=FORM, channel=CHANNEL, header_row=3)
+    assert report.valid and report.rows == 2
+    from bulksync.sheets.read import read_table
+
+    table = read_table(sheet, header_row=3)
+    assert table.header == ("description", "priority") and table.frame.index.tolist() == [4, 5]

@@ -193,11 +193,11 @@ def _check_header(path: Path, where: str, rows: list[list[str]], top: int, given
 
     ``rows`` are the sheet's first rows, from row 1 to HEADER_SEARCH rows past the header
     row ``top`` (``given``: named by the user); ``names`` tells whether a cell names a column
-    the caller reads. The header row must not be empty. Row 1, when the user did not name
-    it, must not be a title over a table whose header names more of those columns (two at
-    least): pushed as it is, the table's own header would go out as a ticket. A header row
-    the user named is taken on trust if it names any such column (or is row 1), else refused
-    the same way (a title row was deleted since, or inserted).
+    the caller reads. The header row must not be empty, and no row near it may name more of
+    those columns than it does (two at least): a title over the table (pushed as it is, the
+    table's own header would go out as a ticket), or a header row named before a row was
+    inserted above the table or deleted (its rows would lose their ticketId column and be
+    created again). ``--header-row 1`` is taken on trust: row 1 is the header.
     """
     filled = [sum(1 for c in row if c.strip()) for row in rows]
     known = [sum(1 for c in row if c.strip() and names(c)) for row in rows] if names else [0] * len(rows)
@@ -214,10 +214,11 @@ def _check_header(path: Path, where: str, rows: list[list[str]], top: int, given
         raise SheetError(path, f"{where}has an empty row 1; row {hint} looks like the header: give "
                                f"--header-row {hint} (or header_row = {hint} in bulksync.toml)")
     better = next((i + 1 for i, n in enumerate(known) if n >= 2 and n > known[at]), None)
-    if better is None or (given and (known[at] or top == 1)):
+    if better is None or (given and top == 1):
         return
     if known[at]:
-        said = f"row 1 names fewer columns bulksync reads than row {better} does (a title?)"
+        said = (f"row {top}{' (--header-row)' if given else ''} names fewer columns bulksync reads "
+                f"than row {better} does{'' if given else ' (a title?)'}")
     else:
         said = (f"row {top}{' (--header-row)' if given else ''} names no column bulksync reads"
                 f"{'' if given else ' (a title?)'}, row {better} does")
@@ -447,6 +448,39 @@ def _cells_of(record: str) -> list[str]:
     return [unquote(f) for f in records[0][0]] if records else []
 
 
+def _header_at(text: str, top: int, given: str | None) -> tuple[str, int]:
+    """(the delimiter, where record ``top`` begins in ``text``) for a header below row 1: the
+    records split as the writer splits them (:func:`split_records`), by the given delimiter,
+    else by the candidate that splits the header record into the most cells."""
+    window = text if len(text) <= 1 << 20 else text[:1 << 20]
+    best: tuple[int, int, str, int] | None = None
+    candidates: tuple[str, ...] = (given,) if given else DELIMITERS
+    if not given and not any(d in _outside_quotes(first_record(text[_offset(text, top):][:1 << 20]))
+                             for d in DELIMITERS):
+        candidates = (detect_delimiter(text, ""),)  # one column: a delimiter its text never holds
+    for i, d in enumerate(candidates):
+        records = split_records(window, d)
+        if len(records) < top and window is not text:
+            records = split_records(text, d)
+        if len(records) < top:
+            continue
+        offset = sum(len(d.join(fields)) + len(eol) for fields, eol in records[:top - 1])
+        score = (len(records[top - 1][0]), -i, d, offset)
+        best = score if best is None or score > best else best
+    if best is None:
+        return given or ",", len(text)
+    return best[2], best[3]
+
+
+def _offset(text: str, top: int) -> int:
+    """Where record ``top`` begins, records found as :func:`first_record` finds them."""
+    pos = 0
+    for record in _first_records(text, top - 1):
+        pos += len(record)
+        pos += 2 if text.startswith("\r\n", pos) else 1
+    return pos
+
+
 def detect_newline(text: str) -> str:
     i = text.find("\n")
     j = text.find("\r")
@@ -467,19 +501,23 @@ def _read_csv(path: Path, given_encoding: str | None = None, given_delimiter: st
     top = header_row or 1
     head = _first_records(text, top - 1 + HEADER_SEARCH)
     _check_header(path, "", [_cells_of(r) for r in head], top, header_row is not None, names)
-    delimiter = _given_delimiter(path, given_delimiter) or detect_delimiter(text, head[top - 1])
+    delimiter = _given_delimiter(path, given_delimiter)
+    offset = 0
+    if top > 1:  # the rows above the header split as the writer splits them, by the table's delimiter
+        delimiter, offset = _header_at(text, top, delimiter)
+    delimiter = delimiter or detect_delimiter(text, head[0])
     fmt = CsvFormat(encoding=encoding, bom=bom, delimiter=delimiter, newline=detect_newline(text))
     notes = (f"read as {encoding} (detected: the file is not UTF-8; --encoding to choose another)",
              ) if how == "detected" else ()
     # UTF-8 (the usual case) is parsed from the file itself: pandas' C reader decodes as it
     # reads, much faster than being fed the decoded text. The whole file was decoded above
     # to choose the encoding; if it changes in between, the fingerprint tells at write-back.
-    source: Path | io.StringIO = path if encoding == "utf-8" else io.StringIO(text)
+    source: Path | io.StringIO = path if encoding == "utf-8" and not offset else io.StringIO(text[offset:])
     del data, text
-    try:  # skiprows counts records, as row numbers do: a quoted line break stays in its cell
+    try:
         raw = pd.read_csv(source, sep=fmt.delimiter, header=None, dtype=str, encoding="utf-8-sig",
                           keep_default_na=False, na_filter=False, skip_blank_lines=False,
-                          quotechar='"', engine="c", skiprows=top - 1)
+                          quotechar='"', engine="c")
     except UnicodeDecodeError:
         raise SheetError(path, "changed while it was being read; run the command again") from None
     except pd.errors.ParserError as e:
