@@ -79,8 +79,6 @@ class Table:
     their formula (``=C37``)."""
     header_row: int = 1
     """The row that names the columns (``--header-row``); the rows above it are not read."""
-    header_given: bool = False
-    """Whether the user named the header row (else row 1 is taken, and checked)."""
 
     def changed(self) -> bool:
         """Has the file been written since it was read (e.g. saved in Excel meanwhile)?"""
@@ -528,7 +526,7 @@ def _read_csv(path: Path, given_encoding: str | None = None, given_delimiter: st
     frame = raw.iloc[1:]
     frame.index = pd.RangeIndex(top + 1, len(frame) + top + 1)
     return Table(path=path, header=header, frame=frame, format=fmt, fingerprint=fingerprint,
-                 notes=notes, header_row=top, header_given=header_row is not None)
+                 notes=notes, header_row=top)
 
 
 _DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
@@ -669,8 +667,7 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED,
     return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, sheet_names),
                  fingerprint=fingerprint, lossy=lossy, hidden=frozenset(r for r in marks.hidden if r > top),
                  errors=frozenset(e for e in marks.errors if e[0] > top),
-                 uncached=frozenset(uncached), header_row=top,
-                 header_given=header_row is not None)
+                 uncached=frozenset(uncached), header_row=top)
 
 
 def _sheet_rows(path: Path, sheet: str | None) -> tuple[tuple[str, ...], str, list[list[Any]]]:
