@@ -62,8 +62,10 @@ __all__ = ["ColumnMapping", "Comment", "Mapped", "Users", "apply_mapping", "load
            "load_mapping", "load_users", "preset_names"]
 
 PRESETS_DIR = "presets"
+LEGACY = "legacy_id"
+"""The key of ``ColumnMapping.alternatives`` for the legacy ID's columns (no Suptask field)."""
 _KEYS = {"integration", "legacy_id", "url", "tag_separator", "comments", "comments_public",
-         "columns", "description", "values", "fixed", "optional", "extends"}
+         "columns", "description", "values", "fixed", "optional", "extends", "nobody", "footer"}
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,12 @@ class ColumnMapping:
     fixed: MappingABC[str, str] = field(default_factory=dict)
     optional: frozenset[str] = frozenset()
     """Source columns an export may lack (Jira writes Labels only when an issue has one)."""
+    footer: str | None = None
+    """The start of the line an exporter writes after the last record (Jira Server: ``Generated
+    at``): a last row whose first cell starts so is not a ticket, and is left out."""
+    nobody: frozenset[str] = frozenset()
+    """Requester and assignee values that mean no one (Jira Server writes ``Unassigned``),
+    case aside: read as an empty cell."""
     alternatives: MappingABC[str, tuple[str, ...]] = field(default_factory=dict)
     """Field → the columns to read it from when its column in ``columns`` is not in the sheet,
     in order (a Freshdesk export names the requester's email Email, or Contact ID)."""
@@ -115,10 +123,13 @@ class ColumnMapping:
         from dataclasses import replace
 
         chosen = dict(self.columns)
+        if self.legacy_id:
+            chosen[LEGACY] = self.legacy_id
         for name, others in self.alternatives.items():
-            if table.position(chosen[name]) is None:
+            if name in chosen and table.position(chosen[name]) is None:
                 chosen[name] = next((c for c in others if table.position(c) is not None), chosen[name])
-        return replace(self, columns=chosen)
+        legacy_id = chosen.pop(LEGACY, None)
+        return replace(self, columns=chosen, legacy_id=legacy_id)
 
 
 @dataclass(frozen=True)
@@ -156,6 +167,8 @@ class Mapped:
     comments: dict[int, list[Comment]]
     source_of: MappingABC[str, str]
     """Suptask column → the source column it came from, for messages."""
+    notes: tuple[str, ...] = ()
+    """What the map stage decided that the user should know (an exporter's footer left out)."""
 
 
 def export_preset(header: tuple[str, ...]) -> str | None:
@@ -225,6 +238,24 @@ def _text(path: Path, where: str, value: Any) -> str:
     return value
 
 
+def _first_of(path: Path, where: str, value: Any) -> tuple[str, tuple[str, ...]]:
+    """A source column, or a list of them (the first the sheet has is read): (the first, the
+    others)."""
+    if not isinstance(value, list):
+        return _text(path, where, value), ()
+    if not value or not all(isinstance(c, str) and c for c in value):
+        raise _fail(path, f"{where} must be a column name, or a list of column names (the first "
+                          "the sheet has is read)")
+    return value[0], tuple(value[1:])
+
+
+def _texts(path: Path, data: dict[str, Any], key: str, what: str) -> list[str]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise _fail(path, f"{key} must be {what}")
+    return value
+
+
 def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
     _unknown(path, "", set(data), _KEYS)
     if "extends" in data:
@@ -233,15 +264,12 @@ def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
     alternatives: dict[str, tuple[str, ...]] = {}
     for name, source in data.get("columns", {}).items():
         field_name = _field_name(path, "[columns]", name)
-        if isinstance(source, list):  # the first of these columns the sheet has
-            if not source or not all(isinstance(c, str) and c for c in source):
-                raise _fail(path, f"columns.{name} must be a column name, or a list of column names "
-                                  "(the first the sheet has is read)")
-            columns[field_name], others = source[0], tuple(source[1:])
-            if others:
-                alternatives[field_name] = others
-        else:
-            columns[field_name] = _text(path, f"columns.{name}", source)
+        columns[field_name], others = _first_of(path, f"columns.{name}", source)
+        if others:
+            alternatives[field_name] = others
+    legacy_id, others = _first_of(path, "legacy_id", data["legacy_id"]) if "legacy_id" in data else ("", ())
+    if others:
+        alternatives[LEGACY] = others
     if "description" in columns:
         raise _fail(path, "give description in [description] columns, not in [columns]")
     description = data.get("description", {})
@@ -268,13 +296,12 @@ def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
     public = data.get("comments_public", False)
     if not isinstance(public, bool):
         raise _fail(path, "comments_public must be true or false")
-    optional = data.get("optional", [])
-    if not isinstance(optional, list) or not all(isinstance(c, str) for c in optional):
-        raise _fail(path, "optional must be a list of column names the export may lack")
+    optional = _texts(path, data, "optional", "a list of column names the export may lack")
+    nobody = _texts(path, data, "nobody", 'a list of values that mean no one (e.g. ["Unassigned"])')
     return ColumnMapping(
         name=path.stem,
         integration=_text(path, "integration", data.get("integration", "")),
-        legacy_id=data.get("legacy_id") and _text(path, "legacy_id", data["legacy_id"]),
+        legacy_id=legacy_id or None,
         url=data.get("url") and _text(path, "url", data["url"]),
         tag_separator=_text(path, "tag_separator", data.get("tag_separator", ",")) or ",",
         comments=data.get("comments") and _text(path, "comments", data["comments"]),
@@ -285,6 +312,8 @@ def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
         values=values,
         fixed=fixed,
         optional=frozenset(optional),
+        nobody=frozenset(v.strip().casefold() for v in nobody),
+        footer=data.get("footer") and _text(path, "footer", data["footer"]),
         alternatives=alternatives,
     )
 
@@ -319,7 +348,10 @@ def _extended(path: Path, data: dict[str, Any]) -> ColumnMapping:
         values=values,
         fixed={**base.fixed, **own.fixed},
         optional=base.optional | own.optional,
-        alternatives={**{k: v for k, v in base.alternatives.items() if k not in own.columns},
+        nobody=base.nobody | own.nobody,
+        footer=own.footer if "footer" in data else base.footer,
+        alternatives={**{k: v for k, v in base.alternatives.items()
+                         if k not in own.columns and not (k == LEGACY and "legacy_id" in data)},
                       **own.alternatives},
     )
 
@@ -398,6 +430,7 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
 
     if mapping is None:
         return _users_in_place(table, users, default_requester)
+    table, notes = _without_footer(table, mapping.footer)
     index = table.frame.index
     mapping = mapping.for_sheet(table)
     reader = _Reader(table, optional=mapping.optional)
@@ -427,8 +460,11 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
             out[name] = _map_values(out[name], vmap, name, reader.problems, where)
     for name, value in mapping.fixed.items():
         out[name] = pd.Series(value, index=index, dtype=str)
+    for name in ("requester", "assignee"):
+        if name in out and mapping.nobody:
+            out[name] = out[name].where(~out[name].str.casefold().isin(mapping.nobody), "")
     _map_user_columns(out, users, default_requester, reader.problems)
-    legacy = _legacy_ids(reader, mapping.legacy_id) if mapping.legacy_id else {}
+    legacy = _legacy_ids(reader, mapping.legacy_id, mapping.alternatives.get(LEGACY, ())) if mapping.legacy_id else {}
     thread = _comment_threads(reader, mapping, legacy, comments, users)
     _keep_other_columns(reader, out)
     problems = reader.problems
@@ -438,7 +474,27 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
     mapped_frame = pd.DataFrame({i: s for i, s in enumerate(out.values())}, index=index)
     mapped = TableType(path=table.path, header=header, frame=mapped_frame, format=table.format,
                        fingerprint=table.fingerprint)
-    return Mapped(mapped, tuple(problems), legacy, thread, source_of)
+    return Mapped(mapped, tuple(problems), legacy, thread, source_of, notes)
+
+
+def _without_footer(table: Table, footer: str | None) -> tuple[Table, tuple[str, ...]]:
+    """``table`` without its last row if that is the exporter's footer (its first cell starts
+    with ``footer``, the others are empty), and the note that says so."""
+    from dataclasses import replace
+
+    if not footer:
+        return table, ()
+    for i in range(len(table.frame) - 1, -1, -1):  # the last row that is not blank
+        cells = [str(v).strip() for v in table.frame.iloc[i]]
+        if any(cells):
+            break
+    else:
+        return table, ()
+    if not cells[0].startswith(footer) or any(cells[1:]):
+        return table, ()
+    number = int(table.frame.index[i])
+    return (replace(table, frame=table.frame.drop(index=number)),
+            (f"row {number} is the exporter's footer ({cells[0][:40]}…), not a ticket: left out",))
 
 
 def _users_in_place(table: Table, users: Users | None, default_requester: str | None) -> Mapped:
@@ -502,9 +558,9 @@ def _map_user_columns(out: dict[str, pd.Series], users: Users | None, default_re
                                    default_requester if name == "requester" else None)
 
 
-def _legacy_ids(reader: _Reader, column: str) -> dict[int, str]:
+def _legacy_ids(reader: _Reader, column: str, others: tuple[str, ...]) -> dict[int, str]:
     """Row number → the old ticket's ID, for the rows that have one."""
-    ids = reader.need(column, "legacy_id")
+    ids = reader.need(column, "legacy_id" + "".join(f", or {c!r}" for c in others))
     if ids is None:
         return {}
     return {int(r): v for r, v in zip(reader.table.frame.index, ids.tolist(), strict=True) if v}

@@ -76,7 +76,8 @@ def check(path: Path | str, settings: Settings) -> Checked:
             f"this looks like a {preset.title()} export: push it with --mapping {preset} --users "
             "users.csv (Slack member IDs by email), or --default-requester U…"),
             "export-without-mapping", preset),))
-    report = replace(report, notes=table.notes + _hidden_note(table, settings)).on_header_row(table.header_row)
+    report = replace(report, notes=table.notes + mapped.notes + _hidden_note(table, settings)).on_header_row(
+        table.header_row)
     return Checked(table, mapped, rows, report, sheet_identity(table.path))
 
 

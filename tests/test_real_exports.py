@@ -152,6 +152,15 @@ def test_a_mapping_column_can_be_the_first_of_several(tmp_path: Path) -> None:
     mapping.write_text('[columns]\nrequester = []\n')
     bad = run_cli("validate", str(sheet), "--mapping", str(mapping))
     assert bad.returncode == 2 and "columns.requester must be a column name, or a list of column names" in bad.stderr
+    for text, said in (('legacy_id = []\n', "legacy_id must be a column name, or a list of column names"),
+                       ('nobody = "Unassigned"\n', "nobody must be a list of values that mean no one")):
+        mapping.write_text(text)
+        bad = run_cli("validate", str(sheet), "--mapping", str(mapping))
+        assert bad.returncode == 2 and said in bad.stderr, bad.stderr
+    mapping.write_text('legacy_id = ["Issue key", "Key"]\n[description]\ncolumns = ["Subject"]\n')
+    report = bulksync.validate(sheet, mapping=str(mapping), form_id=FORM, channel=CHANNEL)
+    assert [p.message for p in report.problems] == [
+        "the mapping (legacy_id, or 'Key') reads a column 'Issue key' that this sheet does not have"]
 
 
 def test_with_skip_invalid_rows_that_are_all_invalid_are_marked_not_the_sheet_refused(
@@ -229,3 +238,34 @@ def test_a_cp1252_glpi_export_with_mapping_messages_and_server_text_it_cannot_ho
     rows = list(csv.reader(io.StringIO(sheet.read_bytes().decode("cp1252"), newline=""), delimiter=";"))
     failed = next(r for r in rows if r[0] == "30")
     assert failed[6] == "failed" and "\\u0421\\u0442\\u0430\\u0442\\u0443\\u0441 \"\\u03a9\" \\u65e5\\u672c -> not allowed" in failed[7]
+
+
+def test_a_jira_server_export_of_current_fields(tmp_path: Path, sandbox: Sandbox) -> None:
+    # Jira Server 6.2, current fields (public issues.apache.org): "Key" for "Issue key", with a
+    # trailing space; "Unassigned" for no one; Blocker…Trivial priorities; no Labels column;
+    # and Jira's footer line ("Generated at … using JIRA"), which is not an issue.
+    sheet = _copy("jira_server_asf.csv", tmp_path)
+    users = _users(tmp_path / "users.csv", sheet, "Reporter", "Assignee")
+    report = bulksync.validate(sheet, mapping="jira", users=str(users), form_id=FORM, channel=CHANNEL)
+    assert report.valid and report.rows == 12, report.lines()
+    assert report.notes == ("row 14 is the exporter's footer (Generated at Sat Mar 22 10:53:30 UTC 201…), "
+                            "not a ticket: left out",)
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, mapping="jira", users=str(users),
+                           form_id=FORM, channel=CHANNEL)
+    assert result.ok and result.written_to == sheet, result.summary()
+    rows = _records((REAL / "jira_server_asf.csv").read_bytes())[:-1]  # without the footer
+    header = rows[0]
+    column = {name: header.index(name) for name in ("Key", "Summary", "Assignee", "Priority", "Status")}
+    priority = {"Blocker": "CRITICAL", "Critical": "CRITICAL", "Major": "High", "Minor": "Low", "Trivial": "Low"}
+    tickets = {t["externalLinks"][0]["externalId"]: t for t in sandbox.tickets()}
+    assert len(tickets) == len(rows) - 1 == 12
+    for row in rows[1:]:
+        ticket = tickets[row[column["Key"]].strip()]
+        assert ticket["description"] == row[column["Summary"]] and ticket["status"] == "Closed"
+        assert ticket["priority"] == priority[row[column["Priority"]]]
+        assert (ticket["assignee"] in (None, "UNASSIGNED")) == (row[column["Assignee"]] == "Unassigned")
+    ours = assert_only_ours_added(REAL / "jira_server_asf.csv", sheet)
+    assert [r["syncStatus"] for r in ours] == ["created"] * 12 + [""]  # the footer: left as it was
+    again = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, mapping="jira", users=str(users),
+                          form_id=FORM, channel=CHANNEL)
+    assert again.ok and len(sandbox.tickets()) == 12  # the keys and the IDs written: nothing created again
