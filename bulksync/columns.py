@@ -367,7 +367,15 @@ def select_rows(table: Table, defaults: Defaults, headers: Headers | None = None
 def _typed(values: pd.Series) -> pd.Series:
     """The column with a neutralised cell (``'=…``, ``'-…``, as bulksync writes server text that
     a spreadsheet would run) read as the value it stands for (see untrusted.unneutralise)."""
-    if values.empty or not values.str.startswith("'").any():
+    if values.empty:
+        return values
+    try:  # one search in C, not a call per cell, for the usual column
+        joined = "\n".join(values.tolist())
+    except TypeError:  # a cell that is not text: looked at cell by cell
+        joined = "'"
+    if not joined.startswith("'") and "\n'" not in joined:
+        return values
+    if not values.str.startswith("'").any():
         return values
     return values.map(unneutralise)
 
