@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bulksync.errors import SheetError
+from bulksync.sheets.read import column_index
 
 __all__ = ["Marks", "first_sheet", "readable_copy", "safe_xml", "sheet_marks", "sheet_part", "workbook_part"]
 
@@ -233,13 +234,7 @@ def _cells(xml: bytes) -> Iterator[tuple[int, int, bytes, bytes]]:
             column = -1
             continue
         letters = ref.group(1) if ref else b""
-        if letters:
-            column = 0
-            for ch in letters.decode():
-                column = column * 26 + ord(ch) - 64
-            column -= 1
-        else:
-            column += 1
+        column = column_index(letters.decode()) if letters else column + 1
         if closed:
             continue
         end = xml.find(b"</" + (prefix + b":" if prefix else b"") + b"c>", tag.end())
@@ -271,10 +266,7 @@ def _cell_at(xml: bytes, inside: int) -> tuple[int, int, bytes, bytes] | None:
     ref = _ATTR_R.search(attributes)
     if ref is None:
         return None
-    column = 0
-    for ch in ref.group(1).decode():
-        column = column * 26 + ord(ch) - 64
-    return int(ref.group(2)), column - 1, attributes, xml[opened + 1:end]
+    return int(ref.group(2)), column_index(ref.group(1).decode()), attributes, xml[opened + 1:end]
 
 
 def _cells_with(xml: bytes, needle: re.Pattern[bytes], plain: bool) -> Iterator[tuple[int, int, bytes, bytes]]:

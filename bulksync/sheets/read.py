@@ -16,7 +16,7 @@ from bulksync.errors import SheetError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CsvFormat", "Table", "XlsxFormat", "column_letter", "decode_as", "normal_header", "read_table",
+__all__ = ["CsvFormat", "Table", "XlsxFormat", "column_index", "column_letter", "decode_as", "normal_header", "read_table",
            "row_ranges", "sheet_identity"]
 
 DELIMITERS = (",", ";", "\t", "|")
@@ -119,6 +119,15 @@ def column_letter(position: int) -> str:
         n, rem = divmod(n - 1, 26)
         letters = chr(65 + rem) + letters
     return letters
+
+
+def column_index(letters: str) -> int:
+    """A → 0, Z → 25, AA → 26: the position of the column a spreadsheet names (column_letter's
+    inverse)."""
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n - 1
 
 
 def row_ranges(rows: Iterable[int]) -> str:
@@ -446,15 +455,15 @@ def _cells_of(record: str) -> list[str]:
     return [unquote(f) for f in records[0][0]] if records else []
 
 
-def _header_at(text: str, top: int, given: str | None) -> tuple[str, int]:
+def _header_at(text: str, top: int, given: str | None, header: str) -> tuple[str, int]:
     """(the delimiter, where record ``top`` begins in ``text``) for a header below row 1: the
     records split as the writer splits them (:func:`split_records`), by the given delimiter,
-    else by the candidate that splits the header record into the most cells."""
+    else by the candidate that splits the header record into the most cells (``header``: that
+    record as :func:`first_record` finds it)."""
     window = text if len(text) <= 1 << 20 else text[:1 << 20]
     best: tuple[int, int, str, int] | None = None
     candidates: tuple[str, ...] = (given,) if given else DELIMITERS
-    if not given and not any(d in _outside_quotes(first_record(text[_offset(text, top):][:1 << 20]))
-                             for d in DELIMITERS):
+    if not given and not any(d in _outside_quotes(header) for d in DELIMITERS):
         candidates = (detect_delimiter(text, ""),)  # one column: a delimiter its text never holds
     for i, d in enumerate(candidates):
         records = split_records(window, d)
@@ -468,15 +477,6 @@ def _header_at(text: str, top: int, given: str | None) -> tuple[str, int]:
     if best is None:
         return given or ",", len(text)
     return best[2], best[3]
-
-
-def _offset(text: str, top: int) -> int:
-    """Where record ``top`` begins, records found as :func:`first_record` finds them."""
-    pos = 0
-    for record in _first_records(text, top - 1):
-        pos += len(record)
-        pos += 2 if text.startswith("\r\n", pos) else 1
-    return pos
 
 
 def detect_newline(text: str) -> str:
@@ -502,7 +502,7 @@ def _read_csv(path: Path, given_encoding: str | None = None, given_delimiter: st
     delimiter = _given_delimiter(path, given_delimiter)
     offset = 0
     if top > 1:  # the rows above the header split as the writer splits them, by the table's delimiter
-        delimiter, offset = _header_at(text, top, delimiter)
+        delimiter, offset = _header_at(text, top, delimiter, head[top - 1])
     delimiter = delimiter or detect_delimiter(text, head[0])
     fmt = CsvFormat(encoding=encoding, bom=bom, delimiter=delimiter, newline=detect_newline(text))
     notes = (f"read as {encoding} (detected: the file is not UTF-8; --encoding to choose another)",

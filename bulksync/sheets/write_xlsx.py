@@ -21,7 +21,7 @@ from bulksync.errors import SheetError
 from bulksync.memo import ByIdentity
 from bulksync.sheets.atomic import replace_file
 from bulksync.sheets.package import safe_xml, sheet_part
-from bulksync.sheets.read import Table, XlsxFormat, column_letter
+from bulksync.sheets.read import Table, XlsxFormat, column_index, column_letter
 
 __all__ = ["safe_xml", "write_xlsx"]
 
@@ -36,19 +36,12 @@ _letter = functools.lru_cache(maxsize=1024)(column_letter)
 
 
 @functools.lru_cache(maxsize=1024)
-def _column_index(letters: str) -> int:
-    n = 0
-    for ch in letters:
-        n = n * 26 + ord(ch) - 64
-    return n - 1
-
-
 def _cell_position(cell: Any, previous: int) -> int:
     ref = cell.get("r")
     if ref:
         m = _REF.match(ref)
         if m:
-            return _column_index(m.group(1))
+            return column_index(m.group(1))
     return previous + 1
 
 
@@ -203,7 +196,7 @@ def _last_column(content: bytes) -> int:
     if i >= 0 and content.find(b"<c", i + 2) < 0 and content.endswith((b"</c>", b"/>")):
         m = _CELL_COLUMN.match(content, i)
         if m is not None:
-            return _column_index(m.group(1).decode())
+            return column_index(m.group(1).decode())
     return _PAST_ANY_COLUMN
 
 
@@ -212,7 +205,7 @@ def _columns_used(body: bytes) -> int | None:
     its column first (``<c r="``) and no row has an extension element; else None."""
     if b"<extLst" in body or body.count(b"<c") != body.count(b'<c r="'):
         return None
-    return max((_column_index(letters.decode()) for letters in set(_CELL_LETTERS.findall(body))),
+    return max((column_index(letters.decode()) for letters in set(_CELL_LETTERS.findall(body))),
                default=-1) + 1
 
 
@@ -226,7 +219,7 @@ def _columns_taken(body: bytes) -> int | None:
     refs = _ANY_CELL_REF.findall(body)
     if len(refs) != len(_CELL_TAG.findall(body)):
         return None
-    return max((_column_index(letters.decode()) for letters in set(refs)), default=-1) + 1
+    return max((column_index(letters.decode()) for letters in set(refs)), default=-1) + 1
 
 
 _RANGE_EDGE = re.compile(rb'<(?:\w+:)?(?:f|mergeCell)\b[^>]*?\bref="\$?[A-Z]+\$?\d+:\$?([A-Z]+)\$?\d+"')
@@ -236,7 +229,7 @@ def _ranges_taken(xml: bytes) -> int:
     """One past the rightmost column an array or shared formula's range, or a merged range,
     reaches: cells of such a range may have no element yet (an array formula never
     recalculated), but the range is taken."""
-    return max((_column_index(m.decode()) for m in set(_RANGE_EDGE.findall(xml))), default=-1) + 1
+    return max((column_index(m.decode()) for m in set(_RANGE_EDGE.findall(xml))), default=-1) + 1
 
 
 def _tail_cells(content: bytes, first: int) -> tuple[int, list[tuple[int, re.Match[bytes]]]] | None:
@@ -259,7 +252,7 @@ def _tail_cells(content: bytes, first: int) -> tuple[int, list[tuple[int, re.Mat
         ref = _ATTR_R.search(m.group(1))
         if ref is None or not ref.group(1):
             return None
-        col = _column_index(ref.group(1).decode())
+        col = column_index(ref.group(1).decode())
         if col < first:
             break
         cells.append((col, m))
@@ -411,7 +404,7 @@ def _header_style(content: bytes, column: int) -> bytes | None:
     style = None
     for c in _CELL.finditer(content):
         r = _ATTR_R.search(c.group(1))
-        if r and r.group(1) and _column_index(r.group(1).decode()) == column:
+        if r and r.group(1) and column_index(r.group(1).decode()) == column:
             s = _ATTR_S.search(c.group(1))
             style = s.group(1) if s else None
     return style
@@ -456,7 +449,7 @@ def _widen_dimension(head: bytes, width: int, seen: set[int]) -> bytes:
     dim = _DIMENSION.search(head)
     if not dim:
         return head
-    last_col = max(_column_index((dim.group(4) or dim.group(2)).decode()), width - 1)
+    last_col = max(column_index((dim.group(4) or dim.group(2)).decode()), width - 1)
     last_row = max(int(dim.group(5) or dim.group(3)), max(seen) if seen else 1)
     return (head[:dim.start()] + dim.group(1) + dim.group(2) + dim.group(3) + b":"
             + column_letter(last_col).encode() + str(last_row).encode() + dim.group(6)
@@ -533,7 +526,7 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
         ref = dimension.get("ref", "")
         m = re.fullmatch(r"([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?", ref)
         if m:
-            last_col = max(_column_index(m.group(3) or m.group(1)), width - 1)
+            last_col = max(column_index(m.group(3) or m.group(1)), width - 1)
             last_row = max(int(m.group(4) or m.group(2)), max(rows) if rows else 1)
             dimension.set("ref", f"{m.group(1)}{m.group(2)}:{column_letter(last_col)}{last_row}")
     body: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=False)
