@@ -246,6 +246,12 @@ _ALLOW_DUPLICATES = click.option(
     help="Create rows even when another sheet already made a ticket with the same cells.")
 
 
+_IGNORE_LOCK_FILE = click.option(
+    "--ignore-lock-file", is_flag=True,
+    help="Go on though Excel's or LibreOffice's lock file (~$FILE, .~lock.FILE#) stands beside FILE: "
+    "only for one a crash left, with no window that has FILE open.")
+
+
 def _shown(value: str) -> str:
     return "(empty)" if value == "" else json.dumps(value, ensure_ascii=False)
 
@@ -387,6 +393,7 @@ class _Progress:
               "(--settle), then resolve them; only those proven absent are sent again.")
 @_RESEND_UNRESOLVED
 @_ALLOW_DUPLICATES
+@_IGNORE_LOCK_FILE
 @click.option("--settle", type=click.FloatRange(min=0), default=60.0, show_default=True,
               metavar="SECONDS", help="How long the API may still be working on a create "
               "whose answer was lost (at least --timeout).")
@@ -495,10 +502,12 @@ def _finish(result: Any) -> None:
 @_sheet_options
 @_api_options
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking (needed off a terminal).")
+@_IGNORE_LOCK_FILE
 @_run_options
 @_errors
 def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api_url: str | None,
-           concurrency: int | None, run_report: Path | None, no_report: bool, **options: Any) -> None:
+           concurrency: int | None, run_report: Path | None, no_report: bool, ignore_lock_file: bool,
+           **options: Any) -> None:
     """Delete the tickets listed (by ticketId) in FILE, after confirming.
 
     The outcome of each row (syncStatus=deleted, or failed) is written back into FILE.
@@ -529,7 +538,7 @@ def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api
         result = run_delete(file, api_url=api_url, concurrency=concurrency, on_progress=progress,
                             on_log=_log(verbose), on_notice=_notice, confirm=confirm,
                             run_report=run_report if run_report and not no_report else False,
-                            **sheet_options)
+                            ignore_lock_file=ignore_lock_file, **sheet_options)
     finally:
         progress.close()
     if result.report is not None and result.report.rows == 0 and not result.refused:
@@ -551,9 +560,11 @@ def delete(file: Path, as_json: bool, yes: bool, quiet: bool, verbose: bool, api
 @click.option("--numbers", metavar="RANGE", help="Make FILE (new, .csv or .xlsx) a sheet of these "
               "tickets, e.g. 2040-2100 or 2040,2045,2050-2060.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@_IGNORE_LOCK_FILE
 @_errors
 def pull(file: Path, as_json: bool, quiet: bool, api_url: str | None, concurrency: int | None,
-         columns: str | None, limit: int | None, numbers: str | None, **options: Any) -> None:
+         columns: str | None, limit: int | None, numbers: str | None, ignore_lock_file: bool,
+         **options: Any) -> None:
     """Fill FILE's Suptask columns from the tickets as they are now in Suptask.
 
     Reads GET /ticket/{ticketNumber} for each row with a ticketNumber (or a ticketId whose
@@ -569,7 +580,7 @@ def pull(file: Path, as_json: bool, quiet: bool, api_url: str | None, concurrenc
     try:
         result = run_pull(file, api_url=api_url, columns=wanted, limit=limit, on_progress=progress,
                           on_notice=_notice, numbers=_number_range(numbers) if numbers else None,
-                          **sheet_options)
+                          ignore_lock_file=ignore_lock_file, **sheet_options)
     finally:
         progress.close()
     summary = result.summary()
@@ -594,9 +605,10 @@ def pull(file: Path, as_json: bool, quiet: bool, api_url: str | None, concurrenc
 @click.option("--encoding", metavar="NAME", help="The CSV's encoding (default: detected).")
 @click.option("--delimiter", metavar="CHAR", help="The CSV's delimiter (default: detected).")
 @_HEADER_ROW
+@_IGNORE_LOCK_FILE
 @_errors
 def reset(file: Path, sheet: str | None, yes: bool, encoding: str | None, delimiter: str | None,
-          header_row: int | None) -> None:
+          header_row: int | None, ignore_lock_file: bool) -> None:
     """Clear bulksync's cells (ticketId, ticketNumber, syncStatus, syncError) in FILE.
 
     Use it to push a sheet to another API (e.g. after a rehearsal on the sandbox) as new
@@ -613,7 +625,8 @@ def reset(file: Path, sheet: str | None, yes: bool, encoding: str | None, delimi
         if not click.confirm(question, default=False, err=True):
             click.echo("nothing was changed", err=True)
             sys.exit(EXIT_FATAL)
-    count = run_reset(file, sheet=sheet, encoding=encoding, delimiter=delimiter, header_row=header_row)
+    count = run_reset(file, sheet=sheet, encoding=encoding, delimiter=delimiter, header_row=header_row,
+                      ignore_lock_file=ignore_lock_file)
     click.echo(f"{file}: {count} cell(s) cleared" if count else f"{file}: nothing to clear")
 
 

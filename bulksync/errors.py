@@ -10,6 +10,7 @@ exceptions are for work that cannot go on at all::
     ├── StateError                 bulksync's state store is damaged or unusable (exit 2)
     ├── TargetMismatch             the sheet's tickets belong to another API (exit 2)
     ├── SheetBusy                  another bulksync run holds the sheet (exit 2)
+    │   └── SheetOpen              Excel or LibreOffice has the sheet open: its lock file stands beside it
     └── ApiError                   the API answered with an error (status, message)
         ├── AuthError              the token was refused (401/403): the run stops (exit 2)
         └── ApiUnreachable         connections kept failing (API down, DNS): the run stops (exit 2)
@@ -21,8 +22,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ApiError", "ApiUnreachable", "AuthError", "BulksyncError", "SheetBusy", "SheetError", "StateError",
-           "TargetMismatch", "TokenMissing", "UsageError"]
+__all__ = ["ApiError", "ApiUnreachable", "AuthError", "BulksyncError", "SheetBusy", "SheetError", "SheetOpen",
+           "StateError", "TargetMismatch", "TokenMissing", "UsageError"]
 
 
 class BulksyncError(Exception):
@@ -103,6 +104,27 @@ class SheetBusy(BulksyncError):
         self.holder = holder
         super().__init__(f"{path}: another bulksync run is working on this sheet ({holder}); "
                          "nothing was sent. Wait for it to finish, then run again")
+
+
+class SheetOpen(SheetBusy):
+    """Excel or LibreOffice has the sheet open: the lock file it keeps while a document is open
+    stands beside the sheet. A save from that window would drop what bulksync writes, so
+    nothing is sent and the file is not touched. A :class:`SheetBusy`: someone else is
+    working on the sheet, and a later run goes through."""
+
+    def __init__(self, path: Path | str, *, application: str, lock_file: Path | str, owner: str = "",
+                 since: str = "") -> None:
+        self.path = Path(path)
+        self.application = application
+        self.lock_file = Path(lock_file)
+        self.owner = owner
+        self.since = since
+        who = (f" by {owner}" if owner else "") + (f" since {since}" if since else "")
+        self.holder = f"{application}, lock file {lock_file}{who}"
+        BulksyncError.__init__(
+            self, f"{path} is open in {application} (lock file {lock_file}{who}); save and close it, "
+            f"then run again. Nothing was sent and the file is unchanged. If no {application} has it "
+            f"open (the lock file was left by a crash), delete {lock_file} or give --ignore-lock-file")
 
 
 class ApiError(BulksyncError):

@@ -77,10 +77,19 @@ def plan(path: Path | str, *, force: bool = False, api_url: str | None = None,
     what changed since the last push (see :func:`push`), with the changes listed as
     old → new; ``force`` plans every row in full. Options as for :func:`validate`.
     """
+    from dataclasses import replace
+
+    from bulksync.lock import open_in
+
     settings = resolve_settings(path, api_url=api_url, **options)
     target = Target.of(settings.api_url, _given_token(token, settings))
     loaded = load(path, settings, force=force, target=target, allow_duplicates=allow_duplicates,
                   resend_unresolved=resend_unresolved)
+    found = open_in(path)
+    if found is not None:  # plan only reads, but it reads the file as last saved
+        return replace(loaded.report, notes=(*loaded.report.notes, (
+            f"{path} is open in {found.application} ({found.describe()}): this plan is of the file as "
+            "last saved, and push refuses while it is open"))), loaded.plan
     return loaded.report, loaded.plan
 
 
@@ -105,6 +114,7 @@ def push(
     transport: httpx.AsyncBaseTransport | None = None,
     run_report: Path | str | bool | None = None,
     check: bool = False,
+    ignore_lock_file: bool = False,
     **options: Unpack[SheetOptions],
 ) -> PushResult:
     """Send the sheet's rows to Suptask and write the outcome back into the sheet.
@@ -116,7 +126,9 @@ def push(
     rerun, a renamed copy or a re-export never creates a row twice, and a row whose
     cells match a ticket made from another sheet is not created unless
     ``allow_duplicates``. Only one run at a time works on a sheet
-    (:class:`~bulksync.errors.SheetBusy` otherwise).
+    (:class:`~bulksync.errors.SheetBusy` otherwise), and none while Excel or LibreOffice has
+    the sheet open (:class:`~bulksync.errors.SheetOpen`, raised before anything is sent, when
+    its lock file stands beside the sheet; ``ignore_lock_file`` goes past one a crash left).
     ``only_failed`` sends just the rows that failed last time. Creates whose earlier
     outcome is unknown are resolved by reading ticket numbers before anything is resent;
     ``retry_uncertain`` first waits out ``settle`` for them; ``resend_unresolved``
@@ -145,12 +157,14 @@ def push(
     return _run(path, settings, sending, lambda target: load(
         path, settings, force=force, target=target, allow_duplicates=allow_duplicates,
         resend_unresolved=resend_unresolved, keys=True), skip_invalid=skip_invalid,
-        run_report=migration if run_report is None else run_report, check=check, force=force)
+        run_report=migration if run_report is None else run_report, check=check, force=force,
+        ignore_lock_file=ignore_lock_file)
 
 
 def _run(path: Path | str, settings: Settings, sending: Sending,
          plan_for: Callable[[Target], Loaded], *, skip_invalid: bool = False,
-         run_report: Path | str | bool = False, check: bool = False, force: bool = False) -> PushResult:
+         run_report: Path | str | bool = False, check: bool = False, force: bool = False,
+         ignore_lock_file: bool = False) -> PushResult:
     """Lock the sheet, plan it, run the plan and write the outcomes back: push and delete."""
     from bulksync.execute import execute
     from bulksync.lock import sheet_lock
@@ -161,7 +175,7 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
     target = Target.of(settings.api_url, sending.token)
     if sending.on_notice:
         sending.on_notice(f"target: {target}")
-    with sheet_lock(Path(path)):
+    with sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
         loaded = plan_for(target)
         table, report = loaded.checked.table, loaded.report
         _check_can_save(table.path, sending.on_notice)
@@ -187,6 +201,7 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
             written, note = write_back(table, results, first.taken)
             if written == table.path:  # the sheet holds what the check took: the baseline learns it
                 learn(target, first.learnt)
+            note = "; ".join(n for n in (note, _still_open(written)) if n)
         kept = None
         if run_report is not False and results:
             kept, failed = _write_report(loaded, results, run.side_rows, run_report)
@@ -250,6 +265,20 @@ def _check_can_save(path: Path, on_notice: Callable[[str], None] | None) -> None
                   f"{results_path(path)}")
 
 
+def _still_open(written: Path | None) -> str:
+    """After writing into a sheet that a lock file says is open (one was ignored, or the
+    sheet was opened during the run): its window shows the file as it was, and saving
+    from it would put that back over what was just written."""
+    from bulksync.lock import open_in
+
+    found = None if written is None else open_in(written)
+    if found is None:
+        return ""
+    return (f"{written} is open in {found.application} ({found.describe()}): that window does not "
+            "show what was just written; close it without saving, then open the file again (a save "
+            "from it would put back the cells as they were before this run)")
+
+
 def _check_settle(settle: float, timeout: float) -> None:
     if timeout <= 0:
         raise UsageError("--timeout must be more than 0 seconds")
@@ -276,7 +305,7 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
            on_notice: Callable[[str], None] | None = None,
            confirm: Callable[[list[Operation]], bool] | None = None,
            transport: httpx.AsyncBaseTransport | None = None,
-           run_report: Path | str | bool = False,
+           run_report: Path | str | bool = False, ignore_lock_file: bool = False,
            **options: Unpack[SheetOptions]) -> PushResult:
     """Delete every ticket listed (by ticketId) in the sheet; write each row's outcome back.
 
@@ -284,7 +313,8 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
     exactly the DELETEs that will be sent, and a False answer sends nothing (the
     result is ``refused``). Rows already deleted (marked so, or known deleted on this
     target) are not sent again. DELETE is idempotent: retried like an update; a 404
-    after a lost answer means deleted. An invalid ticketId refuses the whole sheet.
+    after a lost answer means deleted. An invalid ticketId refuses the whole sheet. As for
+    :func:`push`, a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``.
     """
     from bulksync.execute import Sending
 
@@ -297,7 +327,7 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
         view = read_view(target, checked.rows.frame["ticketId"].tolist())
         return plan_delete(checked, settings, view)
 
-    return _run(path, settings, sending, plan_for, run_report=run_report)
+    return _run(path, settings, sending, plan_for, run_report=run_report, ignore_lock_file=ignore_lock_file)
 
 
 def pull(path: Path | str, *, token: str | None = None, api_url: str | None = None,
@@ -305,7 +335,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
          numbers: Sequence[int] | None = None,
          on_progress: ProgressCallback | None = None, on_notice: Callable[[str], None] | None = None,
          transport: httpx.AsyncBaseTransport | None = None, timeout: float = DEFAULT_TIMEOUT,
-         **options: Unpack[SheetOptions]) -> PushResult:
+         ignore_lock_file: bool = False, **options: Unpack[SheetOptions]) -> PushResult:
     """Fill the sheet's Suptask columns (status, priority, assignee, requester, tags,
     description where the answer has it, custom fields) from the tickets as they are now.
 
@@ -316,7 +346,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     the others), and what was read becomes the baseline, so the next push sends only what
     is edited after the pull. Ctrl-C stops and writes back what was read. ``numbers``: make
     ``path`` (a new .csv or .xlsx) a sheet of those tickets, ready for a round trip; numbers
-    that are no ticket of the team are marked on their rows, not fatal.
+    that are no ticket of the team are marked on their rows, not fatal. As for :func:`push`,
+    a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``.
     """
     from bulksync.api import ReadTicket, SuptaskClient
     from bulksync.execute import drive
@@ -331,7 +362,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     target = Target.of(settings.api_url, secret)
     if on_notice:
         on_notice(f"target: {target}")
-    with sheet_lock(Path(path)):
+    with sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
         if numbers is not None:
             return _pull_numbers(Path(path), numbers, settings, secret, target, on_progress, on_notice,
                                  transport, timeout)
@@ -369,6 +400,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
             outcome = settle_reads(table, wanted, done, got, view.baselines)
             results.update(outcome.results)
             written, note = write_back(table, results, outcome.values) if results else (None, "")
+            note = "; ".join(n for n in (note, _still_open(written)) if n)
             if written == table.path:  # the sheet holds what was read: now it is the baseline
                 if outcome.baselines:
                     journal.updated_many(outcome.baselines, seen_at=since)
@@ -433,16 +465,18 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, secret
 
 
 def reset(path: Path | str, *, sheet: str | None = None, encoding: str | None = None,
-          delimiter: str | None = None, header_row: int | None = None) -> int:
+          delimiter: str | None = None, header_row: int | None = None,
+          ignore_lock_file: bool = False) -> int:
     """Clear bulksync's cells (ticketId, ticketNumber, syncStatus, syncError) in the sheet, so
     that it can be pushed to another API as new tickets. Returns how many cells were cleared.
     The state store is left as it is: pushing the sheet again to the API it came from
-    recovers the same tickets."""
+    recovers the same tickets. A sheet open in Excel or LibreOffice is refused
+    (:class:`~bulksync.errors.SheetOpen`) unless ``ignore_lock_file``."""
     from bulksync.lock import sheet_lock
     from bulksync.sheets.write_csv import write_csv
     from bulksync.sheets.write_xlsx import write_xlsx
 
-    with sheet_lock(Path(path)):
+    with sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
         # As push reads it: bulksync.toml beside the sheet gives its header row, encoding, ...
         table = read_sheet(path, resolve_settings(path, sheet=sheet, encoding=encoding, delimiter=delimiter,
                                                   header_row=header_row, sheet_only=True))
