@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-office lint bench clean
 
 # The demo needs bulksync alone; the tests (and lint, bench) need the test extras too.
 $(BIN)/.installed: pyproject.toml
@@ -21,6 +21,20 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest -n 4
+
+# tests/office: a real LibreOffice Calc sorts, re-saves and holds open pushed sheets. It is
+# driven through UNO by tests/office/driver.py under the system Python, the one Debian's
+# python3-uno serves (the venv's Python cannot import uno). Installed here when missing.
+OFFICE_PYTHON ?= /usr/bin/python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+test-office: $(BIN)/.installed-test
+	@if ! command -v soffice >/dev/null 2>&1 || ! $(OFFICE_PYTHON) -c 'import uno' 2>/dev/null; then \
+		echo "installing LibreOffice Calc (headless) and its Python bridge from Debian's packages"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) apt-get install -y --no-install-recommends libreoffice-calc-nogui python3-uno; \
+	fi
+	BULKSYNC_OFFICE_PYTHON=$(OFFICE_PYTHON) $(BIN)/python -m pytest tests/office
 
 bench: $(BIN)/.installed-test
 	$(BIN)/python bench/run.py
