@@ -283,9 +283,12 @@ def aliases(header: tuple[str, ...], named: Mapping[str, str] | None = None,
     return out
 
 
-_SCIENTIFIC = re.compile(r"-?\d[.,]\d{1,14}E\+(?:1[1-9]|[2-9]\d)")
-"""A long number as Excel writes it to CSV in General format (``1.23457E+18``: 12 digits or
-more, mantissa cut). ``4E12`` as a room number, or ``1.5E-06``, is text of the user's."""
+_SCIENTIFIC = re.compile(r"-?\d(?:[.,]\d{1,16})?[eE]\+(?:0?(?:1[1-9]|[2-9]\d)|[1-9]\d\d)")
+"""A long number (12 digits or more, mantissa cut) as a spreadsheet application writes it:
+Excel's General format (``1.23457E+18``, ``1E+18``), LibreOffice's three-digit exponent
+(``1.23456789012346E+018``), a decimal comma (``1,23457E+18``), a workbook's number cell read
+as a float (``1.2345678901234568e+18``). The exponent always has its sign: ``4E12`` as a room
+number, ``1.5E-06`` or ``7E+10`` is text of the user's."""
 
 
 def lost_digits(table: Table, columns: Mapping[str, int]) -> list[Problem]:
