@@ -8,6 +8,7 @@ comparing the two gives the fields an update must carry.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from bulksync.columns import API_FIELDS, CUSTOM_FIELD_PREFIX, TICKET_ID, Problem
 if TYPE_CHECKING:
     from bulksync.mapping import Comment
 
-__all__ = ["ONCE_KINDS", "Change", "Operation", "Plan", "apply_payload", "cells_of_payload", "plan_rows"]
+__all__ = ["ONCE_KINDS", "Change", "Operation", "Plan", "apply_payload", "cells_of_payload", "plan_rows",
+           "reformatting"]
 
 Kind = Literal["create", "update", "unchanged", "skip", "link", "reply", "delete", "deleted"]
 SENDING_KINDS = frozenset({"create", "update", "link", "reply", "delete"})
@@ -357,3 +359,209 @@ def _plain_operations(at: Sequence[int], names: list[str], columns: list[list[st
     kinds: list[Kind] = ["create" if t is None else ("update" if p else "skip")
                          for t, p in zip(tids, payloads, strict=True)]
     return list(map(Operation, pick(numbers), kinds, tids, payloads))
+
+
+# -- a spreadsheet's reformatting is not an edit ----------------------------------------------
+
+Reformatting = Literal["long number", "leading zeros", "trailing zeros", "date", "time"]
+DateOrder = Literal["mdy", "dmy"]
+
+_PLAIN_NUMBER = re.compile(r"(-?)(\d+)(?:([.,])(\d+))?")
+_EXPONENT_FORM = re.compile(r"(-?\d)(?:[.,](\d+))?[eE]\+(\d{1,3})")
+_WHOLE = re.compile(r"-?\d+")
+_TIME = (r"(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,6}))?)?"
+         r"(?:\s*(?P<ap>[AaPp])\.?[Mm]\.?)?")
+_TIME_ONLY = re.compile(_TIME)
+_ISO_DATE = re.compile(rf"(?P<y>\d{{4}})-(?P<mo>\d{{1,2}})-(?P<d>\d{{1,2}})(?:[T ]{_TIME})?")
+_YEAR_FIRST = re.compile(rf"(?P<y>\d{{4}})(?P<sep>[/.])(?P<mo>\d{{1,2}})(?P=sep)(?P<d>\d{{1,2}})(?:\s+{_TIME})?")
+_YEAR_LAST = re.compile(rf"(?P<a>\d{{1,2}})(?P<sep>[/.-])(?P<b>\d{{1,2}})(?P=sep)(?P<y>\d{{4}}|\d{{2}})\.?"
+                        rf"(?:,?\s+{_TIME})?")
+_MONTH_NAMED = re.compile(rf"(?P<d>\d{{1,2}})(?P<sep>[- ])(?P<mon>[A-Za-z]{{3,9}})\.?(?P=sep)"
+                          rf"(?P<y>\d{{4}}|\d{{2}})(?:\s+{_TIME})?")
+_MONTHS = {name: i + 1 for i, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
+
+
+class _When(NamedTuple):
+    """One reading of a date or time cell. ``short_year``: written with two digits (``26``),
+    which stand for any century's year ending in them. No date: a time of day alone."""
+
+    date: tuple[int, int, int] | None
+    short_year: bool
+    time: tuple[int, int, int, int]
+
+    def same(self, other: _When) -> bool:
+        if self.time != other.time or (self.date is None) != (other.date is None):
+            return False
+        if self.date is None or other.date is None:
+            return True
+        (y1, m1, d1), (y2, m2, d2) = self.date, other.date
+        if (m1, d1) != (m2, d2):
+            return False
+        return y1 % 100 == y2 % 100 if self.short_year or other.short_year else y1 == y2
+
+
+def reformatting(old: str, new: str, *, order: DateOrder | None = None) -> Reformatting | None:
+    """How a spreadsheet application's re-save turned ``old`` (what bulksync last sent) into
+    ``new``, or None: ``new`` is an edit (or no change at all). A pure function.
+
+    What Excel and LibreOffice do to a cell they take for a number or a date, and write
+    back in their own format when the file is saved (a CSV opened and saved again, or a
+    text cell replaced by a number or date cell in a workbook):
+
+    * ``long number``: a whole number written with fewer digits, as the application's
+      15 significant digits (or a float's 17) allow: in scientific notation, any exponent
+      width, ``E`` or ``e``, a point or a comma (``1234567890123456789`` →
+      ``1.23456789012346E+018``, ``1.23457E+18``, ``1.2345678901234568e+18``), or with
+      zeros for the digits lost (``1234567890123450000``). The mantissa must be the old
+      number rounded (or cut) to the digits it has;
+    * ``leading zeros``: all of them dropped (``00123`` → ``123``; ``0123`` is an edit:
+      an application drops every leading zero, never some);
+    * ``trailing zeros``: all the zeros ending a decimal dropped (``2.10`` → ``2.1``,
+      ``3.0`` → ``3``). Zeros added (``1.5`` → ``1.50``) are an edit: General format never
+      writes them, and only a number format someone chose does;
+    * ``date`` / ``time``: the same instant in another spelling (``2026-01-05`` →
+      ``1/5/2026``, ``05/01/2026``, ``01/05/26``, ``05.01.2026``, ``5-Jan-2026``,
+      ``2026-01-05 00:00:00``; ``14:30`` → ``14:30:00``, ``2:30 PM``). A date without a
+      time is midnight, a time without seconds has none: ``2026-01-05`` → ``1/5/2026
+      14:30`` is an edit. Day and month are read both ways (``1/5/2026`` is 5 January or
+      1 May) unless ``order`` says which (a column whose other cells show it, see
+      :func:`date_order`); an ambiguous value counts when one reading is ``old``.
+    """
+    if old == new or not old or not new:
+        return None
+    return _number_rewrite(old, new) or _date_rewrite(old, new, order)
+
+
+def _number_rewrite(old: str, new: str) -> Reformatting | None:
+    plain = _PLAIN_NUMBER.fullmatch(old)
+    if plain is None:
+        return None
+    sign, whole, sep, fraction = plain.groups()
+    if sep is None:
+        significant = whole.lstrip("0")
+        if new == sign + (significant or "0"):
+            return "leading zeros"
+        return "long number" if significant and _same_long_number(int(sign + significant), new) else None
+    if sep == "," and len(fraction) == 3:  # 1,000: a thousands separator, not a decimal comma
+        return None
+    kept = fraction.rstrip("0")
+    if new == sign + (whole.lstrip("0") or "0") + (sep + kept if kept else ""):
+        return "leading zeros" if (whole.lstrip("0") or "0") != whole else "trailing zeros"
+    return None
+
+
+def _same_long_number(number: int, new: str) -> bool:
+    """Is ``new`` the whole ``number`` with fewer significant digits, as an application
+    writes it: rounded or cut to the digits shown, or from the nearest float (a workbook's
+    number cell)?"""
+    from decimal import ROUND_DOWN, ROUND_HALF_UP, Context, Decimal
+
+    exponent = _EXPONENT_FORM.fullmatch(new)
+    if exponent is not None:
+        lead, rest, power = exponent.groups()
+        shown = Decimal(f"{lead}.{rest}" if rest else lead).scaleb(int(power))
+        widths = [len(lead.lstrip("-") + (rest or ""))]
+    elif _WHOLE.fullmatch(new) and not new.lstrip("-").startswith("0"):
+        shown, widths = Decimal(new), [15, 16, 17]
+    else:
+        return False
+    exact = Decimal(number)
+    if abs(exact.adjusted() - shown.adjusted()) > 1 or exact.adjusted() > 300:
+        return False
+    context = Context(prec=400)
+
+    def rounded(value: Decimal, width: int, how: str = ROUND_HALF_UP) -> Decimal:
+        step = value.adjusted() - width + 1
+        return value.scaleb(-step, context).to_integral_value(how).scaleb(step, context)
+
+    # What the application holds: Excel's 15 digits (cut, as typing or opening a CSV cuts
+    # them), or the nearest float (LibreOffice, a workbook's number cell); then shown rounded.
+    held = (exact, rounded(exact, 15, ROUND_DOWN), Decimal(float(number)))
+    return shown in held or any(rounded(value, width) == shown for value in held for width in widths)
+
+
+def _date_rewrite(old: str, new: str, order: DateOrder | None) -> Reformatting | None:
+    before = _readings(old, None)
+    if not before:
+        return None
+    after = _readings(new, order)
+    for a in after:
+        if any(a.same(b) for b in before):
+            return "date" if a.date is not None else "time"
+    return None
+
+
+def _readings(text: str, order: DateOrder | None) -> list[_When]:
+    """The instants ``text`` may stand for: none if it is no date or time as applications
+    write them, two if day and month may be read both ways."""
+    if not any(c.isdigit() for c in text[:2]) or len(text) > 40:
+        return []
+    found = _ISO_DATE.fullmatch(text) or _YEAR_FIRST.fullmatch(text)
+    if found is not None:
+        return _dated(int(found["y"]), int(found["mo"]), int(found["d"]), False, found)
+    found = _YEAR_LAST.fullmatch(text)
+    if found is not None:
+        a, b, y = int(found["a"]), int(found["b"]), found["y"]
+        readings = []
+        if order != "dmy":
+            readings += _dated(int(y), a, b, len(y) == 2, found)
+        if order != "mdy" and a != b:
+            readings += _dated(int(y), b, a, len(y) == 2, found)
+        return readings
+    found = _MONTH_NAMED.fullmatch(text)
+    if found is not None:
+        month = _MONTHS.get(found["mon"][:3].lower())
+        if month is None or (len(found["mon"]) > 3 and not _is_month_name(found["mon"])):
+            return []
+        return _dated(int(found["y"]), month, int(found["d"]), len(found["y"]) == 2, found)
+    found = _TIME_ONLY.fullmatch(text)
+    if found is not None:
+        time = _time_of(found)
+        return [] if time is None else [_When(None, False, time)]
+    return []
+
+
+def _is_month_name(word: str) -> bool:
+    import calendar
+
+    return word.lower() in {calendar.month_name[i].lower() for i in range(1, 13)} or word.lower() == "sept"
+
+
+def _dated(year: int, month: int, day: int, short: bool, found: re.Match[str]) -> list[_When]:
+    import datetime as dt
+
+    try:
+        dt.date(2000 + year if short else year, month, day)
+    except ValueError:
+        return []
+    time = _time_of(found) if found["h"] is not None else (0, 0, 0, 0)
+    return [] if time is None else [_When((year, month, day), short, time)]
+
+
+def _time_of(found: re.Match[str]) -> tuple[int, int, int, int] | None:
+    hour, minute = int(found["h"]), int(found["mi"])
+    second = int(found["s"] or 0)
+    micro = int((found["f"] or "0").ljust(6, "0"))
+    if found["ap"] is not None:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if found["ap"] in "Pp" else 0)
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    return hour, minute, second, micro
+
+
+def date_order(values: Sequence[str]) -> DateOrder | None:
+    """The order of day and month in a column's dates, when its cells show it: a cell like
+    ``13/1/2026`` (day first) or ``1/13/2026`` (month first), and none the other way."""
+    month_first = day_first = False
+    for value in values:
+        found = _YEAR_LAST.fullmatch(value) if value[:1].isdigit() else None
+        if found is not None:
+            a, b = int(found["a"]), int(found["b"])
+            month_first = month_first or (b > 12 >= a)
+            day_first = day_first or (a > 12 >= b)
+    if month_first == day_first:
+        return None
+    return "mdy" if month_first else "dmy"
