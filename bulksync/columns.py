@@ -98,7 +98,9 @@ class Rows:
     ``frame`` holds ``ticketId``, every API field (empty where the sheet has no
     such column) and the ``customField_<uuid>`` columns, indexed by spreadsheet
     row number; blank rows are left out (``blank`` lists them). ``own_cells`` are the
-    sheet's own Suptask columns before defaults (what :func:`row_contents` hashes).
+    sheet's own Suptask columns before defaults, ``user_cells`` the columns that are the
+    user's alone (a new hire's name, notes), by header: together what :func:`row_contents`
+    hashes.
     """
 
     frame: pd.DataFrame
@@ -109,6 +111,13 @@ class Rows:
     own_cells: Mapping[str, pd.Series]
     present: frozenset[str] = frozenset()
     """The fields this sheet manages: its Suptask columns, and those given by ``--set``."""
+    user_cells: Mapping[str, pd.Series] = field(default_factory=dict)
+
+    def only(self, keep: Any) -> Rows:
+        """These rows where the boolean mask ``keep`` (over ``frame``'s rows) is true."""
+        return replace(self, frame=self.frame[keep],
+                       own_cells={n: s[keep] for n, s in self.own_cells.items()},
+                       user_cells={n: s[keep] for n, s in self.user_cells.items()})
 
 
 @dataclass(frozen=True)
@@ -362,7 +371,7 @@ def select_rows(table: Table, defaults: Defaults, headers: Headers | None = None
     frame = pd.DataFrame(cols, index=kept)
     return Rows(frame=frame, custom_fields=tuple(custom), ignored=tuple(ignored),
                 blank=tuple(int(i) for i in raw.index[blank_mask]),
-                header_problems=tuple(problems), own_cells=own,
+                header_problems=tuple(problems), own_cells=own, user_cells=user,
                 present=frozenset(n for n in positions if n in cols and n != TICKET_ID)
                 | frozenset(defaults.set))
 
@@ -469,12 +478,15 @@ def _fill_defaults(cols: dict[str, pd.Series], defaults: Defaults, kept: pd.Inde
         cols[name] = pd.Series(value.strip(), index=kept, dtype=str)
 
 
-def row_contents(rows: Rows) -> dict[int, str]:
-    """What each row *is*, for the journal: a hash of its own Suptask cells (column order, the
-    user's own columns, bulksync's columns and the defaults do not count; an edited Suptask
-    cell does), plus its place among identical rows (so two identical rows are two tickets,
-    and a copy of the sheet finds the same values). Plain lists, not pandas string
-    arithmetic: 100,000 rows in about a tenth of the time."""
+def row_contents(rows: Rows, *, users: bool = True) -> dict[int, str]:
+    """What each row *is*, for the journal: a hash of all its cells but bulksync's own (its
+    Suptask cells before defaults, and the user's own columns: two rows that send the same
+    fields but name two new hires are two rows), plus its place among identical rows (so
+    two identical rows are two tickets, and a copy of the sheet finds the same values).
+    Column order and defaults do not count. ``users=False``: without the user's columns, as
+    bulksync 0.1 knew rows (a row whose user columns are empty hashes the same either way,
+    so the journal of 0.1 is still found). Plain lists, not pandas string arithmetic:
+    100,000 rows in about a tenth of the time."""
     import hashlib
 
     names = sorted(rows.own_cells)
@@ -485,6 +497,10 @@ def row_contents(rows: Rows) -> dict[int, str]:
     seen: dict[str, int] = {}
     out: dict[int, str] = {}
     for row, values in zip(index, cells, strict=True):
+    theirs = sorted(rows.user_cells) if users else []
+    if theirs:  # after a separator no header holds, so a user's column never reads as a Suptask one
+        names += ["\x1e", *theirs]
+        columns += [[""] * len(rows.frame), *(rows.user_cells[n].tolist() for n in theirs)]
         text = "\x1f".join([f"{n}={v}" for n, v in zip(names, values, strict=True) if v])
         digest = sha(text.encode()).hexdigest()[:32]
         n = seen[digest] = seen.get(digest, -1) + 1

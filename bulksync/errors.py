@@ -80,20 +80,34 @@ class StateError(BulksyncError):
 class TargetMismatch(BulksyncError):
     """The sheet holds ticketIds that bulksync created on another API than the one pushed to."""
 
-    def __init__(self, path: Path | str, target: str, other: str, count: int) -> None:
+    def __init__(self, path: Path | str, target: str, other: str, count: int, *,
+                 same_url: bool = False, tried: str = "", earlier: object = None,
+                 ticket_ids: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
         self.target = target
         self.other = other
-        same_url = other.split(" (")[0].split(",")[0] == target.split(" (")[0].split(",")[0]
-        hint = (" The URL is the same and the token differs: if the new token is for the same "
-                "Suptask workspace, push this sheet with the old token (bulksync's state for a "
-                "token cannot be moved to another), since a reset would create its tickets again."
-                if same_url else "")
+        self.count = count
+        self.same_url = same_url
+        self.earlier = earlier
+        """The other target (a ``bulksync.journal.Target``), for the rotated-token check."""
+        self.ticket_ids = ticket_ids
+        """The sheet's ticketIds known on the other target, in sheet order."""
+        hint = (" The URL is the same and the token differs: "
+                + (f"with the new token, {tried}, so it is not taken for the same workspace; "
+                   "if it is, push this sheet with the old token"
+                   if tried else "if the new token is for the same Suptask workspace, push with it "
+                   "(bulksync reads one ticket to check, and keeps the sheet's state)")
+                + "; a reset would create its tickets again." if same_url else "")
         super().__init__(
             f"{path}: {count} ticketId{'s' if count != 1 else ''} in this sheet came from {other}, "
             f"not from {target}, the target of this push; nothing was sent. To push it to the "
             f"target as new tickets, clear bulksync's columns first (bulksync reset {path}), or "
             f"push a fresh export.{hint}")
+
+    def tried(self, what: str) -> TargetMismatch:
+        """This refusal, saying what the read with the new token found."""
+        return TargetMismatch(self.path, self.target, self.other, self.count, same_url=self.same_url,
+                              tried=what, earlier=self.earlier, ticket_ids=self.ticket_ids)
 
 
 class SheetBusy(BulksyncError):

@@ -23,7 +23,7 @@ from bulksync.journal import CreateEntry, Journal
 from bulksync.memo import ByIdentity
 from bulksync.plan import CHECK_SIDE, Operation, apply_payload, cells_of_payload
 from bulksync.preflight import sheet_statuses
-from bulksync.reconcile import STOPPED_EARLIER, Loaded
+from bulksync.reconcile import STOPPED_EARLIER, Loaded, RowIdentity
 from bulksync.report import RowResult
 from bulksync.resolve import NOT_SETTLED
 from bulksync.runner import RunStats, run_operations
@@ -141,7 +141,7 @@ class Run:
         self.options = options
         self.results: dict[int, RowResult] = {}
         self.stats = RunStats()
-        self.keys = {row: key for row, (key, _) in loaded.identities.items()}
+        self.keys = {row: identity.key for row, identity in loaded.identities.items()}
         self.side: Counter[str] = Counter()
         self.side_notes: dict[int, list[str]] = {}
         self.side_rows: dict[int, Counter[str]] = {}
@@ -173,6 +173,7 @@ class Run:
         for op in plan.operations:
             row = op.row_number
             if op.kind in ("link", "reply"):
+        lost: list[str] = []
                 continue  # sent after the creates, once their tickets are known (_links, _replies)
             if op.kind == "deleted" or op.ticket_id in self.loaded.deleted:  # nothing to send
                 self.results[row] = RowResult(row, "deleted", ticket_id=op.ticket_id, via="already")
@@ -193,7 +194,7 @@ class Run:
                     k = known.matched[row]
                     assert k.ticket_id is not None
                     self.journal.adopt(self.keys[row], scope=self.loaded.checked.scope,
-                                       content=self.loaded.identities[row][1], row_number=row,
+                                       content=self.loaded.identities[row].content, row_number=row,
                                        payload=op.payload, ticket_id=k.ticket_id,
                                        ticket_number=k.ticket_number)
                     self.results[row] = RowResult(row, "created", ticket_id=k.ticket_id,
@@ -205,6 +206,10 @@ class Run:
                 entry = entries.get(self.keys[row])
                 was_failed = bool(entry and entry.state == "failed")
             else:
+                if row in known.stale:
+                    self.results[row] = RowResult(row, "held", error=known.stale[row].error)
+                    lost.append(known.stale[row].key)
+                    continue
                 was_failed = op.ticket_id in failed_updates
             if only_failed and not (was_failed or row in sheet_failed):
                 continue
@@ -212,6 +217,8 @@ class Run:
         return to_send, pending
 
     async def send(self, stopping: asyncio.Event, to_send: list[Operation], pending: list[Operation]) -> None:
+        if lost:  # held until the user says, however many of that run's rows recover meanwhile
+            self.journal.mark_lost(lost)
         from bulksync.api import SuptaskClient
 
         self.stopping = stopping
@@ -418,7 +425,7 @@ class Run:
         copy's entry under the row's own key) and give the row its ID."""
         if key != self.keys[op.row_number]:
             self.journal.adopt(self.keys[op.row_number], scope=self.loaded.checked.scope,
-                               row_number=op.row_number, content=self.loaded.identities[op.row_number][1],
+                               row_number=op.row_number, content=self.loaded.identities[op.row_number].content,
                                payload=op.payload, ticket_id=ticket_id, ticket_number=ticket_number)
         self.results[op.row_number] = RowResult(op.row_number, "created", ticket_id=ticket_id,
                                                 ticket_number=ticket_number, via=via)
@@ -472,7 +479,7 @@ class JournalHooks:
 
     BATCH = 500
 
-    def __init__(self, journal: Journal, identities: Mapping[int, tuple[str, str]],
+    def __init__(self, journal: Journal, identities: Mapping[int, RowIdentity],
                  baselines: dict[str, dict[str, str]], scope: str, *, exclusive: bool,
                  resend_sides: bool = False) -> None:
         self.journal = journal
@@ -505,9 +512,10 @@ class JournalHooks:
             return RowResult(op.row_number, "uncertain", via="busy", error=(
                 f"another bulksync run is sending this {op.kind} now, or its outcome is unknown; "
                 f"{CHECK_SIDE}"))
-        key, content = self.identities[op.row_number]
+        identity = self.identities[op.row_number]
+        key, content = identity.key, identity.content
         other = self.journal.intend(key, op.row_number, op.payload, scope=self.scope, content=content,
-                                    exclusive_content=self.exclusive and key.startswith("row\x1f"))
+                                    exclusive_content=self.exclusive and not identity.migrated)
         if other is None:
             return None
         # Another run (a second terminal, a copy of the sheet) got there first.
@@ -525,7 +533,7 @@ class JournalHooks:
 
     def not_sent(self, op: Operation) -> None:
         if op.kind == "create":
-            self.journal.not_sent(self.identities[op.row_number][0])
+            self.journal.not_sent(self.identities[op.row_number].key)
         else:
             assert op.ticket_id is not None
             self.journal.forget_side(op.kind, op.ticket_id, op.seq)
@@ -561,7 +569,7 @@ class JournalHooks:
                 if len(self.pending) >= self.BATCH:
                     self.flush()
             return None
-        key = self.identities[op.row_number][0]
+        key = self.identities[op.row_number].key
         ticket_id = result.ticket_id
         if result.status == "created" and ticket_id:
             owner = self.journal.owner(ticket_id)

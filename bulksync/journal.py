@@ -47,7 +47,7 @@ __all__ = ["CreateEntry", "Journal", "Target", "state_home", "store_path"]
 
 HOME_ENV = "BULKSYNC_HOME"
 STORE_NAME = "state.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CreateState = Literal["sending", "created", "uncertain", "failed"]
 
 _SCHEMA_V1 = """
@@ -124,8 +124,20 @@ CREATE TABLE pulls (               -- a pull of one sheet: unfinished, the next 
     PRIMARY KEY (target, scope)
 );
 """
-_SCHEMA = _SCHEMA_V1 + _SCHEMA_V2
-"""A new store's schema; a store of schema 1 gets the tables of 2 added when opened."""
+_SCHEMA_V3 = """
+CREATE TABLE aliases (             -- a token for the same workspace as another, schema 3
+    target TEXT PRIMARY KEY,       -- this target's key (url + ' ' + fingerprint) ...
+    same_as TEXT NOT NULL,         -- ... keeps its state under this one's
+    at REAL NOT NULL
+);
+ALTER TABLE creates ADD COLUMN lost INTEGER NOT NULL DEFAULT 0
+"""
+# creates.lost has no comment in its statement: SQLite would keep it inside the table's SQL.
+# It is 1 when the sheet lost the ticket's ID in a stale save (see CreateEntry.lost).
+_MIGRATIONS = {2: _SCHEMA_V2, 3: _SCHEMA_V3}
+"""Schema version → what takes a store of the version before to it."""
+_SCHEMA = _SCHEMA_V1 + _SCHEMA_V2 + ";" + _SCHEMA_V3
+"""A new store's schema; an older store gets the later versions' changes when opened."""
 
 
 def state_home() -> Path:
@@ -218,15 +230,19 @@ class CreateEntry:
     scope: str = ""
     content: str = ""
     run: str = ""
+    lost: bool = False
+    """The sheet lost this ticket's ID (a save from a window opened before the push): a row
+    without an ID in its place is held until the user says (see reconcile)."""
 
 
 _ENTRY = ("key, row_number, state, payload, ticket_id, ticket_number, error, lower_number, sent_at, "
-          "settled_at, scope, content, run")
+          "settled_at, scope, content, run, lost")
 
 
 def _entry(r: Sequence[Any]) -> CreateEntry:
-    return CreateEntry(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9],
-                       r[10], r[11], r[12])
+    return CreateEntry(key=r[0], row_number=r[1], state=r[2], payload=json.loads(r[3]), ticket_id=r[4],
+                       ticket_number=r[5], error=r[6], lower_number=r[7], sent_at=r[8], settled_at=r[9],
+                       scope=r[10], content=r[11], run=r[12], lost=bool(r[13]))
 
 
 def _connect(path: Path, *, create: bool) -> sqlite3.Connection | None:
@@ -264,14 +280,16 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection | None:
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    """Schema 1 → 2 (the reads of pulls), in one transaction; another process may do it first."""
+    """An older schema to this one (2: the reads of pulls; 3: token aliases and lost IDs), in
+    one transaction; another process may do it first."""
     with db:
         db.execute("BEGIN IMMEDIATE")
-        if db.execute("PRAGMA user_version").fetchone()[0] == 1:
-            for statement in _SCHEMA_V2.split(";"):
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[step].split(";"):
                 if statement.strip():
                     db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _create(path: Path) -> None:
@@ -311,8 +329,8 @@ class View:
     creates: Mapping[str, CreateEntry]
     """This target's create entries, by key."""
     deleted: frozenset[str]
-    foreign: Mapping[str, str]
-    """ticketId → the other target (URL) it is known on, for tickets not known on this one."""
+    foreign: Mapping[str, Target]
+    """ticketId → the other target it is known on, for tickets not known on this one."""
     sides: Mapping[tuple[str, str, int], str] = field(default_factory=dict)
     """(link | reply, ticketId, seq) → state of the links and replies sent on this target."""
 
@@ -331,6 +349,12 @@ class View:
         return out
 
 
+def _canonical(db: sqlite3.Connection, key: str) -> str:
+    """The target key whose state ``key`` shares (a rotated token's: the first token's)."""
+    row = db.execute("SELECT same_as FROM aliases WHERE target = ?", (key,)).fetchone()
+    return str(row[0]) if row else key
+
+
 def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = None) -> View:
     """The store's knowledge for ``target`` (and which of ``ticket_ids`` belong to others).
     Never creates the store. Without a token fingerprint, the URL's one known token is used."""
@@ -339,13 +363,14 @@ def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = 
     if db is None:
         return View.empty(target)
     try:
-        if not target.fingerprint:
-            known = [r[0] for r in db.execute("SELECT fingerprint FROM targets WHERE url = ?",
-                                              (target.url,))]
+        if not target.fingerprint:  # aliases are one token: a rotated token's successor is not another
+            known = [r[0] for r in db.execute(
+                "SELECT fingerprint FROM targets WHERE url = ? AND target NOT IN "
+                "(SELECT target FROM aliases)", (target.url,))]
             if len(known) != 1:
                 return View.empty(target)
             target = Target(target.url, known[0])
-        key = target.key
+        key = _canonical(db, target.key)
         baselines: dict[str, dict[str, str]] = {}
         deleted: set[str] = set()
         for ticket_id, cells, gone in db.execute(
@@ -357,7 +382,7 @@ def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = 
         creates = {r[0]: _entry(r) for r in db.execute(
             f"SELECT {_ENTRY} FROM creates WHERE target = ?", (key,))}
         mine = {e.ticket_id for e in creates.values() if e.ticket_id}
-        foreign: dict[str, str] = {}
+        foreign: dict[str, Target] = {}
         ids = [t for t in set(ticket_ids) if t and t not in baselines and t not in mine]
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
@@ -366,7 +391,7 @@ def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = 
                     f"SELECT ticket_id, target FROM tickets WHERE ticket_id IN ({marks}) "
                     "AND target != ?", (*chunk, key)):
                 url, _, token = other.rpartition(" ")
-                foreign.setdefault(ticket_id, str(Target(url, token)))
+                foreign.setdefault(ticket_id, Target(url, token))
         sides = {(kind, ticket_id, seq): state for kind, ticket_id, seq, state in db.execute(
             "SELECT kind, ticket_id, seq, state FROM sides WHERE target = ?", (key,))}
         return View(target, baselines, creates, frozenset(deleted), foreign, sides)
@@ -386,11 +411,11 @@ class Journal:
         db = _connect(self.path, create=True)
         assert db is not None
         self._db = db
-        self._key = target.key
         try:
             self._db.execute("INSERT OR IGNORE INTO targets (target, url, fingerprint, first_seen) "
-                             "VALUES (?, ?, ?, ?)", (self._key, target.url, target.fingerprint,
+                             "VALUES (?, ?, ?, ?)", (target.key, target.url, target.fingerprint,
                                                      time.time()))
+            self._key = _canonical(self._db, target.key)
             row = self._db.execute("SELECT max(ticket_number) FROM creates WHERE target = ?",
                                    (self._key,)).fetchone()
         except sqlite3.Error as e:
@@ -509,6 +534,28 @@ class Journal:
         cursor = self._db.execute("DELETE FROM creates WHERE target = ? AND key = ? AND state IN "
                                   "('sending', 'uncertain')", (self._key, key))
         return cursor.rowcount > 0
+
+    def mark_lost(self, keys: Iterable[str]) -> None:
+        """The sheet no longer holds these creates' IDs while rows stand in their place (a stale
+        save): held until the user relinks them, however many IDs are recovered meanwhile."""
+        self._db.executemany("UPDATE creates SET lost = 1 WHERE target = ? AND key = ?",
+                             [(self._key, k) for k in keys])
+
+    def same_workspace(self, earlier: Target) -> None:
+        """This run's token reads the tickets ``earlier`` made: one workspace. From now on this
+        target's state is kept with (and its own merged into) the earlier target's."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            into = _canonical(self._db, earlier.key)
+            if into == self._key:
+                return
+            for table in ("creates", "tickets", "sides", "updates", "reads", "pulls"):
+                self._db.execute(f"UPDATE OR REPLACE {table} SET target = ? WHERE target = ?",
+                                 (into, self._key))
+            self._db.execute("INSERT OR REPLACE INTO aliases (target, same_as, at) VALUES (?, ?, ?)",
+                             (self.target.key, into, time.time()))
+            self._db.execute("UPDATE aliases SET same_as = ? WHERE same_as = ?", (into, self.target.key))
+        self._key = into
 
     # -- tickets and baselines -------------------------------------------------
 
@@ -667,7 +714,7 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 for _name in ("creates", "intend", "not_sent", "created", "adopt", "uncertain", "owner", "failed",
-              "forget_unsettled", "deleted_many", "claim_side", "side",
+              "forget_unsettled", "deleted_many", "mark_lost", "same_workspace", "claim_side", "side",
               "forget_side", "updates",
               "updated_many"):
     setattr(Journal, _name, _guarded(getattr(Journal, _name)))

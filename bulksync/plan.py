@@ -119,12 +119,56 @@ class Reconciliation:
     pending: Mapping[int, Known] = field(default_factory=dict)
 
     def settled_rows(self) -> set[int]:
-        """Rows whose create is not sent now: known, matched, or waiting to be resolved."""
-        return {*self.recovered, *self.matched, *self.pending}
+    stale: Mapping[int, Known] = field(default_factory=dict)
+    """Rows without an ID standing where a ticket was created from, edited since, in a sheet
+    that lost every ID of that run (saved from a window opened before the push): not
+    created (``Known.error`` says why and what to do)."""
+    relinked: Mapping[int, Known] = field(default_factory=dict)
+    """Such rows given their ticket back (``--relink``): updated, and the ID written back."""
+        """Rows whose create is not sent now: known, matched, held, or waiting to be resolved."""
+        return {*self.recovered, *self.matched, *self.pending, *self.stale}
 
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "recovered": sorted(self.recovered),
-                "matched": sorted(self.matched), "pending": sorted(self.pending)}
+                "matched": sorted(self.matched), "pending": sorted(self.pending),
+                "stale": sorted(self.stale), "relinked": sorted(self.relinked)}
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A row the plan holds back until the user decides: nothing of it is sent (neither its
+    own request nor its links and replies).
+
+    A push marks the row ``status`` (syncStatus) with ``message`` (syncError, this row's own
+    words), counts it under that status and exits 1. ``said`` is what the terminal says of
+    it, once for all the rows that share a line (one line per column, say), the rows as
+    ranges in front; without it, the message. ``operation`` is what the row would send,
+    sent after all when its ``code`` is released (:func:`settle_holds`, e.g.
+    ``--send-reformatted`` releases ``reformatted``).
+    """
+
+    row_number: int
+    message: str
+    status: HeldStatus = "held"
+    code: str = ""
+    """Why, for a program: ``reformatted`` (a spreadsheet application re-wrote a value)."""
+    ticket_id: str | None = None
+    said: tuple[str, ...] = ()
+    operation: Operation | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row_number, "status": self.status, "code": self.code,
+                "ticketId": self.ticket_id, "message": self.message,
+                "operation": None if self.operation is None else self.operation.as_dict()}
+
+
+def hold_groups(holds: Sequence[Hold]) -> dict[tuple[str, str], list[int]]:
+    """(status, what is said) → the rows it is said of, in order of their first row."""
+    out: dict[tuple[str, str], list[int]] = {}
+    for hold in sorted(holds, key=lambda h: h.row_number):
+        for line in hold.said or (hold.message,):
+            out.setdefault((hold.status, line), []).append(hold.row_number)
+    return out
 
 
 @dataclass(frozen=True)

@@ -144,9 +144,7 @@ def _shown(rows: Rows, table: Table, settings: Settings) -> Rows:
     close of a filtered list closes what the user sees, not what they hid."""
     if not table.hidden or settings.include_hidden:
         return rows
-    keep = ~rows.frame.index.isin(list(table.hidden))
-    return replace(rows, frame=rows.frame[keep],
-                   own_cells={n: s[keep] for n, s in rows.own_cells.items()})
+    return rows.only(~rows.frame.index.isin(list(table.hidden)))
 
 
 def _hidden_note(table: Table, settings: Settings) -> tuple[str, ...]:

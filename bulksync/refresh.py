@@ -256,12 +256,13 @@ class Checked:
     interrupted: bool
 
 
-def check_first(loaded: Loaded, sending: Sending, *, force: bool) -> Checked:
+def check_first(loaded: Loaded, sending: Sending, *, force: bool,
+                rows: frozenset[int] | None = None) -> Checked:
     """``push --check``: read every ticket the plan updates (or believes unchanged) and decide
     field by field (:func:`bulksync.check.decide`): the plan to send, the rows held back (a
     conflict, or a ticket that could not be read or is not the row's: nothing is sent
     unchecked), and what the sheet and the baseline learn. Ctrl-C during the reads stops
-    the push: nothing is sent."""
+    the push: nothing is sent. ``rows``: only those rows (else every row with a ticket)."""
     from dataclasses import replace
 
     from bulksync.api import SuptaskClient, ticket_number
@@ -272,7 +273,7 @@ def check_first(loaded: Loaded, sending: Sending, *, force: bool) -> Checked:
 
     checked, plan = loaded.checked, loaded.plan
     ops = [op for op in plan.operations if op.kind in ("update", "unchanged", "skip") and op.ticket_id
-           and op.ticket_id not in loaded.deleted]
+           and op.ticket_id not in loaded.deleted and (rows is None or op.row_number in rows)]
     view = read_view(loaded.target, [op.ticket_id for op in ops if op.ticket_id])
     known = {e.ticket_id: e.ticket_number for e in view.creates.values() if e.ticket_id and e.ticket_number}
     where = checked.table.position("ticketNumber")

@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 __all__ = ["PushResult", "RowResult", "Status"]
 
 Status = Literal["created", "updated", "unchanged", "deleted", "pulled", "failed", "conflict",
-                 "uncertain", "invalid", "skipped"]
+                 "uncertain", "invalid", "skipped", "held"]
 STATUSES: tuple[Status, ...] = ("created", "updated", "unchanged", "deleted", "pulled", "failed",
-                                "conflict", "uncertain", "invalid", "skipped")
+                                "conflict", "uncertain", "invalid", "skipped", "held")
+"""``held``: not sent until the user decides (a row standing where a ticket's row was, without
+its ID; a value a spreadsheet application re-wrote): ``syncError`` says why and what to do."""
 OK_STATUSES = frozenset({"created", "updated", "unchanged", "deleted", "pulled", "skipped"})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import json
 import os
 import signal
@@ -260,11 +261,18 @@ def test_a_sheet_saved_during_the_run_is_not_overwritten(tmp_path: Path, slow_sa
     beside = tmp_path / "t.csv.bulksync-results.csv"
     assert f"results are in {beside}" in err
     assert len(_rows(beside)) == 30
-    # The next push puts the IDs into the edited sheet from the journal, creating nothing.
-    rerun = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "-q",
-                    env={"SUPTASK_API_URL": slow_sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
-    assert rerun.returncode == 0
-    assert "30 created, 0 updated, 0 failed, 30 of them recovered (0 requests)" in rerun.stdout
+    # The next push puts the IDs into the edited sheet from the journal, creating nothing; the
+    # row edited meanwhile stands where its ticket was made from: held, not created again.
+    env = {"SUPTASK_API_URL": slow_sandbox.url, "SUPTASK_API_TOKEN": TOKEN}
+    rerun = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "-q", env=env)
+    assert rerun.returncode == 1, rerun.stderr
+    assert "29 created, 0 updated, 0 failed, 1 held, 29 of them recovered (0 requests)" in rerun.stdout
+    assert re.search(r"row 5: held: ticket #\d+ was created from this row", rerun.stdout)
+    assert len(slow_sandbox.tickets()) == 30
+    # --relink gives it its ticket back: its edit is in a column of the user's, nothing to send.
+    relinked = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "-q", "--relink",
+                       env=env)
+    assert relinked.returncode == 0, relinked.stdout + relinked.stderr
     assert_one_ticket_per_row(sheet, slow_sandbox, 30)
     assert _rows(sheet)[3]["notes"] == "edited in Excel meanwhile"
 

@@ -1,0 +1,305 @@
+"""What people do between two pushes, in Excel (issue 23): sort or paste rows without
+bulksync's columns, save from a window opened before the push, reuse a sheet's fields for
+other people, rotate the token. The IDs in a sheet always belong to the row they stand in."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+import bulksync
+from bulksync.errors import TargetMismatch
+from bulksync.journal import SCHEMA_VERSION, Target, read_view, store_path
+from bulksync.sandbox import Sandbox
+from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
+
+DEFAULTS = {"form_id": FORM, "channel": CHANNEL}
+FLAGS = ("--form-id", FORM, "--channel", CHANNEL)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(out.getvalue(), encoding="utf-8")
+
+
+def _env(sb: Sandbox, token: str = TOKEN) -> dict[str, str]:
+    return {"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": token}
+
+
+def _sent(sb: Sandbox, since: int) -> list[dict[str, object]]:
+    return sb.requests()[since:]
+
+
+def _tickets_sheet(path: Path) -> Path:
+    return write(path, "description,priority\n" + "".join(
+        f"Printer {i} is jammed,{p}\n" for i, p in enumerate(("Low", "Medium", "High", "Low"))))
+
+
+# -- 1. IDs left behind by a sort -------------------------------------------------------------
+
+def _sort_user_columns(path: Path) -> None:
+    """Sort description and priority (the user's selection, A:B), leaving bulksync's columns
+    where they were: what sorting a range that does not take them in does."""
+    rows = _rows(path)
+    user = sorted(({"description": r["description"], "priority": r["priority"]} for r in rows),
+                  key=lambda r: r["description"], reverse=True)
+    _write_rows(path, [{**r, **u} for r, u in zip(rows, user, strict=True)])
+
+
+def test_ids_a_sort_left_beside_other_tickets_cells_stop_plan_push_and_delete(tmp_path: Path,
+                                                                              sandbox: Sandbox) -> None:
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS).counts["created"] == 4
+    number = {r["description"]: r["ticketNumber"] for r in _rows(sheet)}
+    pushed = {r["ticketId"]: (r["description"], r["priority"]) for r in _rows(sheet)}
+    _sort_user_columns(sheet)
+    before, sent = sheet.read_bytes(), len(sandbox.requests())
+
+    plan = run_cli("plan", str(sheet), *FLAGS, env=_env(sandbox))
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    # Row 2 held "Printer 0" and its ticket's ID; after the sort it holds "Printer 3", whose
+    # ID is still on row 5.
+    mine, theirs = number["Printer 0 is jammed"], number["Printer 3 is jammed"]
+    assert (f"row 2, column ticketId: holds ticket #{theirs}'s cells beside #{mine}'s ID (#{theirs}'s ID "
+            "is on row 5)") in plan.stderr
+    assert "4 row(s) hold another ticket's cells beside their ticketId" in plan.stderr
+    assert "PATCH" not in plan.stdout
+    for command in (("push", *FLAGS), ("delete", "--yes")):
+        refused = run_cli(*command[:1], str(sheet), *command[1:], env=_env(sandbox))
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "holds ticket #" in refused.stderr and "Traceback" not in refused.stderr
+    assert sheet.read_bytes() == before and _sent(sandbox, sent) == []
+
+    # Put back as it was (the user's Ctrl+Z): nothing to send, nothing refused.
+    rows = _rows(sheet)
+    for row in rows:
+        row["description"], row["priority"] = pushed[row["ticketId"]]
+    _write_rows(sheet, rows)
+    again = run_cli("push", str(sheet), *FLAGS, env=_env(sandbox))
+    assert again.returncode == 0, again.stderr
+    assert _sent(sandbox, sent) == []
+
+
+def test_a_sort_with_bulksyncs_columns_is_no_move(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    _write_rows(sheet, sorted(_rows(sheet), key=lambda r: r["priority"]))  # whole rows move
+    report, plan = bulksync.plan(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert report.valid and plan.counts()["unchanged"] == 4
+
+
+def test_an_edit_that_equals_a_neighbours_cells_is_an_edit(tmp_path: Path, sandbox: Sandbox) -> None:
+    """Closing one ticket of a list where another is closed: the neighbour's row did not move."""
+    sheet = write(tmp_path / "t.csv", "description,status\nA,Open\nA,Closed\nB,Open\n")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    rows = _rows(sheet)
+    rows[0]["status"] = "Closed"  # row 2 now holds what row 3's ticket was last synced with
+    _write_rows(sheet, rows)
+    report, plan = bulksync.plan(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert report.valid, report.lines()
+    assert [(op.row_number, dict(op.payload)) for op in plan.operations if op.kind == "update"] == [
+        (2, {"status": "Closed"})]
+
+
+def test_two_rows_swapped_on_purpose_go_with_trust_ids(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "t.csv", "description,priority\nA,Low\nB,High\n")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    rows = _rows(sheet)
+    rows[0]["description"], rows[1]["description"] = "B", "A"
+    rows[0]["priority"], rows[1]["priority"] = "High", "Low"
+    _write_rows(sheet, rows)
+    refused = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert refused.refused and {p.code for p in refused.report.problems} == {"moved-ids", "moved-id"}
+    sent = len(sandbox.requests())
+    pushed = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, trust_ids=True, **DEFAULTS)
+    assert pushed.counts["updated"] == 2 and len(_sent(sandbox, sent)) == 2
+
+
+# -- 2. rows are the same only when all their cells are ------------------------------------------
+
+def _onboarding(path: Path, names: list[str]) -> Path:
+    return write(path, "new hire\n" + "".join(f"{n}\n" for n in names))
+
+
+def test_rows_that_send_the_same_fields_for_other_people_are_other_tickets(tmp_path: Path,
+                                                                           sandbox: Sandbox) -> None:
+    options = {**DEFAULTS, "set": {"description": "Set up a laptop and accounts"}}
+    week1 = _onboarding(tmp_path / "week1.csv", ["Ada", "Grace", "Linus", "Ken", "Barbara"])
+    fresh = week1.read_bytes()
+    assert bulksync.push(week1, token=TOKEN, api_url=sandbox.url, **options).counts["created"] == 5
+    week2 = _onboarding(tmp_path / "week2.csv", ["Alan", "Edsger", "Donald", "Niklaus", "Frances"])
+    second = bulksync.push(week2, token=TOKEN, api_url=sandbox.url, **options)
+    assert second.counts["created"] == 5 and second.summary()["matched"] == 0
+    assert len(sandbox.tickets()) == 10
+    # A renamed copy of week 1, in another folder, taken before its IDs were written: matched.
+    (tmp_path / "other").mkdir()
+    copy = tmp_path / "other" / "week1 (copy).csv"
+    copy.write_bytes(fresh)
+    again = bulksync.push(copy, token=TOKEN, api_url=sandbox.url, **options)
+    assert again.counts["created"] == 5 and again.summary()["matched"] == 5
+    assert len(sandbox.tickets()) == 10
+    assert [r["ticketId"] for r in _rows(copy)] == [r["ticketId"] for r in _rows(week1)]
+
+
+def test_a_store_of_bulksync_0_1_still_finds_its_in_flight_rows(tmp_path: Path, sandbox: Sandbox) -> None:
+    """A row with a column of the user's was known by its Suptask cells alone before: its
+    create, in flight when 0.1 stopped, is found under that key, not sent again."""
+    from bulksync.columns import row_contents
+    from bulksync.config import resolve_settings
+    from bulksync.journal import Journal
+    from bulksync.preflight import check
+
+    sheet = write(tmp_path / "t.csv", "description,notes\nPrinter jammed,ask Bob\n")
+    settings = resolve_settings(sheet, api_url=sandbox.url, **DEFAULTS)
+    checked = check(sheet, settings)
+    old = row_contents(checked.rows, users=False)[2]
+    assert old != row_contents(checked.rows)[2]
+    with Journal(Target.of(sandbox.url, TOKEN)) as journal:
+        assert journal.intend(f"row\x1f{checked.scope}\x1f{old}", 2, {"description": "Printer jammed"},
+                              scope=checked.scope, content=old) is None
+    report, plan = bulksync.plan(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert sorted(plan.reconciliation.pending) == [2]
+
+
+# -- 3. a save from a window opened before the push -----------------------------------------------
+
+def test_a_stale_save_holds_the_edited_row_and_relink_gives_it_back(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    opened = sheet.read_text()  # the window the user opened before the push
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    made = {r["description"]: (r["ticketId"], r["ticketNumber"]) for r in _rows(sheet)}
+    # The user edits row 3 in that window and saves: the IDs are gone, row 3 is new text.
+    sheet.write_text(opened.replace("Printer 1 is jammed,Medium", "Printer 1 is jammed again,High"))
+    sent = len(sandbox.requests())
+
+    plan = run_cli("plan", str(sheet), *FLAGS, env=_env(sandbox))
+    assert plan.returncode == 1
+    assert f"row 3: not created: ticket #{made['Printer 1 is jammed'][1]} was created from this row" in plan.stdout
+    assert "3 row(s) already created (recovered from bulksync's state): 2, 4–5" in plan.stdout
+    pushed = run_cli("push", str(sheet), *FLAGS, env=_env(sandbox))
+    assert pushed.returncode == 1, pushed.stderr
+    assert re.search(r"row 3: held: ticket #\d+ was created from this row.*--relink", pushed.stdout)
+    assert "3 created, 0 updated, 0 failed, 1 held, 3 of them recovered (0 requests)" in pushed.stdout
+    assert _sent(sandbox, sent) == [] and len(sandbox.tickets()) == 4
+    assert _rows(sheet)[1]["syncStatus"] == "held" and _rows(sheet)[1]["ticketId"] == ""
+
+    # Pushed again, the rows recovered meanwhile do not make row 3 a new row.
+    still = run_cli("push", str(sheet), *FLAGS, env=_env(sandbox))
+    assert still.returncode == 1 and "1 held" in still.stdout and len(sandbox.tickets()) == 4
+
+    relinked = run_cli("push", str(sheet), *FLAGS, "--relink", env=_env(sandbox))
+    assert relinked.returncode == 0, relinked.stdout + relinked.stderr
+    ticket_id, number = made["Printer 1 is jammed"]
+    row = _rows(sheet)[1]
+    assert (row["ticketId"], row["ticketNumber"], row["syncStatus"]) == (ticket_id, number, "updated")
+    calls = [(r["method"], r["path"].rsplit("/ticket", 1)[1]) for r in _sent(sandbox, sent)]
+    assert calls == [("GET", f"/{number}"), ("PATCH", f"/{ticket_id}")]  # checked, then sent
+    by_id = {t["id"]: t for t in sandbox.tickets()}
+    assert (by_id[ticket_id]["description"], by_id[ticket_id]["priority"]) == ("Printer 1 is jammed again", "High")
+    assert len(by_id) == 4
+
+
+def test_a_stale_save_with_allow_duplicates_creates_the_row_anew(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    opened = sheet.read_text()
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    sheet.write_text(opened.replace("Printer 2 is jammed", "Printer 2 is on fire"))
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, allow_duplicates=True, **DEFAULTS)
+    assert result.counts["created"] == 4 and result.summary()["recovered"] == 3
+    assert len(sandbox.tickets()) == 5
+
+
+def test_a_row_typed_where_a_deleted_row_was_is_a_new_row(tmp_path: Path, sandbox: Sandbox) -> None:
+    """The sheet kept its other IDs: the last row was deleted and another typed in its place."""
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    rows = _rows(sheet)
+    rows[-1] = {"description": "A new request", "priority": "Low", "ticketId": "", "ticketNumber": "",
+                "syncStatus": ""}
+    _write_rows(sheet, rows)
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert result.counts["created"] == 1 and result.counts["held"] == 0
+    assert len(sandbox.tickets()) == 5
+
+
+# -- 4. a rotated token ------------------------------------------------------------------------
+
+def test_a_rotated_token_for_the_same_workspace_keeps_the_sheets_state(tmp_path: Path) -> None:
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    with Sandbox(token=TOKEN) as sb:
+        bulksync.push(sheet, token=TOKEN, api_url=sb.url, **DEFAULTS)
+        rows = _rows(sheet)
+        rows[0]["priority"] = "High"
+        _write_rows(sheet, rows)
+        sb.token = "rotated-token"
+        sent = len(sb.requests())
+        pushed = run_cli("push", str(sheet), *FLAGS, env=_env(sb, "rotated-token"))
+        assert pushed.returncode == 0, pushed.stderr
+        assert pushed.stderr.count("carries over") == 1 and "1 request" in pushed.stderr
+        assert "rotated-token" not in pushed.stderr + pushed.stdout
+        calls = [r["method"] for r in _sent(sb, sent)]
+        assert calls == ["GET", "PATCH"]  # one read to check; only the edit is sent
+        # From now on the new token is at home: no read, nothing resent.
+        sent = len(sb.requests())
+        again = run_cli("push", str(sheet), *FLAGS, env=_env(sb, "rotated-token"))
+        assert again.returncode == 0 and "carries over" not in again.stderr
+        assert _sent(sb, sent) == []
+        # And bulksync's state for it is the earlier token's: a plan without a token finds it.
+        view = read_view(Target.of(sb.url, "rotated-token"), [r["ticketId"] for r in rows])
+        assert len(view.baselines) == 4 and not view.foreign
+
+
+@pytest.mark.parametrize("workspace", ["another workspace (404)", "a refused token (401)"])
+def test_a_token_that_does_not_read_the_sheets_tickets_is_refused(tmp_path: Path, workspace: str) -> None:
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    with Sandbox(token=TOKEN) as sb:
+        bulksync.push(sheet, token=TOKEN, api_url=sb.url, **DEFAULTS)
+        before = sheet.read_bytes()
+        if "404" in workspace:  # the ticket read is not there for the new token
+            first = _rows(sheet)[0]["ticketId"]
+            httpx.delete(f"{sb.url}/ticket/{first}", headers={"Authorization": f"Api-Token {TOKEN}"})
+            sb.token = "other-token"
+        sent = len(sb.requests())
+        with pytest.raises(TargetMismatch) as refused:
+            bulksync.push(sheet, token="other-token", api_url=sb.url, **DEFAULTS)
+        assert "with the new token, reading it answered" in str(refused.value)
+        assert "other-token" not in str(refused.value)
+        assert [r["method"] for r in _sent(sb, sent)] == ["GET"]
+        assert sheet.read_bytes() == before
+        db = sqlite3.connect(store_path())
+        assert db.execute("SELECT count(*) FROM aliases").fetchone()[0] == 0
+
+
+def test_a_store_of_schema_2_gains_aliases_and_lost_marks(tmp_path: Path) -> None:
+    from bulksync.journal import _SCHEMA_V1, _SCHEMA_V2, Journal
+
+    store_path().parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(store_path())
+    db.executescript(_SCHEMA_V1 + _SCHEMA_V2)
+    db.execute("INSERT INTO creates (target, key, scope, content, row_number, state, payload, sent_at) "
+               "VALUES ('t', 'k', 's', 'c', 2, 'created', '{}', 1)")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    with Journal(Target("http://x", "f")):
+        pass
+    db = sqlite3.connect(store_path())
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert db.execute("SELECT lost FROM creates").fetchall() == [(0,)]
+    assert db.execute("SELECT count(*) FROM aliases").fetchone()[0] == 0
+    assert json.loads(db.execute("SELECT payload FROM creates").fetchone()[0]) == {}
