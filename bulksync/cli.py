@@ -246,6 +246,25 @@ _ALLOW_DUPLICATES = click.option(
     help="Create rows even when another sheet already made a ticket with the same cells.")
 
 
+_RELINK = click.option(
+    "--relink", is_flag=True,
+    help="Rows standing where their ticket was created from, without its ID (the sheet was saved "
+    "from a window opened before a push) and edited since: write the ID back and send the edits "
+    "as an update, checked against Suptask first.")
+
+
+_SEND_REFORMATTED = click.option(
+    "--send-reformatted", is_flag=True,
+    help="Send values a spreadsheet application re-wrote on a save (00123 as 123, a long number "
+    "as 1.23457E+18, a date in its own format) as they are, instead of holding their rows.")
+
+
+_TRUST_IDS = click.option(
+    "--trust-ids", is_flag=True,
+    help="Send rows whose cells equal another ticket's last-synced cells as the edits they are "
+    "(without it, IDs that a sort left beside other tickets' cells stop the push).")
+
+
 _IGNORE_LOCK_FILE = click.option(
     "--ignore-lock-file", is_flag=True,
     help="Go on though Excel's or LibreOffice's lock file (~$FILE, .~lock.FILE#) stands beside FILE: "
@@ -265,9 +284,13 @@ def _shown(value: str) -> str:
 @_FORCE
 @_ALLOW_DUPLICATES
 @_RESEND_UNRESOLVED
+@_RELINK
+@_SEND_REFORMATTED
+@_TRUST_IDS
 @_errors
 def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: bool,
-         resend_unresolved: bool, api_url: str | None, **options: Any) -> None:
+         resend_unresolved: bool, relink: bool, send_reformatted: bool, trust_ids: bool,
+         api_url: str | None, **options: Any) -> None:
     """Show what push would send for FILE, and what changed since the last push.
 
     Needs no token (SUPTASK_API_TOKEN, if set, picks the state of that token); sends nothing.
@@ -277,12 +300,14 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
     _tune_gc()
     sheet_options = _settings(options)
     report, the_plan = run_plan(file, force=force, api_url=api_url, allow_duplicates=allow_duplicates,
-                                resend_unresolved=resend_unresolved, **sheet_options)
+                                resend_unresolved=resend_unresolved, relink=relink,
+                                send_reformatted=send_reformatted, trust_ids=trust_ids, **sheet_options)
     counts = the_plan.counts()
     known = the_plan.reconciliation
     if as_json:
         _print_json({**report.as_dict(), **counts, "requests": the_plan.requests, **known.as_dict(),
                      "held": [{"row": r, "kind": k, "why": w} for r, k, w in the_plan.held],
+                     "holds": [h.as_dict() for h in the_plan.holds],
                      "operations": [op.as_dict() for op in the_plan.operations]})
     else:
         click.echo(f"target: {known.target}", err=True)
@@ -304,17 +329,27 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
                             ("match tickets created from another sheet, not created again "
                              "(--allow-duplicates creates them)", known.matched),
                             ("have an earlier create whose outcome is unknown: resolved before "
-                             "anything is resent", known.pending)):
+                             "anything is resent", known.pending),
+                            ("given back their ticket (--relink), its ID written back",
+                             known.relinked)):
             if rows:
                 click.echo(f"{len(rows)} row(s) {label}: {row_ranges(rows)}")
+        for row, k in known.stale.items():
+            click.echo(f"row {row}: not created: {k.error}")
         creates = counts["create"] - len(settled)
         sides = "".join(f", {counts[k]} {k if counts[k] == 1 else plural}"
                         for k, plural in (("link", "links"), ("reply", "replies")) if counts[k])
         for row, kind, why in the_plan.held:
             click.echo(f"row {row}: {kind} not sent: {why}")
+        from bulksync.plan import hold_groups
+
+        for (status, line), at in hold_groups(the_plan.holds).items():  # as push says them
+            where = f"row {at[0]}" if len(at) == 1 else f"{len(at)} rows ({row_ranges(at)})"
+            click.echo(f"{file}: {where}: {status}: {line}")
+        held = f", {counts['hold']} held" if counts["hold"] else ""
         click.echo(f"{file}: {creates} to create, {counts['update']} to update, "
                    f"{counts['unchanged']} unchanged, {counts['skip']} with nothing to send, "
-                   f"{len(report.invalid_rows)} invalid{sides} ({the_plan.requests} requests)")
+                   f"{len(report.invalid_rows)} invalid{held}{sides} ({the_plan.requests} requests)")
         _note_unchanged(counts["unchanged"], bool(sheet_options.get("set")))
         checks = sum(1 for op in the_plan.operations if op.kind in ("update", "unchanged", "skip")
                      and op.ticket_id)
@@ -322,7 +357,7 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
             from bulksync.refresh import budget
 
             click.echo(f"note: with push --check, {budget(checks)}", err=True)
-    sys.exit(EXIT_OK if report.valid else EXIT_ROWS)
+    sys.exit(EXIT_OK if report.valid and not known.stale and not the_plan.holds else EXIT_ROWS)
 
 
 def _note_unchanged(count: int, by_set: bool) -> None:
@@ -393,6 +428,9 @@ class _Progress:
               "(--settle), then resolve them; only those proven absent are sent again.")
 @_RESEND_UNRESOLVED
 @_ALLOW_DUPLICATES
+@_RELINK
+@_SEND_REFORMATTED
+@_TRUST_IDS
 @_IGNORE_LOCK_FILE
 @click.option("--settle", type=click.FloatRange(min=0), default=60.0, show_default=True,
               metavar="SECONDS", help="How long the API may still be working on a create "
@@ -464,8 +502,8 @@ def _report_run(file: Path, result: Any, *, as_json: bool, quiet: bool = False) 
     if len(groups) > SHOWN_PROBLEMS:
         click.echo(f"... and {len(groups) - SHOWN_PROBLEMS} more (each row's outcome is in the sheet)")
     counts = ", ".join(f"{summary[k]} {k}" for k in
-                       ("created", "updated", "unchanged", "deleted", "failed", "uncertain", "invalid",
-                        "skipped") if summary[k] or k in ("created", "updated", "failed"))
+                       ("created", "updated", "unchanged", "deleted", "failed", "uncertain", "held",
+                        "invalid", "skipped") if summary[k] or k in ("created", "updated", "failed"))
     extra = "".join(f", {summary[k]} of them {k}" for k in ("recovered", "resolved") if summary[k])
     if summary["already"]:
         extra += f", {summary['already']} of them already deleted (nothing sent)"

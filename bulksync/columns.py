@@ -367,6 +367,12 @@ def select_rows(table: Table, defaults: Defaults, headers: Headers | None = None
         cols[name] = _typed(column(name))
     # The row's own cells, before defaults: what the journal knows a row by (see row_contents).
     own = {n: cols[n] for n in sorted(positions) if n in cols and n != TICKET_ID}
+    used = {i for where in positions.values() for i in where}
+    user: dict[str, pd.Series] = {}
+    for i, name in enumerate(table.header):
+        if i not in used and name.strip():
+            label = name.strip() if name.strip() not in user else f"{name.strip()}#{i}"
+            user[label] = stripped[i] if every_row else stripped[i].loc[kept]
     _fill_defaults(cols, defaults, kept)
     frame = pd.DataFrame(cols, index=kept)
     return Rows(frame=frame, custom_fields=tuple(custom), ignored=tuple(ignored),
@@ -491,16 +497,16 @@ def row_contents(rows: Rows, *, users: bool = True) -> dict[int, str]:
 
     names = sorted(rows.own_cells)
     columns = [rows.own_cells[n].tolist() for n in names]
+    theirs = sorted(rows.user_cells) if users else []
+    if theirs:  # after a separator no header holds, so a user's column never reads as a Suptask one
+        names += ["\x1e", *theirs]
+        columns += [[""] * len(rows.frame), *(rows.user_cells[n].tolist() for n in theirs)]
     index = rows.frame.index.tolist()
     cells = zip(*columns, strict=True) if columns else (() for _ in index)
     sha = hashlib.sha256
     seen: dict[str, int] = {}
     out: dict[int, str] = {}
     for row, values in zip(index, cells, strict=True):
-    theirs = sorted(rows.user_cells) if users else []
-    if theirs:  # after a separator no header holds, so a user's column never reads as a Suptask one
-        names += ["\x1e", *theirs]
-        columns += [[""] * len(rows.frame), *(rows.user_cells[n].tolist() for n in theirs)]
         text = "\x1f".join([f"{n}={v}" for n, v in zip(names, values, strict=True) if v])
         digest = sha(text.encode()).hexdigest()[:32]
         n = seen[digest] = seen.get(digest, -1) + 1

@@ -86,6 +86,8 @@ def _run(work: Path, echo: Callable[[str], None]) -> int:
         echo(f"   {matched} rows match tickets already created from {sheet.name}: not created "
              f"again, their IDs written into the workbook's Tickets sheet (its other sheet and "
              f"formatting kept); {r.counts['created'] - matched} new tickets")
+        echo("   (a row matches another sheet's only when every cell is the same, your own "
+             "columns included: rows that differ in any cell are other tickets)")
         ok = r.ok
         echo(f"\nThe sandbox holds {len(sb.tickets())} tickets after {len(sb.requests())} requests.")
     echo(f"Open the written-back files in {work}")

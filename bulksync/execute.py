@@ -164,16 +164,19 @@ class Run:
         for row, kind, why in plan.held:
             self.side[f"{kind}_uncertain"] += 1
             self._note(row, why)
+        for hold in plan.holds:  # rows held back whole: marked, nothing sent (see plan.Hold)
+            self.results[hold.row_number] = RowResult(hold.row_number, hold.status, ticket_id=hold.ticket_id,
+                                                      error=hold.message)
         failed_updates = {t for t, (state, _) in self.journal.updates().items() if state == "failed"}
         entries = self.journal.creates(self.keys[op.row_number] for op in plan.operations
                                        if op.kind == "create")
         sheet_failed = sheet_statuses(self.loaded.checked.table, "failed") if only_failed else set()
         to_send: list[Operation] = []
         pending: list[Operation] = []
+        lost: list[str] = []
         for op in plan.operations:
             row = op.row_number
             if op.kind in ("link", "reply"):
-        lost: list[str] = []
                 continue  # sent after the creates, once their tickets are known (_links, _replies)
             if op.kind == "deleted" or op.ticket_id in self.loaded.deleted:  # nothing to send
                 self.results[row] = RowResult(row, "deleted", ticket_id=op.ticket_id, via="already")
@@ -203,22 +206,22 @@ class Run:
                 if row in known.pending:
                     pending.append(op)
                     continue
-                entry = entries.get(self.keys[row])
-                was_failed = bool(entry and entry.state == "failed")
-            else:
                 if row in known.stale:
                     self.results[row] = RowResult(row, "held", error=known.stale[row].error)
                     lost.append(known.stale[row].key)
                     continue
+                entry = entries.get(self.keys[row])
+                was_failed = bool(entry and entry.state == "failed")
+            else:
                 was_failed = op.ticket_id in failed_updates
             if only_failed and not (was_failed or row in sheet_failed):
                 continue
             to_send.append(op)
+        if lost:  # held until the user says, however many of that run's rows recover meanwhile
+            self.journal.mark_lost(lost)
         return to_send, pending
 
     async def send(self, stopping: asyncio.Event, to_send: list[Operation], pending: list[Operation]) -> None:
-        if lost:  # held until the user says, however many of that run's rows recover meanwhile
-            self.journal.mark_lost(lost)
         from bulksync.api import SuptaskClient
 
         self.stopping = stopping

@@ -11,22 +11,24 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from bulksync.columns import API_FIELDS, CUSTOM_FIELD_PREFIX, TICKET_ID, Problem, Rows
 
 if TYPE_CHECKING:
+    from bulksync.columns import ValidationReport
     from bulksync.mapping import Comment
 
-__all__ = ["ONCE_KINDS", "Change", "Operation", "Plan", "apply_payload", "cells_of_payload", "plan_rows",
-           "reformatting"]
+__all__ = ["ONCE_KINDS", "Change", "Hold", "Operation", "Plan", "apply_payload", "cells_of_payload",
+           "excuse_reformatted", "hold_groups", "plan_rows", "reformatting", "settle_holds"]
 
 Kind = Literal["create", "update", "unchanged", "skip", "link", "reply", "delete", "deleted"]
 SENDING_KINDS = frozenset({"create", "update", "link", "reply", "delete"})
 ONCE_KINDS = frozenset({"create", "link", "reply"})
 """POSTs: with no idempotency key, sent again only when certainly not processed."""
 Cells = Mapping[str, str]
+HeldStatus = Literal["held"]
 
 _METHODS = {"create": "POST", "update": "PATCH", "link": "POST", "reply": "POST", "delete": "DELETE"}
 _PATHS = {"create": "/ticket", "update": "/ticket/", "delete": "/ticket/", "link": "/ticket/external/",
@@ -117,14 +119,14 @@ class Reconciliation:
     recovered: Mapping[int, Known] = field(default_factory=dict)
     matched: Mapping[int, Known] = field(default_factory=dict)
     pending: Mapping[int, Known] = field(default_factory=dict)
-
-    def settled_rows(self) -> set[int]:
     stale: Mapping[int, Known] = field(default_factory=dict)
     """Rows without an ID standing where a ticket was created from, edited since, in a sheet
     that lost every ID of that run (saved from a window opened before the push): not
     created (``Known.error`` says why and what to do)."""
     relinked: Mapping[int, Known] = field(default_factory=dict)
     """Such rows given their ticket back (``--relink``): updated, and the ID written back."""
+
+    def settled_rows(self) -> set[int]:
         """Rows whose create is not sent now: known, matched, held, or waiting to be resolved."""
         return {*self.recovered, *self.matched, *self.pending, *self.stale}
 
@@ -181,11 +183,13 @@ class Plan:
     held: tuple[tuple[int, str, str], ...] = ()
     """(row, link | reply, why): links and replies not sent because an earlier attempt's
     outcome is unknown."""
+    holds: tuple[Hold, ...] = ()
+    """Rows held back whole (see :class:`Hold`): they have no operation."""
 
     def counts(self) -> dict[str, int]:
         c = Counter(op.kind for op in self.operations)
         return {"create": c["create"], "update": c["update"], "unchanged": c["unchanged"],
-                "skip": c["skip"], "link": c["link"], "reply": c["reply"]}
+                "skip": c["skip"], "link": c["link"], "reply": c["reply"], "hold": len(self.holds)}
 
     @property
     def requests(self) -> int:
@@ -193,6 +197,22 @@ class Plan:
         settled = self.reconciliation.settled_rows()
         return sum(1 for op in self.operations
                    if op.sends and not (op.kind == "create" and op.row_number in settled))
+
+
+def settle_holds(plan: Plan, *, release: frozenset[str] = frozenset()) -> Plan:
+    """The plan as it is sent: the holds whose ``code`` is in ``release`` let go (their
+    operations back, in sheet order), and the links and replies of the rows still held
+    left out, so that nothing of a held row is sent. A pure function."""
+    freed = [h for h in plan.holds if h.code in release and h.operation is not None]
+    kept = tuple(h for h in plan.holds if not (h.code in release and h.operation is not None))
+    held_rows = {h.row_number for h in kept}
+    if not freed and not any(op.row_number in held_rows for op in plan.operations if op.kind in ("link", "reply")):
+        return plan
+    rows = [op for op in plan.operations if op.kind not in ("link", "reply")]
+    rows += [h.operation for h in freed if h.operation is not None]
+    rows.sort(key=lambda op: op.row_number)  # stable: a row's own operations keep their order
+    sides = [op for op in plan.operations if op.kind in ("link", "reply") and op.row_number not in held_rows]
+    return replace(plan, operations=(*rows, *sides), holds=kept)
 
 
 CHECK_SIDE = ("look at the ticket in Suptask: if it is not there, push with --resend-unresolved "
@@ -344,6 +364,8 @@ def plan_rows(rows: Rows, *, exclude: frozenset[int] = frozenset(),
     by_index = dict(zip(plain, ops, strict=True))
     problems: list[Problem] = []
     present = rows.present
+    orders: dict[str, DateOrder | None] = {}
+    rewritten: list[_Rewritten] = []
     for i in diffed:
         row, ticket_id = numbers[i], ids[i]
         baseline = baselines[ticket_id]
@@ -358,9 +380,101 @@ def plan_rows(rows: Rows, *, exclude: frozenset[int] = frozenset(),
         if force:
             payload = {**payload_of(cells), **{k: v for k, v in payload.items() if k in CLEARED_AS
                                                and k not in cells}}
-        by_index[i] = Operation(row, "update" if payload else "unchanged", ticket_id, payload,
-                                tuple(changes))
-    return Plan(tuple(by_index[i] for i in keep if i in by_index), tuple(problems))
+        op = Operation(row, "update" if payload else "unchanged", ticket_id, payload, tuple(changes))
+        found = _rewrites(row, changes, rows, names, columns, orders) if changes else ()
+        if found:
+            rewritten.append(_Rewritten(op, found, tuple(c.field for c in changes
+                                                         if c.field not in {f.field for f, _ in found})))
+            continue
+        by_index[i] = op
+    return Plan(tuple(by_index[i] for i in keep if i in by_index), tuple(problems),
+                holds=_reformat_holds(rewritten))
+
+
+class _Rewritten(NamedTuple):
+    """A row's update whose ``found`` changes are a spreadsheet's re-writing (``others``:
+    the fields it edits besides)."""
+
+    operation: Operation
+    found: tuple[tuple[Change, Reformatting], ...]
+    others: tuple[str, ...]
+
+
+def _rewrites(row: int, changes: Sequence[Change], rows: Rows, names: list[str],
+              columns: list[list[str]], orders: dict[str, DateOrder | None]
+              ) -> tuple[tuple[Change, Reformatting], ...]:
+    """The row's changes that are its own cells re-written by a spreadsheet application (not
+    a value given by --set, which the sheet does not hold)."""
+    found = []
+    for change in changes:
+        if not (change.old[:1] in _NUMBER_START and change.new[:1] in _NUMBER_START):
+            continue  # every form below starts so: most edits are told at once
+        if change.field not in orders:  # a column's date order, once, when it is needed
+            orders[change.field] = (date_order(columns[names.index(change.field)])
+                                    if change.field in names else None)
+        kind = reformatting(change.old, change.new, order=orders[change.field])
+        own = rows.own_cells.get(change.field)
+        if kind is not None and own is not None and own.get(row) == change.new:
+            found.append((change, kind))
+    return tuple(found)
+
+
+_NUMBER_START = frozenset("-0123456789")
+
+
+_WHAT_HAPPENED: dict[Reformatting, str] = {
+    "long number": "LibreOffice or Excel rewrote the number when the file was saved",
+    "leading zeros": ("LibreOffice or Excel took the text for a number and dropped its leading zeros "
+                      "when the file was saved"),
+    "trailing zeros": ("LibreOffice or Excel took the text for a number and dropped the zeros at the end "
+                       "of its decimals when the file was saved"),
+    "date": ("LibreOffice or Excel took the text for a date and wrote it in its own date format when the "
+             "file was saved"),
+    "time": ("LibreOffice or Excel took the text for a time and wrote it in its own time format when the "
+             "file was saved"),
+}
+
+
+def _remedy(many: bool) -> str:
+    return ("format the column as Text (or import the CSV with that column as Text) and put the "
+            + ("values back, or give --send-reformatted to send them as they are" if many else
+               "value back, or give --send-reformatted to send it as it is"))
+
+
+_ALSO_EDITED = ("the row has other edits too, held with it so that no row is sent in part: put the "
+                "re-written values back (or give --send-reformatted) and push again to send them")
+
+
+def _reformat_holds(rewritten: Sequence[_Rewritten]) -> tuple[Hold, ...]:
+    """One Hold per row; what the terminal says is one line per column and what happened to
+    it (the rows in front, as ranges), and one for the rows held with other edits."""
+    groups: dict[tuple[str, Reformatting], list[tuple[str, str]]] = {}
+    for r in rewritten:
+        for change, kind in r.found:
+            groups.setdefault((change.field, kind), []).append((change.old, change.new))
+    said: dict[tuple[str, Reformatting], str] = {}
+    for (name, kind), pairs in groups.items():
+        old, new = pairs[0]
+        many = len(pairs) > 1
+        if all(p == pairs[0] for p in pairs):
+            what = f"{name} holds {new} where bulksync last sent {old}"
+        else:
+            what = f"{name} holds values like {new} where bulksync last sent {old}"
+        said[(name, kind)] = f"{what}: {_WHAT_HAPPENED[kind]}; {_remedy(many)}"
+    holds = []
+    for r in rewritten:
+        op = r.operation
+        parts = [f"{c.field} holds {c.new} where bulksync last sent {c.old}: {_WHAT_HAPPENED[kind]}"
+                 for c, kind in r.found]
+        message = "; ".join(parts) + "; " + _remedy(len(parts) > 1)
+        lines = tuple(said[(c.field, kind)] for c, kind in r.found)
+        if r.others:
+            message += (f"; its other edits ({', '.join(r.others)}) are held with it, so that the row "
+                        "is not sent in part")
+            lines += (_ALSO_EDITED,)
+        holds.append(Hold(op.row_number, message, code="reformatted", ticket_id=op.ticket_id,
+                          said=lines, operation=op))
+    return tuple(holds)
 
 
 def _plain_operations(at: Sequence[int], names: list[str], columns: list[list[str]],
@@ -609,3 +723,27 @@ def date_order(values: Sequence[str]) -> DateOrder | None:
     if month_first == day_first:
         return None
     return "mdy" if month_first else "dmy"
+
+
+def excuse_reformatted(report: ValidationReport, rows: Rows, baselines: Mapping[str, Cells]) -> ValidationReport:
+    """The report without its ``lost-digits`` problems of cells that hold, with fewer digits,
+    the very number bulksync last sent for the row's ticket: the plan holds those rows (or
+    sends them with ``--send-reformatted``), knowing the number. Without a baseline (a create)
+    the digits are lost indeed, and the problem stays."""
+    lost = [p for p in report.problems if p.code == "lost-digits" and p.value]
+    if not lost or not baselines:
+        return report
+    frame = rows.frame
+    excused = set()
+    for p in lost:
+        if p.row_number not in frame.index:
+            continue
+        baseline = baselines.get(str(frame.at[p.row_number, TICKET_ID]))
+        value = (p.value or "").strip()
+        if baseline and any(frame.at[p.row_number, name] == value
+                            and reformatting(baseline.get(name, ""), value) == "long number"
+                            for name in rows.custom_fields):
+            excused.add(id(p))
+    if not excused:
+        return report
+    return replace(report, problems=tuple(p for p in report.problems if id(p) not in excused))

@@ -13,6 +13,7 @@ from bulksync.sheets.read import row_ranges
 if TYPE_CHECKING:
     from bulksync.columns import ValidationReport
     from bulksync.errors import BulksyncError
+    from bulksync.plan import Hold
 
 __all__ = ["PushResult", "RowResult", "Status"]
 
@@ -74,6 +75,8 @@ class PushResult:
     """The run report written (``--report``, or a migration's by default), if any."""
     cells_changed: int = 0
     """A pull's: the sheet's cells it changed."""
+    holds: tuple[Hold, ...] = ()
+    """The plan's rows held back: the summary says each of their lines once, for all its rows."""
     counts: Mapping[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -122,8 +125,15 @@ class PushResult:
     def groups(self) -> dict[tuple[str, str], list[int]]:
         """The rows that did not succeed, by (status, error), in order of their first row: 37
         rows failing with one message are one line of the summary."""
+        from bulksync.plan import hold_groups
+
+        held = {h.row_number for h in self.holds
+                if h.row_number in self.results and self.results[h.row_number].status == h.status}
         out: dict[tuple[str, str], list[int]] = {}
         for r in sorted(self.results.values(), key=lambda r: r.row_number):
-            if r.status not in OK_STATUSES:
+            if r.status not in OK_STATUSES and r.row_number not in held:
                 out.setdefault((r.status, r.error), []).append(r.row_number)
+        if held:  # a held row's lines are said once for all the rows they name
+            out.update(hold_groups([h for h in self.holds if h.row_number in held]))
+            out = dict(sorted(out.items(), key=lambda item: item[1][0]))
         return out

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Unpack
 
 from bulksync.columns import OWNED_COLUMNS, ValidationReport
 from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Settings, SheetOptions, resolve_settings
-from bulksync.errors import AuthError, SheetError, TokenMissing, UsageError
+from bulksync.errors import AuthError, SheetError, TargetMismatch, TokenMissing, UsageError
 from bulksync.journal import Target, read_view
-from bulksync.plan import Operation, Plan
+from bulksync.plan import Known, Operation, Plan
 from bulksync.preflight import check, check_listed, read_sheet
 from bulksync.reconcile import Loaded, plan_delete, plan_push
 from bulksync.report import PushResult, RowResult
@@ -40,18 +40,28 @@ TOKEN_ENV = "SUPTASK_API_TOKEN"
 
 
 def load(path: Path | str, settings: Settings, *, target: Target | None = None, force: bool = False,
-         allow_duplicates: bool = False, resend_unresolved: bool = False, keys: bool = False) -> Loaded:
+         allow_duplicates: bool = False, resend_unresolved: bool = False, keys: bool = False,
+         relink: bool = False, send_reformatted: bool = False, trust_ids: bool = False) -> Loaded:
     """Preflight and plan: read ``path``, map, validate, and plan it against the state of
     ``target`` (default: the settings' API URL and token). The state store is only read.
     Raises :class:`~bulksync.errors.TargetMismatch` if the sheet's ticketIds are known to
-    belong to another target."""
+    belong to another target. Rows whose cells a spreadsheet application re-wrote are held
+    (see :func:`~bulksync.plan.reformatting`) unless ``send_reformatted``."""
+    from dataclasses import replace
+
+    from bulksync.plan import excuse_reformatted, settle_holds
+
     if target is None:
         target = Target.of(settings.api_url, _given_token(None, settings))
     checked = check(path, settings)
     view = read_view(target, () if checked.report.sheet_invalid
                      else checked.rows.frame["ticketId"].unique().tolist())
-    return plan_push(checked, settings, view, force=force, allow_duplicates=allow_duplicates,
-                     resend_unresolved=resend_unresolved, keys=keys)
+    if view.baselines:  # a long number re-written is held (or sent) knowing its digits, not lost
+        checked = replace(checked, report=excuse_reformatted(checked.report, checked.rows, view.baselines))
+    loaded = plan_push(checked, settings, view, force=force, allow_duplicates=allow_duplicates,
+                       resend_unresolved=resend_unresolved, keys=keys, relink=relink, trust_ids=trust_ids)
+    release = frozenset({"reformatted"}) if send_reformatted else frozenset()
+    return replace(loaded, plan=settle_holds(loaded.plan, release=release))
 
 
 def validate(path: Path | str, **options: Unpack[SheetOptions]) -> ValidationReport:
@@ -61,13 +71,25 @@ def validate(path: Path | str, **options: Unpack[SheetOptions]) -> ValidationRep
     default: the one beside the sheet), ``form_id``/``channel`` (for rows that create a
     ticket), ``set`` (fields given one value on every row), ``mapping`` (a mapping file
     or preset name), ``users`` (users CSV), ``comments`` (comments CSV),
-    ``default_requester``, ``legacy_url``.
+    ``default_requester``, ``legacy_url``. Rows a push would hold (not problems of the
+    sheet: a value a spreadsheet re-wrote) are said in the report's notes.
     """
-    return load(path, resolve_settings(path, **options)).report
+    loaded = load(path, resolve_settings(path, **options))
+    if not loaded.plan.holds:
+        return loaded.report
+    from dataclasses import replace
+
+    from bulksync.plan import hold_groups
+    from bulksync.sheets.read import row_ranges
+
+    said = tuple(f"push holds row{'s' if len(rows) > 1 else ''} {row_ranges(rows)}: {line}"
+                 for (_, line), rows in hold_groups(loaded.plan.holds).items())
+    return replace(loaded.report, notes=(*loaded.report.notes, *said))
 
 
 def plan(path: Path | str, *, force: bool = False, api_url: str | None = None,
          token: str | None = None, allow_duplicates: bool = False, resend_unresolved: bool = False,
+         relink: bool = False, send_reformatted: bool = False, trust_ids: bool = False,
          **options: Unpack[SheetOptions]) -> tuple[ValidationReport, Plan]:
     """What a push would send for the valid rows, and the report. Sends nothing.
 
@@ -75,7 +97,8 @@ def plan(path: Path | str, *, force: bool = False, api_url: str | None = None,
     token: given, else SUPTASK_API_TOKEN; without one, the URL's one known token, if any):
     ``plan.reconciliation`` tells which creates are already settled. Updates carry only
     what changed since the last push (see :func:`push`), with the changes listed as
-    old → new; ``force`` plans every row in full. Options as for :func:`validate`.
+    old → new; ``force`` plans every row in full. ``plan.holds`` are the rows held back, as
+    :func:`push` holds them (``send_reformatted`` as for push). Options as for :func:`validate`.
     """
     from dataclasses import replace
 
@@ -84,7 +107,8 @@ def plan(path: Path | str, *, force: bool = False, api_url: str | None = None,
     settings = resolve_settings(path, api_url=api_url, **options)
     target = Target.of(settings.api_url, _given_token(token, settings))
     loaded = load(path, settings, force=force, target=target, allow_duplicates=allow_duplicates,
-                  resend_unresolved=resend_unresolved)
+                  resend_unresolved=resend_unresolved, relink=relink, send_reformatted=send_reformatted,
+                  trust_ids=trust_ids)
     found = open_in(path)
     if found is not None:  # plan only reads, but it reads the file as last saved
         return replace(loaded.report, notes=(*loaded.report.notes, (
@@ -115,6 +139,9 @@ def push(
     run_report: Path | str | bool | None = None,
     check: bool = False,
     ignore_lock_file: bool = False,
+    relink: bool = False,
+    send_reformatted: bool = False,
+    trust_ids: bool = False,
     **options: Unpack[SheetOptions],
 ) -> PushResult:
     """Send the sheet's rows to Suptask and write the outcome back into the sheet.
@@ -142,6 +169,10 @@ def push(
     ways (see :mod:`bulksync.check`): a field changed both in the sheet and in Suptask is a
     ``conflict`` (the row is not sent), one changed only in Suptask is taken into the sheet;
     ``force`` sends the sheet's values anyway.
+    A row whose cell holds the value bulksync last sent as a spreadsheet application re-wrote
+    it on a save (``00123`` as ``123``, a long number as ``1.23457E+18``, a date in another
+    format; see :func:`~bulksync.plan.reformatting`) is held: not sent, marked ``held`` with
+    why, the push's result not ``ok``; ``send_reformatted`` sends such rows as they are.
     Called from the main thread, Ctrl-C and SIGTERM stop it cleanly. ``run_report``: a
     CSV of each row's outcome to write (a path), or not (False); by default a migration
     (a mapping that names the legacy ID) writes ``FILE.bulksync-report.csv`` beside the
@@ -156,7 +187,9 @@ def push(
     migration = settings.mapping is not None and settings.mapping.legacy_id is not None
     return _run(path, settings, sending, lambda target: load(
         path, settings, force=force, target=target, allow_duplicates=allow_duplicates,
-        resend_unresolved=resend_unresolved, keys=True), skip_invalid=skip_invalid,
+        resend_unresolved=resend_unresolved, keys=True, relink=relink, send_reformatted=send_reformatted,
+        trust_ids=trust_ids),
+        skip_invalid=skip_invalid,
         run_report=migration if run_report is None else run_report, check=check, force=force,
         ignore_lock_file=ignore_lock_file)
 
@@ -176,7 +209,13 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
     if sending.on_notice:
         sending.on_notice(f"target: {target}")
     with sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
-        loaded = plan_for(target)
+        try:
+            loaded = plan_for(target)
+        except TargetMismatch as e:
+            if not e.same_url:
+                raise
+            carry_over(e, target, sending, settings)  # a rotated token: one read decides
+            loaded = plan_for(target)
         table, report = loaded.checked.table, loaded.report
         _check_can_save(table.path, sending.on_notice)
         refused = PushResult(path=table.path, results=_invalid(report), requests=0, written_to=None,
@@ -185,8 +224,9 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
         if report.sheet_invalid or (not report.valid and not skip_invalid):
             return refused
         first = Checked(loaded, {}, {}, {}, 0, False)
-        if check:
-            first = check_first(loaded, sending, force=force)
+        relinked = loaded.plan.reconciliation.relinked
+        if check or relinked:  # a relinked row's edits are sent only if Suptask agrees
+            first = check_first(loaded, sending, force=force, rows=None if check else frozenset(relinked))
             if first.interrupted:  # stopped while reading: nothing is sent, nothing written
                 return PushResult(path=table.path, results={}, requests=first.reads, written_to=None,
                                   report=report, interrupted=True, target=str(target))
@@ -198,7 +238,7 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
         if isinstance(run.stats.stopped, AuthError) and run.stats.successes == 0:
             written, note = None, ""  # a refused token: the sheet stays byte for byte as it was
         else:
-            written, note = write_back(table, results, first.taken)
+            written, note = write_back(table, results, {**first.taken, **_ids_of(relinked, first.taken)})
             if written == table.path:  # the sheet holds what the check took: the baseline learns it
                 learn(target, first.learnt)
             note = "; ".join(n for n in (note, _still_open(written)) if n)
@@ -210,7 +250,62 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
     return PushResult(path=table.path, results=results, requests=run.stats.requests + first.reads,
                       side=dict(run.side), written_to=written, ignored_columns=report.ignored_columns,
                       report=report, stopped=str(stopped) if stopped else "", error=stopped,
-                      interrupted=run.interrupted, note=note, target=str(target), run_report=kept)
+                      interrupted=run.interrupted, note=note, target=str(target), run_report=kept,
+                      holds=loaded.plan.holds)
+
+
+def carry_over(mismatch: TargetMismatch, target: Target, sending: Sending, settings: Settings) -> None:
+    """A sheet whose tickets were made with another token for the same URL (tokens get
+    rotated): read one of them with this token. The same ticket answered means the same
+    workspace, and the earlier token's state becomes this one's (said once); anything else
+    (401, 403, 404, another ticket) re-raises ``mismatch``, saying what was read."""
+    from bulksync.api import ReadTicket, SuptaskClient
+    from bulksync.journal import Journal
+    from bulksync.refresh import Read, read_all
+    from bulksync.runner import RunStats
+
+    earlier = mismatch.earlier
+    assert isinstance(earlier, Target)
+    numbers = {e.ticket_id: e.ticket_number for e in read_view(earlier, ()).creates.values()
+               if e.ticket_id and e.ticket_number is not None}
+    known = [t for t in mismatch.ticket_ids if t in numbers]
+    if not known:
+        raise mismatch.tried("no ticket number of the sheet's tickets is known to read them by") from None
+    ticket_id, number = known[0], numbers[known[0]]
+    if sending.on_notice:
+        sending.on_notice(f"the sheet's tickets were made with another token ({earlier.fingerprint[:8]}) "
+                          f"for this URL: reading ticket {number} with this one (1 request) to see "
+                          "whether it is the same workspace")
+
+    async def read() -> dict[int, tuple[ReadTicket | None, str]]:
+        async with SuptaskClient(token=sending.token, base_url=settings.api_url,
+                                 transport=sending.transport, timeout=sending.timeout,
+                                 max_connections=1) as client:
+            return await read_all(client, [Read(0, number, ticket_id)], RunStats(), None,
+                                  asyncio.Event(), client.secrets)
+
+    ticket, why = asyncio.run(read()).get(0, (None, "no answer"))
+    if ticket is None or ticket.ticket_id != ticket_id:
+        found = why or f"ticket {number} is {ticket.ticket_id if ticket else '?'}, not {ticket_id}"
+        raise mismatch.tried(f"reading it answered {found}") from None
+    with Journal(target) as journal:
+        journal.same_workspace(earlier)
+    if sending.on_notice:
+        sending.on_notice(f"ticket {number} is the same ticket with this token: the same workspace; "
+                          f"bulksync's state for token {earlier.fingerprint[:8]} carries over to "
+                          f"token {target.fingerprint[:8]}")
+
+
+def _ids_of(relinked: Mapping[int, Known], taken: Mapping[int, Mapping[str, str]]
+           ) -> dict[int, dict[str, str]]:
+    """The IDs ``--relink`` gives back to rows, as cells to write (beside what the check took)."""
+    out = {}
+    for row, known in relinked.items():
+        cells = {**taken.get(row, {}), "ticketId": str(known.ticket_id)}
+        if known.ticket_number is not None:
+            cells["ticketNumber"] = str(known.ticket_number)
+        out[row] = cells
+    return out
 
 
 def _write_report(loaded: Loaded, results: Mapping[int, RowResult],
@@ -222,6 +317,7 @@ def _write_report(loaded: Loaded, results: Mapping[int, RowResult],
     target = report_path(table.path) if isinstance(where, bool) else Path(where)
     operations = {op.row_number: op.kind for op in loaded.plan.operations
                   if op.kind not in ("link", "reply")}
+    operations.update({h.row_number: h.operation.kind for h in loaded.plan.holds if h.operation})
     # A rerun's unchanged rows still name their tickets: what the sheet already holds.
     at_id, at_number = table.position("ticketId"), table.position("ticketNumber")
 
@@ -370,9 +466,18 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
         table = listed.table
         wanted = columns_to_pull(table, columns, settings.columns, settings.own_columns)
         where = table.position("ticketId")
-        view = read_view(target, [] if where is None else table.frame[where].str.strip().tolist())
+        ids = [] if where is None else table.frame[where].str.strip().tolist()
+        view = read_view(target, ids)
         if where is not None:
-            refuse_foreign(table.path, view, table.frame[where].str.strip())
+            try:
+                refuse_foreign(table.path, view, table.frame[where].str.strip())
+            except TargetMismatch as e:
+                if not e.same_url:
+                    raise
+                from bulksync.execute import Sending
+
+                carry_over(e, target, Sending(secret, transport, timeout, on_notice=on_notice), settings)
+                view = read_view(target, ids)
         every, results = plan_reads(table, view)
         _check_can_save(table.path, on_notice)
         stats = RunStats()

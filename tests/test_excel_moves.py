@@ -303,3 +303,16 @@ def test_a_store_of_schema_2_gains_aliases_and_lost_marks(tmp_path: Path) -> Non
     assert db.execute("SELECT lost FROM creates").fetchall() == [(0,)]
     assert db.execute("SELECT count(*) FROM aliases").fetchone()[0] == 0
     assert json.loads(db.execute("SELECT payload FROM creates").fetchone()[0]) == {}
+
+
+def test_a_pull_with_a_rotated_token_carries_the_state_over_too(tmp_path: Path) -> None:
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    with Sandbox(token=TOKEN) as sb:
+        bulksync.push(sheet, token=TOKEN, api_url=sb.url, **DEFAULTS)
+        number = _rows(sheet)[0]["ticketNumber"]
+        sb.edit(int(number), priority="High")
+        sb.token = "rotated-token"
+        pulled = run_cli("pull", str(sheet), env=_env(sb, "rotated-token"))
+        assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+        assert "carries over" in pulled.stderr
+        assert (_rows(sheet)[0]["priority"], _rows(sheet)[0]["syncStatus"]) == ("High", "pulled")
