@@ -334,8 +334,6 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
                              known.relinked)):
             if rows:
                 click.echo(f"{len(rows)} row(s) {label}: {row_ranges(rows)}")
-        for row, k in known.stale.items():
-            click.echo(f"row {row}: not created: {k.error}")
         creates = counts["create"] - len(settled)
         sides = "".join(f", {counts[k]} {k if counts[k] == 1 else plural}"
                         for k, plural in (("link", "links"), ("reply", "replies")) if counts[k])
@@ -357,7 +355,7 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
             from bulksync.refresh import budget
 
             click.echo(f"note: with push --check, {budget(checks)}", err=True)
-    sys.exit(EXIT_OK if report.valid and not known.stale and not the_plan.holds else EXIT_ROWS)
+    sys.exit(EXIT_OK if report.valid and not the_plan.holds else EXIT_ROWS)
 
 
 def _note_unchanged(count: int, by_set: bool) -> None:

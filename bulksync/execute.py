@@ -173,7 +173,6 @@ class Run:
         sheet_failed = sheet_statuses(self.loaded.checked.table, "failed") if only_failed else set()
         to_send: list[Operation] = []
         pending: list[Operation] = []
-        lost: list[str] = []
         for op in plan.operations:
             row = op.row_number
             if op.kind in ("link", "reply"):
@@ -206,10 +205,6 @@ class Run:
                 if row in known.pending:
                     pending.append(op)
                     continue
-                if row in known.stale:
-                    self.results[row] = RowResult(row, "held", error=known.stale[row].error)
-                    lost.append(known.stale[row].key)
-                    continue
                 entry = entries.get(self.keys[row])
                 was_failed = bool(entry and entry.state == "failed")
             else:
@@ -217,8 +212,8 @@ class Run:
             if only_failed and not (was_failed or row in sheet_failed):
                 continue
             to_send.append(op)
-        if lost:  # held until the user says, however many of that run's rows recover meanwhile
-            self.journal.mark_lost(lost)
+        if known.stale:  # held until the user says, however many of that run's rows recover meanwhile
+            self.journal.mark_lost(k.key for k in known.stale.values())
         return to_send, pending
 
     async def send(self, stopping: asyncio.Event, to_send: list[Operation], pending: list[Operation]) -> None:

@@ -127,8 +127,9 @@ class Reconciliation:
     """Such rows given their ticket back (``--relink``): updated, and the ID written back."""
 
     def settled_rows(self) -> set[int]:
-        """Rows whose create is not sent now: known, matched, held, or waiting to be resolved."""
-        return {*self.recovered, *self.matched, *self.pending, *self.stale}
+        """Rows whose create is not sent now: known, matched, or waiting to be resolved (the
+        stale ones are held: see ``Plan.holds``)."""
+        return {*self.recovered, *self.matched, *self.pending}
 
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "recovered": sorted(self.recovered),

@@ -18,7 +18,7 @@ from bulksync.columns import Problem, Rows, ValidationReport, row_contents
 from bulksync.config import Settings
 from bulksync.errors import TargetMismatch
 from bulksync.journal import CreateEntry, Target, View
-from bulksync.plan import Cells, Known, Operation, Plan, Reconciliation, plan_rows, plan_sides
+from bulksync.plan import Cells, Hold, Known, Operation, Plan, Reconciliation, plan_rows, plan_sides
 from bulksync.preflight import Checked, sheet_statuses
 
 __all__ = ["STOPPED_EARLIER", "Loaded", "RowIdentity", "moved_ids", "plan_delete", "plan_push", "reconcile",
@@ -124,6 +124,11 @@ def plan_push(checked: Checked, settings: Settings, view: View, *, force: bool =
             checked = replace(checked, report=checked.report.with_problems(problems))
     sides, held = _sides(plan, known, checked, settings, view, resend=resend_unresolved)
     plan = replace(plan, operations=plan.operations + sides, reconciliation=known, held=held)
+    if known.stale:  # held whole, as any row held back: nothing of it is sent
+        stale = [op for op in plan.operations if op.kind == "create" and op.row_number in known.stale]
+        plan = replace(plan, operations=tuple(op for op in plan.operations if op not in stale),
+                       holds=plan.holds + tuple(Hold(op.row_number, known.stale[op.row_number].error,
+                                                     code="stale", operation=op) for op in stale))
     return Loaded(checked, plan, settings, view.target, view.baselines, identities, view.deleted)
 
 

@@ -189,7 +189,8 @@ def test_a_stale_save_holds_the_edited_row_and_relink_gives_it_back(tmp_path: Pa
 
     plan = run_cli("plan", str(sheet), *FLAGS, env=_env(sandbox))
     assert plan.returncode == 1
-    assert f"row 3: not created: ticket #{made['Printer 1 is jammed'][1]} was created from this row" in plan.stdout
+    assert f"row 3: held: ticket #{made['Printer 1 is jammed'][1]} was created from this row" in plan.stdout
+    assert "0 to create, 0 to update, 0 unchanged, 0 with nothing to send, 0 invalid, 1 held" in plan.stdout
     assert "3 row(s) already created (recovered from bulksync's state): 2, 4–5" in plan.stdout
     pushed = run_cli("push", str(sheet), *FLAGS, env=_env(sandbox))
     assert pushed.returncode == 1, pushed.stderr
