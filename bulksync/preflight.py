@@ -26,6 +26,7 @@ from bulksync.columns import (
 )
 from bulksync.config import Settings
 from bulksync.mapping import Mapped, apply_mapping, export_preset
+from bulksync.sheets.package import columns_refusal
 from bulksync.sheets.read import Table, XlsxFormat, read_table, sheet_identity
 
 __all__ = ["Checked", "check", "check_listed", "read_sheet", "sheet_statuses"]
@@ -69,7 +70,7 @@ def check(path: Path | str, settings: Settings) -> Checked:
     report = report.with_problems(_errors(table, rows, headers, settings, source_of), superseding=True)
     if source_of:
         report = report.renamed(source_of)
-    report = report.with_problems(_room(table), superseding=True)
+    report = report.with_problems(_room(table, rows), superseding=True)
     preset = export_preset(table.header) if settings.mapping is None else None
     if preset is not None:  # pushed as it is, its statuses and names would go out raw
         report = report.with_problems((Problem(1, None, (
@@ -89,26 +90,23 @@ def check_listed(path: Path | str, settings: Settings) -> Checked:
                   table, settings)
     rows = replace(rows, frame=rows.frame[rows.frame["ticketId"].ne("")])
     report = validate_rows(rows, table.path).renamed(
-        {column: table.header[i].strip() for column, i in table.aliases.items()}).with_problems(_room(table))
+        {column: table.header[i].strip() for column, i in table.aliases.items()}).with_problems(_room(table, rows))
     # A delete sends no field, so no column is "not sent": none is named as such.
     report = replace(report, notes=table.notes + _hidden_note(table, settings),
                      ignored_columns=()).on_header_row(table.header_row)
     return Checked(table, Mapped(table, (), {}, {}, {}), rows, report, sheet_identity(table.path))
 
 
-MAX_COLUMNS = 16_384
-"""Excel's last column is XFD."""
-
-
-def _room(table: Table) -> tuple[Problem, ...]:
-    """Before anything is sent: a workbook must have room for bulksync's four columns."""
+def _room(table: Table, rows: Rows) -> tuple[Problem, ...]:
+    """Before anything is sent: whether the write-back has room for bulksync's four columns
+    before XFD, decided by the function the writer itself uses."""
     if not isinstance(table.format, XlsxFormat):
         return ()
-    missing = sum(1 for n in OWNED_COLUMNS if table.position(n) is None)
-    if len(table.header) + missing <= MAX_COLUMNS:
+    last = int(rows.frame.index.max()) if len(rows.frame) else table.header_row
+    refusal = columns_refusal(table, owned=OWNED_COLUMNS, last_row=last)
+    if refusal is None:
         return ()
-    return (Problem(1, None, f"has no room for bulksync's {missing} column(s): its cells reach column "
-                             "XFD, Excel's last; free columns at the right", "no-room", None),)
+    return (Problem(1, None, refusal.message, refusal.code, None),)
 
 
 def _errors(table: Table, rows: Rows, headers: Headers, settings: Settings,

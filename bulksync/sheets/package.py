@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from bulksync.errors import SheetError
-from bulksync.sheets.read import column_index
+from bulksync.sheets.read import Table, column_index, column_letter
 
-__all__ = ["Marks", "first_sheet", "readable_copy", "safe_xml", "sheet_marks", "sheet_part", "workbook_part"]
+__all__ = ["MAX_COLUMNS", "Marks", "Placement", "Refusal", "columns_refusal", "content_extent", "first_sheet",
+           "owned_in_sheet", "place_columns", "place_in_sheet", "readable_copy", "safe_xml", "sheet_marks",
+           "sheet_part", "workbook_part"]
 
 _REL_NAMESPACES = ("http://schemas.openxmlformats.org/officeDocument/2006/relationships",
                    "http://purl.oclc.org/ooxml/officeDocument/relationships")
@@ -89,9 +91,7 @@ class _Book:
 
     def target(self, rel: Any) -> str | None:
         """The zip member a relationship of the workbook points at (None: there is none)."""
-        target = rel.get("Target", "").replace("\\", "/")
-        base = posixpath.dirname(_part_name(self.part))
-        return self.members.get(_part_name(target if target.startswith("/") else posixpath.join(base, target)))
+        return _target(self.members, self.part, rel)
 
 
 CELL_SHEETS = ("worksheet", "chartsheet")
@@ -243,15 +243,20 @@ def _cells(xml: bytes) -> Iterator[tuple[int, int, bytes, bytes]]:
         yield row, column, attributes, xml[tag.end():end]
 
 
-_CELL_OPEN = re.compile(rb"<c[\s>/]")
 
 
 def _plain(xml: bytes) -> bool:
     """Does every cell begin ``<c r="`` (it names itself first, no namespace prefix: the
     usual worksheet)? Then a cell can be found from any place inside it."""
-    if re.search(rb"<\w+:c[\s>]", xml):
+    # Searched for what would say no, each pattern opening with literal text: a regex that
+    # lists every cell, or tries a prefix at every "<", takes several times longer.
+    if _UNNAMED_CELL.search(xml):
         return False
-    return len(_CELL_OPEN.findall(xml)) == xml.count(b'<c r="')
+    return not any(re.search(rb"<\w+$", xml[max(0, m.start() - 64):m.start()]) for m in _PREFIXED_CELL.finditer(xml))
+
+
+_UNNAMED_CELL = re.compile(rb'<c(?:[>/\t\n\r]| (?!r="))')
+_PREFIXED_CELL = re.compile(rb":c[\s>]")
 
 
 def _cell_at(xml: bytes, inside: int) -> tuple[int, int, bytes, bytes] | None:
@@ -321,3 +326,140 @@ def _uncached(xml: bytes, plain: bool) -> dict[tuple[int, int], str]:
         text = unescape(formula.group(1).decode("utf-8", "replace")) if formula.group(1) else ""
         out[(row, column)] = "=" + (text or "(a shared formula)")
     return out
+
+
+# -- where bulksync's columns go ------------------------------------------------------
+
+MAX_COLUMNS = 16_384
+"""Excel's last column is XFD: a workbook with a cell beyond it does not open."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why bulksync's columns cannot be written into a worksheet (see :func:`place_columns`)."""
+
+    code: str
+    """``no-room``: no column left before XFD."""
+    message: str
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where bulksync's columns go in a worksheet.
+
+    ``position``: column name → position; ``new_headers``: position → name of each column
+    added; ``width``: the columns taken once they are added. ``refusal``: why the columns
+    cannot go in (then nothing may be written)."""
+
+    position: dict[str, int]
+    new_headers: dict[int, str]
+    width: int
+    refusal: Refusal | None = None
+
+
+_CONTENT_CELL_LETTERS = re.compile(rb'<c r="([A-Z]+)\d+"[^>]*>\s*<(?:f|v|is)[\s>/]')
+_CONTENT_CELL_REF = re.compile(rb'<c r="([A-Z]+)(\d+)"[^>]*>\s*<(?:f|v|is)[\s>/]')
+_CONTENT = re.compile(rb"<(?:\w+:)?(?:f|v|is)[\s>/]")
+_RANGE_END = re.compile(rb'ref="\$?[A-Z]+\$?\d+:\$?([A-Z]+)\$?(\d+)"')
+_RANGE_TAG = re.compile(rb"<(?:\w+:)?(f|mergeCell)[\s>/]")
+
+
+def content_extent(xml: bytes, header_row: int = 1) -> int:
+    """One past the rightmost column that holds something, from ``header_row`` down (the rows
+    above a header are never read or written): a cell with a value or a formula (a formula
+    never calculated holds no value, yet it is there), an array formula's or a merged
+    range. A cell that holds only a style (``<c r="E2" s="3"/>``, as LibreOffice and
+    Gnumeric write them out to the sheet's last column) holds nothing: bulksync's columns
+    may go there."""
+    extent = 0
+    if _plain(xml):
+        if header_row <= 1:
+            letters = set(_CONTENT_CELL_LETTERS.findall(xml))
+        else:
+            letters = {c for c, r in _CONTENT_CELL_REF.findall(xml) if int(r) >= header_row}
+        extent = max((column_index(c.decode()) + 1 for c in letters), default=0)
+    else:
+        for row, column, _, content in _cells(xml):
+            if column >= extent and row >= header_row and _CONTENT.search(content):
+                extent = column + 1
+    for m in _RANGE_END.finditer(xml):  # found by their text first: few elements have a range
+        tag = _RANGE_TAG.match(xml, xml.rfind(b"<", 0, m.start()))
+        if tag is not None and int(m.group(2)) >= header_row:
+            extent = max(extent, column_index(m.group(1).decode()) + 1)
+    return extent
+
+
+def _position(header: tuple[str, ...], columns: tuple[str, ...], extent: int) -> tuple[dict[str, int], dict[int, str], int]:
+    """(column name → position, new header cells by position, the width after adding them):
+    new columns go after every column that holds something (``extent``) or has a name."""
+    names = [h.strip() for h in header]
+    width = max(extent, max((i + 1 for i, n in enumerate(names) if n), default=0))
+    position: dict[str, int] = {}
+    new_headers: dict[int, str] = {}
+    for name in columns:
+        if name in names:
+            position[name] = names.index(name)
+        else:
+            position[name] = width
+            new_headers[width] = name
+            width += 1
+    return position, new_headers, width
+
+
+def _no_room(new_headers: dict[int, str], extent: int, width: int) -> Refusal:
+    reach = column_letter(max(extent, 1) - 1)
+    return Refusal("no-room", f"has no room for bulksync's {len(new_headers)} column(s) before XFD, Excel's last "
+                              f"column: cells that hold something reach column {reach}; clear or move "
+                              f"{width - MAX_COLUMNS} column(s) at the right")
+
+
+def place_in_sheet(header: tuple[str, ...], columns: tuple[str, ...], *, extent: int) -> Placement:
+    """Where ``columns`` go (see :func:`place_columns`) in a sheet whose cells that hold
+    something reach ``extent``."""
+    position, new_headers, width = _position(header, columns, extent)
+    if width > MAX_COLUMNS:
+        return Placement(position, new_headers, width, refusal=_no_room(new_headers, extent, width))
+    return Placement(position, new_headers, width)
+
+
+def _target(members: dict[str, str], source: str, rel: Any) -> str | None:
+    """The zip member a relationship of part ``source`` points at (None: there is none)."""
+    if rel.get("TargetMode") == "External":
+        return None
+    target = rel.get("Target", "").replace("\\", "/")
+    base = posixpath.dirname(_part_name(source))
+    return members.get(_part_name(target if target.startswith("/") else posixpath.join(base, target)))
+
+
+def owned_in_sheet(table: Table, owned: tuple[str, ...]) -> tuple[str, ...]:
+    """bulksync's columns as the sheet names them (``ticket_id`` for ``ticketId``)."""
+    return tuple(table.header[i].strip() if (i := table.position(n)) is not None else n for n in owned)
+
+
+def place_columns(table: Table, package: zipfile.ZipFile, part: str, xml: bytes, *,
+                  columns: tuple[str, ...] | None, owned: tuple[str, ...], last_row: int) -> Placement:
+    """Where ``columns`` go in the worksheet ``part`` (XML ``xml``) of the workbook ``table``
+    was read from, and whether they can: the one decision that both the check before
+    sending and the write-back make.
+
+    ``columns``: what the write-back writes, as the sheet names them (None: all of
+    ``owned``, bulksync's columns, as the check assumes); ``last_row``: the last row it
+    writes. Columns the sheet lacks go after every column that holds something, before
+    XFD; :attr:`Placement.refusal` says when they cannot.
+    """
+    columns = owned_in_sheet(table, owned) if columns is None else columns
+    return place_in_sheet(table.header, columns, extent=content_extent(xml, table.header_row))
+
+
+def columns_refusal(table: Table, *, owned: tuple[str, ...], last_row: int) -> Refusal | None:
+    """Why bulksync's columns (``owned``) could not be written into the workbook ``table`` was
+    read from, down to ``last_row``, if they could not: :func:`place_columns`, before
+    anything is sent."""
+    from bulksync.sheets.read import XlsxFormat
+
+    if not isinstance(table.format, XlsxFormat):
+        return None
+    with zipfile.ZipFile(table.path) as package:
+        part = sheet_part(table.path, package, table.format.sheet)
+        return place_columns(table, package, part, package.read(part), columns=None, owned=owned,
+                             last_row=last_row).refusal

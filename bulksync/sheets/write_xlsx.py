@@ -20,7 +20,14 @@ from typing import IO, Any, NamedTuple
 from bulksync.errors import SheetError
 from bulksync.memo import ByIdentity
 from bulksync.sheets.atomic import replace_file
-from bulksync.sheets.package import safe_xml, sheet_part
+from bulksync.sheets.package import (
+    Placement,
+    content_extent,
+    place_columns,
+    place_in_sheet,
+    safe_xml,
+    sheet_part,
+)
 from bulksync.sheets.read import Table, XlsxFormat, column_index, column_letter
 
 __all__ = ["safe_xml", "write_xlsx"]
@@ -119,31 +126,15 @@ def _put(row: Any, row_number: int, values: Mapping[int, str], *, numeric: froze
             row.set("spans", f"{low}:{top}")
 
 
-MAX_COLUMNS = 16_384
-"""Excel's last column is XFD: a workbook with a cell beyond it does not open."""
-
-
-def _column_positions(header: tuple[str, ...], columns: tuple[str, ...], used: int = 0,
-                      path: Path | None = None) -> tuple[dict[str, int], dict[int, str], int]:
-    """(column name → position, new header cells by position, the width after adding them).
-    New columns go after every column any cell uses (``used``: a formula without a cached
-    value reads as empty, yet it is there), never past XFD."""
-    names = [h.strip() for h in header]
-    width = max(len(names), used)
-    position: dict[str, int] = {}
-    new_headers: dict[int, str] = {}
-    for name in columns:
-        if name in names:
-            position[name] = names.index(name)
-        else:
-            position[name] = width
-            new_headers[width] = name
-            width += 1
-    if width > MAX_COLUMNS:
-        raise SheetError(path or Path("."), f"has no room for bulksync's columns: its cells reach "
-                                             f"column XFD, Excel's last; free {width - MAX_COLUMNS} "
-                                             "column(s) at the right")
-    return position, new_headers, width
+def _placed(path: Path, xml: bytes, header: tuple[str, ...], columns: tuple[str, ...], header_row: int,
+            placement: Placement | None) -> Placement:
+    """``placement`` (see :func:`bulksync.sheets.package.place_columns`), or where the columns go
+    in ``xml`` alone; raises where they cannot go."""
+    if placement is None:
+        placement = place_in_sheet(header, columns, extent=content_extent(xml, header_row))
+    if placement.refusal is not None:
+        raise SheetError(path, placement.refusal.message)
+    return placement
 
 
 # -- the fast path: the worksheet as text ----------------------------------------
@@ -207,29 +198,6 @@ def _columns_used(body: bytes) -> int | None:
         return None
     return max((column_index(letters.decode()) for letters in set(_CELL_LETTERS.findall(body))),
                default=-1) + 1
-
-
-_CELL_TAG = re.compile(rb"<c[\s>/]")
-_ANY_CELL_REF = re.compile(rb'<c\s[^>]*?\br="([A-Z]+)')
-
-
-def _columns_taken(body: bytes) -> int | None:
-    """One past the rightmost column any cell of ``body`` is in (a formula without a cached
-    value included), or None if a cell does not name its column."""
-    refs = _ANY_CELL_REF.findall(body)
-    if len(refs) != len(_CELL_TAG.findall(body)):
-        return None
-    return max((column_index(letters.decode()) for letters in set(refs)), default=-1) + 1
-
-
-_RANGE_EDGE = re.compile(rb'<(?:\w+:)?(?:f|mergeCell)\b[^>]*?\bref="\$?[A-Z]+\$?\d+:\$?([A-Z]+)\$?\d+"')
-
-
-def _ranges_taken(xml: bytes) -> int:
-    """One past the rightmost column an array or shared formula's range, or a merged range,
-    reaches: cells of such a range may have no element yet (an array formula never
-    recalculated), but the range is taken."""
-    return max((column_index(m.decode()) for m in set(_RANGE_EDGE.findall(xml))), default=-1) + 1
 
 
 def _tail_cells(content: bytes, first: int) -> tuple[int, list[tuple[int, re.Match[bytes]]]] | None:
@@ -315,7 +283,7 @@ class _NeedsTree(Exception):
 
 
 def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping[str, str]],
-                columns: tuple[str, ...], header_row: int = 1) -> bytes | None:
+                columns: tuple[str, ...], header_row: int = 1, placement: Placement | None = None) -> bytes | None:
     """Patch the worksheet as text; None when the layout needs the tree (the slow path).
 
     The rows are found by splitting sheetData at ``</row>`` (a regex over 100,000 rows costs
@@ -330,11 +298,8 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
         return None
     data_start = start + len(b"<sheetData>")
     body = xml[data_start:end]
-    taken = _columns_taken(body)
-    if taken is None:
-        return None  # which columns are taken is for the tree to tell
-    taken = max(taken, _ranges_taken(xml))
-    position, new_headers, width = _column_positions(header, columns, taken)
+    placed = _placed(Path("."), xml, header, columns, header_row, placement)
+    position, new_headers, width = placed.position, placed.new_headers, placed.width
     seen: set[int] = set()
     patch = _row_patcher(header, header_row, cells, position, new_headers, _columns_used(body), seen)
     try:
@@ -458,26 +423,17 @@ def _widen_dimension(head: bytes, width: int, seen: set[int]) -> bytes:
 
 # -- the slow path: the worksheet as a tree ------------------------------------------
 
-def _used_in_tree(rows: Any) -> int:
-    """One past the rightmost column any cell of ``rows`` (row elements) is in."""
-    used = 0
-    for row in rows:
-        last = -1
-        for cell in row.findall(f"{ANY}c"):
-            last = _cell_position(cell, last)
-            used = max(used, last + 1)
-    return used
-
-
 def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
-                cells: Mapping[int, Mapping[str, str]], columns: tuple[str, ...], header_row: int = 1) -> bytes:
-    """The worksheet XML with bulksync's cells written (new column names on ``header_row``);
-    every other byte kept where it can be."""
+                cells: Mapping[int, Mapping[str, str]], columns: tuple[str, ...], header_row: int = 1,
+                placement: Placement | None = None) -> bytes:
+    """The worksheet XML with bulksync's cells written (new column names on ``header_row``)
+    where ``placement`` puts them; every other byte kept where it can be."""
     from lxml import etree
 
     if b"<!DOCTYPE" in xml[:4096] or b"<!ENTITY" in xml[:4096]:
         safe_xml(path, part, xml)  # raises the refusal
-    fast = _patch_text(xml, header, cells, columns, header_row)
+    placement = _placed(path, xml, header, columns, header_row, placement)
+    fast = _patch_text(xml, header, cells, columns, header_row, placement)
     if fast is not None:
         return fast
     root = safe_xml(path, part, xml)
@@ -491,8 +447,8 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
         previous = int(r) if r and r.isdigit() else previous + 1
         rows[previous] = row
 
-    position, new_headers, width = _column_positions(header, columns, max(_used_in_tree(rows.values()),
-                                                                        _ranges_taken(xml)), path)
+    position, new_headers, width = placement.position, placement.new_headers, placement.width
+
     def row_element(number: int) -> Any:
         """The ``<row>`` numbered ``number``, inserted in its place if the sheet has none."""
         row = rows.get(number)
@@ -555,7 +511,11 @@ def _fresh(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
 
 def write_xlsx(table: Table, cells: Mapping[int, Mapping[str, str]], *,
                columns: tuple[str, ...], target: Path | None = None) -> Path:
-    """Write ``cells`` (row number → column → text) into the worksheet ``table`` came from."""
+    """Write ``cells`` (row number → column → text) into the worksheet ``table`` came from,
+    where :func:`~bulksync.sheets.package.place_columns` puts ``columns`` (as the check
+    before sending decided: it refuses what this would)."""
+    from bulksync.columns import OWNED_COLUMNS
+
     fmt = table.format
     assert isinstance(fmt, XlsxFormat)
     target = target or table.path
@@ -565,16 +525,20 @@ def write_xlsx(table: Table, cells: Mapping[int, Mapping[str, str]], *,
         raise SheetError(table.path, f"cannot be reopened to write back ({e})") from None
     with package:
         part = sheet_part(table.path, package, fmt.sheet)
-        patched = patch_sheet(table.path, part, package.read(part), table.header, cells, columns,
-                              table.header_row)
+        xml = package.read(part)
+        placement = place_columns(table, package, part, xml, columns=columns, owned=OWNED_COLUMNS,
+                                  last_row=max(cells, default=table.header_row))
+        patched = {part: patch_sheet(table.path, part, xml, table.header, cells, columns, table.header_row,
+                                     placement)}
 
         def write(f: IO[bytes]) -> None:
             with zipfile.ZipFile(f, "w") as out:
                 for info in package.infolist():
-                    if info.filename == part:
+                    data = patched.get(info.filename)
+                    if data is not None:
                         # Deflated fast (level 1): about 3x quicker than the default level
                         # for a part of several MB, at some 15% more bytes (bench/RESULTS.md).
-                        out.writestr(info, patched, compresslevel=FAST_DEFLATE
+                        out.writestr(info, data, compresslevel=FAST_DEFLATE
                                      if info.compress_type == zipfile.ZIP_DEFLATED else None)
                         continue
                     # Streamed in chunks: memory does not grow with images or other sheets.
