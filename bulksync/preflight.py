@@ -98,8 +98,9 @@ def check_listed(path: Path | str, settings: Settings) -> Checked:
 
 
 def _room(table: Table, rows: Rows) -> tuple[Problem, ...]:
-    """Before anything is sent: whether the write-back has room for bulksync's four columns
-    before XFD, decided by the function the writer itself uses."""
+    """Before anything is sent: whether the write-back can put bulksync's four columns into
+    the workbook (room before XFD; a table or filter on the header row they can join; the
+    rows to write inside that table), decided by the function the writer itself uses."""
     if not isinstance(table.format, XlsxFormat):
         return ()
     last = int(rows.frame.index.max()) if len(rows.frame) else table.header_row

@@ -1,6 +1,9 @@
-"""Room for bulksync's columns (issue 23): one function decides where they go
-(``place_columns``), for the check before sending and for the writer alike, so that
-what the write-back would refuse is refused before anything is sent.
+"""Excel Tables, filters and room (issue 23): bulksync's columns travel with the rows.
+
+Where the header row is an Excel Table's (or the sheet's filter's), the columns bulksync adds
+join it, so that sorting or filtering in Excel moves the IDs with their rows; where they
+cannot, the push is refused before anything is sent. One function decides where the columns
+go (``place_columns``), for the check before sending and for the writer alike.
 """
 
 from __future__ import annotations
@@ -12,14 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import bulksync
 from bulksync.columns import OWNED_COLUMNS
 from bulksync.errors import SheetError
 from bulksync.sandbox import Sandbox
-from bulksync.sheets.package import columns_refusal, content_extent, owned_in_sheet
+from bulksync.sheets.package import columns_refusal, content_extent, owned_in_sheet, place_in_sheet
 from bulksync.sheets.read import read_table
 from bulksync.sheets.write_xlsx import write_xlsx
-from tests.conftest import CHANNEL, FORM, TOKEN
+from tests.conftest import CHANNEL, FORM, TOKEN, run_cli
 
 DATA = Path(__file__).parent / "data"
 REAL = DATA / "real"
@@ -54,6 +59,269 @@ def _book(path: Path, rows: list[list[Any]] = ROWS, *, tables: tuple[tuple[str, 
 
 def _push(book: Path, sandbox: Sandbox, **options: Any) -> bulksync.PushResult:
     return bulksync.push(book, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL, **options)
+
+
+def _parts(book: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(book) as z:
+        return {name: z.read(name) for name in z.namelist()}
+
+
+def _tables(book: Path, sheet: str | None = None) -> dict[str, tuple[str, list[str], str | None]]:
+    """Each table's (range, column names, filter range) as openpyxl loads them, after checking
+    what Excel requires of a table (or "repairs" the file, dropping it): column names equal
+    to the header cells, one per column of the range, unique ids."""
+    from openpyxl import load_workbook
+    from openpyxl.utils.cell import range_boundaries
+
+    wb = load_workbook(book)
+    ws = wb[sheet] if sheet else wb.active
+    assert ws is not None
+    out = {}
+    for name in list(ws.tables):
+        table = ws.tables[name]
+        c1, r1, c2, _ = range_boundaries(table.ref)
+        names = [c.name for c in table.tableColumns]
+        assert names == [ws.cell(row=r1, column=c).value for c in range(c1, c2 + 1)], name
+        ids = [c.id for c in table.tableColumns]
+        assert len(set(ids)) == len(ids) and len(names) == c2 - c1 + 1, name
+        out[name] = (table.ref, names, table.autoFilter.ref if table.autoFilter else None)
+    return out
+
+
+def _without_join(table_xml: bytes, old_ref: str, new_ref: str, added: int) -> bytes:
+    """A joined table part with the join taken back out: its range, its filter's and the
+    tableColumns it gained (what must be all that changed)."""
+    out = table_xml.replace(f'ref="{new_ref}"'.encode(), f'ref="{old_ref}"'.encode())
+    out = re.sub(rb"(<tableColumn [^>]*/>){%d}(</tableColumns>)" % added, rb"\2", out)
+    return re.sub(rb'(<tableColumns count=")(\d+)', lambda m: m.group(1) + str(int(m.group(2)) - added).encode(), out)
+
+
+# -- point 1: the columns join the table -----------------------------------------------
+
+def test_bulksyncs_columns_join_the_table_and_a_second_push_changes_nothing_in_it(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    book = _book(tmp_path / "t.xlsx")
+    before = _parts(book)
+    result = _push(book, sandbox)
+    assert result.ok and result.written_to == book, result.summary()
+    after = _parts(book)
+    table = "xl/tables/table1.xml"
+    # Only the worksheet and the table part changed; every other member byte for byte.
+    assert {n for n in before if before[n] != after[n]} == {"xl/worksheets/sheet1.xml", table}
+    assert list(before) == list(after)
+    assert _tables(book) == {"Tickets": ("A1:F5", ["description", "priority", "notes", "ticketId", "ticketNumber",
+                                                   "syncStatus"], "A1:F5")}
+    assert b'<tableColumn id="4" name="ticketId"/><tableColumn id="5" name="ticketNumber"/>' \
+           b'<tableColumn id="6" name="syncStatus"/></tableColumns>' in after[table]
+    # Its style, ids and every other attribute are as they were: patched, not re-serialised.
+    assert _without_join(after[table], "A1:C5", "A1:F5", 3) == before[table]
+    again = _push(book, sandbox)
+    assert again.ok and again.counts["unchanged"] == 4, again.summary()
+    assert _parts(book)[table] == after[table]
+
+
+def test_a_later_push_that_adds_syncerror_widens_the_table_again(tmp_path: Path, sandbox: Sandbox) -> None:
+    book = _book(tmp_path / "t.xlsx")
+    assert _push(book, sandbox).ok
+    table = read_table(book)
+    write_xlsx(table, {3: {"syncStatus": "failed", "syncError": "HTTP 422"}},
+               columns=("ticketId", "ticketNumber", "syncStatus", "syncError"))
+    assert _tables(book)["Tickets"][:2] == ("A1:G5", ["description", "priority", "notes", "ticketId",
+                                                      "ticketNumber", "syncStatus", "syncError"])
+
+
+def test_a_real_excel_table_below_a_title_block(tmp_path: Path, sandbox: Sandbox) -> None:
+    """tests/data/real/title_block_header_row6.xlsx (Excel 16 for Mac): table users at A6:D9,
+    with xr: revision ids on the table, its filter and each column."""
+    book = tmp_path / "users.xlsx"
+    shutil.copyfile(REAL / "title_block_header_row6.xlsx", book)
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[description]\ncolumns = ["FirstName", "LastName"]\n', encoding="utf-8")
+    before = _parts(book)
+    result = _push(book, sandbox, mapping=str(mapping), header_row=6)
+    assert result.ok and result.written_to == book, result.summary()
+    after = _parts(book)
+    assert {n for n in before if before[n] != after[n]} == {"xl/worksheets/sheet1.xml", "xl/tables/table1.xml"}
+    assert _tables(book) == {"users": ("A6:G9", ["User Id", "FirstName", "LastName", "Date", "ticketId",
+                                                 "ticketNumber", "syncStatus"], "A6:G9")}
+    joined = after["xl/tables/table1.xml"]
+    assert b'<autoFilter ref="A6:G9" xr:uid="{E364EFB5-0762-4267-AD9B-788FA89F1970}"/>' in joined
+    assert _without_join(joined, "A6:D9", "A6:G9", 3) == before["xl/tables/table1.xml"]
+    assert _push(book, sandbox, mapping=str(mapping), header_row=6).ok
+    assert _parts(book)["xl/tables/table1.xml"] == joined
+
+
+def test_a_real_excel_table_on_row_1_and_another_sheets_table(tmp_path: Path, sandbox: Sandbox) -> None:
+    """tests/data/real/excel_table_row1.xlsx (Excel 16, from calamine's tests): table Temperature
+    at A1:B3 on Sheet1 and OtherTable on Sheet2, with dataDxfId and xr3: ids on their columns."""
+    book = tmp_path / "temperature.xlsx"
+    shutil.copyfile(REAL / "excel_table_row1.xlsx", book)
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[description]\ncolumns = ["label"]\n', encoding="utf-8")
+    before = _parts(book)
+    result = _push(book, sandbox, mapping=str(mapping), sheet="Sheet1")
+    assert result.ok and len(sandbox.tickets()) == 2, result.summary()
+    after = _parts(book)
+    assert {n for n in before if before[n] != after[n]} == {"xl/worksheets/sheet1.xml", "xl/tables/table1.xml"}
+    assert _tables(book, "Sheet1") == {"Temperature": ("A1:E3", ["label", "value", "ticketId", "ticketNumber",
+                                                                 "syncStatus"], "A1:E3")}
+    assert _without_join(after["xl/tables/table1.xml"], "A1:B3", "A1:E3", 3) == before["xl/tables/table1.xml"]
+    assert _tables(book, "Sheet2") == {"OtherTable": ("A1:B3", ["label2", "value2"], "A1:B3")}
+
+
+def test_bulksyncs_columns_left_outside_by_an_older_bulksync_are_taken_in(tmp_path: Path, sandbox: Sandbox) -> None:
+    """They follow the table with nothing between: the table is widened over them (and the
+    column bulksync adds now), their header cells naming them as they are."""
+    rows = [[*r, *(["ticket_id", "syncStatus"] if i == 0 else ["", ""])] for i, r in enumerate(ROWS)]
+    book = _book(tmp_path / "t.xlsx", rows)
+    result = _push(book, sandbox)
+    assert result.ok, result.summary()
+    ref, names, _ = _tables(book)["Tickets"]
+    assert ref == "A1:F5" and names == ["description", "priority", "notes", "ticket_id", "syncStatus", "ticketNumber"]
+    assert read_table(book).frame[3].str.len().tolist() == [36] * 4  # the IDs went into ticket_id
+
+
+@pytest.mark.parametrize(("rows", "tables", "edit", "said"), [
+    pytest.param(ROWS, (("Tickets", "A1:B5"),), None,
+                 "column C (notes) stands between table Tickets (ending at column B) and column D (ticketId), "
+                 "where bulksync's columns go, so they cannot join it: add the column(s) ticketId, ticketNumber, "
+                 "syncStatus, syncError to table Tickets yourself", id="a-column-right-of-the-table"),
+    pytest.param(ROWS, (("Tickets", "A1:C5"),), lambda ws: ws.cell(row=3, column=8, value="see me"),
+                 "column D stands between table Tickets (ending at column C) and column I (ticketId)",
+                 id="a-note-far-right"),
+    pytest.param([[*r[:2], "", "x" if i else "other"] for i, r in enumerate(ROWS)],
+                 (("Tickets", "A1:B5"), ("Other", "D1:D5")), None,
+                 "tables Tickets and Other share the header row, so bulksync cannot tell which its columns join: "
+                 "add the column(s) ticketId, ticketNumber, syncStatus, syncError to table Other yourself",
+                 id="two-tables-on-the-header-row"),
+    pytest.param(ROWS, (("Tickets", "A1:C4"),), None,
+                 "table Tickets ends at row 4 but rows down to 5 hold tickets, which sorting or filtering it would "
+                 "leave behind: resize the table to take them in (Table Design → Resize Table: A1:C5)",
+                 id="rows-below-the-table"),
+    pytest.param([["ticketId", *ROWS[0]], *[["", *r] for r in ROWS[1:]]], (("Tickets", "B1:D5"),), None,
+                 "column A (ticketId) is left of table Tickets, outside it", id="bulksyncs-column-left-of-it"),
+    pytest.param([[*r, *(["syncStatus"] if i == 0 else [""]), "more" if i == 0 else ""] for i, r in enumerate(ROWS)],
+                 (("Tickets", "A1:C5"),), lambda ws: ws.move_range("D1:E5", cols=1),
+                 "column D stands between table Tickets (ending at column C) and column E (syncStatus)",
+                 id="an-older-bulksyncs-column-apart-from-it"),
+])
+def test_a_table_the_columns_cannot_join_is_refused_before_anything_is_sent(
+        tmp_path: Path, sandbox: Sandbox, rows: list[list[Any]], tables: tuple[tuple[str, str], ...],
+        edit: Callable[[Any], None] | None, said: str) -> None:
+    book = _book(tmp_path / "t.xlsx", rows, tables=tables, edit=edit)
+    before = book.read_bytes()
+    result = _push(book, sandbox)
+    assert result.refused and sandbox.requests() == [] and book.read_bytes() == before
+    assert result.report is not None
+    assert [(p.row_number, p.code) for p in result.report.problems] == [(1, "cannot-join")], result.report.lines()
+    assert said in result.report.problems[0].message
+
+
+def test_a_totals_row_is_refused_before_anything_is_sent(tmp_path: Path, sandbox: Sandbox) -> None:
+    def totals(ws: Any) -> None:
+        ws.append(["Total", "", "=SUBTOTAL(103,Tickets[notes])"])
+
+    book = _book(tmp_path / "t.xlsx", edit=totals, tables=())
+    from openpyxl import load_workbook
+    from openpyxl.worksheet.table import Table
+
+    wb = load_workbook(book)
+    ws = wb.active
+    assert ws is not None
+    ws.add_table(Table(displayName="Tickets", ref="A1:C6", totalsRowCount=1))
+    wb.save(book)
+    result = _push(book, sandbox)
+    assert result.refused and sandbox.requests() == []
+    assert result.report is not None and [p.code for p in result.report.problems] == ["cannot-join"]
+    assert "row 6 is the totals row of table Tickets" in result.report.problems[0].message
+
+
+def test_plan_and_push_refuse_a_table_they_cannot_join_as_they_refuse_no_room(tmp_path: Path, sandbox: Sandbox) -> None:
+    book = _book(tmp_path / "t.xlsx", tables=(("Tickets", "A1:B5"),))
+    env = {"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN}
+    for command in ("plan", "push"):
+        done = run_cli(command, str(book), "--form-id", FORM, "--channel", CHANNEL, env=env)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "row 1: column C (notes) stands between table Tickets" in done.stdout + done.stderr
+    assert sandbox.requests() == []
+
+
+def test_the_writer_refuses_rows_below_the_table(tmp_path: Path) -> None:
+    """Should the check be passed anyway, the writer itself never writes outside the table."""
+    book = _book(tmp_path / "t.xlsx", tables=(("Tickets", "A1:C4"),))
+    before = book.read_bytes()
+    with pytest.raises(SheetError, match="table Tickets ends at row 4 but rows down to 5"):
+        write_xlsx(read_table(book), {5: {"syncStatus": "created"}}, columns=("syncStatus",))
+    assert book.read_bytes() == before
+    write_xlsx(read_table(book), {4: {"syncStatus": "created"}}, columns=("syncStatus",))
+    assert _tables(book)["Tickets"][0] == "A1:D4"
+
+
+# -- point 1: the sheet's filter --------------------------------------------------------
+
+def test_the_sheets_filter_is_widened_with_the_name_excel_keeps_it_in(tmp_path: Path, sandbox: Sandbox) -> None:
+    book = _book(tmp_path / "f.xlsx", tables=(), autofilter="A1:C5")
+    before = _parts(book)
+    assert b"'Tickets'!$A$1:$C$5</definedName>" in before["xl/workbook.xml"]
+    result = _push(book, sandbox)
+    assert result.ok, result.summary()
+    after = _parts(book)
+    assert {n for n in before if before[n] != after[n]} == {"xl/worksheets/sheet1.xml", "xl/workbook.xml"}
+    assert after["xl/workbook.xml"] == before["xl/workbook.xml"].replace(b"$C$5</definedName>", b"$F$5</definedName>")
+    assert b'<autoFilter ref="A1:F5"' in after["xl/worksheets/sheet1.xml"]
+    from openpyxl import load_workbook
+
+    ws = load_workbook(book).active
+    assert ws is not None and ws.auto_filter.ref == "A1:F5"
+    assert _push(book, sandbox).ok and _parts(book)["xl/workbook.xml"] == after["xl/workbook.xml"]
+
+
+def test_a_real_excel_filter_hiding_rows(tmp_path: Path, sandbox: Sandbox) -> None:
+    """tests/data/real/autofilter_hidden.xlsx (Excel 16): filterColumns and 51 hidden rows."""
+    book = tmp_path / "a.xlsx"
+    shutil.copyfile(REAL / "autofilter_hidden.xlsx", book)
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[description]\ncolumns = ["Country", "Year", "Quarter"]\n', encoding="utf-8")
+    before = _parts(book)
+    assert _push(book, sandbox, mapping=str(mapping)).ok
+    after = _parts(book)
+    assert after["xl/workbook.xml"] == before["xl/workbook.xml"].replace(b"Worksheet!$A$1:$D$57",
+                                                                         b"Worksheet!$A$1:$G$57")
+    assert b'<autoFilter ref="A1:G57" xr:uid="{00000000-0009-0000-0000-000000000000}"><filterColumn colId="2">' \
+        in after["xl/worksheets/sheet1.xml"]
+
+
+def test_libreoffice_writes_the_filter_name_twice_and_both_are_widened(tmp_path: Path) -> None:
+    """tests/data/real/lo6_str_formula.xlsx (LibreOffice 6): sheet users has a filter over
+    A1:E32, named twice. LibreOffice takes the filter's range from that name: left as it was,
+    it would narrow the filter again on its next save."""
+    book = tmp_path / "lo6.xlsx"
+    shutil.copyfile(REAL / "lo6_str_formula.xlsx", book)
+    write_xlsx(read_table(book, sheet="users"), {2: {"syncStatus": "created"}}, columns=("syncStatus",))
+    parts = _parts(book)
+    assert parts["xl/workbook.xml"].count(b">users!$A$1:$F$32</definedName>") == 2
+    assert b"$E$32" not in parts["xl/workbook.xml"] and b'<autoFilter ref="A1:F32">' in parts["xl/worksheets/sheet2.xml"]
+
+
+def test_a_filter_the_columns_cannot_join_is_refused(tmp_path: Path, sandbox: Sandbox) -> None:
+    book = _book(tmp_path / "f.xlsx", tables=(), autofilter="A1:B5")
+    result = _push(book, sandbox)
+    assert result.refused and sandbox.requests() == []
+    assert result.report is not None and result.report.problems[0].message.startswith(
+        "column C (notes) stands between the sheet's filter (A1:B5) (ending at column B) and column D (ticketId)")
+
+
+def test_a_title_merged_across_the_top_does_not_stand_in_the_way(tmp_path: Path, sandbox: Sandbox) -> None:
+    """Rows above the header are never read or written: what is there takes no column."""
+    def title(ws: Any) -> None:
+        ws.insert_rows(1, 2)
+        ws["A1"] = "Tickets for the move"
+        ws.merge_cells("A1:J1")
+
+    book = _book(tmp_path / "t.xlsx", edit=title, tables=(("Tickets", "A3:C7"),))
+    result = _push(book, sandbox, header_row=3)
+    assert result.ok, result.summary()
+    assert _tables(book)["Tickets"][0] == "A3:F7"
 
 
 # -- point 8: one decision for the check and the writer ---------------------------------
@@ -147,6 +415,15 @@ def _generated(folder: Path) -> dict[str, Path]:
         "values-to-xfd": _book(folder / "values.xlsx", tables=(), edit=values_to_xfd),
         "values-to-xez": _book(folder / "xez.xlsx", tables=(), edit=values_to_xez),
         "values-to-xfb": _book(folder / "xfb.xlsx", tables=(), edit=values_to_xfb),
+        "a-table": _book(folder / "table.xlsx"),
+        "a-table-blocked": _book(folder / "blocked.xlsx", tables=(("Tickets", "A1:B5"),)),
+        "a-short-table": _book(folder / "short.xlsx", tables=(("Tickets", "A1:C3"),)),
+        "a-filter": _book(folder / "filter.xlsx", tables=(), autofilter="A1:C5"),
+        "older-columns-beside-a-table": _book(folder / "older.xlsx", [[*r, "syncStatus" if i == 0 else "created"]
+                                                                      for i, r in enumerate(ROWS)]),
+        "older-column-left-of-a-table": _book(folder / "left.xlsx", [["ticketId", *ROWS[0]], *[["", *r] for r in ROWS[1:]]],
+                                              tables=(("Tickets", "B1:D5"),)),
+        "a-filter-blocked": _book(folder / "fblocked.xlsx", tables=(), autofilter="A1:B5"),
     }
 
 
@@ -167,8 +444,39 @@ def test_the_check_and_the_writer_agree_on_every_workbook(tmp_path: Path) -> Non
     for name, book in _generated(tmp_path).items():
         seen[name] = _agrees(book)
     assert sum(1 for what, _ in seen.values() if what == "written") >= 20, seen
-    assert {name: seen[name] for name in ("styled-to-xfd", "values-to-xfd", "values-to-xez", "values-to-xfb",
+    assert {name: seen[name] for name in ("styled-to-xfd", "values-to-xfd", "values-to-xez", "values-to-xfb", "a-table",
+                                          "a-table-blocked", "a-short-table", "a-filter", "a-filter-blocked",
+                                          "older-columns-beside-a-table", "older-column-left-of-a-table",
                                           "styled_to_xfd_gnumeric.xlsx", "title_block_header_row6.xlsx")} == {
         "styled-to-xfd": ("written", None), "values-to-xfd": ("refused", "no-room"),
-        "values-to-xez": ("written", None), "values-to-xfb": ("refused", "no-room"),
+        "values-to-xez": ("written", None), "values-to-xfb": ("refused", "no-room"), "a-table": ("written", None),
+        "a-table-blocked": ("refused", "cannot-join"), "a-short-table": ("refused", "cannot-join"),
+        "a-filter": ("written", None), "a-filter-blocked": ("refused", "cannot-join"),
+        "older-columns-beside-a-table": ("written", None), "older-column-left-of-a-table": ("refused", "cannot-join"),
         "styled_to_xfd_gnumeric.xlsx": ("written", None), "title_block_header_row6.xlsx": ("written", None)}
+
+
+def test_place_in_sheet_refuses_what_it_cannot_join() -> None:
+    """The rules no openpyxl workbook shows: a query's table, a name the table already has."""
+    from bulksync.sheets.package import TablePart
+
+    def table(**changes: Any) -> TablePart:
+        fields: dict[str, Any] = {"part": "xl/tables/table1.xml", "xml": b"", "name": "Tickets", "first_column": 0,
+                                  "first_row": 1, "last_column": 1, "last_row": 5, "header_rows": 1, "totals_rows": 0,
+                                  "kind": "worksheet", "column_ids": (1, 2), "column_names": ("description", "priority")}
+        return TablePart(**(fields | changes))
+
+    owned = OWNED_COLUMNS
+
+    def refusal(t: TablePart, header: tuple[str, ...] = ("description", "priority")) -> str | None:
+        placed, _ = place_in_sheet(header, owned, extent=2, owned=owned, last_row=5, tables=(t,))
+        return placed.refusal.message if placed.refusal else None
+
+    assert refusal(table()) is None
+    assert "is a query's output" in (refusal(table(kind="queryTable")) or "")
+    assert "already has a column named 'ticketId'" in (
+        refusal(table(column_names=("description", "TICKETID "))) or "")
+    assert "has a totals row" in (refusal(table(totals_rows=1, last_row=6)) or "")
+    # Nothing to join (bulksync's columns all inside): a query's table is left as it is.
+    inside = table(kind="queryTable", last_column=5, column_names=("description", "priority", *owned))
+    assert refusal(inside, ("description", "priority", *owned)) is None

@@ -7,16 +7,16 @@ import posixpath
 import re
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bulksync.errors import SheetError
 from bulksync.sheets.read import Table, column_index, column_letter
 
-__all__ = ["MAX_COLUMNS", "Marks", "Placement", "Refusal", "columns_refusal", "content_extent", "first_sheet",
-           "owned_in_sheet", "place_columns", "place_in_sheet", "readable_copy", "safe_xml", "sheet_marks",
-           "sheet_part", "workbook_part"]
+__all__ = ["MAX_COLUMNS", "Marks", "Placement", "Refusal", "TablePart", "columns_refusal", "content_extent",
+           "first_sheet", "owned_in_sheet", "place_columns", "place_in_sheet", "readable_copy", "safe_xml",
+           "sheet_filter", "sheet_marks", "sheet_part", "sheet_tables", "widen_sheet_filter", "workbook_part"]
 
 _REL_NAMESPACES = ("http://schemas.openxmlformats.org/officeDocument/2006/relationships",
                    "http://purl.oclc.org/ooxml/officeDocument/relationships")
@@ -339,22 +339,67 @@ class Refusal:
     """Why bulksync's columns cannot be written into a worksheet (see :func:`place_columns`)."""
 
     code: str
-    """``no-room``: no column left before XFD."""
+    """``no-room`` (no column left before XFD) or ``cannot-join`` (a table or filter on the
+    header row that the columns cannot join)."""
     message: str
 
 
 @dataclass(frozen=True)
+class TablePart:
+    """An Excel Table on a worksheet: its part, and what joining columns to it needs."""
+
+    part: str
+    """The zip member."""
+    xml: bytes
+    name: str
+    """Its ``displayName``: the name Excel shows (Table Design → Table Name)."""
+    first_column: int
+    first_row: int
+    last_column: int
+    last_row: int
+    header_rows: int
+    """``headerRowCount``: 1, or 0 for a table without a header row."""
+    totals_rows: int
+    """``totalsRowCount``: 1 when a totals row is shown below the data."""
+    kind: str
+    """``tableType``: ``worksheet``, or ``queryTable`` (a query's output) or ``xml`` (an XML map)."""
+    column_ids: tuple[int, ...]
+    column_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Placement:
-    """Where bulksync's columns go in a worksheet.
+    """Where bulksync's columns go in a worksheet, and what else changes with them.
 
     ``position``: column name → position; ``new_headers``: position → name of each column
-    added; ``width``: the columns taken once they are added. ``refusal``: why the columns
-    cannot go in (then nothing may be written)."""
+    added; ``width``: the columns taken once they are added. ``parts``: other zip members
+    the write-back changes (a table part joined, the workbook's filter name), with their new
+    bytes; ``sheet_filter``: the worksheet's autoFilter range once widened. ``refusal``:
+    why the columns cannot go in (then nothing may be written)."""
 
     position: dict[str, int]
     new_headers: dict[int, str]
     width: int
+    parts: dict[str, bytes] = field(default_factory=dict)
+    sheet_filter: str | None = None
     refusal: Refusal | None = None
+
+
+_CELL_RANGE = re.compile(r"\$?([A-Z]{1,3})\$?(\d+)(?::\$?([A-Z]{1,3})\$?(\d+))?")
+
+
+def _range(ref: str) -> tuple[int, int, int, int] | None:
+    """``A1:D5`` → (first column position, first row, last column position, last row)."""
+    m = _CELL_RANGE.fullmatch(ref.strip())
+    if m is None:
+        return None
+    c1, r1 = column_index(m.group(1)), int(m.group(2))
+    c2, r2 = (column_index(m.group(3)), int(m.group(4))) if m.group(3) else (c1, r1)
+    return c1, r1, c2, r2
+
+
+def _ref(c1: int, r1: int, c2: int, r2: int) -> str:
+    return f"{column_letter(c1)}{r1}:{column_letter(c2)}{r2}"
 
 
 _CONTENT_CELL_LETTERS = re.compile(rb'<c r="([A-Z]+)\d+"[^>]*>\s*<(?:f|v|is)[\s>/]')
@@ -389,6 +434,18 @@ def content_extent(xml: bytes, header_row: int = 1) -> int:
     return extent
 
 
+@dataclass(frozen=True)
+class _Join:
+    """A table or filter on the header row, and the columns that must join it."""
+
+    table: TablePart | None
+    """None: the worksheet's own filter."""
+    first: int
+    last: int
+    joining: tuple[int, ...]
+    """Positions of bulksync's columns right of it, to take in."""
+
+
 def _position(header: tuple[str, ...], columns: tuple[str, ...], extent: int) -> tuple[dict[str, int], dict[int, str], int]:
     """(column name → position, new header cells by position, the width after adding them):
     new columns go after every column that holds something (``extent``) or has a name."""
@@ -413,13 +470,154 @@ def _no_room(new_headers: dict[int, str], extent: int, width: int) -> Refusal:
                               f"{width - MAX_COLUMNS} column(s) at the right")
 
 
-def place_in_sheet(header: tuple[str, ...], columns: tuple[str, ...], *, extent: int) -> Placement:
-    """Where ``columns`` go (see :func:`place_columns`) in a sheet whose cells that hold
-    something reach ``extent``."""
+def _join(first: int, last: int, ours: list[int], header: tuple[str, ...], new_headers: dict[int, str],
+          what: str) -> tuple[int, ...] | Refusal:
+    """The positions of ``ours`` (bulksync's columns) to take into a table or filter spanning
+    columns ``first``–``last`` of the header row: those right of it, which must follow it
+    with nothing between. ``what`` names it in a refusal."""
+    outside = sorted(p for p in ours if not first <= p <= last)
+    if not outside:
+        return ()
+
+    def named(p: int) -> str:
+        name = new_headers.get(p) or (header[p].strip() if p < len(header) else "")
+        return f"column {column_letter(p)}" + (f" ({name})" if name else "")
+
+    if outside[0] < first:
+        return Refusal("cannot-join", f"{named(outside[0])} is left of {what}, outside it, so sorting or "
+                                      f"filtering it would part the rows from their IDs: move the column into "
+                                      f"{what}, right of its last column")
+    between = next((p for p in range(last + 1, outside[-1]) if p not in outside), None)
+    if between is not None:
+        return Refusal("cannot-join", f"{named(between)} stands between {what} (ending at column "
+                                      f"{column_letter(last)}) and {named(next(p for p in outside if p > between))}, "
+                                      f"where bulksync's columns go, so they cannot join it")
+    return tuple(outside)
+
+
+def place_in_sheet(header: tuple[str, ...], columns: tuple[str, ...], *, extent: int, owned: tuple[str, ...] = (),
+                   header_row: int = 1, last_row: int | None = None, tables: tuple[TablePart, ...] = (),
+                   sheet_filter: str | None = None) -> tuple[Placement, tuple[_Join, ...]]:
+    """Where ``columns`` go (see :func:`place_columns`), with the tables and filter they join;
+    ``owned``: bulksync's columns among them, as the sheet names them."""
+    for t in tables:  # a table's range is taken, even where its cells are empty
+        if t.last_row >= header_row:
+            extent = max(extent, t.last_column + 1)
     position, new_headers, width = _position(header, columns, extent)
     if width > MAX_COLUMNS:
-        return Placement(position, new_headers, width, refusal=_no_room(new_headers, extent, width))
-    return Placement(position, new_headers, width)
+        return Placement(position, new_headers, width, refusal=_no_room(new_headers, extent, width)), ()
+    ours = sorted({*new_headers, *(position[n] for n in columns if n in owned)})
+    on_header = [t for t in tables if t.header_rows and t.first_row == header_row]
+    joins: list[_Join] = []
+    if len(on_header) > 1:
+        inside = [t for t in on_header if all(t.first_column <= p <= t.last_column for p in ours)]
+        if not inside:
+            names = " and ".join(t.name for t in sorted(on_header, key=lambda t: t.first_column))
+            why = Refusal("cannot-join", f"tables {names} share the header row, so bulksync cannot tell "
+                                         "which its columns join" + _add_them(on_header[-1], ours, header, new_headers))
+            return Placement(position, new_headers, width, refusal=why), ()
+        on_header = inside[:1]
+    for t in on_header:
+        joined = _join_table(t, ours, header, new_headers, last_row)
+        if isinstance(joined, Refusal):
+            return Placement(position, new_headers, width, refusal=joined), ()
+        if joined is not None:
+            joins.append(joined)
+    filtered = _range(sheet_filter) if sheet_filter else None
+    if filtered is not None and filtered[1] == header_row:
+        what = f"the sheet's filter ({sheet_filter})"
+        taken = _join(filtered[0], filtered[2], ours, header, new_headers, what)
+        if isinstance(taken, Refusal):
+            why = Refusal(taken.code, taken.message + ": clear the filter (Data → Filter), push, and set it "
+                                                      "again over bulksync's columns, or move what stands right of it")
+            return Placement(position, new_headers, width, refusal=why), ()
+        if taken:
+            joins.append(_Join(None, filtered[0], filtered[2], taken))
+    return Placement(position, new_headers, width), tuple(joins)
+
+
+def _add_them(t: TablePart, ours: list[int], header: tuple[str, ...], new_headers: dict[int, str]) -> str:
+    """What to do when bulksync cannot add its columns to table ``t`` itself."""
+    names = [new_headers[p] if p in new_headers else header[p].strip() for p in ours
+             if not t.first_column <= p <= t.last_column]
+    return (f": add the column(s) {', '.join(names)} to table {t.name} yourself (type their names in the "
+            "header cells right of it, or Table Design → Resize Table), or move what stands right of it")
+
+
+def _join_table(t: TablePart, ours: list[int], header: tuple[str, ...], new_headers: dict[int, str],
+                last_row: int | None) -> _Join | Refusal | None:
+    """How bulksync's columns (at ``ours``) join table ``t``, whose header row is the sheet's:
+    None when they are in it already, a Refusal when they cannot."""
+    what = f"table {t.name}"
+    data_end = t.last_row - t.totals_rows
+    if last_row is not None and last_row > data_end:
+        if t.totals_rows and last_row <= t.last_row:
+            return Refusal("cannot-join", f"row {t.last_row} is the totals row of {what}, which bulksync would read "
+                                          "as a ticket: turn the totals row off (Table Design → Total Row) "
+                                          "before pushing")
+        return Refusal("cannot-join", f"{what} ends at row {data_end} but rows down to {last_row} hold tickets, "
+                                      "which sorting or filtering it would leave behind: resize the table to take "
+                                      "them in (Table Design → Resize Table: "
+                                      f"{_ref(t.first_column, t.first_row, t.last_column, last_row)})")
+    taken = _join(t.first_column, t.last_column, ours, header, new_headers, what)
+    if isinstance(taken, Refusal):
+        return Refusal(taken.code, taken.message + _add_them(t, ours, header, new_headers))
+    if not taken:
+        return None
+    if t.totals_rows:
+        return Refusal("cannot-join", f"{what} has a totals row, below which bulksync cannot add columns: "
+                                      "turn it off (Table Design → Total Row), push, and turn it on again")
+    if t.kind != "worksheet":
+        source = "a query's output" if t.kind == "queryTable" else "mapped to XML"
+        return Refusal("cannot-join", f"{what} is {source}, whose columns Excel manages: convert it to a "
+                                      "plain table (Table Design → Convert to Range, then Insert → Table)")
+    # Excel compares a table's column names case aside and spaces around them aside.
+    known = {n.strip().casefold() for n in t.column_names}
+    for p in taken:
+        name = new_headers.get(p, header[p] if p < len(header) else "")
+        if not name.strip() or name.strip().casefold() in known:
+            return Refusal("cannot-join", f"{what} already has a column named {name!r}, or the header cell "
+                                          f"of column {column_letter(p)} is empty"
+                           + _add_them(t, ours, header, new_headers))
+        known.add(name.strip().casefold())
+    return _Join(t, t.first_column, t.last_column, taken)
+
+
+def sheet_tables(path: Path, package: zipfile.ZipFile, part: str, xml: bytes) -> tuple[TablePart, ...]:
+    """The Excel Tables on the worksheet ``part`` (whose XML is ``xml``): its ``<tableParts>``,
+    found through the worksheet's relationships."""
+    tail = xml[xml.rfind(b"sheetData"):]  # where the schema puts tableParts: after the cells
+    ids = [m.decode() for m in re.findall(rb'<(?:\w+:)?tablePart\b[^>]*?\b\w+:id="([^"]*)"', tail)]
+    if not ids:
+        return ()
+    members = _members(package)
+    name = _part_name(part)
+    rels_name = members.get(posixpath.join(posixpath.dirname(name), "_rels", posixpath.basename(name) + ".rels"))
+    rels = {rel.get("Id"): rel for rel in safe_xml(path, rels_name, package.read(rels_name))} if rels_name else {}
+    tables = []
+    for rid in ids:
+        rel = rels.get(rid)
+        member = _target(members, part, rel) if rel is not None else None
+        if member is None:
+            raise SheetError(path, f"{part} lists a table ({rid}) that the workbook does not hold")
+        data = package.read(member)
+        root = safe_xml(path, member, data)
+        span = _range(root.get("ref", ""))
+        if span is None:
+            raise SheetError(path, f"{member} has no range (ref={root.get('ref')!r})")
+        columns = root.findall("{*}tableColumns/{*}tableColumn")
+        tables.append(TablePart(
+            part=member, xml=data, name=root.get("displayName") or root.get("name") or member,
+            first_column=span[0], first_row=span[1], last_column=span[2], last_row=span[3],
+            header_rows=_count(root.get("headerRowCount"), 1), totals_rows=_count(root.get("totalsRowCount"), 0),
+            kind=root.get("tableType") or "worksheet",
+            column_ids=tuple(_count(c.get("id"), 0) for c in columns),
+            column_names=tuple(c.get("name") or "" for c in columns)))
+    return tuple(tables)
+
+
+def _count(text: str | None, default: int) -> int:
+    return int(text) if text and text.isdigit() else default
 
 
 def _target(members: dict[str, str], source: str, rel: Any) -> str | None:
@@ -429,6 +627,93 @@ def _target(members: dict[str, str], source: str, rel: Any) -> str | None:
     target = rel.get("Target", "").replace("\\", "/")
     base = posixpath.dirname(_part_name(source))
     return members.get(_part_name(target if target.startswith("/") else posixpath.join(base, target)))
+
+
+_FILTER_TAG = re.compile(rb"<(?:\w+:)?autoFilter\b[^>]*>")
+_REF_ATTR = re.compile(rb'(\sref=")([^"]*)(")')
+
+
+def _sheet_filter_tag(xml: bytes) -> re.Match[bytes] | None:
+    """The worksheet's own ``<autoFilter>`` start tag (after sheetData, where the schema puts it)."""
+    end = xml.find(b">", xml.rfind(b"sheetData"))  # the last: the end of sheetData
+    return _FILTER_TAG.search(xml, end) if b"sheetData" in xml and end > 0 else None
+
+
+def sheet_filter(xml: bytes) -> str | None:
+    """The range of the worksheet's own autoFilter (a table's filter is the table's), if any."""
+    tag = _sheet_filter_tag(xml)
+    ref = _REF_ATTR.search(tag.group()) if tag is not None else None
+    return ref.group(2).decode() if ref is not None else None
+
+
+def widen_sheet_filter(xml: bytes, ref: str) -> bytes:
+    """The worksheet with its own autoFilter's range set to ``ref``."""
+    tag = _sheet_filter_tag(xml)
+    old = _REF_ATTR.search(tag.group()) if tag is not None else None
+    if tag is None or old is None:
+        return xml
+    start = tag.start() + old.start(2)
+    return xml[:start] + ref.encode() + xml[tag.start() + old.end(2):]
+
+
+def _joined_table(t: TablePart, last: int, names: list[str]) -> bytes | Refusal:
+    """The table part with its range, its filter's and its columns widened to column ``last``,
+    the new columns named ``names``: its text patched, every other byte as it was."""
+    from xml.sax.saxutils import quoteattr
+
+    xml = t.xml
+    head = re.search(rb"<(?:\w+:)?table\b[^>]*>", xml)
+    ref = _REF_ATTR.search(head.group()) if head else None
+    columns = re.search(rb"(<((?:\w+:)?)tableColumns\b[^>]*?\scount=\")(\d+)(\"[^>]*>)(.*?)(</(?:\w+:)?tableColumns>)",
+                        xml, re.S)
+    if head is None or ref is None or columns is None:
+        return Refusal("cannot-join", f"table {t.name}'s part ({t.part}) is not laid out as Excel writes "
+                                      "a table, so bulksync cannot add its columns to it")
+    new_ref = _ref(t.first_column, t.first_row, last, t.last_row).encode()
+    prefix = columns.group(2)
+    ids = max(t.column_ids, default=0)
+    added = b"".join(b"<" + prefix + b"tableColumn id=\"" + str(ids + i + 1).encode() + b"\" name="
+                     + quoteattr(name).encode("utf-8") + b"/>" for i, name in enumerate(names))
+    count = str(len(t.column_ids) + len(names)).encode()  # one per column of the range, as Excel checks
+    edits = [(head.start() + ref.start(2), head.start() + ref.end(2), new_ref),
+             (columns.start(3), columns.end(3), count), (columns.start(6), columns.start(6), added)]
+    found = _FILTER_TAG.search(xml, head.end())
+    if found is not None and found.start() < columns.start():  # the table's own filter comes first
+        old = _REF_ATTR.search(found.group())
+        span = _range(old.group(2).decode()) if old else None
+        if old is None or span is None:
+            return Refusal("cannot-join", f"table {t.name}'s filter has no range ({t.part}), so bulksync "
+                                          "cannot add its columns to it")
+        edits.append((found.start() + old.start(2), found.start() + old.end(2),
+                      _ref(span[0], span[1], last, span[3]).encode()))
+    for start, end, text in sorted(edits, reverse=True):
+        xml = xml[:start] + text + xml[end:]
+    return xml
+
+
+_FILTER_NAME = re.compile(rb'<(?:\w+:)?definedName\b[^>]*\bname="_xlnm\._FilterDatabase"[^>]*>([^<]*)<')
+
+
+def _filter_name(workbook: bytes, index: int, old: tuple[int, int, int, int], last: int) -> bytes | None:
+    """The workbook with the hidden name Excel keeps a sheet's filter range in
+    (``_xlnm._FilterDatabase``, for the sheet at ``index``; LibreOffice may write it twice)
+    widened to column ``last``, where it names the filter's range ``old``; None when that
+    changes nothing."""
+    sheet = f'localSheetId="{index}"'.encode()
+
+    def widened(m: re.Match[bytes]) -> bytes:
+        text = m.group(1)
+        bang = text.rfind(b"!")
+        end = re.search(rb"(\$?)[A-Z]+(\$?\d+)$", text)
+        if sheet not in m.group() or bang < 0 or end is None \
+                or _range(text[bang + 1:].decode("utf-8", "replace")) != old:
+            return m.group()
+        at = m.start(1) - m.start() + end.start()  # where the range's last cell begins, in the match
+        return (m.group()[:at] + end.group(1) + column_letter(last).encode() + end.group(2)
+                + m.group()[m.start(1) - m.start() + end.end():])
+
+    patched = _FILTER_NAME.sub(widened, workbook)
+    return patched if patched != workbook else None
 
 
 def owned_in_sheet(table: Table, owned: tuple[str, ...]) -> tuple[str, ...]:
@@ -445,10 +730,42 @@ def place_columns(table: Table, package: zipfile.ZipFile, part: str, xml: bytes,
     ``columns``: what the write-back writes, as the sheet names them (None: all of
     ``owned``, bulksync's columns, as the check assumes); ``last_row``: the last row it
     writes. Columns the sheet lacks go after every column that holds something, before
-    XFD; :attr:`Placement.refusal` says when they cannot.
+    XFD. Where the header row is an Excel Table's, or the sheet's filter's, the new
+    columns (and bulksync's columns left outside by an older bulksync, when they follow
+    it) join it, so that sorting or filtering in Excel moves the IDs with their rows; where
+    they cannot (something stands between, a totals row, several tables on the header row,
+    rows below the table), :attr:`Placement.refusal` says why and what to do.
     """
-    columns = owned_in_sheet(table, owned) if columns is None else columns
-    return place_in_sheet(table.header, columns, extent=content_extent(xml, table.header_row))
+    from bulksync.sheets.read import XlsxFormat
+
+    names = owned_in_sheet(table, owned)
+    columns = names if columns is None else columns
+    tables = sheet_tables(table.path, package, part, xml)
+    placed, joins = place_in_sheet(table.header, columns, extent=content_extent(xml, table.header_row),
+                                   owned=names, header_row=table.header_row, last_row=last_row, tables=tables,
+                                   sheet_filter=sheet_filter(xml))
+    if placed.refusal is not None or not joins:
+        return placed
+    parts: dict[str, bytes] = {}
+    widened = None
+    for j in joins:
+        last = j.last + len(j.joining)
+        if j.table is not None:
+            header = [placed.new_headers.get(p) or table.header[p] for p in j.joining]
+            joined = _joined_table(j.table, last, header)
+            if isinstance(joined, Refusal):
+                return replace(placed, refusal=joined)
+            parts[j.table.part] = joined
+            continue
+        old = _range(sheet_filter(xml) or "")
+        assert old is not None
+        widened = _ref(old[0], old[1], last, old[3])
+        book = _Book.of(table.path, package)
+        assert isinstance(table.format, XlsxFormat)
+        named = _filter_name(package.read(book.part), list(book.sheets).index(table.format.sheet), old, last)
+        if named is not None:
+            parts[book.part] = named
+    return replace(placed, parts=parts, sheet_filter=widened)
 
 
 def columns_refusal(table: Table, *, owned: tuple[str, ...], last_row: int) -> Refusal | None:

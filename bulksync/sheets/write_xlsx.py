@@ -2,7 +2,10 @@
 
 Saving a user's workbook through openpyxl loses images, cached formula values,
 sparklines and more; instead every part of the package but the one worksheet
-is copied as it is, and in that worksheet only the owned cells change.
+is copied as it is, and in that worksheet only the owned cells change. Where
+bulksync's columns join an Excel Table or the sheet's filter, the table's part
+(its range, its filter's, its columns) or the workbook's name for the filter's
+range is patched too, as text: nothing else of them changes.
 lxml is used (not ElementTree) because it keeps namespace prefixes as written,
 which ``mc:Ignorable`` attributes refer to by name.
 """
@@ -27,6 +30,7 @@ from bulksync.sheets.package import (
     place_in_sheet,
     safe_xml,
     sheet_part,
+    widen_sheet_filter,
 )
 from bulksync.sheets.read import Table, XlsxFormat, column_index, column_letter
 
@@ -129,9 +133,11 @@ def _put(row: Any, row_number: int, values: Mapping[int, str], *, numeric: froze
 def _placed(path: Path, xml: bytes, header: tuple[str, ...], columns: tuple[str, ...], header_row: int,
             placement: Placement | None) -> Placement:
     """``placement`` (see :func:`bulksync.sheets.package.place_columns`), or where the columns go
-    in ``xml`` alone; raises where they cannot go."""
+    in ``xml`` alone (no table or filter looked at: what the patching tests need); raises
+    where they cannot go."""
     if placement is None:
-        placement = place_in_sheet(header, columns, extent=content_extent(xml, header_row))
+        placement, _ = place_in_sheet(header, columns, extent=content_extent(xml, header_row),
+                                      header_row=header_row)
     if placement.refusal is not None:
         raise SheetError(path, placement.refusal.message)
     return placement
@@ -435,7 +441,7 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
     placement = _placed(path, xml, header, columns, header_row, placement)
     fast = _patch_text(xml, header, cells, columns, header_row, placement)
     if fast is not None:
-        return fast
+        return _widen_filter(fast, placement)
     root = safe_xml(path, part, xml)
     data = root.find(f"{ANY}sheetData")
     if data is None:
@@ -486,7 +492,12 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
             last_row = max(int(m.group(4) or m.group(2)), max(rows) if rows else 1)
             dimension.set("ref", f"{m.group(1)}{m.group(2)}:{column_letter(last_col)}{last_row}")
     body: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=False)
-    return _declaration(xml) + body
+    return _widen_filter(_declaration(xml) + body, placement)
+
+
+def _widen_filter(xml: bytes, placement: Placement) -> bytes:
+    """The worksheet with its own filter widened over bulksync's columns, if they join it."""
+    return widen_sheet_filter(xml, placement.sheet_filter) if placement.sheet_filter else xml
 
 
 def _declaration(xml: bytes) -> bytes:
@@ -513,7 +524,8 @@ def write_xlsx(table: Table, cells: Mapping[int, Mapping[str, str]], *,
                columns: tuple[str, ...], target: Path | None = None) -> Path:
     """Write ``cells`` (row number → column → text) into the worksheet ``table`` came from,
     where :func:`~bulksync.sheets.package.place_columns` puts ``columns`` (as the check
-    before sending decided: it refuses what this would)."""
+    before sending decided: it refuses what this would); a table or filter on the header
+    row they join is widened over them, in its own part."""
     from bulksync.columns import OWNED_COLUMNS
 
     fmt = table.format
@@ -528,8 +540,8 @@ def write_xlsx(table: Table, cells: Mapping[int, Mapping[str, str]], *,
         xml = package.read(part)
         placement = place_columns(table, package, part, xml, columns=columns, owned=OWNED_COLUMNS,
                                   last_row=max(cells, default=table.header_row))
-        patched = {part: patch_sheet(table.path, part, xml, table.header, cells, columns, table.header_row,
-                                     placement)}
+        patched = {**placement.parts, part: patch_sheet(table.path, part, xml, table.header, cells, columns,
+                                                         table.header_row, placement)}
 
         def write(f: IO[bytes]) -> None:
             with zipfile.ZipFile(f, "w") as out:
