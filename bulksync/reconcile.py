@@ -262,7 +262,8 @@ def _relink(plan: Plan, known: Reconciliation, rows: Rows, view: View, *,
     operations = tuple(by_row[op.row_number] if op.row_number in known.stale else op
                        for op in plan.operations
                        if op.row_number not in known.stale or op.row_number in by_row)
-    return (replace(plan, operations=operations, problems=plan.problems + updates.problems),
+    return (replace(plan, operations=operations, problems=plan.problems + updates.problems,
+                    holds=plan.holds + updates.holds),
             replace(known, stale={}, relinked=dict(known.stale)), updates.problems)
 
 

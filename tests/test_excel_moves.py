@@ -317,3 +317,21 @@ def test_a_pull_with_a_rotated_token_carries_the_state_over_too(tmp_path: Path) 
         assert pulled.returncode == 0, pulled.stdout + pulled.stderr
         assert "carries over" in pulled.stderr
         assert (_rows(sheet)[0]["priority"], _rows(sheet)[0]["syncStatus"]) == ("High", "pulled")
+
+
+def test_a_relinked_row_whose_cell_a_spreadsheet_rewrote_gets_its_id_and_stays_held(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    from tests.conftest import FIELD
+
+    sheet = write(tmp_path / "t.csv", f"description,customField_{FIELD}\nA,00123\nB,00456\n")
+    opened = sheet.read_text()
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    made = _rows(sheet)[0]["ticketId"]
+    sheet.write_text(opened.replace("00123", "123"))  # a stale window's save, through LibreOffice
+    sent = len(sandbox.requests())
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, relink=True, **DEFAULTS)
+    assert result.counts["held"] == 1 and result.counts["created"] == 1  # row 3: recovered
+    row = _rows(sheet)[0]
+    assert (row["ticketId"], row["syncStatus"]) == (made, "held")
+    assert "dropped its leading zeros" in row["syncError"], row["syncError"]
+    assert [r["method"] for r in _sent(sandbox, sent)] == [] and len(sandbox.tickets()) == 2
