@@ -120,7 +120,7 @@ def test_bulksyncs_columns_join_the_table_and_a_second_push_changes_nothing_in_i
     assert _parts(book)[table] == after[table]
 
 
-def test_a_later_push_that_adds_syncerror_widens_the_table_again(tmp_path: Path, sandbox: Sandbox) -> None:
+def test_syncerror_added_later_widens_the_table_again(tmp_path: Path, sandbox: Sandbox) -> None:
     book = _book(tmp_path / "t.xlsx")
     assert _push(book, sandbox).ok
     table = read_table(book)
@@ -303,6 +303,18 @@ def test_libreoffice_writes_the_filter_name_twice_and_both_are_widened(tmp_path:
     assert b"$E$32" not in parts["xl/workbook.xml"] and b'<autoFilter ref="A1:F32">' in parts["xl/worksheets/sheet2.xml"]
 
 
+def test_only_the_sheets_own_filter_is_the_sheets_filter() -> None:
+    """A custom view (View → Custom Views) keeps a filter of its own, after the sheet's."""
+    from bulksync.sheets.package import sheet_filter, widen_sheet_filter
+
+    sheet = (b'<worksheet><sheetData><row r="1"/></sheetData>%s<customSheetViews><customSheetView guid="{1}">'
+             b'<autoFilter ref="A1:B9"/></customSheetView></customSheetViews></worksheet>')
+    assert sheet_filter(sheet % b"") is None and widen_sheet_filter(sheet % b"", "A1:F9") == sheet % b""
+    own = sheet % b'<autoFilter ref="A1:C5"/>'
+    assert sheet_filter(own) == "A1:C5"
+    assert widen_sheet_filter(own, "A1:F5") == sheet % b'<autoFilter ref="A1:F5"/>'
+
+
 def test_a_filter_the_columns_cannot_join_is_refused(tmp_path: Path, sandbox: Sandbox) -> None:
     book = _book(tmp_path / "f.xlsx", tables=(), autofilter="A1:B5")
     result = _push(book, sandbox)
@@ -364,12 +376,15 @@ def test_the_columns_go_into_cells_holding_only_a_style_and_keep_it(tmp_path: Pa
                 ws.cell(row=row, column=column).fill = fill
 
     book = _book(tmp_path / "s.xlsx", tables=(), edit=styled)
+    filled = re.search(rb'<c r="D2" s="(\d+)" t="n"></c>', _parts(book)["xl/worksheets/sheet1.xml"])
+    assert filled is not None
     result = _push(book, sandbox)
     assert result.ok and result.written_to == book, (result.summary(), result.note)
-    with zipfile.ZipFile(book) as z:
-        xml = z.read("xl/worksheets/sheet1.xml")
-    style = re.search(rb'<c r="E4" s="(\d+)"', xml)  # a row openpyxl wrote without the fill
-    assert re.search(rb'<c r="D2" s="(\d+)" t="inlineStr"><is><t>[0-9a-f-]{36}</t>', xml) and style is None
+    xml = _parts(book)["xl/worksheets/sheet1.xml"]
+    for ref in ("D1", "D2", "E2", "F3"):  # the header and the cells of two rows, in the filled cells
+        assert re.search(rb'<c r="%s" s="%s" t="inlineStr"><is><t>' % (ref.encode(), filled.group(1)), xml) \
+            or re.search(rb'<c r="%s" s="%s"><v>' % (ref.encode(), filled.group(1)), xml), ref
+    assert b'<c r="E4"><v>' in xml  # a row openpyxl wrote without the fill: no style given
     assert re.search(rb'<c r="XFD1" s="\d+" t="n"></c>', xml) and b'r="XFE' not in xml  # as it was
 
 

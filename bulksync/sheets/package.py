@@ -634,9 +634,13 @@ _REF_ATTR = re.compile(rb'(\sref=")([^"]*)(")')
 
 
 def _sheet_filter_tag(xml: bytes) -> re.Match[bytes] | None:
-    """The worksheet's own ``<autoFilter>`` start tag (after sheetData, where the schema puts it)."""
-    end = xml.find(b">", xml.rfind(b"sheetData"))  # the last: the end of sheetData
-    return _FILTER_TAG.search(xml, end) if b"sheetData" in xml and end > 0 else None
+    """The worksheet's own ``<autoFilter>`` start tag: after sheetData, where the schema puts
+    it, and before the custom views, each of which may have a filter of its own."""
+    start = xml.find(b">", xml.rfind(b"sheetData"))  # the last: the end of sheetData
+    if b"sheetData" not in xml or start < 0:
+        return None
+    views = xml.find(b"customSheetView", start)
+    return _FILTER_TAG.search(xml, start, views if views >= 0 else len(xml))
 
 
 def sheet_filter(xml: bytes) -> str | None:
