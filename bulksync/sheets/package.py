@@ -540,8 +540,9 @@ def _add_them(t: TablePart, ours: list[int], header: tuple[str, ...], new_header
     """What to do when bulksync cannot add its columns to table ``t`` itself."""
     names = [new_headers[p] if p in new_headers else header[p].strip() for p in ours
              if not t.first_column <= p <= t.last_column]
-    return (f": add the column(s) {', '.join(names)} to table {t.name} yourself (type their names in the "
-            "header cells right of it, or Table Design → Resize Table), or move what stands right of it")
+    return (f": add the column(s) {', '.join(names)} to table {t.name} yourself (right-click its last column, "
+            "Insert → Table Columns to the Right, and type their names in the new header cells), or move what "
+            "stands right of it")
 
 
 def _join_table(t: TablePart, ours: list[int], header: tuple[str, ...], new_headers: dict[int, str],
