@@ -172,7 +172,7 @@ def test_a_store_of_bulksync_0_1_still_finds_its_in_flight_rows(tmp_path: Path, 
     with Journal(Target.of(sandbox.url, TOKEN)) as journal:
         assert journal.intend(f"row\x1f{checked.scope}\x1f{old}", 2, {"description": "Printer jammed"},
                               scope=checked.scope, content=old) is None
-    report, plan = bulksync.plan(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    _, plan = bulksync.plan(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
     assert sorted(plan.reconciliation.pending) == [2]
 
 
