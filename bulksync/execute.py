@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT
 from bulksync.errors import StateError, UsageError
-from bulksync.journal import CreateEntry, Journal
+from bulksync.journal import CreateEntry, Journal, UpdateRecord, changed_fields
 from bulksync.memo import ByIdentity
 from bulksync.plan import CHECK_SIDE, Operation, apply_payload, cells_of_payload
 from bulksync.preflight import sheet_statuses
@@ -44,7 +44,7 @@ STOP_GRACE = 10.0
 """After Ctrl-C, requests in flight get this long to finish."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Sending:
     """How a run sends: the token, the network's limits and the user's choices for it."""
 
@@ -61,6 +61,10 @@ class Sending:
     on_progress: ProgressCallback | None = None
     on_log: Callable[[str], None] | None = None
     on_notice: Callable[[str], None] | None = None
+    command: str = "push"
+    """What the run is (push, delete, undo): how ``bulksync runs`` lists it."""
+    undoes: str = ""
+    """An undo: the id of the run it takes back."""
 
 
 def execute(loaded: Loaded, options: Sending) -> Run | None:
@@ -71,6 +75,7 @@ def execute(loaded: Loaded, options: Sending) -> Run | None:
         if asked and not options.confirm(asked):
             return None
     with Journal(loaded.target) as journal:
+        journal.begin_run(loaded.checked.scope, options.command, undoes=options.undoes)
         run = Run(loaded, journal, options)
         to_send, pending = run.sort()
         try:
@@ -79,6 +84,7 @@ def execute(loaded: Loaded, options: Sending) -> Run | None:
         finally:
             try:
                 run.hooks.flush()
+                journal.finish_run(run.counts(), requests=run.stats.requests)
             except StateError as e:
                 run.fatal = run.fatal or e
     return run
@@ -321,6 +327,13 @@ class Run:
     def _halted(self) -> bool:
         return bool(self.stats.stopped) or self.stopping.is_set()
 
+    def counts(self) -> dict[str, int]:
+        """What the run did, as ``bulksync runs`` lists it."""
+        made = Counter(r.status for r in self.results.values() if not r.via)
+        return {"created": made["created"], "updated": made["updated"], "deleted": made["deleted"],
+                "failed": made["failed"] + made["uncertain"], "linked": self.side["linked"],
+                "replied": self.side["replied"]}
+
     def merged_results(self) -> dict[int, RowResult]:
         """The rows' outcomes, with what went wrong in their links and replies added."""
         out = dict(self.results)
@@ -488,16 +501,17 @@ class JournalHooks:
         self.baselines = baselines
         self.any_created = False
         self._first_cells = ByIdentity[Mapping[str, Any], dict[str, str]](lambda p: apply_payload(None, p))
-        self.pending: list[tuple[str, int, Mapping[str, Any], bool, str, dict[str, str] | None]] = []
-        self.gone: list[str] = []
+        self.pending: list[UpdateRecord] = []
+        self.gone: dict[str, int] = {}
+        """Tickets deleted, not yet recorded → their row."""
 
     def flush(self) -> None:
         if self.pending:
             self.journal.updated_many(self.pending)
             self.pending = []
         if self.gone:
-            self.journal.deleted_many(self.gone)
-            self.gone = []
+            self.journal.deleted_many(self.gone, self.gone)
+            self.gone = {}
 
     def sending(self, op: Operation) -> RowResult | None:
         if op.kind != "create":
@@ -547,23 +561,26 @@ class JournalHooks:
             return None
         if op.kind == "delete":
             if result.status == "deleted" and op.ticket_id:
-                self.gone.append(op.ticket_id)
+                self.gone[op.ticket_id] = op.row_number
                 if len(self.gone) >= self.BATCH:
                     self.flush()
             return None
         if op.kind != "create":
             if op.ticket_id:
                 ok = result.status == "updated"
-                baseline = None
+                baseline: dict[str, str] | None = None
+                before: dict[str, str] | None = None
                 if ok:
                     prior = self.baselines.get(op.ticket_id)
                     # Tickets with no baseline sent the same payload object (a bulk edit, see
                     # plan) share one result, as read-only as the payload.
                     baseline = (self._first_cells(op.payload) if prior is None
                                 else apply_payload(prior, op.payload))
+                    if prior is not None:  # what undo puts back
+                        before = {k: prior.get(k, "") for k in changed_fields(op.payload)}
                     self.baselines[op.ticket_id] = baseline
-                self.pending.append((op.ticket_id, op.row_number, op.payload, ok, result.error,
-                                     baseline))
+                self.pending.append(UpdateRecord(op.ticket_id, op.row_number, op.payload, ok, result.error,
+                                                 baseline, before))
                 if len(self.pending) >= self.BATCH:
                     self.flush()
             return None

@@ -37,13 +37,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, NamedTuple, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from bulksync.errors import StateError
 from bulksync.memo import ByIdentity
 
-__all__ = ["CreateEntry", "Journal", "Target", "state_home", "store_path"]
+__all__ = ["CreateEntry", "Journal", "Target", "UpdateRecord", "changed_fields", "state_home", "store_path"]
 
 HOME_ENV = "BULKSYNC_HOME"
 STORE_NAME = "state.sqlite"
@@ -130,13 +130,38 @@ CREATE TABLE aliases (             -- a token for the same workspace as another,
     same_as TEXT NOT NULL,         -- ... keeps its state under this one's
     at REAL NOT NULL
 );
-ALTER TABLE creates ADD COLUMN lost INTEGER NOT NULL DEFAULT 0
+ALTER TABLE creates ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE runs (                -- every push, delete and undo that sent something, schema 3
+    target TEXT NOT NULL,
+    run TEXT NOT NULL,             -- the run's id (creates.run, sides.run)
+    scope TEXT NOT NULL,           -- the sheet (its real path)
+    command TEXT NOT NULL,         -- push | delete | undo
+    started REAL NOT NULL,
+    finished REAL,                 -- NULL: stopped before it ended (killed)
+    counts TEXT NOT NULL DEFAULT '{}', -- JSON: created, updated, deleted, linked, replied, failed
+    undoes TEXT NOT NULL DEFAULT '', -- an undo: the run it takes back
+    undone REAL,                   -- when an undo finished taking this run back
+    PRIMARY KEY (target, run)
+);
+CREATE INDEX runs_scope ON runs (target, scope, started);
+CREATE TABLE changes (             -- what a run changed on a ticket, for undo, schema 3
+    target TEXT NOT NULL,
+    run TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    kind TEXT NOT NULL,            -- update | delete
+    row_number INTEGER NOT NULL,
+    before TEXT,                   -- JSON: the changed fields' values before the run (NULL: not known)
+    after TEXT,                    -- JSON: the values the run gave them
+    PRIMARY KEY (target, run, ticket_id, kind)
+);
+CREATE INDEX creates_run ON creates (target, run);
+CREATE INDEX sides_run ON sides (target, run)
 """
 # creates.lost has no comment in its statement: SQLite would keep it inside the table's SQL.
 # It is 1 when the sheet lost the ticket's ID in a stale save (see CreateEntry.lost).
 _MIGRATIONS = {2: _SCHEMA_V2, 3: _SCHEMA_V3}
 """Schema version → what takes a store of the version before to it."""
-_SCHEMA = _SCHEMA_V1 + _SCHEMA_V2 + ";" + _SCHEMA_V3
+_SCHEMA = _SCHEMA_V1 + _SCHEMA_V2 + _SCHEMA_V3
 """A new store's schema; an older store gets the later versions' changes when opened."""
 
 
@@ -213,6 +238,21 @@ def fingerprint(token: str) -> str:
     import hashlib
 
     return hashlib.pbkdf2_hmac("sha256", token.encode(), b"bulksync target v1", 50_000)[:8].hex()
+
+
+class UpdateRecord(NamedTuple):
+    """A finished update (or a pull's or check's reading), as the journal records it."""
+
+    ticket_id: str
+    row_number: int
+    payload: Mapping[str, Any]
+    ok: bool
+    error: str
+    baseline: Mapping[str, str] | None
+    """The ticket's cells after it (None: not known to have changed)."""
+    before: Mapping[str, str] | None = None
+    """A run's update: the changed fields' values before it (what undo puts back); None when
+    bulksync had not seen the ticket before, or for a reading."""
 
 
 @dataclass(frozen=True)
@@ -535,6 +575,21 @@ class Journal:
                                   "('sending', 'uncertain')", (self._key, key))
         return cursor.rowcount > 0
 
+    # -- runs (for runs and undo) ----------------------------------------------
+
+    def begin_run(self, scope: str, command: str, *, undoes: str = "") -> None:
+        """Record that this run starts on the sheet ``scope`` (committed before it sends)."""
+        self._db.execute("INSERT OR IGNORE INTO runs (target, run, scope, command, started, undoes) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (self._key, self.run, scope, command, time.time(), undoes))
+
+    def finish_run(self, counts: Mapping[str, int], *, requests: int) -> None:
+        """Record what the run did; a run that sent nothing and changed nothing is forgotten."""
+        if not requests and not any(counts.values()):
+            self._db.execute("DELETE FROM runs WHERE target = ? AND run = ?", (self._key, self.run))
+            return
+        self._db.execute("UPDATE runs SET finished = ?, counts = ? WHERE target = ? AND run = ?",
+                         (time.time(), json.dumps(dict(counts), sort_keys=True), self._key, self.run))
+
     def mark_lost(self, keys: Iterable[str]) -> None:
         """The sheet no longer holds these creates' IDs while rows stand in their place (a stale
         save): held until the user relinks them, however many IDs are recovered meanwhile."""
@@ -609,15 +664,20 @@ class Journal:
                 out[int(number)] = (float(at), json.loads(ticket) if ticket else None, str(error))
         return out
 
-    def deleted_many(self, ticket_ids: Iterable[str]) -> None:
-        """Record tickets deleted on this target (a later delete of them is already done)."""
+    def deleted_many(self, ticket_ids: Iterable[str], rows: Mapping[str, int] | None = None) -> None:
+        """Record tickets deleted on this target (a later delete of them is already done), and
+        as this run's changes (``rows``: their rows in the sheet)."""
         now = time.time()
+        gone = list(ticket_ids)
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT INTO tickets (target, ticket_id, deleted, at) VALUES (?, ?, 1, ?) "
                 "ON CONFLICT(target, ticket_id) DO UPDATE SET deleted = 1, at = excluded.at",
-                [(self._key, t, now) for t in ticket_ids])
+                [(self._key, t, now) for t in gone])
+            self._db.executemany(
+                "INSERT OR IGNORE INTO changes (target, run, ticket_id, kind, row_number) "
+                "VALUES (?, ?, ?, 'delete', ?)", [(self._key, self.run, t, (rows or {}).get(t, 0)) for t in gone])
 
     # -- links and replies ---------------------------------------------------
 
@@ -656,12 +716,11 @@ class Journal:
         return {r[0]: (r[1], r[2]) for r in self._db.execute(
             "SELECT ticket_id, state, error FROM updates WHERE target = ?", (self._key,)).fetchall()}
 
-    def updated_many(self, records: Sequence[tuple[str, int, Mapping[str, Any], bool, str,
-                                                   Mapping[str, str] | None]], *,
-                     seen_at: float | None = None) -> None:
-        """Record finished updates in one transaction: (ticketId, row, payload, ok, error,
-        new baseline or None). Updates are idempotent, so they are written in batches; a
-        crash loses at most a batch, and the next push then simply sends those rows again.
+    def updated_many(self, records: Sequence[UpdateRecord], *, seen_at: float | None = None) -> None:
+        """Record finished updates in one transaction. Updates are idempotent, so they are
+        written in batches; a crash loses at most a batch, and the next push then simply
+        sends those rows again. A successful update of a run (``payload``) is also a change
+        of that run: its fields before and after, for undo.
 
         A failed update is kept (with its body and error) for ``--only-failed``; a
         successful one leaves only its new baseline, and clears an earlier failure.
@@ -675,9 +734,13 @@ class Journal:
             self._failed_ids = {r[0] for r in self._db.execute(
                 "SELECT ticket_id FROM updates WHERE target = ?", (target,))}
         listed = self._failed_ids
-        failed = [(target, t, row, dumps(payload), error, now)
-                  for t, row, payload, ok, error, _ in records if not ok]
-        cleared = [(target, t) for t, _, _, ok, _, _ in records if ok and t in listed]
+        failed = [(target, r.ticket_id, r.row_number, dumps(r.payload), r.error, now)
+                  for r in records if not r.ok]
+        cleared = [(target, r.ticket_id) for r in records if r.ok and r.ticket_id in listed]
+        changed = [(target, self.run, r.ticket_id, r.row_number,
+                    None if r.before is None else json.dumps(r.before, sort_keys=True),
+                    json.dumps({k: (r.baseline or {}).get(k, "") for k in changed_fields(r.payload)}, sort_keys=True))
+                   for r in records if r.ok and r.payload]
         with self._db:
             self._db.execute("BEGIN")
             if failed:
@@ -691,7 +754,11 @@ class Journal:
             self._db.executemany(
                 "INSERT INTO tickets (target, ticket_id, cells, at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(target, ticket_id) DO UPDATE SET cells = excluded.cells, at = excluded.at",
-                [(target, t, dumps(cells), when) for t, _, _, _, _, cells in records if cells is not None])
+                [(target, r.ticket_id, dumps(r.baseline), when) for r in records if r.baseline is not None])
+            self._db.executemany(
+                "INSERT INTO changes (target, run, ticket_id, kind, row_number, before, after) "
+                "VALUES (?, ?, ?, 'update', ?, ?, ?) ON CONFLICT(target, run, ticket_id, kind) DO UPDATE "
+                "SET after = excluded.after", changed)
         listed.difference_update(t for _, t in cleared)
         listed.update(t for _, t, *_ in failed)
 
@@ -713,11 +780,22 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-for _name in ("creates", "intend", "not_sent", "created", "adopt", "uncertain", "owner", "failed",
-              "forget_unsettled", "deleted_many", "mark_lost", "same_workspace", "claim_side", "side",
-              "forget_side", "updates",
-              "updated_many"):
-    setattr(Journal, _name, _guarded(getattr(Journal, _name)))
+def _guard_every_method(cls: type) -> None:
+    """Every public method of ``cls`` behind the guard: one added later is covered too."""
+    for name, value in list(vars(cls).items()):
+        if callable(value) and not name.startswith("_"):
+            setattr(cls, name, _guarded(value))
+
+
+_guard_every_method(Journal)
+
+
+def changed_fields(payload: Mapping[str, Any]) -> list[str]:
+    """The cells an update's body sets or clears (custom fields by their column name)."""
+    from bulksync.plan import cells_of_payload
+
+    cells = set(cells_of_payload(payload))
+    return sorted(cells | {k for k, v in payload.items() if k != "customFields" and (v is None or v == [])})
 
 
 def _memo_dumps() -> Callable[[Mapping[str, Any]], str]:

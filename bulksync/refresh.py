@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from bulksync.api import ReadTicket, read_ticket, ticket_id_of, ticket_number
 from bulksync.columns import CUSTOM_FIELD_PREFIX, canonical_column
-from bulksync.journal import View, read_view
+from bulksync.journal import UpdateRecord, View, read_view
 from bulksync.report import RowResult
 from bulksync.resolve import read_number
 from bulksync.runner import RunStats
@@ -200,7 +200,7 @@ class Settled:
 
     results: dict[int, RowResult]
     values: dict[int, dict[str, str]]
-    baselines: list[tuple[str, int, Mapping[str, str], bool, str, Mapping[str, str] | None]]
+    baselines: list[UpdateRecord]
 
 
 def settle_reads(table: Table, columns: Mapping[str, int | None], reads: Sequence[Read],
@@ -235,7 +235,7 @@ def settle_reads(table: Table, columns: Mapping[str, int | None], reads: Sequenc
         out.results[read.row] = (RowResult(read.row, "conflict", ticket_id=ticket_id, error="; ".join(conflicts))
                                  if conflicts else RowResult(read.row, "pulled", ticket_id=ticket_id))
         if ticket_id:
-            out.baselines.append((ticket_id, read.row, {}, True, "", new_baseline(prior, learnt)))
+            out.baselines.append(UpdateRecord(ticket_id, read.row, {}, True, "", new_baseline(prior, learnt)))
     return out
 
 
@@ -350,9 +350,9 @@ def learn(target: Target, learnt: Mapping[str, Mapping[str, str]]) -> None:
     if not learnt:
         return
     current = read_view(target, list(learnt)).baselines
-    records: list[tuple[str, int, Mapping[str, object], bool, str, Mapping[str, str] | None]] = []
+    records: list[UpdateRecord] = []
     for ticket_id, cells in learnt.items():
         merged = {**current.get(ticket_id, {}), **cells}
-        records.append((ticket_id, 0, {}, True, "", {k: v for k, v in merged.items() if v}))
+        records.append(UpdateRecord(ticket_id, 0, {}, True, "", {k: v for k, v in merged.items() if v}))
     with Journal(target) as journal:
         journal.updated_many(records)

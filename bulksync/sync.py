@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Unpack
 from bulksync.columns import OWNED_COLUMNS, ValidationReport
 from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Settings, SheetOptions, resolve_settings
 from bulksync.errors import AuthError, SheetError, TargetMismatch, TokenMissing, UsageError
-from bulksync.journal import Target, read_view
+from bulksync.journal import Target, UpdateRecord, read_view
 from bulksync.plan import Known, Operation, Plan
 from bulksync.preflight import check, check_listed, read_sheet
 from bulksync.reconcile import Loaded, plan_delete, plan_push
@@ -181,8 +181,10 @@ def push(
     from bulksync.execute import Sending
 
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, rate=rate, **options)
-    sending = Sending(_token(token, settings), transport, timeout, settle, only_failed, retry_uncertain,
-                      resend_unresolved, allow_duplicates, None, on_progress, on_log, on_notice)
+    sending = Sending(token=_token(token, settings), transport=transport, timeout=timeout, settle=settle,
+                      only_failed=only_failed, retry_uncertain=retry_uncertain,
+                      resend_unresolved=resend_unresolved, allow_duplicates=allow_duplicates,
+                      on_progress=on_progress, on_log=on_log, on_notice=on_notice)
     _check_settle(settle, timeout)
     migration = settings.mapping is not None and settings.mapping.legacy_id is not None
     return _run(path, settings, sending, lambda target: load(
@@ -415,8 +417,8 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
     from bulksync.execute import Sending
 
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, **options)
-    sending = Sending(_token(token, settings), transport, confirm=confirm, on_progress=on_progress,
-                      on_log=on_log, on_notice=on_notice)
+    sending = Sending(token=_token(token, settings), transport=transport, confirm=confirm,
+                      on_progress=on_progress, on_log=on_log, on_notice=on_notice, command="delete")
 
     def plan_for(target: Target) -> Loaded:
         checked = check_listed(path, settings)
@@ -476,7 +478,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
                     raise
                 from bulksync.execute import Sending
 
-                carry_over(e, target, Sending(secret, transport, timeout, on_notice=on_notice), settings)
+                carry_over(e, target, Sending(token=secret, transport=transport, timeout=timeout,
+                                                      on_notice=on_notice), settings)
                 view = read_view(target, ids)
         every, results = plan_reads(table, view)
         _check_can_save(table.path, on_notice)
@@ -556,8 +559,8 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, secret
     rows = [[str(read.number), ticket.ticket_id or "", *(neutralise(ticket.cells.get(c, "")) for c in columns),
              "pulled"] for read, ticket in found]
     new_sheet(path, header, rows)
-    records: list[tuple[str, int, Mapping[str, object], bool, str, Mapping[str, str] | None]] = [
-        (t.ticket_id, i + 2, {}, True, "", new_baseline(None, t.cells))
+    records = [
+        UpdateRecord(t.ticket_id, i + 2, {}, True, "", new_baseline(None, t.cells))
         for i, (_, t) in enumerate(found) if t.ticket_id]
     if records:
         with Journal(target) as journal:

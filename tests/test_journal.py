@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 import bulksync
-from bulksync.journal import store_path
+from bulksync.journal import UpdateRecord, store_path
 from bulksync.sandbox import Sandbox
 from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
 
@@ -379,11 +379,11 @@ def test_a_failed_update_is_kept_until_a_later_one_succeeds(tmp_path: Path) -> N
     a, b = "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32", "3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b"
     target = Target.of("https://api.example.com", "t0ken")
     with Journal(target, path=tmp_path / "j.sqlite") as journal:
-        journal.updated_many([(a, 2, {"status": "Closed"}, False, "HTTP 500: boom", None),
-                              (b, 3, {"status": "Closed"}, True, "", {"status": "Closed"})])
+        journal.updated_many([UpdateRecord(a, 2, {"status": "Closed"}, False, "HTTP 500: boom", None),
+                              UpdateRecord(b, 3, {"status": "Closed"}, True, "", {"status": "Closed"})])
         assert journal.updates() == {a: ("failed", "HTTP 500: boom")}
     with Journal(target, path=tmp_path / "j.sqlite") as journal:  # a later run, from the file
-        journal.updated_many([(a, 2, {"status": "Closed"}, True, "", {"status": "Closed"})])
+        journal.updated_many([UpdateRecord(a, 2, {"status": "Closed"}, True, "", {"status": "Closed"})])
         assert journal.updates() == {}
     with Journal(Target.of("https://api.example.com", "other"), path=tmp_path / "j.sqlite") as journal:
         assert journal.updates() == {}  # another token's state: none
