@@ -500,8 +500,8 @@ def _report_run(file: Path, result: Any, *, as_json: bool, quiet: bool = False) 
     if len(groups) > SHOWN_PROBLEMS:
         click.echo(f"... and {len(groups) - SHOWN_PROBLEMS} more (each row's outcome is in the sheet)")
     counts = ", ".join(f"{summary[k]} {k}" for k in
-                       ("created", "updated", "unchanged", "deleted", "failed", "uncertain", "held",
-                        "invalid", "skipped") if summary[k] or k in ("created", "updated", "failed"))
+                       ("created", "updated", "unchanged", "deleted", "undone", "kept", "failed", "uncertain",
+                        "held", "invalid", "skipped") if summary[k] or k in ("created", "updated", "failed"))
     extra = "".join(f", {summary[k]} of them {k}" for k in ("recovered", "resolved") if summary[k])
     if summary["already"]:
         extra += f", {summary['already']} of them already deleted (nothing sent)"
@@ -763,6 +763,99 @@ def demo(keep: Path | None) -> None:
 
 _CONSOLE = False
 """True in the console script (``run``): the process ends when the command does."""
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--api-url", metavar="URL", help="API base URL (default: $SUPTASK_API_URL, else "
+              "Suptask's public endpoint): the runs made on that API are listed.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@_errors
+def runs(file: Path, api_url: str | None, as_json: bool) -> None:
+    """List the runs bulksync made from FILE, numbered from 1 (for undo --run N)."""
+    import datetime
+
+    from bulksync.sync import runs as list_runs
+
+    found = list_runs(file, api_url=api_url)
+    if as_json:
+        _print_json({"file": str(file), "runs": [r.as_dict() for r in found]})
+        sys.exit(EXIT_OK)
+    if not found:
+        click.echo(f"{file}: no runs on this target")
+    for r in found:
+        did = ", ".join(f"{r.counts[k]} {k}" for k in ("created", "updated", "deleted", "linked", "replied",
+                                                       "failed") if r.counts.get(k))
+        when = datetime.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M")
+        state = (" (undone)" if r.undone else "") + ("" if r.finished else " (stopped before it ended)")
+        what = f"undo of run {r.undoes}" if r.undoes else r.command
+        click.echo(f"run {r.number}: {when} {what}: {did or 'nothing'}{state}")
+    if found:
+        click.echo(f"target: {found[0].target}", err=True)
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--run", "number", type=click.IntRange(min=1), metavar="N",
+              help="The run to take back, as bulksync runs numbers it (default: the last one that "
+              "changed something and is not undone).")
+@click.option("--no-check", is_flag=True, help="Do not read the tickets first: a field changed in "
+              "Suptask since the run is put back over that change.")
+@click.option("--dry-run", is_flag=True, help="Print the requests the undo would send; send nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Undo without asking (needed off a terminal).")
+@click.option("--api-url", metavar="URL", help="API base URL (default: $SUPTASK_API_URL, else "
+              "Suptask's public endpoint).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@_IGNORE_LOCK_FILE
+@_errors
+def undo(file: Path, number: int | None, no_check: bool, dry_run: bool, yes: bool, api_url: str | None,
+         quiet: bool, as_json: bool, ignore_lock_file: bool) -> None:
+    """Take back a run made from FILE: delete the tickets it created, put back the fields it
+    changed (not those changed in Suptask since), and update FILE to match."""
+    from bulksync.sync import undo as run_undo
+
+    def confirm(ops: list[Any]) -> bool:
+        """Show exactly the requests about to be sent."""
+        question = f"Send these {len(ops)} request(s) to undo a run of {file}?"
+        if yes:
+            return True
+        if not _interactive():
+            _fail(f"{question} Refusing without --yes when not on a terminal; nothing was sent.")
+        _print_requests(ops)
+        if click.confirm(question, default=False, err=True):
+            return True
+        click.echo("nothing was sent", err=True)
+        sys.exit(EXIT_FATAL)
+
+    progress = _Progress(quiet=quiet)
+    try:
+        done = run_undo(file, run=number, check=not no_check, dry_run=dry_run, confirm=confirm,
+                        api_url=api_url, on_progress=progress, on_notice=_notice,
+                        ignore_lock_file=ignore_lock_file)
+    finally:
+        progress.close()
+    plan = done.plan
+    if dry_run or done.result is None:
+        if as_json:
+            _print_json({"file": str(file), "run": done.run.number, "requests": plan.requests,
+                         "operations": [op.as_dict() for op in plan.operations],
+                         "cannot": list(plan.cannot), "kept": list(plan.kept)})
+        else:
+            _print_requests(list(plan.operations), limit=None)
+            click.echo(f"{file}: undo of run {done.run.number}: {plan.requests} request(s)"
+                       + (" (dry run: nothing sent)" if dry_run else ": nothing to send"))
+        sys.exit(EXIT_OK)
+    _report_run(file, done.result, as_json=as_json, quiet=quiet)
+    _finish(done.result)
+
+
+def _print_requests(ops: list[Any], limit: int | None = SHOWN_PROBLEMS) -> None:
+    for op in ops[:limit]:
+        click.echo(f"row {op.row_number}: {op.method} {op.path}" if op.row_number > 0 else
+                   f"(not in the sheet): {op.method} {op.path}", err=limit is not None)
+        for c in op.changes:
+            click.echo(f"    {c.field}: {_shown(c.old)} → {_shown(c.new)}", err=limit is not None)
 
 
 def _number_range(text: str) -> list[int]:

@@ -256,6 +256,25 @@ class Checked:
     interrupted: bool
 
 
+def read_tickets(reads: Sequence[Read], sending: Sending, api_url: str
+                 ) -> tuple[dict[int, tuple[ReadTicket | None, str]], RunStats, bool]:
+    """Read ``reads`` one at a time, paced (Ctrl-C stops): (row → the ticket or why not, the
+    requests' stats, whether it was interrupted). What push --check, undo and the rotated
+    token's check read through."""
+    from bulksync.api import SuptaskClient
+    from bulksync.execute import drive
+
+    stats = RunStats()
+    got: dict[int, tuple[ReadTicket | None, str]] = {}
+
+    async def work(stopping: asyncio.Event) -> None:
+        async with SuptaskClient(token=sending.token, base_url=api_url, transport=sending.transport,
+                                 timeout=sending.timeout, max_connections=1) as client:
+            got.update(await read_all(client, reads, stats, sending.on_progress, stopping, client.secrets))
+
+    return got, stats, drive(work)
+
+
 def check_first(loaded: Loaded, sending: Sending, *, force: bool,
                 rows: frozenset[int] | None = None) -> Checked:
     """``push --check``: read every ticket the plan updates (or believes unchanged) and decide
@@ -265,9 +284,8 @@ def check_first(loaded: Loaded, sending: Sending, *, force: bool,
     the push: nothing is sent. ``rows``: only those rows (else every row with a ticket)."""
     from dataclasses import replace
 
-    from bulksync.api import SuptaskClient, ticket_number
+    from bulksync.api import ticket_number
     from bulksync.check import decide
-    from bulksync.execute import drive
     from bulksync.plan import split_tags
     from bulksync.untrusted import neutralise
 
@@ -290,16 +308,7 @@ def check_first(loaded: Loaded, sending: Sending, *, force: bool,
             reads.append(Read(op.row_number, number, op.ticket_id))
     if sending.on_notice and reads:
         sending.on_notice(f"--check: {budget(len(reads))}")
-    stats = RunStats()
-    got: dict[int, tuple[ReadTicket | None, str]] = {}
-
-    async def work(stopping: asyncio.Event) -> None:
-        async with SuptaskClient(token=sending.token, base_url=loaded.settings.api_url,
-                                 transport=sending.transport, timeout=sending.timeout,
-                                 max_connections=1) as client:
-            got.update(await read_all(client, reads, stats, sending.on_progress, stopping, client.secrets))
-
-    interrupted = drive(work)
+    got, stats, interrupted = read_tickets(reads, sending, loaded.settings.api_url)
     frame, fields = checked.rows.frame, checked.rows.present
     by_row = {op.row_number: op for op in ops}
     new_ops: dict[int, Operation | None] = {row: None for row in held}

@@ -18,12 +18,14 @@ if TYPE_CHECKING:
 __all__ = ["PushResult", "RowResult", "Status"]
 
 Status = Literal["created", "updated", "unchanged", "deleted", "pulled", "failed", "conflict",
-                 "uncertain", "invalid", "skipped", "held"]
+                 "uncertain", "invalid", "skipped", "held", "undone", "kept"]
 STATUSES: tuple[Status, ...] = ("created", "updated", "unchanged", "deleted", "pulled", "failed",
-                                "conflict", "uncertain", "invalid", "skipped", "held")
+                                "conflict", "uncertain", "invalid", "skipped", "held", "undone", "kept")
 """``held``: not sent until the user decides (a row standing where a ticket's row was, without
-its ID; a value a spreadsheet application re-wrote): ``syncError`` says why and what to do."""
-OK_STATUSES = frozenset({"created", "updated", "unchanged", "deleted", "pulled", "skipped"})
+its ID; a value a spreadsheet application re-wrote): ``syncError`` says why and what to do.
+``undone``: an undo took the row's run back; ``kept``: it left some of it, saying why (a field
+changed in Suptask since)."""
+OK_STATUSES = frozenset({"created", "updated", "unchanged", "deleted", "pulled", "skipped", "undone"})
 
 
 @dataclass(frozen=True)

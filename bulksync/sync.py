@@ -12,19 +12,20 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
 from bulksync.columns import OWNED_COLUMNS, ValidationReport
 from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Settings, SheetOptions, resolve_settings
 from bulksync.errors import AuthError, SheetError, TargetMismatch, TokenMissing, UsageError
-from bulksync.journal import Target, UpdateRecord, read_view
+from bulksync.journal import RunRecord, Target, UpdateRecord, read_view
 from bulksync.plan import Known, Operation, Plan
 from bulksync.preflight import check, check_listed, read_sheet
 from bulksync.reconcile import Loaded, plan_delete, plan_push
 from bulksync.report import PushResult, RowResult
 from bulksync.sheets.read import CsvFormat
+from bulksync.undo import UndoPlan
 from bulksync.writeback import new_sheet, report_path, results_path, write_back, write_report
 
 if TYPE_CHECKING:
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
     from bulksync.execute import Sending
     from bulksync.runner import ProgressCallback
 
-__all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "delete", "deletions", "load", "plan", "pull", "push",
-           "reset", "validate"]
+__all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "RunInfo", "UndoResult", "delete", "deletions", "load", "plan",
+           "pull", "push", "reset", "runs", "undo", "validate"]
 
 TOKEN_ENV = "SUPTASK_API_TOKEN"
 
@@ -261,10 +262,8 @@ def carry_over(mismatch: TargetMismatch, target: Target, sending: Sending, setti
     rotated): read one of them with this token. The same ticket answered means the same
     workspace, and the earlier token's state becomes this one's (said once); anything else
     (401, 403, 404, another ticket) re-raises ``mismatch``, saying what was read."""
-    from bulksync.api import ReadTicket, SuptaskClient
     from bulksync.journal import Journal
-    from bulksync.refresh import Read, read_all
-    from bulksync.runner import RunStats
+    from bulksync.refresh import Read, read_tickets
 
     earlier = mismatch.earlier
     assert isinstance(earlier, Target)
@@ -279,14 +278,8 @@ def carry_over(mismatch: TargetMismatch, target: Target, sending: Sending, setti
                           f"for this URL: reading ticket {number} with this one (1 request) to see "
                           "whether it is the same workspace")
 
-    async def read() -> dict[int, tuple[ReadTicket | None, str]]:
-        async with SuptaskClient(token=sending.token, base_url=settings.api_url,
-                                 transport=sending.transport, timeout=sending.timeout,
-                                 max_connections=1) as client:
-            return await read_all(client, [Read(0, number, ticket_id)], RunStats(), None,
-                                  asyncio.Event(), client.secrets)
-
-    ticket, why = asyncio.run(read()).get(0, (None, "no answer"))
+    got, _, _ = read_tickets([Read(0, number, ticket_id)], replace(sending, on_progress=None), settings.api_url)
+    ticket, why = got.get(0, (None, "no answer"))
     if ticket is None or ticket.ticket_id != ticket_id:
         found = why or f"ticket {number} is {ticket.ticket_id if ticket else '?'}, not {ticket_id}"
         raise mismatch.tried(f"reading it answered {found}") from None
@@ -643,3 +636,197 @@ def _invalid(report: ValidationReport) -> dict[int, RowResult]:
         if p.row_number > report.header_row:
             messages.setdefault(p.row_number, []).append(f"{p.column}: {p.message}")
     return {row: RowResult(row, "invalid", error="; ".join(m)) for row, m in messages.items()}
+
+
+# -- runs and undo --------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class RunInfo:
+    """One run bulksync made from a sheet, numbered from 1 in order (``bulksync runs``)."""
+
+    number: int
+    started: float
+    target: str
+    command: str
+    counts: Mapping[str, int]
+    finished: bool
+    undone: bool
+    undoes: int | None = None
+    """An undo: the number of the run it took back."""
+
+    def as_dict(self) -> dict[str, object]:
+        import datetime
+
+        return {"run": self.number, "when": datetime.datetime.fromtimestamp(self.started).isoformat(
+            timespec="seconds"), "target": self.target, "command": self.command, **self.counts,
+            "finished": self.finished, "undone": self.undone, "undoes": self.undoes}
+
+
+@dataclass(frozen=True, kw_only=True)
+class UndoResult:
+    """What an undo planned (``plan``) and, unless it was a dry run or declined, what it did."""
+
+    run: RunInfo
+    plan: UndoPlan
+    result: PushResult | None = None
+    reads: int = 0
+
+
+def runs(path: Path | str, *, api_url: str | None = None, token: str | None = None,
+         **options: Unpack[SheetOptions]) -> list[RunInfo]:
+    """The runs bulksync made from the sheet at ``path`` on the target (``api_url`` and the
+    token, as for :func:`plan`), oldest first. Reads the state store only."""
+    from bulksync.journal import store_path
+    from bulksync.sheets.read import sheet_identity
+
+    settings = resolve_settings(path, api_url=api_url, **options)
+    target = Target.of(settings.api_url, _given_token(token, settings))
+    if not store_path().exists():
+        return []
+    from bulksync.journal import Journal
+
+    with Journal(read_view(target, ()).target) as journal:
+        return _numbered(journal.runs(sheet_identity(Path(path))), str(target))
+
+
+def _numbered(records: Sequence[RunRecord], target: str) -> list[RunInfo]:
+    number = {r.run: i for i, r in enumerate(records, 1)}
+    return [RunInfo(number=i, started=r.started, target=target, command=r.command, counts=r.counts,
+                    finished=r.finished is not None, undone=r.undone is not None,
+                    undoes=number.get(r.undoes)) for i, r in enumerate(records, 1)]
+
+
+def undo(path: Path | str, *, run: int | None = None, token: str | None = None, api_url: str | None = None,
+         check: bool = True, dry_run: bool = False,
+         confirm: Callable[[list[Operation]], bool] | None = None,
+         on_progress: ProgressCallback | None = None, on_notice: Callable[[str], None] | None = None,
+         transport: httpx.AsyncBaseTransport | None = None, timeout: float = DEFAULT_TIMEOUT,
+         ignore_lock_file: bool = False, **options: Unpack[SheetOptions]) -> UndoResult:
+    """Take back run ``run`` of the sheet (as :func:`runs` numbers them; default: the last
+    push or delete that changed something and is not undone): delete the tickets it created,
+    and put back each field it changed on the tickets it updated, and only those. Each
+    updated ticket is read first (paced, one read per ticket): a field changed in Suptask
+    since is kept and reported; ``check=False`` skips the reads. What cannot be undone
+    (deletes; links and replies on tickets the run did not create) is said first through
+    ``on_notice``. ``dry_run``: plan only, send nothing. ``confirm`` sees exactly the requests
+    about to be sent. The sheet follows: rows whose tickets were deleted lose bulksync's
+    cells (pushed again, they are created anew), restored fields get their earlier values,
+    and each row's syncStatus says ``undone`` or why not. Journalled like a push: stopped
+    and run again, it finishes the job; a second undo of the same run sends nothing."""
+    from bulksync.execute import Sending, execute
+    from bulksync.journal import Journal
+    from bulksync.lock import sheet_lock
+    from bulksync.refresh import Read, budget, learn, read_tickets
+    from bulksync.undo import plan_undo
+
+    settings = resolve_settings(path, api_url=api_url, **options)
+    sending = Sending(token=_token(token, settings), transport=transport, timeout=timeout, confirm=confirm,
+                      on_progress=on_progress, on_notice=on_notice, command="undo")
+    target = Target.of(settings.api_url, sending.token)
+    if on_notice:
+        on_notice(f"target: {target}")
+    with sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
+        checked = check_listed(path, settings)
+        table = checked.table
+        at_id, at_number = table.position("ticketId"), table.position("ticketNumber")
+        ids = [] if at_id is None else table.frame[at_id].str.strip().tolist()
+        rows = {t: int(r) for r, t in zip(table.frame.index.tolist(), ids, strict=True) if t}
+        with Journal(target) as journal:
+            records = journal.runs(checked.scope)
+            info = _numbered(records, str(target))
+            chosen = _chosen(info, run, table.path)
+            if chosen.undone:  # its creates are forgotten, its fields put back: nothing to send
+                if on_notice:
+                    on_notice(f"run {chosen.number} is undone already: nothing to send")
+                return UndoResult(run=chosen, plan=UndoPlan())
+            effects = journal.effects(records[chosen.number - 1].run)
+            touched = [t for t, *_ in effects.created] + [c.ticket_id for c in effects.updated]
+            numbers = journal.numbers(touched)
+        if at_id is not None and at_number is not None:
+            for ticket_id, cell in zip(ids, table.frame[at_number].str.strip().tolist(), strict=True):
+                if ticket_id and cell.isdigit():
+                    numbers.setdefault(ticket_id, int(cell))
+        view = read_view(target, ())
+        made = {t for t, *_ in effects.created}
+        wanted = [c for c in effects.updated if c.before is not None and c.ticket_id not in made
+                  and c.ticket_id not in view.deleted]
+        server: dict[str, Mapping[str, str] | str] | None = None
+        reads = 0
+        if check and wanted:
+            server = {c.ticket_id: "its number is not known (add a ticketNumber column, or undo with "
+                      "--no-check)" for c in wanted if c.ticket_id not in numbers}
+            asked = [Read(i, numbers[c.ticket_id], c.ticket_id) for i, c in enumerate(wanted)
+                     if c.ticket_id in numbers]
+            if on_notice and asked:
+                on_notice(f"undo reads each ticket it would put back first: {budget(len(asked))}")
+            got, stats, interrupted = read_tickets(asked, sending, settings.api_url)
+            reads = stats.requests
+            if interrupted:
+                raise UsageError("undo was stopped while reading the tickets: nothing was sent")
+            for read in asked:
+                ticket, why = got.get(read.row, (None, "not read"))
+                server[str(read.ticket_id)] = ticket.cells if ticket is not None else why
+        elif wanted and on_notice:
+            on_notice("--no-check: the tickets are not read first, so a field changed in Suptask since "
+                      "that run is put back over that change")
+        undoing = plan_undo(effects, rows=rows, numbers=numbers, deleted=view.deleted, server=server)
+        if on_notice:
+            for line in (*undoing.cannot, *undoing.kept):
+                on_notice(f"cannot be undone: {line}" if line in undoing.cannot else line)
+        if dry_run or (not undoing.operations and not undoing.settled):
+            return UndoResult(run=chosen, plan=undoing, reads=reads)
+        # One request at a time: sent in exactly the order the dry run and the confirmation show.
+        loaded = Loaded(checked, Plan(undoing.operations), replace(settings, concurrency=1), target,
+                        view.baselines, deleted=view.deleted)
+        done = execute(loaded, replace(sending, undoes=records[chosen.number - 1].run))
+        if done is None:  # declined: nothing sent, nothing written
+            return UndoResult(run=chosen, plan=undoing, reads=reads)
+        results = _undone(undoing, done.merged_results())
+        gone = [op.ticket_id for op in undoing.operations
+                if op.kind == "delete" and op.ticket_id and results[op.row_number].status == "undone"]
+        whole = all(r.status in ("undone", "kept") for r in results.values())
+        with Journal(target) as journal:
+            journal.undone(records[chosen.number - 1].run, gone, whole=whole and not done.interrupted)
+        shown = {row: r for row, r in results.items() if row > 0}
+        values = {row: dict(v) for row, v in undoing.values.items()
+                  if row > 0 and shown.get(row) and shown[row].status in ("undone", "kept")}
+        written, note = write_back(table, shown, values) if shown else (None, "")
+        if written == table.path and undoing.learnt:
+            learn(target, undoing.learnt)
+    stopped = done.fatal or done.stats.stopped
+    return UndoResult(run=chosen, plan=undoing, reads=reads, result=PushResult(
+        path=table.path, results=shown, requests=done.stats.requests + reads, written_to=written,
+        note=note, target=str(target), stopped=str(stopped) if stopped else "", error=stopped,
+        interrupted=done.interrupted))
+
+
+def _chosen(info: Sequence[RunInfo], number: int | None, path: Path) -> RunInfo:
+    """The run to undo: ``number``, or the last one that changed something not undone yet."""
+    if number is not None:
+        if not 1 <= number <= len(info):
+            raise UsageError(f"{path} has {len(info)} run(s) on this target (bulksync runs {path}); "
+                             f"there is no run {number}")
+        if info[number - 1].command == "undo":
+            raise UsageError(f"run {number} is an undo; push the sheet again to redo what it took back")
+        return info[number - 1]
+    changed = [r for r in info if r.command != "undo" and not r.undone and any(
+        r.counts.get(k) for k in ("created", "updated", "deleted", "linked", "replied"))]
+    if not changed:
+        raise UsageError(f"{path}: no run to undo on this target (bulksync runs {path} lists them)")
+    return changed[-1]
+
+
+def _undone(undoing: UndoPlan, sent: Mapping[int, RowResult]) -> dict[int, RowResult]:
+    """Each row's outcome in an undo's words: ``undone``, ``kept`` (with what and why), or the
+    run's failure. A ticket the undo deletes that is gone already (a stopped undo run
+    again, or deleted in Slack since) is undone, not an error."""
+    out = dict(undoing.settled)
+    kinds = {op.row_number: op.kind for op in undoing.operations}
+    for row, r in sent.items():
+        gone = kinds.get(row) == "delete" and r.status == "failed" and r.error.startswith("HTTP 404")
+        if r.status in ("deleted", "updated") or gone:
+            note = undoing.notes.get(row, "")
+            out[row] = RowResult(row, "kept" if note else "undone", ticket_id=r.ticket_id, error=note)
+        else:
+            out[row] = r
+    return out

@@ -13,7 +13,7 @@ STAGES = [
     ("map, validate", {"columns", "mapping", "config"}),
     ("preflight", {"preflight"}),
     ("plan", {"plan", "journal", "reconcile", "check"}),
-    ("run", {"policy", "api", "runner", "resolve", "lock", "report", "execute", "refresh"}),
+    ("run", {"policy", "api", "runner", "resolve", "lock", "report", "execute", "refresh", "undo"}),
     ("write back", {"sheets.write_csv", "sheets.write_xlsx", "writeback"}),
     ("compose", {"sync", "__init__"}),
     ("edges", {"cli", "__main__", "demo", "template", "sandbox", "sandbox.server", "sandbox.__init__"}),

@@ -1,0 +1,161 @@
+"""Taking a run back: what ``bulksync undo`` sends, decided before it sends (a pure function).
+
+A run's creates are deleted; on the tickets it updated, each field it changed is put back
+to the value it had before the run, and only those fields. With the tickets read first
+(the default), a field changed in Suptask since the run is left as it is and reported:
+undo never writes over someone's later change. What cannot be taken back is said before
+anything is sent: a run's deletes (Suptask has no restore), the links and replies it
+posted to tickets it did not create (the API cannot remove them), and a field whose
+earlier value bulksync never knew (a ticket it had not seen before that run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from bulksync.check import same
+from bulksync.journal import Changed, RunEffects
+from bulksync.plan import CLEARED_AS, Change, Operation, payload_of
+from bulksync.report import RowResult, Status
+
+__all__ = ["UndoPlan", "plan_undo"]
+
+CLEARED_CELLS = {"ticketId": "", "ticketNumber": ""}
+"""A row whose ticket an undo deleted: bulksync's cells emptied, so it is a new row again."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class UndoPlan:
+    """Every request an undo sends (``operations``: the deletes, then the updates, in the order
+    they are sent), each row's outcome where nothing is sent for it (``settled``), the cells
+    the sheet gets once a row's request succeeds (``values``), what the state learns
+    (``learnt``: fields already back to their earlier value in Suptask), and what is said
+    before anything is sent: ``cannot`` (what no request can take back), ``kept`` (fields
+    changed in Suptask since the run)."""
+
+    operations: tuple[Operation, ...] = ()
+    settled: Mapping[int, RowResult] = field(default_factory=dict)
+    values: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
+    learnt: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    notes: Mapping[int, str] = field(default_factory=dict)
+    """Rows whose request puts back only some fields: what is kept, and why."""
+    cannot: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+
+    @property
+    def requests(self) -> int:
+        return len(self.operations)
+
+
+def plan_undo(effects: RunEffects, *, rows: Mapping[str, int], numbers: Mapping[str, int],
+              deleted: frozenset[str] = frozenset(),
+              server: Mapping[str, Mapping[str, str] | str] | None = None) -> UndoPlan:
+    """The undo of a run that had ``effects``. ``rows``: the sheet's row of each ticketId it
+    holds now (a ticket the sheet no longer holds gets a negative row: sent, not written);
+    ``numbers``: ticket numbers, for messages; ``deleted``: tickets known deleted on the
+    target; ``server``: each updated ticket as read now (its cells, or why it could not be
+    read), None when the tickets were not read (``--no-check``)."""
+    absent = iter(range(-1, -1_000_000_000, -1))
+
+    def row_of(ticket_id: str) -> int:
+        return rows.get(ticket_id) or next(absent)
+
+    def name(ticket_id: str) -> str:
+        return f"#{numbers[ticket_id]}" if ticket_id in numbers else ticket_id[:8]
+
+    made = {t for t, *_ in effects.created}
+    ops: list[Operation] = []
+    settled: dict[int, RowResult] = {}
+    values: dict[int, dict[str, str]] = {}
+    for ticket_id, _, _, _ in effects.created:
+        row = row_of(ticket_id)
+        values[row] = dict(CLEARED_CELLS)
+        if ticket_id in deleted:  # taken back already (an undo that was stopped, run again)
+            settled[row] = RowResult(row, "undone", error="")
+        else:
+            ops.append(Operation(row, "delete", ticket_id, {}))
+    cannot = _cannot(effects, made, name)
+    kept: list[str] = []
+    learnt: dict[str, dict[str, str]] = {}
+    notes: dict[int, str] = {}
+    for change in effects.updated:
+        if change.ticket_id in made or change.ticket_id in deleted:
+            continue  # deleted with its create, or since: nothing to put back
+        row = row_of(change.ticket_id)
+        read = None if server is None else server.get(change.ticket_id, "it was not read")
+        outcome = _restore(change, read, name(change.ticket_id))
+        if outcome.operation is not None:
+            ops.append(outcome.operation._replace(row_number=row))
+            if outcome.why:
+                notes[row] = outcome.why
+        else:
+            settled[row] = RowResult(row, outcome.status, ticket_id=change.ticket_id, error=outcome.why)
+        values[row] = outcome.cells
+        if outcome.learnt:
+            learnt[change.ticket_id] = outcome.learnt
+        kept.extend(outcome.kept)
+    return UndoPlan(operations=tuple(ops), settled=settled, values=values, learnt=learnt, notes=notes,
+                    cannot=tuple(cannot), kept=tuple(kept))
+
+
+def _cannot(effects: RunEffects, made: set[str], name: Callable[[str], str]) -> list[str]:
+    out = []
+    if effects.deleted:
+        out.append(f"the run deleted {len(effects.deleted)} ticket(s) "
+                   f"({', '.join(name(t) for t, _ in effects.deleted[:5])}"
+                   f"{', …' if len(effects.deleted) > 5 else ''}): Suptask has no way to restore them")
+    posted = [(k, t) for k, t, _ in effects.sides if t not in made]
+    if posted:
+        links = sum(1 for k, _ in posted if k == "link")
+        out.append(f"the run posted {links} link(s) and {len(posted) - links} reply(ies) to tickets it did "
+                   "not create: the API has no way to remove them")
+    unknown = [c.ticket_id for c in effects.updated if c.before is None and c.ticket_id not in made]
+    if unknown:
+        out.append(f"{len(unknown)} ticket(s) the run updated had not been seen by bulksync before it "
+                   f"({', '.join(name(t) for t in unknown[:5])}{', …' if len(unknown) > 5 else ''}): "
+                   "their earlier values are not known, so they are left as they are")
+    return out
+
+
+@dataclass(frozen=True)
+class _Restored:
+    operation: Operation | None
+    status: Status
+    why: str
+    cells: dict[str, str]
+    learnt: dict[str, str]
+    kept: list[str]
+
+
+def _restore(change: Changed, read: Mapping[str, str] | str | None, name: str) -> _Restored:
+    """Put back each field ``change`` changed, where Suptask still holds what the run sent."""
+    if change.before is None:
+        return _Restored(None, "kept", "not undone: its values before the run are not known", {}, {}, [])
+    if isinstance(read, str):
+        return _Restored(None, "failed", f"not undone: the ticket could not be read ({read}); "
+                                         "nothing was sent", {}, {}, [])
+    back: dict[str, str] = {}
+    already: dict[str, str] = {}
+    kept: list[str] = []
+    refused: list[str] = []
+    for column, sent in sorted(change.after.items()):
+        earlier = change.before.get(column, "")
+        now = None if read is None else read.get(column)
+        if now is not None and same(column, now, earlier) and not same(column, sent, earlier):
+            already[column] = earlier
+        elif now is not None and not same(column, now, sent):
+            kept.append(f"{name} {column} kept: changed in Suptask since")
+        elif not earlier and column not in CLEARED_AS:
+            refused.append(f"{name} {column} kept: it was empty, and the API cannot empty {column}")
+        else:
+            back[column] = earlier
+    notes = "; ".join([*kept, *refused])
+    cells = {**already, **back}
+    if not back:
+        return _Restored(None, "kept" if notes else "undone", notes, cells, already, kept + refused)
+    payload = payload_of({k: v for k, v in back.items() if v})
+    payload.update({k: CLEARED_AS[k] for k, v in back.items() if not v})
+    changes = tuple(Change(k, change.after.get(k, ""), v) for k, v in back.items())
+    operation = Operation(change.row_number, "update", change.ticket_id, payload, changes)
+    return _Restored(operation, "kept" if notes else "undone", notes, cells, already, kept + refused)

@@ -1,0 +1,247 @@
+"""Undo a run (issue 24): runs are listed, creates deleted, updates put back field by field
+(never over a later change in Suptask), the sheet follows, and an undo is a run like any
+other: dry run, confirmation, journal, kill -9 and again."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import bulksync
+from bulksync.journal import store_path
+from bulksync.resources import bundled
+from bulksync.sandbox import Sandbox
+from bulksync.sync import runs, undo
+from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
+
+DEFAULTS = {"form_id": FORM, "channel": CHANNEL}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(out.getvalue(), encoding="utf-8")
+
+
+def _env(sb: Sandbox) -> dict[str, str]:
+    return {"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": TOKEN}
+
+
+def _pushed(path: Path, sb: Sandbox, rows: int = 3) -> Path:
+    write(path, "description,priority\n" + "".join(f"Ticket {i},Low\n" for i in range(rows)))
+    assert bulksync.push(path, token=TOKEN, api_url=sb.url, **DEFAULTS).counts["created"] == rows
+    return path
+
+
+def _edit(path: Path, **by_row: str) -> None:
+    """Set the priority of rows (``r2="High"``: spreadsheet row 2)."""
+    rows = _rows(path)
+    for name, value in by_row.items():
+        rows[int(name[1:]) - 2]["priority"] = value
+    _write_rows(path, rows)
+
+
+def _calls(sb: Sandbox, since: int) -> list[tuple[str, str]]:
+    return [(r["method"], r["path"].split("/ticket", 1)[1]) for r in sb.requests()[since:]]
+
+
+def test_runs_are_listed_in_order_with_what_each_did(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    _edit(sheet, r2="High")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)  # nothing to send: no run
+    listed = run_cli("runs", str(sheet), "--json", env=_env(sandbox))
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)["runs"]
+    assert [(r["run"], r["command"], r["created"], r["updated"], r["undone"]) for r in found] == [
+        (1, "push", 3, 0, False), (2, "push", 0, 1, False)]
+    text = run_cli("runs", str(sheet), env=_env(sandbox))
+    assert "run 1: " in text.stdout and "push: 3 created" in text.stdout and "push: 1 updated" in text.stdout
+
+
+def test_undo_of_updates_puts_back_only_what_suptask_still_holds(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    numbers = [int(r["ticketNumber"]) for r in _rows(sheet)]
+    _edit(sheet, r2="High", r3="Medium")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    sandbox.edit(numbers[1], priority="CRITICAL")  # an agent, in Slack, after the run
+    sent = len(sandbox.requests())
+    done = run_cli("undo", str(sheet), "--yes", env=_env(sandbox))
+    assert done.returncode == 1, done.stderr  # a field kept: said, and not all is undone
+    assert f"#{numbers[1]} priority kept: changed in Suptask since" in done.stderr
+    ticket_ids = [r["ticketId"] for r in _rows(sheet)]
+    assert _calls(sandbox, sent) == [("GET", f"/{numbers[0]}"), ("GET", f"/{numbers[1]}"),
+                                     ("PATCH", f"/{ticket_ids[0]}")]
+    by_number = {t["ticketNumber"]: t["priority"] for t in sandbox.tickets()}
+    assert [by_number[n] for n in numbers] == ["Low", "CRITICAL", "Low"]
+    assert [(r["priority"], r["syncStatus"]) for r in _rows(sheet)] == [
+        ("Low", "undone"), ("Medium", "kept"), ("Low", "unchanged")]
+    # A push right after the undo sends nothing for the undone row.
+    sent = len(sandbox.requests())
+    again = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert again.counts["updated"] == 0 and _calls(sandbox, sent) == []
+
+
+def test_no_check_puts_back_over_a_later_change(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    _edit(sheet, r2="High")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    sandbox.edit(int(_rows(sheet)[0]["ticketNumber"]), priority="CRITICAL")
+    result = undo(sheet, token=TOKEN, api_url=sandbox.url, check=False)
+    assert result.result is not None and result.result.counts["undone"] == 1 and result.reads == 0
+    assert {t["priority"] for t in sandbox.tickets()} == {"Low"}
+
+
+def test_undo_of_creates_deletes_them_and_the_rows_are_new_again(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    ids = [r["ticketId"] for r in _rows(sheet)]
+    sent = len(sandbox.requests())
+    done = run_cli("undo", str(sheet), "--yes", env=_env(sandbox))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 undone" in done.stdout
+    assert _calls(sandbox, sent) == [("DELETE", f"/{t}") for t in ids]
+    assert sandbox.tickets() == []
+    assert [(r["ticketId"], r["ticketNumber"], r["syncStatus"]) for r in _rows(sheet)] == [("", "", "undone")] * 3
+    # Nothing is recovered from an undone run: pushed again, the rows are created anew.
+    again = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert again.counts["created"] == 3 and again.summary()["recovered"] == 0
+    assert len(sandbox.tickets()) == 3 and not {r["ticketId"] for r in _rows(sheet)} & set(ids)
+    listed = runs(sheet, api_url=sandbox.url, token=TOKEN)
+    assert [(r.command, r.undone, r.undoes) for r in listed] == [
+        ("push", True, None), ("undo", False, 1), ("push", False, None)]
+
+
+def test_a_dry_run_prints_the_requests_that_are_then_sent(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox, rows=4)
+    _edit(sheet, r3="High", r5="Medium")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    before, sent = sheet.read_bytes(), len(sandbox.requests())
+    dry = run_cli("undo", str(sheet), "--dry-run", "--json", env=_env(sandbox))
+    assert dry.returncode == 0, dry.stderr
+    planned = [(op["method"], op["path"].split("/ticket", 1)[1]) for op in json.loads(dry.stdout)["operations"]]
+    assert all(method == "GET" for method, _ in _calls(sandbox, sent)) and sheet.read_bytes() == before
+    sent = len(sandbox.requests())
+    done = run_cli("undo", str(sheet), "--yes", env={**_env(sandbox)})
+    assert done.returncode == 0, done.stderr
+    assert [c for c in _calls(sandbox, sent) if c[0] != "GET"] == planned
+    assert len(planned) == 2
+
+
+def test_off_a_terminal_undo_needs_yes(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    before, sent = sheet.read_bytes(), len(sandbox.requests())
+    refused = run_cli("undo", str(sheet), env=_env(sandbox))
+    assert refused.returncode == 2 and "without --yes" in refused.stderr
+    assert sheet.read_bytes() == before and _calls(sandbox, sent) == []
+
+
+def test_a_second_undo_of_the_same_run_sends_nothing(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    undo(sheet, token=TOKEN, api_url=sandbox.url)
+    sent = len(sandbox.requests())
+    again = undo(sheet, token=TOKEN, api_url=sandbox.url, run=1)
+    assert again.plan.requests == 0 and again.result is None and _calls(sandbox, sent) == []
+    with pytest.raises(bulksync.UsageError, match="no run to undo"):
+        undo(sheet, token=TOKEN, api_url=sandbox.url)
+
+
+def test_what_cannot_be_undone_is_said_before_anything_is_sent(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    close = write(tmp_path / "close.csv", "ticketId\n" + "".join(f"{r['ticketId']}\n" for r in _rows(sheet)))
+    bulksync.delete(close, token=TOKEN, api_url=sandbox.url)
+    said: list[str] = []
+    result = undo(close, token=TOKEN, api_url=sandbox.url, on_notice=said.append)
+    assert result.plan.requests == 0
+    assert any("cannot be undone: the run deleted 3 ticket(s)" in s and "no way to restore" in s for s in said)
+
+
+def test_a_bulk_edit_of_tickets_bulksync_had_not_seen_says_it_cannot_put_them_back(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    close = write(tmp_path / "close.csv", "ticketId\n" + "".join(f"{r['ticketId']}\n" for r in _rows(sheet)))
+    with sqlite3.connect(store_path()) as db:  # as if made elsewhere: bulksync never saw them
+        db.execute("DELETE FROM tickets")
+    bulksync.push(close, token=TOKEN, api_url=sandbox.url, set={"status": "Closed"})
+    said: list[str] = []
+    result = undo(close, token=TOKEN, api_url=sandbox.url, on_notice=said.append)
+    assert result.plan.requests == 0
+    assert any("had not been seen by bulksync before it" in s for s in said)
+
+
+def test_a_migration_undone_is_pushed_again_from_the_same_file(tmp_path: Path, sandbox: Sandbox) -> None:
+    for name in ("zendesk-export.csv", "users.csv", "bulksync.toml", "zendesk-comments.csv"):
+        shutil.copy(bundled("sample_data") / name, tmp_path / name)
+    export = tmp_path / "zendesk-export.csv"
+    options = {"mapping": "zendesk", "users": tmp_path / "users.csv", "comments": tmp_path / "zendesk-comments.csv"}
+    first = bulksync.push(export, token=TOKEN, api_url=sandbox.url, **options)  # type: ignore[arg-type]
+    assert first.counts["created"] == 4 and first.side.get("replied", 0) > 0
+    done = undo(export, token=TOKEN, api_url=sandbox.url)
+    assert done.result is not None and done.result.counts["undone"] == 4
+    assert sandbox.tickets() == []
+    assert {r["ticketId"] for r in _rows(export)} == {""}
+    again = bulksync.push(export, token=TOKEN, api_url=sandbox.url, **options)  # type: ignore[arg-type]
+    assert again.counts["created"] == 4 and again.summary()["recovered"] == 0
+    assert again.side.get("linked") == first.side.get("linked") and again.side.get("replied") == first.side.get("replied")
+
+
+def _created(path: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{store_path()}?mode=ro", uri=True, timeout=1) as db:
+            return int(db.execute("SELECT count(*) FROM tickets WHERE deleted = 1").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_an_undo_killed_mid_way_finishes_when_run_again(tmp_path: Path) -> None:
+    with Sandbox(token=TOKEN, latency_ms=150) as sb:
+        sheet = write(tmp_path / "t.csv", "description\n" + "".join(f"T{i}\n" for i in range(12)))
+        bulksync.push(sheet, token=TOKEN, api_url=sb.url, concurrency=8, **DEFAULTS)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
+        env.update(_env(sb))
+        child = subprocess.Popen([sys.executable, "-m", "bulksync", "undo", str(sheet), "--yes", "-q"],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while sum(1 for r in sb.requests() if r["method"] == "DELETE") < 3:  # the child is sending
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        child.send_signal(signal.SIGKILL)
+        child.communicate()
+        assert 0 < len(sb.tickets()) < 12 or sb.tickets() == []
+        time.sleep(0.3)  # what was in flight lands
+        again = run_cli("undo", str(sheet), "--yes", "--run", "1", env=_env(sb))
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert sb.tickets() == []
+        assert {(r["ticketId"], r["syncStatus"]) for r in _rows(sheet)} == {("", "undone")}
+        assert runs(sheet, api_url=sb.url, token=TOKEN)[0].undone
+
+
+def test_a_field_already_put_back_in_suptask_is_learnt_not_sent(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    _edit(sheet, r2="High")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    sandbox.edit(int(_rows(sheet)[0]["ticketNumber"]), priority="Low")  # an agent undid it by hand
+    sent = len(sandbox.requests())
+    result = undo(sheet, token=TOKEN, api_url=sandbox.url)
+    assert result.result is not None and result.result.counts["undone"] == 1
+    assert [m for m, _ in _calls(sandbox, sent)] == ["GET"] and _rows(sheet)[0]["priority"] == "Low"
+    sent = len(sandbox.requests())
+    assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS).requests == 0
+    assert _calls(sandbox, sent) == []
