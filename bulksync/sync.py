@@ -716,7 +716,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
     from bulksync.execute import Sending, execute
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
-    from bulksync.refresh import Read, budget, learn, read_tickets
+    from bulksync.refresh import learn
     from bulksync.undo import plan_undo
 
     settings = resolve_settings(path, api_url=api_url, **options)
@@ -748,25 +748,10 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
                     numbers.setdefault(ticket_id, int(cell))
         view = read_view(target, ())
         made = {t for t, *_ in effects.created}
-        wanted = [c for c in effects.updated if c.before is not None and c.ticket_id not in made
+        wanted = [c.ticket_id for c in effects.updated if c.before is not None and c.ticket_id not in made
                   and c.ticket_id not in view.deleted]
-        server: dict[str, Mapping[str, str] | str] | None = None
-        reads = 0
-        if check and wanted:
-            server = {c.ticket_id: "its number is not known (add a ticketNumber column, or undo with "
-                      "--no-check)" for c in wanted if c.ticket_id not in numbers}
-            asked = [Read(i, numbers[c.ticket_id], c.ticket_id) for i, c in enumerate(wanted)
-                     if c.ticket_id in numbers]
-            if on_notice and asked:
-                on_notice(f"undo reads each ticket it would put back first: {budget(len(asked))}")
-            got, stats, interrupted = read_tickets(asked, sending, settings.api_url)
-            reads = stats.requests
-            if interrupted:
-                raise UsageError("undo was stopped while reading the tickets: nothing was sent")
-            for read in asked:
-                ticket, why = got.get(read.row, (None, "not read"))
-                server[str(read.ticket_id)] = ticket.cells if ticket is not None else why
-        elif wanted and on_notice:
+        server, reads = _read_now(wanted, numbers, sending, settings.api_url) if check else (None, 0)
+        if wanted and not check and on_notice:
             on_notice("--no-check: the tickets are not read first, so a field changed in Suptask since "
                       "that run is put back over that change")
         undoing = plan_undo(effects, rows=rows, numbers=numbers, deleted=view.deleted, server=server)
@@ -798,6 +783,29 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         path=table.path, results=shown, requests=done.stats.requests + reads, written_to=written,
         note=note, target=str(target), stopped=str(stopped) if stopped else "", error=stopped,
         interrupted=done.interrupted))
+
+
+def _read_now(wanted: Sequence[str], numbers: Mapping[str, int], sending: Sending, api_url: str
+              ) -> tuple[dict[str, Mapping[str, str] | str], int]:
+    """Each ticket in ``wanted`` as Suptask holds it now (its cells, or why it could not be
+    read), and how many requests that took: what an undo checks before it puts a field back."""
+    from bulksync.refresh import Read, budget, read_tickets
+
+    server: dict[str, Mapping[str, str] | str] = {
+        t: "its number is not known (add a ticketNumber column, or undo with --no-check)"
+        for t in wanted if t not in numbers}
+    asked = [Read(i, numbers[t], t) for i, t in enumerate(wanted) if t in numbers]
+    if not asked:
+        return server, 0
+    if sending.on_notice:
+        sending.on_notice(f"undo reads each ticket it would put back first: {budget(len(asked))}")
+    got, stats, interrupted = read_tickets(asked, sending, api_url)
+    if interrupted:
+        raise UsageError("undo was stopped while reading the tickets: nothing was sent")
+    for read in asked:
+        ticket, why = got.get(read.row, (None, "not read"))
+        server[str(read.ticket_id)] = ticket.cells if ticket is not None else why
+    return server, stats.requests
 
 
 def _chosen(info: Sequence[RunInfo], number: int | None, path: Path) -> RunInfo:
