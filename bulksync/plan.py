@@ -408,7 +408,7 @@ def _rewrites(row: int, changes: Sequence[Change], rows: Rows, names: list[str],
     a value given by --set, which the sheet does not hold)."""
     found = []
     for change in changes:
-        if not (change.old[:1] in _NUMBER_START and change.new[:1] in _NUMBER_START):
+        if not (change.old[:1] in _REWRITTEN_START and change.new[:1] in _REWRITE_START):
             continue  # every form below starts so: most edits are told at once
         if change.field not in orders:  # a column's date order, once, when it is needed
             orders[change.field] = (date_order(columns[names.index(change.field)])
@@ -420,7 +420,11 @@ def _rewrites(row: int, changes: Sequence[Change], rows: Rows, names: list[str],
     return tuple(found)
 
 
-_NUMBER_START = frozenset("-0123456789")
+_REWRITTEN_START = frozenset("-+=@0123456789")
+"""How a value that a re-save rewrites begins: a number, a date, or text taken for a formula."""
+_REWRITE_START = frozenset(("", "#", "E", "T", "F", "t", "f", *"-0123456789"))
+"""How what it becomes begins: a number or date, or a formula's result (an error, TRUE, FALSE
+or nothing)."""
 
 
 _WHAT_HAPPENED: dict[Reformatting, str] = {
@@ -433,6 +437,16 @@ _WHAT_HAPPENED: dict[Reformatting, str] = {
              "file was saved"),
     "time": ("LibreOffice or Excel took the text for a time and wrote it in its own time format when the "
              "file was saved"),
+    "thousands separators": ("LibreOffice or Excel took the text for a number and dropped its thousands "
+                             "separators when the file was saved"),
+    "leading plus": ("LibreOffice or Excel took the text for a number and dropped its leading + when the file "
+                     "was saved (as it does to phone numbers)"),
+    "scientific notation": ("LibreOffice or Excel took the text for a number in scientific notation and wrote "
+                            "the number out in its own way when the file was saved"),
+    "negative zero": "LibreOffice or Excel took the text for the number -0 and wrote it as 0 when the file was saved",
+    "formula": ("LibreOffice or Excel took the text for a formula and replaced it by its result when the file "
+                "was saved (bulksync writes such values with a leading ', which keeps them text, when it "
+                "writes them into a sheet)"),
 }
 
 
@@ -522,12 +536,19 @@ def _plain_operations(at: Sequence[int], names: list[str], columns: list[list[st
 
 # -- a spreadsheet's reformatting is not an edit ----------------------------------------------
 
-Reformatting = Literal["long number", "leading zeros", "trailing zeros", "date", "time"]
+Reformatting = Literal["long number", "leading zeros", "trailing zeros", "date", "time", "thousands separators",
+                       "leading plus", "scientific notation", "negative zero", "formula"]
 DateOrder = Literal["mdy", "dmy"]
 
 _PLAIN_NUMBER = re.compile(r"(-?)(\d+)(?:([.,])(\d+))?")
 _EXPONENT_FORM = re.compile(r"(-?\d)(?:[.,](\d+))?[eE]\+(\d{1,3})")
 _WHOLE = re.compile(r"-?\d+")
+_GROUPED = re.compile(r"([+-]?)([1-9]\d{0,2})((?P<g>[,. \u00a0\u202f])\d{3}(?:(?P=g)\d{3})*)(?:([.,])(\d+))?")
+_SIGNED = re.compile(r"([+-])(\d+(?:[.,]\d+)?)")
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d{1,3}")
+_NUMBER_SHOWN = re.compile(r"-?\d+(?:[.,]\d+)?(?:[eE][+-]?\d{1,3})?")
+_FORMULA_ERROR = re.compile(r"#(?:NULL!|DIV/0!|VALUE!|REF!|NAME\?|NUM!|N/A|SPILL!|CALC!|FIELD!|BLOCKED!|BUSY!|"
+                            r"CONNECT!|UNKNOWN!|GETTING_DATA)|Err:\d{3}")
 _TIME = (r"(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,6}))?)?"
          r"(?:\s*(?P<ap>[AaPp])\.?[Mm]\.?)?")
 _TIME_ONLY = re.compile(_TIME)
@@ -585,11 +606,31 @@ def reformatting(old: str, new: str, *, order: DateOrder | None = None) -> Refor
       time is midnight, a time without seconds has none: ``2026-01-05`` → ``1/5/2026
       14:30`` is an edit. Day and month are read both ways (``1/5/2026`` is 5 January or
       1 May) unless ``order`` says which (a column whose other cells show it, see
-      :func:`date_order`); an ambiguous value counts when one reading is ``old``.
+      :func:`date_order`); an ambiguous value counts when one reading is ``old``;
+    * ``thousands separators``: dropped from a real grouping (``1,000`` → ``1000``,
+      ``1,234,567.50`` → ``1234567.5``; groups of three after a first of one to three digits
+      not starting with 0: ``1,00`` → ``100`` is an edit). A point groups too
+      (``1.000`` → ``1000``, as a German or French LibreOffice reads it; an English one
+      reads ``1.000`` as 1: ``trailing zeros``). A comma followed by three digits is a
+      grouping only, never a decimal comma: ``1,000`` → ``1`` is an edit;
+    * ``leading plus``: ``+4915112345678`` → ``4915112345678`` (and what the number's
+      digits may undergo besides, as above);
+    * ``scientific notation``: ``1e5`` → ``100000``, ``1E3`` → ``1000``, ``4E12`` →
+      ``4E+12``: the same number, in the application's way;
+    * ``negative zero``: ``-0`` → ``0``;
+    * ``formula``: text that begins as a formula does (``=``, or ``+``, ``-``, ``@`` before
+      something that is not a plain number), replaced by what looks like a formula's
+      result: a number, ``TRUE`` or ``FALSE``, an error (``#NAME?``, ``Err:508``) or
+      nothing (``=1+1`` → ``2``). The formula is not evaluated, so any such result counts,
+      and only such results: ``=A1&B1`` → ``ab`` is an edit, as is ``=5`` → ``6``
+      (a constant's result is known).
     """
-    if old == new or not old or not new:
+    if old == new or not old:
         return None
-    return _number_rewrite(old, new) or _date_rewrite(old, new, order)
+    if not new:
+        return _formula_result(old, new)
+    return (_number_rewrite(old, new) or _notation_rewrite(old, new) or _date_rewrite(old, new, order)
+            or _formula_result(old, new))
 
 
 def _number_rewrite(old: str, new: str) -> Reformatting | None:
@@ -608,6 +649,72 @@ def _number_rewrite(old: str, new: str) -> Reformatting | None:
     if new == sign + (whole.lstrip("0") or "0") + (sep + kept if kept else ""):
         return "leading zeros" if (whole.lstrip("0") or "0") != whole else "trailing zeros"
     return None
+
+
+def _notation_rewrite(old: str, new: str) -> Reformatting | None:
+    """A number that the application reads whatever its notation (grouped, with a sign, in
+    scientific notation) written as it writes numbers (see :func:`_written_as`)."""
+    grouped = _GROUPED.fullmatch(old)
+    if grouped is not None:
+        sign, first, groups, separator, point, fraction = grouped.groups()
+        if point is None or point != separator:
+            digits = first + groups.replace(separator, "")
+            number = f"{sign}{digits}" + (f".{fraction}" if fraction else "")
+            kept = (number, number.replace(".", point)) if point else (number,)  # decimals as they were
+            if new in kept or _written_as(number, new) or (
+                    not fraction and _same_long_number(int(sign + digits), new)):
+                return "thousands separators"
+        return None
+    signed = _SIGNED.fullmatch(old)
+    if signed is not None:
+        sign, rest = signed.groups()
+        if sign == "+":
+            return "leading plus" if (_number_rewrite(rest, new) or rest == new
+                                      or _written_as(rest, new)) else None
+        if rest.strip("0.,") == "" and new == "0":
+            return "negative zero"
+        return None
+    if _SCIENTIFIC.fullmatch(old) and _written_as(old, new):
+        return "scientific notation"
+    return None
+
+
+def _written_as(number: str, new: str) -> bool:
+    """Is ``new`` the value of ``number`` (digits, a point or comma, an exponent) as an
+    application writes a number in General format: no leading or trailing zeros, ``0``
+    for zero, a point or a comma for the decimals, or in scientific notation (a value
+    with more digits than it keeps is a ``long number``, told apart above)?"""
+    from decimal import Decimal, InvalidOperation
+
+    if not _NUMBER_SHOWN.fullmatch(new):
+        return False
+    try:
+        value = Decimal(number.replace(",", "."))
+        shown = Decimal(new.replace(",", "."))
+    except InvalidOperation:
+        return False
+    if value != shown:
+        return False
+    if "e" in new.lower():
+        return True
+    text = new.lstrip("-")
+    whole, _, fraction = text.replace(",", ".").partition(".")
+    plain = (whole == "0" or not whole.startswith("0")) and not fraction.endswith("0") and (
+        not new.startswith("-") or value != 0)
+    return plain and (bool(fraction) or "." not in text.replace(",", "."))
+
+
+def _formula_result(old: str, new: str) -> Reformatting | None:
+    """``old`` begins as a formula and ``new`` looks like what a formula gives."""
+    if len(old) < 2 or old[0] not in "=+-@" or old[1:].isspace():
+        return None
+    body = old[1:].strip()
+    if _PLAIN_NUMBER.fullmatch(body.lstrip("+-")):  # a constant: its result is known
+        value = ("-" if (old[0] == "-") != body.startswith("-") else "") + body.lstrip("+-")
+        return "formula" if _written_as(value, new) else None
+    if new == "" or new.upper() in ("TRUE", "FALSE") or _FORMULA_ERROR.fullmatch(new):
+        return "formula"
+    return "formula" if _NUMBER_SHOWN.fullmatch(new) else None
 
 
 def _same_long_number(number: int, new: str) -> bool:

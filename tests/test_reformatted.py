@@ -91,8 +91,59 @@ CASES: list[tuple[str, str, str | None, str]] = [
     ("9:05", "09:05:00", "time", "padded"),
     ("14:30", "2:30 AM", None, "another time"),
     ("14:30:15", "14:30", None, "seconds lost: another instant"),
+    # a number's notation: thousands separators, a sign, scientific notation (LibreOffice, issue 23.7)
+    ("1,000", "1000", "thousands separators", "LibreOffice en-US"),
+    ("1,234,567.50", "1234567.5", "thousands separators", "and the decimals' zero"),
+    ("1,234.50", "1234.50", "thousands separators", "decimals kept by a number format"),
+    ("1 000", "1000", "thousands separators", "a space groups (fr-FR)"),
+    ("1.000", "1000", "thousands separators", "a point groups (de-DE): decided a re-writing, not an edit"),
+    ("1.234,5", "1234,5", "thousands separators", "a point groups, a comma for the decimals"),
+    ("1.000", "1", "trailing zeros", "the same text, read by an English LibreOffice"),
+    ("1,234,567,890,123,456,789", "1.23456789012346E+018", "thousands separators", "and a long number's digits"),
+    ("1,000", "1", None, "a comma and three digits group: never a decimal comma"),
+    ("1,000", "1000.0", None, "a zero added: a number format someone chose"),
+    ("1,00", "100", None, "no real grouping: groups are three digits"),
+    ("12,34", "1234", None, "no real grouping"),
+    ("01,000", "1000", None, "a grouping never starts with 0"),
+    ("1,000.5", "1000", None, "the decimals lost: an edit"),
+    ("1,000,5", "1000.5", None, "one mark cannot both group and part the decimals"),
+    ("+123", "123", "leading plus", "LibreOffice"),
+    ("+4915112345678", "4915112345678", "leading plus", "a phone number in a custom field"),
+    ("+0049151", "49151", "leading plus", "and its leading zeros"),
+    ("+12345678901234567", "1.23456789012346E+016", "leading plus", "and a long number's digits"),
+    ("+123", "124", None, "an edit"),
+    ("+123", "-123", None, "the sign changed: an edit"),
+    ("+123", "", None, "emptied: an edit"),
+    ("1e5", "100000", "scientific notation", "written out"),
+    ("1E3", "1000", "scientific notation", "upper-case E"),
+    ("1.5e-3", "0.0015", "scientific notation", "a negative exponent"),
+    ("-1e5", "-100000", "scientific notation", "negative"),
+    ("4E12", "4E+12", "scientific notation", "a room number LibreOffice took for 4×10¹²"),
+    ("1e5", "100001", None, "another number: an edit"),
+    ("1e5", "1e6", None, "another number"),
+    ("4E12", "4E+13", None, "another magnitude"),
+    ("-0", "0", "negative zero", "LibreOffice"),
+    ("-0.0", "0", "negative zero", "with decimals"),
+    ("-5", "5", None, "the sign of a number that is not zero: an edit"),
+    # text taken for a formula, replaced by its result: the result only looks like one
+    ("=1+1", "2", "formula", "LibreOffice evaluated it"),
+    ("=SUM(1;2)", "3", "formula", "any number: the formula is not evaluated"),
+    ("=1=1", "TRUE", "formula", "a truth value"),
+    ("=foo()", "#NAME?", "formula", "an error"),
+    ("=A1/0", "#DIV/0!", "formula", "another error"),
+    ("=x", "Err:508", "formula", "LibreOffice's error code"),
+    ("=A1", "", "formula", "an empty result"),
+    ("@SUM(1)", "1", "formula", "Excel's @"),
+    ("-A1", "0", "formula", "a - before what is no number"),
+    ("+x+y", "#NAME?", "formula", "a + before what is no number"),
+    ("=5", "5", "formula", "a constant: its result is known"),
+    ("=-5", "-5", "formula", "a negative constant"),
+    ("=5", "6", None, "not the constant's result: an edit"),
+    ("=A1&B1", "ab", None, "text: a formula's result or an edit, who can tell? an edit"),
+    ("=1+1", "=1+2", None, "another formula: an edit"),
+    ("=1+1", "two", None, "text"),
+    ("=", "0", None, "no formula"),
     # neither
-    ("4E12", "4E+12", None, "a room number: the old is no whole number"),
     ("room 4", "room 5", None, "text"),
     ("", "123", None, "nothing sent before"),
     ("123", "", None, "emptied: not a re-writing"),
@@ -406,3 +457,33 @@ def test_a_workbook_whose_text_cells_became_number_and_date_cells(tmp_path: Path
     marks = read_table(book)
     status_at = marks.position("syncStatus")
     assert status_at is not None and marks.frame.at[2, status_at] == "held"
+
+
+def test_a_number_s_notation_or_a_formula_rewritten_by_libreoffice_is_held(tmp_path: Path, sandbox: Sandbox) -> None:
+    """What LibreOffice (en-US) did to a CSV it opened and saved with no edit (the reviewer's
+    real run, issue 23.7): each of these values was sent as a PATCH; now each row is held
+    and said, and only the real edit is sent."""
+    rewritten = {"1,000": "1000", "+4915112345678": "4915112345678", "1e5": "100000", "1E3": "1000", "-0": "0",
+                 "=1+1": "2"}
+    rows = "".join(f'row {i},"{value}"\n' for i, value in enumerate([*rewritten, "77"]))
+    sheet = write(tmp_path / "t.csv", f"description,customField_{CODE}\n{rows}")
+    assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL).ok
+    text = sheet.read_text(encoding="utf-8")
+    for before, after in [*rewritten.items(), ("77", "78")]:  # 78: the one real edit
+        text = text.replace(f',"{before}",', f",{after},")
+    sheet.write_text(text, encoding="utf-8")
+    sent = len(sandbox.requests())
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url)
+    assert result.counts["held"] == 6 and result.counts["updated"] == 1, result.summary()
+    assert [r["body"] for r in sandbox.requests()[sent:]] == [{"customFields": [{"fieldId": CODE, "value": "78"}]}]
+    said = {row: result.results[row].error for row in range(2, 8)}
+    assert "took the text for a number and dropped its thousands separators" in said[2]
+    assert "holds 4915112345678 where bulksync last sent +4915112345678: LibreOffice or Excel took the text for " \
+           "a number and dropped its leading + when the file was saved" in said[3]
+    assert "in scientific notation and wrote the number out in its own way" in said[4] and said[5]
+    assert "took the text for the number -0 and wrote it as 0" in said[6]
+    assert said[7] == (f"customField_{CODE} holds 2 where bulksync last sent =1+1: LibreOffice or Excel took the text "
+                       "for a formula and replaced it by its result when the file was saved (bulksync writes such "
+                       "values with a leading ', which keeps them text, when it writes them into a sheet); format "
+                       "the column as Text (or import the CSV with that column as Text) and put the value back, or "
+                       "give --send-reformatted to send it as it is")
