@@ -25,11 +25,12 @@ from bulksync.columns import (
     validate_rows,
 )
 from bulksync.config import Settings
+from bulksync.errors import SheetError
 from bulksync.mapping import Mapped, apply_mapping, export_preset
 from bulksync.sheets.package import columns_refusal
 from bulksync.sheets.read import Table, XlsxFormat, read_table, sheet_identity
 
-__all__ = ["Checked", "check", "check_listed", "read_sheet", "sheet_statuses"]
+__all__ = ["Checked", "check", "check_listed", "read_sheet", "refuse_no_room_to_pull", "sheet_statuses"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,6 +109,24 @@ def _room(table: Table, rows: Rows) -> tuple[Problem, ...]:
     if refusal is None:
         return ()
     return (Problem(1, None, refusal.message, refusal.code, None),)
+
+
+def refuse_no_room_to_pull(table: Table, *, adding: tuple[str, ...] = ()) -> None:
+    """Before a pull reads anything (its reads are Suptask's scarcest allowance): raise
+    :class:`SheetError`, in the words ``plan`` gives the same problem, where the write-back
+    could not put into the workbook bulksync's columns and ``adding`` (the Suptask columns
+    the pull fills that the sheet lacks), down to the last row that names a ticket. The
+    custom fields a sheet of numbers alone gains are known only from the answers: not
+    counted here."""
+    if not isinstance(table.format, XlsxFormat):
+        return
+    named = [table.frame[at].str.strip().ne("") for n in (TICKET_ID, "ticketNumber")
+             if (at := table.position(n)) is not None]
+    rows = [int(r) for r in table.frame.index[named[0] | named[-1]]] if named else []
+    refusal = columns_refusal(table, owned=OWNED_COLUMNS, last_row=max(rows, default=table.header_row),
+                              adding=adding)
+    if refusal is not None:
+        raise SheetError(table.path, refusal.message, row_number=1)
 
 
 def _errors(table: Table, rows: Rows, headers: Headers, settings: Settings,

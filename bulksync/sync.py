@@ -21,7 +21,7 @@ from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Settings, SheetOpti
 from bulksync.errors import AuthError, SheetError, TargetMismatch, TokenMissing, UsageError
 from bulksync.journal import RunRecord, Target, UpdateRecord, read_view
 from bulksync.plan import Known, Operation, Plan
-from bulksync.preflight import check, check_listed, read_sheet
+from bulksync.preflight import check, check_listed, read_sheet, refuse_no_room_to_pull
 from bulksync.reconcile import Loaded, plan_delete, plan_push
 from bulksync.report import PushResult, RowResult
 from bulksync.sheets.read import CsvFormat
@@ -460,6 +460,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
         listed = check_listed(path, settings)
         table = listed.table
         wanted = columns_to_pull(table, columns, settings.columns, settings.own_columns)
+        # What the write-back would refuse is refused before the first read, in plan's words.
+        refuse_no_room_to_pull(table, adding=tuple(c for c, at in wanted.items() if at is None))
         where = table.position("ticketId")
         ids = [] if where is None else table.frame[where].str.strip().tolist()
         view = read_view(target, ids)

@@ -186,9 +186,28 @@ def test_bulksyncs_columns_left_outside_by_an_older_bulksync_are_taken_in(tmp_pa
                  "column C (notes) stands between table Tickets (ending at column B) and column D (ticketId), "
                  "where bulksync's columns go, so they cannot join it: add the column(s) ticketId, ticketNumber, "
                  "syncStatus, syncError to table Tickets yourself", id="a-column-right-of-the-table"),
+    # What stands in the way is named, not the first empty column on the way to it (review 23, finding 20).
     pytest.param(ROWS, (("Tickets", "A1:C5"),), lambda ws: ws.cell(row=3, column=8, value="see me"),
-                 "column D stands between table Tickets (ending at column C) and column I (ticketId)",
+                 "column H (H3 is filled) stands between table Tickets (ending at column C) and column I (ticketId)",
                  id="a-note-far-right"),
+    pytest.param([r[:2] for r in ROWS], (("Tickets", "A1:B5"),), lambda ws: ws.cell(row=2, column=6, value="Sum"),
+                 "column F (F2 is filled) stands between table Tickets (ending at column B) and column G (ticketId)",
+                 id="empty-columns-then-a-cell"),
+    pytest.param([[*r[:2], "", "Notes" if i == 0 else "n"] for i, r in enumerate(ROWS)], (("Tickets", "A1:B5"),),
+                 None, "column D (Notes) stands between table Tickets (ending at column B) and column E (ticketId)",
+                 id="an-empty-column-then-a-named-one"),
+    pytest.param([r[:2] for r in ROWS], (("Tickets", "A1:B5"),),
+                 lambda ws: (ws.cell(row=2, column=4, value="x"), ws.merge_cells("D2:E3"), ws.merge_cells("G7:G8")),
+                 "column D (D2 is filled), column E (merged cells D2:E3) and column G (merged cells G7:G8) stand "
+                 "between table Tickets (ending at column B) and column H (ticketId)", id="merged-cells"),
+    pytest.param([[*r[:2], f"c{i}", "", "d", "e", "f"] for i, r in enumerate(ROWS)], (("Tickets", "A1:B5"),), None,
+                 "column C (c0), column E (d), column F (e) and 1 more stand between table Tickets (ending at column "
+                 "B) and column H (ticketId)", id="many-in-the-way"),
+    pytest.param([[*r, *(["", "ticketId"] if i == 0 else ["", ""])] for i, r in enumerate(ROWS)],
+                 (("Tickets", "A1:C5"),), None,
+                 "column D, empty, stands between table Tickets (ending at column C) and column E (ticketId), where "
+                 "bulksync's columns are, so they cannot join it (delete the empty column)",
+                 id="an-older-bulksyncs-column-after-an-empty-one"),
     pytest.param([[*r[:2], "", "x" if i else "other"] for i, r in enumerate(ROWS)],
                  (("Tickets", "A1:B5"), ("Other", "D1:D5")), None,
                  "tables Tickets and Other share the header row, so bulksync cannot tell which its columns join: "
@@ -202,7 +221,7 @@ def test_bulksyncs_columns_left_outside_by_an_older_bulksync_are_taken_in(tmp_pa
                  "column A (ticketId) is left of table Tickets, outside it", id="bulksyncs-column-left-of-it"),
     pytest.param([[*r, *(["syncStatus"] if i == 0 else [""]), "more" if i == 0 else ""] for i, r in enumerate(ROWS)],
                  (("Tickets", "A1:C5"),), lambda ws: ws.move_range("D1:E5", cols=1),
-                 "column D stands between table Tickets (ending at column C) and column E (syncStatus)",
+                 "column F (more) stands between table Tickets (ending at column C) and column G (ticketId)",
                  id="an-older-bulksyncs-column-apart-from-it"),
 ])
 def test_a_table_the_columns_cannot_join_is_refused_before_anything_is_sent(
@@ -321,6 +340,53 @@ def test_a_filter_the_columns_cannot_join_is_refused(tmp_path: Path, sandbox: Sa
     assert result.refused and sandbox.requests() == []
     assert result.report is not None and result.report.problems[0].message.startswith(
         "column C (notes) stands between the sheet's filter (A1:B5) (ending at column B) and column D (ticketId)")
+
+
+def test_a_filter_not_on_the_header_row_is_refused(tmp_path: Path, sandbox: Sandbox) -> None:
+    """Set over rows 2 to 5, a filter takes row 2 for its header: sorting with it would move
+    the rows below apart from IDs outside it (the reviewer's T4: neither joined nor refused)."""
+    book = _book(tmp_path / "f.xlsx", tables=(), autofilter="A2:C5")
+    before = book.read_bytes()
+    result = _push(book, sandbox)
+    assert result.refused and sandbox.requests() == [] and book.read_bytes() == before
+    assert result.report is not None and [(p.row_number, p.code, p.message) for p in result.report.problems] == [
+        (1, "cannot-join", "the sheet's filter (A2:C5) starts on row 2, not on the header row (1), so bulksync's "
+                           "columns cannot join it, and sorting or filtering with it would part the rows from their "
+                           "IDs: set the filter on the header row (Data → Filter to clear it, then select the header "
+                           "row's cells, row 1, and Data → Filter again)")]
+
+
+def test_a_filter_not_on_the_header_row_over_bulksyncs_columns_is_left_as_it_is(tmp_path: Path,
+                                                                                 sandbox: Sandbox) -> None:
+    """Its sort moves the IDs with their rows: nothing to refuse. Nor does a filter above the
+    header row, over the title block, touch the rows bulksync reads."""
+    rows = [[*ROWS[0], *OWNED_COLUMNS], *[[*r, "", "", "", ""] for r in ROWS[1:]]]
+    book = _book(tmp_path / "f.xlsx", rows, tables=(), autofilter="A2:G5")
+    assert _push(book, sandbox).ok and b'<autoFilter ref="A2:G5"/>' in _parts(book)["xl/worksheets/sheet1.xml"]
+
+    def title(ws: Any) -> None:
+        ws.insert_rows(1, 2)
+        ws["A1"], ws["B1"] = "Tickets", "for the move"
+
+    above = _book(tmp_path / "a.xlsx", tables=(), autofilter="A1:B2", edit=title)
+    assert _push(above, sandbox, header_row=3).ok
+
+
+def test_what_stands_in_the_way_is_named_by_what_fills_it() -> None:
+    from bulksync.sheets.package import TablePart, fills_of
+
+    sheet = (b'<worksheet><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c></row>'
+             b'<row r="2"><c r="C2" s="1"/><c r="D2"><f>1+1</f></c></row>'
+             b'<row r="4"><c r="C4" t="inlineStr"><is><t>x</t></is></c><c r="E4"><f t="array" ref="E4:F6">1</f>'
+             b'<v>1</v></c></row></sheetData><mergeCells><mergeCell ref="G1:H1"/><mergeCell ref="H3:I3"/>'
+             b'</mergeCells></worksheet>')
+    table = TablePart(part="", xml=b"", name="Side", first_column=9, first_row=8, last_column=10, last_row=9,
+                      header_rows=0, totals_rows=0, kind="worksheet", column_ids=(), column_names=())
+    fills = fills_of(sheet, 2, (table,))
+    assert fills(range(2, 12)) == {2: "C4 is filled", 3: "D2 is filled", 4: "E4 is filled",
+                                   5: "a formula over E4:F6", 7: "merged cells H3:I3", 8: "merged cells H3:I3",
+                                   9: "table Side at J8:K9", 10: "table Side at J8:K9"}
+    assert fills(range(0, 2)) == {}  # A1 is above row 2; C2 holds only a style
 
 
 def test_a_title_merged_across_the_top_does_not_stand_in_the_way(tmp_path: Path, sandbox: Sandbox) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,9 +14,10 @@ from typing import Any
 from bulksync.errors import SheetError
 from bulksync.sheets.read import Table, column_index, column_letter
 
-__all__ = ["MAX_COLUMNS", "Marks", "Placement", "Refusal", "TablePart", "columns_refusal", "content_extent",
-           "first_sheet", "owned_in_sheet", "place_columns", "place_in_sheet", "readable_copy", "safe_xml",
-           "sheet_filter", "sheet_marks", "sheet_part", "sheet_tables", "widen_sheet_filter", "workbook_part"]
+__all__ = ["MAX_COLUMNS", "Fills", "Marks", "Placement", "Refusal", "TablePart", "columns_refusal",
+           "content_extent", "fills_of", "first_sheet", "owned_in_sheet", "place_columns", "place_in_sheet",
+           "readable_copy", "safe_xml", "sheet_filter", "sheet_marks", "sheet_part", "sheet_tables",
+           "widen_sheet_filter", "workbook_part"]
 
 _REL_NAMESPACES = ("http://schemas.openxmlformats.org/officeDocument/2006/relationships",
                    "http://purl.oclc.org/ooxml/officeDocument/relationships")
@@ -465,47 +466,111 @@ def _position(header: tuple[str, ...], columns: tuple[str, ...], extent: int) ->
 
 def _no_room(new_headers: dict[int, str], extent: int, width: int) -> Refusal:
     reach = column_letter(max(extent, 1) - 1)
-    return Refusal("no-room", f"has no room for bulksync's {len(new_headers)} column(s) before XFD, Excel's last "
+    return Refusal("no-room", f"has no room for the {len(new_headers)} column(s) bulksync adds "
+                              f"({', '.join(new_headers.values())}) before XFD, Excel's last "
                               f"column: cells that hold something reach column {reach}; clear or move "
                               f"{width - MAX_COLUMNS} column(s) at the right")
 
 
+Fills = Callable[[range], Mapping[int, str]]
+"""Given columns, what holds something in each of them that does (see :func:`fills_of`): looked
+up only to word a refusal."""
+
+
+def fills_of(xml: bytes, header_row: int = 1, tables: tuple[TablePart, ...] = ()) -> Fills:
+    """What holds something in a worksheet's columns, from ``header_row`` down, as a refusal
+    names it: a column's first cell with a value or formula (``F2``), else a merged range or
+    an array formula over it, else a table's range (what :func:`content_extent` and
+    :func:`place_in_sheet` count). One pass over the cells, when a refusal needs it."""
+
+    def fills(columns: range) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for row, column, _, content in _cells(xml):
+            if column in columns and column not in found and row >= header_row and _CONTENT.search(content):
+                found[column] = f"{column_letter(column)}{row} is filled"
+        for m in _RANGED.finditer(xml):
+            span = _range(m.group(2).decode())
+            if span is not None and span[3] >= header_row:
+                for column in range(span[0], span[2] + 1):
+                    if column in columns:
+                        what = "merged cells" if m.group(1) == b"mergeCell" else "a formula over"
+                        found.setdefault(column, f"{what} {m.group(2).decode()}")
+        for t in tables:
+            if t.last_row >= header_row:
+                for column in range(t.first_column, t.last_column + 1):
+                    if column in columns:
+                        found.setdefault(column, f"table {t.name} at "
+                                                 f"{_ref(t.first_column, t.first_row, t.last_column, t.last_row)}")
+        return found
+
+    return fills
+
+
+_RANGED = re.compile(rb'<(?:\w+:)?(mergeCell|f)\b[^>]*?\sref="([^"]*)"')
+
+
 def _join(first: int, last: int, ours: list[int], header: tuple[str, ...], new_headers: dict[int, str],
-          what: str) -> tuple[int, ...] | Refusal:
+          what: str, fills: Fills | None = None) -> tuple[int, ...] | Refusal:
     """The positions of ``ours`` (bulksync's columns) to take into a table or filter spanning
     columns ``first``–``last`` of the header row: those right of it, which must follow it
-    with nothing between. ``what`` names it in a refusal."""
+    with nothing between. ``what`` names it in a refusal, ``fills`` what stands in the way
+    (none given: each column in the way is named without it)."""
     outside = sorted(p for p in ours if not first <= p <= last)
     if not outside:
         return ()
 
-    def named(p: int) -> str:
+    def named(p: int, filled: str = "") -> str:
         name = new_headers.get(p) or (header[p].strip() if p < len(header) else "")
-        return f"column {column_letter(p)}" + (f" ({name})" if name else "")
+        return f"column {column_letter(p)}" + (f" ({name or filled})" if name or filled else "")
 
     if outside[0] < first:
         return Refusal("cannot-join", f"{named(outside[0])} is left of {what}, outside it, so sorting or "
                                       f"filtering it would part the rows from their IDs: move the column into "
                                       f"{what}, right of its last column")
-    between = next((p for p in range(last + 1, outside[-1]) if p not in outside), None)
-    if between is not None:
-        return Refusal("cannot-join", f"{named(between)} stands between {what} (ending at column "
-                                      f"{column_letter(last)}) and {named(next(p for p in outside if p > between))}, "
-                                      f"where bulksync's columns go, so they cannot join it")
-    return tuple(outside)
+    between = [p for p in range(last + 1, outside[-1]) if p not in outside]
+    if not between:
+        return tuple(outside)
+    # Name what holds something (a header, a cell, a range): an empty column is in the way
+    # only when nothing else is (older bulksync columns set apart from the table by it).
+    filled = fills(range(between[0], between[-1] + 1)) if fills is not None else {}
+    holding = [p for p in between if (p < len(header) and header[p].strip()) or p in filled]
+    ending = f"{what} (ending at column {column_letter(last)})"
+    if holding:
+        them = [named(p, filled.get(p, "")) for p in holding]
+        if len(them) > 3:
+            listed = ", ".join(them[:3]) + f" and {len(them) - 3} more"
+        else:
+            listed = them[0] if len(them) == 1 else ", ".join(them[:-1]) + " and " + them[-1]
+        stand = "stands" if len(them) == 1 else "stand"
+        after = next(p for p in outside if p > holding[-1])
+        return Refusal("cannot-join", f"{listed} {stand} between {ending} and {named(after)}, where "
+                                      "bulksync's columns go, so they cannot join it")
+    gap = [p for p in between if p < next(q for q in outside if q > between[0])]
+    empty = (f"column {column_letter(gap[0])}" if len(gap) == 1
+             else f"columns {column_letter(gap[0])} to {column_letter(gap[-1])}")
+    return Refusal("cannot-join", f"{empty}, empty, {'stands' if len(gap) == 1 else 'stand'} between {ending} "
+                                  f"and {named(gap[-1] + 1)}, where bulksync's columns are, so they cannot join it "
+                                  f"(delete the empty {'column' if len(gap) == 1 else 'columns'})")
 
 
 def place_in_sheet(header: tuple[str, ...], columns: tuple[str, ...], *, extent: int, owned: tuple[str, ...] = (),
                    header_row: int = 1, last_row: int | None = None, tables: tuple[TablePart, ...] = (),
-                   sheet_filter: str | None = None) -> tuple[Placement, tuple[_Join, ...]]:
+                   sheet_filter: str | None = None, clearing: bool = False,
+                   fills: Fills | None = None) -> tuple[Placement, tuple[_Join, ...]]:
     """Where ``columns`` go (see :func:`place_columns`), with the tables and filter they join;
-    ``owned``: bulksync's columns among them, as the sheet names them."""
+    ``owned``: bulksync's columns among them, as the sheet names them; ``clearing``: the
+    write only empties cells (reset); ``fills``: what holds something in a column, to name
+    in a refusal (see :func:`fills_of`)."""
     for t in tables:  # a table's range is taken, even where its cells are empty
         if t.last_row >= header_row:
             extent = max(extent, t.last_column + 1)
     position, new_headers, width = _position(header, columns, extent)
     if width > MAX_COLUMNS:
         return Placement(position, new_headers, width, refusal=_no_room(new_headers, extent, width)), ()
+    if clearing and not new_headers:
+        # Emptying cells moves nothing that a sort could part from its row, and adds no
+        # column: the tables and the filter are left as they are, whatever stands in the way.
+        return Placement(position, new_headers, width), ()
     ours = sorted({*new_headers, *(position[n] for n in columns if n in owned)})
     on_header = [t for t in tables if t.header_rows and t.first_row == header_row]
     joins: list[_Join] = []
@@ -518,15 +583,25 @@ def place_in_sheet(header: tuple[str, ...], columns: tuple[str, ...], *, extent:
             return Placement(position, new_headers, width, refusal=why), ()
         on_header = inside[:1]
     for t in on_header:
-        joined = _join_table(t, ours, header, new_headers, last_row)
+        joined = _join_table(t, ours, header, new_headers, last_row, fills)
         if isinstance(joined, Refusal):
             return Placement(position, new_headers, width, refusal=joined), ()
         if joined is not None:
             joins.append(joined)
     filtered = _range(sheet_filter) if sheet_filter else None
+    if filtered is not None and filtered[1] != header_row and filtered[3] > header_row:
+        outside = [p for p in ours if not filtered[0] <= p <= filtered[2]]
+        if outside:  # its first row is taken for its header: it sorts rows apart from their IDs
+            why = Refusal("cannot-join", f"the sheet's filter ({sheet_filter}) starts on row {filtered[1]}, not "
+                                         f"on the header row ({header_row}), so bulksync's columns cannot join "
+                                         "it, and sorting or filtering with it would part the rows from their "
+                                         "IDs: set the filter on the header row (Data → Filter to clear it, then "
+                                         f"select the header row's cells, row {header_row}, and Data → Filter "
+                                         "again)")
+            return Placement(position, new_headers, width, refusal=why), ()
     if filtered is not None and filtered[1] == header_row:
         what = f"the sheet's filter ({sheet_filter})"
-        taken = _join(filtered[0], filtered[2], ours, header, new_headers, what)
+        taken = _join(filtered[0], filtered[2], ours, header, new_headers, what, fills)
         if isinstance(taken, Refusal):
             why = Refusal(taken.code, taken.message + ": clear the filter (Data → Filter), push, and set it "
                                                       "again over bulksync's columns, or move what stands right of it")
@@ -546,7 +621,7 @@ def _add_them(t: TablePart, ours: list[int], header: tuple[str, ...], new_header
 
 
 def _join_table(t: TablePart, ours: list[int], header: tuple[str, ...], new_headers: dict[int, str],
-                last_row: int | None) -> _Join | Refusal | None:
+                last_row: int | None, fills: Fills | None = None) -> _Join | Refusal | None:
     """How bulksync's columns (at ``ours``) join table ``t``, whose header row is the sheet's:
     None when they are in it already, a Refusal when they cannot."""
     what = f"table {t.name}"
@@ -560,7 +635,7 @@ def _join_table(t: TablePart, ours: list[int], header: tuple[str, ...], new_head
                                       "which sorting or filtering it would leave behind: resize the table to take "
                                       "them in (Table Design → Resize Table: "
                                       f"{_ref(t.first_column, t.first_row, t.last_column, last_row)})")
-    taken = _join(t.first_column, t.last_column, ours, header, new_headers, what)
+    taken = _join(t.first_column, t.last_column, ours, header, new_headers, what, fills)
     if isinstance(taken, Refusal):
         return Refusal(taken.code, taken.message + _add_them(t, ours, header, new_headers))
     if not taken:
@@ -727,7 +802,8 @@ def owned_in_sheet(table: Table, owned: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def place_columns(table: Table, package: zipfile.ZipFile, part: str, xml: bytes, *,
-                  columns: tuple[str, ...] | None, owned: tuple[str, ...], last_row: int) -> Placement:
+                  columns: tuple[str, ...] | None, owned: tuple[str, ...], last_row: int,
+                  clearing: bool = False) -> Placement:
     """Where ``columns`` go in the worksheet ``part`` (XML ``xml``) of the workbook ``table``
     was read from, and whether they can: the one decision that both the check before
     sending and the write-back make.
@@ -739,7 +815,9 @@ def place_columns(table: Table, package: zipfile.ZipFile, part: str, xml: bytes,
     columns (and bulksync's columns left outside by an older bulksync, when they follow
     it) join it, so that sorting or filtering in Excel moves the IDs with their rows; where
     they cannot (something stands between, a totals row, several tables on the header row,
-    rows below the table), :attr:`Placement.refusal` says why and what to do.
+    rows below the table, a filter not on the header row), :attr:`Placement.refusal` says
+    why and what to do, naming what stands in the way. ``clearing``: the write only empties
+    cells (reset): where it adds no column, nothing joins and nothing is refused for joining.
     """
     from bulksync.sheets.read import XlsxFormat
 
@@ -748,7 +826,8 @@ def place_columns(table: Table, package: zipfile.ZipFile, part: str, xml: bytes,
     tables = sheet_tables(table.path, package, part, xml)
     placed, joins = place_in_sheet(table.header, columns, extent=content_extent(xml, table.header_row),
                                    owned=names, header_row=table.header_row, last_row=last_row, tables=tables,
-                                   sheet_filter=sheet_filter(xml))
+                                   sheet_filter=sheet_filter(xml), clearing=clearing,
+                                   fills=fills_of(xml, table.header_row, tables))
     if placed.refusal is not None or not joins:
         return placed
     parts: dict[str, bytes] = {}
@@ -773,15 +852,18 @@ def place_columns(table: Table, package: zipfile.ZipFile, part: str, xml: bytes,
     return replace(placed, parts=parts, sheet_filter=widened)
 
 
-def columns_refusal(table: Table, *, owned: tuple[str, ...], last_row: int) -> Refusal | None:
+def columns_refusal(table: Table, *, owned: tuple[str, ...], last_row: int,
+                    adding: tuple[str, ...] = ()) -> Refusal | None:
     """Why bulksync's columns (``owned``) could not be written into the workbook ``table`` was
     read from, down to ``last_row``, if they could not: :func:`place_columns`, before
-    anything is sent."""
+    anything is sent. ``adding``: the other columns the write-back adds, before bulksync's
+    (the Suptask columns a pull fills that the sheet lacks)."""
     from bulksync.sheets.read import XlsxFormat
 
     if not isinstance(table.format, XlsxFormat):
         return None
     with zipfile.ZipFile(table.path) as package:
         part = sheet_part(table.path, package, table.format.sheet)
-        return place_columns(table, package, part, package.read(part), columns=None, owned=owned,
+        columns = (*adding, *owned_in_sheet(table, owned)) if adding else None
+        return place_columns(table, package, part, package.read(part), columns=columns, owned=owned,
                              last_row=last_row).refusal

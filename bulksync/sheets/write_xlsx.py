@@ -525,7 +525,9 @@ def write_xlsx(table: Table, cells: Mapping[int, Mapping[str, str]], *,
     """Write ``cells`` (row number → column → text) into the worksheet ``table`` came from,
     where :func:`~bulksync.sheets.package.place_columns` puts ``columns`` (as the check
     before sending decided: it refuses what this would); a table or filter on the header
-    row they join is widened over them, in its own part."""
+    row they join is widened over them, in its own part. A write that only empties cells
+    (reset) and adds no column leaves tables and filter as they are, and is never refused
+    for them."""
     from bulksync.columns import OWNED_COLUMNS
 
     fmt = table.format
@@ -538,8 +540,9 @@ def write_xlsx(table: Table, cells: Mapping[int, Mapping[str, str]], *,
     with package:
         part = sheet_part(table.path, package, fmt.sheet)
         xml = package.read(part)
+        clearing = not any(value for these in cells.values() for value in these.values())
         placement = place_columns(table, package, part, xml, columns=columns, owned=OWNED_COLUMNS,
-                                  last_row=max(cells, default=table.header_row))
+                                  last_row=max(cells, default=table.header_row), clearing=clearing)
         patched = {**placement.parts, part: patch_sheet(table.path, part, xml, table.header, cells, columns,
                                                          table.header_row, placement)}
 
