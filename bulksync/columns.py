@@ -484,6 +484,25 @@ def _fill_defaults(cols: dict[str, pd.Series], defaults: Defaults, kept: pd.Inde
         cols[name] = pd.Series(value.strip(), index=kept, dtype=str)
 
 
+_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][+-]?\d+)?")
+
+
+def as_number(value: str) -> str:
+    """A cell of the user's own columns as a spreadsheet re-save leaves it, when it is a
+    number: Excel and LibreOffice drop leading zeros, thousands separators and a leading +,
+    write long numbers in scientific notation and keep 15 significant digits. So a copy of
+    the sheet saved again by one of them still names the same rows (``00120`` is ``120``)."""
+    if not value or not _NUMBER.fullmatch(value):
+        return value
+    from decimal import Context, Decimal, InvalidOperation
+
+    try:
+        number = Context(prec=15).create_decimal(Decimal(value.replace(",", "")))
+    except InvalidOperation:
+        return value
+    return format(number.normalize() + 0, "f") if number else "0"
+
+
 def row_contents(rows: Rows, *, users: bool = True) -> dict[int, str]:
     """What each row *is*, for the journal: a hash of all its cells but bulksync's own (its
     Suptask cells before defaults, and the user's own columns: two rows that send the same
@@ -500,7 +519,8 @@ def row_contents(rows: Rows, *, users: bool = True) -> dict[int, str]:
     theirs = sorted(rows.user_cells) if users else []
     if theirs:  # after a separator no header holds, so a user's column never reads as a Suptask one
         names += ["\x1e", *theirs]
-        columns += [[""] * len(rows.frame), *(rows.user_cells[n].tolist() for n in theirs)]
+        columns += [[""] * len(rows.frame),
+                    *([as_number(v) for v in rows.user_cells[n].tolist()] for n in theirs)]
     index = rows.frame.index.tolist()
     cells = zip(*columns, strict=True) if columns else (() for _ in index)
     sha = hashlib.sha256

@@ -20,6 +20,7 @@ No message of these ever contains the API token.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = ["ApiError", "ApiUnreachable", "AuthError", "BulksyncError", "SheetBusy", "SheetError", "SheetOpen",
@@ -82,7 +83,7 @@ class TargetMismatch(BulksyncError):
 
     def __init__(self, path: Path | str, target: str, other: str, count: int, *,
                  same_url: bool = False, tried: str = "", earlier: object = None,
-                 ticket_ids: tuple[str, ...] = ()) -> None:
+                 ticket_ids: tuple[str, ...] = (), numbers: Mapping[str, int] | None = None) -> None:
         self.path = Path(path)
         self.target = target
         self.other = other
@@ -92,6 +93,8 @@ class TargetMismatch(BulksyncError):
         """The other target (a ``bulksync.journal.Target``), for the rotated-token check."""
         self.ticket_ids = ticket_ids
         """The sheet's ticketIds known on the other target, in sheet order."""
+        self.numbers = dict(numbers or {})
+        """Their numbers, as the sheet's ticketNumber cells give them."""
         hint = (" The URL is the same and the token differs: "
                 + (f"with the new token, {tried}, so it is not taken for the same workspace; "
                    "if it is, push this sheet with the old token"
@@ -100,14 +103,15 @@ class TargetMismatch(BulksyncError):
                 + "; a reset would create its tickets again." if same_url else "")
         super().__init__(
             f"{path}: {count} ticketId{'s' if count != 1 else ''} in this sheet came from {other}, "
-            f"not from {target}, the target of this push; nothing was sent. To push it to the "
+            f"not from {target}, the target of this run; nothing was sent. To push it to the "
             f"target as new tickets, clear bulksync's columns first (bulksync reset {path}), or "
             f"push a fresh export.{hint}")
 
     def tried(self, what: str) -> TargetMismatch:
         """This refusal, saying what the read with the new token found."""
         return TargetMismatch(self.path, self.target, self.other, self.count, same_url=self.same_url,
-                              tried=what, earlier=self.earlier, ticket_ids=self.ticket_ids)
+                              tried=what, earlier=self.earlier, ticket_ids=self.ticket_ids,
+                              numbers=self.numbers)
 
 
 class SheetBusy(BulksyncError):

@@ -215,11 +215,15 @@ class Run:
                 was_failed = bool(entry and entry.state == "failed")
             else:
                 was_failed = op.ticket_id in failed_updates
-            if only_failed and not (was_failed or row in sheet_failed):
+            if only_failed and not (was_failed or row in sheet_failed or row in known.relinked):
                 continue
             to_send.append(op)
-        if known.stale:  # held until the user says, however many of that run's rows recover meanwhile
-            self.journal.mark_lost(k.key for k in known.stale.values())
+        if known.stale or known.relinked or self.options.allow_duplicates:
+            # Held until the user says, however many of that run's rows recover meanwhile;
+            # relinked, or created anew (--allow-duplicates), the user has said.
+            self.journal.mark_lost([key for k in known.stale.values() for key in (k.keys or (k.key,))],
+                                   settled=[k.key for k in known.relinked.values()],
+                                   scope=self.loaded.checked.scope if self.options.allow_duplicates else "")
         return to_send, pending
 
     async def send(self, stopping: asyncio.Event, to_send: list[Operation], pending: list[Operation]) -> None:
@@ -527,7 +531,8 @@ class JournalHooks:
         identity = self.identities[op.row_number]
         key, content = identity.key, identity.content
         other = self.journal.intend(key, op.row_number, op.payload, scope=self.scope, content=content,
-                                    exclusive_content=self.exclusive and not identity.migrated)
+                                    exclusive_content=self.exclusive and not identity.migrated,
+                                    own=identity.own)
         if other is None:
             return None
         # Another run (a second terminal, a copy of the sheet) got there first.

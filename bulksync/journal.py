@@ -43,7 +43,8 @@ from urllib.parse import urlsplit, urlunsplit
 from bulksync.errors import StateError
 from bulksync.memo import ByIdentity
 
-__all__ = ["CreateEntry", "Journal", "Target", "UpdateRecord", "changed_fields", "state_home", "store_path"]
+__all__ = ["Changed", "CreateEntry", "Journal", "RunEffects", "RunRecord", "Target", "UpdateRecord", "changed_fields",
+           "state_home", "store_path"]
 
 HOME_ENV = "BULKSYNC_HOME"
 STORE_NAME = "state.sqlite"
@@ -131,6 +132,7 @@ CREATE TABLE aliases (             -- a token for the same workspace as another,
     at REAL NOT NULL
 );
 ALTER TABLE creates ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE creates ADD COLUMN own TEXT NOT NULL DEFAULT '{}';
 CREATE TABLE runs (                -- every push, delete and undo that sent something, schema 3
     target TEXT NOT NULL,
     run TEXT NOT NULL,             -- the run's id (creates.run, sides.run)
@@ -157,8 +159,9 @@ CREATE TABLE changes (             -- what a run changed on a ticket, for undo, 
 CREATE INDEX creates_run ON creates (target, run);
 CREATE INDEX sides_run ON sides (target, run)
 """
-# creates.lost has no comment in its statement: SQLite would keep it inside the table's SQL.
-# It is 1 when the sheet lost the ticket's ID in a stale save (see CreateEntry.lost).
+# creates.lost and creates.own have no comment in their statements: SQLite would keep it inside
+# the table's SQL. lost is 1 when the sheet lost the ticket's ID in a stale save (see
+# CreateEntry.lost); own is the JSON of the row's own columns (the user's, not sent).
 _MIGRATIONS = {2: _SCHEMA_V2, 3: _SCHEMA_V3}
 """Schema version → what takes a store of the version before to it."""
 _SCHEMA = _SCHEMA_V1 + _SCHEMA_V2 + _SCHEMA_V3
@@ -255,6 +258,40 @@ class UpdateRecord(NamedTuple):
     bulksync had not seen the ticket before, or for a reading."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    """A run bulksync made from a sheet (see :meth:`Journal.runs`)."""
+
+    run: str
+    command: str
+    started: float
+    finished: float | None
+    counts: Mapping[str, int]
+    undoes: str = ""
+    undone: float | None = None
+
+
+class Changed(NamedTuple):
+    """A ticket a run updated: the fields it changed, before (None: not known) and after."""
+
+    ticket_id: str
+    row_number: int
+    before: Mapping[str, str] | None
+    after: Mapping[str, str]
+
+
+class RunEffects(NamedTuple):
+    """What one run did to tickets (see :meth:`Journal.effects`)."""
+
+    created: tuple[tuple[str, int | None, int, str], ...]
+    """(ticketId, number, row, journal key) of each ticket it created."""
+    updated: tuple[Changed, ...]
+    deleted: tuple[tuple[str, int], ...]
+    """(ticketId, row)."""
+    sides: tuple[tuple[str, str, int], ...]
+    """(link | reply, ticketId, seq) it posted."""
+
+
 @dataclass(frozen=True)
 class CreateEntry:
     key: str
@@ -273,16 +310,18 @@ class CreateEntry:
     lost: bool = False
     """The sheet lost this ticket's ID (a save from a window opened before the push): a row
     without an ID in its place is held until the user says (see reconcile)."""
+    own: Mapping[str, str] = field(default_factory=dict)
+    """The row's own columns (the user's, not sent) when it was created, by header."""
 
 
 _ENTRY = ("key, row_number, state, payload, ticket_id, ticket_number, error, lower_number, sent_at, "
-          "settled_at, scope, content, run, lost")
+          "settled_at, scope, content, run, lost, own")
 
 
 def _entry(r: Sequence[Any]) -> CreateEntry:
     return CreateEntry(key=r[0], row_number=r[1], state=r[2], payload=json.loads(r[3]), ticket_id=r[4],
                        ticket_number=r[5], error=r[6], lower_number=r[7], sent_at=r[8], settled_at=r[9],
-                       scope=r[10], content=r[11], run=r[12], lost=bool(r[13]))
+                       scope=r[10], content=r[11], run=r[12], lost=bool(r[13]), own=json.loads(r[14]))
 
 
 def _connect(path: Path, *, create: bool) -> sqlite3.Connection | None:
@@ -481,7 +520,8 @@ class Journal:
         return {r[0]: _entry(r) for r in rows if wanted is None or r[0] in wanted}
 
     def intend(self, key: str, row_number: int, payload: Mapping[str, Any], *, scope: str = "",
-               content: str = "", exclusive_content: bool = False) -> CreateEntry | None:
+               content: str = "", exclusive_content: bool = False,
+               own: Mapping[str, str] | None = None) -> CreateEntry | None:
         """Claim the row and record that its create is about to be sent (committed before it
         is). Returns None when claimed, else the entry that stops it: the row created, or in
         flight in another run, or (``exclusive_content``) the same cells claimed by another sheet.
@@ -503,13 +543,13 @@ class Journal:
                     return _entry(other)
             self._db.execute(
                 "INSERT INTO creates (target, key, scope, content, row_number, state, payload, "
-                "lower_number, sent_at, run) VALUES (?, ?, ?, ?, ?, 'sending', ?, ?, ?, ?) "
+                "lower_number, sent_at, run, own) VALUES (?, ?, ?, ?, ?, 'sending', ?, ?, ?, ?, ?) "
                 "ON CONFLICT(target, key) DO UPDATE SET scope = excluded.scope, "
                 "content = excluded.content, row_number = excluded.row_number, state = 'sending', "
                 "payload = excluded.payload, error = '', lower_number = excluded.lower_number, "
-                "sent_at = excluded.sent_at, settled_at = NULL, run = excluded.run",
+                "sent_at = excluded.sent_at, settled_at = NULL, run = excluded.run, own = excluded.own, lost = 0",
                 (self._key, key, scope, content, row_number, json.dumps(payload, sort_keys=True),
-                 self._highest(), time.time(), self.run))
+                 self._highest(), time.time(), self.run, json.dumps(dict(own or {}), sort_keys=True)))
         return None
 
     def _highest(self) -> int | None:
@@ -590,11 +630,74 @@ class Journal:
         self._db.execute("UPDATE runs SET finished = ?, counts = ? WHERE target = ? AND run = ?",
                          (time.time(), json.dumps(dict(counts), sort_keys=True), self._key, self.run))
 
-    def mark_lost(self, keys: Iterable[str]) -> None:
+    def runs(self, scope: str) -> list[RunRecord]:
+        """The runs made from the sheet ``scope`` on this target, oldest first."""
+        return [RunRecord(run=r[0], command=r[1], started=r[2], finished=r[3], counts=json.loads(r[4]),
+                          undoes=r[5], undone=r[6])
+                for r in self._db.execute(
+                    "SELECT run, command, started, finished, counts, undoes, undone FROM runs "
+                    "WHERE target = ? AND scope = ? ORDER BY started, run", (self._key, scope))]
+
+    def effects(self, run: str) -> RunEffects:
+        """What ``run`` did to tickets: created (by its own requests, not matched), updated
+        (fields before and after), deleted, and the links and replies it posted."""
+        created = [(str(r[0]), r[1], int(r[2]), str(r[3])) for r in self._db.execute(
+            "SELECT ticket_id, ticket_number, row_number, key FROM creates WHERE target = ? AND run = ? "
+            "AND state = 'created' AND sent_at > 0 AND ticket_id IS NOT NULL ORDER BY ticket_number, "
+            "row_number", (self._key, run))]
+        updated, deleted = [], []
+        for ticket_id, kind, row, before, after in self._db.execute(
+                "SELECT ticket_id, kind, row_number, before, after FROM changes WHERE target = ? AND run = ? "
+                "ORDER BY row_number, ticket_id", (self._key, run)):
+            if kind == "delete":
+                deleted.append((str(ticket_id), int(row)))
+            else:
+                updated.append(Changed(str(ticket_id), int(row), None if before is None else json.loads(before),
+                                       json.loads(after or "{}")))
+        sides = [(str(k), str(t), int(q)) for k, t, q in self._db.execute(
+            "SELECT kind, ticket_id, seq FROM sides WHERE target = ? AND run = ? AND state = 'done' "
+            "ORDER BY ticket_id, kind, seq", (self._key, run))]
+        return RunEffects(tuple(created), tuple(updated), tuple(deleted), tuple(sides))
+
+    def numbers(self, ticket_ids: Iterable[str]) -> dict[str, int]:
+        """ticketId → its number, as the creates and the reads of this target know it."""
+        wanted = set(ticket_ids)
+        out = {str(t): int(n) for t, n in self._db.execute(
+            "SELECT ticket_id, ticket_number FROM creates WHERE target = ? AND ticket_number IS NOT NULL "
+            "AND ticket_id IS NOT NULL", (self._key,)) if t in wanted}
+        for number, ticket in self._db.execute("SELECT number, ticket FROM reads WHERE target = ? AND "
+                                               "ticket IS NOT NULL", (self._key,)):
+            ticket_id = json.loads(ticket).get("ticket_id")
+            if ticket_id in wanted:
+                out.setdefault(str(ticket_id), int(number))
+        return out
+
+    def undone(self, run: str, deleted: Iterable[str], *, whole: bool) -> None:
+        """An undo of ``run`` took back its creates ``deleted``: their rows are new rows again
+        (nothing of them is recovered); ``whole``: everything it could take back is, so the
+        run is marked undone."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM creates WHERE target = ? AND run = ? AND ticket_id = ?",
+                                 [(self._key, run, t) for t in deleted])
+            if whole:
+                self._db.execute("UPDATE runs SET undone = ? WHERE target = ? AND run = ?",
+                                 (time.time(), self._key, run))
+
+    def mark_lost(self, keys: Iterable[str], *, settled: Iterable[str] = (), scope: str = "") -> None:
         """The sheet no longer holds these creates' IDs while rows stand in their place (a stale
-        save): held until the user relinks them, however many IDs are recovered meanwhile."""
-        self._db.executemany("UPDATE creates SET lost = 1 WHERE target = ? AND key = ?",
-                             [(self._key, k) for k in keys])
+        save): held until the user says, however many IDs are recovered meanwhile. ``settled``:
+        creates the user relinked; ``scope``: a sheet whose every such create the user chose
+        to leave (--allow-duplicates)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            if scope:
+                self._db.execute("UPDATE creates SET lost = 0 WHERE target = ? AND scope = ? AND lost = 1",
+                                 (self._key, scope))
+            self._db.executemany("UPDATE creates SET lost = 0 WHERE target = ? AND key = ?",
+                                 [(self._key, k) for k in settled])
+            self._db.executemany("UPDATE creates SET lost = 1 WHERE target = ? AND key = ?",
+                                 [(self._key, k) for k in keys])
 
     def same_workspace(self, earlier: Target) -> None:
         """This run's token reads the tickets ``earlier`` made: one workspace. From now on this
@@ -604,12 +707,14 @@ class Journal:
             into = _canonical(self._db, earlier.key)
             if into == self._key:
                 return
-            for table in ("creates", "tickets", "sides", "updates", "reads", "pulls"):
+            for table in ("creates", "tickets", "sides", "updates", "reads", "pulls", "runs", "changes"):
                 self._db.execute(f"UPDATE OR REPLACE {table} SET target = ? WHERE target = ?",
                                  (into, self._key))
-            self._db.execute("INSERT OR REPLACE INTO aliases (target, same_as, at) VALUES (?, ?, ?)",
-                             (self.target.key, into, time.time()))
-            self._db.execute("UPDATE aliases SET same_as = ? WHERE same_as = ?", (into, self.target.key))
+            # Every token whose state was kept under this one's now keeps it under ``into``.
+            self._db.execute("UPDATE aliases SET same_as = ? WHERE same_as = ?", (into, self._key))
+            for key in {self.target.key, self._key}:
+                self._db.execute("INSERT OR REPLACE INTO aliases (target, same_as, at) VALUES (?, ?, ?)",
+                                 (key, into, time.time()))
         self._key = into
 
     # -- tickets and baselines -------------------------------------------------

@@ -102,6 +102,8 @@ class Known:
     error: str = ""
     key: str = ""
     """The journal entry behind it (for a pending create: the one to resolve)."""
+    keys: tuple[str, ...] = ()
+    """A row held for a stale save that may be any of several creates: their entries."""
 
 
 @dataclass(frozen=True)

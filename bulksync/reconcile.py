@@ -9,19 +9,29 @@ Everything here is a function of its inputs; nothing is written and nothing is s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bulksync.columns import Problem, Rows, ValidationReport, row_contents
+from bulksync.columns import Problem, Rows, ValidationReport, as_number, row_contents
 from bulksync.config import Settings
 from bulksync.errors import TargetMismatch
 from bulksync.journal import CreateEntry, Target, View
-from bulksync.plan import Cells, Hold, Known, Operation, Plan, Reconciliation, plan_rows, plan_sides
+from bulksync.plan import (
+    Hold,
+    Known,
+    Operation,
+    Plan,
+    Reconciliation,
+    cells_of_payload,
+    plan_rows,
+    plan_sides,
+    reformatting,
+)
 from bulksync.preflight import Checked, sheet_statuses
 
-__all__ = ["STOPPED_EARLIER", "Loaded", "RowIdentity", "moved_ids", "plan_delete", "plan_push", "reconcile",
+__all__ = ["STOPPED_EARLIER", "Loaded", "RowIdentity", "moved_ids", "plan_delete", "plan_push", "reconcile", "ticket_numbers",
            "row_identities"]
 
 STOPPED_EARLIER = ("an earlier run stopped while this create was in flight; the ticket may or "
@@ -42,12 +52,16 @@ class RowIdentity:
     content: str
     migrated: bool = False
     earlier: str = ""
+    own: Mapping[str, str] = field(default_factory=dict)
+    """The row's own columns (the user's), kept with its create: what tells a stale save's
+    edited row from a row of other people (see :func:`_stale`)."""
 
     @classmethod
-    def of_row(cls, scope: str, content: str, *, earlier: str = "") -> RowIdentity:
+    def of_row(cls, scope: str, content: str, *, earlier: str = "",
+               own: Mapping[str, str] | None = None) -> RowIdentity:
         key = f"row\x1f{scope}\x1f{content}"
         old = f"row\x1f{scope}\x1f{earlier}" if earlier else ""
-        return cls(key=key, content=content, earlier="" if old == key else old)
+        return cls(key=key, content=content, earlier="" if old == key else old, own=own or {})
 
     @classmethod
     def of_legacy(cls, integration: str, legacy_id: str, content: str) -> RowIdentity:
@@ -76,14 +90,16 @@ class Loaded:
         return self.checked.report
 
 
-def refuse_foreign(path: Path, view: View, ids: Any) -> None:
-    """Raise :class:`TargetMismatch` if the sheet's ticketIds belong to another target."""
+def refuse_foreign(path: Path, view: View, ids: Any, numbers: Mapping[str, int] | None = None) -> None:
+    """Raise :class:`TargetMismatch` if the sheet's ticketIds belong to another target
+    (``numbers``: the sheet's own ticketNumber of each, to read one with a rotated token)."""
     foreign = [t for t in ids.tolist() if t in view.foreign]
     if foreign:
         other = view.foreign[foreign[0]]
+        mine = tuple(t for t in foreign if view.foreign[t] == other)
         raise TargetMismatch(path, str(view.target), str(other), len(foreign),
-                             same_url=other.url == view.target.url, earlier=other,
-                             ticket_ids=tuple(t for t in foreign if view.foreign[t] == other))
+                             same_url=other.url == view.target.url, earlier=other, ticket_ids=mine,
+                             numbers={t: numbers[t] for t in mine if numbers and t in numbers})
 
 
 def plan_push(checked: Checked, settings: Settings, view: View, *, force: bool = False,
@@ -100,24 +116,30 @@ def plan_push(checked: Checked, settings: Settings, view: View, *, force: bool =
     """
     rows, report = checked.rows, checked.report
     if report.sheet_invalid:
-        return Loaded(checked, Plan(()), settings, view.target)
-    refuse_foreign(checked.table.path, view, rows.frame["ticketId"])
+        return Loaded(checked, Plan((), reconciliation=Reconciliation(str(view.target))), settings, view.target)
+    numbers = ticket_numbers(checked, view)
+    refuse_foreign(checked.table.path, view, rows.frame["ticketId"], numbers)
     plan = plan_rows(rows, exclude=report.invalid_rows, force=force, baselines=view.baselines)
     if plan.problems:  # rows that cannot be planned have no operation
         checked = replace(checked, report=report.with_problems(plan.problems))
     if not trust_ids:
-        out_of_place = moved_ids(plan.operations, rows, view.baselines, _numbers(checked, view))
+        out_of_place = moved_ids(plan.operations, rows, view, numbers)
         if out_of_place:
             checked = replace(checked, report=checked.report.with_problems(out_of_place))
-            return Loaded(checked, Plan(()), settings, view.target)
+            return Loaded(checked, Plan((), reconciliation=Reconciliation(str(view.target))), settings, view.target)
     identities: dict[int, RowIdentity] = {}
     if (keys or view.creates) and any(op.kind == "create" for op in plan.operations):
         integration = settings.mapping.integration if settings.mapping else ""
         identities = row_identities(row_contents(rows), checked.mapped.legacy_ids, integration,
                                     checked.scope, earlier=row_contents(rows, users=False)
-                                    if rows.user_cells else None)
+                                    if rows.user_cells else None, own=_own_cells(rows))
     known = reconcile(plan, identities, view, checked.scope, allow_duplicates=allow_duplicates,
-                      sheet_ids=_sheet_ids(checked))
+                      sheet=_sheet_rows(checked))
+    doubled = _doubled(known, _sheet_rows(checked), numbers)
+    if doubled and not trust_ids:
+        checked = replace(checked, report=checked.report.with_problems(doubled))
+        return Loaded(checked, Plan((), reconciliation=Reconciliation(str(view.target))), settings,
+                      view.target)
     if relink and known.stale:
         plan, known, problems = _relink(plan, known, rows, view, force=force)
         if problems:
@@ -136,12 +158,12 @@ def plan_delete(checked: Checked, settings: Settings, view: View) -> Loaded:
     """The DELETE of every listed ticket; a row marked ``deleted`` in the sheet, or whose
     ticket the state knows was deleted on this target, is planned as already done."""
     ids = checked.rows.frame["ticketId"]
-    refuse_foreign(checked.table.path, view, ids)
+    refuse_foreign(checked.table.path, view, ids, ticket_numbers(checked, view))
     out_of_place = moved_ids(plan_rows(checked.rows, baselines=view.baselines).operations, checked.rows,
-                             view.baselines, _numbers(checked, view))
+                             view, ticket_numbers(checked, view), delete=True)
     if out_of_place:  # the user means the tickets whose cells they see
         checked = replace(checked, report=checked.report.with_problems(out_of_place))
-        return Loaded(checked, Plan(()), settings, view.target)
+        return Loaded(checked, Plan((), reconciliation=Reconciliation(str(view.target))), settings, view.target)
     marked = sheet_statuses(checked.table, "deleted")
     ops = [Operation(int(row), "deleted" if int(row) in marked or ticket_id in view.deleted
                      else "delete", ticket_id, {})
@@ -171,8 +193,19 @@ def _sides(plan: Plan, known: Reconciliation, checked: Checked, settings: Settin
                       comments=mapped.comments, done=view.sides, resend=resend)
 
 
+def _own_cells(rows: Rows) -> dict[int, dict[str, str]]:
+    """Row → its non-empty cells in the user's own columns, by header."""
+    out: dict[int, dict[str, str]] = {}
+    for name, values in rows.user_cells.items():
+        for row, value in zip(values.index.tolist(), values.tolist(), strict=True):
+            if value:
+                out.setdefault(int(row), {})[name] = value
+    return out
+
+
 def row_identities(contents: Mapping[int, str], legacy_ids: Mapping[int, str], integration: str,
-                   scope: str, *, earlier: Mapping[int, str] | None = None) -> dict[int, RowIdentity]:
+                   scope: str, *, earlier: Mapping[int, str] | None = None,
+                   own: Mapping[int, Mapping[str, str]] | None = None) -> dict[int, RowIdentity]:
     """Row → its identity. A migrated row is its legacy ticket, wherever the sheet is; any
     other row is its place in this sheet and its cells (``earlier``: its contents as
     bulksync 0.1 hashed them)."""
@@ -180,7 +213,8 @@ def row_identities(contents: Mapping[int, str], legacy_ids: Mapping[int, str], i
     for row, content in contents.items():
         legacy = legacy_ids.get(row)
         out[row] = (RowIdentity.of_legacy(integration, legacy, content) if legacy else
-                    RowIdentity.of_row(scope, content, earlier=earlier.get(row, "") if earlier else ""))
+                    RowIdentity.of_row(scope, content, earlier=earlier.get(row, "") if earlier else "",
+                                       own=(own or {}).get(row)))
     return out
 
 
@@ -189,54 +223,81 @@ MOVED = ("row(s) hold another ticket's cells beside their ticketId: the sheet wa
          "syncError, so the IDs no longer stand beside their own tickets' cells. Nothing was sent. "
          "Undo the sort (Ctrl+Z), or sort again with bulksync's columns selected too, so each ID "
          "stands beside its cells; an Excel Table or filter range that holds them moves them with "
-         "the rows. If the rows really are edits you made, push with --trust-ids")
+         "the rows.")
+MOVED_PUSH = " If the rows really are edits you made, push with --trust-ids"
+MOVED_DELETE = " To delete the tickets whose IDs are listed whatever stands beside them, list the IDs alone"
 
 
-def moved_ids(operations: Sequence[Operation], rows: Rows, baselines: Mapping[str, Cells],
-              numbers: Mapping[str, int]) -> tuple[Problem, ...]:
-    """Rows whose ticketId stands beside another ticket's cells: the row's own Suptask cells
-    equal what bulksync last synced for *another* ticket of the sheet, not for its own, and
-    that other ticket's row has moved too (a sort, a paste in another order). An edit that
-    happens to equal a neighbour's values (closing one ticket of a list where another is
-    closed) leaves the neighbour's row as it was, so it is not taken for a move.
+def moved_ids(operations: Sequence[Operation], rows: Rows, view: View,
+              numbers: Mapping[str, int], *, delete: bool = False) -> tuple[Problem, ...]:
+    """Rows whose ticketId stands beside another ticket's cells: the row's cells (its Suptask
+    columns, and the user's own columns as they were when its ticket was created) are closer
+    to what bulksync last synced for *another* ticket of the sheet than to its own, by at
+    least two cells (the description counting two), and that other ticket's row has changed
+    too: a sort, or a paste in another order, that left bulksync's columns behind, also when
+    a column was filled in afterwards or the file re-saved by a spreadsheet since. An edit
+    that happens to equal a neighbour's values (closing one ticket of a list where another is
+    closed) leaves the neighbour's row as it was, so it is not taken for a move; nor is a
+    swap of one column alone (a list of ticketIds and statuses cannot tell it from edits).
 
-    Only the sheet's own columns count: a ``--set`` value is the same on every row."""
-    own = frozenset(rows.own_cells)
+    A ``--set`` value is the same on every row, so it does not count. Each row is compared
+    with the tickets that share a rare cell with it, not with every ticket: linear."""
+    fields = frozenset(rows.own_cells)
+    own = _own_cells(rows)
+    made = {e.ticket_id: e.own for e in view.creates.values() if e.ticket_id and e.own}
 
-    def seen(cells: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-        return tuple(sorted((k, v) for k, v in cells.items() if k in own and v))
+    def cells(ticket_id: str, synced: Mapping[str, str]) -> dict[str, str]:
+        out = {k: _same_form(v) for k, v in synced.items() if k in fields and v}
+        out.update({f"\x1e{k}": _same_form(v) for k, v in made.get(ticket_id, {}).items()})
+        return out
 
-    now: dict[str, tuple[tuple[str, str], ...]] = {}
+    now: dict[str, dict[str, str]] = {}
+    then: dict[str, dict[str, str]] = {}
     at: dict[str, int] = {}
     for op in operations:
-        if op.kind not in ("update", "unchanged") or op.ticket_id not in baselines or not op.ticket_id:
+        if op.kind not in ("update", "unchanged") or not op.ticket_id or op.ticket_id not in view.baselines:
             continue
-        cells = dict(baselines[op.ticket_id])
+        row = dict(view.baselines[op.ticket_id])
         for change in op.changes:
-            cells[change.field] = change.new
-        now[op.ticket_id], at[op.ticket_id] = seen(cells), op.row_number
-    synced: dict[tuple[tuple[str, str], ...], list[str]] = {}
-    for ticket_id in now:
-        synced.setdefault(seen(baselines[ticket_id]), []).append(ticket_id)
-    moved = {t for t in now if now[t] != seen(baselines[t])}
+            row[change.field] = change.new
+        now[op.ticket_id] = {**cells("", row), **{f"\x1e{k}": _same_form(v) for k, v in own.get(op.row_number, {}).items()
+                                                 if op.ticket_id in made}}
+        then[op.ticket_id], at[op.ticket_id] = cells(op.ticket_id, view.baselines[op.ticket_id]), op.row_number
+    changed = {t for t in now if now[t] != then[t]}
+    holders: dict[tuple[str, str], list[str]] = {}
+    for ticket_id in changed:
+        for cell in then[ticket_id].items():
+            holders.setdefault(cell, []).append(ticket_id)
+
+    def score(row: Mapping[str, str], synced: Mapping[str, str]) -> int:
+        return sum(2 if k == "description" else 1 for k, v in row.items() if synced.get(k) == v)
 
     def name(ticket_id: str) -> str:
         return f"#{numbers[ticket_id]}" if ticket_id in numbers else ticket_id[:8]
 
     problems = []
-    for ticket_id in sorted(moved, key=at.__getitem__):
-        others = [u for u in synced.get(now[ticket_id], []) if u != ticket_id and u in moved]
-        if others and now[ticket_id]:
-            other = others[0]
+    for ticket_id in sorted(changed, key=at.__getitem__):
+        row = now[ticket_id]
+        mine = score(row, then[ticket_id])
+        rare = {u for cell in row.items() if len(holders.get(cell, ())) <= 3 for u in holders.get(cell, ())}
+        best = max(((score(row, then[u]), u) for u in rare if u != ticket_id), default=(0, ""))
+        if best[0] >= 2 and best[0] > mine:
+            other = best[1]
             problems.append(Problem(at[ticket_id], "ticketId", (
                 f"holds ticket {name(other)}'s cells beside {name(ticket_id)}'s ID ({name(other)}'s ID "
                 f"is on row {at[other]})"), "moved-id", ticket_id))
     if problems:
-        problems.insert(0, Problem(1, None, f"{len(problems)} {MOVED}", "moved-ids", None))
+        problems.insert(0, Problem(1, None, f"{len(problems)} {MOVED}{MOVED_DELETE if delete else MOVED_PUSH}",
+                                   "moved-ids", None))
     return tuple(problems)
 
 
-def _numbers(checked: Checked, view: View) -> dict[str, int]:
+def _same_form(value: str) -> str:
+    """A cell as compared for a move: a number as a spreadsheet's re-save leaves it."""
+    return as_number(value.strip())
+
+
+def ticket_numbers(checked: Checked, view: View) -> dict[str, int]:
     """ticketId → its number, as the sheet's ticketNumber cells and the state know them."""
     out = {e.ticket_id: e.ticket_number for e in view.creates.values()
            if e.ticket_id and e.ticket_number is not None}
@@ -255,28 +316,49 @@ def _relink(plan: Plan, known: Reconciliation, rows: Rows, view: View, *,
     """The stale rows as updates of the tickets they were created as (their edits against
     what was sent), instead of creates held back; a row that cannot be planned so (a cell
     emptied that the API cannot empty) has no operation and is a problem."""
-    frame = rows.frame.loc[sorted(known.stale)].copy()
+    paired = sorted(r for r, k in known.stale.items() if k.ticket_id and r in rows.frame.index)
+    frame = rows.frame.loc[paired].copy()
     frame["ticketId"] = [known.stale[int(r)].ticket_id for r in frame.index]
     updates = plan_rows(replace(rows, frame=frame), baselines=view.baselines, force=force)
     by_row = {op.row_number: op for op in updates.operations}
-    operations = tuple(by_row[op.row_number] if op.row_number in known.stale else op
+    operations = tuple(by_row[op.row_number] if op.row_number in paired else op
                        for op in plan.operations
-                       if op.row_number not in known.stale or op.row_number in by_row)
+                       if op.row_number not in paired or op.row_number in by_row)
     return (replace(plan, operations=operations, problems=plan.problems + updates.problems,
                     holds=plan.holds + updates.holds),
-            replace(known, stale={}, relinked=dict(known.stale)), updates.problems)
+            replace(known, stale={r: k for r, k in known.stale.items() if r not in paired},
+                    relinked={r: known.stale[r] for r in paired}), updates.problems)
 
 
-def _sheet_ids(checked: Checked) -> frozenset[str]:
-    """Every ticketId the sheet holds, in any row (hidden and invalid ones too)."""
+def _doubled(known: Reconciliation, sheet: Sequence[tuple[int, str]], numbers: Mapping[str, int]
+             ) -> tuple[Problem, ...]:
+    """Rows without an ID whose cells are a ticket (found by them) whose ID already stands on
+    another row: the rows were sorted apart from bulksync's columns, and that other row holds
+    other cells beside it. Writing the ID here would put it in the sheet twice."""
+    where = {t: row for row, t in sheet if t}
+    problems = []
+    for row, k in sorted((*known.recovered.items(), *known.matched.items())):
+        if k.ticket_id in where and where[k.ticket_id] != row:
+            name = f"#{k.ticket_number}" if k.ticket_number is not None else k.ticket_id[:8]
+            problems.append(Problem(row, "ticketId", (
+                f"holds ticket {name}'s cells, whose ID is on row {where[k.ticket_id]} beside other "
+                "cells"), "moved-id", k.ticket_id))
+    if problems:
+        problems.insert(0, Problem(1, None, f"{len(problems)} {MOVED}{MOVED_PUSH}", "moved-ids", None))
+    return tuple(problems)
+
+
+def _sheet_rows(checked: Checked) -> tuple[tuple[int, str], ...]:
+    """(row, ticketId or "") of every row of the sheet, hidden and invalid ones too."""
     where = checked.table.position("ticketId")
+    index = checked.table.frame.index.tolist()
     if where is None:
-        return frozenset()
-    return frozenset(t for t in checked.table.frame[where].str.strip().tolist() if t)
+        return tuple((int(r), "") for r in index)
+    return tuple(zip((int(r) for r in index), checked.table.frame[where].str.strip().tolist(), strict=True))
 
 
 def reconcile(plan: Plan, identities: Mapping[int, RowIdentity], view: View, scope: str, *,
-              allow_duplicates: bool = False, sheet_ids: frozenset[str] = frozenset()) -> Reconciliation:
+              allow_duplicates: bool = False, sheet: Sequence[tuple[int, str]] = ()) -> Reconciliation:
     """What the state already settles of the plan's creates."""
     recovered: dict[int, Known] = {}
     matched: dict[int, Known] = {}
@@ -302,44 +384,141 @@ def reconcile(plan: Plan, identities: Mapping[int, RowIdentity], view: View, sco
             else:  # e.g. a crash before another copy's write-back: resolved like our own
                 pending[row] = Known(None, None, f"{other.error or STOPPED_EARLIER} (a row with the "
                                      f"same cells, in {other.scope})", key=other.key)
-    stale = {} if allow_duplicates else _stale(
-        [r for r in creates if r not in recovered and r not in pending and not identities[r].migrated],
-        {k.key for k in recovered.values()}, view, scope, sheet_ids)
-    for row in stale:
-        matched.pop(row, None)  # the row's own ticket, not a copy's
+    found = {k.key: row for row, k in (*recovered.items(), *pending.items())}
+    migrated = {r for r in creates if identities[r].migrated}
+    cells = {op.row_number: _cells(op.payload, identities[op.row_number].own) for op in plan.operations
+             if op.kind == "create" and op.row_number in identities}
+    stale = {} if allow_duplicates else _stale(sheet, found, migrated | set(matched), view, scope, cells)
     return Reconciliation(str(view.target), recovered, matched, pending, stale)
 
 
-def _stale(rows: list[int], taken: set[str], view: View, scope: str,
-           sheet_ids: frozenset[str]) -> dict[int, Known]:
-    """Rows to create standing where a ticket of this sheet was created by a run whose every
-    ID the sheet has lost, their cells edited since (else their key would have found it).
+def _stale(sheet: Sequence[tuple[int, str]], found: Mapping[str, int], others: set[int], view: View,
+           scope: str, cells: Mapping[int, Mapping[str, str]]) -> dict[int, Known]:
+    """Rows without an ID that stand where a create of this sheet was made, in a sheet that
+    lost that create's ID: a save from a window opened before the push (Excel or LibreOffice
+    kept the sheet as it was, plus the user's edits). Creating such a row would make a second
+    ticket for it, so it is held.
 
-    That is what a save from a window opened before the push looks like (Excel or
-    LibreOffice kept the sheet as it was, plus the user's edit): creating such a row would
-    make a second ticket for it. A run that left any of its IDs in the sheet did not lose
-    them that way (rows deleted since, new rows typed in their place, are new rows), unless
-    an earlier push found the loss (``lost``: the run's other rows recovered since).
+    A create counts as lost when its ticket is not in the sheet and either this plan found
+    other rows of its run by their cells (``found``: journal key → the row now) while none of
+    that run's IDs is in the sheet, or an earlier push held it (``lost``). A run none of whose
+    rows is found is not a stale save (a sheet reused for other tickets). Each row without an
+    ID is placed among the rows whose place at that push is known (rows found, rows whose ID
+    names a create of this sheet): between two of them stand the creates made between them.
+    As many rows as creates in a gap are paired in order (``Known.ticket_id``, for
+    ``--relink``); otherwise every row of the gap is held unpaired, naming the tickets it may
+    be (the user types the right ID, or creates it anew). A row is held only if it still
+    shares at least half of the cells that tell that push's rows apart with its create
+    (``cells``: each row's sent fields and own columns; see :func:`_alike`): a row typed
+    anew where a lost one stood is created. ``others``: rows to leave alone (migrated,
+    matched by a copy); hidden and invalid rows are placed too (held when they come back).
     """
-    if not rows:
-        return {}
     mine = [e for e in view.creates.values()
-            if e.scope == scope and e.state == "created" and e.ticket_id and e.key not in taken
+            if e.scope == scope and e.state in ("created", "sending", "uncertain")
             and RowIdentity.of_row(scope, e.content).key == e.key]
-    kept_runs = {e.run for e in mine if e.ticket_id in sheet_ids}
-    at: dict[int, CreateEntry] = {}
-    for e in mine:
-        if (e.lost or e.run not in kept_runs) and e.ticket_id not in sheet_ids:
-            if e.row_number not in at or e.sent_at > at[e.row_number].sent_at:
-                at[e.row_number] = e
-    out = {}
-    for row in rows:
-        if (made := at.get(row)) is not None:
-            number = f"#{made.ticket_number}" if made.ticket_number is not None else str(made.ticket_id)
-            out[row] = Known(made.ticket_id, made.ticket_number, key=made.key, error=(
-                f"ticket {number} was created from this row, and the sheet no longer holds its ID "
-                "(it was saved from a window opened before that push?) while the row was edited "
-                "since: nothing was created. Push with --relink to write the ID back and send the "
-                "edits as an update (checked against Suptask first), or with --allow-duplicates "
-                "to create a new ticket for it"))
+    if not mine:
+        return {}
+    ids = {t for _, t in sheet if t}
+    run_of = {e.key: e.run for e in mine}
+    kept_runs = {e.run for e in mine if e.ticket_id in ids}
+    found_runs = {run_of[k] for k in found if k in run_of}
+    lost = [e for e in mine if e.key not in found and e.ticket_id not in ids
+            and (e.lost or (e.run in found_runs and e.run not in kept_runs))]
+    if not lost:
+        return {}
+    by_ticket = {e.ticket_id: e for e in mine if e.ticket_id}
+    by_key = {e.key: e for e in mine}
+    anchors: list[tuple[int, int]] = []  # (row now, row at that push)
+    loose: list[int] = []
+    for row, ticket_id in sheet:
+        if ticket_id in by_ticket:
+            anchors.append((row, by_ticket[ticket_id].row_number))
+        elif not ticket_id and row not in others:
+            loose.append(row)
+    anchors += [(row, by_key[k].row_number) for k, row in found.items() if k in by_key]
+    anchors.sort()
+    ordered = all(a[1] < b[1] for a, b in zip(anchors, anchors[1:], strict=False))
+    gaps: dict[int, list[int]] = {}
+    for row in loose:
+        if row in found.values():
+            continue
+        below = sum(1 for a in anchors if a[0] < row) if ordered else 0
+        gaps.setdefault(below, []).append(row)
+    out: dict[int, Known] = {}
+    for below, rows in gaps.items():
+        low = anchors[below - 1][1] if ordered and below else 0
+        high = anchors[below][1] if ordered and below < len(anchors) else 1 << 62
+        made = sorted((e for e in lost if low < e.row_number < high), key=lambda e: e.row_number)
+        if not made:
+            continue
+        alike = _alike([e for e in mine if e.run in {m.run for m in made}])
+        if len(made) == len(rows):
+            out.update({row: _held(e) for row, e in zip(rows, made, strict=True)
+                        if row not in cells or alike(cells[row], e)})
+        else:
+            out.update({row: _maybe(made) for row in rows
+                        if row not in cells or any(alike(cells[row], e) for e in made)})
     return out
+
+
+def _cells(payload: Mapping[str, Any], own: Mapping[str, str]) -> dict[str, str]:
+    """A create's cells as sent, and its row's own columns (kept apart by a prefix)."""
+    return {**cells_of_payload(payload), **{f"\x1e{k}": v for k, v in own.items()}}
+
+
+def _alike(run: Sequence[CreateEntry]) -> Callable[[Mapping[str, str], CreateEntry], bool]:
+    """Whether a row is still most of a lost create: equal (or re-written by a spreadsheet)
+    in at least half of the cells that differ between the creates of its ``run`` (a form or
+    a --set value that every row shares tells nothing; with one create, every cell counts)."""
+    made = [_cells(e.payload, e.own) for e in run]
+    names = {k for c in made for k in c}
+    telling = {k for k in names if len({c.get(k, "") for c in made}) > 1} or names
+
+    def alike(row: Mapping[str, str], entry: CreateEntry) -> bool:
+        theirs = _cells(entry.payload, entry.own)
+        same = sum(1 for k in telling if _near(theirs.get(k, ""), row.get(k, "")))
+        return 2 * same >= len(telling)
+
+    return alike
+
+
+def _near(old: str, new: str) -> bool:
+    """The same cell, or the same after an edit of a few words (a text of some length that
+    is still mostly what it was), or after a spreadsheet re-wrote it."""
+    if old == new:
+        return True
+    if not old or not new:
+        return False
+    if reformatting(old, new) is not None:
+        return True
+    import difflib
+
+    return min(len(old), len(new)) >= 8 and difflib.SequenceMatcher(None, old, new).ratio() >= 0.6
+
+
+def _number(e: CreateEntry) -> str:
+    return f"#{e.ticket_number}" if e.ticket_number is not None else str(e.ticket_id or "(not known yet)")
+
+
+def _held(e: CreateEntry) -> Known:
+    """A row that is the create ``e``, edited in a sheet that lost its ID."""
+    if e.state != "created" or not e.ticket_id:
+        return Known(None, None, key=e.key, error=(
+            "an earlier create of this row has an unknown outcome, and the row was edited since in a "
+            "sheet that lost that push's IDs: nothing was created. Push the sheet as it was to "
+            "resolve it, or check in Suptask and type the ticketId into the row"))
+    return Known(e.ticket_id, e.ticket_number, key=e.key, error=(
+        f"ticket {_number(e)} was created from this row, and the sheet no longer holds its ID (it "
+        "was saved from a window opened before that push?) while the row was edited since: nothing "
+        "was created. Push with --relink to write the ID back and send the edits as an update "
+        "(checked against Suptask first), or with --allow-duplicates to create a new ticket for it"))
+
+
+def _maybe(made: Sequence[CreateEntry]) -> Known:
+    """A row that may be any of the creates ``made`` (rows were also added or removed)."""
+    names = ", ".join(_number(e) for e in made[:6]) + (", …" if len(made) > 6 else "")
+    return Known(None, None, key=made[0].key, keys=tuple(e.key for e in made), error=(
+        f"this row may be one of the tickets {names}, created from rows here before the sheet lost "
+        "their IDs (it was saved from a window opened before that push?), and rows were added or "
+        "removed since: nothing was created. Find its ticket in Suptask and type its ticketId into "
+        "the row, or push with --allow-duplicates to create a new ticket for it"))

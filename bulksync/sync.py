@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Unpack
 from bulksync.columns import OWNED_COLUMNS, ValidationReport
 from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Settings, SheetOptions, resolve_settings
 from bulksync.errors import AuthError, SheetError, TargetMismatch, TokenMissing, UsageError
-from bulksync.journal import RunRecord, Target, UpdateRecord, read_view
+from bulksync.journal import RunRecord, Target, UpdateRecord, View, read_view
 from bulksync.plan import Known, Operation, Plan
 from bulksync.preflight import check, check_listed, read_sheet, refuse_no_room_to_pull
 from bulksync.reconcile import Loaded, plan_delete, plan_push
@@ -42,12 +42,15 @@ TOKEN_ENV = "SUPTASK_API_TOKEN"
 
 def load(path: Path | str, settings: Settings, *, target: Target | None = None, force: bool = False,
          allow_duplicates: bool = False, resend_unresolved: bool = False, keys: bool = False,
-         relink: bool = False, send_reformatted: bool = False, trust_ids: bool = False) -> Loaded:
+         relink: bool = False, send_reformatted: bool = False, trust_ids: bool = False,
+         offline: bool = False) -> Loaded:
     """Preflight and plan: read ``path``, map, validate, and plan it against the state of
     ``target`` (default: the settings' API URL and token). The state store is only read.
     Raises :class:`~bulksync.errors.TargetMismatch` if the sheet's ticketIds are known to
     belong to another target. Rows whose cells a spreadsheet application re-wrote are held
-    (see :func:`~bulksync.plan.reformatting`) unless ``send_reformatted``."""
+    (see :func:`~bulksync.plan.reformatting`) unless ``send_reformatted``. ``offline`` (plan,
+    validate: nothing is read from the API): a sheet whose tickets were made with another
+    token for the same URL is planned against that token's state, and said so."""
     from dataclasses import replace
 
     from bulksync.plan import excuse_reformatted, settle_holds
@@ -59,8 +62,21 @@ def load(path: Path | str, settings: Settings, *, target: Target | None = None, 
                      else checked.rows.frame["ticketId"].unique().tolist())
     if view.baselines:  # a long number re-written is held (or sent) knowing its digits, not lost
         checked = replace(checked, report=excuse_reformatted(checked.report, checked.rows, view.baselines))
-    loaded = plan_push(checked, settings, view, force=force, allow_duplicates=allow_duplicates,
-                       resend_unresolved=resend_unresolved, keys=keys, relink=relink, trust_ids=trust_ids)
+    def planned(view: View) -> Loaded:
+        return plan_push(checked, settings, view, force=force, allow_duplicates=allow_duplicates,
+                         resend_unresolved=resend_unresolved, keys=keys, relink=relink, trust_ids=trust_ids)
+
+    try:
+        loaded = planned(view)
+    except TargetMismatch as e:
+        if not (offline and e.same_url and isinstance(e.earlier, Target)):
+            raise
+        loaded = planned(read_view(e.earlier, checked.rows.frame["ticketId"].unique().tolist()))
+        note = (f"the sheet's tickets were made with another token ({e.earlier.fingerprint[:8]}) for this "
+                "URL: planned against what bulksync knows of that token; push reads one ticket with "
+                "the new token to check it is the same workspace")
+        loaded = replace(loaded, checked=replace(loaded.checked, report=replace(
+            loaded.report, notes=(*loaded.report.notes, note))))
     release = frozenset({"reformatted"}) if send_reformatted else frozenset()
     return replace(loaded, plan=settle_holds(loaded.plan, release=release))
 
@@ -75,7 +91,7 @@ def validate(path: Path | str, **options: Unpack[SheetOptions]) -> ValidationRep
     ``default_requester``, ``legacy_url``. Rows a push would hold (not problems of the
     sheet: a value a spreadsheet re-wrote) are said in the report's notes.
     """
-    loaded = load(path, resolve_settings(path, **options))
+    loaded = load(path, resolve_settings(path, **options), offline=True)
     if not loaded.plan.holds:
         return loaded.report
     from dataclasses import replace
@@ -109,7 +125,7 @@ def plan(path: Path | str, *, force: bool = False, api_url: str | None = None,
     target = Target.of(settings.api_url, _given_token(token, settings))
     loaded = load(path, settings, force=force, target=target, allow_duplicates=allow_duplicates,
                   resend_unresolved=resend_unresolved, relink=relink, send_reformatted=send_reformatted,
-                  trust_ids=trust_ids)
+                  trust_ids=trust_ids, offline=True)
     found = open_in(path)
     if found is not None:  # plan only reads, but it reads the file as last saved
         return replace(loaded.report, notes=(*loaded.report.notes, (
@@ -267,21 +283,23 @@ def carry_over(mismatch: TargetMismatch, target: Target, sending: Sending, setti
 
     earlier = mismatch.earlier
     assert isinstance(earlier, Target)
-    numbers = {e.ticket_id: e.ticket_number for e in read_view(earlier, ()).creates.values()
-               if e.ticket_id and e.ticket_number is not None}
+    numbers = {**mismatch.numbers, **{e.ticket_id: e.ticket_number for e in read_view(earlier, ()).creates.values()
+                                      if e.ticket_id and e.ticket_number is not None}}
     known = [t for t in mismatch.ticket_ids if t in numbers]
     if not known:
         raise mismatch.tried("no ticket number of the sheet's tickets is known to read them by") from None
     ticket_id, number = known[0], numbers[known[0]]
     if sending.on_notice:
         sending.on_notice(f"the sheet's tickets were made with another token ({earlier.fingerprint[:8]}) "
-                          f"for this URL: reading ticket {number} with this one (1 request) to see "
+                          f"for this URL: reading ticket {number} with this one (one read) to see "
                           "whether it is the same workspace")
 
     got, _, _ = read_tickets([Read(0, number, ticket_id)], replace(sending, on_progress=None), settings.api_url)
     ticket, why = got.get(0, (None, "no answer"))
     if ticket is None or ticket.ticket_id != ticket_id:
         found = why or f"ticket {number} is {ticket.ticket_id if ticket else '?'}, not {ticket_id}"
+        if "HTTP 401" in why:
+            found += " (the API refused the new token itself: check SUPTASK_API_TOKEN)"
         raise mismatch.tried(f"reading it answered {found}") from None
     with Journal(target) as journal:
         journal.same_workspace(earlier)
@@ -444,7 +462,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     from bulksync.execute import drive
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
-    from bulksync.reconcile import refuse_foreign
+    from bulksync.reconcile import refuse_foreign, ticket_numbers
     from bulksync.refresh import Read, budget, columns_to_pull, plan_reads, read_all, resumed, settle_reads
     from bulksync.runner import RunStats
 
@@ -467,7 +485,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
         view = read_view(target, ids)
         if where is not None:
             try:
-                refuse_foreign(table.path, view, table.frame[where].str.strip())
+                refuse_foreign(table.path, view, table.frame[where].str.strip(), ticket_numbers(listed, view))
             except TargetMismatch as e:
                 if not e.same_url:
                     raise

@@ -335,3 +335,195 @@ def test_a_relinked_row_whose_cell_a_spreadsheet_rewrote_gets_its_id_and_stays_h
     assert (row["ticketId"], row["syncStatus"]) == (made, "held")
     assert "dropped its leading zeros" in row["syncError"], row["syncError"]
     assert [r["method"] for r in _sent(sandbox, sent)] == [] and len(sandbox.tickets()) == 2
+
+
+# -- what an adversarial review found (issue 23) -------------------------------------------------
+
+def test_a_stale_save_with_a_row_inserted_above_holds_only_the_edited_row(tmp_path: Path,
+                                                                         sandbox: Sandbox) -> None:
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    opened = _rows(sheet)
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    edited = [dict(r) for r in opened]
+    edited[1]["description"] = "Printer 1 is on fire"
+    _write_rows(sheet, [{"description": "A new request", "priority": "Low"}, *edited])
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert (result.counts["created"], result.counts["held"], result.summary()["recovered"]) == (4, 1, 3)
+    assert [r["syncStatus"] for r in _rows(sheet)] == ["created", "created", "held", "created", "created"]
+    assert len(sandbox.tickets()) == 5  # the new row, and nothing twice
+
+
+def test_a_stale_save_with_a_row_deleted_holds_the_edited_row_unpaired(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    opened = _rows(sheet)
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    edited = [dict(r) for r in opened[1:]]  # row 2 deleted in the stale window,
+    edited[0]["priority"] = "High"            # and the next one edited
+    _write_rows(sheet, edited)
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, relink=True, **DEFAULTS)
+    assert result.counts["held"] == 1 and "may be one of the tickets" in _rows(sheet)[0]["syncError"]
+    assert _rows(sheet)[0]["ticketId"] == "" and len(sandbox.tickets()) == 4  # no ID guessed, none made
+
+
+def test_a_sheet_reused_for_other_people_is_not_a_stale_save(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "hires.csv", "Name\nAlice\nBob\n")
+    options = {**DEFAULTS, "set": {"description": "Laptop for new hire"}}
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **options)
+    write(sheet, "Name\nCarol\nDan\n")
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **options)
+    assert result.counts["created"] == 2 and result.counts["held"] == 0 and len(sandbox.tickets()) == 4
+
+
+def test_allow_duplicates_settles_a_stale_save_for_good(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    opened = sheet.read_text()
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    sheet.write_text(opened.replace("Printer 1 is jammed", "Printer 1 is on fire"))
+    assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS).counts["held"] == 1
+    assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, allow_duplicates=True,
+                         **DEFAULTS).counts["created"] == 1
+    rows = _rows(sheet)  # later: the new row is deleted, and another typed in its place
+    rows[1] = {**rows[1], "description": "Printer 1 is on fire again", "ticketId": "", "ticketNumber": "",
+               "syncStatus": ""}
+    _write_rows(sheet, rows)
+    again = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert again.counts["held"] == 0 and again.counts["created"] == 1
+
+
+def test_a_stale_saves_invalid_row_is_held_once_it_is_fixed(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    opened = sheet.read_text()
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    sheet.write_text(opened.replace("Printer 1 is jammed,Medium", ",Medium"))  # no description: invalid
+    first = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, skip_invalid=True, **DEFAULTS)
+    assert first.counts["invalid"] == 1 and first.summary()["recovered"] == 3
+    sheet.write_text(sheet.read_text().replace("\n,Medium,", "\nPrinter 1 is on fire,Medium,"))
+    fixed = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert fixed.counts["held"] == 1 and fixed.counts["created"] == 0 and len(sandbox.tickets()) == 4
+
+
+def test_a_sort_that_moves_a_new_row_among_the_ids_is_refused(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "t.csv", "description,priority\nB printer,Low\n")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    rows = _rows(sheet)
+    rows.append({"description": "A new laptop", "priority": "Urgent", "ticketId": "", "ticketNumber": "",
+                 "syncStatus": ""})
+    user = sorted(({"description": r["description"], "priority": r["priority"]} for r in rows),
+                  key=lambda r: r["description"])
+    _write_rows(sheet, [{**r, **u} for r, u in zip(rows, user, strict=True)])
+    sent = len(sandbox.requests())
+    refused = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert refused.refused and "moved-id" in {p.code for p in refused.report.problems}
+    assert _sent(sandbox, sent) == []
+
+
+def test_a_sort_then_a_column_filled_down_is_caught(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "t.csv", "description,priority,status\nA,Low,Open\nB,High,Open\nC,Medium,Open\n")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    rows = _rows(sheet)
+    user = [{"description": r["description"], "priority": r["priority"], "status": "Closed"} for r in rows[::-1]]
+    _write_rows(sheet, [{**r, **u} for r, u in zip(rows, user, strict=True)])
+    report, _ = bulksync.plan(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert [p.row_number for p in report.problems if p.code == "moved-id"] == [2, 4]
+
+
+def test_a_sort_of_the_users_own_columns_alone_is_caught(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "hires.csv", "Name,status\nAlice,Open\nBob,Open\nCarol,Open\n")
+    options = {**DEFAULTS, "set": {"description": "Onboard a new hire"}}
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **options)
+    rows = _rows(sheet)
+    names = ["Carol", "Bob", "Alice"]
+    for row, name in zip(rows, names, strict=True):
+        row["Name"] = name
+    rows[0]["status"] = "Closed"  # the user closes Carol's ticket, beside Alice's ID
+    _write_rows(sheet, rows)
+    report, plan = bulksync.plan(sheet, token=TOKEN, api_url=sandbox.url, **options)
+    # Row 4 holds Alice, beside Carol's ID: the sheet is refused, Carol's close not sent to Alice.
+    assert [p.row_number for p in report.problems if p.code == "moved-id"] == [4] and not plan.operations
+
+
+def test_a_sort_in_a_sheet_a_spreadsheet_saved_again_is_caught(tmp_path: Path, sandbox: Sandbox) -> None:
+    """Only the user's asset and room numbers tell the rows apart, and LibreOffice dropped
+    their leading zeros when it saved the sorted sheet."""
+    sheet = write(tmp_path / "t.csv", "asset,room\n00123,0101\n00456,0202\n00789,0303\n")
+    options = {**DEFAULTS, "set": {"description": "Replace the toner"}}
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **options)
+    rows = _rows(sheet)
+    user = [{"asset": r["asset"].lstrip("0"), "room": r["room"].lstrip("0")} for r in rows[::-1]]
+    _write_rows(sheet, [{**r, **u} for r, u in zip(rows, user, strict=True)])
+    report, _ = bulksync.plan(sheet, token=TOKEN, api_url=sandbox.url, **options)
+    assert [p.row_number for p in report.problems if p.code == "moved-id"] == [2, 4]
+
+
+def test_a_status_list_whose_statuses_were_swapped_by_hand_is_sent(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "t.csv", "description\nA\nB\n")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    ids = [r["ticketId"] for r in _rows(sheet)]
+    close = write(tmp_path / "close.csv", f"ticketId,status\n{ids[0]},Open\n{ids[1]},Closed\n")
+    bulksync.push(close, token=TOKEN, api_url=sandbox.url)
+    write(close, f"ticketId,status\n{ids[0]},Closed\n{ids[1]},Open\n")  # reopen one, close the other
+    result = bulksync.push(close, token=TOKEN, api_url=sandbox.url)
+    assert not result.refused and result.counts["updated"] == 2
+
+
+def test_a_delete_refused_for_moved_ids_does_not_offer_a_push_option(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "t.csv", "description,priority\nA,Low\nB,High\n")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    rows = _rows(sheet)
+    rows[0]["description"], rows[1]["description"] = "B", "A"
+    rows[0]["priority"], rows[1]["priority"] = "High", "Low"
+    _write_rows(sheet, rows)
+    refused = run_cli("delete", str(sheet), "--yes", env=_env(sandbox))
+    assert refused.returncode == 1 and "list the IDs alone" in refused.stderr
+    assert "--trust-ids" not in refused.stderr and len(sandbox.tickets()) == 2
+
+
+def test_relink_with_only_failed_sends_the_relinked_row(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    opened = sheet.read_text()
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    sheet.write_text(opened.replace("Printer 2 is jammed,High", "Printer 2 is jammed,Low"))
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, relink=True, only_failed=True, **DEFAULTS)
+    assert result.counts["updated"] == 1 and _rows(sheet)[2]["syncStatus"] == "updated"
+
+
+def test_a_rotated_token_reads_the_number_the_sheet_gives(tmp_path: Path) -> None:
+    with Sandbox(token=TOKEN) as sb:
+        sheet = _tickets_sheet(tmp_path / "t.csv")
+        bulksync.push(sheet, token=TOKEN, api_url=sb.url, **DEFAULTS)
+        close = write(tmp_path / "close.csv", "ticketNumber,ticketId\n" + "".join(
+            f"{r['ticketNumber']},{r['ticketId']}\n" for r in _rows(sheet)))
+        bulksync.push(close, token=TOKEN, api_url=sb.url, set={"status": "Closed"})
+        with sqlite3.connect(store_path()) as db:  # a list of tickets bulksync never created
+            db.execute("DELETE FROM creates")
+        sb.token = "rotated-token"
+        report, plan = bulksync.plan(close, token="rotated-token", api_url=sb.url, set={"status": "Open"})
+        assert any("made with another token" in n for n in report.notes) and plan.counts()["update"] == 4
+        result = bulksync.push(close, token="rotated-token", api_url=sb.url, set={"status": "Open"})
+        assert result.counts["updated"] == 4
+
+
+def test_a_third_token_keeps_the_state_of_the_first_two() -> None:
+    from bulksync.journal import Journal
+
+    url = "https://api.example.com"
+    t1, t2, t3 = (Target.of(url, t) for t in ("one", "two", "three"))
+    with Journal(t2) as journal:
+        journal.begin_run("sheet", "push")
+    with Journal(t3) as journal:
+        journal.same_workspace(t1)
+        journal.same_workspace(t2)  # the sheet held IDs of both earlier tokens
+    keys = {}
+    for target in (t1, t2, t3):
+        with Journal(target) as journal:
+            keys[target.fingerprint] = journal.runs("sheet")
+    assert all(len(found) == 1 for found in keys.values()), keys
+
+
+def test_a_row_replaced_by_another_in_a_stale_window_is_created(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _tickets_sheet(tmp_path / "t.csv")
+    opened = sheet.read_text()
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    sheet.write_text(opened.replace("Printer 1 is jammed,Medium", "Order more paper,Low"))
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert result.counts["held"] == 0 and result.summary()["recovered"] == 3 and len(sandbox.tickets()) == 5
