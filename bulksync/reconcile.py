@@ -9,10 +9,11 @@ Everything here is a function of its inputs; nothing is written and nothing is s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bulksync.columns import Problem, Rows, ValidationReport, as_number, row_contents
 from bulksync.config import Settings
@@ -389,6 +390,12 @@ def reconcile(plan: Plan, identities: Mapping[int, RowIdentity], view: View, sco
     cells = {op.row_number: _cells(op.payload, identities[op.row_number].own) for op in plan.operations
              if op.kind == "create" and op.row_number in identities}
     stale = {} if allow_duplicates else _stale(sheet, found, migrated | set(matched), view, scope, cells)
+    for row in [r for r, k in stale.items() if k.error == RESAVED]:  # re-saved only: the same row
+        k = stale.pop(row)
+        if k.ticket_id:
+            recovered[row] = Known(k.ticket_id, k.ticket_number, key=k.key)
+        else:  # its create's outcome is unknown: resolved like any, before anything is resent
+            pending[row] = Known(None, None, STOPPED_EARLIER, key=k.key)
     return Reconciliation(str(view.target), recovered, matched, pending, stale)
 
 
@@ -399,10 +406,10 @@ def _stale(sheet: Sequence[tuple[int, str]], found: Mapping[str, int], others: s
     kept the sheet as it was, plus the user's edits). Creating such a row would make a second
     ticket for it, so it is held.
 
-    A create counts as lost when its ticket is not in the sheet and either this plan found
-    other rows of its run by their cells (``found``: journal key → the row now) while none of
-    that run's IDs is in the sheet, or an earlier push held it (``lost``). A run none of whose
-    rows is found is not a stale save (a sheet reused for other tickets). Each row without an
+    A create counts as lost when its ticket is not in the sheet and none of its run's IDs is
+    (a run that left any of its IDs in the sheet did not lose them this way: rows deleted
+    since, rows typed anew), or when an earlier push held it (``lost``). Rows found by their
+    cells (``found``: journal key → the row now) are that run's unedited rows. Each row without an
     ID is placed among the rows whose place at that push is known (rows found, rows whose ID
     names a create of this sheet): between two of them stand the creates made between them.
     As many rows as creates in a gap are paired in order (``Known.ticket_id``, for
@@ -419,11 +426,9 @@ def _stale(sheet: Sequence[tuple[int, str]], found: Mapping[str, int], others: s
     if not mine:
         return {}
     ids = {t for _, t in sheet if t}
-    run_of = {e.key: e.run for e in mine}
     kept_runs = {e.run for e in mine if e.ticket_id in ids}
-    found_runs = {run_of[k] for k in found if k in run_of}
     lost = [e for e in mine if e.key not in found and e.ticket_id not in ids
-            and (e.lost or (e.run in found_runs and e.run not in kept_runs))]
+            and (e.lost or e.run not in kept_runs)]
     if not lost:
         return {}
     by_ticket = {e.ticket_id: e for e in mine if e.ticket_id}
@@ -451,14 +456,44 @@ def _stale(sheet: Sequence[tuple[int, str]], found: Mapping[str, int], others: s
         made = sorted((e for e in lost if low < e.row_number < high), key=lambda e: e.row_number)
         if not made:
             continue
-        alike = _alike([e for e in mine if e.run in {m.run for m in made}])
-        if len(made) == len(rows):
-            out.update({row: _held(e) for row, e in zip(rows, made, strict=True)
-                        if row not in cells or alike(cells[row], e)})
+        likeness = _likeness(mine)
+        out.update(_pair([r for r in rows if r in cells], made, cells, likeness))
+        if len(made) == len(rows):  # hidden or invalid rows, not sent now: by their place
+            out.update({row: _held(e) for row, e in zip(rows, made, strict=True) if row not in cells})
         else:
-            out.update({row: _maybe(made) for row in rows
-                        if row not in cells or any(alike(cells[row], e) for e in made)})
+            out.update({row: _maybe(made) for row in rows if row not in cells})
     return out
+
+
+def _pair(rows: Sequence[int], made: Sequence[CreateEntry], cells: Mapping[int, Mapping[str, str]],
+          likeness: Callable[[Mapping[str, str], CreateEntry], int]) -> dict[int, Known]:
+    """Rows of one gap and the lost creates of it: a row and a create that are each other's
+    one closest match are paired; a row still like some create but not paired so is held
+    unpaired; a row like none is a new row (left to be created)."""
+    score = {(r, i): likeness(cells[r], e) for r in rows for i, e in enumerate(made)}
+    out: dict[int, Known] = {}
+    for r in rows:
+        mine = sorted(((score[r, i], i) for i in range(len(made)) if score[r, i] > 0), reverse=True)
+        if not mine:
+            continue
+        best, i = mine[0]
+        theirs = sorted((score[q, i] for q in rows), reverse=True)
+        unique = (len(mine) == 1 or mine[1][0] < best) and (len(theirs) == 1 or theirs[1] < best)
+        if unique and _resaved(cells[r], made[i]):
+            out[r] = Known(made[i].ticket_id, made[i].ticket_number, key=made[i].key, error=RESAVED)
+        else:
+            out[r] = _held(made[i]) if unique else _maybe([made[j] for _, j in mine])
+    return out
+
+
+RESAVED = "resaved"
+"""The ``error`` of a stale row that is its create as a spreadsheet re-wrote it: recovered."""
+
+
+def _resaved(row: Mapping[str, str], e: CreateEntry) -> bool:
+    """Whether the row is the create ``e`` as it was, but for what a spreadsheet re-wrote."""
+    theirs = _cells(e.payload, e.own)
+    return all(_near(theirs.get(k, ""), row.get(k, "")) == "same" for k in {*theirs, *row})
 
 
 def _cells(payload: Mapping[str, Any], own: Mapping[str, str]) -> dict[str, str]:
@@ -466,34 +501,42 @@ def _cells(payload: Mapping[str, Any], own: Mapping[str, str]) -> dict[str, str]
     return {**cells_of_payload(payload), **{f"\x1e{k}": v for k, v in own.items()}}
 
 
-def _alike(run: Sequence[CreateEntry]) -> Callable[[Mapping[str, str], CreateEntry], bool]:
-    """Whether a row is still most of a lost create: equal (or re-written by a spreadsheet)
-    in at least half of the cells that differ between the creates of its ``run`` (a form or
-    a --set value that every row shares tells nothing; with one create, every cell counts)."""
+def _likeness(run: Sequence[CreateEntry]) -> Callable[[Mapping[str, str], CreateEntry], int]:
+    """How much a row is still a lost create, over the cells that differ between the sheet's
+    creates (``run``; a form or a --set value that every row shares tells nothing; with one
+    create, every cell counts): 0 when fewer than half of them (the description counting
+    two) are the same or near (a row typed anew), else two for each cell that is the same
+    (or re-written by a spreadsheet), one for each a few words away."""
     made = [_cells(e.payload, e.own) for e in run]
     names = {k for c in made for k in c}
     telling = {k for k in names if len({c.get(k, "") for c in made}) > 1} or names
 
-    def alike(row: Mapping[str, str], entry: CreateEntry) -> bool:
+    weight = {k: 2 if k == "description" else 1 for k in telling}  # the text that says what it is
+
+    def likeness(row: Mapping[str, str], entry: CreateEntry) -> int:
         theirs = _cells(entry.payload, entry.own)
-        same = sum(1 for k in telling if _near(theirs.get(k, ""), row.get(k, "")))
-        return 2 * same >= len(telling)
+        near = {k: _near(theirs.get(k, ""), row.get(k, "")) for k in telling}
+        if 2 * sum(weight[k] for k, n in near.items() if n) < sum(weight.values()):
+            return 0
+        return sum(0 if not n else 2 if n == "same" else 1 for n in near.values())
 
-    return alike
+    return likeness
 
 
-def _near(old: str, new: str) -> bool:
-    """The same cell, or the same after an edit of a few words (a text of some length that
-    is still mostly what it was), or after a spreadsheet re-wrote it."""
-    if old == new:
-        return True
+def _near(old: str, new: str) -> Literal["same", "near", ""]:
+    """``same``: the same cell, or the same after a spreadsheet re-wrote it; ``near``: the
+    same after an edit of a few words (a text of some length that is still mostly what it
+    was); else empty."""
+    if old == new or (old and new and reformatting(old, new) is not None):
+        return "same"
     if not old or not new:
-        return False
-    if reformatting(old, new) is not None:
-        return True
+        return ""
     import difflib
 
-    return min(len(old), len(new)) >= 8 and difflib.SequenceMatcher(None, old, new).ratio() >= 0.6
+    if re.sub(r"\d+", "#", old) == re.sub(r"\d+", "#", new):
+        return ""  # "Laptop for hire 3" is another item than "Laptop for hire 0", not an edit of it
+    close = min(len(old), len(new)) >= 8 and difflib.SequenceMatcher(None, old, new).ratio() >= 0.6
+    return "near" if close else ""
 
 
 def _number(e: CreateEntry) -> str:

@@ -319,7 +319,7 @@ def test_a_pull_with_a_rotated_token_carries_the_state_over_too(tmp_path: Path) 
         assert (_rows(sheet)[0]["priority"], _rows(sheet)[0]["syncStatus"]) == ("High", "pulled")
 
 
-def test_a_relinked_row_whose_cell_a_spreadsheet_rewrote_gets_its_id_and_stays_held(
+def test_a_stale_row_a_spreadsheet_only_rewrote_is_recovered_and_its_value_then_held(
         tmp_path: Path, sandbox: Sandbox) -> None:
     from tests.conftest import FIELD
 
@@ -329,12 +329,12 @@ def test_a_relinked_row_whose_cell_a_spreadsheet_rewrote_gets_its_id_and_stays_h
     made = _rows(sheet)[0]["ticketId"]
     sheet.write_text(opened.replace("00123", "123"))  # a stale window's save, through LibreOffice
     sent = len(sandbox.requests())
-    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, relink=True, **DEFAULTS)
-    assert result.counts["held"] == 1 and result.counts["created"] == 1  # row 3: recovered
-    row = _rows(sheet)[0]
-    assert (row["ticketId"], row["syncStatus"]) == (made, "held")
-    assert "dropped its leading zeros" in row["syncError"], row["syncError"]
-    assert [r["method"] for r in _sent(sandbox, sent)] == [] and len(sandbox.tickets()) == 2
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert result.counts["created"] == 2 and result.summary()["recovered"] == 2 and result.counts["held"] == 0
+    assert _rows(sheet)[0]["ticketId"] == made
+    again = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert again.counts["held"] == 1 and "dropped its leading zeros" in _rows(sheet)[0]["syncError"]
+    assert _sent(sandbox, sent) == [] and len(sandbox.tickets()) == 2
 
 
 # -- what an adversarial review found (issue 23) -------------------------------------------------
@@ -353,16 +353,31 @@ def test_a_stale_save_with_a_row_inserted_above_holds_only_the_edited_row(tmp_pa
     assert len(sandbox.tickets()) == 5  # the new row, and nothing twice
 
 
-def test_a_stale_save_with_a_row_deleted_holds_the_edited_row_unpaired(tmp_path: Path, sandbox: Sandbox) -> None:
+def test_a_stale_save_with_a_row_deleted_pairs_the_edited_row_with_its_own_ticket(
+        tmp_path: Path, sandbox: Sandbox) -> None:
     sheet = _tickets_sheet(tmp_path / "t.csv")
     opened = _rows(sheet)
     bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    made = {r["description"]: r["ticketId"] for r in _rows(sheet)}
     edited = [dict(r) for r in opened[1:]]  # row 2 deleted in the stale window,
     edited[0]["priority"] = "High"            # and the next one edited
     _write_rows(sheet, edited)
     result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, relink=True, **DEFAULTS)
+    assert result.counts["updated"] == 1 and _rows(sheet)[0]["ticketId"] == made["Printer 1 is jammed"]
+    assert len(sandbox.tickets()) == 4
+
+
+def test_a_stale_row_that_may_be_either_of_two_tickets_is_held_unpaired(tmp_path: Path,
+                                                                        sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "t.csv", "description,priority\nSame text,Low\nSame text,Low\nOther,High\n")
+    opened = _rows(sheet)
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    edited = [dict(r) for r in opened[1:]]
+    edited[0]["priority"] = "Medium"
+    _write_rows(sheet, edited)
+    result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, relink=True, **DEFAULTS)
     assert result.counts["held"] == 1 and "may be one of the tickets" in _rows(sheet)[0]["syncError"]
-    assert _rows(sheet)[0]["ticketId"] == "" and len(sandbox.tickets()) == 4  # no ID guessed, none made
+    assert _rows(sheet)[0]["ticketId"] == "" and len(sandbox.tickets()) == 3  # no ID guessed, none made
 
 
 def test_a_sheet_reused_for_other_people_is_not_a_stale_save(tmp_path: Path, sandbox: Sandbox) -> None:
@@ -383,7 +398,7 @@ def test_allow_duplicates_settles_a_stale_save_for_good(tmp_path: Path, sandbox:
     assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, allow_duplicates=True,
                          **DEFAULTS).counts["created"] == 1
     rows = _rows(sheet)  # later: the new row is deleted, and another typed in its place
-    rows[1] = {**rows[1], "description": "Printer 1 is on fire again", "ticketId": "", "ticketNumber": "",
+    rows[1] = {**rows[1], "description": "Order more paper", "ticketId": "", "ticketNumber": "",
                "syncStatus": ""}
     _write_rows(sheet, rows)
     again = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
