@@ -72,6 +72,9 @@ _KEYS = {"integration", "legacy_id", "url", "tag_separator", "comments", "commen
 class ValueMap:
     table: MappingABC[str, str]
     default: str | None = None
+    by: str | None = None
+    """A column whose value decides for a value the table lacks (Jira's Status Category)."""
+    by_table: MappingABC[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -284,13 +287,18 @@ def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
         _field_name(path, "[values]", name)
         if not isinstance(spec, dict):
             raise _fail(path, f"values.{name} must be a table with map (and default)")
-        _unknown(path, f"[values.{name}]", set(spec), {"map", "default"})
+        _unknown(path, f"[values.{name}]", set(spec), {"map", "default", "by", "by_map"})
         table = spec.get("map", {})
-        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
-            raise _fail(path, f"values.{name}.map must map source values to strings")
+        by_table = spec.get("by_map", {})
+        for key, given in (("map", table), ("by_map", by_table)):
+            if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+                raise _fail(path, f"values.{name}.{key} must map source values to strings")
         default = spec.get("default")
+        by = spec.get("by")
         values[name] = ValueMap({k.strip().casefold(): v for k, v in table.items()},
-                                None if default is None else _text(path, f"values.{name}.default", default))
+                                None if default is None else _text(path, f"values.{name}.default", default),
+                                None if by is None else _text(path, f"values.{name}.by", by),
+                                {k.strip().casefold(): v for k, v in by_table.items()})
     fixed = {_field_name(path, "[fixed]", k): _text(path, f"fixed.{k}", v)
              for k, v in data.get("fixed", {}).items()}
     public = data.get("comments_public", False)
@@ -331,7 +339,9 @@ def _extended(path: Path, data: dict[str, Any]) -> ColumnMapping:
     for name, vmap in own.values.items():
         prior = values.get(name)
         values[name] = ValueMap({**(prior.table if prior else {}), **vmap.table},
-                                vmap.default if vmap.default is not None else (prior.default if prior else None))
+                                vmap.default if vmap.default is not None else (prior.default if prior else None),
+                                vmap.by or (prior.by if prior else None),
+                                {**(prior.by_table if prior else {}), **vmap.by_table})
     return replace(
         base,
         name=path.stem,
@@ -457,7 +467,9 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
              if mapping.name in preset_names() else "the mapping file")
     for name, vmap in mapping.values.items():
         if name in out:
-            out[name] = _map_values(out[name], vmap, name, reader.problems, where)
+            by = _column(table, vmap.by) if vmap.by else None
+            out[name], said = _map_values(out[name], vmap, name, reader.problems, where, by=by)
+            notes = (*notes, *said)
     for name, value in mapping.fixed.items():
         out[name] = pd.Series(value, index=index, dtype=str)
     for name in ("requester", "assignee"):
@@ -597,18 +609,31 @@ def _keep_other_columns(reader: _Reader, out: dict[str, pd.Series]) -> None:
 
 
 def _map_values(series: pd.Series, vmap: ValueMap, name: str, problems: list[Problem],
-                where: str) -> pd.Series:
+                where: str, *, by: pd.Series | None = None) -> tuple[pd.Series, tuple[str, ...]]:
+    """The column's values mapped, and notes: a value the map lacks is mapped by the row's
+    ``by`` cell where the mapping says so (a custom Jira status by its Status Category),
+    and said once per value."""
     import pandas as pd
 
     keys = series.str.strip().str.casefold().tolist()
     mapped = [vmap.table.get(k, vmap.default if k else "") for k in keys]
+    fallen: dict[str, dict[str, int]] = {}
+    if by is not None:
+        kinds = by.reindex(series.index, fill_value="").str.strip().tolist()
+        for i, (value, kind) in enumerate(zip(series.tolist(), kinds, strict=True)):
+            if mapped[i] is None and kind.casefold() in vmap.by_table:
+                mapped[i] = vmap.by_table[kind.casefold()]
+                said = fallen.setdefault(f"{str(value).strip()!r} → {mapped[i]!r} (its {vmap.by} is {kind!r})", {})
+                said[kind] = said.get(kind, 0) + 1
+    notes = tuple(f"{name} {text}, for {sum(n.values())} row(s): not in the mapping's [values.{name}], "
+                  f"mapped by {vmap.by}" for text, n in fallen.items())
     for row, value, result in zip(series.index, series.tolist(), mapped, strict=True):
         if result is None:
             key = str(value).strip().casefold()
             problems.append(Problem(int(row), name, (
                 f"{value!r} has no {name} in the mapping; add it to [values.{name}] in {where}, "
                 f"e.g. map = {{ \"{key}\" = \"…\" }}, or give a default"), "unmapped-value", str(value)))
-    return pd.Series([m or "" for m in mapped], index=series.index, dtype=str)
+    return pd.Series([m or "" for m in mapped], index=series.index, dtype=str), notes
 
 
 def _map_users(series: pd.Series, users: Users | None, name: str, problems: list[Problem],

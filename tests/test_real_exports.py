@@ -269,3 +269,24 @@ def test_a_jira_server_export_of_current_fields(tmp_path: Path, sandbox: Sandbox
     again = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, mapping="jira", users=str(users),
                           form_id=FORM, channel=CHANNEL)
     assert again.ok and len(sandbox.tickets()) == 12  # the keys and the IDs written: nothing created again
+
+
+def test_a_custom_jira_status_is_mapped_by_its_status_category(tmp_path: Path, sandbox: Sandbox) -> None:
+    """A workflow's own status (``Block``, in a real Jira Cloud export's shape) the preset cannot
+    know: mapped by the Status Category Jira writes beside it, and said, not refused."""
+    rows = _records((REAL / "jira_planeso-jira-migration.csv").read_bytes())
+    header = rows[0]
+    at, kind = header.index("Status"), header.index("Status Category")
+    assert rows[2][at] == rows[2][kind] == "In Progress"
+    rows[2][at] = "Block"
+    sheet = tmp_path / "jira.csv"
+    with sheet.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    users = _users(tmp_path / "users.csv", sheet, "Reporter", "Assignee")
+    report, plan = bulksync.plan(sheet, api_url=sandbox.url, mapping="jira", users=str(users),
+                                 form_id=FORM, channel=CHANNEL)
+    assert report.valid, report.lines()
+    assert report.notes.count("status 'Block' → 'In-progress' (its Status Category is 'In Progress'), for 1 "
+                              "row(s): not in the mapping's [values.status], mapped by Status Category") == 1
+    assert [op.payload["status"] for op in plan.operations if op.row_number == 3 and op.kind == "create"] == [
+        "In-progress"]
