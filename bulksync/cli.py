@@ -775,11 +775,13 @@ def runs(file: Path, api_url: str | None, as_json: bool) -> None:
     """List the runs bulksync made from FILE, numbered from 1 (for undo --run N)."""
     import datetime
 
+    from bulksync.sync import kept
     from bulksync.sync import runs as list_runs
 
     found = list_runs(file, api_url=api_url)
+    holds = kept(file, api_url=api_url)
     if as_json:
-        _print_json({"file": str(file), "runs": [r.as_dict() for r in found]})
+        _print_json({"file": str(file), "runs": [r.as_dict() for r in found], "holds": holds})
         sys.exit(EXIT_OK)
     if not found:
         click.echo(f"{file}: no runs on this target")
@@ -790,8 +792,42 @@ def runs(file: Path, api_url: str | None, as_json: bool) -> None:
         state = (" (undone)" if r.undone else "") + ("" if r.finished else " (stopped before it ended)")
         what = f"undo of run {r.undoes}" if r.undoes else r.command
         click.echo(f"run {r.number}: {when} {what}: {did or 'nothing'}{state}")
+    if any(holds.values()):
+        click.echo(f"bulksync's state keeps for {file}: the fields of {holds['tickets']} ticket(s) as last "
+                   f"synced, {holds['rows']} row identity(ies), {holds['runs']} run(s) "
+                   f"(bulksync forget {file} removes them)")
     if found:
         click.echo(f"target: {found[0].target}", err=True)
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--api-url", metavar="URL", help="API base URL (default: $SUPTASK_API_URL, else "
+              "Suptask's public endpoint): what bulksync keeps for that API is removed.")
+@click.option("--yes", "-y", is_flag=True, help="Forget without asking (needed off a terminal).")
+@_errors
+def forget(file: Path, api_url: str | None, yes: bool) -> None:
+    """Remove what bulksync's state keeps for FILE: its tickets' fields as last synced, its
+    rows' identities, its runs. Gives up undo, recovery after a crash and --check for them."""
+    from bulksync.sync import kept
+
+    holds = kept(file, api_url=api_url)
+    if not any(holds.values()):
+        click.echo(f"{file}: bulksync's state keeps nothing for it on this target")
+        sys.exit(EXIT_OK)
+    question = (f"Forget the fields of {holds['tickets']} ticket(s), {holds['rows']} row identity(ies) and "
+                f"{holds['runs']} run(s) bulksync keeps for {file}? Its runs can no longer be undone, rows "
+                "whose IDs are not in the sheet are no longer recovered (pushed again, they are created "
+                "anew), and --check has no baseline for its tickets.")
+    if not yes:
+        if not _interactive():
+            _fail(f"{question} Refusing without --yes when not on a terminal; nothing was removed.")
+        if not click.confirm(question, default=False, err=True):
+            click.echo("nothing was removed", err=True)
+            sys.exit(EXIT_FATAL)
+    gone = kept(file, api_url=api_url, forget=True)
+    click.echo(f"{file}: forgot the fields of {gone['tickets']} ticket(s), {gone['rows']} row identity(ies) "
+               f"and {gone['runs']} run(s); the state store was rebuilt without them")
 
 
 @main.command()

@@ -684,6 +684,60 @@ class Journal:
                 self._db.execute("UPDATE runs SET undone = ? WHERE target = ? AND run = ?",
                                  (time.time(), self._key, run))
 
+    def tickets_of(self, scope: str, ticket_ids: Iterable[str] = ()) -> set[str]:
+        """The tickets the state keeps for the sheet ``scope``: those it created, those its runs
+        changed, and ``ticket_ids`` (the sheet's own)."""
+        out = set(ticket_ids)
+        out.update(str(r[0]) for r in self._db.execute(
+            "SELECT ticket_id FROM creates WHERE target = ? AND scope = ? AND ticket_id IS NOT NULL",
+            (self._key, scope)))
+        out.update(str(r[0]) for r in self._db.execute(
+            "SELECT c.ticket_id FROM changes c JOIN runs r ON r.target = c.target AND r.run = c.run "
+            "WHERE c.target = ? AND r.scope = ?", (self._key, scope)))
+        return out
+
+    def holding(self, scope: str, ticket_ids: Iterable[str] = ()) -> dict[str, int]:
+        """How much the state keeps for the sheet: its tickets' fields as last synced, its
+        rows' identities, its runs and their changes (``bulksync runs``)."""
+        tickets = self.tickets_of(scope, ticket_ids)
+        known = sum(1 for t in tickets if self._db.execute(
+            "SELECT 1 FROM tickets WHERE target = ? AND ticket_id = ? AND cells IS NOT NULL",
+            (self._key, t)).fetchone())
+        rows = self._db.execute("SELECT count(*) FROM creates WHERE target = ? AND scope = ?",
+                                (self._key, scope)).fetchone()[0]
+        runs = self._db.execute("SELECT count(*) FROM runs WHERE target = ? AND scope = ?",
+                                (self._key, scope)).fetchone()[0]
+        return {"tickets": known, "rows": int(rows), "runs": int(runs)}
+
+    def forget(self, scope: str, ticket_ids: Iterable[str] = ()) -> dict[str, int]:
+        """Remove what the state keeps for the sheet ``scope`` (see :meth:`holding`), the text
+        gone from the store's bytes: deleted pages are overwritten (secure_delete), the
+        write-ahead log emptied and the file rebuilt (VACUUM)."""
+        held = self.holding(scope, ticket_ids)
+        tickets = sorted(self.tickets_of(scope, ticket_ids))
+        self._db.execute("PRAGMA secure_delete = ON")
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            runs = [r[0] for r in self._db.execute("SELECT run FROM runs WHERE target = ? AND scope = ?",
+                                                   (self._key, scope))]
+            self._db.executemany("DELETE FROM changes WHERE target = ? AND run = ?", [(self._key, r) for r in runs])
+            self._db.execute("DELETE FROM runs WHERE target = ? AND scope = ?", (self._key, scope))
+            self._db.execute("DELETE FROM creates WHERE target = ? AND scope = ?", (self._key, scope))
+            self._db.execute("DELETE FROM pulls WHERE target = ? AND scope = ?", (self._key, scope))
+            for table in ("tickets", "updates", "sides"):
+                self._db.executemany(f"DELETE FROM {table} WHERE target = ? AND ticket_id = ?",
+                                     [(self._key, t) for t in tickets])
+            wanted = set(tickets)
+            gone = [n for n, ticket in self._db.execute(
+                "SELECT number, ticket FROM reads WHERE target = ? AND ticket IS NOT NULL", (self._key,))
+                if json.loads(ticket).get("ticket_id") in wanted]
+            self._db.executemany("DELETE FROM reads WHERE target = ? AND number = ?",
+                                 [(self._key, n) for n in gone])
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.execute("VACUUM")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return held
+
     def mark_lost(self, keys: Iterable[str], *, settled: Iterable[str] = (), scope: str = "") -> None:
         """The sheet no longer holds these creates' IDs while rows stand in their place (a stale
         save): held until the user says, however many IDs are recovered meanwhile. ``settled``:

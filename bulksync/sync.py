@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from bulksync.execute import Sending
     from bulksync.runner import ProgressCallback
 
-__all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "RunInfo", "UndoResult", "delete", "deletions", "load", "plan",
-           "pull", "push", "reset", "runs", "undo", "validate"]
+__all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "RunInfo", "UndoResult", "delete", "deletions", "kept", "load",
+           "plan", "pull", "push", "reset", "runs", "undo", "validate"]
 
 TOKEN_ENV = "SUPTASK_API_TOKEN"
 
@@ -707,6 +707,33 @@ def runs(path: Path | str, *, api_url: str | None = None, token: str | None = No
 
     with Journal(read_view(target, ()).target) as journal:
         return _numbered(journal.runs(sheet_identity(Path(path))), str(target))
+
+
+def kept(path: Path | str, *, api_url: str | None = None, token: str | None = None,
+         forget: bool = False, **options: Unpack[SheetOptions]) -> dict[str, int]:
+    """What bulksync's state keeps for the sheet at ``path`` on the target: its tickets' fields
+    as last synced (``tickets``), its rows' identities (``rows``), its runs (``runs``).
+    ``forget``: remove all of it, the text gone from the store's bytes, and return what was
+    there. Forgetting gives up undo of its runs, the recovery of its rows after a crash, and
+    the three-way check of its tickets (``push --check`` without a baseline). A sheet being
+    pushed is refused (:class:`~bulksync.errors.SheetBusy`)."""
+    from bulksync.journal import Journal, store_path
+    from bulksync.lock import sheet_lock
+    from bulksync.sheets.read import sheet_identity
+
+    settings = resolve_settings(path, api_url=api_url, **options)
+    target = read_view(Target.of(settings.api_url, _given_token(token, settings)), ()).target
+    if not store_path().exists():
+        return {"tickets": 0, "rows": 0, "runs": 0}
+    table = read_sheet(path, settings)
+    where = table.position("ticketId")
+    ids = [] if where is None else [t for t in table.frame[where].str.strip().tolist() if t]
+    scope = sheet_identity(table.path)
+    if not forget:
+        with Journal(target) as journal:
+            return journal.holding(scope, ids)
+    with sheet_lock(Path(path), ignore_lock_file=True), Journal(target) as journal:
+        return journal.forget(scope, ids)
 
 
 def _numbered(records: Sequence[RunRecord], target: str) -> list[RunInfo]:

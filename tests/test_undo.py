@@ -245,3 +245,40 @@ def test_a_field_already_put_back_in_suptask_is_learnt_not_sent(tmp_path: Path, 
     sent = len(sandbox.requests())
     assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS).requests == 0
     assert _calls(sandbox, sent) == []
+
+
+# -- what bulksync keeps, and forgetting it -------------------------------------------------------
+
+def _store_bytes() -> bytes:
+    return b"".join(p.read_bytes() for p in store_path().parent.glob(f"{store_path().name}*"))
+
+
+def test_runs_say_what_is_kept_and_forget_removes_it_from_the_stores_bytes(tmp_path: Path,
+                                                                           sandbox: Sandbox) -> None:
+    secret = "Payroll of Mr Smith is wrong"
+    sheet = write(tmp_path / "t.csv", f"description,priority\n{secret},Low\nPrinter jammed,High\n")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    _edit(sheet, r2="High")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    other = write(tmp_path / "other.csv", "description\nKeep me\n")
+    bulksync.push(other, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    listed = run_cli("runs", str(sheet), "--json", env=_env(sandbox))
+    assert json.loads(listed.stdout)["holds"] == {"tickets": 2, "rows": 2, "runs": 2}
+    assert secret.encode() in _store_bytes()
+    refused = run_cli("forget", str(sheet), env=_env(sandbox))
+    assert refused.returncode == 2 and "without --yes" in refused.stderr and secret.encode() in _store_bytes()
+    done = run_cli("forget", str(sheet), "--yes", env=_env(sandbox))
+    assert done.returncode == 0, done.stderr
+    assert "forgot the fields of 2 ticket(s), 2 row identity(ies) and 2 run(s)" in done.stdout
+    assert secret.encode() not in _store_bytes() and b"Keep me" in _store_bytes()
+    assert runs(sheet, api_url=sandbox.url, token=TOKEN) == []
+    assert len(runs(other, api_url=sandbox.url, token=TOKEN)) == 1
+    # The sheet still names its tickets: a push updates them (no baseline: its cells are sent).
+    again = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    assert again.counts["updated"] == 2 and len(sandbox.tickets()) == 3
+
+
+def test_the_store_and_its_folder_are_for_their_owner_only(tmp_path: Path, sandbox: Sandbox) -> None:
+    _pushed(tmp_path / "t.csv", sandbox)
+    assert store_path().parent.stat().st_mode & 0o777 == 0o700
+    assert store_path().stat().st_mode & 0o077 == 0
