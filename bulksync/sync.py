@@ -825,11 +825,16 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         written, note = write_back(table, shown, values) if shown else (None, "")
         if written == table.path and undoing.learnt:
             learn(target, undoing.learnt)
+        kept_report = None
+        migration = chosen.counts.get("linked") or (settings.mapping is not None and settings.mapping.legacy_id)
+        if migration and shown:  # a migration's run report says what its undo did
+            kept_report, failed = _write_report(loaded, shown, {}, True)
+            note = "; ".join(n for n in (note, failed) if n)
     stopped = done.fatal or done.stats.stopped
     return UndoResult(run=chosen, plan=undoing, reads=reads, result=PushResult(
         path=table.path, results=shown, requests=done.stats.requests + reads, written_to=written,
         note=note, target=str(target), stopped=str(stopped) if stopped else "", error=stopped,
-        interrupted=done.interrupted))
+        interrupted=done.interrupted, run_report=kept_report))
 
 
 def _read_now(wanted: Sequence[str], numbers: Mapping[str, int], sending: Sending, api_url: str

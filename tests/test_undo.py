@@ -196,6 +196,9 @@ def test_a_migration_undone_is_pushed_again_from_the_same_file(tmp_path: Path, s
     done = undo(export, token=TOKEN, api_url=sandbox.url)
     assert done.result is not None and done.result.counts["undone"] == 4
     assert sandbox.tickets() == []
+    report = done.result.run_report
+    assert report is not None and [r["outcome"] for r in csv.DictReader(
+        io.StringIO(report.read_text(encoding="utf-8-sig")))] == ["undone"] * 4
     assert {r["ticketId"] for r in _rows(export)} == {""}
     again = bulksync.push(export, token=TOKEN, api_url=sandbox.url, **options)  # type: ignore[arg-type]
     assert again.counts["created"] == 4 and again.summary()["recovered"] == 0
