@@ -40,6 +40,7 @@ bench: $(BIN)/.installed-test
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/sandbox_throughput.py
 	$(BIN)/python bench/xlsx_writeback.py
+	$(BIN)/python bench/rate_window.py
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check bulksync tests

@@ -65,6 +65,8 @@ class Pacer:
         self.in_flight = 0
         self._window_end = 0.0  # when the window the budget below belongs to resets (monotonic)
         self._remaining = 0.0   # the lowest Remaining answered for that window
+        self._limit: float | None = None  # X-RateLimit-Limit: what a new window allows
+        self._windowed = False  # the server has told a window: a new one is not unlimited
 
     def try_acquire(self) -> float:
         """Take a slot now (0.0), or say how many seconds to wait before asking again."""
@@ -74,6 +76,11 @@ class Pacer:
             return start - now
         if now < self._window_end and self.in_flight >= self._remaining:
             return min(self.HOLD, self._window_end - now)
+        if now >= self._window_end and self._windowed and self.in_flight >= (self._limit or 1):
+            # A new window none of whose answers is back yet: no more than it allows (its
+            # Limit; one request, to learn it, when the server never said) go at its start,
+            # not every worker that waited for the reset.
+            return self.HOLD
         self._next_at = now + self._interval
         self.in_flight += 1
         return 0.0
@@ -109,11 +116,16 @@ class Pacer:
             name = name.lower()
             if name == b"x-ratelimit-remaining":
                 remaining = _number(value.decode("latin-1"))
+            elif name == b"x-ratelimit-limit":
+                limit = _number(value.decode("latin-1"))
+                if limit is not None and limit >= 1:
+                    self._limit = limit
             elif name == b"x-ratelimit-reset":
                 reset = seconds_until(value.decode("latin-1"))
         now = time.monotonic()
         reset_in = None
         if remaining is not None and reset is not None:
+            self._windowed = True
             reset_in = min(reset, MAX_WAIT)
             if now >= self._window_end:  # the first answer of a new window
                 self._window_end, self._remaining = now + reset_in, remaining
@@ -465,7 +477,13 @@ class _Run:
             once_hooks.not_sent(op)
         if self.stats.stopped:
             return (None, False) if not_processed else (_failed(op, failed.error), True)
-        if then not in ("retry", "retry-unsent") or attempt >= self.max_attempts:
+        if then not in ("retry", "retry-unsent"):
+            return _failed(op, failed.error), True
+        # A 429 or 503 says nothing was done: never a reason to give the row up. It is sent
+        # again after its pause for as long as it takes; only the breaker (the API refusing
+        # every request, BREAKER_FAILURES in a row) stops the run, leaving unsent rows as they are.
+        refused = failed.failure == "status" and failed.status in NOT_PROCESSED
+        if attempt >= self.max_attempts and not refused:
             return _failed(op, failed.error), True
         return None
 
