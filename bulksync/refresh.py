@@ -138,9 +138,11 @@ async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats
         stats.pacer = Pacer()
     out: dict[int, tuple[ReadTicket | None, str]] = {}
     for done, read in enumerate(reads):
-        if stopping.is_set():
+        if stopping.is_set() or stats.stopped is not None:
             break
         status, body = await read_number(client, stats.pacer, stats, read.number)
+        if stats.stopped is not None and status != 200:  # a refused token, an API gone: not this ticket's fault
+            break
         if status == 200:
             ticket = read_ticket(body, secrets)
             out[read.row] = (ticket, "") if ticket is not None else (
@@ -309,6 +311,8 @@ def check_first(loaded: Loaded, sending: Sending, *, force: bool,
     if sending.on_notice and reads:
         sending.on_notice(f"--check: {budget(len(reads))}")
     got, stats, interrupted = read_tickets(reads, sending, loaded.settings.api_url)
+    if stats.stopped is not None:  # nothing is sent unchecked, and nothing written
+        raise stats.stopped
     frame, fields = checked.rows.frame, checked.rows.present
     by_row = {op.row_number: op for op in ops}
     new_ops: dict[int, Operation | None] = {row: None for row in held}

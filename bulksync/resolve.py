@@ -22,6 +22,7 @@ done with a request once ``settle`` seconds have passed since it was sent.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -163,31 +164,53 @@ class _Resolver:
 
 async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | None,
                       number: int) -> tuple[int, Any]:
-    """``GET /ticket/{number}`` within the run's pacer, retried as the policy allows:
-    (status, JSON body), status 0 if no answer came. Serves resolving and pulling alike."""
+    """``GET /ticket/{number}`` within the run's pacer, under the same policy, breaker and
+    token stop as every other request: (status, JSON body), status 0 if no answer came.
+
+    A refused token (401, or 403 before anything succeeded) stops the run at its first answer
+    (``stats.stopped``), as an API that cannot be reached does; a 429 or 503 is read again
+    after its pause for as long as it takes (only the breaker stops it); other failures are
+    retried up to three times. Serves pull, push --check, undo and resolving alike."""
+    from urllib.parse import urlsplit
+
     import httpx
 
+    from bulksync.errors import AuthError
     from bulksync.policy import classify
-    from bulksync.runner import failure_of
+    from bulksync.runner import RunStats, failure_of
 
+    stats = stats if stats is not None else RunStats()
     status, body = 0, None
-    for attempt in range(1, 4):
+    attempt = 0
+    while stats.stopped is None:
+        attempt += 1
         await pacer.acquire()
-        if stats is not None:
-            stats.requests += 1
+        stats.requests += 1
         try:
             response = await client.request("GET", f"/ticket/{number}")
         except httpx.TransportError as e:  # this read is inconclusive unless retried
             status = 0
-            if classify("GET", failure_of(e), attempt=attempt) in ("retry", "retry-unsent"):
+            failure = failure_of(e)
+            if failure == "connect":
+                stats.connect_failed(urlsplit(client.base_url).hostname or client.base_url, type(e).__name__)
+            if attempt < 3 and classify("GET", failure, attempt=attempt) in ("retry", "retry-unsent"):
                 continue
             break
         finally:
             pacer.release()
         pacer.observe(response)
         status = response.status_code
-        if status >= 400 and classify("GET", "status", status, attempt=attempt) in (
-                "retry", "retry-unsent"):
+        stats.answered(status)
+        then = classify("GET", "status", status, attempt=attempt, anything_succeeded=stats.successes > 0)
+        if then == "stop":
+            stats.stopped = AuthError(f"the API refused the token (HTTP {status}); check SUPTASK_API_TOKEN. "
+                                      "Nothing more was read.", status=status, method="GET",
+                                      path=f"/ticket/{number}")
+            return status, None
+        if status < 400:
+            stats.successes += 1
+        elif then == "retry-unsent" or (then == "retry" and attempt < 3):
+            await asyncio.sleep(pacer.waiting())
             continue
         try:
             body = response.json()

@@ -294,12 +294,12 @@ def carry_over(mismatch: TargetMismatch, target: Target, sending: Sending, setti
                           f"for this URL: reading ticket {number} with this one (one read) to see "
                           "whether it is the same workspace")
 
-    got, _, _ = read_tickets([Read(0, number, ticket_id)], replace(sending, on_progress=None), settings.api_url)
-    ticket, why = got.get(0, (None, "no answer"))
+    got, stats, _ = read_tickets([Read(0, number, ticket_id)], replace(sending, on_progress=None), settings.api_url)
+    ticket, why = got.get(0, (None, str(stats.stopped) if stats.stopped else "no answer"))
     if ticket is None or ticket.ticket_id != ticket_id:
         found = why or f"ticket {number} is {ticket.ticket_id if ticket else '?'}, not {ticket_id}"
-        if "HTTP 401" in why:
-            found += " (the API refused the new token itself: check SUPTASK_API_TOKEN)"
+        if stats.stopped is not None:
+            found = f"ticket {number}: {stats.stopped}"
         raise mismatch.tried(f"reading it answered {found}") from None
     with Journal(target) as journal:
         journal.same_workspace(earlier)
@@ -517,6 +517,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
                                               record))
 
             interrupted = drive(work)
+            if stats.stopped is not None:  # a refused token or an API gone: no row marked, nothing written
+                raise stats.stopped
             done = [r for r in every if r.row in got]
             outcome = settle_reads(table, wanted, done, got, view.baselines)
             results.update(outcome.results)
@@ -852,6 +854,8 @@ def _read_now(wanted: Sequence[str], numbers: Mapping[str, int], sending: Sendin
     if sending.on_notice:
         sending.on_notice(f"undo reads each ticket it would put back first: {budget(len(asked))}")
     got, stats, interrupted = read_tickets(asked, sending, api_url)
+    if stats.stopped is not None:
+        raise stats.stopped
     if interrupted:
         raise UsageError("undo was stopped while reading the tickets: nothing was sent")
     for read in asked:

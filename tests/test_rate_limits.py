@@ -46,3 +46,67 @@ def test_a_429_never_fails_a_row_however_many_times_it_comes() -> None:
 
     asyncio.run(go())
     assert results[2].status == "created" and sum(tries.values()) == 9
+
+
+def _pushed(tmp_path: Path, sb: Sandbox, rows: int = 30) -> Path:
+    sheet = write(tmp_path / "t.csv", "description,status\n" + "".join(f"Ticket {i},Open\n" for i in range(rows)))
+    bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL)
+    return sheet
+
+
+def test_a_pull_whose_token_is_refused_stops_at_the_first_answer(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    with Sandbox(token=TOKEN) as sb:
+        sheet = _pushed(tmp_path, sb)
+        before, sent = sheet.read_bytes(), len(sb.requests())
+        sb.token = "a-new-token"  # the old one revoked
+        pulled = run_cli("pull", str(sheet), env={"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": TOKEN})
+        assert pulled.returncode == 2, pulled.stdout + pulled.stderr
+        assert "refused the token" in pulled.stderr and "Traceback" not in pulled.stderr
+        assert len(sb.requests()) - sent == 1 and sheet.read_bytes() == before
+
+
+def test_a_check_whose_token_is_refused_sends_nothing(tmp_path: Path) -> None:
+    with Sandbox(token=TOKEN) as sb:
+        sheet = _pushed(tmp_path, sb, rows=5)
+        sheet.write_text(sheet.read_text().replace(",Open,", ",Closed,"))
+        before, sent = sheet.read_bytes(), len(sb.requests())
+        sb.token = "a-new-token"
+        try:
+            bulksync.push(sheet, token=TOKEN, api_url=sb.url, check=True)
+        except bulksync.AuthError as e:
+            assert "refused the token" in str(e)
+        else:
+            raise AssertionError("a refused token must stop push --check")
+        assert [r["method"] for r in sb.requests()[sent:]] == ["GET"] and sheet.read_bytes() == before
+
+
+def test_reads_wait_out_a_429_instead_of_failing_the_row(tmp_path: Path) -> None:
+    with Sandbox(token=TOKEN) as sb:
+        sheet = _pushed(tmp_path, sb, rows=6)
+        sb.rate_limit = (2, 1.0)
+        result = bulksync.pull(sheet, token=TOKEN, api_url=sb.url)
+        assert result.counts["pulled"] == 6 and result.counts["failed"] == 0
+
+
+def test_a_read_answered_429_many_times_is_read_in_the_end() -> None:
+    from bulksync.api import SuptaskClient
+    from bulksync.resolve import read_number
+    from bulksync.runner import Pacer, RunStats
+
+    calls = []
+
+    def busy_then_done(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) <= 6:  # more than a read's three attempts
+            return httpx.Response(429, headers={"Retry-After": "0"})
+        return httpx.Response(200, json={"id": "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32", "ticketNumber": 7})
+
+    async def go() -> tuple[int, Any]:
+        async with SuptaskClient(token=TOKEN, base_url="https://api.example.com",
+                                 transport=httpx.MockTransport(busy_then_done)) as client:
+            return await read_number(client, Pacer(), RunStats(), 7)
+
+    status, body = asyncio.run(go())
+    assert status == 200 and body["ticketNumber"] == 7 and len(calls) == 7
