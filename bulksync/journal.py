@@ -157,7 +157,11 @@ CREATE TABLE changes (             -- what a run changed on a ticket, for undo, 
     PRIMARY KEY (target, run, ticket_id, kind)
 );
 CREATE INDEX creates_run ON creates (target, run);
-CREATE INDEX sides_run ON sides (target, run)
+CREATE INDEX sides_run ON sides (target, run);
+CREATE INDEX creates_ticket ON creates (target, ticket_id);
+CREATE INDEX creates_scope ON creates (target, scope);
+CREATE INDEX creates_number ON creates (target, ticket_number);
+CREATE INDEX sides_ticket ON sides (target, ticket_id)
 """
 # creates.lost and creates.own have no comment in their statements: SQLite would keep it inside
 # the table's SQL. lost is 1 when the sheet lost the ticket's ID in a stale save (see
@@ -434,9 +438,16 @@ def _canonical(db: sqlite3.Connection, key: str) -> str:
     return str(row[0]) if row else key
 
 
-def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = None) -> View:
+def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = None,
+              scope: str | None = None, keys: Iterable[str] = (), contents: Iterable[str] = ()) -> View:
     """The store's knowledge for ``target`` (and which of ``ticket_ids`` belong to others).
-    Never creates the store. Without a token fingerprint, the URL's one known token is used."""
+    Never creates the store. Without a token fingerprint, the URL's one known token is used.
+
+    With ``scope`` (a sheet), only what that sheet needs is read, each by an index: the
+    baselines and creates of ``ticket_ids``, the creates of the sheet, of its rows' journal
+    ``keys`` and of the same ``contents`` elsewhere, and the links and replies of its
+    tickets; a push costs what its sheet holds, not what the store has gathered. Without
+    it, everything the store knows of the target (undo, and a few small reads)."""
     path = path or store_path()
     db = _connect(path, create=False)
     if db is None:
@@ -450,29 +461,51 @@ def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = 
                 return View.empty(target)
             target = Target(target.url, known[0])
         key = _canonical(db, target.key)
+        ids = sorted({t for t in ticket_ids if t})
+
+        def each(sql: str, values: Sequence[str], *extra: Any) -> Iterable[Sequence[Any]]:
+            """``sql`` (with ``IN ({marks})``) over ``values`` in chunks, the target first."""
+            for start in range(0, len(values), 500):
+                chunk = values[start:start + 500]
+                yield from db.execute(sql.format(marks=",".join("?" * len(chunk))), (key, *chunk, *extra))
+
         baselines: dict[str, dict[str, str]] = {}
         deleted: set[str] = set()
-        for ticket_id, cells, gone in db.execute(
-                "SELECT ticket_id, cells, deleted FROM tickets WHERE target = ?", (key,)):
+        rows = (db.execute("SELECT ticket_id, cells, deleted FROM tickets WHERE target = ?", (key,))
+                if scope is None else
+                each("SELECT ticket_id, cells, deleted FROM tickets WHERE target = ? AND ticket_id IN ({marks})", ids))
+        for ticket_id, cells, gone in rows:
             if cells is not None:
                 baselines[ticket_id] = json.loads(cells)
             if gone:
                 deleted.add(ticket_id)
-        creates = {r[0]: _entry(r) for r in db.execute(
-            f"SELECT {_ENTRY} FROM creates WHERE target = ?", (key,))}
+        if scope is None:
+            creates = {r[0]: _entry(r) for r in db.execute(
+                f"SELECT {_ENTRY} FROM creates WHERE target = ?", (key,))}
+            sides_rows: Iterable[Sequence[Any]] = db.execute(
+                "SELECT kind, ticket_id, seq, state FROM sides WHERE target = ?", (key,))
+        else:
+            found = [*db.execute(f"SELECT {_ENTRY} FROM creates WHERE target = ? AND scope = ?", (key, scope)),
+                     *each(f"SELECT {_ENTRY} FROM creates WHERE target = ? AND key IN ({{marks}})",
+                           sorted(set(keys))),
+                     *each(f"SELECT {_ENTRY} FROM creates WHERE target = ? AND ticket_id IN ({{marks}})", ids),
+                     *each(f"SELECT {_ENTRY} FROM creates WHERE target = ? AND content IN ({{marks}})",
+                           sorted(set(contents)))]
+            creates = {r[0]: _entry(r) for r in found}
+            sides_rows = each("SELECT kind, ticket_id, seq, state FROM sides WHERE target = ? AND "
+                              "ticket_id IN ({marks})", ids)
         mine = {e.ticket_id for e in creates.values() if e.ticket_id}
         foreign: dict[str, Target] = {}
-        ids = [t for t in set(ticket_ids) if t and t not in baselines and t not in mine]
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+        unknown = [t for t in ids if t not in baselines and t not in mine]
+        for start in range(0, len(unknown), 500):
+            chunk = unknown[start:start + 500]
             marks = ",".join("?" * len(chunk))
             for ticket_id, other in db.execute(
                     f"SELECT ticket_id, target FROM tickets WHERE ticket_id IN ({marks}) "
                     "AND target != ?", (*chunk, key)):
                 url, _, token = other.rpartition(" ")
                 foreign.setdefault(ticket_id, Target(url, token))
-        sides = {(kind, ticket_id, seq): state for kind, ticket_id, seq, state in db.execute(
-            "SELECT kind, ticket_id, seq, state FROM sides WHERE target = ?", (key,))}
+        sides = {(kind, ticket_id, seq): state for kind, ticket_id, seq, state in sides_rows}
         return View(target, baselines, creates, frozenset(deleted), foreign, sides)
     except sqlite3.Error as e:
         raise StateError(path, f"is damaged ({e})") from None
@@ -515,9 +548,18 @@ class Journal:
     # -- creates -------------------------------------------------------------
 
     def creates(self, keys: Iterable[str] | None = None) -> dict[str, CreateEntry]:
-        rows = self._db.execute(f"SELECT {_ENTRY} FROM creates WHERE target = ?", (self._key,))
-        wanted = set(keys) if keys is not None else None
-        return {r[0]: _entry(r) for r in rows if wanted is None or r[0] in wanted}
+        """This target's create entries (those of ``keys``, each by its key), by key."""
+        if keys is None:
+            rows = self._db.execute(f"SELECT {_ENTRY} FROM creates WHERE target = ?", (self._key,))
+            return {r[0]: _entry(r) for r in rows}
+        wanted = sorted(set(keys))
+        out: dict[str, CreateEntry] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            out.update((r[0], _entry(r)) for r in self._db.execute(
+                f"SELECT {_ENTRY} FROM creates WHERE target = ? AND key IN ({','.join('?' * len(chunk))})",
+                (self._key, *chunk)))
+        return out
 
     def intend(self, key: str, row_number: int, payload: Mapping[str, Any], *, scope: str = "",
                content: str = "", exclusive_content: bool = False,

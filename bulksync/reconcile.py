@@ -32,7 +32,8 @@ from bulksync.plan import (
 )
 from bulksync.preflight import Checked, sheet_statuses
 
-__all__ = ["STOPPED_EARLIER", "Loaded", "RowIdentity", "moved_ids", "plan_delete", "plan_push", "reconcile", "ticket_numbers",
+__all__ = ["STOPPED_EARLIER", "Loaded", "RowIdentity", "identities_of", "moved_ids", "plan_delete", "plan_push",
+           "reconcile", "ticket_numbers",
            "row_identities"]
 
 STOPPED_EARLIER = ("an earlier run stopped while this create was in flight; the ticket may or "
@@ -105,7 +106,8 @@ def refuse_foreign(path: Path, view: View, ids: Any, numbers: Mapping[str, int] 
 
 def plan_push(checked: Checked, settings: Settings, view: View, *, force: bool = False,
               allow_duplicates: bool = False, resend_unresolved: bool = False,
-              keys: bool = False, relink: bool = False, trust_ids: bool = False) -> Loaded:
+              keys: bool = False, relink: bool = False, trust_ids: bool = False,
+              identities: Mapping[int, RowIdentity] | None = None) -> Loaded:
     """Every request a push of the checked sheet sends, against the state ``view``.
 
     Rows that cannot be planned (a cell emptied that the API cannot empty) join the
@@ -128,12 +130,10 @@ def plan_push(checked: Checked, settings: Settings, view: View, *, force: bool =
         if out_of_place:
             checked = replace(checked, report=checked.report.with_problems(out_of_place))
             return Loaded(checked, Plan((), reconciliation=Reconciliation(str(view.target))), settings, view.target)
-    identities: dict[int, RowIdentity] = {}
-    if (keys or view.creates) and any(op.kind == "create" for op in plan.operations):
-        integration = settings.mapping.integration if settings.mapping else ""
-        identities = row_identities(row_contents(rows), checked.mapped.legacy_ids, integration,
-                                    checked.scope, earlier=row_contents(rows, users=False)
-                                    if rows.user_cells else None, own=_own_cells(rows))
+    if identities is None:
+        identities = {}
+        if (keys or view.creates) and any(op.kind == "create" for op in plan.operations):
+            identities = identities_of(checked, settings)
     known = reconcile(plan, identities, view, checked.scope, allow_duplicates=allow_duplicates,
                       sheet=_sheet_rows(checked))
     doubled = _doubled(known, _sheet_rows(checked), numbers)
@@ -192,6 +192,15 @@ def _sides(plan: Plan, known: Reconciliation, checked: Checked, settings: Settin
             tickets.setdefault(op.row_number, None)  # made by this push (or found by resolving)
     return plan_sides(tickets, mapped.legacy_ids, integration=mapping.integration, url=mapping.url,
                       comments=mapped.comments, done=view.sides, resend=resend)
+
+
+def identities_of(checked: Checked, settings: Settings) -> dict[int, RowIdentity]:
+    """Every row's identity in the journal (what a create of it is known by)."""
+    rows = checked.rows
+    integration = settings.mapping.integration if settings.mapping else ""
+    return row_identities(row_contents(rows), checked.mapped.legacy_ids, integration, checked.scope,
+                          earlier=row_contents(rows, users=False) if rows.user_cells else None,
+                          own=_own_cells(rows))
 
 
 def _own_cells(rows: Rows) -> dict[int, dict[str, str]]:

@@ -22,7 +22,7 @@ from bulksync.errors import AuthError, SheetError, TargetMismatch, TokenMissing,
 from bulksync.journal import RunRecord, Target, UpdateRecord, View, read_view
 from bulksync.plan import Known, Operation, Plan
 from bulksync.preflight import check, check_listed, read_sheet, refuse_no_room_to_pull
-from bulksync.reconcile import Loaded, plan_delete, plan_push
+from bulksync.reconcile import Loaded, identities_of, plan_delete, plan_push
 from bulksync.report import PushResult, RowResult
 from bulksync.sheets.read import CsvFormat
 from bulksync.undo import UndoPlan
@@ -58,13 +58,17 @@ def load(path: Path | str, settings: Settings, *, target: Target | None = None, 
     if target is None:
         target = Target.of(settings.api_url, _given_token(None, settings))
     checked = check(path, settings)
+    identities = {} if checked.report.sheet_invalid else identities_of(checked, settings)
     view = read_view(target, () if checked.report.sheet_invalid
-                     else checked.rows.frame["ticketId"].unique().tolist())
+                     else checked.rows.frame["ticketId"].unique().tolist(), scope=checked.scope,
+                     keys=[k for i in identities.values() for k in (i.key, i.earlier) if k],
+                     contents=[i.content for i in identities.values() if not i.migrated])
     if view.baselines:  # a long number re-written is held (or sent) knowing its digits, not lost
         checked = replace(checked, report=excuse_reformatted(checked.report, checked.rows, view.baselines))
     def planned(view: View) -> Loaded:
         return plan_push(checked, settings, view, force=force, allow_duplicates=allow_duplicates,
-                         resend_unresolved=resend_unresolved, keys=keys, relink=relink, trust_ids=trust_ids)
+                         resend_unresolved=resend_unresolved, keys=keys, relink=relink, trust_ids=trust_ids,
+                         identities=identities if view.creates or keys else {})
 
     try:
         loaded = planned(view)
