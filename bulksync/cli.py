@@ -851,14 +851,18 @@ def undo(file: Path, number: int | None, no_check: bool, dry_run: bool, yes: boo
     changed (not those changed in Suptask since), and update FILE to match."""
     from bulksync.sync import undo as run_undo
 
+    if not (yes or dry_run or _interactive()):  # before the reads: nothing at all is sent
+        _fail(f"undo of a run of {file}: refusing without --yes when not on a terminal (the requests "
+              "are shown and confirmed on a terminal; --dry-run shows them); nothing was sent.")
+
     def confirm(ops: list[Any]) -> bool:
         """Show exactly the requests about to be sent."""
         question = f"Send these {len(ops)} request(s) to undo a run of {file}?"
         if yes:
             return True
-        if not _interactive():
-            _fail(f"{question} Refusing without --yes when not on a terminal; nothing was sent.")
         _print_requests(ops)
+        if len(ops) > SHOWN_PROBLEMS:
+            click.echo(f"... and {len(ops) - SHOWN_PROBLEMS} more (undo --dry-run lists them all)", err=True)
         if click.confirm(question, default=False, err=True):
             return True
         click.echo("nothing was sent", err=True)

@@ -701,6 +701,22 @@ class Journal:
             "ORDER BY ticket_id, kind, seq", (self._key, run))]
         return RunEffects(tuple(created), tuple(updated), tuple(deleted), tuple(sides))
 
+    def later_changes(self, run: str) -> dict[str, dict[str, str]]:
+        """ticketId → field → the id of a run after ``run`` (on any sheet) that changed it (an
+        undo of ``run`` itself, stopped and run again, does not count)."""
+        out: dict[str, dict[str, str]] = {}
+        started = self._db.execute("SELECT started FROM runs WHERE target = ? AND run = ?",
+                                   (self._key, run)).fetchone()
+        if started is None:
+            return out
+        for later, ticket_id, after in self._db.execute(
+                "SELECT c.run, c.ticket_id, c.after FROM changes c JOIN runs r ON r.target = c.target "
+                "AND r.run = c.run WHERE c.target = ? AND c.kind = 'update' AND r.started > ? "
+                "AND r.undoes != ? ORDER BY r.started", (self._key, started[0], run)):
+            for name in json.loads(after or "{}"):
+                out.setdefault(str(ticket_id), {}).setdefault(name, str(later))
+        return out
+
     def numbers(self, ticket_ids: Iterable[str]) -> dict[str, int]:
         """ticketId → its number, as the creates and the reads of this target know it."""
         wanted = set(ticket_ids)
@@ -756,7 +772,11 @@ class Journal:
         gone from the store's bytes: deleted pages are overwritten (secure_delete), the
         write-ahead log emptied and the file rebuilt (VACUUM)."""
         held = self.holding(scope, ticket_ids)
-        tickets = sorted(self.tickets_of(scope, ticket_ids))
+        shared = {str(r[0]) for r in self._db.execute(  # other sheets still need these tickets' fields
+            "SELECT ticket_id FROM creates WHERE target = ? AND scope != ? AND ticket_id IS NOT NULL "
+            "UNION SELECT c.ticket_id FROM changes c JOIN runs r ON r.target = c.target AND r.run = c.run "
+            "WHERE c.target = ? AND r.scope != ?", (self._key, scope, self._key, scope))}
+        tickets = sorted(self.tickets_of(scope, ticket_ids) - shared)
         self._db.execute("PRAGMA secure_delete = ON")
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")

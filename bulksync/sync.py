@@ -24,7 +24,7 @@ from bulksync.plan import Known, Operation, Plan
 from bulksync.preflight import check, check_listed, read_sheet, refuse_no_room_to_pull
 from bulksync.reconcile import Loaded, identities_of, plan_delete, plan_push
 from bulksync.report import PushResult, RowResult
-from bulksync.sheets.read import CsvFormat
+from bulksync.sheets.read import CsvFormat, Table
 from bulksync.undo import UndoPlan
 from bulksync.writeback import new_sheet, report_path, results_path, write_back, write_report
 
@@ -782,7 +782,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         checked = check_listed(path, settings)
         table = checked.table
         at_id, at_number = table.position("ticketId"), table.position("ticketNumber")
-        ids = [] if at_id is None else table.frame[at_id].str.strip().tolist()
+        ids = [""] * len(table.frame) if at_id is None else table.frame[at_id].str.strip().tolist()
         rows = {t: int(r) for r, t in zip(table.frame.index.tolist(), ids, strict=True) if t}
         with Journal(target) as journal:
             records = journal.runs(checked.scope)
@@ -795,19 +795,24 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
             effects = journal.effects(records[chosen.number - 1].run)
             touched = [t for t, *_ in effects.created] + [c.ticket_id for c in effects.updated]
             numbers = journal.numbers(touched)
+            order = {r.run: i for i, r in enumerate(records, 1)}
+            later = {t: {f: order.get(r, 0) for f, r in fields.items()}
+                     for t, fields in journal.later_changes(records[chosen.number - 1].run).items()}
         if at_id is not None and at_number is not None:
             for ticket_id, cell in zip(ids, table.frame[at_number].str.strip().tolist(), strict=True):
                 if ticket_id and cell.isdigit():
                     numbers.setdefault(ticket_id, int(cell))
         view = read_view(target, ())
         made = {t for t, *_ in effects.created}
-        wanted = [c.ticket_id for c in effects.updated if c.before is not None and c.ticket_id not in made
-                  and c.ticket_id not in view.deleted]
+        wanted = [t for t, *_ in effects.created if t not in view.deleted] + [
+            c.ticket_id for c in effects.updated if c.before is not None and c.ticket_id not in made
+            and c.ticket_id not in view.deleted]
         server, reads = _read_now(wanted, numbers, sending, settings.api_url) if check else (None, 0)
         if wanted and not check and on_notice:
             on_notice("--no-check: the tickets are not read first, so a field changed in Suptask since "
                       "that run is put back over that change")
-        undoing = plan_undo(effects, rows=rows, numbers=numbers, deleted=view.deleted, server=server)
+        undoing = plan_undo(effects, rows=rows, numbers=numbers, deleted=view.deleted, server=server,
+                            later=later, made_as={t: view.baselines[t] for t in made if t in view.baselines})
         if on_notice:
             for line in (*undoing.cannot, *undoing.kept):
                 on_notice(f"cannot be undone: {line}" if line in undoing.cannot else line)
@@ -821,16 +826,21 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
             return UndoResult(run=chosen, plan=undoing, reads=reads)
         results = _undone(undoing, done.merged_results())
         gone = [op.ticket_id for op in undoing.operations
-                if op.kind == "delete" and op.ticket_id and results[op.row_number].status == "undone"]
-        whole = all(r.status in ("undone", "kept") for r in results.values())
-        with Journal(target) as journal:
-            journal.undone(records[chosen.number - 1].run, gone, whole=whole and not done.interrupted)
+                if op.kind == "delete" and op.ticket_id and op.row_number in results
+                and results[op.row_number].status == "undone"]
+        sent_all = all(op.row_number in results for op in undoing.operations)
+        whole = sent_all and not done.interrupted and any(r.status == "undone" for r in results.values()) and all(
+            r.status in ("undone", "kept") for r in results.values())
         shown = {row: r for row, r in results.items() if row > 0}
-        values = {row: dict(v) for row, v in undoing.values.items()
-                  if row > 0 and shown.get(row) and shown[row].status in ("undone", "kept")}
+        values = _sheet_follows(undoing, shown, table, mapped=bool(
+            chosen.counts.get("linked") or (settings.mapping is not None and settings.mapping.legacy_id)))
         written, note = write_back(table, shown, values) if shown else (None, "")
-        if written == table.path and undoing.learnt:
-            learn(target, undoing.learnt)
+        if written == table.path or not shown:
+            # Only once the sheet holds it: else the run is undone again, and the sheet with it.
+            with Journal(target) as journal:
+                journal.undone(records[chosen.number - 1].run, gone, whole=whole)
+            if undoing.learnt:
+                learn(target, undoing.learnt)
         kept_report = None
         migration = chosen.counts.get("linked") or (settings.mapping is not None and settings.mapping.legacy_id)
         if migration and shown:  # a migration's run report says what its undo did
@@ -841,6 +851,26 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         path=table.path, results=shown, requests=done.stats.requests + reads, written_to=written,
         note=note, target=str(target), stopped=str(stopped) if stopped else "", error=stopped,
         interrupted=done.interrupted, run_report=kept_report))
+
+
+def _sheet_follows(undoing: UndoPlan, shown: Mapping[int, RowResult], table: Table, *, mapped: bool
+                   ) -> dict[int, dict[str, str]]:
+    """The cells an undo writes: bulksync's own, and the fields it put back where the sheet
+    still holds what the run sent (a cell edited since is the user's, and is kept). A
+    migration's export keeps its own columns (they are the old tool's values, not Suptask's)."""
+    out: dict[int, dict[str, str]] = {}
+    for row, cells in undoing.values.items():
+        if row <= 0 or row not in shown or shown[row].status not in ("undone", "kept"):
+            continue
+        sent = undoing.sent.get(row, {})
+        keep = {}
+        for name, value in cells.items():
+            where = table.position(name)
+            if name in OWNED_COLUMNS or (not mapped and (where is None or name not in sent or str(
+                    table.frame.at[row, where]).strip() == sent[name])):
+                keep[name] = value
+        out[row] = keep
+    return out
 
 
 def _read_now(wanted: Sequence[str], numbers: Mapping[str, int], sending: Sending, api_url: str
@@ -877,10 +907,15 @@ def _chosen(info: Sequence[RunInfo], number: int | None, path: Path) -> RunInfo:
         if info[number - 1].command == "undo":
             raise UsageError(f"run {number} is an undo; push the sheet again to redo what it took back")
         return info[number - 1]
-    changed = [r for r in info if r.command != "undo" and not r.undone and any(
+    changed = [r for r in info if r.command != "undo" and any(
         r.counts.get(k) for k in ("created", "updated", "deleted", "linked", "replied"))]
-    if not changed:
+    if not changed or (changed[-1].undone and len(changed) == 1):
         raise UsageError(f"{path}: no run to undo on this target (bulksync runs {path} lists them)")
+    if changed[-1].undone:  # never walk back on its own to an older run: say which to give
+        earlier = [r for r in changed if not r.undone]
+        hint = f"; to undo run {earlier[-1].number} too, give --run {earlier[-1].number}" if earlier else ""
+        raise UsageError(f"{path}: run {changed[-1].number}, the last that changed something, is undone "
+                         f"already{hint}")
     return changed[-1]
 
 

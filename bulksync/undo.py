@@ -40,6 +40,9 @@ class UndoPlan:
     learnt: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     notes: Mapping[int, str] = field(default_factory=dict)
     """Rows whose request puts back only some fields: what is kept, and why."""
+    sent: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
+    """Row → what the run sent for the fields put back: a sheet cell that no longer holds it
+    was edited since, and is left as the user made it."""
     cannot: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
 
@@ -50,12 +53,17 @@ class UndoPlan:
 
 def plan_undo(effects: RunEffects, *, rows: Mapping[str, int], numbers: Mapping[str, int],
               deleted: frozenset[str] = frozenset(),
-              server: Mapping[str, Mapping[str, str] | str] | None = None) -> UndoPlan:
+              server: Mapping[str, Mapping[str, str] | str] | None = None,
+              later: Mapping[str, Mapping[str, int]] | None = None,
+              made_as: Mapping[str, Mapping[str, str]] | None = None) -> UndoPlan:
     """The undo of a run that had ``effects``. ``rows``: the sheet's row of each ticketId it
     holds now (a ticket the sheet no longer holds gets a negative row: sent, not written);
     ``numbers``: ticket numbers, for messages; ``deleted``: tickets known deleted on the
     target; ``server``: each updated ticket as read now (its cells, or why it could not be
-    read), None when the tickets were not read (``--no-check``)."""
+    read), None when the tickets were not read (``--no-check``); ``later``: the fields later
+    runs of bulksync changed on each ticket (ticketId → field → that run's number), kept
+    without a read; ``made_as``: each created ticket's fields as bulksync last synced them,
+    so a ticket changed in Suptask since it was created is kept, not deleted."""
     absent = iter(range(-1, -1_000_000_000, -1))
 
     def row_of(ticket_id: str) -> int:
@@ -68,23 +76,32 @@ def plan_undo(effects: RunEffects, *, rows: Mapping[str, int], numbers: Mapping[
     ops: list[Operation] = []
     settled: dict[int, RowResult] = {}
     values: dict[int, dict[str, str]] = {}
+    kept: list[str] = []
     for ticket_id, _, _, _ in effects.created:
         row = row_of(ticket_id)
-        values[row] = dict(CLEARED_CELLS)
         if ticket_id in deleted:  # taken back already (an undo that was stopped, run again)
             settled[row] = RowResult(row, "undone", error="")
-        else:
-            ops.append(Operation(row, "delete", ticket_id, {}))
+            values[row] = dict(CLEARED_CELLS)
+            continue
+        changed = _changed_since(ticket_id, server, made_as, later)
+        if changed:
+            why = f"{name(ticket_id)} kept, not deleted: {changed}"
+            settled[row] = RowResult(row, "kept", ticket_id=ticket_id, error=why)
+            kept.append(why)
+            continue
+        values[row] = dict(CLEARED_CELLS)
+        ops.append(Operation(row, "delete", ticket_id, {}))
     cannot = _cannot(effects, made, name)
-    kept: list[str] = []
     learnt: dict[str, dict[str, str]] = {}
+    sent_by_row: dict[int, Mapping[str, str]] = {}
     notes: dict[int, str] = {}
     for change in effects.updated:
         if change.ticket_id in made or change.ticket_id in deleted:
             continue  # deleted with its create, or since: nothing to put back
         row = row_of(change.ticket_id)
         read = None if server is None else server.get(change.ticket_id, "it was not read")
-        outcome = _restore(change, read, name(change.ticket_id))
+        outcome = _restore(change, read, name(change.ticket_id), (later or {}).get(change.ticket_id, {}))
+        sent_by_row[row] = change.after
         if outcome.operation is not None:
             ops.append(outcome.operation._replace(row_number=row))
             if outcome.why:
@@ -96,7 +113,23 @@ def plan_undo(effects: RunEffects, *, rows: Mapping[str, int], numbers: Mapping[
             learnt[change.ticket_id] = outcome.learnt
         kept.extend(outcome.kept)
     return UndoPlan(operations=tuple(ops), settled=settled, values=values, learnt=learnt, notes=notes,
-                    cannot=tuple(cannot), kept=tuple(kept))
+                    cannot=tuple(cannot), kept=tuple(kept), sent=sent_by_row)
+
+
+def _changed_since(ticket_id: str, server: Mapping[str, Mapping[str, str] | str] | None,
+                   made_as: Mapping[str, Mapping[str, str]] | None,
+                   later: Mapping[str, Mapping[str, int]] | None) -> str:
+    """Why a ticket the run created must not be deleted (changed since), or empty."""
+    runs = sorted(set((later or {}).get(ticket_id, {}).values()))
+    if runs:
+        return f"changed by a later run ({', '.join(f'run {n}' for n in runs)}); undo that first"
+    read = (server or {}).get(ticket_id)
+    synced = (made_as or {}).get(ticket_id)
+    if isinstance(read, Mapping) and synced is not None:
+        moved = sorted(k for k, v in read.items() if k in synced and not same(k, v, synced[k]))
+        if moved:
+            return f"changed in Suptask since ({', '.join(moved)})"
+    return ""
 
 
 def _cannot(effects: RunEffects, made: set[str], name: Callable[[str], str]) -> list[str]:
@@ -128,8 +161,10 @@ class _Restored:
     kept: list[str]
 
 
-def _restore(change: Changed, read: Mapping[str, str] | str | None, name: str) -> _Restored:
-    """Put back each field ``change`` changed, where Suptask still holds what the run sent."""
+def _restore(change: Changed, read: Mapping[str, str] | str | None, name: str,
+             later: Mapping[str, int]) -> _Restored:
+    """Put back each field ``change`` changed, where Suptask still holds what the run sent and
+    no later run of bulksync changed it (``later``: field → that run's number)."""
     if change.before is None:
         return _Restored(None, "kept", "not undone: its values before the run are not known", {}, {}, [])
     if isinstance(read, str):
@@ -142,7 +177,9 @@ def _restore(change: Changed, read: Mapping[str, str] | str | None, name: str) -
     for column, sent in sorted(change.after.items()):
         earlier = change.before.get(column, "")
         now = None if read is None else read.get(column)
-        if now is not None and same(column, now, earlier) and not same(column, sent, earlier):
+        if column in later:
+            kept.append(f"{name} {column} kept: changed by a later run (run {later[column]}); undo that first")
+        elif now is not None and same(column, now, earlier) and not same(column, sent, earlier):
             already[column] = earlier
         elif now is not None and not same(column, now, sent):
             kept.append(f"{name} {column} kept: changed in Suptask since")

@@ -112,12 +112,15 @@ def test_no_check_puts_back_over_a_later_change(tmp_path: Path, sandbox: Sandbox
 
 def test_undo_of_creates_deletes_them_and_the_rows_are_new_again(tmp_path: Path, sandbox: Sandbox) -> None:
     sheet = _pushed(tmp_path / "t.csv", sandbox)
-    ids = [r["ticketId"] for r in _rows(sheet)]
+    _rows_before = _rows(sheet)
+    ids = [r["ticketId"] for r in _rows_before]
     sent = len(sandbox.requests())
     done = run_cli("undo", str(sheet), "--yes", env=_env(sandbox))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 undone" in done.stdout
-    assert _calls(sandbox, sent) == [("DELETE", f"/{t}") for t in ids]
+    made = sorted((int(r["ticketNumber"]), r["ticketId"]) for r in _rows_before)
+    assert _calls(sandbox, sent) == [*(("GET", f"/{n}") for n, _ in made),
+                                     *(("DELETE", f"/{t}") for _, t in made)]  # unchanged since: deleted
     assert sandbox.tickets() == []
     assert [(r["ticketId"], r["ticketNumber"], r["syncStatus"]) for r in _rows(sheet)] == [("", "", "undone")] * 3
     # Nothing is recovered from an undone run: pushed again, the rows are created anew.
@@ -285,3 +288,83 @@ def test_the_store_and_its_folder_are_for_their_owner_only(tmp_path: Path, sandb
     _pushed(tmp_path / "t.csv", sandbox)
     assert store_path().parent.stat().st_mode & 0o777 == 0o700
     assert store_path().stat().st_mode & 0o077 == 0
+
+
+# -- what an adversarial review found (issue 24) ----------------------------------------------------
+
+def test_a_second_undo_does_not_walk_back_to_an_older_run(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    _edit(sheet, r2="High")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    undo(sheet, token=TOKEN, api_url=sandbox.url)
+    sent = len(sandbox.requests())
+    again = run_cli("undo", str(sheet), "--yes", env=_env(sandbox))
+    assert again.returncode == 2 and "run 2, the last that changed something, is undone already" in again.stderr
+    assert "--run 1" in again.stderr and _calls(sandbox, sent) == [] and len(sandbox.tickets()) == 3
+
+
+def test_a_created_ticket_changed_in_suptask_since_is_kept_not_deleted(tmp_path: Path,
+                                                                      sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    sandbox.edit(int(_rows(sheet)[0]["ticketNumber"]), priority="Urgent")  # an agent works on it
+    result = undo(sheet, token=TOKEN, api_url=sandbox.url)
+    assert result.result is not None and (result.result.counts["undone"], result.result.counts["kept"]) == (2, 1)
+    assert [t["priority"] for t in sandbox.tickets()] == ["Urgent"]
+    assert _rows(sheet)[0]["syncStatus"] == "kept" and _rows(sheet)[0]["ticketId"]
+
+
+def test_a_field_a_later_run_changed_is_kept_even_without_reading(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    _edit(sheet, r2="High")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    _edit(sheet, r2="Medium")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    result = undo(sheet, token=TOKEN, api_url=sandbox.url, run=2, check=False)
+    assert result.plan.requests == 0 and any("changed by a later run (run 3)" in k for k in result.plan.kept)
+    assert {t["priority"] for t in sandbox.tickets()} == {"Medium", "Low"}
+
+
+def test_an_undo_whose_sheet_could_not_be_written_is_not_marked_done(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    _edit(sheet, r2="High")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    sheet.chmod(0o444)  # the results go beside it
+    try:
+        first = undo(sheet, token=TOKEN, api_url=sandbox.url)
+    finally:
+        sheet.chmod(0o644)
+    assert first.result is not None and first.result.beside
+    assert not runs(sheet, api_url=sandbox.url, token=TOKEN)[1].undone
+    again = undo(sheet, token=TOKEN, api_url=sandbox.url)  # the run again: the sheet follows now
+    assert again.result is not None and again.result.written_to == sheet
+    assert _rows(sheet)[0]["priority"] == "Low" and runs(sheet, api_url=sandbox.url, token=TOKEN)[1].undone
+    sent = len(sandbox.requests())
+    assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS).requests == 0
+    assert _calls(sandbox, sent) == []
+
+
+def test_a_cell_edited_since_the_run_is_left_as_the_user_made_it(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "t.csv", sandbox)
+    _edit(sheet, r2="High")
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
+    _edit(sheet, r2="Medium")  # typed after the run, not pushed
+    undo(sheet, token=TOKEN, api_url=sandbox.url)
+    assert _rows(sheet)[0]["priority"] == "Medium"
+    assert {t["priority"] for t in sandbox.tickets()} == {"Low"}
+
+
+def test_forget_keeps_what_other_sheets_still_need(tmp_path: Path, sandbox: Sandbox) -> None:
+    sheet = _pushed(tmp_path / "a.csv", sandbox)
+    close = write(tmp_path / "b.csv", "ticketId\n" + "".join(f"{r['ticketId']}\n" for r in _rows(sheet)))
+    bulksync.push(close, token=TOKEN, api_url=sandbox.url, set={"status": "Closed"})
+    done = run_cli("forget", str(close), "--yes", env=_env(sandbox))
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(run_cli("runs", str(sheet), "--json", env=_env(sandbox)).stdout)
+    assert listed["holds"]["tickets"] == 3
+
+
+def test_undo_of_a_sheet_without_a_ticketid_column_says_there_is_nothing(tmp_path: Path,
+                                                                        sandbox: Sandbox) -> None:
+    sheet = write(tmp_path / "t.csv", "description\nA\n")
+    refused = run_cli("undo", str(sheet), "--yes", env=_env(sandbox))
+    assert refused.returncode == 2 and "no run to undo" in refused.stderr and "Traceback" not in refused.stderr
