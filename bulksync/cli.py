@@ -898,6 +898,34 @@ def _print_requests(ops: list[Any], limit: int | None = SHOWN_PROBLEMS) -> None:
             click.echo(f"    {c.field}: {_shown(c.old)} → {_shown(c.new)}", err=limit is not None)
 
 
+@main.command()
+@click.option("--api-url", metavar="URL", help="API base URL (default: $SUPTASK_API_URL, else "
+              "Suptask's public endpoint).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@_errors
+def status(api_url: str | None, as_json: bool) -> None:
+    """Check the token before a long run: the target, whether the API accepts the token (one
+    read), the rate-limit window and budget left, and what bulksync's state knows."""
+    from bulksync.sync import status as run_status
+
+    found = run_status(api_url=api_url)
+    if as_json:
+        _print_json(found.as_dict())
+    else:
+        click.echo(f"target: {found.url}{' (a local server: the sandbox, a rehearsal)' if found.local else ''}")
+        click.echo(f"token: {found.fingerprint[:8]} (a fingerprint; the token is never shown)")
+        click.echo(f"API: {found.answer}")
+        window = found.as_dict()["window"]
+        if isinstance(window, dict):
+            click.echo(f"rate limit: {window['limit']:g} requests per {window['span']:.0f} s; "
+                       f"{window['remaining']:g} left, resets in {window['reset_in']} s")
+        else:
+            click.echo("rate limit: the answer told none (Suptask documents 100 reads per 15 minutes)")
+        click.echo(f"state: {found.store}: {found.known['sheets']} sheet(s), {found.known['tickets']} "
+                   f"ticket(s), {found.known['runs']} run(s) on this target")
+    sys.exit(EXIT_OK if found.accepted else EXIT_FATAL)
+
+
 def _number_range(text: str) -> list[int]:
     """``2040-2100`` or ``2040,2045,2050-2060`` → the ticket numbers, in order, each once."""
     out: dict[int, None] = {}

@@ -85,6 +85,8 @@ def execute(loaded: Loaded, options: Sending) -> Run | None:
             try:
                 run.hooks.flush()
                 journal.finish_run(run.counts(), requests=run.stats.requests)
+                if run.stats.pacer is not None and (window := run.stats.pacer.window()) is not None:
+                    journal.learnt_window(window)
             except StateError as e:
                 run.fatal = run.fatal or e
     return run

@@ -43,8 +43,8 @@ from urllib.parse import urlsplit, urlunsplit
 from bulksync.errors import StateError
 from bulksync.memo import ByIdentity
 
-__all__ = ["Changed", "CreateEntry", "Journal", "RunEffects", "RunRecord", "Target", "UpdateRecord", "changed_fields",
-           "state_home", "store_path"]
+__all__ = ["Changed", "CreateEntry", "Journal", "RunEffects", "RunRecord", "Target", "UpdateRecord", "Window",
+           "changed_fields", "state_home", "store_path", "window_of"]
 
 HOME_ENV = "BULKSYNC_HOME"
 STORE_NAME = "state.sqlite"
@@ -161,7 +161,15 @@ CREATE INDEX sides_run ON sides (target, run);
 CREATE INDEX creates_ticket ON creates (target, ticket_id);
 CREATE INDEX creates_scope ON creates (target, scope);
 CREATE INDEX creates_number ON creates (target, ticket_number);
-CREATE INDEX sides_ticket ON sides (target, ticket_id)
+CREATE INDEX sides_ticket ON sides (target, ticket_id);
+CREATE TABLE windows (             -- the rate-limit window the API last answered, per target
+    target TEXT PRIMARY KEY,
+    lim REAL NOT NULL,             -- X-RateLimit-Limit: requests per window
+    span REAL NOT NULL,            -- seconds a window lasts (as far as the answers showed)
+    remaining REAL,                -- X-RateLimit-Remaining of the last answer
+    reset_at REAL,                 -- when that window resets (epoch seconds)
+    at REAL NOT NULL
+)
 """
 # creates.lost and creates.own have no comment in their statements: SQLite would keep it inside
 # the table's SQL. lost is 1 when the sheet lost the ticket's ID in a stale save (see
@@ -260,6 +268,32 @@ class UpdateRecord(NamedTuple):
     before: Mapping[str, str] | None = None
     """A run's update: the changed fields' values before it (what undo puts back); None when
     bulksync had not seen the ticket before, or for a reading."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Window:
+    """A rate-limit window as the API's headers told it."""
+
+    limit: float
+    span: float
+    remaining: float | None = None
+    reset_at: float | None = None
+
+    def seconds_for(self, requests: int, now: float | None = None) -> float:
+        """About how long ``requests`` take under this window: 0 when the window left holds
+        them, else the wait for its reset and for each further window they need."""
+        import math
+
+        now = time.time() if now is None else now
+        current = self.reset_at is not None and self.reset_at > now
+        left = self.remaining if current and self.remaining is not None else self.limit
+        if requests <= left:
+            return 0.0
+        first = (self.reset_at or now) - now if current else self.span
+        return first + (math.ceil((requests - left) / self.limit) - 1) * self.span
+
+    def said(self) -> str:
+        return f"{self.limit:g} requests per {self.span:.0f} s"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -430,6 +464,22 @@ class View:
                 if e.content not in out or e.state == "created":
                     out[e.content] = e
         return out
+
+
+def window_of(target: Target, *, path: Path | None = None) -> Window | None:
+    """The rate-limit window ``target``'s API last answered, if the store knows one (read only)."""
+    path = path or store_path()
+    db = _connect(path, create=False)
+    if db is None:
+        return None
+    try:
+        row = db.execute("SELECT lim, span, remaining, reset_at FROM windows WHERE target = ?",
+                         (_canonical(db, target.key),)).fetchone()
+    except sqlite3.Error as e:
+        raise StateError(path, f"is damaged ({e})") from None
+    finally:
+        db.close()
+    return None if row is None else Window(limit=row[0], span=row[1], remaining=row[2], reset_at=row[3])
 
 
 def _canonical(db: sqlite3.Connection, key: str) -> str:
@@ -671,6 +721,27 @@ class Journal:
             return
         self._db.execute("UPDATE runs SET finished = ?, counts = ? WHERE target = ? AND run = ?",
                          (time.time(), json.dumps(dict(counts), sort_keys=True), self._key, self.run))
+
+    def learnt_window(self, window: Window) -> None:
+        """Keep the rate-limit window the API answered (for the next run's estimate)."""
+        self._db.execute("INSERT OR REPLACE INTO windows (target, lim, span, remaining, reset_at, at) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (self._key, window.limit, window.span, window.remaining,
+                                                       window.reset_at, time.time()))
+
+    def window(self) -> Window | None:
+        """The rate-limit window this target's API answered last, if any."""
+        row = self._db.execute("SELECT lim, span, remaining, reset_at FROM windows WHERE target = ?",
+                               (self._key,)).fetchone()
+        return None if row is None else Window(limit=row[0], span=row[1], remaining=row[2], reset_at=row[3])
+
+    def counts(self) -> dict[str, int]:
+        """What the store knows of this target: sheets, tickets, runs."""
+        return {"sheets": int(self._db.execute("SELECT count(DISTINCT scope) FROM creates WHERE target = ?",
+                                               (self._key,)).fetchone()[0]),
+                "tickets": int(self._db.execute("SELECT count(*) FROM tickets WHERE target = ?",
+                                                (self._key,)).fetchone()[0]),
+                "runs": int(self._db.execute("SELECT count(*) FROM runs WHERE target = ?",
+                                             (self._key,)).fetchone()[0])}
 
     def runs(self, scope: str) -> list[RunRecord]:
         """The runs made from the sheet ``scope`` on this target, oldest first."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from bulksync.api import ReadTicket, read_ticket, ticket_id_of, ticket_number
 from bulksync.columns import CUSTOM_FIELD_PREFIX, canonical_column
-from bulksync.journal import UpdateRecord, View, read_view
+from bulksync.journal import UpdateRecord, View, Window, read_view, window_of
 from bulksync.report import RowResult
 from bulksync.resolve import read_number
 from bulksync.runner import RunStats
@@ -112,8 +112,11 @@ def resumed(reads: Sequence[Read], last: Mapping[int, tuple[float, dict[str, obj
     return (todo[:limit] if limit is not None else todo), done
 
 
-def budget(reads: int) -> str:
-    """What the documented read limit means for ``reads`` reads, said before they start."""
+def budget(reads: int, window: Window | None = None) -> str:
+    """What the read limit means for ``reads`` reads, said before they start: the window the
+    API last answered (``window``), else the documented 100 reads per 15 minutes."""
+    if window is not None:
+        return f"{reads} ticket(s) to read: {paced(reads, window)}"
     windows = max(0, (reads - 1) // READS_PER_WINDOW)
     if windows == 0:
         return f"{reads} ticket(s) to read (within one window of Suptask's {READS_PER_WINDOW} reads per 15 minutes)"
@@ -122,6 +125,18 @@ def budget(reads: int) -> str:
     return (f"{reads} tickets to read: Suptask allows {READS_PER_WINDOW} reads per 15 minutes per "
             f"token, so this takes about {when}; reads are paced by the X-RateLimit headers, "
             "Ctrl-C stops and writes back what was read")
+
+
+def paced(requests: int, window: Window) -> str:
+    """How ``requests`` fit the API's window, as its last answer told it."""
+    seconds = window.seconds_for(requests)
+    if not seconds:
+        return f"within the window the API last answered ({window.said()}, {window.remaining:g} left)" \
+            if window.remaining is not None else f"within one window of the API's {window.said()}"
+    when = (f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min" if seconds >= 120
+            else f"{seconds:.0f} s")
+    return (f"the API allows {window.said()} (as its last answer said), so this takes about {when}, "
+            "most of it waiting for its windows")
 
 
 async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats,
@@ -309,7 +324,7 @@ def check_first(loaded: Loaded, sending: Sending, *, force: bool,
         else:
             reads.append(Read(op.row_number, number, op.ticket_id))
     if sending.on_notice and reads:
-        sending.on_notice(f"--check: {budget(len(reads))}")
+        sending.on_notice(f"--check: {budget(len(reads), window_of(loaded.target))}")
     got, stats, interrupted = read_tickets(reads, sending, loaded.settings.api_url)
     if stats.stopped is not None:  # nothing is sent unchecked, and nothing written
         raise stats.stopped

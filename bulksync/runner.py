@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from bulksync.api import SuptaskClient, created_ticket, error_message, ticket_id_of
 from bulksync.errors import ApiError, ApiUnreachable, AuthError
+from bulksync.journal import Window
 from bulksync.plan import ONCE_KINDS
 from bulksync.policy import NOT_PROCESSED, Failure, classify
 from bulksync.report import RowResult
@@ -67,6 +68,8 @@ class Pacer:
         self._remaining = 0.0   # the lowest Remaining answered for that window
         self._limit: float | None = None  # X-RateLimit-Limit: what a new window allows
         self._windowed = False  # the server has told a window: a new one is not unlimited
+        self._span = 0.0  # how long a window lasts, as its first answer's reset showed
+        self._reset_at: float | None = None  # the current window's reset (epoch seconds)
 
     def try_acquire(self) -> float:
         """Take a slot now (0.0), or say how many seconds to wait before asking again."""
@@ -91,6 +94,12 @@ class Pacer:
 
     def release(self) -> None:
         self.in_flight -= 1
+
+    def window(self) -> Window | None:
+        """The window the answers told (for the next run's estimate), if they told one."""
+        if not self._windowed or self._limit is None or self._span <= 0:
+            return None
+        return Window(limit=self._limit, span=self._span, remaining=self._remaining, reset_at=self._reset_at)
 
     def waiting(self) -> float:
         return max(0.0, self.paused_until - time.monotonic())
@@ -129,6 +138,8 @@ class Pacer:
             reset_in = min(reset, MAX_WAIT)
             if now >= self._window_end:  # the first answer of a new window
                 self._window_end, self._remaining = now + reset_in, remaining
+                self._span = max(self._span, reset_in)
+                self._reset_at = time.time() + reset_in
             else:  # answers may come out of order: the lowest count is the latest
                 self._remaining = min(self._remaining, remaining)
             if remaining <= 0:

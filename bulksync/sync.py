@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Unpack
 from bulksync.columns import OWNED_COLUMNS, ValidationReport
 from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Settings, SheetOptions, resolve_settings
 from bulksync.errors import AuthError, SheetError, TargetMismatch, TokenMissing, UsageError
-from bulksync.journal import RunRecord, Target, UpdateRecord, View, read_view
+from bulksync.journal import RunRecord, Target, UpdateRecord, View, Window, read_view, window_of
 from bulksync.plan import Known, Operation, Plan
 from bulksync.preflight import check, check_listed, read_sheet, refuse_no_room_to_pull
 from bulksync.reconcile import Loaded, identities_of, plan_delete, plan_push
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from bulksync.execute import Sending
     from bulksync.runner import ProgressCallback
 
-__all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "RunInfo", "UndoResult", "delete", "deletions", "kept", "load",
-           "plan", "pull", "push", "reset", "runs", "undo", "validate"]
+__all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "RunInfo", "Status", "UndoResult", "delete", "deletions", "kept",
+           "load", "plan", "pull", "push", "reset", "runs", "status", "undo", "validate"]
 
 TOKEN_ENV = "SUPTASK_API_TOKEN"
 
@@ -246,6 +246,11 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
                              target=str(target))
         if report.sheet_invalid or (not report.valid and not skip_invalid):
             return refused
+        window = window_of(target)
+        if sending.on_notice and window is not None and window.seconds_for(loaded.plan.requests):
+            from bulksync.refresh import paced
+
+            sending.on_notice(f"{loaded.plan.requests} request(s): {paced(loaded.plan.requests, window)}")
         first = Checked(loaded, {}, {}, {}, 0, False)
         relinked = loaded.plan.reconciliation.relinked
         if check or relinked:  # a relinked row's edits are sent only if Suptask agrees
@@ -509,7 +514,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
                 on_notice(f"resuming the pull begun at {time.strftime('%H:%M:%S', time.localtime(since))}: "
                           f"{len(got)} ticket(s) already read are not read again")
             if on_notice and reads:
-                on_notice(budget(len(reads)))
+                on_notice(budget(len(reads), journal.window()))
 
             def record(read: Read, ticket: ReadTicket | None, error: str) -> None:
                 journal.read_done(read.number, None if ticket is None else asdict(ticket), error)
@@ -521,6 +526,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
                                               record))
 
             interrupted = drive(work)
+            if stats.pacer is not None and (window := stats.pacer.window()) is not None:
+                journal.learnt_window(window)
             if stats.stopped is not None:  # a refused token or an API gone: no row marked, nothing written
                 raise stats.stopped
             done = [r for r in every if r.row in got]
@@ -807,7 +814,8 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         wanted = [t for t, *_ in effects.created if t not in view.deleted] + [
             c.ticket_id for c in effects.updated if c.before is not None and c.ticket_id not in made
             and c.ticket_id not in view.deleted]
-        server, reads = _read_now(wanted, numbers, sending, settings.api_url) if check else (None, 0)
+        server, reads = (_read_now(wanted, numbers, sending, settings.api_url, window_of(target)) if check
+                         else (None, 0))
         if wanted and not check and on_notice:
             on_notice("--no-check: the tickets are not read first, so a field changed in Suptask since "
                       "that run is put back over that change")
@@ -873,8 +881,8 @@ def _sheet_follows(undoing: UndoPlan, shown: Mapping[int, RowResult], table: Tab
     return out
 
 
-def _read_now(wanted: Sequence[str], numbers: Mapping[str, int], sending: Sending, api_url: str
-              ) -> tuple[dict[str, Mapping[str, str] | str], int]:
+def _read_now(wanted: Sequence[str], numbers: Mapping[str, int], sending: Sending, api_url: str,
+              window: Window | None = None) -> tuple[dict[str, Mapping[str, str] | str], int]:
     """Each ticket in ``wanted`` as Suptask holds it now (its cells, or why it could not be
     read), and how many requests that took: what an undo checks before it puts a field back."""
     from bulksync.refresh import Read, budget, read_tickets
@@ -886,7 +894,7 @@ def _read_now(wanted: Sequence[str], numbers: Mapping[str, int], sending: Sendin
     if not asked:
         return server, 0
     if sending.on_notice:
-        sending.on_notice(f"undo reads each ticket it would put back first: {budget(len(asked))}")
+        sending.on_notice(f"undo reads each ticket it would put back first: {budget(len(asked), window)}")
     got, stats, interrupted = read_tickets(asked, sending, api_url)
     if stats.stopped is not None:
         raise stats.stopped
@@ -933,3 +941,66 @@ def _undone(undoing: UndoPlan, sent: Mapping[int, RowResult]) -> dict[int, RowRe
         else:
             out[row] = r
     return out
+
+
+# -- status ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class Status:
+    """The target and token in effect, as ``bulksync status`` says them."""
+
+    url: str
+    fingerprint: str
+    local: bool
+    accepted: bool
+    answer: str
+    """What the one read answered (``HTTP 404: no such ticket (the token is good)``...)."""
+    window: Window | None
+    store: str
+    known: Mapping[str, int]
+
+    def as_dict(self) -> dict[str, object]:
+        window = None if self.window is None else {
+            "limit": self.window.limit, "span": self.window.span, "remaining": self.window.remaining,
+            "reset_in": None if self.window.reset_at is None else round(max(0.0, self.window.reset_at - time.time()), 1)}
+        return {"url": self.url, "token": self.fingerprint, "local": self.local, "accepted": self.accepted,
+                "answer": self.answer, "window": window, "store": self.store, **self.known}
+
+
+def status(*, api_url: str | None = None, token: str | None = None,
+           transport: httpx.AsyncBaseTransport | None = None, timeout: float = DEFAULT_TIMEOUT) -> Status:
+    """Whether the API accepts the token (one read, of a ticket number that need not exist: a
+    404 means the token is good), the rate-limit window its answer tells, and what the state
+    store knows of this target. Never prints or keeps the token."""
+    from bulksync.api import SuptaskClient
+    from bulksync.execute import drive
+    from bulksync.journal import Journal, store_path
+    from bulksync.resolve import read_number
+    from bulksync.runner import Pacer, RunStats
+
+    settings = resolve_settings(Path.cwd() / "-", api_url=api_url)  # bulksync.toml here, if any
+    secret = _token(token, settings)
+    target = Target.of(settings.api_url, secret)
+    pacer, stats = Pacer(), RunStats()
+    got: list[int] = []
+
+    async def work(stopping: asyncio.Event) -> None:
+        async with SuptaskClient(token=secret, base_url=settings.api_url, transport=transport,
+                                 timeout=timeout, max_connections=1) as client:
+            got.append((await read_number(client, pacer, stats, 1))[0])
+
+    drive(work)
+    code = got[0] if got else 0
+    accepted = code in (200, 404)
+    answer = {200: "HTTP 200: ticket 1 read (the token is good)",
+              404: "HTTP 404: no ticket 1 (the token is good)",
+              0: f"no answer ({stats.stopped or 'the API could not be reached'})"}.get(
+        code, f"HTTP {code}" + (": the token is refused" if code in (401, 403) else ""))
+    known: Mapping[str, int] = {"sheets": 0, "tickets": 0, "runs": 0}
+    if store_path().exists():
+        with Journal(target) as journal:
+            known = journal.counts()
+            if (window := pacer.window()) is not None:
+                journal.learnt_window(window)
+    return Status(url=target.url, fingerprint=target.fingerprint, local=target.local, accepted=accepted,
+                  answer=answer, window=pacer.window(), store=str(store_path()), known=known)

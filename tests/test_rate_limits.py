@@ -110,3 +110,48 @@ def test_a_read_answered_429_many_times_is_read_in_the_end() -> None:
 
     status, body = asyncio.run(go())
     assert status == 200 and body["ticketNumber"] == 7 and len(calls) == 7
+
+
+def test_a_window_estimate_counts_the_windows() -> None:
+    from bulksync.journal import Window
+
+    now = 1000.0
+    window = Window(limit=4, span=8.0, remaining=4, reset_at=now + 8)
+    assert window.seconds_for(4, now) == 0  # the window left holds them
+    assert window.seconds_for(16, now) == 8 + 2 * 8  # this window's reset, then two more
+    spent = Window(limit=4, span=8.0, remaining=0, reset_at=now + 3)
+    assert spent.seconds_for(4, now) == 3
+    past = Window(limit=4, span=8.0, remaining=0, reset_at=now - 1)  # an old answer: a fresh window
+    assert past.seconds_for(4, now) == 0 and past.seconds_for(5, now) == 8
+
+
+def test_a_push_says_first_how_long_the_learnt_window_makes_it(tmp_path: Path) -> None:
+    said: list[str] = []
+    with Sandbox(token=TOKEN, rate_limit=(4, 2.0)) as sb:
+        first = write(tmp_path / "a.csv", "description\n" + "".join(f"A{i}\n" for i in range(3)))
+        bulksync.push(first, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL)
+        sheet = write(tmp_path / "b.csv", "description\n" + "".join(f"B{i}\n" for i in range(16)))
+        bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL, on_notice=said.append)
+    assert any(s.startswith("16 request(s): the API allows 4 requests per 2 s (as its last answer said), "
+                            "so this takes about") for s in said), said
+
+
+def test_status_says_whether_the_token_is_accepted_and_the_window_left(tmp_path: Path) -> None:
+    import json
+
+    from tests.conftest import run_cli
+
+    with Sandbox(token=TOKEN, rate_limit=(50, 60.0)) as sb:
+        env = {"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": TOKEN}
+        good = run_cli("status", "--json", env=env, cwd=tmp_path)
+        assert good.returncode == 0, good.stderr
+        found = json.loads(good.stdout)
+        assert found["accepted"] and found["answer"].startswith("HTTP 404") and found["window"]["limit"] == 50
+        assert found["window"]["remaining"] == 49 and TOKEN not in good.stdout
+        text = run_cli("status", env=env, cwd=tmp_path)
+        assert "rate limit: 50 requests per 60 s; 49 left" in text.stdout or "48 left" in text.stdout
+        assert len(sb.requests()) == 2  # one read each
+        refused = run_cli("status", env={**env, "SUPTASK_API_TOKEN": "not-the-token"}, cwd=tmp_path)
+        assert refused.returncode == 2 and "the token is refused" in refused.stdout
+    gone = run_cli("status", env=env, cwd=tmp_path)  # the server is gone
+    assert gone.returncode == 2 and "no answer" in gone.stdout and "Traceback" not in gone.stderr
