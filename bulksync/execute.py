@@ -175,7 +175,8 @@ class Run:
         for hold in plan.holds:  # rows held back whole: marked, nothing sent (see plan.Hold)
             self.results[hold.row_number] = RowResult(hold.row_number, hold.status, ticket_id=hold.ticket_id,
                                                       error=hold.message)
-        failed_updates = {t for t, (state, _) in self.journal.updates().items() if state == "failed"}
+        failed_updates = {t for t, (state, _) in self.journal.updates(
+            op.ticket_id for op in plan.operations if op.ticket_id).items() if state == "failed"}
         entries = self.journal.creates(self.keys[op.row_number] for op in plan.operations
                                        if op.kind == "create")
         sheet_failed = sheet_statuses(self.loaded.checked.table, "failed") if only_failed else set()

@@ -34,7 +34,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Self
@@ -584,7 +584,6 @@ class Journal:
             self._db.close()
             raise StateError(self.path, f"cannot be written ({e})") from None
         self.highest_number: int | None = row[0]
-        self._failed_ids: set[str] | None = None  # ticket IDs in `updates`, read once
 
     def close(self) -> None:
         self._db.close()
@@ -754,10 +753,10 @@ class Journal:
     def effects(self, run: str) -> RunEffects:
         """What ``run`` did to tickets: created (by its own requests, not matched), updated
         (fields before and after), deleted, and the links and replies it posted."""
-        created = [(str(r[0]), r[1], int(r[2]), str(r[3])) for r in self._db.execute(
+        created = sorted(((str(r[0]), r[1], int(r[2]), str(r[3])) for r in self._db.execute(
             "SELECT ticket_id, ticket_number, row_number, key FROM creates WHERE target = ? AND run = ? "
-            "AND state = 'created' AND sent_at > 0 AND ticket_id IS NOT NULL ORDER BY ticket_number, "
-            "row_number", (self._key, run))]
+            "AND state = 'created' AND sent_at > 0 AND ticket_id IS NOT NULL", (self._key, run))),
+            key=lambda c: (c[1] if c[1] is not None else 1 << 62, c[2]))
         updated, deleted = [], []
         for ticket_id, kind, row, before, after in self._db.execute(
                 "SELECT ticket_id, kind, row_number, before, after FROM changes WHERE target = ? AND run = ? "
@@ -767,9 +766,9 @@ class Journal:
             else:
                 updated.append(Changed(str(ticket_id), int(row), None if before is None else json.loads(before),
                                        json.loads(after or "{}")))
-        sides = [(str(k), str(t), int(q)) for k, t, q in self._db.execute(
-            "SELECT kind, ticket_id, seq FROM sides WHERE target = ? AND run = ? AND state = 'done' "
-            "ORDER BY ticket_id, kind, seq", (self._key, run))]
+        sides = sorted((str(k), str(t), int(q)) for k, t, q in self._db.execute(
+            "SELECT kind, ticket_id, seq FROM sides WHERE target = ? AND run = ? AND state = 'done'",
+            (self._key, run)))
         return RunEffects(tuple(created), tuple(updated), tuple(deleted), tuple(sides))
 
     def later_changes(self, run: str) -> dict[str, dict[str, str]]:
@@ -791,15 +790,9 @@ class Journal:
     def numbers(self, ticket_ids: Iterable[str]) -> dict[str, int]:
         """ticketId → its number, as the creates and the reads of this target know it."""
         wanted = set(ticket_ids)
-        out = {str(t): int(n) for t, n in self._db.execute(
-            "SELECT ticket_id, ticket_number FROM creates WHERE target = ? AND ticket_number IS NOT NULL "
-            "AND ticket_id IS NOT NULL", (self._key,)) if t in wanted}
-        for number, ticket in self._db.execute("SELECT number, ticket FROM reads WHERE target = ? AND "
-                                               "ticket IS NOT NULL", (self._key,)):
-            ticket_id = json.loads(ticket).get("ticket_id")
-            if ticket_id in wanted:
-                out.setdefault(str(ticket_id), int(number))
-        return out
+        return {str(t): int(n) for t, n in self._each(
+            "SELECT ticket_id, ticket_number FROM creates WHERE target = ? AND ticket_id IN ({marks}) "
+            "AND ticket_number IS NOT NULL", wanted)}
 
     def undone(self, run: str, deleted: Iterable[str], *, whole: bool) -> None:
         """An undo of ``run`` took back its creates ``deleted``: their rows are new rows again
@@ -941,20 +934,23 @@ class Journal:
                          (self._key, number, None if ticket is None else json.dumps(ticket), error,
                           time.time()))
 
-    def baseline_times(self) -> dict[str, float]:
+    def _each(self, sql: str, values: Iterable[Any]) -> Iterator[Sequence[Any]]:
+        """``sql`` (with ``IN ({marks})``, the target first) over ``values``, 500 at a time."""
+        wanted = sorted(set(values))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            yield from self._db.execute(sql.format(marks=",".join("?" * len(chunk))), (self._key, *chunk))
+
+    def baseline_times(self, ticket_ids: Iterable[str]) -> dict[str, float]:
         """ticketId → when bulksync last recorded what the ticket holds (a push or a pull)."""
-        return {str(t): float(at) for t, at in self._db.execute(
-            "SELECT ticket_id, at FROM tickets WHERE target = ?", (self._key,))}
+        return {str(t): float(at) for t, at in self._each(
+            "SELECT ticket_id, at FROM tickets WHERE target = ? AND ticket_id IN ({marks})", ticket_ids)}
 
     def reads(self, numbers: Iterable[int]) -> dict[int, tuple[float, dict[str, Any] | None, str]]:
         """number → (when it was last read, what was read or None, the error)."""
-        wanted = set(numbers)
-        out = {}
-        for number, ticket, error, at in self._db.execute(
-                "SELECT number, ticket, error, at FROM reads WHERE target = ?", (self._key,)):
-            if number in wanted:
-                out[int(number)] = (float(at), json.loads(ticket) if ticket else None, str(error))
-        return out
+        return {int(number): (float(at), json.loads(ticket) if ticket else None, str(error))
+                for number, ticket, error, at in self._each(
+                    "SELECT number, ticket, error, at FROM reads WHERE target = ? AND number IN ({marks})", numbers)}
 
     def deleted_many(self, ticket_ids: Iterable[str], rows: Mapping[str, int] | None = None) -> None:
         """Record tickets deleted on this target (a later delete of them is already done), and
@@ -1003,10 +999,10 @@ class Journal:
 
     # -- updates -------------------------------------------------------------
 
-    def updates(self) -> dict[str, tuple[str, str]]:
-        """ticketId → (state, error) of updates whose last attempt failed."""
-        return {r[0]: (r[1], r[2]) for r in self._db.execute(
-            "SELECT ticket_id, state, error FROM updates WHERE target = ?", (self._key,)).fetchall()}
+    def updates(self, ticket_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """ticketId → (state, error) of the updates of ``ticket_ids`` whose last attempt failed."""
+        return {r[0]: (r[1], r[2]) for r in self._each(
+            "SELECT ticket_id, state, error FROM updates WHERE target = ? AND ticket_id IN ({marks})", ticket_ids)}
 
     def updated_many(self, records: Sequence[UpdateRecord], *, seen_at: float | None = None) -> None:
         """Record finished updates in one transaction. Updates are idempotent, so they are
@@ -1022,10 +1018,9 @@ class Journal:
         dumps = _memo_dumps()
         target = self._key
         when = now if seen_at is None else seen_at  # a pull's baselines: as of when it read
-        if self._failed_ids is None:
-            self._failed_ids = {r[0] for r in self._db.execute(
-                "SELECT ticket_id FROM updates WHERE target = ?", (target,))}
-        listed = self._failed_ids
+        listed = {str(r[0]) for r in self._each(
+            "SELECT ticket_id FROM updates WHERE target = ? AND ticket_id IN ({marks})",
+            (r.ticket_id for r in records))}
         failed = [(target, r.ticket_id, r.row_number, dumps(r.payload), r.error, now)
                   for r in records if not r.ok]
         cleared = [(target, r.ticket_id) for r in records if r.ok and r.ticket_id in listed]
@@ -1051,8 +1046,7 @@ class Journal:
                 "INSERT INTO changes (target, run, ticket_id, kind, row_number, before, after) "
                 "VALUES (?, ?, ?, 'update', ?, ?, ?) ON CONFLICT(target, run, ticket_id, kind) DO UPDATE "
                 "SET after = excluded.after", changed)
-        listed.difference_update(t for _, t in cleared)
-        listed.update(t for _, t, *_ in failed)
+
 
 
 def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -309,7 +309,7 @@ def check_first(loaded: Loaded, sending: Sending, *, force: bool,
     checked, plan = loaded.checked, loaded.plan
     ops = [op for op in plan.operations if op.kind in ("update", "unchanged", "skip") and op.ticket_id
            and op.ticket_id not in loaded.deleted and (rows is None or op.row_number in rows)]
-    view = read_view(loaded.target, [op.ticket_id for op in ops if op.ticket_id])
+    view = read_view(loaded.target, [op.ticket_id for op in ops if op.ticket_id], scope=checked.scope)
     known = {e.ticket_id: e.ticket_number for e in view.creates.values() if e.ticket_id and e.ticket_number}
     where = checked.table.position("ticketNumber")
     held: dict[int, RowResult] = {}
@@ -377,7 +377,7 @@ def learn(target: Target, learnt: Mapping[str, Mapping[str, str]]) -> None:
 
     if not learnt:
         return
-    current = read_view(target, list(learnt)).baselines
+    current = read_view(target, list(learnt), scope="").baselines
     records: list[UpdateRecord] = []
     for ticket_id, cells in learnt.items():
         merged = {**current.get(ticket_id, {}), **cells}

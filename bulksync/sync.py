@@ -75,7 +75,7 @@ def load(path: Path | str, settings: Settings, *, target: Target | None = None, 
     except TargetMismatch as e:
         if not (offline and e.same_url and isinstance(e.earlier, Target)):
             raise
-        loaded = planned(read_view(e.earlier, checked.rows.frame["ticketId"].unique().tolist()))
+        loaded = planned(read_view(e.earlier, checked.rows.frame["ticketId"].unique().tolist(), scope=checked.scope))
         note = (f"the sheet's tickets were made with another token ({e.earlier.fingerprint[:8]}) for this "
                 "URL: planned against what bulksync knows of that token; push reads one ticket with "
                 "the new token to check it is the same workspace")
@@ -292,7 +292,8 @@ def carry_over(mismatch: TargetMismatch, target: Target, sending: Sending, setti
 
     earlier = mismatch.earlier
     assert isinstance(earlier, Target)
-    numbers = {**mismatch.numbers, **{e.ticket_id: e.ticket_number for e in read_view(earlier, ()).creates.values()
+    numbers = {**mismatch.numbers, **{e.ticket_id: e.ticket_number for e in read_view(
+        earlier, mismatch.ticket_ids, scope="").creates.values()
                                       if e.ticket_id and e.ticket_number is not None}}
     known = [t for t in mismatch.ticket_ids if t in numbers]
     if not known:
@@ -442,7 +443,7 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
 
     def plan_for(target: Target) -> Loaded:
         checked = check_listed(path, settings)
-        view = read_view(target, checked.rows.frame["ticketId"].tolist())
+        view = read_view(target, checked.rows.frame["ticketId"].tolist(), scope=checked.scope)
         return plan_delete(checked, settings, view)
 
     return _run(path, settings, sending, plan_for, run_report=run_report, ignore_lock_file=ignore_lock_file)
@@ -491,7 +492,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
         refuse_no_room_to_pull(table, adding=tuple(c for c, at in wanted.items() if at is None))
         where = table.position("ticketId")
         ids = [] if where is None else table.frame[where].str.strip().tolist()
-        view = read_view(target, ids)
+        view = read_view(target, ids, scope=listed.scope)
         if where is not None:
             try:
                 refuse_foreign(table.path, view, table.frame[where].str.strip(), ticket_numbers(listed, view))
@@ -502,14 +503,14 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
 
                 carry_over(e, target, Sending(token=secret, transport=transport, timeout=timeout,
                                                       on_notice=on_notice), settings)
-                view = read_view(target, ids)
+                view = read_view(target, ids, scope=listed.scope)
         every, results = plan_reads(table, view)
         _check_can_save(table.path, on_notice)
         stats = RunStats()
         with Journal(target) as journal:
             since = journal.pull_since(listed.scope)
             reads, got = resumed(every, journal.reads(r.number for r in every), since, limit,
-                                 journal.baseline_times())
+                                 journal.baseline_times(r.ticket_id for r in every if r.ticket_id))
             if on_notice and got:
                 on_notice(f"resuming the pull begun at {time.strftime('%H:%M:%S', time.localtime(since))}: "
                           f"{len(got)} ticket(s) already read are not read again")
@@ -718,7 +719,7 @@ def runs(path: Path | str, *, api_url: str | None = None, token: str | None = No
         return []
     from bulksync.journal import Journal
 
-    with Journal(read_view(target, ()).target) as journal:
+    with Journal(read_view(target, (), scope="").target) as journal:
         return _numbered(journal.runs(sheet_identity(Path(path))), str(target))
 
 
@@ -735,7 +736,7 @@ def kept(path: Path | str, *, api_url: str | None = None, token: str | None = No
     from bulksync.sheets.read import sheet_identity
 
     settings = resolve_settings(path, api_url=api_url, **options)
-    target = read_view(Target.of(settings.api_url, _given_token(token, settings)), ()).target
+    target = read_view(Target.of(settings.api_url, _given_token(token, settings)), (), scope="").target
     if not store_path().exists():
         return {"tickets": 0, "rows": 0, "runs": 0}
     table = read_sheet(path, settings)
@@ -809,7 +810,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
             for ticket_id, cell in zip(ids, table.frame[at_number].str.strip().tolist(), strict=True):
                 if ticket_id and cell.isdigit():
                     numbers.setdefault(ticket_id, int(cell))
-        view = read_view(target, ())
+        view = read_view(target, [*touched, *rows], scope=checked.scope)
         made = {t for t, *_ in effects.created}
         wanted = [t for t, *_ in effects.created if t not in view.deleted] + [
             c.ticket_id for c in effects.updated if c.before is not None and c.ticket_id not in made

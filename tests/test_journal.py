@@ -381,12 +381,12 @@ def test_a_failed_update_is_kept_until_a_later_one_succeeds(tmp_path: Path) -> N
     with Journal(target, path=tmp_path / "j.sqlite") as journal:
         journal.updated_many([UpdateRecord(a, 2, {"status": "Closed"}, False, "HTTP 500: boom", None),
                               UpdateRecord(b, 3, {"status": "Closed"}, True, "", {"status": "Closed"})])
-        assert journal.updates() == {a: ("failed", "HTTP 500: boom")}
+        assert journal.updates([a, b]) == {a: ("failed", "HTTP 500: boom")}
     with Journal(target, path=tmp_path / "j.sqlite") as journal:  # a later run, from the file
         journal.updated_many([UpdateRecord(a, 2, {"status": "Closed"}, True, "", {"status": "Closed"})])
-        assert journal.updates() == {}
+        assert journal.updates([a, b]) == {}
     with Journal(Target.of("https://api.example.com", "other"), path=tmp_path / "j.sqlite") as journal:
-        assert journal.updates() == {}  # another token's state: none
+        assert journal.updates([a, b]) == {}  # another token's state: none
     import sqlite3
 
     with sqlite3.connect(tmp_path / "j.sqlite") as db:
