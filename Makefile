@@ -41,6 +41,7 @@ bench: $(BIN)/.installed-test
 	$(BIN)/python bench/sandbox_throughput.py
 	$(BIN)/python bench/xlsx_writeback.py
 	$(BIN)/python bench/rate_window.py
+	$(BIN)/python bench/store_scale.py
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check bulksync tests
