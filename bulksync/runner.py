@@ -104,13 +104,18 @@ class Pacer:
     def waiting(self) -> float:
         return max(0.0, self.paused_until - time.monotonic())
 
-    def note(self) -> str:
-        """A pause worth mentioning (a second or more): what it waits for and until when."""
+    def note(self, left: int = 0) -> str:
+        """A pause worth mentioning (a second or more): what it waits for and until when; and,
+        for ``left`` requests still to send, how long the API's window makes them take (the
+        waits included, which a rate taken so far does not foresee)."""
         wait = self.waiting()
+        window = self.window()
+        ahead = window.seconds_for(left) if window is not None and left else 0.0
+        eta = f"about {ahead:.0f} s left at the API's {window.said()}" if ahead >= 1 and window else ""
         if wait < 1:
-            return ""
+            return eta
         until = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
-        return f"rate limit: waiting {wait:.0f} s, until {until} ({self.reason})"
+        return ", ".join(filter(None, (f"rate limit: waiting {wait:.0f} s, until {until} ({self.reason})", eta)))
 
     def _pause(self, seconds: float, reason: str) -> None:
         until = time.monotonic() + min(seconds, MAX_WAIT) + 0.05
@@ -347,7 +352,7 @@ class _Run:
 
     def progress(self) -> None:
         if self.on_progress:
-            self.on_progress(self.done, self.total, self.pacer.note())
+            self.on_progress(self.done, self.total, self.pacer.note(self.total - self.done))
 
     async def paced(self) -> None:
         """Take a pacing slot; a long pause is shown as it starts."""

@@ -155,3 +155,12 @@ def test_status_says_whether_the_token_is_accepted_and_the_window_left(tmp_path:
         assert refused.returncode == 2 and "the token is refused" in refused.stdout
     gone = run_cli("status", env=env, cwd=tmp_path)  # the server is gone
     assert gone.returncode == 2 and "no answer" in gone.stdout and "Traceback" not in gone.stderr
+
+
+def test_progress_says_how_long_the_windows_make_the_rest(tmp_path: Path) -> None:
+    notes: list[str] = []
+    sheet = write(tmp_path / "t.csv", "description\n" + "".join(f"T{i}\n" for i in range(12)))
+    with Sandbox(token=TOKEN, rate_limit=(4, 1.0)) as sb:
+        bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL,
+                      on_progress=lambda done, total, note: notes.append(note))
+    assert any("s left at the API's 4 requests per 1 s" in n for n in notes), notes
