@@ -22,7 +22,24 @@ from bulksync.errors import (
 )
 from bulksync.plan import Operation, Plan
 from bulksync.report import PushResult, RowResult
-from bulksync.sync import delete, plan, pull, push, validate
+from bulksync.sync import (
+    RunInfo,
+    Status,
+    UndoResult,
+    adelete,
+    apull,
+    apush,
+    aundo,
+    delete,
+    plan,
+    progress_bar,
+    pull,
+    push,
+    runs,
+    status,
+    undo,
+    validate,
+)
 
 __version__ = "0.1.0"
 
@@ -37,18 +54,29 @@ __all__ = [
     "Problem",
     "PushResult",
     "RowResult",
+    "RunInfo",
     "SheetBusy",
     "SheetError",
     "SheetOpen",
     "StateError",
+    "Status",
     "TargetMismatch",
     "TokenMissing",
+    "UndoResult",
     "UsageError",
     "ValidationReport",
     "__version__",
+    "adelete",
+    "apull",
+    "apush",
+    "aundo",
     "delete",
     "plan",
+    "progress_bar",
     "pull",
     "push",
+    "runs",
+    "status",
+    "undo",
     "validate",
 ]

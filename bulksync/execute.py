@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT
-from bulksync.errors import StateError, UsageError
+from bulksync.errors import StateError
 from bulksync.journal import CreateEntry, Journal, UpdateRecord, changed_fields
 from bulksync.memo import ByIdentity
 from bulksync.plan import CHECK_SIDE, Operation, apply_payload, cells_of_payload
@@ -95,7 +95,9 @@ def execute(loaded: Loaded, options: Sending) -> Run | None:
 def drive(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> bool:
     """Run ``work(stopping)`` in an event loop; True if it was interrupted. In the main thread
     the first Ctrl-C or SIGTERM sets ``stopping`` (no new requests; STOP_GRACE seconds for
-    those in flight), a second one cancels it."""
+    those in flight), a second one cancels it. Called where a loop already runs (a Jupyter
+    cell), the work runs in a loop of its own in a worker thread, and signals are left to
+    the caller (a notebook's interrupt stops the cell, as it stops any other)."""
     import signal
     import threading
 
@@ -104,9 +106,10 @@ def drive(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> bool:
     except RuntimeError:
         pass  # no loop running here: the usual case
     else:
-        raise UsageError("bulksync.push and bulksync.delete run their own event loop and cannot be "
-                         "called from inside a running one: call them in a thread "
-                         "(await asyncio.to_thread(bulksync.push, ...))")
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulksync") as pool:
+            return pool.submit(drive, work).result()
     handle = threading.current_thread() is threading.main_thread()
     interrupted = False
 

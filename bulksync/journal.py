@@ -772,8 +772,8 @@ class Journal:
         return RunEffects(tuple(created), tuple(updated), tuple(deleted), tuple(sides))
 
     def later_changes(self, run: str) -> dict[str, dict[str, str]]:
-        """ticketId → field → the id of a run after ``run`` (on any sheet) that changed it (an
-        undo of ``run`` itself, stopped and run again, does not count)."""
+        """ticketId → field → the id of a run after ``run`` (on any sheet) that changed it and
+        stands: undone runs, and the undos themselves, have left nothing to keep."""
         out: dict[str, dict[str, str]] = {}
         started = self._db.execute("SELECT started FROM runs WHERE target = ? AND run = ?",
                                    (self._key, run)).fetchone()
@@ -782,7 +782,7 @@ class Journal:
         for later, ticket_id, after in self._db.execute(
                 "SELECT c.run, c.ticket_id, c.after FROM changes c JOIN runs r ON r.target = c.target "
                 "AND r.run = c.run WHERE c.target = ? AND c.kind = 'update' AND r.started > ? "
-                "AND r.undoes != ? ORDER BY r.started", (self._key, started[0], run)):
+                "AND r.undoes = '' AND r.undone IS NULL ORDER BY r.started", (self._key, started[0])):
             for name in json.loads(after or "{}"):
                 out.setdefault(str(ticket_id), {}).setdefault(name, str(later))
         return out

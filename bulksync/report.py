@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from bulksync.sheets.read import row_ranges
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from bulksync.columns import ValidationReport
     from bulksync.errors import BulksyncError
     from bulksync.plan import Hold
@@ -95,6 +97,17 @@ class PushResult:
         side_problems = any(n for k, n in self.side.items() if k not in ("linked", "replied"))
         return (not (self.stopped or self.refused or self.interrupted or side_problems or self.beside)
                 and all(r.status in OK_STATUSES for r in self.results.values()))
+
+    def to_frame(self) -> pd.DataFrame:
+        """Each row's outcome as a pandas DataFrame, indexed by spreadsheet row number: status,
+        ticketId, ticketNumber, error (for a notebook, or a join with the sheet)."""
+        import pandas as pd
+
+        rows = sorted(self.results.values(), key=lambda r: r.row_number)
+        return pd.DataFrame({"status": [r.status for r in rows], "ticketId": [r.ticket_id for r in rows],
+                             "ticketNumber": pd.array([r.ticket_number for r in rows], dtype="Int64"),
+                             "error": [r.error for r in rows]},
+                            index=pd.Index([r.row_number for r in rows], name="row"))
 
     def summary(self) -> dict[str, Any]:
         vias = Counter(r.via for r in self.results.values())

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from bulksync.columns import OWNED_COLUMNS, ValidationReport
 from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Settings, SheetOptions, resolve_settings
@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     from bulksync.execute import Sending
     from bulksync.runner import ProgressCallback
 
-__all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "RunInfo", "Status", "UndoResult", "delete", "deletions", "kept",
-           "load", "plan", "pull", "push", "reset", "runs", "status", "undo", "validate"]
+__all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "RunInfo", "Status", "UndoResult", "adelete", "apull", "apush",
+           "aundo", "delete", "deletions", "kept", "load", "plan", "progress_bar", "pull", "push", "reset", "runs",
+           "status", "undo", "validate"]
 
 TOKEN_ENV = "SUPTASK_API_TOKEN"
 
@@ -1005,3 +1006,45 @@ def status(*, api_url: str | None = None, token: str | None = None,
                 journal.learnt_window(window)
     return Status(url=target.url, fingerprint=target.fingerprint, local=target.local, accepted=accepted,
                   answer=answer, window=pacer.window(), store=str(store_path()), known=known)
+
+
+# -- the awaitable doors, for code that runs an event loop (a notebook) ------------------------
+
+async def apush(path: Path | str, **options: Any) -> PushResult:
+    """:func:`push`, awaitable: it runs in a worker thread with a loop of its own, so the
+    caller's loop (a Jupyter cell's) goes on; options as for :func:`push`."""
+    return await asyncio.to_thread(push, path, **options)
+
+
+async def apull(path: Path | str, **options: Any) -> PushResult:
+    """:func:`pull`, awaitable (see :func:`apush`)."""
+    return await asyncio.to_thread(pull, path, **options)
+
+
+async def adelete(path: Path | str, **options: Any) -> PushResult:
+    """:func:`delete`, awaitable (see :func:`apush`)."""
+    return await asyncio.to_thread(delete, path, **options)
+
+
+async def aundo(path: Path | str, **options: Any) -> UndoResult:
+    """:func:`undo`, awaitable (see :func:`apush`)."""
+    return await asyncio.to_thread(undo, path, **options)
+
+
+def progress_bar(description: str = "") -> ProgressCallback:
+    """An ``on_progress`` callback that draws tqdm's bar as the place allows: a notebook's
+    widget in Jupyter, text on a terminal (``tqdm.auto``)."""
+    from tqdm.auto import tqdm
+
+    bar: list[Any] = []
+
+    def on_progress(done: int, total: int, note: str) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc=description or None, unit="request"))
+        bar[0].total = total
+        bar[0].set_postfix_str(note, refresh=False)
+        bar[0].update(done - bar[0].n)
+        if done >= total:
+            bar[0].close()
+
+    return on_progress

@@ -23,18 +23,62 @@ def test_help_does_not_import_pandas_pandera_or_httpx() -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_calling_push_inside_a_running_event_loop_is_a_bulksync_error(tmp_path: Path) -> None:
+def test_every_door_works_inside_a_running_event_loop(tmp_path: Path) -> None:
+    """As in a Jupyter cell: the plain calls and their awaitable forms, inside a running loop."""
     import asyncio
+    import csv
 
-    import pytest
+    from bulksync.sandbox import Sandbox
+    from tests.conftest import CHANNEL, FORM, TOKEN, write
 
-    from tests.conftest import CHANNEL, FORM, write
+    sheet = write(tmp_path / "t.csv", "description,priority\nA,Low\nB,High\n")
+    close = tmp_path / "close.csv"
+    seen: list[tuple[int, int]] = []
 
-    sheet = write(tmp_path / "t.csv", "description\nx\n")
+    with Sandbox(token=TOKEN) as sb:
+        api = {"token": TOKEN, "api_url": sb.url}
 
-    async def inside() -> None:
-        bulksync.push(sheet, token="t0ken-x", api_url="http://127.0.0.1:9", form_id=FORM, channel=CHANNEL)
+        async def cell() -> None:
+            pushed = bulksync.push(sheet, form_id=FORM, channel=CHANNEL, **api)  # plain, inside the loop
+            assert pushed.counts["created"] == 2
+            frame = pushed.to_frame()
+            assert list(frame["status"]) == ["created", "created"] and list(frame.index) == [2, 3]
+            assert frame["ticketNumber"].notna().all()
+            sheet.write_text(sheet.read_text().replace("A,Low", "A,High"))
+            again = await bulksync.apush(sheet, form_id=FORM, channel=CHANNEL,
+                                         on_progress=lambda d, t, n: seen.append((d, t)), **api)
+            assert again.counts["updated"] == 1 and seen[-1] == (1, 1)
+            assert (await bulksync.apull(sheet, **api)).counts["pulled"] == 2
+            assert bulksync.pull(sheet, **api).counts["pulled"] == 2
+            undone = await bulksync.aundo(sheet, run=2, **api)
+            assert undone.result is not None and undone.result.counts["undone"] == 1
+            assert bulksync.undo(sheet, run=1, **api).result is not None  # the creates run
+            assert [r.undone for r in bulksync.runs(sheet, **api)][:2] == [True, True]
+            with sheet.open(newline="", encoding="utf-8") as f:
+                ids = [r["ticketId"] for r in csv.DictReader(f)]
+            assert ids == ["", ""]
+            bulksync.push(sheet, form_id=FORM, channel=CHANNEL, **api)
+            with sheet.open(newline="", encoding="utf-8") as f:
+                close.write_text("ticketId\n" + "".join(r["ticketId"] + "\n" for r in csv.DictReader(f)))
+            assert (await bulksync.adelete(close, **api)).counts["deleted"] == 2
+            assert bulksync.status(**api).accepted
 
-    with pytest.raises(bulksync.UsageError, match="asyncio.to_thread"):
-        asyncio.run(inside())
-    assert sheet.read_text() == "description\nx\n"
+        asyncio.run(cell())
+        assert sb.tickets() == []
+
+
+def test_a_progress_bar_for_wherever_it_runs() -> None:
+    import io
+
+    from tqdm.auto import tqdm
+
+    bar = bulksync.progress_bar("push")
+    assert callable(bar) and tqdm is not None
+    stderr, sys.stderr = sys.stderr, io.StringIO()
+    try:
+        bar(1, 2, "")
+        bar(2, 2, "rate limit: waiting")
+        drawn = sys.stderr.getvalue()
+    finally:
+        sys.stderr = stderr
+    assert "push" in drawn and "2/2" in drawn
