@@ -389,11 +389,36 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection | None:
             _migrate(db)
     except sqlite3.Error as e:
         db.close()
-        raise StateError(path, f"is damaged ({e})") from None
+        raise _unusable(path, e) from None
     except StateError:
         db.close()
         raise
     return db
+
+
+ENVIRONMENT = ("disk is full", "disk i/o error", "unable to open", "readonly", "read-only", "locked",
+               "out of memory", "no such file")
+"""What an SQLite error says when the machine, not the store, is at fault."""
+
+
+def _unusable(path: Path, e: sqlite3.Error) -> StateError:
+    """The store cannot be used: a full disk, an I/O error or a read-only folder is said as
+    what it is (free space, run again; nothing is wrong with the store), and the advice to
+    move the store aside is given only when SQLite's own integrity check finds it damaged."""
+    text = str(e)
+    if any(word in text.lower() for word in ENVIRONMENT):
+        return StateError(path, f"cannot be used ({text}): free some disk space, or make its folder "
+                                "writable, then run again; the store itself is not damaged",
+                          recover=False)
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.Error as again:
+        verdict = str(again)
+    if verdict == "ok":
+        return StateError(path, f"cannot be used ({text}); its integrity check finds nothing wrong, so "
+                                "run again", recover=False)
+    return StateError(path, f"is damaged ({text}; its integrity check says: {verdict})")
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -476,7 +501,7 @@ def window_of(target: Target, *, path: Path | None = None) -> Window | None:
         row = db.execute("SELECT lim, span, remaining, reset_at FROM windows WHERE target = ?",
                          (_canonical(db, target.key),)).fetchone()
     except sqlite3.Error as e:
-        raise StateError(path, f"is damaged ({e})") from None
+        raise _unusable(path, e) from None
     finally:
         db.close()
     return None if row is None else Window(limit=row[0], span=row[1], remaining=row[2], reset_at=row[3])
@@ -558,7 +583,7 @@ def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = 
         sides = {(kind, ticket_id, seq): state for kind, ticket_id, seq, state in sides_rows}
         return View(target, baselines, creates, frozenset(deleted), foreign, sides)
     except sqlite3.Error as e:
-        raise StateError(path, f"is damaged ({e})") from None
+        raise _unusable(path, e) from None
     finally:
         db.close()
 
@@ -582,7 +607,7 @@ class Journal:
                                    (self._key,)).fetchone()
         except sqlite3.Error as e:
             self._db.close()
-            raise StateError(self.path, f"cannot be written ({e})") from None
+            raise _unusable(self.path, e) from None
         self.highest_number: int | None = row[0]
 
     def close(self) -> None:
@@ -1059,10 +1084,11 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.Error as e:
-            hint = "is the disk full, or the folder read-only?" if isinstance(
-                e, sqlite3.OperationalError) else "is it damaged?"
-            raise StateError(self.path, f"cannot be written ({e}; {hint})", recover=False,
-                             mid_run=True) from None
+            found = _unusable(self.path, e)
+            if "is damaged" in str(found):
+                raise found from None
+            raise StateError(self.path, f"cannot be written ({e}): free some disk space, or make its folder "
+                                        "writable, then run again", recover=False, mid_run=True) from None
     return wrapper
 
 
