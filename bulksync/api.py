@@ -84,22 +84,20 @@ _STATUS_BY_KEY = {"".join(ch for ch in s.casefold() if ch.isalnum()): s for s in
 class ReadTicket:
     """A ticket as ``GET /ticket/{ticketNumber}`` answered it, read tolerantly, in the sheet's
     terms: ``cells`` by column (``status``, ``priority``, ``assignee``, ``requester``,
-    ``tags``, ``description`` when the answer has it, ``customField_<uuid>``); ``named``: the
-    answers of form fields known only by name (``formValues``), which a sheet cannot place."""
+    ``tags``, ``description`` when the answer has it, ``customField_<uuid>``). Answers of form
+    fields known only by name (``formValues``) cannot be placed in a sheet, and are left out."""
 
     ticket_id: str | None
     ticket_number: int | None
     cells: dict[str, str]
-    named: dict[str, str]
-    created_at: str = ""
 
 
 def read_ticket(body: Any, secrets: tuple[str, ...] = ()) -> ReadTicket | None:
     """``body`` (a ticket, or a webhook's ``{"ticket": {...}}``) as a :class:`ReadTicket`, or
     None if it is not a ticket. Every shape any source names is accepted: the number as a
     number or text, the status in any case (a default status gets its usual spelling), the
-    ``UNASSIGNED`` sentinel as no assignee, ``createdAt`` in seconds, milliseconds or ISO,
-    tags as a list or text, multi-select answers as lists. Text is cleaned of what a terminal
+    ``UNASSIGNED`` sentinel as no assignee, tags as a list or text, multi-select answers as
+    lists. Text is cleaned of what a terminal
     or a spreadsheet would act on."""
     if not isinstance(body, dict):
         return None
@@ -124,7 +122,6 @@ def read_ticket(body: Any, secrets: tuple[str, ...] = ()) -> ReadTicket | None:
     put("requester", ticket.get("requesterId", ticket.get("requester")))
     put("tags", ticket.get("tags"))
     put("description", ticket.get("description"))
-    named: dict[str, str] = {}
     for item in _items(ticket.get("customFields")):
         if is_uuid(str(item.get("fieldId", ""))):
             put(f"customField_{str(item['fieldId']).lower()}", item.get("value"))
@@ -132,12 +129,7 @@ def read_ticket(body: Any, secrets: tuple[str, ...] = ()) -> ReadTicket | None:
         name = str(item.get("fieldName", ""))
         if is_uuid(name):
             put(f"customField_{name.lower()}", item.get("value"))
-        elif name:
-            text = _answer_text(item.get("value"), secrets)
-            if text is not None:
-                named[name] = text
-    return ReadTicket(ticket_id_of(ticket.get("id")), ticket_number(ticket.get("ticketNumber")),
-                      cells, named, _when(ticket.get("createdAt")))
+    return ReadTicket(ticket_id_of(ticket.get("id")), ticket_number(ticket.get("ticketNumber")), cells)
 
 
 def _items(value: Any) -> list[dict[str, Any]]:
@@ -163,21 +155,6 @@ def _answer_text(value: Any, secrets: tuple[str, ...]) -> str | None:
         if len(secret) >= 8:
             text = text.replace(secret, "[token]")
     return text
-
-
-def _when(value: Any) -> str:
-    """``createdAt`` as ISO 8601 (UTC): given in epoch seconds, milliseconds, or already ISO."""
-    import datetime as dt
-
-    if isinstance(value, bool) or value is None:
-        return ""
-    if isinstance(value, (int, float)):
-        seconds = value / 1000 if value > 10**11 else value
-        try:
-            return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        except (OverflowError, OSError, ValueError):
-            return ""
-    return str(value) if isinstance(value, str) else ""
 
 
 def error_message(response: httpx.Response, secrets: tuple[str, ...] = ()) -> str:

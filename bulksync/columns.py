@@ -97,7 +97,7 @@ class Rows:
 
     ``frame`` holds ``ticketId``, every API field (empty where the sheet has no
     such column) and the ``customField_<uuid>`` columns, indexed by spreadsheet
-    row number; blank rows are left out (``blank`` lists them). ``own_cells`` are the
+    row number; blank rows are left out. ``own_cells`` are the
     sheet's own Suptask columns before defaults, ``user_cells`` the columns that are the
     user's alone (a new hire's name, notes), by header: together what :func:`row_contents`
     hashes.
@@ -106,7 +106,6 @@ class Rows:
     frame: pd.DataFrame
     custom_fields: tuple[str, ...]
     ignored: tuple[str, ...]
-    blank: tuple[int, ...]
     header_problems: tuple[Problem, ...]
     own_cells: Mapping[str, pd.Series]
     present: frozenset[str] = frozenset()
@@ -376,7 +375,6 @@ def select_rows(table: Table, defaults: Defaults, headers: Headers | None = None
     _fill_defaults(cols, defaults, kept)
     frame = pd.DataFrame(cols, index=kept)
     return Rows(frame=frame, custom_fields=tuple(custom), ignored=tuple(ignored),
-                blank=tuple(int(i) for i in raw.index[blank_mask]),
                 header_problems=tuple(problems), own_cells=own, user_cells=user,
                 present=frozenset(n for n in positions if n in cols and n != TICKET_ID)
                 | frozenset(defaults.set))

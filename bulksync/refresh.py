@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bulksync.api import ReadTicket, read_ticket, ticket_id_of, ticket_number
 from bulksync.columns import CUSTOM_FIELD_PREFIX, canonical_column
@@ -90,7 +90,7 @@ def plan_reads(table: Table, view: View) -> tuple[list[Read], dict[int, RowResul
     return reads, skipped
 
 
-def resumed(reads: Sequence[Read], last: Mapping[int, tuple[float, dict[str, object] | None, str]],
+def resumed(reads: Sequence[Read], last: Mapping[int, tuple[float, dict[str, Any] | None, str]],
             since: float, limit: int | None, pushed: Mapping[str, float] | None = None,
             ) -> tuple[list[Read], dict[int, tuple[ReadTicket | None, str]]]:
     """(the reads to do now, the rows this pull already read): a pull resumes where an
@@ -101,7 +101,9 @@ def resumed(reads: Sequence[Read], last: Mapping[int, tuple[float, dict[str, obj
     todo = []
     for read in reads:
         at, stored, error = last.get(read.number, (0.0, None, ""))
-        ticket = ReadTicket(**stored) if stored else None  # type: ignore[arg-type]
+        # A read kept by an earlier bulksync may hold fields ReadTicket no longer has.
+        ticket = ReadTicket(stored.get("ticket_id"), stored.get("ticket_number"),
+                            dict(stored.get("cells") or {})) if stored else None
         ticket_id = read.ticket_id or (ticket.ticket_id if ticket else None)
         newer = (pushed or {}).get(ticket_id or "", 0.0)
         if at >= since and at >= newer:

@@ -92,8 +92,7 @@ def test_bad_custom_field_header_and_duplicate_headers_are_sheet_problems(tmp_pa
 def test_blank_rows_are_left_out(tmp_path: Path) -> None:
     path = write(tmp_path / "t.csv", "description,notes\nx,\n,\n  ,  \ny,\n")
     rows = select_rows(read_table(path), Defaults(form_id=FORM, channel=CHANNEL))
-    assert rows.frame.index.tolist() == [2, 5]
-    assert rows.blank == (3, 4)
+    assert rows.frame.index.tolist() == [2, 5]  # rows 3 and 4 are blank: left out
 
 
 def test_nul_characters_are_reported(tmp_path: Path) -> None:
