@@ -310,7 +310,7 @@ def carry_over(mismatch: TargetMismatch, target: Target, sending: Sending, setti
     if ticket is None or ticket.ticket_id != ticket_id:
         found = why or f"ticket {number} is {ticket.ticket_id if ticket else '?'}, not {ticket_id}"
         if stats.stopped is not None:
-            found = f"ticket {number}: {stats.stopped}"
+            found = f"ticket {number}: {str(stats.stopped).split('; ')[0]}"
         raise mismatch.tried(f"reading it answered {found}") from None
     with Journal(target) as journal:
         journal.same_workspace(earlier)
