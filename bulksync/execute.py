@@ -396,7 +396,7 @@ class Run:
         # The entry to resolve: the row's own, or another copy's with the same cells.
         at = {op.row_number: pending_keys[op.row_number].key if op.row_number in pending_keys
               else self.keys[op.row_number] for op in candidates}
-        entries = self.journal.creates()
+        entries = self.journal.creates(at.values())
         pending = [entries[at[op.row_number]] for op in candidates if at[op.row_number] in entries]
         if retry_uncertain:
             await self._wait_to_settle(pending)
@@ -405,7 +405,7 @@ class Run:
                     self._still_uncertain(op, None)
                 return
         # Read again: another run (a copy of the sheet) may have settled them meanwhile.
-        entries = self.journal.creates()
+        entries = self.journal.creates(at.values())
         resend: list[Operation] = []
         unsettled: list[Operation] = []
         for op in candidates:
@@ -420,7 +420,11 @@ class Run:
                 unsettled.append(op)
         candidates = unsettled
         pending = [entries[at[op.row_number]] for op in candidates]
-        created = [e for e in entries.values() if e.state == "created"]
+        lowest = [e.lower_number for e in pending]
+        # The creates around them: those numbered above the lowest bound (by the index on
+        # numbers), not every create the target ever had.
+        created = self.journal.created_after(None if None in lowest or not lowest else min(
+            n for n in lowest if n is not None))
         outcomes = await resolve_uncertain(client, pending, created, settle=self.options.settle,
                                             stats=self.stats)
         for op in candidates:

@@ -635,6 +635,17 @@ class Journal:
                 (self._key, *chunk)))
         return out
 
+    def created_after(self, number: int | None) -> list[CreateEntry]:
+        """This target's creates answered with a ticket number above ``number`` (all of them
+        when None), by the index on numbers: what resolving an uncertain create reads around."""
+        if number is None:
+            rows = self._db.execute(f"SELECT {_ENTRY} FROM creates WHERE target = ? AND state = 'created'",
+                                    (self._key,))
+        else:
+            rows = self._db.execute(f"SELECT {_ENTRY} FROM creates WHERE target = ? AND ticket_number > ? "
+                                    "AND state = 'created'", (self._key, number))
+        return [_entry(r) for r in rows]
+
     def intend(self, key: str, row_number: int, payload: Mapping[str, Any], *, scope: str = "",
                content: str = "", exclusive_content: bool = False,
                own: Mapping[str, str] | None = None) -> CreateEntry | None:
@@ -748,9 +759,11 @@ class Journal:
 
     def learnt_window(self, window: Window) -> None:
         """Keep the rate-limit window the API answered (for the next run's estimate)."""
-        self._db.execute("INSERT OR REPLACE INTO windows (target, lim, span, remaining, reset_at, at) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (self._key, window.limit, window.span, window.remaining,
-                                                       window.reset_at, time.time()))
+        self._db.execute("INSERT INTO windows (target, lim, span, remaining, reset_at, at) "
+                         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(target) DO UPDATE SET lim = excluded.lim, "
+                         "span = max(span, excluded.span), remaining = excluded.remaining, "  # a short run's
+                         "reset_at = excluded.reset_at, at = excluded.at",  # span is a window's tail
+                         (self._key, window.limit, window.span, window.remaining, window.reset_at, time.time()))
 
     def window(self) -> Window | None:
         """The rate-limit window this target's API answered last, if any."""

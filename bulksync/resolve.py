@@ -23,6 +23,7 @@ done with a request once ``settle`` seconds have passed since it was sent.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -191,9 +192,14 @@ async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | Non
         except httpx.TransportError as e:  # this read is inconclusive unless retried
             status = 0
             failure = failure_of(e)
+            host = urlsplit(client.base_url).hostname or client.base_url
             if failure == "connect":
-                stats.connect_failed(urlsplit(client.base_url).hostname or client.base_url, type(e).__name__)
-            if attempt < 3 and classify("GET", failure, attempt=attempt) in ("retry", "retry-unsent"):
+                stats.connect_failed(host, type(e).__name__)
+            elif failure == "timeout":  # a server that takes reads and never answers is as good as down
+                stats.connect_failed(host, type(e).__name__, what="requests without an answer")
+            if attempt < 3 and classify("GET", failure, attempt=attempt) in ("retry", "retry-unsent") \
+                    and stats.stopped is None:
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
                 continue
             break
         finally:
@@ -201,7 +207,8 @@ async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | Non
         pacer.observe(response)
         status = response.status_code
         stats.answered(status)
-        then = classify("GET", "status", status, attempt=attempt, anything_succeeded=stats.successes > 0)
+        # For a read, a 403 is that ticket's (another team's): only a 401 refuses the token.
+        then = classify("GET", "status", status, attempt=attempt, anything_succeeded=True)
         if then == "stop":
             stats.stopped = AuthError(f"the API refused the token (HTTP {status}); check SUPTASK_API_TOKEN. "
                                       "Nothing more was read.", status=status, method="GET",
@@ -210,7 +217,8 @@ async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | Non
         if status < 400:
             stats.successes += 1
         elif then == "retry-unsent" or (then == "retry" and attempt < 3):
-            await asyncio.sleep(pacer.waiting())
+            backoff = min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+            await asyncio.sleep(max(backoff, pacer.waiting()))
             continue
         try:
             body = response.json()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, MutableMapping
@@ -69,6 +70,7 @@ class Pacer:
         self._limit: float | None = None  # X-RateLimit-Limit: what a new window allows
         self._windowed = False  # the server has told a window: a new one is not unlimited
         self._span = 0.0  # how long a window lasts, as its first answer's reset showed
+        self._probing = False  # after a 429: one request at a time until one is answered
         self._reset_at: float | None = None  # the current window's reset (epoch seconds)
 
     def try_acquire(self) -> float:
@@ -79,6 +81,8 @@ class Pacer:
             return start - now
         if now < self._window_end and self.in_flight >= self._remaining:
             return min(self.HOLD, self._window_end - now)
+        if self._probing and self.in_flight >= 1:
+            return self.HOLD
         if now >= self._window_end and self._windowed and self.in_flight >= (self._limit or 1):
             # A new window none of whose answers is back yet: no more than it allows (its
             # Limit; one request, to learn it, when the server never said) go at its start,
@@ -138,6 +142,8 @@ class Pacer:
                 reset = seconds_until(value.decode("latin-1"))
         now = time.monotonic()
         reset_in = None
+        if remaining is not None and self._limit is not None:
+            remaining = min(remaining, self._limit)  # a Remaining above the Limit is not believed
         if remaining is not None and reset is not None:
             self._windowed = True
             reset_in = min(reset, MAX_WAIT)
@@ -150,20 +156,28 @@ class Pacer:
             if remaining <= 0:
                 self._pause(reset, "X-RateLimit-Reset")
         if response.status_code == 429:
+            # Until an answer shows the budget again, one request at a time: a 429 with only a
+            # Retry-After (a proxy's, a gateway's) must not send every waiting worker at once.
+            self._probing = True
             delay = retry_after(response)
-            if delay is not None:
+            if delay is not None and delay > 0:
                 self._pause(delay, "Retry-After")
-            else:
-                self._pause(reset_in if reset_in is not None else 1.0, "HTTP 429")
+            else:  # none, or a reset "now" (a clock ahead of the server's): never no pause at all
+                self._pause(max(reset_in or 0.0, self._span, 1.0), "HTTP 429")
+        elif response.status_code < 400:
+            self._probing = False
 
 
 def _number(text: str | None) -> float | None:
+    """A header's number; None for none, and for NaN or infinity (a server's arithmetic gone
+    wrong is no limit to steer by)."""
     if text is None:
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 def seconds_until(value: str, now: float | None = None) -> float | None:

@@ -164,3 +164,59 @@ def test_progress_says_how_long_the_windows_make_the_rest(tmp_path: Path) -> Non
         bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL,
                       on_progress=lambda done, total, note: notes.append(note))
     assert any("s left at the API's 4 requests per 1 s" in n for n in notes), notes
+
+
+# -- what an adversarial review found (issue 25) --------------------------------------------------
+
+def test_a_header_that_is_not_a_number_is_no_limit() -> None:
+    from bulksync.runner import Pacer
+
+    pacer = Pacer()
+    for remaining, limit in (("NaN", "3"), ("inf", "inf"), ("9", "3")):
+        pacer.observe(httpx.Response(200, headers={"X-RateLimit-Remaining": remaining, "X-RateLimit-Limit": limit,
+                                                   "X-RateLimit-Reset": "5"}))
+        assert isinstance(pacer.note(10), str)  # no crash where the progress line is made
+    assert pacer.try_acquire() == 0.0
+
+
+def test_a_429_with_only_retry_after_sends_one_request_at_a_time_after_it() -> None:
+    from bulksync.runner import Pacer
+
+    pacer = Pacer()
+    pacer.observe(httpx.Response(429, headers={"Retry-After": "0"}))
+    pacer.paused_until = 0.0  # the pause is over
+    assert pacer.try_acquire() == 0.0 and pacer.try_acquire() > 0  # a second waits for the first's answer
+    pacer.release()
+    pacer.observe(httpx.Response(200))
+    assert pacer.try_acquire() == 0.0 and pacer.try_acquire() == 0.0
+
+
+def test_a_403_on_the_first_ticket_read_is_that_tickets_not_the_tokens() -> None:
+    from bulksync.api import SuptaskClient
+    from bulksync.resolve import read_number
+    from bulksync.runner import Pacer, RunStats
+
+    def another_team(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, json={"message": "Forbidden"})
+
+    async def go() -> tuple[int, RunStats]:
+        stats = RunStats()
+        async with SuptaskClient(token=TOKEN, base_url="https://api.example.com",
+                                 transport=httpx.MockTransport(another_team)) as client:
+            return (await read_number(client, Pacer(), stats, 7))[0], stats
+
+    status, stats = asyncio.run(go())
+    assert status == 403 and stats.stopped is None and stats.requests == 1
+
+
+def test_status_with_a_refused_token_leaves_no_trace_in_the_store(tmp_path: Path) -> None:
+    import sqlite3
+
+    from bulksync.journal import store_path
+
+    with Sandbox(token=TOKEN) as sb:
+        _pushed(tmp_path, sb, rows=1)
+        refused = bulksync.status(token="not-the-token", api_url=sb.url)
+        assert not refused.accepted
+    with sqlite3.connect(store_path()) as db:
+        assert db.execute("SELECT count(*) FROM targets").fetchone()[0] == 1
