@@ -491,15 +491,20 @@ class View:
         return out
 
 
-def window_of(target: Target, *, path: Path | None = None) -> Window | None:
-    """The rate-limit window ``target``'s API last answered, if the store knows one (read only)."""
+READS = " reads"
+"""The windows table keeps a target's read window under its key with this added."""
+
+
+def window_of(target: Target, *, path: Path | None = None, reads: bool = False) -> Window | None:
+    """The rate-limit window ``target``'s API last answered (for ``reads``, or for writes: the
+    two may differ), if the store knows one (read only)."""
     path = path or store_path()
     db = _connect(path, create=False)
     if db is None:
         return None
     try:
         row = db.execute("SELECT lim, span, remaining, reset_at FROM windows WHERE target = ?",
-                         (_canonical(db, target.key),)).fetchone()
+                         (_canonical(db, target.key) + (READS if reads else ""),)).fetchone()
     except sqlite3.Error as e:
         raise _unusable(path, e) from None
     finally:
@@ -757,18 +762,20 @@ class Journal:
         self._db.execute("UPDATE runs SET finished = ?, counts = ? WHERE target = ? AND run = ?",
                          (time.time(), json.dumps(dict(counts), sort_keys=True), self._key, self.run))
 
-    def learnt_window(self, window: Window) -> None:
-        """Keep the rate-limit window the API answered (for the next run's estimate)."""
+    def learnt_window(self, window: Window, *, reads: bool = False) -> None:
+        """Keep the rate-limit window the API answered (for the next run's estimate), of its
+        reads or of its writes (Suptask documents a window for reads only)."""
         self._db.execute("INSERT INTO windows (target, lim, span, remaining, reset_at, at) "
                          "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(target) DO UPDATE SET lim = excluded.lim, "
                          "span = max(span, excluded.span), remaining = excluded.remaining, "  # a short run's
                          "reset_at = excluded.reset_at, at = excluded.at",  # span is a window's tail
-                         (self._key, window.limit, window.span, window.remaining, window.reset_at, time.time()))
+                         (self._key + (READS if reads else ""), window.limit, window.span, window.remaining,
+                          window.reset_at, time.time()))
 
-    def window(self) -> Window | None:
-        """The rate-limit window this target's API answered last, if any."""
+    def window(self, *, reads: bool = False) -> Window | None:
+        """The rate-limit window this target's API answered last (for reads, or writes), if any."""
         row = self._db.execute("SELECT lim, span, remaining, reset_at FROM windows WHERE target = ?",
-                               (self._key,)).fetchone()
+                               (self._key + (READS if reads else ""),)).fetchone()
         return None if row is None else Window(limit=row[0], span=row[1], remaining=row[2], reset_at=row[3])
 
     def counts(self) -> dict[str, int]:

@@ -326,7 +326,7 @@ def check_first(loaded: Loaded, sending: Sending, *, force: bool,
         else:
             reads.append(Read(op.row_number, number, op.ticket_id))
     if sending.on_notice and reads:
-        sending.on_notice(f"--check: {budget(len(reads), window_of(loaded.target))}")
+        sending.on_notice(f"--check: {budget(len(reads), window_of(loaded.target, reads=True))}")
     got, stats, interrupted = read_tickets(reads, sending, loaded.settings.api_url)
     if stats.stopped is not None:  # nothing is sent unchecked, and nothing written
         raise stats.stopped

@@ -516,7 +516,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
                 on_notice(f"resuming the pull begun at {time.strftime('%H:%M:%S', time.localtime(since))}: "
                           f"{len(got)} ticket(s) already read are not read again")
             if on_notice and reads:
-                on_notice(budget(len(reads), journal.window()))
+                on_notice(budget(len(reads), journal.window(reads=True)))
 
             def record(read: Read, ticket: ReadTicket | None, error: str) -> None:
                 journal.read_done(read.number, None if ticket is None else asdict(ticket), error)
@@ -529,7 +529,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
 
             interrupted = drive(work)
             if stats.pacer is not None and (window := stats.pacer.window()) is not None:
-                journal.learnt_window(window)
+                journal.learnt_window(window, reads=True)
             if stats.stopped is not None:  # a refused token or an API gone: no row marked, nothing written
                 raise stats.stopped
             done = [r for r in every if r.row in got]
@@ -579,6 +579,8 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, secret
             got.update(await read_all(client, reads, stats, on_progress, stopping, client.secrets))
 
     interrupted = drive(work)
+    if stats.stopped is not None:  # a refused token or an API gone: no sheet is made
+        raise stats.stopped
     found = [(read, ticket) for read in reads if (ticket := got.get(read.row, (None, ""))[0]) is not None]
     missing = [got[read.row][1] for read in reads if read.row in got and got[read.row][0] is None]
     custom = sorted({c for _, t in found for c in t.cells if c.startswith("customField_")})
@@ -816,7 +818,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         wanted = [t for t, *_ in effects.created if t not in view.deleted] + [
             c.ticket_id for c in effects.updated if c.before is not None and c.ticket_id not in made
             and c.ticket_id not in view.deleted]
-        server, reads = (_read_now(wanted, numbers, sending, settings.api_url, window_of(target)) if check
+        server, reads = (_read_now(wanted, numbers, sending, settings.api_url, window_of(target, reads=True)) if check
                          else (None, 0))
         if wanted and not check and on_notice:
             on_notice("--no-check: the tickets are not read first, so a field changed in Suptask since "
@@ -1013,7 +1015,7 @@ def status(*, api_url: str | None = None, token: str | None = None,
         with Journal(target) as journal:
             known = journal.counts()
             if (window := pacer.window()) is not None:
-                journal.learnt_window(window)
+                journal.learnt_window(window, reads=True)
     return Status(url=target.url, fingerprint=target.fingerprint, local=target.local, accepted=accepted,
                   answer=answer, window=pacer.window(), store=str(store_path()), known=known)
 

@@ -220,3 +220,16 @@ def test_status_with_a_refused_token_leaves_no_trace_in_the_store(tmp_path: Path
         assert not refused.accepted
     with sqlite3.connect(store_path()) as db:
         assert db.execute("SELECT count(*) FROM targets").fetchone()[0] == 1
+
+
+def test_pull_numbers_with_a_refused_token_makes_no_sheet(tmp_path: Path) -> None:
+    with Sandbox(token=TOKEN) as sb:
+        _pushed(tmp_path, sb, rows=2)
+        new = tmp_path / "new.csv"
+        try:
+            bulksync.pull(new, token="not-the-token", api_url=sb.url, numbers=[1, 2])
+        except bulksync.AuthError:
+            pass
+        else:
+            raise AssertionError("a refused token must stop pull --numbers")
+        assert not new.exists()
