@@ -594,8 +594,9 @@ class JournalHooks:
                     if prior is not None:  # what undo puts back
                         before = {k: prior.get(k, "") for k in changed_fields(op.payload)}
                     self.baselines[op.ticket_id] = baseline
-                self.pending.append(UpdateRecord(op.ticket_id, op.row_number, op.payload, ok, result.error,
-                                                 baseline, before))
+                self.pending.append(UpdateRecord(ticket_id=op.ticket_id, row_number=op.row_number,
+                                                 payload=op.payload, ok=ok, error=result.error,
+                                                 baseline=baseline, before=before))
                 if len(self.pending) >= self.BATCH:
                     self.flush()
             return None

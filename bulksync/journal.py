@@ -586,7 +586,8 @@ def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = 
                 url, _, token = other.rpartition(" ")
                 foreign.setdefault(ticket_id, Target(url, token))
         sides = {(kind, ticket_id, seq): state for kind, ticket_id, seq, state in sides_rows}
-        return View(target, baselines, creates, frozenset(deleted), foreign, sides)
+        return View(target=target, baselines=baselines, creates=creates, deleted=frozenset(deleted),
+                    foreign=foreign, sides=sides)
     except sqlite3.Error as e:
         raise _unusable(path, e) from None
     finally:

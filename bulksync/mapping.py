@@ -486,7 +486,8 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
     mapped_frame = pd.DataFrame({i: s for i, s in enumerate(out.values())}, index=index)
     mapped = TableType(path=table.path, header=header, frame=mapped_frame, format=table.format,
                        fingerprint=table.fingerprint)
-    return Mapped(mapped, tuple(problems), legacy, thread, source_of, notes)
+    return Mapped(table=mapped, problems=tuple(problems), legacy_ids=legacy, comments=thread,
+                  source_of=source_of, notes=notes)
 
 
 def _without_footer(table: Table, footer: str | None) -> tuple[Table, tuple[str, ...]]:

@@ -152,7 +152,8 @@ def plan_push(checked: Checked, settings: Settings, view: View, *, force: bool =
         plan = replace(plan, operations=tuple(op for op in plan.operations if op not in stale),
                        holds=plan.holds + tuple(Hold(op.row_number, known.stale[op.row_number].error,
                                                      code="stale", operation=op) for op in stale))
-    return Loaded(checked, plan, settings, view.target, view.baselines, identities, view.deleted)
+    return Loaded(checked=checked, plan=plan, settings=settings, target=view.target, baselines=view.baselines,
+                  identities=identities, deleted=view.deleted)
 
 
 def plan_delete(checked: Checked, settings: Settings, view: View) -> Loaded:
@@ -398,7 +399,8 @@ def reconcile(plan: Plan, identities: Mapping[int, RowIdentity], view: View, sco
     migrated = {r for r in creates if identities[r].migrated}
     cells = {op.row_number: _cells(op.payload, identities[op.row_number].own) for op in plan.operations
              if op.kind == "create" and op.row_number in identities}
-    stale = {} if allow_duplicates else _stale(sheet, found, migrated | set(matched), view, scope, cells)
+    stale = {} if allow_duplicates else _stale(sheet, found, others=migrated | set(matched), view=view,
+                                               scope=scope, cells=cells)
     for row in [r for r, k in stale.items() if k.error == RESAVED]:  # re-saved only: the same row
         k = stale.pop(row)
         if k.ticket_id:
@@ -408,7 +410,7 @@ def reconcile(plan: Plan, identities: Mapping[int, RowIdentity], view: View, sco
     return Reconciliation(str(view.target), recovered, matched, pending, stale)
 
 
-def _stale(sheet: Sequence[tuple[int, str]], found: Mapping[str, int], others: set[int], view: View,
+def _stale(sheet: Sequence[tuple[int, str]], found: Mapping[str, int], *, others: set[int], view: View,
            scope: str, cells: Mapping[int, Mapping[str, str]]) -> dict[int, Known]:
     """Rows without an ID that stand where a create of this sheet was made, in a sheet that
     lost that create's ID: a save from a window opened before the push (Excel or LibreOffice

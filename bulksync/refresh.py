@@ -254,13 +254,14 @@ def settle_reads(table: Table, columns: Mapping[str, int | None], reads: Sequenc
         out.results[read.row] = (RowResult(read.row, "conflict", ticket_id=ticket_id, error="; ".join(conflicts))
                                  if conflicts else RowResult(read.row, "pulled", ticket_id=ticket_id))
         if ticket_id:
-            out.baselines.append(UpdateRecord(ticket_id, read.row, {}, True, "", new_baseline(prior, learnt)))
+            out.baselines.append(UpdateRecord(ticket_id=ticket_id, row_number=read.row, payload={}, ok=True,
+                                                error="", baseline=new_baseline(prior, learnt)))
     return out
 
 
 # -- push --check: read before updating ----------------------------------------------------
 
-@dataclass
+@dataclass(kw_only=True)
 class Checked:
     """What ``push --check`` decided before the run (see :func:`check_first`)."""
 
@@ -368,8 +369,8 @@ def check_first(loaded: Loaded, sending: Sending, *, force: bool,
                 kept.append(replacement)
         else:
             kept.append(op)
-    return Checked(replace(loaded, plan=replace(plan, operations=tuple(kept))), held, taken, learnt,
-                    stats.requests, interrupted)
+    return Checked(loaded=replace(loaded, plan=replace(plan, operations=tuple(kept))), held=held, taken=taken,
+                   learnt=learnt, reads=stats.requests, interrupted=interrupted)
 
 
 def learn(target: Target, learnt: Mapping[str, Mapping[str, str]]) -> None:
@@ -383,6 +384,7 @@ def learn(target: Target, learnt: Mapping[str, Mapping[str, str]]) -> None:
     records: list[UpdateRecord] = []
     for ticket_id, cells in learnt.items():
         merged = {**current.get(ticket_id, {}), **cells}
-        records.append(UpdateRecord(ticket_id, 0, {}, True, "", {k: v for k, v in merged.items() if v}))
+        records.append(UpdateRecord(ticket_id=ticket_id, row_number=0, payload={}, ok=True, error="",
+                                    baseline={k: v for k, v in merged.items() if v}))
     with Journal(target) as journal:
         journal.updated_many(records)

@@ -252,7 +252,7 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
             from bulksync.refresh import paced
 
             sending.on_notice(f"{loaded.plan.requests} request(s): {paced(loaded.plan.requests, window)}")
-        first = Checked(loaded, {}, {}, {}, 0, False)
+        first = Checked(loaded=loaded, held={}, taken={}, learnt={}, reads=0, interrupted=False)
         relinked = loaded.plan.reconciliation.relinked
         if check or relinked:  # a relinked row's edits are sent only if Suptask agrees
             first = check_first(loaded, sending, force=force, rows=None if check else frozenset(relinked))
@@ -590,7 +590,8 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, secret
              "pulled"] for read, ticket in found]
     new_sheet(path, header, rows)
     records = [
-        UpdateRecord(t.ticket_id, i + 2, {}, True, "", new_baseline(None, t.cells))
+        UpdateRecord(ticket_id=t.ticket_id, row_number=i + 2, payload={}, ok=True, error="",
+                     baseline=new_baseline(None, t.cells))
         for i, (_, t) in enumerate(found) if t.ticket_id]
     if records:
         with Journal(target) as journal:
@@ -856,7 +857,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         kept_report = None
         migration = chosen.counts.get("linked") or (settings.mapping is not None and settings.mapping.legacy_id)
         if migration and shown:  # a migration's run report says what its undo did
-            kept_report, failed = _write_report(loaded, shown, {}, True)
+            kept_report, failed = _write_report(loaded, shown, {}, where=True)
             note = "; ".join(n for n in (note, failed) if n)
     stopped = done.fatal or done.stats.stopped
     return UndoResult(run=chosen, plan=undoing, reads=reads, result=PushResult(
