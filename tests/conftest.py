@@ -97,3 +97,23 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
             traceback.format_exception(result.exc_info[1]))
         code = 1
     return subprocess.CompletedProcess(["bulksync", *args], code, result.stdout, stderr)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """A UTF-8 CSV's records, by header."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    """``rows`` as a UTF-8 CSV, header from the first row's keys, as a spreadsheet saves it."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(out.getvalue(), encoding="utf-8")

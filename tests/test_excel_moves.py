@@ -4,8 +4,6 @@ other people, rotate the token. The IDs in a sheet always belong to the row they
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import sqlite3
@@ -18,23 +16,13 @@ import bulksync
 from bulksync.errors import TargetMismatch
 from bulksync.journal import SCHEMA_VERSION, Target, read_view, store_path
 from bulksync.sandbox import Sandbox
-from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
+from tests.conftest import CHANNEL, FORM, TOKEN, read_rows, run_cli, write, write_rows
 
 DEFAULTS = {"form_id": FORM, "channel": CHANNEL}
 FLAGS = ("--form-id", FORM, "--channel", CHANNEL)
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    path.write_text(out.getvalue(), encoding="utf-8")
+_rows, _write_rows = read_rows, write_rows
 
 
 def _env(sb: Sandbox, token: str = TOKEN) -> dict[str, str]:

@@ -23,22 +23,12 @@ from bulksync.journal import store_path
 from bulksync.resources import bundled
 from bulksync.sandbox import Sandbox
 from bulksync.sync import runs, undo
-from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
+from tests.conftest import CHANNEL, FORM, TOKEN, read_rows, run_cli, write, write_rows
 
 DEFAULTS = {"form_id": FORM, "channel": CHANNEL}
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    path.write_text(out.getvalue(), encoding="utf-8")
+_rows, _write_rows = read_rows, write_rows
 
 
 def _env(sb: Sandbox) -> dict[str, str]:
