@@ -67,6 +67,8 @@ class StateError(BulksyncError):
     def __init__(self, path: Path | str, problem: str, *, recover: bool = True,
                  mid_run: bool = False) -> None:
         self.path = Path(path)
+        self.damaged = recover
+        """The store itself is damaged (the message advises restoring or moving it aside)."""
         message = f"bulksync's state store {path} {problem}; " + (
             "the run stopped at once: what was obtained was written back, and the next push "
             "resolves what was in flight" if mid_run else "nothing was sent")

@@ -1106,7 +1106,7 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(self, *args, **kwargs)
         except sqlite3.Error as e:
             found = _unusable(self.path, e)
-            if "is damaged" in str(found):
+            if found.damaged:
                 raise found from None
             raise StateError(self.path, f"cannot be written ({e}): free some disk space, or make its folder "
                                         "writable, then run again", recover=False, mid_run=True) from None
