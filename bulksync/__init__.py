@@ -21,7 +21,7 @@ from bulksync.errors import (
     UsageError,
 )
 from bulksync.plan import Operation, Plan
-from bulksync.report import PushResult, RowResult
+from bulksync.results import PushResult, RowResult, RunResult
 from bulksync.sync import (
     RunInfo,
     Status,
@@ -55,6 +55,7 @@ __all__ = [
     "PushResult",
     "RowResult",
     "RunInfo",
+    "RunResult",
     "SheetBusy",
     "SheetError",
     "SheetOpen",

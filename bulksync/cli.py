@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from bulksync.errors import BulksyncError
-from bulksync.sheets.read import row_ranges
+from bulksync.places import row_ranges
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -352,7 +352,7 @@ def plan(file: Path, as_json: bool, limit: int, force: bool, allow_duplicates: b
         checks = sum(1 for op in the_plan.operations if op.kind in ("update", "unchanged", "skip")
                      and op.ticket_id)
         if checks:
-            from bulksync.refresh import budget
+            from bulksync.engine import budget
 
             click.echo(f"note: with push --check, {budget(checks)}", err=True)
     sys.exit(EXIT_OK if report.valid and not the_plan.holds else EXIT_ROWS)

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bulksync.errors import UsageError
-from bulksync.sheets.read import column_letter, normal_header, row_ranges
+from bulksync.places import column_letter, row_ranges
+from bulksync.sheets.read import normal_header
 from bulksync.untrusted import unneutralise
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bulksync.sheets.read import Table
+    from bulksync.sheets.table import Table
 
 __all__ = [
     "API_FIELDS", "CUSTOM_FIELD_PREFIX", "OWNED_COLUMNS", "Defaults", "Problem", "Rows",

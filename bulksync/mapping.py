@@ -56,7 +56,7 @@ from bulksync.errors import UsageError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bulksync.sheets.read import Table
+    from bulksync.sheets.table import Table
 
 __all__ = ["ColumnMapping", "Comment", "Mapped", "Users", "apply_mapping", "load_comments",
            "load_mapping", "load_users", "preset_names"]
@@ -436,7 +436,7 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
     """``table`` in Suptask's columns. Without a mapping, only users are applied."""
     import pandas as pd
 
-    from bulksync.sheets.read import Table as TableType
+    from bulksync.sheets.table import Table as TableType
 
     if mapping is None:
         return _users_in_place(table, users, default_requester)
@@ -512,7 +512,7 @@ def _without_footer(table: Table, footer: str | None) -> tuple[Table, tuple[str,
 
 def _users_in_place(table: Table, users: Users | None, default_requester: str | None) -> Mapped:
     """A sheet already in Suptask's columns: only its users change, in place."""
-    from bulksync.sheets.read import Table as TableType
+    from bulksync.sheets.table import Table as TableType
 
     if users is None and not default_requester:
         return Mapped(table, (), {}, {}, {})

@@ -28,13 +28,14 @@ from bulksync.config import Settings
 from bulksync.errors import SheetError
 from bulksync.mapping import Mapped, apply_mapping, export_preset
 from bulksync.sheets.package import columns_refusal
-from bulksync.sheets.read import Table, XlsxFormat, read_table, sheet_identity
+from bulksync.sheets.read import read_table, sheet_identity
+from bulksync.sheets.table import Table, XlsxFormat
 
-__all__ = ["Checked", "check", "check_listed", "read_sheet", "refuse_no_room_to_pull", "sheet_statuses"]
+__all__ = ["Prepared", "prepare", "prepare_listed", "read_sheet", "refuse_no_room_to_pull", "sheet_statuses"]
 
 
 @dataclass(frozen=True, eq=False)
-class Checked:
+class Prepared:
     """A sheet read, mapped and validated.
 
     ``table`` is the sheet as it is on disk (what is written back into); ``mapped`` is it
@@ -49,7 +50,7 @@ class Checked:
     scope: str
 
 
-def check(path: Path | str, settings: Settings) -> Checked:
+def prepare(path: Path | str, settings: Settings) -> Prepared:
     """Read ``path``, map its columns and validate every row, in one report.
 
     Problems of the mapping (an unmapped value or user) join the schema's, and the
@@ -80,10 +81,10 @@ def check(path: Path | str, settings: Settings) -> Checked:
             "export-without-mapping", preset),))
     report = replace(report, notes=table.notes + mapped.notes + _hidden_note(table, settings)).on_header_row(
         table.header_row)
-    return Checked(table, mapped, rows, report, sheet_identity(table.path))
+    return Prepared(table, mapped, rows, report, sheet_identity(table.path))
 
 
-def check_listed(path: Path | str, settings: Settings) -> Checked:
+def prepare_listed(path: Path | str, settings: Settings) -> Prepared:
     """The sheet's rows that name a ticket, checked (ticketIds are UUIDs, each once): what a
     bulk delete acts on. No mapping: a delete sheet lists Suptask's own IDs."""
     table = _read(path, settings, aliased=True)
@@ -95,7 +96,7 @@ def check_listed(path: Path | str, settings: Settings) -> Checked:
     # A delete sends no field, so no column is "not sent": none is named as such.
     report = replace(report, notes=table.notes + _hidden_note(table, settings),
                      ignored_columns=()).on_header_row(table.header_row)
-    return Checked(table, Mapped(table, (), {}, {}, {}), rows, report, sheet_identity(table.path))
+    return Prepared(table, Mapped(table, (), {}, {}, {}), rows, report, sheet_identity(table.path))
 
 
 def _room(table: Table, rows: Rows) -> tuple[Problem, ...]:

@@ -30,7 +30,7 @@ from bulksync.plan import (
     plan_sides,
     reformatting,
 )
-from bulksync.preflight import Checked, sheet_statuses
+from bulksync.preflight import Prepared, sheet_statuses
 
 __all__ = ["STOPPED_EARLIER", "Loaded", "RowIdentity", "identities_of", "moved_ids", "plan_delete", "plan_push",
            "reconcile", "ticket_numbers",
@@ -79,7 +79,7 @@ class Loaded:
     were deleted on this target.
     """
 
-    checked: Checked
+    prepared: Prepared
     plan: Plan
     settings: Settings
     target: Target
@@ -89,7 +89,7 @@ class Loaded:
 
     @property
     def report(self) -> ValidationReport:
-        return self.checked.report
+        return self.prepared.report
 
 
 def refuse_foreign(path: Path, view: View, ids: Any, numbers: Mapping[str, int] | None = None) -> None:
@@ -104,7 +104,7 @@ def refuse_foreign(path: Path, view: View, ids: Any, numbers: Mapping[str, int] 
                              numbers={t: numbers[t] for t in mine if numbers and t in numbers})
 
 
-def plan_push(checked: Checked, settings: Settings, view: View, *, force: bool = False,
+def plan_push(prepared: Prepared, settings: Settings, view: View, *, force: bool = False,
               allow_duplicates: bool = False, resend_unresolved: bool = False,
               keys: bool = False, relink: bool = False, trust_ids: bool = False,
               identities: Mapping[int, RowIdentity] | None = None) -> Loaded:
@@ -117,72 +117,72 @@ def plan_push(checked: Checked, settings: Settings, view: View, *, force: bool =
     that ticket instead of being held. ``trust_ids``: do not look for IDs that stand beside
     another ticket's cells (see :func:`moved_ids`).
     """
-    rows, report = checked.rows, checked.report
+    rows, report = prepared.rows, prepared.report
     if report.sheet_invalid:
-        return Loaded(checked, Plan((), reconciliation=Reconciliation(str(view.target))), settings, view.target)
-    numbers = ticket_numbers(checked, view)
-    refuse_foreign(checked.table.path, view, rows.frame["ticketId"], numbers)
+        return Loaded(prepared, Plan((), reconciliation=Reconciliation(str(view.target))), settings, view.target)
+    numbers = ticket_numbers(prepared, view)
+    refuse_foreign(prepared.table.path, view, rows.frame["ticketId"], numbers)
     plan = plan_rows(rows, exclude=report.invalid_rows, force=force, baselines=view.baselines)
     if plan.problems:  # rows that cannot be planned have no operation
-        checked = replace(checked, report=report.with_problems(plan.problems))
+        prepared = replace(prepared, report=report.with_problems(plan.problems))
     if not trust_ids:
         out_of_place = moved_ids(plan.operations, rows, view, numbers)
         if out_of_place:
-            checked = replace(checked, report=checked.report.with_problems(out_of_place))
-            return Loaded(checked, Plan((), reconciliation=Reconciliation(str(view.target))), settings, view.target)
+            prepared = replace(prepared, report=prepared.report.with_problems(out_of_place))
+            return Loaded(prepared, Plan((), reconciliation=Reconciliation(str(view.target))), settings, view.target)
     if identities is None:
         identities = {}
         if (keys or view.creates) and any(op.kind == "create" for op in plan.operations):
-            identities = identities_of(checked, settings)
-    known = reconcile(plan, identities, view, checked.scope, allow_duplicates=allow_duplicates,
-                      sheet=_sheet_rows(checked))
-    doubled = _doubled(known, _sheet_rows(checked), numbers)
+            identities = identities_of(prepared, settings)
+    known = reconcile(plan, identities, view, prepared.scope, allow_duplicates=allow_duplicates,
+                      sheet=_sheet_rows(prepared))
+    doubled = _doubled(known, _sheet_rows(prepared), numbers)
     if doubled and not trust_ids:
-        checked = replace(checked, report=checked.report.with_problems(doubled))
-        return Loaded(checked, Plan((), reconciliation=Reconciliation(str(view.target))), settings,
+        prepared = replace(prepared, report=prepared.report.with_problems(doubled))
+        return Loaded(prepared, Plan((), reconciliation=Reconciliation(str(view.target))), settings,
                       view.target)
     if relink and known.stale:
         plan, known, problems = _relink(plan, known, rows, view, force=force)
         if problems:
-            checked = replace(checked, report=checked.report.with_problems(problems))
-    sides, held = _sides(plan, known, checked, settings, view, resend=resend_unresolved)
+            prepared = replace(prepared, report=prepared.report.with_problems(problems))
+    sides, held = _sides(plan, known, prepared, settings, view, resend=resend_unresolved)
     plan = replace(plan, operations=plan.operations + sides, reconciliation=known, held=held)
     if known.stale:  # held whole, as any row held back: nothing of it is sent
         stale = [op for op in plan.operations if op.kind == "create" and op.row_number in known.stale]
         plan = replace(plan, operations=tuple(op for op in plan.operations if op not in stale),
                        holds=plan.holds + tuple(Hold(op.row_number, known.stale[op.row_number].error,
                                                      code="stale", operation=op) for op in stale))
-    return Loaded(checked=checked, plan=plan, settings=settings, target=view.target, baselines=view.baselines,
+    return Loaded(prepared=prepared, plan=plan, settings=settings, target=view.target, baselines=view.baselines,
                   identities=identities, deleted=view.deleted)
 
 
-def plan_delete(checked: Checked, settings: Settings, view: View) -> Loaded:
+def plan_delete(prepared: Prepared, settings: Settings, view: View) -> Loaded:
     """The DELETE of every listed ticket; a row marked ``deleted`` in the sheet, or whose
     ticket the state knows was deleted on this target, is planned as already done."""
-    ids = checked.rows.frame["ticketId"]
-    refuse_foreign(checked.table.path, view, ids, ticket_numbers(checked, view))
-    out_of_place = moved_ids(plan_rows(checked.rows, baselines=view.baselines).operations, checked.rows,
-                             view, ticket_numbers(checked, view), delete=True)
+    ids = prepared.rows.frame["ticketId"]
+    refuse_foreign(prepared.table.path, view, ids, ticket_numbers(prepared, view))
+    out_of_place = moved_ids(plan_rows(prepared.rows, baselines=view.baselines).operations, prepared.rows,
+                             view, ticket_numbers(prepared, view), delete=True)
     if out_of_place:  # the user means the tickets whose cells they see
-        checked = replace(checked, report=checked.report.with_problems(out_of_place))
-        return Loaded(checked, Plan((), reconciliation=Reconciliation(str(view.target))), settings, view.target)
-    marked = sheet_statuses(checked.table, "deleted")
+        prepared = replace(prepared, report=prepared.report.with_problems(out_of_place))
+        return Loaded(prepared, Plan((), reconciliation=Reconciliation(str(view.target))), settings, view.target)
+    marked = sheet_statuses(prepared.table, "deleted")
     ops = [Operation(int(row), "deleted" if int(row) in marked or ticket_id in view.deleted
                      else "delete", ticket_id, {})
            for row, ticket_id in zip(ids.index, ids.tolist(), strict=True)]
-    return Loaded(checked, Plan(tuple(ops), reconciliation=Reconciliation(str(view.target))),
+    return Loaded(prepared, Plan(tuple(ops), reconciliation=Reconciliation(str(view.target))),
                   settings, view.target, deleted=view.deleted)
 
 
-def _sides(plan: Plan, known: Reconciliation, checked: Checked, settings: Settings, view: View, *,
+def _sides(plan: Plan, known: Reconciliation, prepared: Prepared, settings: Settings, view: View, *,
            resend: bool) -> tuple[tuple[Operation, ...], tuple[tuple[int, str, str], ...]]:
     """The migration's links and replies, planned like everything else (see plan_sides)."""
-    mapping, mapped = settings.mapping, checked.mapped
+    mapping, mapped = settings.mapping, prepared.mapped
     if mapping is None or not (mapped.legacy_ids or mapped.comments):
         return (), ()
-    invalid = checked.report.invalid_rows
+    invalid = prepared.report.invalid_rows
     tickets: dict[int, str | None] = {}
-    ids = checked.rows.frame["ticketId"]
+    ids = prepared.rows.frame["ticketId"]
     for row, ticket_id in zip(ids.index, ids.tolist(), strict=True):
         if ticket_id and int(row) not in invalid:
             tickets[int(row)] = ticket_id
@@ -195,11 +195,11 @@ def _sides(plan: Plan, known: Reconciliation, checked: Checked, settings: Settin
                       comments=mapped.comments, done=view.sides, resend=resend)
 
 
-def identities_of(checked: Checked, settings: Settings) -> dict[int, RowIdentity]:
+def identities_of(prepared: Prepared, settings: Settings) -> dict[int, RowIdentity]:
     """Every row's identity in the journal (what a create of it is known by)."""
-    rows = checked.rows
+    rows = prepared.rows
     integration = settings.mapping.integration if settings.mapping else ""
-    return row_identities(row_contents(rows), checked.mapped.legacy_ids, integration, checked.scope,
+    return row_identities(row_contents(rows), prepared.mapped.legacy_ids, integration, prepared.scope,
                           earlier=row_contents(rows, users=False) if rows.user_cells else None,
                           own=_own_cells(rows))
 
@@ -308,11 +308,11 @@ def _same_form(value: str) -> str:
     return as_number(value.strip())
 
 
-def ticket_numbers(checked: Checked, view: View) -> dict[str, int]:
+def ticket_numbers(prepared: Prepared, view: View) -> dict[str, int]:
     """ticketId → its number, as the sheet's ticketNumber cells and the state know them."""
     out = {e.ticket_id: e.ticket_number for e in view.creates.values()
            if e.ticket_id and e.ticket_number is not None}
-    table = checked.table
+    table = prepared.table
     at_id, at_number = table.position("ticketId"), table.position("ticketNumber")
     if at_id is not None and at_number is not None:
         for ticket_id, number in zip(table.frame[at_id].str.strip().tolist(),
@@ -359,13 +359,13 @@ def _doubled(known: Reconciliation, sheet: Sequence[tuple[int, str]], numbers: M
     return tuple(problems)
 
 
-def _sheet_rows(checked: Checked) -> tuple[tuple[int, str], ...]:
+def _sheet_rows(prepared: Prepared) -> tuple[tuple[int, str], ...]:
     """(row, ticketId or "") of every row of the sheet, hidden and invalid ones too."""
-    where = checked.table.position("ticketId")
-    index = checked.table.frame.index.tolist()
+    where = prepared.table.position("ticketId")
+    index = prepared.table.frame.index.tolist()
     if where is None:
         return tuple((int(r), "") for r in index)
-    return tuple(zip((int(r) for r in index), checked.table.frame[where].str.strip().tolist(), strict=True))
+    return tuple(zip((int(r) for r in index), prepared.table.frame[where].str.strip().tolist(), strict=True))
 
 
 def reconcile(plan: Plan, identities: Mapping[int, RowIdentity], view: View, scope: str, *,

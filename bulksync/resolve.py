@@ -22,20 +22,19 @@ done with a request once ``settle`` seconds have passed since it was sent.
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from bulksync.engine import read_number
 from bulksync.journal import CreateEntry
 
 if TYPE_CHECKING:
     from bulksync.api import SuptaskClient
-    from bulksync.runner import Pacer, RunStats
+    from bulksync.engine import Pacer, RunStats
 
-__all__ = ["NOT_SETTLED", "Outcome", "read_number", "resolve_uncertain", "same_ticket", "window"]
+__all__ = ["NOT_SETTLED", "Outcome", "resolve_uncertain", "same_ticket", "window"]
 
 SCAN_LIMIT = 50
 """At most this many numbers are read per uncertain create."""
@@ -78,7 +77,7 @@ async def resolve_uncertain(client: SuptaskClient, pending: list[CreateEntry],
                             stats: RunStats | None = None) -> dict[str, Outcome]:
     """An Outcome per pending entry (by key). Reads are cached and shared between entries;
     each is counted in ``stats.requests``."""
-    from bulksync.runner import Pacer
+    from bulksync.engine import Pacer
 
     # The run's one pacer: reads share the budget with creates, links and replies.
     pacer = stats.pacer if stats is not None and stats.pacer is not None else Pacer()
@@ -163,66 +162,3 @@ class _Resolver:
         return await read_number(self.client, self.pacer, self.stats, number)
 
 
-async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | None,
-                      number: int) -> tuple[int, Any]:
-    """``GET /ticket/{number}`` within the run's pacer, under the same policy, breaker and
-    token stop as every other request: (status, JSON body), status 0 if no answer came.
-
-    A refused token (401, or 403 before anything succeeded) stops the run at its first answer
-    (``stats.stopped``), as an API that cannot be reached does; a 429 or 503 is read again
-    after its pause for as long as it takes (only the breaker stops it); other failures are
-    retried up to three times. Serves pull, push --check, undo and resolving alike."""
-    from urllib.parse import urlsplit
-
-    import httpx
-
-    from bulksync.errors import AuthError
-    from bulksync.policy import classify
-    from bulksync.runner import RunStats, failure_of
-
-    stats = stats if stats is not None else RunStats()
-    status, body = 0, None
-    attempt = 0
-    while stats.stopped is None:
-        attempt += 1
-        await pacer.acquire()
-        stats.requests += 1
-        try:
-            response = await client.request("GET", f"/ticket/{number}")
-        except httpx.TransportError as e:  # this read is inconclusive unless retried
-            status = 0
-            failure = failure_of(e)
-            host = urlsplit(client.base_url).hostname or client.base_url
-            if failure == "connect":
-                stats.connect_failed(host, type(e).__name__)
-            elif failure == "timeout":  # a server that takes reads and never answers is as good as down
-                stats.connect_failed(host, type(e).__name__, what="requests without an answer")
-            if attempt < 3 and classify("GET", failure, attempt=attempt) in ("retry", "retry-unsent") \
-                    and stats.stopped is None:
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
-                continue
-            break
-        finally:
-            pacer.release()
-        pacer.observe(response)
-        status = response.status_code
-        stats.answered(status)
-        # For a read, a 403 is that ticket's (another team's): only a 401 refuses the token.
-        then = classify("GET", "status", status, attempt=attempt, anything_succeeded=True)
-        if then == "stop":
-            stats.stopped = AuthError(f"the API refused the token (HTTP {status}); check SUPTASK_API_TOKEN. "
-                                      "Nothing more was read.", status=status, method="GET",
-                                      path=f"/ticket/{number}")
-            return status, None
-        if status < 400:
-            stats.successes += 1
-        elif then == "retry-unsent" or (then == "retry" and attempt < 3):
-            backoff = min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
-            await asyncio.sleep(max(backoff, pacer.waiting()))
-            continue
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        break
-    return status, body

@@ -21,18 +21,18 @@ from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Settings, SheetOpti
 from bulksync.errors import AuthError, SheetError, TargetMismatch, TokenMissing, UsageError
 from bulksync.journal import RunRecord, Target, UpdateRecord, View, Window, read_view, window_of
 from bulksync.plan import Known, Operation, Plan
-from bulksync.preflight import check, check_listed, read_sheet, refuse_no_room_to_pull
+from bulksync.preflight import prepare, prepare_listed, read_sheet, refuse_no_room_to_pull
 from bulksync.reconcile import Loaded, identities_of, plan_delete, plan_push
-from bulksync.report import PushResult, RowResult
-from bulksync.sheets.read import CsvFormat, Table
+from bulksync.results import RowResult, RunResult
+from bulksync.sheets.table import CsvFormat, Table
 from bulksync.undo import UndoPlan
 from bulksync.writeback import new_sheet, report_path, results_path, write_back, write_report
 
 if TYPE_CHECKING:
     import httpx
 
-    from bulksync.execute import Sending
-    from bulksync.runner import ProgressCallback
+    from bulksync.engine import ProgressCallback
+    from bulksync.run import Sending
 
 __all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "RunInfo", "Status", "UndoResult", "adelete", "apull", "apush",
            "aundo", "delete", "deletions", "kept", "load", "plan", "progress_bar", "pull", "push", "reset", "runs",
@@ -58,16 +58,16 @@ def load(path: Path | str, settings: Settings, *, target: Target | None = None, 
 
     if target is None:
         target = Target.of(settings.api_url, _given_token(None, settings))
-    checked = check(path, settings)
-    identities = {} if checked.report.sheet_invalid else identities_of(checked, settings)
-    view = read_view(target, () if checked.report.sheet_invalid
-                     else checked.rows.frame["ticketId"].unique().tolist(), scope=checked.scope,
+    prepared = prepare(path, settings)
+    identities = {} if prepared.report.sheet_invalid else identities_of(prepared, settings)
+    view = read_view(target, () if prepared.report.sheet_invalid
+                     else prepared.rows.frame["ticketId"].unique().tolist(), scope=prepared.scope,
                      keys=[k for i in identities.values() for k in (i.key, i.earlier) if k],
                      contents=[i.content for i in identities.values() if not i.migrated])
     if view.baselines:  # a long number re-written is held (or sent) knowing its digits, not lost
-        checked = replace(checked, report=excuse_reformatted(checked.report, checked.rows, view.baselines))
+        prepared = replace(prepared, report=excuse_reformatted(prepared.report, prepared.rows, view.baselines))
     def planned(view: View) -> Loaded:
-        return plan_push(checked, settings, view, force=force, allow_duplicates=allow_duplicates,
+        return plan_push(prepared, settings, view, force=force, allow_duplicates=allow_duplicates,
                          resend_unresolved=resend_unresolved, keys=keys, relink=relink, trust_ids=trust_ids,
                          identities=identities if view.creates or keys else {})
 
@@ -76,11 +76,11 @@ def load(path: Path | str, settings: Settings, *, target: Target | None = None, 
     except TargetMismatch as e:
         if not (offline and e.same_url and isinstance(e.earlier, Target)):
             raise
-        loaded = planned(read_view(e.earlier, checked.rows.frame["ticketId"].unique().tolist(), scope=checked.scope))
+        loaded = planned(read_view(e.earlier, prepared.rows.frame["ticketId"].unique().tolist(), scope=prepared.scope))
         note = (f"the sheet's tickets were made with another token ({e.earlier.fingerprint[:8]}) for this "
                 "URL: planned against what bulksync knows of that token; push reads one ticket with "
                 "the new token to check it is the same workspace")
-        loaded = replace(loaded, checked=replace(loaded.checked, report=replace(
+        loaded = replace(loaded, prepared=replace(loaded.prepared, report=replace(
             loaded.report, notes=(*loaded.report.notes, note))))
     release = frozenset({"reformatted"}) if send_reformatted else frozenset()
     return replace(loaded, plan=settle_holds(loaded.plan, release=release))
@@ -101,8 +101,8 @@ def validate(path: Path | str, **options: Unpack[SheetOptions]) -> ValidationRep
         return loaded.report
     from dataclasses import replace
 
+    from bulksync.places import row_ranges
     from bulksync.plan import hold_groups
-    from bulksync.sheets.read import row_ranges
 
     said = tuple(f"push holds row{'s' if len(rows) > 1 else ''} {row_ranges(rows)}: {line}"
                  for (_, line), rows in hold_groups(loaded.plan.holds).items())
@@ -165,7 +165,7 @@ def push(
     send_reformatted: bool = False,
     trust_ids: bool = False,
     **options: Unpack[SheetOptions],
-) -> PushResult:
+) -> RunResult:
     """Send the sheet's rows to Suptask and write the outcome back into the sheet.
 
     A sheet with invalid rows is refused (nothing sent, file untouched) unless
@@ -188,7 +188,7 @@ def push(
     With a mapping that names the legacy ID, each created ticket is linked to the
     old one, and its comments become replies, oldest first; both are journalled too.
     ``check``: read each ticket about to be updated first and compare each field three
-    ways (see :mod:`bulksync.check`): a field changed both in the sheet and in Suptask is a
+    ways (see :mod:`bulksync.threeway`): a field changed both in the sheet and in Suptask is a
     ``conflict`` (the row is not sent), one changed only in Suptask is taken into the sheet;
     ``force`` sends the sheet's values anyway.
     A row whose cell holds the value bulksync last sent as a spreadsheet application re-wrote
@@ -200,7 +200,7 @@ def push(
     (a mapping that names the legacy ID) writes ``FILE.bulksync-report.csv`` beside the
     export. Sheet options as for :func:`validate`.
     """
-    from bulksync.execute import Sending
+    from bulksync.run import Sending
 
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, rate=rate, **options)
     sending = Sending(token=_token(token, settings), transport=transport, timeout=timeout, settle=settle,
@@ -221,11 +221,12 @@ def push(
 def _run(path: Path | str, settings: Settings, sending: Sending,
          plan_for: Callable[[Target], Loaded], *, skip_invalid: bool = False,
          run_report: Path | str | bool = False, check: bool = False, force: bool = False,
-         ignore_lock_file: bool = False) -> PushResult:
+         ignore_lock_file: bool = False) -> RunResult:
     """Lock the sheet, plan it, run the plan and write the outcomes back: push and delete."""
-    from bulksync.execute import execute
     from bulksync.lock import sheet_lock
-    from bulksync.refresh import Checked, check_first, learn
+    from bulksync.pulling import learn
+    from bulksync.run import execute
+    from bulksync.threeway import PushCheck, check_first
 
     if not isinstance(run_report, bool):
         _check_report_path(Path(run_report), Path(path), settings)
@@ -240,24 +241,24 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
                 raise
             carry_over(e, target, sending, settings)  # a rotated token: one read decides
             loaded = plan_for(target)
-        table, report = loaded.checked.table, loaded.report
+        table, report = loaded.prepared.table, loaded.report
         _check_can_save(table.path, sending.on_notice)
-        refused = PushResult(path=table.path, results=_invalid(report), requests=0, written_to=None,
+        refused = RunResult(path=table.path, results=_invalid(report), requests=0, written_to=None,
                              ignored_columns=report.ignored_columns, report=report, refused=True,
                              target=str(target))
         if report.sheet_invalid or (not report.valid and not skip_invalid):
             return refused
         window = window_of(target)
         if sending.on_notice and window is not None and window.seconds_for(loaded.plan.requests):
-            from bulksync.refresh import paced
+            from bulksync.engine import paced
 
             sending.on_notice(f"{loaded.plan.requests} request(s): {paced(loaded.plan.requests, window)}")
-        first = Checked(loaded=loaded, held={}, taken={}, learnt={}, reads=0, interrupted=False)
+        first = PushCheck(loaded=loaded, held={}, taken={}, learnt={}, reads=0, interrupted=False)
         relinked = loaded.plan.reconciliation.relinked
         if check or relinked:  # a relinked row's edits are sent only if Suptask agrees
             first = check_first(loaded, sending, force=force, rows=None if check else frozenset(relinked))
             if first.interrupted:  # stopped while reading: nothing is sent, nothing written
-                return PushResult(path=table.path, results={}, requests=first.reads, written_to=None,
+                return RunResult(path=table.path, results={}, requests=first.reads, written_to=None,
                                   report=report, interrupted=True, target=str(target))
             loaded = first.loaded
         run = execute(loaded, sending)
@@ -276,7 +277,7 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
             kept, failed = _write_report(loaded, results, run.side_rows, run_report)
             note = "; ".join(n for n in (note, failed) if n)
     stopped = run.fatal or run.stats.stopped
-    return PushResult(path=table.path, results=results, requests=run.stats.requests + first.reads,
+    return RunResult(path=table.path, results=results, requests=run.stats.requests + first.reads,
                       side=dict(run.side), written_to=written, ignored_columns=report.ignored_columns,
                       report=report, stopped=str(stopped) if stopped else "", error=stopped,
                       interrupted=run.interrupted, note=note, target=str(target), run_report=kept,
@@ -288,8 +289,8 @@ def carry_over(mismatch: TargetMismatch, target: Target, sending: Sending, setti
     rotated): read one of them with this token. The same ticket answered means the same
     workspace, and the earlier token's state becomes this one's (said once); anything else
     (401, 403, 404, another ticket) re-raises ``mismatch``, saying what was read."""
+    from bulksync.engine import Read, read_tickets
     from bulksync.journal import Journal
-    from bulksync.refresh import Read, read_tickets
 
     earlier = mismatch.earlier
     assert isinstance(earlier, Target)
@@ -337,7 +338,7 @@ def _write_report(loaded: Loaded, results: Mapping[int, RowResult],
                   ) -> tuple[Path | None, str]:
     """(the run report written, or why it could not be): its failure never loses an ID,
     which the sheet (or the results file) and the journal hold."""
-    table = loaded.checked.table
+    table = loaded.prepared.table
     target = report_path(table.path) if isinstance(where, bool) else Path(where)
     operations = {op.row_number: op.kind for op in loaded.plan.operations
                   if op.kind not in ("link", "reply")}
@@ -350,7 +351,7 @@ def _write_report(loaded: Loaded, results: Mapping[int, RowResult],
 
     known = {row: (cell(row, at_id), cell(row, at_number)) for row in results if row in table.frame.index}
     try:
-        return write_report(target, results, operations, loaded.checked.mapped.legacy_ids, sides,
+        return write_report(target, results, operations, loaded.prepared.mapped.legacy_ids, sides,
                             known), ""
     except OSError as e:
         return None, f"the run report could not be written to {target} ({e.strerror})"
@@ -412,10 +413,10 @@ def _check_settle(settle: float, timeout: float) -> None:
 def deletions(path: Path | str, **options: Unpack[SheetOptions]) -> list[Operation]:
     """The DELETE of every row of ``path`` that has a ticketId and is not marked deleted."""
     settings = resolve_settings(path, **options)
-    checked = check_listed(path, settings)
+    prepared = prepare_listed(path, settings)
     from bulksync.journal import View
 
-    ops = plan_delete(checked, settings, View.empty(Target.of(settings.api_url, None))).plan.operations
+    ops = plan_delete(prepared, settings, View.empty(Target.of(settings.api_url, None))).plan.operations
     return [op for op in ops if op.kind == "delete"]
 
 
@@ -426,7 +427,7 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
            confirm: Callable[[list[Operation]], bool] | None = None,
            transport: httpx.AsyncBaseTransport | None = None,
            run_report: Path | str | bool = False, ignore_lock_file: bool = False,
-           **options: Unpack[SheetOptions]) -> PushResult:
+           **options: Unpack[SheetOptions]) -> RunResult:
     """Delete every ticket listed (by ticketId) in the sheet; write each row's outcome back.
 
     The sheet is read once, under the sheet's lock: ``confirm`` (if given) is shown
@@ -436,16 +437,16 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
     after a lost answer means deleted. An invalid ticketId refuses the whole sheet. As for
     :func:`push`, a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``.
     """
-    from bulksync.execute import Sending
+    from bulksync.run import Sending
 
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, **options)
     sending = Sending(token=_token(token, settings), transport=transport, confirm=confirm,
                       on_progress=on_progress, on_log=on_log, on_notice=on_notice, command="delete")
 
     def plan_for(target: Target) -> Loaded:
-        checked = check_listed(path, settings)
-        view = read_view(target, checked.rows.frame["ticketId"].tolist(), scope=checked.scope)
-        return plan_delete(checked, settings, view)
+        prepared = prepare_listed(path, settings)
+        view = read_view(target, prepared.rows.frame["ticketId"].tolist(), scope=prepared.scope)
+        return plan_delete(prepared, settings, view)
 
     return _run(path, settings, sending, plan_for, run_report=run_report, ignore_lock_file=ignore_lock_file)
 
@@ -455,7 +456,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
          numbers: Sequence[int] | None = None,
          on_progress: ProgressCallback | None = None, on_notice: Callable[[str], None] | None = None,
          transport: httpx.AsyncBaseTransport | None = None, timeout: float = DEFAULT_TIMEOUT,
-         ignore_lock_file: bool = False, **options: Unpack[SheetOptions]) -> PushResult:
+         ignore_lock_file: bool = False, **options: Unpack[SheetOptions]) -> RunResult:
     """Fill the sheet's Suptask columns (status, priority, assignee, requester, tags,
     description where the answer has it, custom fields) from the tickets as they are now.
 
@@ -470,12 +471,11 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``.
     """
     from bulksync.api import ReadTicket, SuptaskClient
-    from bulksync.execute import drive
+    from bulksync.engine import Read, RunStats, budget, drive, read_all
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
+    from bulksync.pulling import columns_to_pull, plan_reads, resumed, settle_reads
     from bulksync.reconcile import refuse_foreign, ticket_numbers
-    from bulksync.refresh import Read, budget, columns_to_pull, plan_reads, read_all, resumed, settle_reads
-    from bulksync.runner import RunStats
 
     settings = resolve_settings(path, api_url=api_url, **options)
     secret = _token(token, settings)
@@ -486,7 +486,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
         if numbers is not None:
             return _pull_numbers(Path(path), numbers, settings, secret, target, on_progress, on_notice,
                                  transport, timeout)
-        listed = check_listed(path, settings)
+        listed = prepare_listed(path, settings)
         table = listed.table
         wanted = columns_to_pull(table, columns, settings.columns, settings.own_columns)
         # What the write-back would refuse is refused before the first read, in plan's words.
@@ -500,7 +500,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
             except TargetMismatch as e:
                 if not e.same_url:
                     raise
-                from bulksync.execute import Sending
+                from bulksync.run import Sending
 
                 carry_over(e, target, Sending(token=secret, transport=transport, timeout=timeout,
                                                       on_notice=on_notice), settings)
@@ -543,7 +543,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
                 if len(done) == len(every):  # every row read since the pull began: it is done
                     journal.pull_finished(listed.scope)
     stopped = stats.stopped
-    return PushResult(path=table.path, results=results, requests=stats.requests, written_to=written,
+    return RunResult(path=table.path, results=results, requests=stats.requests, written_to=written,
                       note=note, target=str(target), interrupted=interrupted,
                       stopped=str(stopped) if stopped else "", error=stopped,
                       cells_changed=sum(len(v) for v in outcome.values.values()))
@@ -551,15 +551,14 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
 
 def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, secret: str, target: Target,
                   on_progress: ProgressCallback | None, on_notice: Callable[[str], None] | None,
-                  transport: httpx.AsyncBaseTransport | None, timeout: float) -> PushResult:
+                  transport: httpx.AsyncBaseTransport | None, timeout: float) -> RunResult:
     """``pull --numbers``: read those tickets and make ``path`` (new) a sheet of the ones that
     exist, ready for a round trip (each row's ticketId, its fields, what was read as the
     baseline). Numbers that are no ticket of the team are listed, not fatal."""
     from bulksync.api import ReadTicket, SuptaskClient
-    from bulksync.execute import drive
+    from bulksync.engine import Read, RunStats, budget, drive, read_all
     from bulksync.journal import Journal
-    from bulksync.refresh import PULLABLE, Read, budget, new_baseline, read_all
-    from bulksync.runner import RunStats
+    from bulksync.pulling import PULLABLE, new_baseline
     from bulksync.untrusted import neutralise
 
     if path.exists():
@@ -598,7 +597,7 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, secret
             journal.updated_many(records)
     results = {i + 2: RowResult(i + 2, "pulled", ticket_id=t.ticket_id) for i, (_, t) in enumerate(found)}
     note = f"not in the sheet (no such ticket of this team): {'; '.join(missing)}" if missing else ""
-    return PushResult(path=path, results=results, requests=stats.requests, written_to=path, note=note,
+    return RunResult(path=path, results=results, requests=stats.requests, written_to=path, note=note,
                       target=str(target), interrupted=interrupted, error=stats.stopped,
                       stopped=str(stats.stopped) if stats.stopped else "")
 
@@ -706,7 +705,7 @@ class UndoResult:
 
     run: RunInfo
     plan: UndoPlan
-    result: PushResult | None = None
+    result: RunResult | None = None
     reads: int = 0
 
 
@@ -778,10 +777,10 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
     cells (pushed again, they are created anew), restored fields get their earlier values,
     and each row's syncStatus says ``undone`` or why not. Journalled like a push: stopped
     and run again, it finishes the job; a second undo of the same run sends nothing."""
-    from bulksync.execute import Sending, execute
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
-    from bulksync.refresh import learn
+    from bulksync.pulling import learn
+    from bulksync.run import Sending, execute
     from bulksync.undo import plan_undo
 
     settings = resolve_settings(path, api_url=api_url, **options)
@@ -791,13 +790,13 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
     if on_notice:
         on_notice(f"target: {target}")
     with sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
-        checked = check_listed(path, settings)
-        table = checked.table
+        prepared = prepare_listed(path, settings)
+        table = prepared.table
         at_id, at_number = table.position("ticketId"), table.position("ticketNumber")
         ids = [""] * len(table.frame) if at_id is None else table.frame[at_id].str.strip().tolist()
         rows = {t: int(r) for r, t in zip(table.frame.index.tolist(), ids, strict=True) if t}
         with Journal(target) as journal:
-            records = journal.runs(checked.scope)
+            records = journal.runs(prepared.scope)
             info = _numbered(records, str(target))
             chosen = _chosen(info, run, table.path)
             if chosen.undone:  # its creates are forgotten, its fields put back: nothing to send
@@ -814,7 +813,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
             for ticket_id, cell in zip(ids, table.frame[at_number].str.strip().tolist(), strict=True):
                 if ticket_id and cell.isdigit():
                     numbers.setdefault(ticket_id, int(cell))
-        view = read_view(target, [*touched, *rows], scope=checked.scope)
+        view = read_view(target, [*touched, *rows], scope=prepared.scope)
         made = {t for t, *_ in effects.created}
         wanted = [t for t, *_ in effects.created if t not in view.deleted] + [
             c.ticket_id for c in effects.updated if c.before is not None and c.ticket_id not in made
@@ -832,7 +831,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         if dry_run or (not undoing.operations and not undoing.settled):
             return UndoResult(run=chosen, plan=undoing, reads=reads)
         # One request at a time: sent in exactly the order the dry run and the confirmation show.
-        loaded = Loaded(checked, Plan(undoing.operations), replace(settings, concurrency=1), target,
+        loaded = Loaded(prepared, Plan(undoing.operations), replace(settings, concurrency=1), target,
                         view.baselines, deleted=view.deleted)
         done = execute(loaded, replace(sending, undoes=records[chosen.number - 1].run))
         if done is None:  # declined: nothing sent, nothing written
@@ -860,7 +859,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
             kept_report, failed = _write_report(loaded, shown, {}, where=True)
             note = "; ".join(n for n in (note, failed) if n)
     stopped = done.fatal or done.stats.stopped
-    return UndoResult(run=chosen, plan=undoing, reads=reads, result=PushResult(
+    return UndoResult(run=chosen, plan=undoing, reads=reads, result=RunResult(
         path=table.path, results=shown, requests=done.stats.requests + reads, written_to=written,
         note=note, target=str(target), stopped=str(stopped) if stopped else "", error=stopped,
         interrupted=done.interrupted, run_report=kept_report))
@@ -890,7 +889,7 @@ def _read_now(wanted: Sequence[str], numbers: Mapping[str, int], sending: Sendin
               window: Window | None = None) -> tuple[dict[str, Mapping[str, str] | str], int]:
     """Each ticket in ``wanted`` as Suptask holds it now (its cells, or why it could not be
     read), and how many requests that took: what an undo checks before it puts a field back."""
-    from bulksync.refresh import Read, budget, read_tickets
+    from bulksync.engine import Read, budget, read_tickets
 
     server: dict[str, Mapping[str, str] | str] = {
         t: "its number is not known (add a ticketNumber column, or undo with --no-check)"
@@ -978,10 +977,9 @@ def status(*, api_url: str | None = None, token: str | None = None,
     404 means the token is good), the rate-limit window its answer tells, and what the state
     store knows of this target. Never prints or keeps the token."""
     from bulksync.api import SuptaskClient
+    from bulksync.engine import Pacer, RunStats, drive
     from bulksync.errors import ApiUnreachable
-    from bulksync.execute import drive
     from bulksync.journal import Journal, store_path
-    from bulksync.runner import Pacer, RunStats
 
     settings = resolve_settings(Path.cwd() / "-", api_url=api_url)  # bulksync.toml here, if any
     secret = _token(token, settings)
@@ -1023,18 +1021,18 @@ def status(*, api_url: str | None = None, token: str | None = None,
 
 # -- the awaitable doors, for code that runs an event loop (a notebook) ------------------------
 
-async def apush(path: Path | str, **options: Any) -> PushResult:
+async def apush(path: Path | str, **options: Any) -> RunResult:
     """:func:`push`, awaitable: it runs in a worker thread with a loop of its own, so the
     caller's loop (a Jupyter cell's) goes on; options as for :func:`push`."""
     return await asyncio.to_thread(push, path, **options)
 
 
-async def apull(path: Path | str, **options: Any) -> PushResult:
+async def apull(path: Path | str, **options: Any) -> RunResult:
     """:func:`pull`, awaitable (see :func:`apush`)."""
     return await asyncio.to_thread(pull, path, **options)
 
 
-async def adelete(path: Path | str, **options: Any) -> PushResult:
+async def adelete(path: Path | str, **options: Any) -> RunResult:
     """:func:`delete`, awaitable (see :func:`apush`)."""
     return await asyncio.to_thread(delete, path, **options)
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from bulksync.check import same
 from bulksync.journal import Changed, RunEffects
 from bulksync.plan import CLEARED_AS, Change, Operation, payload_of
-from bulksync.report import RowResult, Status
+from bulksync.results import RowResult, Status
+from bulksync.threeway import same
 
 __all__ = ["UndoPlan", "plan_undo"]
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bulksync.columns import OWNED_COLUMNS
-from bulksync.report import RowResult
-from bulksync.sheets.read import CsvFormat, Table
+from bulksync.results import RowResult
+from bulksync.sheets.table import CsvFormat, Table
 
 __all__ = ["new_sheet", "owned_cells", "report_path", "results_path", "write_back", "write_beside",
            "write_report"]

@@ -16,9 +16,9 @@ import pytest
 import trustme
 
 from bulksync.api import SuptaskClient
+from bulksync.engine import run_operations
 from bulksync.plan import Operation
-from bulksync.report import RowResult
-from bulksync.runner import run_operations
+from bulksync.results import RowResult
 
 TID = "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32"
 

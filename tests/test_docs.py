@@ -137,11 +137,11 @@ def test_how_it_works_names_every_module_by_its_stage() -> None:
 
 
 def test_the_module_table_check_can_fail() -> None:
-    assert how_it_works_problems(HOW_IT_WORKS.replace("`lock.py` (one writer per sheet), ", "")) == [
+    assert how_it_works_problems(HOW_IT_WORKS.replace(", `lock.py` (one writer per sheet)", "")) == [
         "lock.py is in no row"]
     assert how_it_works_problems(HOW_IT_WORKS.replace("`memo.py`", "`memo2.py`")) == [
         "shared: memo2.py does not exist", "memo.py is in no row"]
-    moved = HOW_IT_WORKS.replace("`lock.py` (one writer per sheet), ", "").replace(
+    moved = HOW_IT_WORKS.replace(", `lock.py` (one writer per sheet)", "").replace(
         "`config.py` |", "`config.py`, `lock.py` |")
     assert how_it_works_problems(moved) == [
         "lock.py is under ['map, validate'], tests/test_layout.py has it in run"]

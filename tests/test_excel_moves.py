@@ -150,16 +150,16 @@ def test_a_store_of_bulksync_0_1_still_finds_its_in_flight_rows(tmp_path: Path, 
     from bulksync.columns import row_contents
     from bulksync.config import resolve_settings
     from bulksync.journal import Journal
-    from bulksync.preflight import check
+    from bulksync.preflight import prepare
 
     sheet = write(tmp_path / "t.csv", "description,notes\nPrinter jammed,ask Bob\n")
     settings = resolve_settings(sheet, api_url=sandbox.url, **DEFAULTS)
-    checked = check(sheet, settings)
-    old = row_contents(checked.rows, users=False)[2]
-    assert old != row_contents(checked.rows)[2]
+    prepared = prepare(sheet, settings)
+    old = row_contents(prepared.rows, users=False)[2]
+    assert old != row_contents(prepared.rows)[2]
     with Journal(Target.of(sandbox.url, TOKEN)) as journal:
-        assert journal.intend(f"row\x1f{checked.scope}\x1f{old}", 2, {"description": "Printer jammed"},
-                              scope=checked.scope, content=old) is None
+        assert journal.intend(f"row\x1f{prepared.scope}\x1f{old}", 2, {"description": "Printer jammed"},
+                              scope=prepared.scope, content=old) is None
     _, plan = bulksync.plan(sheet, token=TOKEN, api_url=sandbox.url, **DEFAULTS)
     assert sorted(plan.reconciliation.pending) == [2]
 
@@ -197,7 +197,7 @@ def test_a_stale_save_holds_the_edited_row_and_relink_gives_it_back(tmp_path: Pa
     row = _rows(sheet)[1]
     assert (row["ticketId"], row["ticketNumber"], row["syncStatus"]) == (ticket_id, number, "updated")
     calls = [(r["method"], r["path"].rsplit("/ticket", 1)[1]) for r in _sent(sandbox, sent)]
-    assert calls == [("GET", f"/{number}"), ("PATCH", f"/{ticket_id}")]  # checked, then sent
+    assert calls == [("GET", f"/{number}"), ("PATCH", f"/{ticket_id}")]  # prepared, then sent
     by_id = {t["id"]: t for t in sandbox.tickets()}
     assert (by_id[ticket_id]["description"], by_id[ticket_id]["priority"]) == ("Printer 1 is jammed again", "High")
     assert len(by_id) == 4

@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 import bulksync
+from bulksync.engine import MAX_WAIT, Pacer, seconds_until
 from bulksync.journal import store_path
 from bulksync.resources import bundled
-from bulksync.runner import MAX_WAIT, Pacer, seconds_until
 from bulksync.sandbox import Sandbox
 from tests.conftest import CHANNEL, FORM, run_cli, write
 
@@ -221,11 +221,11 @@ def _closed_port() -> int:
 
 def test_a_closed_port_stops_the_run_and_leaves_the_sheet_untouched(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from bulksync import runner
+    from bulksync import engine
 
     # The breaker's real thresholds (3 failures over 20 s) cost about 20 s against a closed
     # port: bench/run.py times that; here, 3 failures over 1 s show the same path.
-    monkeypatch.setattr(runner, "BREAKER_SECONDS", 1.0)
+    monkeypatch.setattr(engine, "BREAKER_SECONDS", 1.0)
     sheet = _sheet(tmp_path, 40)
     before = sheet.read_bytes()
     port = _closed_port()
@@ -237,10 +237,10 @@ def test_a_closed_port_stops_the_run_and_leaves_the_sheet_untouched(tmp_path: Pa
 
 
 def test_a_dns_failure_names_the_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bulksync import runner
+    from bulksync import engine
 
     # The real thresholds are timed by the closed-port test above; here, the message.
-    monkeypatch.setattr(runner, "BREAKER_SECONDS", 1.0)
+    monkeypatch.setattr(engine, "BREAKER_SECONDS", 1.0)
     sheet = _sheet(tmp_path, 30)
     before = sheet.read_bytes()
     calls = []
@@ -593,8 +593,8 @@ def test_an_api_that_refuses_every_request_stops_the_run() -> None:
     import asyncio
 
     from bulksync.api import SuptaskClient
+    from bulksync.engine import RunStats, run_operations
     from bulksync.plan import Operation
-    from bulksync.runner import RunStats, run_operations
 
     calls = []
 
@@ -616,11 +616,11 @@ def test_an_api_that_refuses_every_request_stops_the_run() -> None:
 
 
 def test_a_server_that_never_answers_trips_the_breaker(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bulksync import runner
+    from bulksync import engine
 
     clock = [1000.0]
-    monkeypatch.setattr(runner.time, "monotonic", lambda: clock[0])
-    stats = runner.RunStats()
+    monkeypatch.setattr(engine.time, "monotonic", lambda: clock[0])
+    stats = engine.RunStats()
     for _ in range(2):
         stats.connect_failed("api.example.com", "ReadTimeout", what="requests without an answer")
         clock[0] += 30
@@ -671,7 +671,7 @@ def test_the_results_file_beside_a_sheet_is_neutralised_too(tmp_path: Path) -> N
     in the results file too it is text, never a formula."""
     import csv
 
-    from bulksync.report import RowResult
+    from bulksync.results import RowResult
     from bulksync.writeback import write_beside as _write_beside
 
     sheet = _sheet(tmp_path, 2)

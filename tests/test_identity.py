@@ -39,7 +39,7 @@ def _export(folder: Path) -> Path:
     return folder / "zendesk-export.csv"
 
 
-def _migrate(sb: Sandbox, path: Path, **extra: object) -> bulksync.PushResult:
+def _migrate(sb: Sandbox, path: Path, **extra: object) -> bulksync.RunResult:
     return bulksync.push(path, token=TOKEN, api_url=sb.url, mapping="zendesk",
                          users=path.parent / "users.csv", **extra)  # type: ignore[arg-type]
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bulksync"
 STAGES = [
-    ("shared", {"errors", "untrusted", "memo", "resources"}),
-    ("read", {"sheets", "sheets.read", "sheets.atomic", "sheets.package"}),
+    ("shared", {"errors", "untrusted", "memo", "resources", "places"}),
+    ("read", {"sheets", "sheets.table", "sheets.read", "sheets.atomic", "sheets.package"}),
     ("map, validate", {"columns", "mapping", "config"}),
     ("preflight", {"preflight"}),
-    ("plan", {"plan", "journal", "reconcile", "check"}),
-    ("run", {"policy", "api", "runner", "resolve", "lock", "report", "execute", "refresh", "undo"}),
+    ("plan", {"plan", "journal", "reconcile"}),
+    ("request engine", {"policy", "api", "results", "engine"}),
+    ("run", {"lock", "run", "resolve", "threeway", "pulling", "undo"}),
     ("write back", {"sheets.write_csv", "sheets.write_xlsx", "writeback"}),
     ("compose", {"sync", "__init__"}),
     ("edges", {"cli", "__main__", "demo", "template", "sandbox", "sandbox.server", "sandbox.__init__"}),
@@ -57,6 +58,40 @@ def test_no_module_imports_from_a_later_stage() -> None:
                 backwards.append(f"{name}:{line} imports {imported} "
                                  f"({STAGES[LEVEL[imported]][0]} after {STAGES[LEVEL[name]][0]})")
     assert backwards == []
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle in ``graph`` (module → modules it imports), as a path; [] if none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(name: str) -> list[str]:
+        state[name] = 1
+        path.append(name)
+        for imported in sorted(graph.get(name, ())):
+            if state.get(imported) == 1:
+                return path[path.index(imported):] + [imported]
+            if imported not in state and (found := visit(imported)):
+                return found
+        path.pop()
+        state[name] = 2
+        return []
+
+    for name in sorted(graph):
+        if name not in state and (found := visit(name)):
+            return found
+    return []
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    graph = {_module(p): {imported for _, imported in _imports(ast.parse(p.read_text(encoding="utf-8")))}
+             for p in PACKAGE.rglob("*.py")}
+    assert _cycle(graph) == []
+
+
+def test_the_cycle_check_sees_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) == []
 
 
 def test_the_check_sees_a_backward_import() -> None:

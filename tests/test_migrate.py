@@ -30,7 +30,7 @@ def work(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _push(sb: Sandbox, path: Path, **extra: Any) -> bulksync.PushResult:
+def _push(sb: Sandbox, path: Path, **extra: Any) -> bulksync.RunResult:
     return bulksync.push(path, token=TOKEN, api_url=sb.url, users=path.parent / "users.csv", **extra)
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from bulksync.engine import failure_of
 from bulksync.policy import classify
-from bulksync.runner import failure_of
 
 # (method, failure, status, attempt, anything succeeded) → what to do
 TABLE = [

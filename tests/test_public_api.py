@@ -15,6 +15,17 @@ def test_all_is_sorted_and_importable() -> None:
         assert hasattr(bulksync, name), name
 
 
+def test_no_module_shadows_a_public_name() -> None:
+    """Importing a submodule sets it as an attribute of the package: a module named ``pull``
+    would, once imported lazily, replace ``bulksync.pull`` the function (it did once)."""
+    code = ("import importlib, pkgutil, types, bulksync\n"
+            "for m in pkgutil.walk_packages(bulksync.__path__, 'bulksync.'):\n"
+            "    m.name.endswith('__main__') or importlib.import_module(m.name)\n"
+            "print(sorted(n for n in bulksync.__all__ if isinstance(getattr(bulksync, n), types.ModuleType)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_help_does_not_import_pandas_pandera_or_httpx() -> None:
     code = ("import sys; from bulksync.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"

@@ -108,7 +108,7 @@ def test_rows_without_a_number_are_said_and_nothing_is_read_for_them(tmp_path: P
 
 @pytest.mark.parametrize("reads, said", [(3, "within one window"), (250, "about 30 min")])
 def test_the_read_budget_is_said_before_reading(reads: int, said: str) -> None:
-    from bulksync.refresh import budget
+    from bulksync.engine import budget
 
     assert said in budget(reads)
 

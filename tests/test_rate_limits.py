@@ -24,8 +24,8 @@ def test_a_window_smaller_than_the_concurrency_is_not_hammered_at_its_reset(tmp_
 
 def test_a_429_never_fails_a_row_however_many_times_it_comes() -> None:
     from bulksync.api import SuptaskClient
+    from bulksync.engine import run_operations
     from bulksync.plan import Operation
-    from bulksync.runner import run_operations
 
     tries: dict[str, int] = {}
 
@@ -92,8 +92,7 @@ def test_reads_wait_out_a_429_instead_of_failing_the_row(tmp_path: Path) -> None
 
 def test_a_read_answered_429_many_times_is_read_in_the_end() -> None:
     from bulksync.api import SuptaskClient
-    from bulksync.resolve import read_number
-    from bulksync.runner import Pacer, RunStats
+    from bulksync.engine import Pacer, RunStats, read_number
 
     calls = []
 
@@ -169,7 +168,7 @@ def test_progress_says_how_long_the_windows_make_the_rest(tmp_path: Path) -> Non
 # -- what an adversarial review found (issue 25) --------------------------------------------------
 
 def test_a_header_that_is_not_a_number_is_no_limit() -> None:
-    from bulksync.runner import Pacer
+    from bulksync.engine import Pacer
 
     pacer = Pacer()
     for remaining, limit in (("NaN", "3"), ("inf", "inf"), ("9", "3")):
@@ -180,7 +179,7 @@ def test_a_header_that_is_not_a_number_is_no_limit() -> None:
 
 
 def test_a_429_with_only_retry_after_sends_one_request_at_a_time_after_it() -> None:
-    from bulksync.runner import Pacer
+    from bulksync.engine import Pacer
 
     pacer = Pacer()
     pacer.observe(httpx.Response(429, headers={"Retry-After": "0"}))
@@ -193,8 +192,7 @@ def test_a_429_with_only_retry_after_sends_one_request_at_a_time_after_it() -> N
 
 def test_a_403_on_the_first_ticket_read_is_that_tickets_not_the_tokens() -> None:
     from bulksync.api import SuptaskClient
-    from bulksync.resolve import read_number
-    from bulksync.runner import Pacer, RunStats
+    from bulksync.engine import Pacer, RunStats, read_number
 
     def another_team(request: httpx.Request) -> httpx.Response:
         return httpx.Response(403, json={"message": "Forbidden"})

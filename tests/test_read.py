@@ -10,7 +10,8 @@ import openpyxl
 import pytest
 
 from bulksync.errors import SheetError
-from bulksync.sheets.read import CsvFormat, XlsxFormat, read_table
+from bulksync.sheets.read import read_table
+from bulksync.sheets.table import CsvFormat, XlsxFormat
 from tests.conftest import write
 
 

@@ -77,7 +77,7 @@ def assert_only_ours_changed(original: Path, written: Path, sheet: str | None = 
         name: table.frame[where].tolist() for name in OWN if (where := table.position(name)) is not None}
 
 
-def _push(book: Path, sandbox: Sandbox, **options: object) -> bulksync.PushResult:
+def _push(book: Path, sandbox: Sandbox, **options: object) -> bulksync.RunResult:
     return bulksync.push(book, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL, **options)
 
 

@@ -294,7 +294,7 @@ def test_report_for_a_plain_push(tmp_path: Path,
 
 
 def test_the_report_never_holds_a_formula(tmp_path: Path) -> None:
-    from bulksync.report import RowResult
+    from bulksync.results import RowResult
     from bulksync.writeback import write_report
 
     path = write_report(tmp_path / "r.csv", {2: RowResult(2, "failed", error='=HYPERLINK("http://x","y")')},

@@ -61,7 +61,7 @@ def test_a_sheet_reaching_xfd_is_refused_before_anything_is_sent(tmp_path: Path,
     assert result.refused and sandbox.requests() == [] and book.read_bytes() == before
     assert result.report is not None and [p.code for p in result.report.problems] == ["no-room"]
     # Should the check be passed anyway, the writer itself never writes past XFD.
-    from bulksync.report import RowResult
+    from bulksync.results import RowResult
     from bulksync.sheets.read import read_table
     from bulksync.writeback import write_back
 

@@ -290,17 +290,17 @@ def test_send_reformatted_releases_the_held_rows_in_sheet_order(tmp_path: Path) 
 
 def test_a_long_number_rewritten_from_a_known_baseline_is_not_lost_digits(tmp_path: Path) -> None:
     from bulksync.config import resolve_settings
-    from bulksync.preflight import check
+    from bulksync.preflight import prepare
 
     sheet = write(tmp_path / "t.csv", HEADER + f"{IDS[0]},Printer,Low,1.23457E+18,00123,2026-01-05\n"
                   + f"{IDS[1]},Printer,Low,1.23457E+18,00123,2026-01-05\n"
                   + f"{IDS[2]},Printer,Low,1.99999E+18,00123,2026-01-05\n")
-    checked = check(sheet, resolve_settings(sheet))
-    assert [p.row_number for p in checked.report.problems] == [2, 3, 4]
+    prepared = prepare(sheet, resolve_settings(sheet))
+    assert [p.row_number for p in prepared.report.problems] == [2, 3, 4]
     # Row 3's ticket has no baseline (its digits are lost indeed), row 4's number is another.
-    excused = excuse_reformatted(checked.report, checked.rows, {IDS[0]: BASE, IDS[2]: BASE})
+    excused = excuse_reformatted(prepared.report, prepared.rows, {IDS[0]: BASE, IDS[2]: BASE})
     assert [p.row_number for p in excused.problems] == [3, 4]
-    assert excuse_reformatted(checked.report, checked.rows, {}) is checked.report
+    assert excuse_reformatted(prepared.report, prepared.rows, {}) is prepared.report
 
 
 # -- through the sandbox -------------------------------------------------------------------------
@@ -399,10 +399,10 @@ def test_putting_the_value_back_releases_the_row(tmp_path: Path, sandbox: Sandbo
     sheet = write(tmp_path / "t.csv", f"description,customField_{CODE}\nPrinter,00123\n")
     assert bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL).ok
     sheet.write_text(sheet.read_text().replace(",00123,", ",123,"))
-    checked = run_cli("validate", str(sheet), env=_env(sandbox))  # not a problem, but said
-    assert checked.returncode == 0 and checked.stdout.endswith(": 1 row(s), valid\n")
+    prepared = run_cli("validate", str(sheet), env=_env(sandbox))  # not a problem, but said
+    assert prepared.returncode == 0 and prepared.stdout.endswith(": 1 row(s), valid\n")
     assert (f"note: push holds row 2: customField_{CODE} holds 123 where bulksync last sent 00123: "
-            "LibreOffice or Excel took the text for a number") in checked.stderr
+            "LibreOffice or Excel took the text for a number") in prepared.stderr
     result = bulksync.push(sheet, token=TOKEN, api_url=sandbox.url)
     assert not result.ok and result.counts["held"] == 1 and result.requests == 0
     sheet.write_text(sheet.read_text().replace(",123,", ",00123,"))

@@ -8,9 +8,9 @@ import time
 import httpx
 
 from bulksync.api import SuptaskClient
+from bulksync.engine import Pacer
 from bulksync.journal import CreateEntry
 from bulksync.resolve import Outcome, resolve_uncertain, same_ticket, window
-from bulksync.runner import Pacer
 
 FORM = "6a1f4c2e-93b7-4d58-a0e1-7c2b9f3d5e84"
 MINE = "1a2b3c4d-0000-4000-8000-00000000000a"

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import httpx
 
 from bulksync.api import SuptaskClient
+from bulksync.engine import RunStats, run_operations
 from bulksync.plan import Operation
-from bulksync.report import RowResult
-from bulksync.runner import RunStats, run_operations
+from bulksync.results import RowResult
 
 TID = "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32"
 CREATE = Operation(2, "create", None, {"description": "x"})

@@ -57,7 +57,7 @@ def _book(path: Path, rows: list[list[Any]] = ROWS, *, tables: tuple[tuple[str, 
     return path
 
 
-def _push(book: Path, sandbox: Sandbox, **options: Any) -> bulksync.PushResult:
+def _push(book: Path, sandbox: Sandbox, **options: Any) -> bulksync.RunResult:
     return bulksync.push(book, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL, **options)
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bulksync.errors import SheetError
-from bulksync.sheets.read import Table, column_index, column_letter
+from bulksync.places import column_index, column_letter
+from bulksync.sheets.table import Table, XlsxFormat
 
 __all__ = ["MAX_COLUMNS", "Fills", "Marks", "Placement", "Refusal", "TablePart", "columns_refusal",
            "content_extent", "fills_of", "first_sheet", "owned_in_sheet", "place_columns", "place_in_sheet",
@@ -819,8 +820,6 @@ def place_columns(table: Table, package: zipfile.ZipFile, part: str, xml: bytes,
     why and what to do, naming what stands in the way. ``clearing``: the write only empties
     cells (reset): where it adds no column, nothing joins and nothing is refused for joining.
     """
-    from bulksync.sheets.read import XlsxFormat
-
     names = owned_in_sheet(table, owned)
     columns = names if columns is None else columns
     tables = sheet_tables(table.path, package, part, xml)
@@ -858,8 +857,6 @@ def columns_refusal(table: Table, *, owned: tuple[str, ...], last_row: int,
     read from, down to ``last_row``, if they could not: :func:`place_columns`, before
     anything is sent. ``adding``: the other columns the write-back adds, before bulksync's
     (the Suptask columns a pull fills that the sheet lacks)."""
-    from bulksync.sheets.read import XlsxFormat
-
     if not isinstance(table.format, XlsxFormat):
         return None
     with zipfile.ZipFile(table.path) as package:

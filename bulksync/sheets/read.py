@@ -6,18 +6,17 @@ import datetime as dt
 import io
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from bulksync.errors import SheetError
+from bulksync.sheets.table import CsvFormat, Table, XlsxFormat, file_fingerprint
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
-__all__ = ["CsvFormat", "Table", "XlsxFormat", "column_index", "column_letter", "decode_as", "normal_header", "read_table",
-           "row_ranges", "sheet_identity"]
+__all__ = ["decode_as", "normal_header", "read_table", "sheet_identity"]
 
 DELIMITERS = (",", ";", "\t", "|")
 _BOMS = (
@@ -32,113 +31,12 @@ MAX_UNPACKED = 512 << 20
 about 40 MiB) is refused before parsing: a zip bomb, or not a sheet (``max_unpacked_mb``)."""
 
 
-@dataclass(frozen=True)
-class CsvFormat:
-    """How a CSV file was written, so that it can be written back the same way."""
-
-    encoding: str
-    bom: bytes
-    delimiter: str
-    newline: str
-
-
-@dataclass(frozen=True)
-class XlsxFormat:
-    """Which worksheet of a workbook the table came from."""
-
-    sheet: str
-    sheet_names: tuple[str, ...]
-
-
-@dataclass(frozen=True, eq=False)
-class Table:
-    """A sheet as text cells.
-
-    ``frame`` has one column per header cell, by position (headers may repeat),
-    and is indexed by spreadsheet row number, as Excel shows it: the header is
-    ``header_row`` (row 1 unless a title block stands above it), the first data
-    row the one after it.
-    """
-
-    path: Path
-    header: tuple[str, ...]
-    frame: pd.DataFrame
-    format: CsvFormat | XlsxFormat
-    fingerprint: tuple[int, int] = (0, 0)
-    """(size, modification time in ns) of the file when it was read."""
-    notes: tuple[str, ...] = ()
-    """What the reader decided that the user should know (an encoding it detected)."""
-    lossy: tuple[tuple[int, int], ...] = ()
-    """(row, column position) of numeric workbook cells beyond Excel's 15 significant digits."""
-    hidden: frozenset[int] = frozenset()
-    """Rows a workbook's active filter hides."""
-    errors: frozenset[tuple[int, int]] = frozenset()
-    """(row, column position) of a workbook's error cells (``#N/A``), read as their text."""
-    uncached: frozenset[tuple[int, int]] = frozenset()
-    """(row, column position) of a workbook's formulas whose value was never stored, read as
-    their formula (``=C37``)."""
-    header_row: int = 1
-    """The row that names the columns (``--header-row``); the rows above it are not read."""
-
-    def changed(self) -> bool:
-        """Has the file been written since it was read (e.g. saved in Excel meanwhile)?"""
-        try:
-            return _fingerprint(self.path) != self.fingerprint
-        except OSError:
-            return True
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-    aliases: Mapping[str, int] = field(default_factory=dict)
-    """Column → position, for columns the sheet names otherwise (``ticket_id`` for
-    ``ticketId``): set by preflight, which knows the column names."""
-
-    def position(self, name: str) -> int | None:
-        """Position of the first column whose header is ``name`` (spaces around it ignored),
-        else of the column the sheet names otherwise (``aliases``)."""
-        for i, h in enumerate(self.header):
-            if h.strip() == name:
-                return i
-        return self.aliases.get(name)
-
-
 def normal_header(name: str) -> str:
     """A header as compared: ``Ticket ID``, ``ticket_id`` and ``TicketID`` are one name."""
     return _SEPARATORS.sub("", name).casefold()
 
 
 _SEPARATORS = re.compile(r"[\s_\-]+")
-
-
-def column_letter(position: int) -> str:
-    """0 → A, 25 → Z, 26 → AA: how a spreadsheet names a column."""
-    letters = ""
-    n = position + 1
-    while n:
-        n, rem = divmod(n - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
-
-
-def column_index(letters: str) -> int:
-    """A → 0, Z → 25, AA → 26: the position of the column a spreadsheet names (column_letter's
-    inverse)."""
-    n = 0
-    for ch in letters:
-        n = n * 26 + ord(ch) - 64
-    return n - 1
-
-
-def row_ranges(rows: Iterable[int]) -> str:
-    """Row numbers as a spreadsheet user reads them: ``2–5, 9``."""
-    parts: list[list[int]] = []
-    for n in sorted(set(rows)):
-        if parts and n == parts[-1][1] + 1:
-            parts[-1][1] = n
-        else:
-            parts.append([n, n])
-    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in parts)
 
 
 def sheet_identity(sheet: Path) -> str:
@@ -232,11 +130,6 @@ def _check_header(path: Path, where: str, rows: list[list[str]], top: int, given
     tail = "" if given else (f" (or header_row = {better} in bulksync.toml; --header-row 1 if row 1 "
                              "is the header)")
     raise SheetError(path, f"{where}{said}: give --header-row {better}{tail}")
-
-
-def _fingerprint(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns
 
 
 # -- CSV ---------------------------------------------------------------------
@@ -491,7 +384,7 @@ def _read_csv(path: Path, given_encoding: str | None = None, given_delimiter: st
               header_row: int | None = None, names: Callable[[str], bool] | None = None) -> Table:
     import pandas as pd
 
-    fingerprint = _fingerprint(path)
+    fingerprint = file_fingerprint(path)
     data = path.read_bytes()
     text, encoding, bom, how = _decode(path, data, given_encoding)
     if not text.strip():
@@ -635,7 +528,7 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED,
     import pandas as pd
 
     check_package(path, max_unpacked)
-    fingerprint = _fingerprint(path)
+    fingerprint = file_fingerprint(path)
     sheet_names, sheet, rows = _sheet_rows(path, sheet)
     from bulksync.sheets.package import sheet_marks
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from bulksync.errors import SheetError
 from bulksync.sheets.atomic import replace_file
-from bulksync.sheets.read import CsvFormat, Table, decode_as, split_records, unquote
+from bulksync.sheets.read import decode_as, split_records, unquote
+from bulksync.sheets.table import CsvFormat, Table
 from bulksync.untrusted import neutralise
 
 __all__ = ["encodable", "neutralise", "write_csv"]

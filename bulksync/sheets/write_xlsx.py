@@ -22,6 +22,7 @@ from typing import IO, Any, NamedTuple
 
 from bulksync.errors import SheetError
 from bulksync.memo import ByIdentity
+from bulksync.places import column_index, column_letter
 from bulksync.sheets.atomic import replace_file
 from bulksync.sheets.package import (
     Placement,
@@ -32,7 +33,7 @@ from bulksync.sheets.package import (
     sheet_part,
     widen_sheet_filter,
 )
-from bulksync.sheets.read import Table, XlsxFormat, column_index, column_letter
+from bulksync.sheets.table import Table, XlsxFormat
 
 __all__ = ["safe_xml", "write_xlsx"]
 

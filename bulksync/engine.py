@@ -1,4 +1,9 @@
-"""Send Operations: a pool of workers, pacing by X-RateLimit-*, safe retries, a progress callback.
+"""The request engine: every request bulksync sends or reads goes through here.
+
+Operations are sent by a pool of workers (:func:`run_operations`), reads by ticket number
+one at a time (:func:`read_number`, :func:`read_all`, :func:`read_tickets`), both within one
+pacer that follows X-RateLimit-*, under one retry policy and one breaker; :func:`drive`
+runs the async work with Ctrl-C and SIGTERM handled.
 
 The retry rule comes from the API having no idempotency key: a create is sent
 again only when it certainly was not processed (the connection could not be
@@ -14,25 +19,27 @@ import email.utils
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Coroutine, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from bulksync.api import SuptaskClient, created_ticket, error_message, ticket_id_of
+from bulksync.api import ReadTicket, SuptaskClient, created_ticket, error_message, read_ticket, ticket_id_of
 from bulksync.errors import ApiError, ApiUnreachable, AuthError
 from bulksync.journal import Window
 from bulksync.plan import ONCE_KINDS
 from bulksync.policy import NOT_PROCESSED, Failure, classify
-from bulksync.report import RowResult
+from bulksync.results import RowResult
 from bulksync.untrusted import clean
 
 if TYPE_CHECKING:
     import httpx
 
     from bulksync.plan import Operation
+    from bulksync.run import Sending
 
-__all__ = ["Pacer", "ProgressCallback", "RunHooks", "RunStats", "run_operations"]
+__all__ = ["Pacer", "ProgressCallback", "Read", "RunHooks", "RunStats", "budget", "drive", "paced", "read_all",
+           "read_number", "read_tickets", "run_operations"]
 
 ProgressCallback = Callable[[int, int, str], None]
 """``on_progress(done, total, note)``; ``note`` says why the run waits, or is empty."""
@@ -311,7 +318,7 @@ async def run_operations(
     stats = stats if stats is not None else RunStats()
     if stats.pacer is None:
         stats.pacer = Pacer(rate)
-    run = _Run(client, ops, results, stats, stats.pacer, max_attempts=max_attempts, backoff=backoff,
+    run = _Workers(client, ops, results, stats, stats.pacer, max_attempts=max_attempts, backoff=backoff,
                on_progress=on_progress, hooks=hooks, stopping=stopping, on_log=on_log)
     run.progress()
     try:
@@ -340,7 +347,7 @@ class _Failed:
     error: str
 
 
-class _Run:
+class _Workers:
     """One call of ``run_operations``: what its workers share, and the steps of sending a row."""
 
     def __init__(self, client: SuptaskClient, ops: list[Operation],
@@ -573,3 +580,206 @@ def _json(response: httpx.Response) -> object:
 def _describe(e: Exception, secrets: tuple[str, ...] = ()) -> str:
     text = clean(str(e), secrets=secrets, limit=200)
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | None,
+                      number: int) -> tuple[int, Any]:
+    """``GET /ticket/{number}`` within the run's pacer, under the same policy, breaker and
+    token stop as every other request: (status, JSON body), status 0 if no answer came.
+
+    A refused token (401, or 403 before anything succeeded) stops the run at its first answer
+    (``stats.stopped``), as an API that cannot be reached does; a 429 or 503 is read again
+    after its pause for as long as it takes (only the breaker stops it); other failures are
+    retried up to three times. Serves pull, push --check, undo and resolving alike."""
+    import httpx
+
+
+    stats = stats if stats is not None else RunStats()
+    status, body = 0, None
+    attempt = 0
+    while stats.stopped is None:
+        attempt += 1
+        await pacer.acquire()
+        stats.requests += 1
+        try:
+            response = await client.request("GET", f"/ticket/{number}")
+        except httpx.TransportError as e:  # this read is inconclusive unless retried
+            status = 0
+            failure = failure_of(e)
+            host = urlsplit(client.base_url).hostname or client.base_url
+            if failure == "connect":
+                stats.connect_failed(host, type(e).__name__)
+            elif failure == "timeout":  # a server that takes reads and never answers is as good as down
+                stats.connect_failed(host, type(e).__name__, what="requests without an answer")
+            if attempt < 3 and classify("GET", failure, attempt=attempt) in ("retry", "retry-unsent") \
+                    and stats.stopped is None:
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
+                continue
+            break
+        finally:
+            pacer.release()
+        pacer.observe(response)
+        status = response.status_code
+        stats.answered(status)
+        # For a read, a 403 is that ticket's (another team's): only a 401 refuses the token.
+        then = classify("GET", "status", status, attempt=attempt, anything_succeeded=True)
+        if then == "stop":
+            stats.stopped = AuthError(f"the API refused the token (HTTP {status}); check SUPTASK_API_TOKEN. "
+                                      "Nothing more was read.", status=status, method="GET",
+                                      path=f"/ticket/{number}")
+            return status, None
+        if status < 400:
+            stats.successes += 1
+        elif then == "retry-unsent" or (then == "retry" and attempt < 3):
+            backoff = min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+            await asyncio.sleep(max(backoff, pacer.waiting()))
+            continue
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        break
+    return status, body
+
+
+STOP_GRACE = 10.0
+"""After Ctrl-C, requests in flight get this long to finish."""
+
+
+def drive(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> bool:
+    """Run ``work(stopping)`` in an event loop; True if it was interrupted. In the main thread
+    the first Ctrl-C or SIGTERM sets ``stopping`` (no new requests; STOP_GRACE seconds for
+    those in flight), a second one cancels it. Called where a loop already runs (a Jupyter
+    cell), the work runs in a loop of its own in a worker thread, and signals are left to
+    the caller (a notebook's interrupt stops the cell, as it stops any other)."""
+    import signal
+    import threading
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # no loop running here: the usual case
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulksync") as pool:
+            return pool.submit(drive, work).result()
+    handle = threading.current_thread() is threading.main_thread()
+    interrupted = False
+
+    async def main() -> None:
+        nonlocal interrupted
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        task = asyncio.ensure_future(work(stopping))
+
+        def on_signal() -> None:
+            if stopping.is_set():
+                task.cancel()
+            else:
+                stopping.set()
+                loop.call_later(STOP_GRACE, task.cancel)
+
+        if handle:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal)
+        try:
+            await task
+        except asyncio.CancelledError:
+            interrupted = True
+        finally:
+            if handle:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+        interrupted = interrupted or stopping.is_set()
+
+    asyncio.run(main())
+    return interrupted
+
+
+READS_PER_WINDOW, WINDOW_SECONDS = 100, 15 * 60
+"""Suptask's documented read limit: 100 reads per 15 minutes per token."""
+
+
+@dataclass(frozen=True)
+class Read:
+    """One ticket to read, for one row."""
+
+    row: int
+    number: int
+    ticket_id: str | None
+
+
+def budget(reads: int, window: Window | None = None) -> str:
+    """What the read limit means for ``reads`` reads, said before they start: the window the
+    API last answered (``window``), else the documented 100 reads per 15 minutes."""
+    if window is not None:
+        return f"{reads} ticket(s) to read: {paced(reads, window)}"
+    windows = max(0, (reads - 1) // READS_PER_WINDOW)
+    if windows == 0:
+        return f"{reads} ticket(s) to read (within one window of Suptask's {READS_PER_WINDOW} reads per 15 minutes)"
+    minutes = windows * WINDOW_SECONDS // 60
+    when = f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+    return (f"{reads} tickets to read: Suptask allows {READS_PER_WINDOW} reads per 15 minutes per "
+            f"token, so this takes about {when}; reads are paced by the X-RateLimit headers, "
+            "Ctrl-C stops and writes back what was read")
+
+
+def paced(requests: int, window: Window) -> str:
+    """How ``requests`` fit the API's window, as its last answer told it."""
+    seconds = window.seconds_for(requests)
+    if not seconds:
+        return f"within the window the API last answered ({window.said()}, {window.remaining:g} left)" \
+            if window.remaining is not None else f"within one window of the API's {window.said()}"
+    when = (f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min" if seconds >= 120
+            else f"{seconds:.0f} s")
+    return (f"the API allows {window.said()} (as its last answer said), so this takes about {when}, "
+            "most of it waiting for its windows")
+
+
+async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats,
+                   on_progress: ProgressCallback | None, stopping: asyncio.Event,
+                   secrets: tuple[str, ...] = (),
+                   record: Callable[[Read, ReadTicket | None, str], None] | None = None,
+                   ) -> dict[int, tuple[ReadTicket | None, str]]:
+    """Row → (the ticket read, or None and why not), for the reads done before ``stopping``;
+    ``record`` is told each as it is done (the state keeps it: a kill loses no read). One at
+    a time: the read budget, not the network, sets the pace."""
+    if stats.pacer is None:
+        stats.pacer = Pacer()
+    out: dict[int, tuple[ReadTicket | None, str]] = {}
+    for done, read in enumerate(reads):
+        if stopping.is_set() or stats.stopped is not None:
+            break
+        status, body = await read_number(client, stats.pacer, stats, read.number)
+        if stats.stopped is not None and status != 200:  # a refused token, an API gone: not this ticket's fault
+            break
+        if status == 200:
+            ticket = read_ticket(body, secrets)
+            out[read.row] = (ticket, "") if ticket is not None else (
+                None, f"ticket {read.number}: the answer is not a ticket")
+        else:
+            why = {0: "no answer", 403: "HTTP 403: a ticket of another team", 404: "HTTP 404: no such ticket"}
+            out[read.row] = (None, f"ticket {read.number}: {why.get(status, f'HTTP {status}')}")
+        if record is not None and status != 0:  # no answer: read again next time
+            record(read, *out[read.row])
+        if on_progress:
+            on_progress(done + 1, len(reads), stats.pacer.note())
+    return out
+
+
+def read_tickets(reads: Sequence[Read], sending: Sending, api_url: str
+                 ) -> tuple[dict[int, tuple[ReadTicket | None, str]], RunStats, bool]:
+    """Read ``reads`` one at a time, paced (Ctrl-C stops): (row → the ticket or why not, the
+    requests' stats, whether it was interrupted). What push --check, undo and the rotated
+    token's check read through."""
+
+    stats = RunStats()
+    got: dict[int, tuple[ReadTicket | None, str]] = {}
+
+    async def work(stopping: asyncio.Event) -> None:
+        async with SuptaskClient(token=sending.token, base_url=api_url, transport=sending.transport,
+                                 timeout=sending.timeout, max_connections=1) as client:
+            got.update(await read_all(client, reads, stats, sending.on_progress, stopping, client.secrets))
+
+    return got, stats, drive(work)

@@ -1,47 +1,40 @@
 """The run: send a plan's requests, journalling each step, and collect every row's outcome.
 
-A :class:`Run` takes a :class:`~bulksync.reconcile.Loaded` (a checked sheet and its
+A :class:`Run` takes a :class:`~bulksync.reconcile.Loaded` (a prepared sheet and its
 plan against the state) and sends it: the creates (the first alone, then with the
 sheet's concurrency), the creates whose outcome an earlier run lost (resolved by
 ticket number before anything is resent), then links and replies. Each step is
 committed to the journal as it happens (:class:`JournalHooks`), so a kill -9 loses
-no ID and doubles no row. :func:`drive` runs it in an event loop with Ctrl-C and
-SIGTERM handling. Writing the outcome back is the next stage's job.
+no ID and doubles no row. The requests go through the request engine
+(:mod:`bulksync.engine`); writing the outcome back is the next stage's job.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT
+from bulksync.engine import RunStats, drive, run_operations
 from bulksync.errors import StateError
 from bulksync.journal import CreateEntry, Journal, UpdateRecord, changed_fields
 from bulksync.memo import ByIdentity
 from bulksync.plan import CHECK_SIDE, Operation, apply_payload, cells_of_payload
 from bulksync.preflight import sheet_statuses
 from bulksync.reconcile import STOPPED_EARLIER, Loaded, RowIdentity
-from bulksync.report import RowResult
 from bulksync.resolve import NOT_SETTLED
-from bulksync.runner import RunStats, run_operations
+from bulksync.results import RowResult
 
 if TYPE_CHECKING:
     import httpx
 
     from bulksync.api import SuptaskClient
-    from bulksync.runner import ProgressCallback
+    from bulksync.engine import ProgressCallback
 
-__all__ = ["JournalHooks", "Run", "Sending", "drive", "execute"]
-
-
-
-
-
-STOP_GRACE = 10.0
-"""After Ctrl-C, requests in flight get this long to finish."""
+__all__ = ["JournalHooks", "Run", "Sending", "execute"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +68,7 @@ def execute(loaded: Loaded, options: Sending) -> Run | None:
         if asked and not options.confirm(asked):
             return None
     with Journal(loaded.target) as journal:
-        journal.begin_run(loaded.checked.scope, options.command, undoes=options.undoes)
+        journal.begin_run(loaded.prepared.scope, options.command, undoes=options.undoes)
         run = Run(loaded, journal, options)
         to_send, pending = run.sort()
         try:
@@ -92,57 +85,6 @@ def execute(loaded: Loaded, options: Sending) -> Run | None:
     return run
 
 
-def drive(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> bool:
-    """Run ``work(stopping)`` in an event loop; True if it was interrupted. In the main thread
-    the first Ctrl-C or SIGTERM sets ``stopping`` (no new requests; STOP_GRACE seconds for
-    those in flight), a second one cancels it. Called where a loop already runs (a Jupyter
-    cell), the work runs in a loop of its own in a worker thread, and signals are left to
-    the caller (a notebook's interrupt stops the cell, as it stops any other)."""
-    import signal
-    import threading
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass  # no loop running here: the usual case
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulksync") as pool:
-            return pool.submit(drive, work).result()
-    handle = threading.current_thread() is threading.main_thread()
-    interrupted = False
-
-    async def main() -> None:
-        nonlocal interrupted
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-        task = asyncio.ensure_future(work(stopping))
-
-        def on_signal() -> None:
-            if stopping.is_set():
-                task.cancel()
-            else:
-                stopping.set()
-                loop.call_later(STOP_GRACE, task.cancel)
-
-        if handle:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, on_signal)
-        try:
-            await task
-        except asyncio.CancelledError:
-            interrupted = True
-        finally:
-            if handle:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
-        interrupted = interrupted or stopping.is_set()
-
-    asyncio.run(main())
-    return interrupted
-
-
 class Run:
     """One push in progress: the results so far, the journal, and what to send."""
 
@@ -157,7 +99,7 @@ class Run:
         self.side_notes: dict[int, list[str]] = {}
         self.side_rows: dict[int, Counter[str]] = {}
         """Row → links and replies this run sent for its ticket."""
-        self.hooks = JournalHooks(journal, loaded.identities, dict(loaded.baselines), loaded.checked.scope,
+        self.hooks = JournalHooks(journal, loaded.identities, dict(loaded.baselines), loaded.prepared.scope,
                                   exclusive=not options.allow_duplicates,
                                   resend_sides=options.resend_unresolved)
         self.stopping = asyncio.Event()
@@ -182,7 +124,7 @@ class Run:
             op.ticket_id for op in plan.operations if op.ticket_id).items() if state == "failed"}
         entries = self.journal.creates(self.keys[op.row_number] for op in plan.operations
                                        if op.kind == "create")
-        sheet_failed = sheet_statuses(self.loaded.checked.table, "failed") if only_failed else set()
+        sheet_failed = sheet_statuses(self.loaded.prepared.table, "failed") if only_failed else set()
         to_send: list[Operation] = []
         pending: list[Operation] = []
         for op in plan.operations:
@@ -207,7 +149,7 @@ class Run:
                 if row in known.matched:
                     k = known.matched[row]
                     assert k.ticket_id is not None
-                    self.journal.adopt(self.keys[row], scope=self.loaded.checked.scope,
+                    self.journal.adopt(self.keys[row], scope=self.loaded.prepared.scope,
                                        content=self.loaded.identities[row].content, row_number=row,
                                        payload=op.payload, ticket_id=k.ticket_id,
                                        ticket_number=k.ticket_number)
@@ -229,7 +171,7 @@ class Run:
             # relinked, or created anew (--allow-duplicates), the user has said.
             self.journal.mark_lost([key for k in known.stale.values() for key in (k.keys or (k.key,))],
                                    settled=[k.key for k in known.relinked.values()],
-                                   scope=self.loaded.checked.scope if self.options.allow_duplicates else "")
+                                   scope=self.loaded.prepared.scope if self.options.allow_duplicates else "")
         return to_send, pending
 
     async def send(self, stopping: asyncio.Event, to_send: list[Operation], pending: list[Operation]) -> None:
@@ -275,7 +217,7 @@ class Run:
         """Row → its ticket's ID, for rows that have one now (created, or in the sheet)."""
         out = {row: r.ticket_id for row, r in self.results.items()
                if r.status == "created" and r.ticket_id}
-        ids = self.loaded.checked.rows.frame["ticketId"]
+        ids = self.loaded.prepared.rows.frame["ticketId"]
         bad = self.loaded.report.invalid_rows
         for row, ticket_id in zip(ids.index, ids.tolist(), strict=True):
             if ticket_id and int(row) not in bad:
@@ -449,7 +391,7 @@ class Run:
         """The row's create is the ticket the entry ``key`` made: record it (adopting another
         copy's entry under the row's own key) and give the row its ID."""
         if key != self.keys[op.row_number]:
-            self.journal.adopt(self.keys[op.row_number], scope=self.loaded.checked.scope,
+            self.journal.adopt(self.keys[op.row_number], scope=self.loaded.prepared.scope,
                                row_number=op.row_number, content=self.loaded.identities[op.row_number].content,
                                payload=op.payload, ticket_id=ticket_id, ticket_number=ticket_number)
         self.results[op.row_number] = RowResult(op.row_number, "created", ticket_id=ticket_id,
@@ -496,7 +438,6 @@ class Run:
             error = (f"{error} ({reason}: look for the ticket in Suptask; if it exists, put its "
                      "ticketId into this row; if it does not, push with --resend-unresolved)")
         self.results[op.row_number] = RowResult(op.row_number, "uncertain", error=error)
-
 
 
 class JournalHooks:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bulksync.sheets.read import row_ranges
+from bulksync.places import row_ranges
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from bulksync.errors import BulksyncError
     from bulksync.plan import Hold
 
-__all__ = ["PushResult", "RowResult", "Status"]
+__all__ = ["PushResult", "RowResult", "RunResult", "Status"]
 
 Status = Literal["created", "updated", "unchanged", "deleted", "pulled", "failed", "conflict",
                  "uncertain", "invalid", "skipped", "held", "undone", "kept"]
@@ -55,8 +55,9 @@ class RowResult:
 
 
 @dataclass(frozen=True)
-class PushResult:
-    """The outcome of a push: one RowResult per row that was planned, and where they were written."""
+class RunResult:
+    """The outcome of a run (push, pull, delete, or an undo's requests): one RowResult per row
+    that was planned, and where they were written."""
 
     path: Path
     results: Mapping[int, RowResult]
@@ -152,3 +153,7 @@ class PushResult:
             out.update(hold_groups([h for h in self.holds if h.row_number in held]))
             out = dict(sorted(out.items(), key=lambda item: item[1][0]))
         return out
+
+
+PushResult = RunResult
+""":class:`RunResult`'s name before 0.2.0, kept so code written for 0.1 still imports it."""
