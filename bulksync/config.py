@@ -239,7 +239,7 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
         delimiter=delimiter or data.get("delimiter"),
         columns=dict(data.get("columns", {})),
         own_columns=frozenset(h.strip() for h in data.get("own_columns", [])),
-        include_hidden=include_hidden or bool(data.get("include_hidden", False)),
+        include_hidden=include_hidden or bool(data.get("include_hidden")),
         header_row=top,
         api_url=check_api_url(api_url or os.environ.get("SUPTASK_API_URL", "").strip()
                               or data.get("api_url") or DEFAULT_API_URL),

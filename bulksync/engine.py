@@ -738,7 +738,7 @@ def paced(requests: int, window: Window) -> str:
 
 
 async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats,
-                   on_progress: ProgressCallback | None, stopping: asyncio.Event,
+                   *, on_progress: ProgressCallback | None, stopping: asyncio.Event,
                    secrets: tuple[str, ...] = (),
                    record: Callable[[Read, ReadTicket | None, str], None] | None = None,
                    ) -> dict[int, tuple[ReadTicket | None, str]]:
@@ -780,6 +780,6 @@ def read_tickets(reads: Sequence[Read], sending: Sending, api_url: str
     async def work(stopping: asyncio.Event) -> None:
         async with SuptaskClient(token=sending.token, base_url=api_url, transport=sending.transport,
                                  timeout=sending.timeout, max_connections=1) as client:
-            got.update(await read_all(client, reads, stats, sending.on_progress, stopping, client.secrets))
+            got.update(await read_all(client, reads, stats, on_progress=sending.on_progress, stopping=stopping, secrets=client.secrets))
 
     return got, stats, drive(work)

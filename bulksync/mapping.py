@@ -301,7 +301,7 @@ def _parse(path: Path, data: dict[str, Any]) -> ColumnMapping:
                                 {k.strip().casefold(): v for k, v in by_table.items()})
     fixed = {_field_name(path, "[fixed]", k): _text(path, f"fixed.{k}", v)
              for k, v in data.get("fixed", {}).items()}
-    public = data.get("comments_public", False)
+    public = data["comments_public"] if "comments_public" in data else False
     if not isinstance(public, bool):
         raise _fail(path, "comments_public must be true or false")
     optional = _texts(path, data, "optional", "a list of column names the export may lack")

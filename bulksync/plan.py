@@ -360,7 +360,7 @@ def plan_rows(rows: Rows, *, exclude: frozenset[int] = frozenset(),
     keep = [i for i, row in enumerate(numbers) if row not in exclude] if exclude else range(len(numbers))
     diffed = [i for i in keep if ids[i] and ids[i] in baselines] if baselines else []
     plain = keep if not diffed else [i for i in keep if not (ids[i] and ids[i] in baselines)]
-    ops = _plain_operations(plain, names, columns, tag_lists, numbers, ids)
+    ops = _plain_operations(plain, names, columns=columns, tag_lists=tag_lists, numbers=numbers, ids=ids)
     if not diffed:
         return Plan(tuple(ops))
 
@@ -384,7 +384,7 @@ def plan_rows(rows: Rows, *, exclude: frozenset[int] = frozenset(),
             payload = {**payload_of(cells), **{k: v for k, v in payload.items() if k in CLEARED_AS
                                                and k not in cells}}
         op = Operation(row, "update" if payload else "unchanged", ticket_id, payload, tuple(changes))
-        found = _rewrites(row, changes, rows, names, columns, orders) if changes else ()
+        found = _rewrites(row, changes, rows, names=names, columns=columns, orders=orders) if changes else ()
         if found:
             rewritten.append(_Rewritten(op, found, tuple(c.field for c in changes
                                                          if c.field not in {f.field for f, _ in found})))
@@ -403,7 +403,7 @@ class _Rewritten(NamedTuple):
     others: tuple[str, ...]
 
 
-def _rewrites(row: int, changes: Sequence[Change], rows: Rows, names: list[str],
+def _rewrites(row: int, changes: Sequence[Change], rows: Rows, *, names: list[str],
               columns: list[list[str]], orders: dict[str, DateOrder | None]
               ) -> tuple[tuple[Change, Reformatting], ...]:
     """The row's changes that are its own cells re-written by a spreadsheet application (not
@@ -494,7 +494,7 @@ def _reformat_holds(rewritten: Sequence[_Rewritten]) -> tuple[Hold, ...]:
     return tuple(holds)
 
 
-def _plain_operations(at: Sequence[int], names: list[str], columns: list[list[str]],
+def _plain_operations(at: Sequence[int], names: list[str], *, columns: list[list[str]],
                       tag_lists: list[list[str] | None], numbers: list[int],
                       ids: list[str]) -> list[Operation]:
     """The Operations of the rows at positions ``at`` that have no baseline: every non-empty cell.
@@ -767,26 +767,26 @@ def _readings(text: str, order: DateOrder | None) -> list[_When]:
         return []
     found = _ISO_DATE.fullmatch(text) or _YEAR_FIRST.fullmatch(text)
     if found is not None:
-        return _dated(int(found["y"]), int(found["mo"]), int(found["d"]), False, found)
+        return _dated(int(found["y"]), int(found["mo"]), int(found["d"]), short=False, found=found)
     found = _YEAR_LAST.fullmatch(text)
     if found is not None:
         a, b, y = int(found["a"]), int(found["b"]), found["y"]
         readings = []
         if order != "dmy":
-            readings += _dated(int(y), a, b, len(y) == 2, found)
+            readings += _dated(int(y), a, b, short=len(y) == 2, found=found)
         if order != "mdy" and a != b:
-            readings += _dated(int(y), b, a, len(y) == 2, found)
+            readings += _dated(int(y), b, a, short=len(y) == 2, found=found)
         return readings
     found = _MONTH_NAMED.fullmatch(text)
     if found is not None:
         month = _MONTHS.get(found["mon"][:3].lower())
         if month is None or (len(found["mon"]) > 3 and not _is_month_name(found["mon"])):
             return []
-        return _dated(int(found["y"]), month, int(found["d"]), len(found["y"]) == 2, found)
+        return _dated(int(found["y"]), month, int(found["d"]), short=len(found["y"]) == 2, found=found)
     found = _TIME_ONLY.fullmatch(text)
     if found is not None:
         time = _time_of(found)
-        return [] if time is None else [_When(None, False, time)]
+        return [] if time is None else [_When(date=None, short_year=False, time=time)]
     return []
 
 
@@ -796,7 +796,7 @@ def _is_month_name(word: str) -> bool:
     return word.lower() in {calendar.month_name[i].lower() for i in range(1, 13)} or word.lower() == "sept"
 
 
-def _dated(year: int, month: int, day: int, short: bool, found: re.Match[str]) -> list[_When]:
+def _dated(year: int, month: int, day: int, *, short: bool, found: re.Match[str]) -> list[_When]:
     import datetime as dt
 
     try:
@@ -804,7 +804,7 @@ def _dated(year: int, month: int, day: int, short: bool, found: re.Match[str]) -
     except ValueError:
         return []
     time = _time_of(found) if found["h"] is not None else (0, 0, 0, 0)
-    return [] if time is None else [_When((year, month, day), short, time)]
+    return [] if time is None else [_When(date=(year, month, day), short_year=short, time=time)]
 
 
 def _time_of(found: re.Match[str]) -> tuple[int, int, int, int] | None:

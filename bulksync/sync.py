@@ -351,8 +351,8 @@ def _write_report(loaded: Loaded, results: Mapping[int, RowResult],
 
     known = {row: (cell(row, at_id), cell(row, at_number)) for row in results if row in table.frame.index}
     try:
-        return write_report(target, results, operations, loaded.prepared.mapped.legacy_ids, sides,
-                            known), ""
+        return write_report(target, results, operations=operations, legacy_ids=loaded.prepared.mapped.legacy_ids, sides=sides,
+                            known=known), ""
     except OSError as e:
         return None, f"the run report could not be written to {target} ({e.strerror})"
 
@@ -484,8 +484,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
         on_notice(f"target: {target}")
     with sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
         if numbers is not None:
-            return _pull_numbers(Path(path), numbers, settings, secret, target, on_progress, on_notice,
-                                 transport, timeout)
+            return _pull_numbers(Path(path), numbers, settings, secret=secret, target=target, on_progress=on_progress, on_notice=on_notice,
+                                 transport=transport, timeout=timeout)
         listed = prepare_listed(path, settings)
         table = listed.table
         wanted = columns_to_pull(table, columns, settings.columns, settings.own_columns)
@@ -524,8 +524,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
             async def work(stopping: asyncio.Event) -> None:
                 async with SuptaskClient(token=secret, base_url=settings.api_url, transport=transport,
                                          timeout=timeout, max_connections=1) as client:
-                    got.update(await read_all(client, reads, stats, on_progress, stopping, client.secrets,
-                                              record))
+                    got.update(await read_all(client, reads, stats, on_progress=on_progress, stopping=stopping, secrets=client.secrets,
+                                              record=record))
 
             interrupted = drive(work)
             if stats.pacer is not None and (window := stats.pacer.window()) is not None:
@@ -549,7 +549,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
                       cells_changed=sum(len(v) for v in outcome.values.values()))
 
 
-def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, secret: str, target: Target,
+def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, *, secret: str, target: Target,
                   on_progress: ProgressCallback | None, on_notice: Callable[[str], None] | None,
                   transport: httpx.AsyncBaseTransport | None, timeout: float) -> RunResult:
     """``pull --numbers``: read those tickets and make ``path`` (new) a sheet of the ones that
@@ -575,7 +575,7 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, secret
     async def work(stopping: asyncio.Event) -> None:
         async with SuptaskClient(token=secret, base_url=settings.api_url, transport=transport,
                                  timeout=timeout, max_connections=1) as client:
-            got.update(await read_all(client, reads, stats, on_progress, stopping, client.secrets))
+            got.update(await read_all(client, reads, stats, on_progress=on_progress, stopping=stopping, secrets=client.secrets))
 
     interrupted = drive(work)
     if stats.stopped is not None:  # a refused token or an API gone: no sheet is made

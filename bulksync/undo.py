@@ -151,14 +151,17 @@ def _cannot(effects: RunEffects, made: set[str], name: Callable[[str], str]) -> 
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Restored:
-    operation: Operation | None
+    """What undoing one ticket's changes sends (``operation``, None: nothing), its outcome, and
+    what the sheet and the baseline learn."""
+
+    operation: Operation | None = None
     status: Status
-    why: str
-    cells: dict[str, str]
-    learnt: dict[str, str]
-    kept: list[str]
+    why: str = ""
+    cells: dict[str, str] = field(default_factory=dict)
+    learnt: dict[str, str] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)
 
 
 def _restore(change: Changed, read: Mapping[str, str] | str | None, name: str,
@@ -166,10 +169,9 @@ def _restore(change: Changed, read: Mapping[str, str] | str | None, name: str,
     """Put back each field ``change`` changed, where Suptask still holds what the run sent and
     no later run of bulksync changed it (``later``: field → that run's number)."""
     if change.before is None:
-        return _Restored(None, "kept", "not undone: its values before the run are not known", {}, {}, [])
+        return _Restored(status="kept", why="not undone: its values before the run are not known")
     if isinstance(read, str):
-        return _Restored(None, "failed", f"not undone: the ticket could not be read ({read}); "
-                                         "nothing was sent", {}, {}, [])
+        return _Restored(status="failed", why=f"not undone: the ticket could not be read ({read}); nothing was sent")
     back: dict[str, str] = {}
     already: dict[str, str] = {}
     kept: list[str] = []
@@ -190,9 +192,11 @@ def _restore(change: Changed, read: Mapping[str, str] | str | None, name: str,
     notes = "; ".join([*kept, *refused])
     cells = {**already, **back}
     if not back:
-        return _Restored(None, "kept" if notes else "undone", notes, cells, already, kept + refused)
+        return _Restored(status="kept" if notes else "undone", why=notes, cells=cells, learnt=already,
+                         kept=kept + refused)
     payload = payload_of({k: v for k, v in back.items() if v})
     payload.update({k: CLEARED_AS[k] for k, v in back.items() if not v})
     changes = tuple(Change(k, change.after.get(k, ""), v) for k, v in back.items())
     operation = Operation(change.row_number, "update", change.ticket_id, payload, changes)
-    return _Restored(operation, "kept" if notes else "undone", notes, cells, already, kept + refused)
+    return _Restored(operation=operation, status="kept" if notes else "undone", why=notes, cells=cells,
+                     learnt=already, kept=kept + refused)

@@ -129,7 +129,7 @@ def report_path(path: Path) -> Path:
     return path.with_name(path.name + ".bulksync-report.csv")
 
 
-def write_report(target: Path, results: Mapping[int, RowResult], operations: Mapping[int, str],
+def write_report(target: Path, results: Mapping[int, RowResult], *, operations: Mapping[int, str],
                  legacy_ids: Mapping[int, str], sides: Mapping[int, Mapping[str, int]],
                  known: Mapping[int, tuple[str, str]] | None = None) -> Path:
     """The run report: one line per row with an outcome (what a migration delivers: each

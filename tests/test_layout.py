@@ -97,3 +97,27 @@ def test_the_cycle_check_sees_a_cycle() -> None:
 def test_the_check_sees_a_backward_import() -> None:
     tree = ast.parse("from bulksync.columns import is_uuid\nif TYPE_CHECKING:\n    import bulksync.sync\n")
     assert _imports(tree) == [(1, "columns")]
+
+
+def _wide_calls(tree: ast.Module) -> list[tuple[int, str]]:
+    """Calls that pass more than five arguments by position, or True/False by position: a
+    hand-off that should be made by name (issue 26)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            positional = [a for a in node.args if not isinstance(a, ast.Starred)]
+            flags = [a for a in positional if isinstance(a, ast.Constant) and isinstance(a.value, bool)]
+            if len(positional) > 5 or flags:
+                found.append((node.lineno, ast.unparse(node.func)))
+    return found
+
+
+def test_hand_offs_are_made_by_name() -> None:
+    wide = [f"{_module(p)}:{line} {func}" for p in sorted(PACKAGE.rglob("*.py"))
+            for line, func in _wide_calls(ast.parse(p.read_text(encoding="utf-8")))]
+    assert wide == []
+
+
+def test_the_hand_off_check_sees_a_wide_call() -> None:
+    tree = ast.parse("f(1, 2, 3, 4, 5)\ng(1, 2, 3, 4, 5, 6)\nh(x, False)\nk(*args, 1, 2, 3, 4, 5)\nm(a=True)\n")
+    assert _wide_calls(tree) == [(2, "g"), (3, "h")]

@@ -298,7 +298,7 @@ def test_the_report_never_holds_a_formula(tmp_path: Path) -> None:
     from bulksync.writeback import write_report
 
     path = write_report(tmp_path / "r.csv", {2: RowResult(2, "failed", error='=HYPERLINK("http://x","y")')},
-                        {2: "create"}, {2: "=cmd|' /C calc'!A0"}, {})
+                        operations={2: "create"}, legacy_ids={2: "=cmd|' /C calc'!A0"}, sides={})
     row = _report(path)[0]
     assert row["error"].startswith("'=") and row["legacyId"].startswith("'=")
 

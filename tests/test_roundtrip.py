@@ -283,14 +283,14 @@ def test_the_text_path_and_the_tree_path_write_the_same_cells() -> None:
     from bulksync.sheets.write_xlsx import _patch_text, patch_sheet
 
     xml = _sheet_xml("rich.xlsx")
-    fast = _patch_text(xml, HEADER, CELLS, OWNED)
+    fast = _patch_text(xml, HEADER, CELLS, columns=OWNED)
     assert fast is not None  # an Excel-like worksheet takes the text path
     # The same sheet with its main namespace under a prefix (as some libraries write it)
     # must take the tree path, and come out with the same cells.
     prefixed = re.sub(rb"<(/?)(worksheet|sheetData|row|c|v|f|is|t|dimension)\b", rb"<\1x:\2", xml)
     prefixed = prefixed.replace(b'<x:worksheet xmlns="', b'<x:worksheet xmlns:x="')
-    assert _patch_text(prefixed, HEADER, CELLS, OWNED) is None
-    slow = patch_sheet(Path("t.xlsx"), "sheet1.xml", prefixed, HEADER, CELLS, OWNED)
+    assert _patch_text(prefixed, HEADER, CELLS, columns=OWNED) is None
+    slow = patch_sheet(Path("t.xlsx"), "sheet1.xml", prefixed, HEADER, cells=CELLS, columns=OWNED)
 
     def cells(data: bytes) -> dict[str, str]:
         root = etree.fromstring(data)
@@ -305,9 +305,9 @@ def test_existing_owned_cells_are_replaced_in_place(tmp_path: Path) -> None:
     from bulksync.sheets.write_xlsx import _patch_text
 
     xml = _sheet_xml("rich.xlsx")
-    once = _patch_text(xml, HEADER, CELLS, OWNED)
+    once = _patch_text(xml, HEADER, CELLS, columns=OWNED)
     assert once is not None
-    twice = _patch_text(once, (*HEADER, *OWNED), {2: {"syncStatus": "unchanged"}}, OWNED)
+    twice = _patch_text(once, (*HEADER, *OWNED), {2: {"syncStatus": "unchanged"}}, columns=OWNED)
     assert twice is not None
     assert twice.count(b'r="J2"') == 1 and b"<t>unchanged</t>" in twice
     assert twice.replace(b"<t>unchanged</t>", b"<t>created</t>") == once
@@ -344,12 +344,12 @@ def test_the_text_path_meets_odd_rows_as_the_tree_path_does(cells: dict[int, dic
 
     header = ("description", "syncStatus", "notes")
     owned = ("ticketId", "syncStatus")
-    fast = _patch_text(ODD_SHEET, header, cells, owned)
+    fast = _patch_text(ODD_SHEET, header, cells, columns=owned)
     assert fast is not None
     # The tree path, forced by a prefix on the main namespace, is the reference.
     prefixed = re.sub(rb"<(/?)(worksheet|sheetData|row|c|v|is|t|r|rPr|color|dimension)\b", rb"<\1x:\2",
                       ODD_SHEET).replace(b'<x:worksheet xmlns="', b'<x:worksheet xmlns:x="')
-    slow = patch_sheet(Path("t.xlsx"), "sheet1.xml", prefixed, header, cells, owned)
+    slow = patch_sheet(Path("t.xlsx"), "sheet1.xml", prefixed, header, cells=cells, columns=owned)
 
     def cells_of(data: bytes) -> dict[str, tuple[str, str | None]]:
         root = etree.fromstring(data)
@@ -389,10 +389,10 @@ def test_a_sheet_checked_at_once_is_patched_as_row_by_row(monkeypatch: pytest.Mo
         raise AssertionError("a row was looked at")
 
     monkeypatch.setattr(write_xlsx, "_last_column", not_called)
-    at_once = write_xlsx._patch_text(sheet, header, cells, owned)
+    at_once = write_xlsx._patch_text(sheet, header, cells, columns=owned)
     monkeypatch.setattr(write_xlsx, "_last_column", last_column)
     monkeypatch.setattr(write_xlsx, "_columns_used", lambda body: None)
-    one_by_one = write_xlsx._patch_text(sheet, header, cells, owned)
+    one_by_one = write_xlsx._patch_text(sheet, header, cells, columns=owned)
     assert at_once is not None and at_once == one_by_one
     assert b'<row r="3" spans="1:4">' in at_once and b'<c r="C3" t="inlineStr"><is><t>t-3</t>' in at_once
     # A cell right of the new columns, or one without its reference first, means: row by row.

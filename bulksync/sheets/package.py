@@ -510,7 +510,7 @@ def fills_of(xml: bytes, header_row: int = 1, tables: tuple[TablePart, ...] = ()
 _RANGED = re.compile(rb'<(?:\w+:)?(mergeCell|f)\b[^>]*?\sref="([^"]*)"')
 
 
-def _join(first: int, last: int, ours: list[int], header: tuple[str, ...], new_headers: dict[int, str],
+def _join(first: int, last: int, ours: list[int], header: tuple[str, ...], *, new_headers: dict[int, str],
           what: str, fills: Fills | None = None) -> tuple[int, ...] | Refusal:
     """The positions of ``ours`` (bulksync's columns) to take into a table or filter spanning
     columns ``first``–``last`` of the header row: those right of it, which must follow it
@@ -584,7 +584,7 @@ def place_in_sheet(header: tuple[str, ...], columns: tuple[str, ...], *, extent:
             return Placement(position, new_headers, width, refusal=why), ()
         on_header = inside[:1]
     for t in on_header:
-        joined = _join_table(t, ours, header, new_headers, last_row, fills)
+        joined = _join_table(t, ours, header, new_headers=new_headers, last_row=last_row, fills=fills)
         if isinstance(joined, Refusal):
             return Placement(position, new_headers, width, refusal=joined), ()
         if joined is not None:
@@ -602,7 +602,7 @@ def place_in_sheet(header: tuple[str, ...], columns: tuple[str, ...], *, extent:
             return Placement(position, new_headers, width, refusal=why), ()
     if filtered is not None and filtered[1] == header_row:
         what = f"the sheet's filter ({sheet_filter})"
-        taken = _join(filtered[0], filtered[2], ours, header, new_headers, what, fills)
+        taken = _join(filtered[0], filtered[2], ours, header, new_headers=new_headers, what=what, fills=fills)
         if isinstance(taken, Refusal):
             why = Refusal(taken.code, taken.message + ": clear the filter (Data → Filter), push, and set it "
                                                       "again over bulksync's columns, or move what stands right of it")
@@ -621,7 +621,7 @@ def _add_them(t: TablePart, ours: list[int], header: tuple[str, ...], new_header
             "stands right of it")
 
 
-def _join_table(t: TablePart, ours: list[int], header: tuple[str, ...], new_headers: dict[int, str],
+def _join_table(t: TablePart, ours: list[int], header: tuple[str, ...], *, new_headers: dict[int, str],
                 last_row: int | None, fills: Fills | None = None) -> _Join | Refusal | None:
     """How bulksync's columns (at ``ours``) join table ``t``, whose header row is the sheet's:
     None when they are in it already, a Refusal when they cannot."""
@@ -636,7 +636,7 @@ def _join_table(t: TablePart, ours: list[int], header: tuple[str, ...], new_head
                                       "which sorting or filtering it would leave behind: resize the table to take "
                                       "them in (Table Design → Resize Table: "
                                       f"{_ref(t.first_column, t.first_row, t.last_column, last_row)})")
-    taken = _join(t.first_column, t.last_column, ours, header, new_headers, what, fills)
+    taken = _join(t.first_column, t.last_column, ours, header, new_headers=new_headers, what=what, fills=fills)
     if isinstance(taken, Refusal):
         return Refusal(taken.code, taken.message + _add_them(t, ours, header, new_headers))
     if not taken:

@@ -92,7 +92,7 @@ HEADER_SEARCH = 30
 """Rows searched for the header when row 1 is not it (empty, or a title above the table)."""
 
 
-def _check_header(path: Path, where: str, rows: list[list[str]], top: int, given: bool,
+def _check_header(path: Path, where: str, rows: list[list[str]], *, top: int, given: bool,
                   names: Callable[[str], bool] | None) -> None:
     """Refuse a header row that cannot be the header, naming the row that looks like it.
 
@@ -391,7 +391,7 @@ def _read_csv(path: Path, given_encoding: str | None = None, given_delimiter: st
         raise SheetError(path, "is empty: the first row must be a header naming the columns")
     top = header_row or 1
     head = _first_records(text, top - 1 + HEADER_SEARCH)
-    _check_header(path, "", [_cells_of(r) for r in head], top, header_row is not None, names)
+    _check_header(path, "", [_cells_of(r) for r in head], top=top, given=header_row is not None, names=names)
     delimiter = _given_delimiter(path, given_delimiter)
     offset = 0
     if top > 1:  # the rows above the header split as the writer splits them, by the table's delimiter
@@ -542,8 +542,8 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED,
 
     put(marks.errors)  # as Excel shows them, not empty: validation decides
     top = header_row or 1
-    _check_header(path, f"sheet {sheet!r} ", text_rows[:top - 1 + HEADER_SEARCH], top, header_row is not None,
-                  names)
+    _check_header(path, f"sheet {sheet!r} ", text_rows[:top - 1 + HEADER_SEARCH], top=top, given=header_row is not None,
+                  names=names)
     # A formula never calculated reads as its formula, in the columns the caller reads (where
     # validation refuses it, never sending it as empty); elsewhere it stays an empty cell, so
     # that a template's formulas filled down over blank rows do not make them rows.

@@ -131,7 +131,7 @@ def _put(row: Any, row_number: int, values: Mapping[int, str], *, numeric: froze
             row.set("spans", f"{low}:{top}")
 
 
-def _placed(path: Path, xml: bytes, header: tuple[str, ...], columns: tuple[str, ...], header_row: int,
+def _placed(path: Path, xml: bytes, header: tuple[str, ...], *, columns: tuple[str, ...], header_row: int,
             placement: Placement | None) -> Placement:
     """``placement`` (see :func:`bulksync.sheets.package.place_columns`), or where the columns go
     in ``xml`` alone (no table or filter looked at: what the patching tests need); raises
@@ -236,7 +236,7 @@ def _tail_cells(content: bytes, first: int) -> tuple[int, list[tuple[int, re.Mat
     return start, cells
 
 
-def _patch_row(attrs: bytes, content: bytes, number: bytes, values: Mapping[int, str],
+def _patch_row(attrs: bytes, content: bytes, number: bytes, *, values: Mapping[int, str],
                numeric: frozenset[int], style: bytes | None) -> bytes | None:
     """The row with ``values`` set (column position → text), or None if it needs the tree."""
     if b"<extLst" in content:
@@ -290,7 +290,7 @@ class _NeedsTree(Exception):
 
 
 def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping[str, str]],
-                columns: tuple[str, ...], header_row: int = 1, placement: Placement | None = None) -> bytes | None:
+                *, columns: tuple[str, ...], header_row: int = 1, placement: Placement | None = None) -> bytes | None:
     """Patch the worksheet as text; None when the layout needs the tree (the slow path).
 
     The rows are found by splitting sheetData at ``</row>`` (a regex over 100,000 rows costs
@@ -305,10 +305,10 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
         return None
     data_start = start + len(b"<sheetData>")
     body = xml[data_start:end]
-    placed = _placed(Path("."), xml, header, columns, header_row, placement)
+    placed = _placed(Path("."), xml, header, columns=columns, header_row=header_row, placement=placement)
     position, new_headers, width = placed.position, placed.new_headers, placed.width
     seen: set[int] = set()
-    patch = _row_patcher(header, header_row, cells, position, new_headers, _columns_used(body), seen)
+    patch = _row_patcher(header, header_row, cells, position=position, new_headers=new_headers, used=_columns_used(body), seen=seen)
     try:
         out = _patch_rows(body, patch)
     except _NeedsTree:
@@ -322,7 +322,7 @@ def _patch_text(xml: bytes, header: tuple[str, ...], cells: Mapping[int, Mapping
 
 
 def _row_patcher(header: tuple[str, ...], header_row: int, cells: Mapping[int, Mapping[str, str]],
-                 position: dict[str, int], new_headers: dict[int, str], used: int | None,
+                 *, position: dict[str, int], new_headers: dict[int, str], used: int | None,
                  seen: set[int]) -> Callable[[bytes, bytes], bytes | None]:
     """The function that writes one row's cells, given the ``<row>``'s attributes and content
     (see ``patch``); it adds each row number it meets to ``seen`` and raises _NeedsTree for a
@@ -351,7 +351,7 @@ def _row_patcher(header: tuple[str, ...], header_row: int, cells: Mapping[int, M
             values = {position[name]: value for name, value in (row or {}).items()}
             style = _header_style(content, len(header) - 1)
             values.update(new_headers)
-            patched = _patch_row(attrs, content, ref.group(2), values, numeric, style)
+            patched = _patch_row(attrs, content, ref.group(2), values=values, numeric=numeric, style=style)
         elif not row:
             return None
         else:
@@ -363,7 +363,7 @@ def _row_patcher(header: tuple[str, ...], header_row: int, cells: Mapping[int, M
                 n = ref.group(2)
                 return (b"<row" + _widen_spans(attrs, shape.top) + b">" + content
                         + b"".join([head + n + rest for head, rest in shape.parts]) + b"</row>")
-            patched = _patch_row(attrs, content, ref.group(2), shape.values, numeric, None)
+            patched = _patch_row(attrs, content, ref.group(2), values=shape.values, numeric=numeric, style=None)
         if patched is None:
             raise _NeedsTree
         return patched
@@ -431,7 +431,7 @@ def _widen_dimension(head: bytes, width: int, seen: set[int]) -> bytes:
 # -- the slow path: the worksheet as a tree ------------------------------------------
 
 def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
-                cells: Mapping[int, Mapping[str, str]], columns: tuple[str, ...], header_row: int = 1,
+                *, cells: Mapping[int, Mapping[str, str]], columns: tuple[str, ...], header_row: int = 1,
                 placement: Placement | None = None) -> bytes:
     """The worksheet XML with bulksync's cells written (new column names on ``header_row``)
     where ``placement`` puts them; every other byte kept where it can be."""
@@ -439,8 +439,8 @@ def patch_sheet(path: Path, part: str, xml: bytes, header: tuple[str, ...],
 
     if b"<!DOCTYPE" in xml[:4096] or b"<!ENTITY" in xml[:4096]:
         safe_xml(path, part, xml)  # raises the refusal
-    placement = _placed(path, xml, header, columns, header_row, placement)
-    fast = _patch_text(xml, header, cells, columns, header_row, placement)
+    placement = _placed(path, xml, header, columns=columns, header_row=header_row, placement=placement)
+    fast = _patch_text(xml, header, cells, columns=columns, header_row=header_row, placement=placement)
     if fast is not None:
         return _widen_filter(fast, placement)
     root = safe_xml(path, part, xml)
@@ -544,8 +544,8 @@ def write_xlsx(table: Table, cells: Mapping[int, Mapping[str, str]], *,
         clearing = not any(value for these in cells.values() for value in these.values())
         placement = place_columns(table, package, part, xml, columns=columns, owned=OWNED_COLUMNS,
                                   last_row=max(cells, default=table.header_row), clearing=clearing)
-        patched = {**placement.parts, part: patch_sheet(table.path, part, xml, table.header, cells, columns,
-                                                         table.header_row, placement)}
+        patched = {**placement.parts, part: patch_sheet(table.path, part, xml, table.header, cells=cells, columns=columns,
+                                                         header_row=table.header_row, placement=placement)}
 
         def write(f: IO[bytes]) -> None:
             with zipfile.ZipFile(f, "w") as out:
