@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "bulksync"
 STAGES = [
     ("shared", {"errors", "untrusted", "memo", "resources"}),
     ("read", {"sheets", "sheets.read", "sheets.atomic", "sheets.package"}),
-    ("map, validate", {"columns", "mapping", "config"}),
+    ("map, validate", {"columns", "mapping", "config", "suggest"}),
     ("preflight", {"preflight"}),
     ("plan", {"plan", "journal", "reconcile", "check"}),
     ("run", {"policy", "api", "runner", "resolve", "lock", "report", "execute", "refresh", "undo"}),
