@@ -90,7 +90,7 @@ PRIORITY_WORDS: dict[str, str] = {
 """A priority word → the template's priority; ``""``: no priority."""
 
 _HINTS = {
-    "legacy": ("id", "key", "issuekey", "issueid", "ticketid", "ticketnumber", "ticketno", "number",
+    "legacy": ("id", "key", "issuekey", "issueid", "ticketid", "ticketnumber", "ticketno", "ticket#", "number",
                "#", "no", "issuenumber", "incidentnumber", "incidentid", "caseid", "casenumber",
                "ref", "reference", "requestid", "bugid"),
     "subject": ("subject", "title", "summary", "shortdescription", "issuetitle", "tickettitle",
