@@ -379,7 +379,7 @@ def _values(columns: list[Profile], kind: str, taken: set[str]) -> ValueChoice |
     mapped = []
     for key, value in first.items():
         target, sure, why = _place(value, kind)
-        mapped.append(Mapped(value, target, totals[key], why, sure))
+        mapped.append(Mapped(value=value, target=target, rows=totals[key], why=why, sure=sure))
     mapped.sort(key=lambda m: (_rank(m.target, kind), -m.rows, m.value.casefold()))
     return ValueChoice(kind, best.header, f"{said}; {len(first)} distinct value(s), all mapped", tuple(mapped))
 
