@@ -692,6 +692,67 @@ def template(out: Path, custom_fields: tuple[str, ...], preset: str | None, forc
     click.echo(f"wrote {out}")
 
 
+@main.group()
+def mapping() -> None:
+    """Mapping files: read another tool's export into Suptask's columns.
+
+    bulksync mapping suggest EXPORT writes a mapping file suggested from the export itself.
+    """
+
+
+@mapping.command()
+@click.argument("export", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), metavar="FILE",
+              help="Write the mapping file to FILE (default: print it).")
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@click.option("--integration", metavar="NAME", help="The old tool's name, for the link to each old "
+              "ticket (default: guessed from the export, else marked to check).")
+@click.option("--sheet", metavar="NAME", help="Worksheet of an .xlsx (default: the first).")
+@click.option("--encoding", metavar="NAME", help="The CSV's encoding (default: UTF-8, else detected).")
+@click.option("--delimiter", metavar="CHAR", help="The CSV's delimiter (default: detected).")
+@_HEADER_ROW
+@_errors
+def suggest(export: Path, out: Path | None, force: bool, integration: str | None, sheet: str | None,
+            encoding: str | None, delimiter: str | None, header_row: int | None) -> None:
+    """Suggest a mapping file for EXPORT, from its headers and every one of its values.
+
+    Each choice is commented with why; a value it could not place is its best guess, marked
+    '# check' (validate lists those until the mark is removed). Read it, edit it, then pass
+    it to validate, plan and push with --mapping FILE.
+    """
+    from bulksync.mapping import export_preset
+    from bulksync.sheets.read import read_table
+    from bulksync.suggest import names_a_column, render
+    from bulksync.suggest import suggest as suggest_mapping
+
+    if out is not None and out.exists() and not force:
+        _fail(f"{out} exists; give --force to overwrite it (nothing was written)")
+    # The reader push uses; its header check looks for the columns a suggestion reads.
+    table = read_table(export, sheet=sheet, encoding=encoding, delimiter=delimiter,
+                       header_row=header_row, names=names_a_column)
+    preset = export_preset(table.header)
+    text = render(suggest_mapping(table, integration=integration, preset=preset))
+    _print_notes(table.notes)
+    if preset is not None:
+        click.echo(f"note: {export} looks like a {preset.title()} export: use --mapping {preset} (the "
+                   "preset, kept up to date with its exports); a suggestion is written anyway, to "
+                   "compare or to start from", err=True)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    from bulksync.sheets.atomic import replace_file
+
+    try:
+        replace_file(out, text.encode("utf-8"), like=out)
+    except OSError as e:
+        _fail(f"{out}: cannot write the mapping file ({e.strerror})")
+    from bulksync.mapping import check_marks
+
+    marks = len(check_marks(out, text))
+    click.echo(f"wrote {out}" + (f"; {marks} line(s) marked '# check' to look at" if marks else ""),
+               err=True)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, type=click.IntRange(0, 65535),

@@ -104,6 +104,9 @@ class ColumnMapping:
     alternatives: MappingABC[str, tuple[str, ...]] = field(default_factory=dict)
     """Field → the columns to read it from when its column in ``columns`` is not in the sheet,
     in order (a Freshdesk export names the requester's email Email, or Contact ID)."""
+    checks: tuple[str, ...] = ()
+    """Notes on the lines marked ``# check`` (a guess of ``bulksync mapping suggest``): listed by
+    validate, plan and push until the mark is removed."""
 
     def sources(self) -> list[str]:
         """The source columns this mapping reads, in a sensible order for a template."""
@@ -213,7 +216,41 @@ def load_mapping(name_or_path: str | Path) -> ColumnMapping:
         raise UsageError(f"{path}: cannot read the mapping ({e.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: not valid TOML: {e}") from None
-    return _parse(path, data)
+    from dataclasses import replace
+
+    mapping = _parse(path, data)
+    marks = check_marks(path, path.read_text(encoding="utf-8"))
+    return replace(mapping, checks=(*mapping.checks, *marks)) if marks else mapping
+
+
+_CHECK = re.compile(r"#\s*check\b")
+_TABLE = re.compile(r"\s*\[([^\[\]]+)\]\s*(#.*)?$")
+
+
+def check_marks(path: Path, text: str) -> tuple[str, ...]:
+    """A note for each ``key = value`` line of ``text`` whose comment starts ``# check``.
+
+    TOML's parser drops comments, so the raw lines are read: a ``#`` counts only where the
+    line before it parses as TOML on its own (a ``#`` inside a quoted value is the value's)."""
+    notes = []
+    table = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        header = _TABLE.match(line)
+        if header:
+            table = header.group(1).strip()
+            continue
+        for at in (m.start() for m in _CHECK.finditer(line)):
+            try:
+                pair = tomllib.loads(line[:at])
+            except tomllib.TOMLDecodeError:
+                continue
+            if len(pair) == 1:
+                key, value = next(iter(pair.items()))
+                where = f"[{table}] " if table else ""
+                notes.append(f"{path}, line {number}: {where}{key!r} = {value!r} is marked '# check' "
+                             "(a guess): check it, then remove the mark")
+            break
+    return tuple(notes)
 
 
 def _fail(path: Path, message: str) -> UsageError:
@@ -441,6 +478,7 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
     if mapping is None:
         return _users_in_place(table, users, default_requester)
     table, notes = _without_footer(table, mapping.footer)
+    notes = (*mapping.checks, *notes)
     index = table.frame.index
     mapping = mapping.for_sheet(table)
     reader = _Reader(table, optional=mapping.optional)

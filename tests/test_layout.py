@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "bulksync"
 STAGES = [
     ("shared", {"errors", "untrusted", "memo", "resources", "places"}),
     ("read", {"sheets", "sheets.table", "sheets.read", "sheets.atomic", "sheets.package"}),
-    ("map, validate", {"columns", "mapping", "config"}),
+    ("map, validate", {"columns", "mapping", "config", "suggest"}),
     ("preflight", {"preflight"}),
     ("plan", {"plan", "journal", "reconcile"}),
     ("request engine", {"policy", "api", "results", "engine"}),

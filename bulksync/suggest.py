@@ -1,0 +1,619 @@
+"""Suggest a mapping file from an export itself (``bulksync mapping suggest``; the map stage, pure).
+
+:func:`suggest` reads every value of a :class:`~bulksync.sheets.read.Table` and chooses, with
+a reason for each choice: the legacy ID (a column that is unique, never empty and ID-like,
+preferring a header that says so), the description (a subject, then a body), the status and
+priority columns with a value map covering every distinct value of the file, the requester
+and assignee (emails or user names, for ``--users``), the tags and their separator, and the
+integration name. :func:`render` writes it as a mapping file in the presets' format, each
+choice commented with why; a value it could not place is its best guess, marked ``# check``
+(``mapping.load_mapping`` lists those marks as notes until they are removed).
+
+What it cannot know: a workflow's own words (``Waiting on ThingTrax``) get a guess from the
+words they contain, marked; a column that holds people by an internal number cannot be told
+from any other number; a header in another language is matched by its values only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bulksync.columns import OWNED_COLUMNS
+from bulksync.sheets.read import normal_header
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bulksync.sheets.table import Table
+
+__all__ = ["PRIORITIES", "STATUSES", "Suggestion", "names_a_column", "render", "suggest"]
+
+STATUSES = ("Open", "In-progress", "Escalated", "Waiting for customer", "On-hold", "Closed")
+"""Suptask's default statuses (as ``template.STATUSES``; this stage may not import the edges)."""
+PRIORITIES = ("Low", "Medium", "High", "CRITICAL")
+"""The priorities the template offers (as ``template.PRIORITIES``)."""
+
+_OPEN, _PROGRESS, _ESCALATED, _WAITING, _HOLD, _CLOSED = STATUSES
+_LOW, _MEDIUM, _HIGH, _CRITICAL = PRIORITIES
+
+STATUS_WORDS: dict[str, str] = {
+    **dict.fromkeys(("new", "open", "opened", "to do", "todo", "backlog", "reopened", "re-opened",
+                     "untriaged", "triage", "not started", "submitted", "received", "requested",
+                     "unassigned", "selected for development", "pending approval"), _OPEN),
+    **dict.fromkeys(("in progress", "in-progress", "inprogress", "work in progress", "wip", "doing",
+                     "working", "active", "assigned", "in review", "review", "under review",
+                     "investigating", "analyzing", "analysing", "in development", "started",
+                     "ongoing", "processing", "acknowledged", "accepted", "confirmed", "testing",
+                     "in testing", "qa", "implementing"), _PROGRESS),
+    **dict.fromkeys(("escalated", "escalation"), _ESCALATED),
+    **dict.fromkeys(("pending", "waiting", "waiting for customer", "waiting on customer",
+                     "awaiting customer", "waiting for reporter", "waiting for response",
+                     "awaiting response", "awaiting reply", "customer reply", "needs info",
+                     "need info", "info needed", "more info", "feedback", "pending customer",
+                     "waiting for user", "awaiting user info", "pending reminder",
+                     "pending close", "pending auto close"), _WAITING),
+    **dict.fromkeys(("hold", "on hold", "onhold", "on-hold", "paused", "blocked", "deferred",
+                     "postponed", "suspended", "waiting on third party", "waiting for vendor",
+                     "waiting on vendor", "parked", "later", "frozen", "icebox"), _HOLD),
+    **dict.fromkeys(("closed", "resolved", "done", "fixed", "solved", "completed", "complete",
+                     "finished", "cancelled", "canceled", "rejected", "won't fix", "wontfix",
+                     "won't do", "duplicate", "invalid", "archived", "not a bug", "declined",
+                     "obsolete", "verified", "delivered", "deployed", "released", "merged",
+                     "closed (resolved)", "closed (unresolved)", "works for me", "worksforme"),
+                    _CLOSED),
+}
+"""A status word (cased and spaced as compared: casefolded, spaces collapsed) → Suptask's."""
+
+_STATUS_STEMS = (("third party", _HOLD), ("vendor", _HOLD), ("hold", _HOLD), ("block", _HOLD),
+                 ("escalat", _ESCALATED), ("wait", _WAITING), ("pending", _WAITING),
+                 ("await", _WAITING), ("progress", _PROGRESS), ("review", _PROGRESS),
+                 ("assign", _PROGRESS), ("clos", _CLOSED), ("resolv", _CLOSED), ("done", _CLOSED),
+                 ("complet", _CLOSED), ("fix", _CLOSED), ("solv", _CLOSED), ("cancel", _CLOSED),
+                 ("reject", _CLOSED), ("open", _OPEN), ("new", _OPEN))
+"""Parts of words that say a status, for a workflow's own names: a guess, marked ``# check``."""
+
+PRIORITY_WORDS: dict[str, str] = {
+    **dict.fromkeys(("critical", "urgent", "blocker", "highest", "emergency", "immediate", "asap",
+                     "showstopper", "very high", "top", "p0", "p1", "sev1", "sev 1", "s1",
+                     "severity 1", "1"), _CRITICAL),
+    **dict.fromkeys(("high", "major", "important", "p2", "sev2", "sev 2", "s2", "severity 2", "2"),
+                    _HIGH),
+    **dict.fromkeys(("medium", "normal", "moderate", "standard", "average", "default", "p3",
+                     "sev3", "sev 3", "s3", "severity 3", "3"), _MEDIUM),
+    **dict.fromkeys(("low", "minor", "trivial", "lowest", "planning", "very low", "cosmetic", "wish",
+                     "p4", "p5", "sev4", "sev 4", "s4", "severity 4", "4", "5"), _LOW),
+    **dict.fromkeys(("-", "none", "unknown", "not set", "unset", "n/a", "no priority", "null"), ""),
+}
+"""A priority word → the template's priority; ``""``: no priority."""
+
+_HINTS = {
+    "legacy": ("id", "key", "issuekey", "issueid", "ticketid", "ticketnumber", "ticketno", "ticket#", "number",
+               "#", "no", "issuenumber", "incidentnumber", "incidentid", "caseid", "casenumber",
+               "ref", "reference", "requestid", "bugid"),
+    "subject": ("subject", "title", "summary", "shortdescription", "issuetitle", "tickettitle",
+                "name", "topic", "headline"),
+    "body": ("description", "body", "content", "details", "message", "text", "problem",
+             "longdescription", "issuedescription", "ticketdescription", "question"),
+    "status": ("status", "state", "ticketstatus", "issuestatus", "incidentstate", "currentstatus",
+               "stage"),
+    "priority": ("priority", "urgency", "severity", "importance", "impact", "ticketpriority",
+                 "issuepriority"),
+    "requester": ("requesteremail", "requester", "reporteremail", "reporter", "authorusername",
+                  "author", "callerid", "caller", "customeremail", "customer", "contactemail",
+                  "contact", "contactid", "email", "fromemail", "from", "submitter",
+                  "createdby", "openedby", "requestedby", "user", "client", "raisedby", "creator"),
+    "assignee": ("assigneeemail", "assigneeusername", "assignee", "assignedto", "agent", "owner",
+                 "technician", "responsible", "handler", "assigned", "resolver", "assigneduser"),
+    "tags": ("tags", "labels", "label", "tag", "keywords"),
+    "created": ("created", "createdat", "createdon", "datecreated", "createdtime", "createdatutc",
+                "openedat", "opened", "creationdate", "submittedat", "datesubmitted", "date"),
+}
+"""Headers that say what a column is (compared as ``normal_header`` makes them), best first."""
+
+_NOBODY = ("none", "unassigned", "nobody", "-", "n/a", "null", "not specified", "(none)")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_USERNAME = re.compile(r"[\w.+-]{2,64}")
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}[-_#]?\d+|#?\d{1,18}|[0-9a-fA-F-]{32,36}")
+"""An ID as tools write them: ``ABC-123``, ``INC0010112``, ``42``, ``#42``, a UUID."""
+_DATE = re.compile(r"\d{1,4}[-/.][0-9A-Za-z]{1,3}[-/.]\d{1,4}([ T]\s*\d{1,2}:\d{2}.*)?")
+_NUMBERED = re.compile(r"^(?:p|sev|s)?\s*(\d)\s*[-:.)]\s*(.+)$")
+"""ServiceNow's ``1 - Critical``, ``P1-Immediate``: a rank, then a word."""
+FEW = 30
+"""A status or priority column has at most this many distinct values."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a column holds, read from every cell."""
+
+    header: str
+    position: int
+    values: tuple[str, ...]
+    """Every cell, stripped."""
+    filled: int
+    distinct: int
+    mean_length: float
+    emails: float
+    usernames: float
+    keys: float
+    dates: float
+    numbers: float
+
+    @property
+    def name(self) -> str:
+        return normal_header(self.header)
+
+    def hint(self, kind: str) -> int:
+        """How well the header says ``kind``: 0 not at all, else higher the better."""
+        hints = _HINTS[kind]
+        return len(hints) - hints.index(self.name) + 100 if self.name in hints else (
+            1 if any(h in self.name for h in hints if len(h) > 3) else 0)
+
+    @property
+    def is_text(self) -> bool:
+        """Free text: words, not IDs, dates, numbers or addresses."""
+        return (self.filled > 0 and self.emails < 0.5 and self.dates < 0.5 and self.numbers < 0.5
+                and self.keys < 0.5 and any(re.search(r"[^\W\d_]", v) for v in self.values if v))
+
+
+def profile(table: Table, frame: pd.DataFrame | None = None) -> list[Profile]:
+    """Every named column of ``table`` (the first of a repeated header; not bulksync's own),
+    read from ``frame`` (default: the table's rows)."""
+    frame = table.frame if frame is None else frame
+    out: list[Profile] = []
+    seen: set[str] = set()
+    for position, header in enumerate(table.header):
+        name = header.strip()
+        if not name or name in seen or name in OWNED_COLUMNS:
+            continue
+        seen.add(name)
+        values = tuple(str(v).strip() for v in frame[position].tolist())
+        filled = [v for v in values if v]
+        n = max(1, len(filled))
+
+        def share(pattern: re.Pattern[str], cells: list[str] = filled, count: int = n) -> float:
+            return sum(1 for v in cells if pattern.fullmatch(v)) / count
+
+        out.append(Profile(header=name, position=position, values=values, filled=len(filled),
+                           distinct=len({v.casefold() for v in filled}),
+                           mean_length=sum(map(len, filled)) / n, emails=share(_EMAIL),
+                           usernames=share(_USERNAME), keys=share(_KEY), dates=share(_DATE),
+                           numbers=share(re.compile(r"-?\d+(\.\d+)?"))))
+    return out
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """One source value in a value map: its Suptask value, how many rows hold it, and why."""
+
+    value: str
+    """As the file writes it (the map's key is it casefolded)."""
+    target: str
+    rows: int
+    why: str
+    sure: bool
+
+
+@dataclass(frozen=True)
+class ValueChoice:
+    field: str
+    column: str
+    why: str
+    values: tuple[Mapped, ...]
+
+
+@dataclass(frozen=True)
+class Choice:
+    column: str
+    why: str
+    sure: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Suggestion:
+    """A mapping suggested for one export, each choice with why."""
+
+    source: str
+    rows: int
+    integration: Choice
+    legacy_id: Choice | None
+    description: tuple[Choice, ...]
+    status: ValueChoice | None
+    priority: ValueChoice | None
+    requester: Choice | None
+    assignee: Choice | None
+    tags: Choice | None
+    tag_separator: str
+    nobody: tuple[str, ...]
+    created: Choice | None
+    preset: str | None
+    """The bundled preset the headers match (then ``--mapping NAME`` is the better choice)."""
+    footer: Choice | None = None
+    """The start of an exporter's line after the last record (Jira Server's ``Generated at``)."""
+    unused: tuple[str, ...] = field(default=())
+    """The other columns: kept in the sheet as the user's own, never sent."""
+
+
+def names_a_column(cell: str) -> bool:
+    """Does a header cell say a column the suggestion looks for (to find the header row under
+    a title block)?"""
+    name = normal_header(cell)
+    return any(name in hints for hints in _HINTS.values()) and name not in ("no", "date", "#")
+
+
+def suggest(table: Table, *, integration: str | None = None, preset: str | None = None) -> Suggestion:
+    """A mapping for ``table``, from its headers and every one of its values. ``integration``
+    names the old tool (else guessed from the file's shape); ``preset``: the bundled preset
+    whose export the headers look like, if any (``mapping.export_preset``)."""
+    frame, footer = _records(table)
+    columns = profile(table, frame)
+    rows = len(frame)
+    legacy = _legacy_id(columns, rows)
+    taken = {legacy.column} if legacy else set()
+    status = _values(columns, "status", taken)
+    if status:
+        taken.add(status.column)
+    priority = _values(columns, "priority", taken)
+    if priority:
+        taken.add(priority.column)
+    description = _description(columns, taken)
+    taken.update(c.column for c in description)
+    requester = _person(columns, "requester", taken)
+    if requester:
+        taken.add(requester.column)
+    assignee = _person(columns, "assignee", taken)
+    if assignee:
+        taken.add(assignee.column)
+    tags, separator = _tags(columns, taken)
+    if tags:
+        taken.add(tags.column)
+    created = _created(columns, taken)
+    people = [c for c in columns if c.header in {p.column for p in (requester, assignee) if p}]
+    nobody = sorted({v for c in people for v in c.values if v.casefold() in _NOBODY})
+    return Suggestion(source=str(table.path), rows=rows,
+                      integration=_integration(table, columns, integration, preset),
+                      legacy_id=legacy, description=description, status=status, priority=priority,
+                      requester=requester, assignee=assignee, tags=tags, tag_separator=separator,
+                      nobody=tuple(nobody), created=created, preset=preset, footer=footer,
+                      unused=tuple(c.header for c in columns if c.header not in taken))
+
+
+def _records(table: Table) -> tuple[pd.DataFrame, Choice | None]:
+    """The table's rows without blank ones, and without an exporter's footer: a last row
+    whose first cell alone is filled (``Generated at … using JIRA``), in a sheet of several
+    columns whose other rows fill more."""
+    frame = table.frame
+    filled = frame.apply(lambda column: column.astype(str).str.strip().ne(""))
+    frame = frame[filled.any(axis=1)]
+    filled = filled[filled.any(axis=1)]
+    if len(frame) < 2 or frame.shape[1] < 3:
+        return frame, None
+    last = filled.iloc[-1]
+    if not last.iloc[0] or last.iloc[1:].any() or filled.iloc[:-1].sum(axis=1).max() < 3:
+        return frame, None
+    text = str(frame.iloc[-1, 0]).strip()
+    words = text.split()
+    start = " ".join(words[:2]) + " " if len(words) > 2 else text
+    return frame.iloc[:-1], Choice(start, f"row {frame.index[-1]} ({_sample(text)}) is the exporter's "
+                                          "footer, not a ticket: left out")
+
+
+def _legacy_id(columns: list[Profile], rows: int) -> Choice | None:
+    """The column that is unique, never empty and ID-like; a header that says so first, then
+    keys (``ABC-123``) before bare numbers, then the leftmost."""
+    unique = [c for c in columns if rows and c.filled == rows and c.distinct == rows]
+    candidates = [c for c in unique if c.keys == 1.0]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda c: (c.hint("legacy") > 0, _keyish(c), c.hint("legacy"),
+                                          -c.position))
+    said = "its header says it is an ID, and " if best.hint("legacy") else ""
+    shape = "keys like " if _keyish(best) else "IDs like "
+    return Choice(best.header, f"{said}its {rows} values are unique, never empty, and {shape}"
+                               f"{_sample(best.values[0])}")
+
+
+def _keyish(column: Profile) -> bool:
+    return any(re.search(r"[A-Za-z]", v) for v in column.values)
+
+
+def _description(columns: list[Profile], taken: set[str]) -> tuple[Choice, ...]:
+    """The subject, then the body: headers that say so, else the free-text columns (the
+    shorter one first)."""
+    free = [c for c in columns if c.header not in taken and c.filled]
+    subject = max((c for c in free if c.hint("subject") >= 100 and c.is_text),
+                  key=lambda c: c.hint("subject"), default=None)
+    # A body column empty in this export stays: its cells are skipped, and the next export
+    # of the same tool may fill them (Jira writes Description only when an issue has one).
+    body = max((c for c in columns if c.header not in taken and c.hint("body") >= 100
+                and c is not subject and (c.is_text or c.filled == 0)),
+               key=lambda c: c.hint("body"), default=None)
+    out = []
+    if subject:
+        out.append(Choice(subject.header, f"its header says it is the subject; {_lengths(subject)}"))
+    if body:
+        out.append(Choice(body.header, f"its header says it is the text; {_lengths(body)}"))
+    if subject:
+        return tuple(out)
+    free = [c for c in free if c is not body]
+    text = sorted((c for c in free if c.is_text and c.distinct > 1 and c.emails < 0.1),
+                  key=lambda c: -c.distinct * c.mean_length)[:2]
+    text.sort(key=lambda c: c.mean_length)
+    guessed = tuple(Choice(c.header, f"no header says subject; a free-text column with much to "
+                                     f"say ({_lengths(c)})", sure=False) for c in text)
+    return guessed[:1] + tuple(out) if out else guessed
+
+
+def _lengths(column: Profile) -> str:
+    if not column.filled:
+        return "empty in this export"
+    return f"{column.filled} of its cells filled, {column.mean_length:.0f} characters on average"
+
+
+def _values(columns: list[Profile], kind: str, taken: set[str]) -> ValueChoice | None:
+    """The status or priority column (few distinct values; its header or its values say so),
+    with a map of each of its values."""
+    few = [c for c in columns if c.header not in taken and 0 < c.distinct <= FEW and c.emails == 0]
+    if not few:
+        return None
+
+    def known(c: Profile) -> float:
+        # A bare number is any count's value (replies, reopens): it says a priority only
+        # in a column whose header says so.
+        filled = [v for v in c.values if v and not v.isdigit()]
+        return sum(1 for v in filled if _place(v, kind)[1]) / max(1, len(filled))
+
+    best = max(few, key=lambda c: (c.hint(kind), known(c), -c.position))
+    if best.hint(kind) == 0 and (known(best) < 0.8 or best.distinct < 2):
+        return None
+    said = "its header says so" if best.hint(kind) else f"{known(best):.0%} of its values are {kind} words"
+    counts = Counter(v for v in best.values if v)
+    first: dict[str, str] = {}
+    totals: Counter[str] = Counter()
+    for value, n in counts.items():
+        first.setdefault(_key(value), value)
+        totals[_key(value)] += n
+    mapped = []
+    for key, value in first.items():
+        target, sure, why = _place(value, kind)
+        mapped.append(Mapped(value=value, target=target, rows=totals[key], why=why, sure=sure))
+    mapped.sort(key=lambda m: (_rank(m.target, kind), -m.rows, m.value.casefold()))
+    return ValueChoice(kind, best.header, f"{said}; {len(first)} distinct value(s), all mapped", tuple(mapped))
+
+
+def _rank(target: str, kind: str) -> int:
+    order = STATUSES if kind == "status" else ("", *PRIORITIES)
+    return order.index(target) if target in order else len(order)
+
+
+def _key(value: str) -> str:
+    """A value as the mapping compares it: casefolded, spaces around removed."""
+    return value.strip().casefold()
+
+
+def _place(value: str, kind: str) -> tuple[str, bool, str]:
+    """(Suptask's value, sure?, why) for one value of the file."""
+    words = STATUS_WORDS if kind == "status" else PRIORITY_WORDS
+    word = " ".join(_key(value).replace("_", " ").split())
+    if word in words:
+        return words[word], True, "the word itself"
+    numbered = _NUMBERED.match(word)
+    if numbered and numbered.group(2).strip() in words:
+        return words[numbered.group(2).strip()], True, f"its word, {numbered.group(2).strip()!r}"
+    if numbered and kind == "priority" and numbered.group(1) in words:
+        return words[numbered.group(1)], True, f"its rank, {numbered.group(1)}"
+    for part in re.split(r"[\s/,;()]+", word):
+        if part in words and part not in ("-", "1", "2", "3", "4", "5"):
+            return words[part], False, f"it holds the word {part!r}"
+    if kind == "status":
+        for stem, target in _STATUS_STEMS:
+            if stem in word.replace(" ", ""):
+                return target, False, f"it holds {stem!r}"
+        return _OPEN, False, "no status word in it; best guess: left open"
+    return _MEDIUM, False, "no priority word in it; best guess: the middle one"
+
+
+def _person(columns: list[Profile], kind: str, taken: set[str]) -> Choice | None:
+    """A column of emails or user names whose header says ``kind``: emails before user names
+    before display names (each resolved by ``--users``)."""
+    people = [c for c in columns if c.header not in taken and c.hint(kind) >= 100 and c.numbers < 0.5
+              and c.dates < 0.5 and any(v and v.casefold() not in _NOBODY for v in c.values)]
+    if not people:
+        return None
+    best = max(people, key=lambda c: (c.emails >= 0.5, c.usernames >= 0.9, c.hint(kind)))
+    holds = ("emails" if best.emails >= 0.5 else "user names" if best.usernames >= 0.9
+             else "people's names")
+    return Choice(best.header, f"its header says {kind} and it holds {holds} "
+                               f"(e.g. {_sample(next(v for v in best.values if v and v.casefold() not in _NOBODY))})")
+
+
+def _tags(columns: list[Profile], taken: set[str]) -> tuple[Choice | None, str]:
+    found = [c for c in columns if c.header not in taken and c.hint("tags") >= 100]
+    if not found:
+        return None, ","
+    best = max(found, key=lambda c: c.hint("tags"))
+    cells = [v for v in best.values if v]
+    separator = next((s for s in (",", ";", "|") if any(s in v for v in cells)),
+                     " " if any(" " in v for v in cells) else ",")
+    shown = "space" if separator == " " else repr(separator)
+    said = f"tags separated by {shown}" if cells else "empty in this export"
+    return Choice(best.header, f"its header says so; {said}"), separator
+
+
+def _created(columns: list[Profile], taken: set[str]) -> Choice | None:
+    dated = [c for c in columns if c.header not in taken and c.hint("created") and c.dates >= 0.8]
+    if not dated:
+        return None
+    best = max(dated, key=lambda c: (c.hint("created"), -c.position))
+    return Choice(best.header, "the creation date")
+
+
+_SHAPES = (
+    ("Jira", ("issuetype", "summary", "key")),
+    ("Jira", ("issuetype", "summary", "issuekey")),
+    ("Zendesk", ("requesterid", "via")),
+    ("Freshdesk", ("ticketid", "subject", "contactid")),
+    ("ServiceNow", ("number", "shortdescription")),
+    ("ServiceNow", ("sysid",)),
+    ("GitLab", ("issueid", "url", "authorusername")),
+    ("Redmine", ("#", "tracker", "subject")),
+    ("osTicket", ("ticketnumber", "helptopic")),
+    ("Trac", ("summary", "component", "milestone")),
+    ("GLPI", ("id", "name", "content", "status")),
+    ("Zoho Desk", ("ticketid", "subject", "contactname", "ticketowner")),
+    ("Help Scout", ("conversationid", "mailbox")),
+    ("GitHub", ("issuenumber", "title", "labels", "milestone")),
+)
+"""Header sets that name the tool that wrote them (all present)."""
+_HOSTS = (("service-now.com", "ServiceNow"), ("github.com", "GitHub"), ("gitlab", "GitLab"),
+          ("zendesk.com", "Zendesk"), ("freshdesk.com", "Freshdesk"), ("atlassian.net", "Jira"),
+          ("freshservice.com", "Freshservice"), ("helpscout", "Help Scout"), ("zoho", "Zoho Desk"))
+
+
+def _integration(table: Table, columns: list[Profile], given: str | None, preset: str | None) -> Choice:
+    if given:
+        return Choice(given, "given with --integration")
+    if preset:
+        return Choice(preset.title(), f"the headers are those of a {preset.title()} export")
+    names = {c.name for c in columns}
+    for tool, needs in _SHAPES:
+        if all(n in names for n in needs):
+            return Choice(tool, f"the headers ({', '.join(c.header for c in columns if c.name in needs)}) "
+                                f"are {tool}'s")
+    cells = " ".join(v for c in columns if c.keys < 1 for v in c.values[:50]).casefold()
+    for host, tool in _HOSTS:
+        if host in cells:
+            return Choice(tool, f"its cells link to {host}")
+    return Choice("Legacy helpdesk", "the file does not say which tool wrote it: name it (it is "
+                                     "the integrationType of each link to an old ticket)", sure=False)
+
+
+def _sample(value: str) -> str:
+    return repr(_comment_text(value)[:40])
+
+
+def _comment_text(text: str) -> str:
+    """Text from the file made safe inside a TOML comment: one line, no control characters."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+# -- the mapping file ------------------------------------------------------------------------
+
+CHECK = "# check"
+"""The mark of a guess: ``load_mapping`` lists each such line as a note until it is removed."""
+
+
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string (quotes, backslashes and control characters escaped)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch in "\b\t\n\f\r":
+            out.append({"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _line(key: str, value: str, why: str, *, sure: bool = True, width: int = 44) -> str:
+    text = f"{key} = {value}"
+    mark = "" if sure else "check: "
+    return f"{text.ljust(width)}  # {mark}{_comment_text(why)}"
+
+
+def render(suggestion: Suggestion) -> str:
+    """The suggestion as a mapping file: presets' keys, each choice commented with why."""
+    s = suggestion
+    out = [f"# bulksync mapping suggested from {_comment_text(s.source)} ({s.rows} rows) by "
+           "`bulksync mapping suggest`.",
+           "# Read it, change what is wrong, and remove each '# check' mark once you have checked that",
+           "# line: `bulksync validate` lists the marks left. Nothing is applied that this file does not say.",
+           "# Then: bulksync validate EXPORT --mapping THIS-FILE --users users.csv (or --default-requester U…)"]
+    if s.preset:
+        out.append(f"# These headers are a {s.preset.title()} export's: --mapping {s.preset} (the preset) "
+                   "is kept up to date with them; this file is for comparison, or to start your own.")
+    out.append("")
+    out.append(_line("integration", toml_string(s.integration.column), s.integration.why,
+                     sure=s.integration.sure))
+    if s.legacy_id:
+        out.append(_line("legacy_id", toml_string(s.legacy_id.column), s.legacy_id.why))
+    else:
+        out.append("# legacy_id: no column is unique, never empty and ID-like: without one, rows are not "
+                   "linked to their old tickets, and a second push cannot tell them from new ones.")
+    if s.footer:
+        out.append(_line("footer", toml_string(s.footer.column), s.footer.why))
+    if s.tags:
+        out.append(_line("tag_separator", toml_string(s.tag_separator), s.tags.why))
+    if s.nobody:
+        out.append(_line("nobody", "[" + ", ".join(toml_string(v) for v in s.nobody) + "]",
+                         "people's cells that mean no one"))
+    out += _columns_section(s)
+    out += _description_section(s)
+    for choice in (s.status, s.priority):
+        if choice:
+            out += _values_section(choice)
+    out += _not_mapped(s)
+    return "\n".join(out) + "\n"
+
+
+def _columns_section(s: Suggestion) -> list[str]:
+    out = ["", "[columns]                                     # Suptask field = the export's column"]
+    for name, choice in (("requester", s.requester), ("status", s.status), ("priority", s.priority),
+                         ("tags", s.tags)):
+        if choice is None:
+            continue
+        why = choice.why if isinstance(choice, Choice) else choice.why.split(";")[0]
+        if name == "requester":
+            why += "; one not in --users gets --default-requester"
+        out.append(_line(name, toml_string(choice.column), why))
+    if s.assignee:
+        # Without a users file every assigned row would be a problem ("not a Slack member ID"):
+        # the suggestion says so instead of sending names, and leaves the choice to the user.
+        out.append(f"# assignee = {toml_string(s.assignee.column)}   # {_comment_text(s.assignee.why)}; "
+                   "uncomment it once --users lists your agents (Slack member IDs)")
+    if s.requester is None:
+        out.append("# requester: no column of emails or user names says requester; every ticket gets "
+                   "--default-requester U…")
+    return out
+
+
+def _description_section(s: Suggestion) -> list[str]:
+    if not s.description:
+        return ["", "# [description]: no column of text found; give one: columns = [\"Subject\"]"]
+    sure = all(c.sure for c in s.description)
+    parts = "[" + ", ".join(toml_string(c.column) for c in s.description) + "]"
+    out = ["", "[description]                                 # the columns, in order, empty ones skipped",
+           _line("columns", parts, "subject first, then the text" if len(s.description) > 1 else
+                 "the only text column found", sure=sure)]
+    out += [f"#   {_comment_text(c.column)}: {_comment_text(c.why)}" for c in s.description]
+    return out
+
+
+def _values_section(choice: ValueChoice) -> list[str]:
+    offered = STATUSES if choice.field == "status" else PRIORITIES
+    out = ["", f"[values.{choice.field}.map]",
+           f"# {_comment_text(choice.column)} → {choice.field}: {_comment_text(choice.why)}. "
+           f"Suptask offers: {', '.join(offered)}" + ("; \"\" is no priority." if choice.field == "priority" else ".")]
+    for m in choice.values:
+        why = f"{_sample(m.value)}, {m.rows} row(s): {m.why}"
+        out.append(_line(toml_string(_key(m.value)), toml_string(m.target), why, sure=m.sure, width=36))
+    return out
+
+
+def _not_mapped(s: Suggestion) -> list[str]:
+    out = ["", "# Not mapped (kept in the export as columns of your own, never sent):"]
+    if s.created:
+        out.append(f"#   {_comment_text(s.created.column)}: {s.created.why}. The mapping format has no "
+                   "key for it: Suptask sets a ticket's creation time itself, so it stays in the sheet.")
+    rest = [c for c in s.unused if not (s.created and c == s.created.column)]
+    if rest:
+        shown = ", ".join(_comment_text(c) for c in rest[:40])
+        out.append(f"#   {shown}" + (f" and {len(rest) - 40} more" if len(rest) > 40 else ""))
+    out.append("#   To send one as a Suptask custom field: \"customField_<uuid>\" = \"Column\" under [columns].")
+    return out
