@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from bulksync.columns import is_uuid
 from bulksync.config import DEFAULT_API_URL, check_api_url, is_loopback
-from bulksync.untrusted import clean
+from bulksync.untrusted import clean, redact
 
 if TYPE_CHECKING:
     import httpx
@@ -150,11 +150,7 @@ def _answer_text(value: Any, secrets: tuple[str, ...]) -> str | None:
         value = ",".join(str(v) for v in value if v is not None)
     elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
-    text = _NOT_IN_A_CELL.sub("", str(value))
-    for secret in secrets:
-        if len(secret) >= 8:
-            text = text.replace(secret, "[token]")
-    return text
+    return redact(_NOT_IN_A_CELL.sub("", str(value)), secrets)
 
 
 def error_message(response: httpx.Response, secrets: tuple[str, ...] = ()) -> str:

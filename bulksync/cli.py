@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT
 from bulksync.errors import BulksyncError
 from bulksync.places import row_ranges
 
@@ -430,10 +431,10 @@ class _Progress:
 @_SEND_REFORMATTED
 @_TRUST_IDS
 @_IGNORE_LOCK_FILE
-@click.option("--settle", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--settle", type=click.FloatRange(min=0), default=DEFAULT_SETTLE, show_default=True,
               metavar="SECONDS", help="How long the API may still be working on a create "
               "whose answer was lost (at least --timeout).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT,
               show_default=True, metavar="SECONDS", help="How long a request may take.")
 @_run_options
 @_errors

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import math
-import random
 import time
 from collections.abc import Callable, Coroutine, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from bulksync.api import ReadTicket, SuptaskClient, created_ticket, error_messag
 from bulksync.errors import ApiError, ApiUnreachable, AuthError
 from bulksync.journal import Window
 from bulksync.plan import ONCE_KINDS
-from bulksync.policy import NOT_PROCESSED, Failure, classify
+from bulksync.policy import NOT_PROCESSED, Failure, backoff, classify
 from bulksync.results import RowResult
 from bulksync.untrusted import clean
 
@@ -240,6 +239,17 @@ class RunStats:
     def connected(self) -> None:
         self.failing_since, self.failures_in_a_row = None, 0
 
+    def no_answer(self, host: str, failure: Failure, described: str) -> None:
+        """A request that got no answer: a connection not made counts toward the breaker, and
+        so does a timeout (a server that takes requests and never answers is as good as down);
+        a connection broken once made says the API is there."""
+        if failure == "connect":
+            self.connect_failed(host, described)
+        elif failure == "timeout":
+            self.connect_failed(host, described, what="requests without an answer")
+        else:
+            self.connected()
+
     def answered(self, status: int) -> None:
         """A status answer: the API is there. 429 and 503 in a row are counted apart: an API
         that refuses every request (each retried after its pause) is as good as down."""
@@ -417,7 +427,7 @@ class _Workers:
             outcome = self.after_failure(op, attempt, sent)
             if outcome is not None:
                 return outcome
-            delay = min(30.0, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+            delay = backoff(attempt, self.backoff)
             if self.pacer.waiting() >= 1:
                 self.progress()  # say what the pause waits for, as it starts
             await asyncio.sleep(max(delay, self.pacer.waiting()))
@@ -461,16 +471,12 @@ class _Workers:
         and so does a timeout (a server that takes requests and never answers)."""
         failure = failure_of(e)
         described = _describe(e, self.secrets)
+        self.stats.no_answer(self.host, failure, described)
         if failure == "connect":
-            self.stats.connect_failed(self.host, described)
             if attempt == 1 or op.row_number in self.stats.unanswered:
                 self.stats.unanswered.add(op.row_number)
             return _Failed(failure, 0, f"could not connect to {self.host}: {described}")
         self.stats.unanswered.discard(op.row_number)
-        if failure == "timeout":
-            self.stats.connect_failed(self.host, described, what="requests without an answer")
-        else:
-            self.stats.connected()
         return _Failed(failure, 0, f"no answer: {described}")
 
     def answer(self, op: Operation, response: httpx.Response) -> _Outcome | _Failed:
@@ -606,14 +612,11 @@ async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | Non
         except httpx.TransportError as e:  # this read is inconclusive unless retried
             status = 0
             failure = failure_of(e)
-            host = urlsplit(client.base_url).hostname or client.base_url
-            if failure == "connect":
-                stats.connect_failed(host, type(e).__name__)
-            elif failure == "timeout":  # a server that takes reads and never answers is as good as down
-                stats.connect_failed(host, type(e).__name__, what="requests without an answer")
+            stats.no_answer(urlsplit(client.base_url).hostname or client.base_url, failure,
+                            _describe(e, client.secrets))
             if attempt < 3 and classify("GET", failure, attempt=attempt) in ("retry", "retry-unsent") \
                     and stats.stopped is None:
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
+                await asyncio.sleep(backoff(attempt))
                 continue
             break
         finally:
@@ -631,8 +634,7 @@ async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | Non
         if status < 400:
             stats.successes += 1
         elif then == "retry-unsent" or (then == "retry" and attempt < 3):
-            backoff = min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
-            await asyncio.sleep(max(backoff, pacer.waiting()))
+            await asyncio.sleep(max(backoff(attempt), pacer.waiting()))
             continue
         try:
             body = response.json()
@@ -768,18 +770,19 @@ async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats
     return out
 
 
-def read_tickets(reads: Sequence[Read], sending: Sending, api_url: str
+def read_tickets(reads: Sequence[Read], sending: Sending, api_url: str, *,
+                 record: Callable[[Read, ReadTicket | None, str], None] | None = None,
                  ) -> tuple[dict[int, tuple[ReadTicket | None, str]], RunStats, bool]:
     """Read ``reads`` one at a time, paced (Ctrl-C stops): (row → the ticket or why not, the
-    requests' stats, whether it was interrupted). What push --check, undo and the rotated
-    token's check read through."""
-
+    requests' stats, whether it was interrupted). What pull, ``pull --numbers``, push --check,
+    undo and the rotated token's check read through; ``record`` as for :func:`read_all`."""
     stats = RunStats()
     got: dict[int, tuple[ReadTicket | None, str]] = {}
 
     async def work(stopping: asyncio.Event) -> None:
         async with SuptaskClient(token=sending.token, base_url=api_url, transport=sending.transport,
                                  timeout=sending.timeout, max_connections=1) as client:
-            got.update(await read_all(client, reads, stats, on_progress=sending.on_progress, stopping=stopping, secrets=client.secrets))
+            got.update(await read_all(client, reads, stats, on_progress=sending.on_progress, stopping=stopping,
+                                      secrets=client.secrets, record=record))
 
     return got, stats, drive(work)

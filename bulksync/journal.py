@@ -351,6 +351,11 @@ class CreateEntry:
     own: Mapping[str, str] = field(default_factory=dict)
     """The row's own columns (the user's, not sent) when it was created, by header."""
 
+    def settled_by(self, settle: float) -> float:
+        """When the server was surely done with this create: when its answer came, else
+        ``settle`` seconds (``--settle``) after it was sent."""
+        return self.settled_at if self.settled_at is not None else self.sent_at + settle
+
 
 _ENTRY = ("key, row_number, state, payload, ticket_id, ticket_number, error, lower_number, sent_at, "
           "settled_at, scope, content, run, lost, own")

@@ -11,14 +11,16 @@ The API has no idempotency key, so the rule is about what the server may have do
 * 401 (and 403 before anything succeeded) means the token is refused: the run stops;
 * any other 4xx is the server's final word on that request: ``failed``.
 
-A pure function of its inputs: ``tests/test_policy.py`` walks the whole table.
+``classify`` is a pure function of its inputs (``tests/test_policy.py`` walks the whole
+table); ``backoff`` is how long every retry waits.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Literal
 
-__all__ = ["Failure", "Next", "classify"]
+__all__ = ["Failure", "Next", "backoff", "classify"]
 
 Failure = Literal["connect", "write", "read", "timeout", "status"]
 """How a request ended without a usable answer: the connection was never made (connect:
@@ -52,3 +54,13 @@ def classify(method: str, failure: Failure, status: int = 0, *, attempt: int = 1
     if method == "DELETE" and status == 404 and attempt > 1:
         return "done"  # an earlier attempt's answer was lost, but the ticket is gone
     return "failed"
+
+
+MAX_BACKOFF = 30.0
+"""No retry waits longer than this for its own backoff (a 429's pause may be longer)."""
+
+
+def backoff(attempt: int, base: float = 0.5) -> float:
+    """The pause before the attempt after ``attempt``: ``base`` doubled for each attempt, at
+    most MAX_BACKOFF, with jitter (×0.5 to ×1.5) so that workers do not retry in step."""
+    return min(MAX_BACKOFF, base * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.5)

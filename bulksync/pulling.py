@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bulksync.api import ReadTicket, ticket_id_of, ticket_number
-from bulksync.columns import CUSTOM_FIELD_PREFIX, canonical_column
+from bulksync.columns import CUSTOM_FIELD_PREFIX, OWNED_COLUMNS, canonical_column
 from bulksync.engine import Read
 from bulksync.journal import UpdateRecord, View, read_view
 from bulksync.results import RowResult
@@ -40,7 +40,7 @@ def columns_to_pull(table: Table, wanted: Sequence[str] | None, named: Mapping[s
         column = None if header.strip() in own else canonical_column(header, named)
         if column is not None and (column in PULLABLE or column.startswith(CUSTOM_FIELD_PREFIX)):
             out.setdefault(column, i)
-    if not out and all(canonical_column(h) in ("ticketNumber", "ticketId", "syncStatus", "syncError")
+    if not out and all(canonical_column(h) in OWNED_COLUMNS
                        for h in table.header if h.strip()):
         out = dict.fromkeys(PULLABLE)
     if wanted is not None:

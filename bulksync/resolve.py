@@ -55,7 +55,7 @@ class Outcome:
 
 def window(entry: CreateEntry, created: list[CreateEntry], settle: float) -> tuple[int | None, int | None]:
     """(lo, hi): the ticket, if any, has a number strictly between them (None: unknown)."""
-    settled = entry.settled_at if entry.settled_at is not None else entry.sent_at + settle
+    settled = entry.settled_by(settle)
     after = [e.ticket_number for e in created
              if e.ticket_number is not None and e.sent_at > settled]
     return entry.lower_number, (min(after) if after else None)
@@ -107,7 +107,7 @@ class _Resolver:
         self.now = time.time()
 
     async def outcome(self, entry: CreateEntry) -> Outcome:
-        settled = entry.settled_at if entry.settled_at is not None else entry.sent_at + self.settle
+        settled = entry.settled_by(self.settle)
         if settled > self.now:
             return Outcome("uncertain", reason=NOT_SETTLED)
         lo, hi = window(entry, self.created, self.settle)

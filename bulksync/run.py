@@ -397,14 +397,11 @@ class Run:
         self.results[op.row_number] = RowResult(op.row_number, "created", ticket_id=ticket_id,
                                                 ticket_number=ticket_number, via=via)
 
-    def _settled_at(self, entry: CreateEntry) -> float:
-        return entry.settled_at if entry.settled_at is not None else entry.sent_at + self.options.settle
-
     async def _wait_to_settle(self, pending: list[CreateEntry]) -> None:
         """Wait (saying so) until the server is surely done with every pending create."""
         import time
 
-        latest = max((self._settled_at(e) for e in pending), default=0.0)
+        latest = max((e.settled_by(self.options.settle) for e in pending), default=0.0)
         wait = latest - time.time()
         if wait <= 0:
             return
@@ -430,7 +427,7 @@ class Run:
         else:
             error = entry.error if entry and entry.error else STOPPED_EARLIER
         if reason == NOT_SETTLED and entry is not None:
-            when = time.strftime("%H:%M:%S", time.localtime(self._settled_at(entry)))
+            when = time.strftime("%H:%M:%S", time.localtime(entry.settled_by(self.options.settle)))
             error = (f"{error} (the server may still be working on it: push again after {when}, or "
                      "now with --retry-uncertain, which waits until then; it is sent again only if "
                      "proven absent)")

@@ -470,12 +470,13 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     that are no ticket of the team are marked on their rows, not fatal. As for :func:`push`,
     a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``.
     """
-    from bulksync.api import ReadTicket, SuptaskClient
-    from bulksync.engine import Read, RunStats, budget, drive, read_all
+    from bulksync.api import ReadTicket
+    from bulksync.engine import Read, budget, read_tickets
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
     from bulksync.pulling import columns_to_pull, plan_reads, resumed, settle_reads
     from bulksync.reconcile import refuse_foreign, ticket_numbers
+    from bulksync.run import Sending
 
     settings = resolve_settings(path, api_url=api_url, **options)
     secret = _token(token, settings)
@@ -500,14 +501,11 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
             except TargetMismatch as e:
                 if not e.same_url:
                     raise
-                from bulksync.run import Sending
-
                 carry_over(e, target, Sending(token=secret, transport=transport, timeout=timeout,
                                                       on_notice=on_notice), settings)
                 view = read_view(target, ids, scope=listed.scope)
         every, results = plan_reads(table, view)
         _check_can_save(table.path, on_notice)
-        stats = RunStats()
         with Journal(target) as journal:
             since = journal.pull_since(listed.scope)
             reads, got = resumed(every, journal.reads(r.number for r in every), since, limit,
@@ -521,13 +519,9 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
             def record(read: Read, ticket: ReadTicket | None, error: str) -> None:
                 journal.read_done(read.number, None if ticket is None else asdict(ticket), error)
 
-            async def work(stopping: asyncio.Event) -> None:
-                async with SuptaskClient(token=secret, base_url=settings.api_url, transport=transport,
-                                         timeout=timeout, max_connections=1) as client:
-                    got.update(await read_all(client, reads, stats, on_progress=on_progress, stopping=stopping, secrets=client.secrets,
-                                              record=record))
-
-            interrupted = drive(work)
+            sending = Sending(token=secret, transport=transport, timeout=timeout, on_progress=on_progress)
+            done_now, stats, interrupted = read_tickets(reads, sending, settings.api_url, record=record)
+            got.update(done_now)
             if stats.pacer is not None and (window := stats.pacer.window()) is not None:
                 journal.learnt_window(window, reads=True)
             if stats.stopped is not None:  # a refused token or an API gone: no row marked, nothing written
@@ -555,10 +549,10 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, *, sec
     """``pull --numbers``: read those tickets and make ``path`` (new) a sheet of the ones that
     exist, ready for a round trip (each row's ticketId, its fields, what was read as the
     baseline). Numbers that are no ticket of the team are listed, not fatal."""
-    from bulksync.api import ReadTicket, SuptaskClient
-    from bulksync.engine import Read, RunStats, budget, drive, read_all
+    from bulksync.engine import Read, budget, read_tickets
     from bulksync.journal import Journal
     from bulksync.pulling import PULLABLE, new_baseline
+    from bulksync.run import Sending
     from bulksync.untrusted import neutralise
 
     if path.exists():
@@ -569,15 +563,8 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, *, sec
     reads = [Read(i, n, None) for i, n in enumerate(numbers)]
     if on_notice:
         on_notice(budget(len(reads)))
-    stats = RunStats()
-    got: dict[int, tuple[ReadTicket | None, str]] = {}
-
-    async def work(stopping: asyncio.Event) -> None:
-        async with SuptaskClient(token=secret, base_url=settings.api_url, transport=transport,
-                                 timeout=timeout, max_connections=1) as client:
-            got.update(await read_all(client, reads, stats, on_progress=on_progress, stopping=stopping, secrets=client.secrets))
-
-    interrupted = drive(work)
+    sending = Sending(token=secret, transport=transport, timeout=timeout, on_progress=on_progress)
+    got, stats, interrupted = read_tickets(reads, sending, settings.api_url)
     if stats.stopped is not None:  # a refused token or an API gone: no sheet is made
         raise stats.stopped
     found = [(read, ticket) for read in reads if (ticket := got.get(read.row, (None, ""))[0]) is not None]

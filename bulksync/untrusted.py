@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["MAX_TEXT", "clean", "neutralise", "shown_url", "unneutralise"]
+__all__ = ["MAX_TEXT", "clean", "neutralise", "redact", "shown_url", "unneutralise"]
 
 MAX_TEXT = 300
 """Characters of outside text kept in a message."""
@@ -26,13 +26,19 @@ MIN_SECRET = 4
 def clean(text: str, *, secrets: Iterable[str] = (), limit: int = MAX_TEXT) -> str:
     """``text`` on one line, without control or invisible characters or any of ``secrets``,
     at most ``limit`` characters (an ellipsis marks a cut)."""
-    text = text[:max(limit * 8, 4096)]  # what is kept is short: do not work through megabytes
-    for secret in secrets:
-        if len(secret) >= MIN_SECRET:
-            text = _disguises(secret).sub(REDACTED, text)
+    text = redact(text[:max(limit * 8, 4096)], secrets)  # what is kept is short: not megabytes
     text = " ".join(text.translate(_invisible()).split())
     if len(text) > limit:
         text = text[:limit - 1] + "…"
+    return text
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each of ``secrets`` (as a server may echo it) replaced by ``[token]``,
+    and nothing else changed: the one rule for keeping the token out of what is shown or kept."""
+    for secret in secrets:
+        if len(secret) >= MIN_SECRET:
+            text = _disguises(secret).sub(REDACTED, text)
     return text
 
 
