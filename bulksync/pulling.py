@@ -103,7 +103,7 @@ def pulled_values(table: Table, columns: Mapping[str, int | None], read: Read, t
     the conflicts). Only what the answer holds counts. A cell edited in the sheet since the
     last push or pull (it differs from the baseline) is kept: an edit not yet pushed is
     never pulled over; if Suptask changed that field too, the row says so."""
-    from bulksync.threeway import same
+    from bulksync.threeway import Conflict, changed
     from bulksync.untrusted import neutralise, unneutralise
 
     values: dict[str, str] = {}
@@ -114,17 +114,14 @@ def pulled_values(table: Table, columns: Mapping[str, int | None], read: Read, t
             continue
         theirs = ticket.cells[column]
         ours = "" if where is None else unneutralise(str(table.frame.at[read.row, where]).strip())
-        if same(column, ours, theirs):
-            learnt[column] = theirs
-            continue
         was = None if baseline is None else baseline.get(column, "")
-        if was is not None and not same(column, ours, was):  # an edit not yet pushed: kept
-            if not same(column, theirs, was):
-                conflicts.append(f"{column}: the sheet has {ours or '(empty)'!r}, Suptask has "
-                                 f"{theirs or '(empty)'!r} (both changed since {was or '(empty)'!r}); "
-                                 "the sheet's is kept")
+        side = changed(column, ours, theirs, was)
+        if side == "both":
+            conflicts.append(f"{Conflict(column, ours, theirs, was or '').text()}; the sheet's is kept")
+        if side in ("sheet", "both"):  # an edit not yet pushed: kept
             continue
-        values[column] = neutralise(theirs)
+        if side != "neither":
+            values[column] = neutralise(theirs)
         learnt[column] = theirs
     return values, learnt, conflicts
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from bulksync.api import ticket_number
 from bulksync.engine import Read, budget, read_tickets
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from bulksync.reconcile import Loaded
     from bulksync.run import Sending
 
-__all__ = ["Conflict", "PushCheck", "Verdict", "check_first", "decide", "same"]
+__all__ = ["Changed", "Conflict", "PushCheck", "Verdict", "changed", "check_first", "decide", "same"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,26 @@ def same(name: str, a: str, b: str) -> bool:
     return a == b
 
 
+Changed = Literal["neither", "server", "sheet", "both", "unknown"]
+"""Which side changed a field since bulksync last saw it: ``neither`` (the two agree),
+``server`` only (the sheet learns it), ``sheet`` only (it is sent), ``both`` (a conflict),
+or ``unknown`` (they differ and there is no baseline to tell which moved)."""
+
+
+def changed(name: str, sheet: str, server: str, baseline: str | None) -> Changed:
+    """The three-way comparison of one field: the sheet's value, the server's and the
+    baseline's (None: no baseline). Every caller (``push --check``, ``pull``) asks this."""
+    if same(name, sheet, server):
+        return "neither"
+    if baseline is None:
+        return "unknown"
+    if same(name, sheet, baseline):
+        return "server"
+    if same(name, server, baseline):
+        return "sheet"
+    return "both"
+
+
 def decide(op: Operation, sheet: Mapping[str, str], baseline: Mapping[str, str] | None,
            server: Mapping[str, str], *, fields: frozenset[str], forced: frozenset[str] = frozenset(),
            force: bool = False) -> Verdict:
@@ -83,21 +103,20 @@ def decide(op: Operation, sheet: Mapping[str, str], baseline: Mapping[str, str] 
                 send[name] = ours
             continue
         theirs = server[name]
-        if same(name, ours, theirs):
+        was = None if baseline is None else baseline.get(name, "")
+        side = changed(name, ours, theirs, was)
+        if side == "neither":
             seen[name] = theirs
-            continue
-        if name in forced or force or baseline is None:
+        elif name in forced or force or side == "unknown":
             # An empty cell clears only what bulksync itself had set (as plain --force does).
-            if ours or (name in CLEARED_AS and baseline is not None and baseline.get(name)):
+            if ours or (name in CLEARED_AS and was):
                 send[name] = ours
-            continue
-        was = baseline.get(name, "")
-        if same(name, ours, was):  # only the server changed it: the sheet learns it
+        elif side == "server":  # the sheet learns it
             taken[name] = theirs
-        elif same(name, theirs, was):  # only the sheet changed it: sent
+        elif side == "sheet":
             send[name] = ours
         else:
-            conflicts.append(Conflict(name, ours, theirs, was))
+            conflicts.append(Conflict(name, ours, theirs, was or ""))
     if conflicts:
         return Verdict(None, taken, tuple(conflicts), seen)
     if not send:
