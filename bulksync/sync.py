@@ -26,7 +26,7 @@ from bulksync.reconcile import Loaded, identities_of, plan_delete, plan_push
 from bulksync.results import RowResult, RunResult
 from bulksync.sheets.table import CsvFormat, Table
 from bulksync.undo import UndoPlan
-from bulksync.writeback import new_sheet, report_path, results_path, write_back, write_report
+from bulksync.writeback import new_sheet, results_path, run_report_path, write_back, write_run_report
 
 if TYPE_CHECKING:
     import httpx
@@ -274,7 +274,7 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
             note = "; ".join(n for n in (note, _still_open(written)) if n)
         kept = None
         if run_report is not False and results:
-            kept, failed = _write_report(loaded, results, run.side_rows, run_report)
+            kept, failed = _write_run_report(loaded, results, run.side_rows, run_report)
             note = "; ".join(n for n in (note, failed) if n)
     stopped = run.fatal or run.stats.stopped
     return RunResult(path=table.path, results=results, requests=run.stats.requests + first.reads,
@@ -333,13 +333,13 @@ def _ids_of(relinked: Mapping[int, Known], taken: Mapping[int, Mapping[str, str]
     return out
 
 
-def _write_report(loaded: Loaded, results: Mapping[int, RowResult],
+def _write_run_report(loaded: Loaded, results: Mapping[int, RowResult],
                   sides: Mapping[int, Mapping[str, int]], where: Path | str | bool
                   ) -> tuple[Path | None, str]:
     """(the run report written, or why it could not be): its failure never loses an ID,
     which the sheet (or the results file) and the journal hold."""
     table = loaded.prepared.table
-    target = report_path(table.path) if isinstance(where, bool) else Path(where)
+    target = run_report_path(table.path) if isinstance(where, bool) else Path(where)
     operations = {op.row_number: op.kind for op in loaded.plan.operations
                   if op.kind not in ("link", "reply")}
     operations.update({h.row_number: h.operation.kind for h in loaded.plan.holds if h.operation})
@@ -351,7 +351,7 @@ def _write_report(loaded: Loaded, results: Mapping[int, RowResult],
 
     known = {row: (cell(row, at_id), cell(row, at_number)) for row in results if row in table.frame.index}
     try:
-        return write_report(target, results, operations=operations, legacy_ids=loaded.prepared.mapped.legacy_ids, sides=sides,
+        return write_run_report(target, results, operations=operations, legacy_ids=loaded.prepared.mapped.legacy_ids, sides=sides,
                             known=known), ""
     except OSError as e:
         return None, f"the run report could not be written to {target} ({e.strerror})"
@@ -843,7 +843,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         kept_report = None
         migration = chosen.counts.get("linked") or (settings.mapping is not None and settings.mapping.legacy_id)
         if migration and shown:  # a migration's run report says what its undo did
-            kept_report, failed = _write_report(loaded, shown, {}, where=True)
+            kept_report, failed = _write_run_report(loaded, shown, {}, where=True)
             note = "; ".join(n for n in (note, failed) if n)
     stopped = done.fatal or done.stats.stopped
     return UndoResult(run=chosen, plan=undoing, reads=reads, result=RunResult(

@@ -17,8 +17,8 @@ from bulksync.columns import OWNED_COLUMNS
 from bulksync.results import RowResult
 from bulksync.sheets.table import CsvFormat, Table
 
-__all__ = ["new_sheet", "owned_cells", "report_path", "results_path", "write_back", "write_beside",
-           "write_report"]
+__all__ = ["new_sheet", "owned_cells", "run_report_path", "results_path", "write_back", "write_beside",
+           "write_run_report"]
 
 
 def owned_cells(results: Mapping[int, RowResult], columns: tuple[str, ...]) -> dict[int, dict[str, str]]:
@@ -124,12 +124,12 @@ REPORT_COLUMNS = ("row", "legacyId", "ticketId", "ticketNumber", "operation", "o
                   "links", "replies")
 
 
-def report_path(path: Path) -> Path:
+def run_report_path(path: Path) -> Path:
     """Where a migration's run report goes by default: beside the export."""
     return path.with_name(path.name + ".bulksync-report.csv")
 
 
-def write_report(target: Path, results: Mapping[int, RowResult], *, operations: Mapping[int, str],
+def write_run_report(target: Path, results: Mapping[int, RowResult], *, operations: Mapping[int, str],
                  legacy_ids: Mapping[int, str], sides: Mapping[int, Mapping[str, int]],
                  known: Mapping[int, tuple[str, str]] | None = None) -> Path:
     """The run report: one line per row with an outcome (what a migration delivers: each

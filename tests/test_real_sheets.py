@@ -295,9 +295,9 @@ def test_report_for_a_plain_push(tmp_path: Path,
 
 def test_the_report_never_holds_a_formula(tmp_path: Path) -> None:
     from bulksync.results import RowResult
-    from bulksync.writeback import write_report
+    from bulksync.writeback import write_run_report
 
-    path = write_report(tmp_path / "r.csv", {2: RowResult(2, "failed", error='=HYPERLINK("http://x","y")')},
+    path = write_run_report(tmp_path / "r.csv", {2: RowResult(2, "failed", error='=HYPERLINK("http://x","y")')},
                         operations={2: "create"}, legacy_ids={2: "=cmd|' /C calc'!A0"}, sides={})
     row = _report(path)[0]
     assert row["error"].startswith("'=") and row["legacyId"].startswith("'=")
