@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +19,7 @@ import pytest
 
 import bulksync
 from bulksync.config import DEFAULT_SETTLE
-from bulksync.journal import UpdateRecord, store_path
+from bulksync.journal import CreateEntry, Journal, Target, UpdateRecord, store_path
 from bulksync.sandbox import Sandbox
 from tests.conftest import CHANNEL, FORM, TOKEN, SkippingClock, run_cli, write
 
@@ -414,3 +414,67 @@ def test_a_failed_update_is_kept_until_a_later_one_succeeds(tmp_path: Path) -> N
     with sqlite3.connect(tmp_path / "j.sqlite") as db:
         rows = dict(db.execute("SELECT ticket_id, cells FROM tickets").fetchall())
     assert rows == {a: '{"status": "Closed"}', b: '{"status": "Closed"}'}
+
+
+# -- claims: the check and the insert are one step --------------------------------------------
+
+class _Interleaved:
+    """A journal's connection that, right after the statement that checks for a claim, lets
+    ``between`` run (another store's claim of the same row): a race made to happen."""
+
+    def __init__(self, db: sqlite3.Connection, check: str, between: Callable[[], None]) -> None:
+        self._db, self._check, self._between = db, check, between
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        cursor = self._db.execute(sql, *args)
+        if sql.startswith(self._check):
+            between, self._between = self._between, lambda: None
+            between()
+        return cursor
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self._db.__enter__()
+
+    def __exit__(self, *exc: object) -> bool | None:
+        return self._db.__exit__(*exc)  # type: ignore[arg-type]
+
+
+def _race(tmp_path: Path, claim: Callable[[Journal], object], check: str) -> list[object]:
+    """Two runs claim one thing; the second's claim comes between the first's check and its
+    insert. The second is told as SQLite's busy wait would (its claim is tried at that moment
+    without waiting; if the store is locked, again once the first is done): both outcomes."""
+    target = Target.of("https://api.example.com", "t0ken")
+    with Journal(target, path=tmp_path / "j.sqlite", run="one") as first, \
+            Journal(target, path=tmp_path / "j.sqlite", run="two") as second:
+        second._db.execute("PRAGMA busy_timeout = 0")
+        outcome: list[object] = []
+
+        def between() -> None:
+            try:
+                outcome.append(claim(second))
+            except bulksync.StateError as e:  # the first holds the store: wait for it
+                assert "database is locked" in str(e)
+
+        first._db = _Interleaved(first._db, check, between)  # type: ignore[assignment]
+        mine = claim(first)
+        if not outcome:
+            outcome.append(claim(second))
+    return [mine, *outcome]
+
+
+def test_two_runs_claiming_one_create_at_the_same_moment_send_it_once(tmp_path: Path) -> None:
+    outcomes = _race(tmp_path, lambda j: j.intend("row\x1f/t.csv\x1fc:0", 2, {"description": "x"},
+                                                   scope="/t.csv", content="c:0"),
+                     "SELECT key, ")
+    claimed = [o is None for o in outcomes]  # None: claimed, to be sent
+    assert claimed == [True, False], outcomes
+    assert isinstance(outcomes[1], CreateEntry) and outcomes[1].state == "sending"
+
+
+def test_two_runs_claiming_one_reply_at_the_same_moment_send_it_once(tmp_path: Path) -> None:
+    outcomes = _race(tmp_path, lambda j: j.claim_side("reply", "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32", 1),
+                     "SELECT state, run FROM sides")
+    assert outcomes == [None, "sending"]
