@@ -304,7 +304,8 @@ def test_the_state_lives_in_bulksync_home_not_beside_the_sheet(tmp_path: Path, s
                                                                 api: dict[str, str]) -> None:
     sheet = _sheet(tmp_path / "t.csv", 2)
     bulksync.push(sheet, **DEFAULTS, **api)
-    assert not (tmp_path / ".bulksync").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # nothing beside the sheet
+    assert store_path().is_relative_to(os.environ["BULKSYNC_HOME"])
     with sqlite3.connect(store_path()) as db:
         assert db.execute("SELECT count(*) FROM creates WHERE state = 'created'").fetchone() == (2,)
 
@@ -313,7 +314,7 @@ def test_the_state_is_never_touched_by_validate_or_plan(tmp_path: Path) -> None:
     sheet = _sheet(tmp_path / "t.csv", 2)
     bulksync.validate(sheet, **DEFAULTS)
     bulksync.plan(sheet, **DEFAULTS)
-    assert not (tmp_path / ".bulksync").exists() and not store_path().exists()
+    assert not store_path().exists() and [p.name for p in tmp_path.iterdir()] == ["t.csv"]
 
 
 def test_no_file_bulksync_writes_holds_the_token(tmp_path: Path, sandbox: Sandbox) -> None:
