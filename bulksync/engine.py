@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from bulksync.api import ReadTicket, SuptaskClient, created_ticket, error_message, read_ticket, ticket_id_of
+from bulksync.clock import SYSTEM, Clock
 from bulksync.errors import ApiError, ApiUnreachable, AuthError
 from bulksync.journal import Window
 from bulksync.plan import ONCE_KINDS
@@ -64,7 +65,9 @@ class Pacer:
     HOLD = 0.01
     """Seconds between looks while the window's budget is taken by requests in flight."""
 
-    def __init__(self, rate: float | None = None) -> None:
+    def __init__(self, rate: float | None = None, *, clock: Clock = SYSTEM) -> None:
+        self.clock = clock
+        """What every pause and back-off of the requests it paces waits on."""
         self._interval = 1.0 / rate if rate else 0.0
         self._next_at = 0.0
         self.paused_until = 0.0
@@ -81,7 +84,7 @@ class Pacer:
 
     def try_acquire(self) -> float:
         """Take a slot now (0.0), or say how many seconds to wait before asking again."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         start = max(now, self._next_at, self.paused_until)
         if start > now:
             return start - now
@@ -100,7 +103,7 @@ class Pacer:
 
     async def acquire(self) -> None:
         while wait := self.try_acquire():
-            await asyncio.sleep(wait)
+            await self.clock.sleep(wait)
 
     def release(self) -> None:
         self.in_flight -= 1
@@ -112,7 +115,7 @@ class Pacer:
         return Window(limit=self._limit, span=self._span, remaining=self._remaining, reset_at=self._reset_at)
 
     def waiting(self) -> float:
-        return max(0.0, self.paused_until - time.monotonic())
+        return max(0.0, self.paused_until - self.clock.monotonic())
 
     def note(self, left: int = 0) -> str:
         """A pause worth mentioning (a second or more): what it waits for and until when; and,
@@ -124,11 +127,11 @@ class Pacer:
         eta = f"about {ahead:.0f} s left at the API's {window.said()}" if ahead >= 1 and window else ""
         if wait < 1:
             return eta
-        until = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
+        until = time.strftime("%H:%M:%S", time.localtime(self.clock.time() + wait))
         return ", ".join(filter(None, (f"rate limit: waiting {wait:.0f} s, until {until} ({self.reason})", eta)))
 
     def _pause(self, seconds: float, reason: str) -> None:
-        until = time.monotonic() + min(seconds, MAX_WAIT) + 0.05
+        until = self.clock.monotonic() + min(seconds, MAX_WAIT) + 0.05
         if until > self.paused_until:
             self.paused_until = until
             self.reason = reason + (f", capped at {MAX_WAIT:.0f} s" if seconds > MAX_WAIT else "")
@@ -145,8 +148,8 @@ class Pacer:
                 if limit is not None and limit >= 1:
                     self._limit = limit
             elif name == b"x-ratelimit-reset":
-                reset = seconds_until(value.decode("latin-1"))
-        now = time.monotonic()
+                reset = seconds_until(value.decode("latin-1"), self.clock.time())
+        now = self.clock.monotonic()
         reset_in = None
         if remaining is not None and self._limit is not None:
             remaining = min(remaining, self._limit)  # a Remaining above the Limit is not believed
@@ -156,7 +159,7 @@ class Pacer:
             if now >= self._window_end:  # the first answer of a new window
                 self._window_end, self._remaining = now + reset_in, remaining
                 self._span = max(self._span, reset_in)
-                self._reset_at = time.time() + reset_in
+                self._reset_at = self.clock.time() + reset_in
             else:  # answers may come out of order: the lowest count is the latest
                 self._remaining = min(self._remaining, remaining)
             if remaining <= 0:
@@ -165,7 +168,7 @@ class Pacer:
             # Until an answer shows the budget again, one request at a time: a 429 with only a
             # Retry-After (a proxy's, a gateway's) must not send every waiting worker at once.
             self._probing = True
-            delay = retry_after(response)
+            delay = retry_after(response, self.clock.time())
             if delay is not None and delay > 0:
                 self._pause(delay, "Retry-After")
             else:  # none, or a reset "now" (a clock ahead of the server's): never no pause at all
@@ -212,9 +215,9 @@ def seconds_until(value: str, now: float | None = None) -> float | None:
     return max(when.timestamp() - now, 0.0)
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: httpx.Response, now: float | None = None) -> float | None:
     value = response.headers.get("retry-after")
-    return None if value is None else seconds_until(value)
+    return None if value is None else seconds_until(value, now)
 
 
 @dataclass
@@ -235,6 +238,8 @@ class RunStats:
     """Rows every attempt of which failed to connect: left untouched if the API is down."""
 
     refusals_in_a_row: int = 0
+    clock: Clock = SYSTEM
+    """What the breaker's window and the run's pauses read."""
 
     def connected(self) -> None:
         self.failing_since, self.failures_in_a_row = None, 0
@@ -267,7 +272,7 @@ class RunStats:
     def connect_failed(self, host: str, error: str, *, what: str = "failed connections") -> None:
         """A connection that could not be made (or, ``what``, a request that got no answer at
         all in its time): after a run of them, the run stops."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self.failing_since is None:
             self.failing_since = now
         self.failures_in_a_row += 1
@@ -327,7 +332,7 @@ async def run_operations(
     ops = [op for op in operations if op.sends]
     stats = stats if stats is not None else RunStats()
     if stats.pacer is None:
-        stats.pacer = Pacer(rate)
+        stats.pacer = Pacer(rate, clock=stats.clock)
     run = _Workers(client, ops, results, stats, stats.pacer, max_attempts=max_attempts, backoff=backoff,
                on_progress=on_progress, hooks=hooks, stopping=stopping, on_log=on_log)
     run.progress()
@@ -430,7 +435,7 @@ class _Workers:
             delay = backoff(attempt, self.backoff)
             if self.pacer.waiting() >= 1:
                 self.progress()  # say what the pause waits for, as it starts
-            await asyncio.sleep(max(delay, self.pacer.waiting()))
+            await self.pacer.clock.sleep(max(delay, self.pacer.waiting()))
 
     async def send_once(self, op: Operation, attempt: int) -> _Outcome | _Failed:
         """Send the operation once within a pacing slot (released on every path): the row's
@@ -616,7 +621,7 @@ async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | Non
                             _describe(e, client.secrets))
             if attempt < 3 and classify("GET", failure, attempt=attempt) in ("retry", "retry-unsent") \
                     and stats.stopped is None:
-                await asyncio.sleep(backoff(attempt))
+                await pacer.clock.sleep(backoff(attempt))
                 continue
             break
         finally:
@@ -634,7 +639,7 @@ async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | Non
         if status < 400:
             stats.successes += 1
         elif then == "retry-unsent" or (then == "retry" and attempt < 3):
-            await asyncio.sleep(max(backoff(attempt), pacer.waiting()))
+            await pacer.clock.sleep(max(backoff(attempt), pacer.waiting()))
             continue
         try:
             body = response.json()
@@ -748,7 +753,7 @@ async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats
     ``record`` is told each as it is done (the state keeps it: a kill loses no read). One at
     a time: the read budget, not the network, sets the pace."""
     if stats.pacer is None:
-        stats.pacer = Pacer()
+        stats.pacer = Pacer(clock=stats.clock)
     out: dict[int, tuple[ReadTicket | None, str]] = {}
     for done, read in enumerate(reads):
         if stopping.is_set() or stats.stopped is not None:
@@ -776,7 +781,7 @@ def read_tickets(reads: Sequence[Read], sending: Sending, api_url: str, *,
     """Read ``reads`` one at a time, paced (Ctrl-C stops): (row → the ticket or why not, the
     requests' stats, whether it was interrupted). What pull, ``pull --numbers``, push --check,
     undo and the rotated token's check read through; ``record`` as for :func:`read_all`."""
-    stats = RunStats()
+    stats = RunStats(clock=sending.clock)
     got: dict[int, tuple[ReadTicket | None, str]] = {}
 
     async def work(stopping: asyncio.Event) -> None:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple, Self
 from urllib.parse import urlsplit, urlunsplit
 
+from bulksync.clock import SYSTEM, Clock
 from bulksync.errors import StateError
 from bulksync.memo import ByIdentity
 
@@ -602,9 +603,11 @@ def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = 
 class Journal:
     """The store, as one run on one target sees it. Every method commits before it returns."""
 
-    def __init__(self, target: Target, *, path: Path | None = None, run: str = "") -> None:
+    def __init__(self, target: Target, *, path: Path | None = None, run: str = "",
+                 clock: Clock = SYSTEM) -> None:
         self.path = path or store_path()
         self.target = target
+        self._clock = clock  # when a create was sent and answered: what the settle time counts from
         self.run = run or f"{os.getpid()}-{time.time():.6f}"
         db = _connect(self.path, create=True)
         assert db is not None
@@ -687,7 +690,7 @@ class Journal:
                 "payload = excluded.payload, error = '', lower_number = excluded.lower_number, "
                 "sent_at = excluded.sent_at, settled_at = NULL, run = excluded.run, own = excluded.own, lost = 0",
                 (self._key, key, scope, content, row_number, json.dumps(payload, sort_keys=True),
-                 self._highest(), time.time(), self.run, json.dumps(dict(own or {}), sort_keys=True)))
+                 self._highest(), self._clock.time(), self.run, json.dumps(dict(own or {}), sort_keys=True)))
         return None
 
     def _highest(self) -> int | None:
@@ -710,7 +713,7 @@ class Journal:
             self._db.execute("BEGIN")
             self._db.execute("UPDATE creates SET state = 'created', ticket_id = ?, ticket_number = ?, "
                              "error = '', settled_at = ? WHERE target = ? AND key = ?",
-                             (ticket_id, ticket_number, time.time(), self._key, key))
+                             (ticket_id, ticket_number, self._clock.time(), self._key, key))
             self._ticket(ticket_id, baseline)
         if ticket_number is not None and (self.highest_number is None
                                           or ticket_number > self.highest_number):
@@ -732,7 +735,7 @@ class Journal:
         done; ``answer``: what it said, when that could not be believed."""
         self._db.execute("UPDATE creates SET state = 'uncertain', error = ?, settled_at = ?, answer = ? "
                          "WHERE target = ? AND key = ?",
-                         (error, time.time() if answered else None, answer, self._key, key))
+                         (error, self._clock.time() if answered else None, answer, self._key, key))
 
     def owner(self, ticket_id: str) -> str | None:
         """The key of the row this target's ticket was created for, if any."""
@@ -744,7 +747,7 @@ class Journal:
     def failed(self, key: str, error: str) -> None:
         """The server refused the create: no ticket was made."""
         self._db.execute("UPDATE creates SET state = 'failed', error = ?, settled_at = ? "
-                         "WHERE target = ? AND key = ?", (error, time.time(), self._key, key))
+                         "WHERE target = ? AND key = ?", (error, self._clock.time(), self._key, key))
 
     def forget_unsettled(self, key: str) -> bool:
         """Forget a create proven absent, so it can be sent again: only while it is still

@@ -22,11 +22,11 @@ done with a request once ``settle`` seconds have passed since it was sent.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from bulksync.clock import SYSTEM
 from bulksync.engine import read_number
 from bulksync.journal import CreateEntry
 
@@ -80,7 +80,8 @@ async def resolve_uncertain(client: SuptaskClient, pending: list[CreateEntry],
     from bulksync.engine import Pacer
 
     # The run's one pacer: reads share the budget with creates, links and replies.
-    pacer = stats.pacer if stats is not None and stats.pacer is not None else Pacer()
+    pacer = stats.pacer if stats is not None and stats.pacer is not None else Pacer(
+        clock=stats.clock if stats is not None else SYSTEM)
     if stats is not None:
         stats.pacer = pacer
     resolver = _Resolver(client, pacer, stats, created, settle)
@@ -104,7 +105,7 @@ class _Resolver:
         self.cache: dict[int, tuple[int, Any]] = {}
         self.claimed = {e.ticket_number for e in created if e.ticket_number is not None}
         self.taken = {e.ticket_id.lower() for e in created if e.ticket_id}
-        self.now = time.time()
+        self.now = pacer.clock.time()  # the settle time is waited out on the run's clock
 
     async def outcome(self, entry: CreateEntry) -> Outcome:
         settled = entry.settled_by(self.settle)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from bulksync.clock import SYSTEM, Clock
 from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT
 from bulksync.engine import RunStats, drive, run_operations
 from bulksync.errors import StateError
@@ -58,6 +59,8 @@ class Sending:
     """What the run is (push, delete, undo): how ``bulksync runs`` lists it."""
     undoes: str = ""
     """An undo: the id of the run it takes back."""
+    clock: Clock = SYSTEM
+    """What the run's waits read: the settle time, the breaker's window, the pauses."""
 
 
 def execute(loaded: Loaded, options: Sending) -> Run | None:
@@ -67,7 +70,7 @@ def execute(loaded: Loaded, options: Sending) -> Run | None:
         asked = [op for op in loaded.plan.operations if op.sends and op.ticket_id not in loaded.deleted]
         if asked and not options.confirm(asked):
             return None
-    with Journal(loaded.target) as journal:
+    with Journal(loaded.target, clock=options.clock) as journal:
         journal.begin_run(loaded.prepared.scope, options.command, undoes=options.undoes)
         run = Run(loaded, journal, options)
         to_send, pending = run.sort()
@@ -93,7 +96,7 @@ class Run:
         self.journal = journal
         self.options = options
         self.results: dict[int, RowResult] = {}
-        self.stats = RunStats()
+        self.stats = RunStats(clock=options.clock)
         self.keys = {row: identity.key for row, identity in loaded.identities.items()}
         self.side: Counter[str] = Counter()
         self.side_notes: dict[int, list[str]] = {}
@@ -402,17 +405,21 @@ class Run:
         import time
 
         latest = max((e.settled_by(self.options.settle) for e in pending), default=0.0)
-        wait = latest - time.time()
+        clock = self.options.clock
+        wait = latest - clock.time()
         if wait <= 0:
             return
         if self.options.on_notice:
             self.options.on_notice(f"waiting {wait:.0f} s (until {time.strftime('%H:%M:%S', time.localtime(latest))}) "
                            f"for the server to finish {len(pending)} create(s) whose answer was lost; "
                            "then their ticket numbers are read to see whether they were made")
+        waited = asyncio.ensure_future(clock.sleep(wait))
+        stopped = asyncio.ensure_future(self.stopping.wait())
         try:
-            await asyncio.wait_for(self.stopping.wait(), timeout=wait)
-        except TimeoutError:
-            pass
+            await asyncio.wait((waited, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waited.cancel()
+            stopped.cancel()
 
     def _still_uncertain(self, op: Operation, entry: CreateEntry | None, reason: str | None = None) -> None:
         import time

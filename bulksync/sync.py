@@ -31,6 +31,7 @@ from bulksync.writeback import new_sheet, results_path, run_report_path, write_b
 if TYPE_CHECKING:
     import httpx
 
+    from bulksync.clock import Clock
     from bulksync.engine import ProgressCallback
     from bulksync.run import Sending
 
@@ -164,6 +165,7 @@ def push(
     relink: bool = False,
     send_reformatted: bool = False,
     trust_ids: bool = False,
+    clock: Clock | None = None,
     **options: Unpack[SheetOptions],
 ) -> RunResult:
     """Send the sheet's rows to Suptask and write the outcome back into the sheet.
@@ -198,15 +200,17 @@ def push(
     Called from the main thread, Ctrl-C and SIGTERM stop it cleanly. ``run_report``: a
     CSV of each row's outcome to write (a path), or not (False); by default a migration
     (a mapping that names the legacy ID) writes ``FILE.bulksync-report.csv`` beside the
-    export. Sheet options as for :func:`validate`.
+    export. ``clock``: what the run's waits read (the settle time, the breaker, the pauses;
+    see :mod:`bulksync.clock`), the real one by default. Sheet options as for :func:`validate`.
     """
+    from bulksync.clock import SYSTEM
     from bulksync.run import Sending
 
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, rate=rate, **options)
     sending = Sending(token=_token(token, settings), transport=transport, timeout=timeout, settle=settle,
                       only_failed=only_failed, retry_uncertain=retry_uncertain,
                       resend_unresolved=resend_unresolved, allow_duplicates=allow_duplicates,
-                      on_progress=on_progress, on_log=on_log, on_notice=on_notice)
+                      on_progress=on_progress, on_log=on_log, on_notice=on_notice, clock=clock or SYSTEM)
     _check_settle(settle, timeout)
     migration = settings.mapping is not None and settings.mapping.legacy_id is not None
     return _run(path, settings, sending, lambda target: load(

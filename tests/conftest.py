@@ -117,3 +117,38 @@ def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     path.write_text(out.getvalue(), encoding="utf-8")
+
+
+class SkippingClock:
+    """A :class:`bulksync.clock.Clock` for tests: the real time plus every pause asked of it,
+    each skipped at once (yielding to the other tasks). Never behind the real clock, so the
+    state store's real timestamps stay in its past; ``slept`` keeps each pause asked for."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        import time
+
+        return time.monotonic() + self.skipped
+
+    def time(self) -> float:
+        import time
+
+        return time.time() + self.skipped
+
+    def advance(self, seconds: float) -> None:
+        self.skipped += max(0.0, seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        import asyncio
+
+        self.slept.append(seconds)
+        self.advance(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clock() -> SkippingClock:
+    return SkippingClock()

@@ -11,16 +11,17 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 import bulksync
-from bulksync.journal import UpdateRecord, store_path
+from bulksync.config import DEFAULT_SETTLE
+from bulksync.journal import CreateEntry, Journal, Target, UpdateRecord, store_path
 from bulksync.sandbox import Sandbox
-from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
+from tests.conftest import CHANNEL, FORM, TOKEN, SkippingClock, run_cli, write
 
 DEFAULTS = {"form_id": FORM, "channel": CHANNEL}
 
@@ -84,7 +85,7 @@ def _wait_for_created(sheet: Path, at_least: int, process: subprocess.Popen[str]
 
 @pytest.mark.parametrize("kill_after", [1, 7, 18, 33])
 def test_kill_9_then_rerun_leaves_one_ticket_per_row(tmp_path: Path, slow_sandbox: Sandbox,
-                                                      kill_after: int) -> None:
+                                                      kill_after: int, clock: SkippingClock) -> None:
     sheet = _sheet(tmp_path / "t.csv", 40)
     before = sheet.read_bytes()
     process = _start_push(sheet, slow_sandbox)
@@ -94,17 +95,15 @@ def test_kill_9_then_rerun_leaves_one_ticket_per_row(tmp_path: Path, slow_sandbo
     assert sheet.read_bytes() == before  # killed before writing back: the IDs are only in the journal
     in_journal = _created_in_journal(sheet)
     assert in_journal >= kill_after
-    time.sleep(1.1)  # let the sandbox finish what was in flight (and the settle time pass)
-    rerun = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "--settle", "1",
-                    "--timeout", "1",
-                    "-q", "--json", env={"SUPTASK_API_URL": slow_sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert slow_sandbox.idle()  # what was in flight at the kill is done (made or not)
+    clock.advance(DEFAULT_SETTLE)  # and the settle time has passed for it
+    rerun = bulksync.push(sheet, token=TOKEN, api_url=slow_sandbox.url, clock=clock, **DEFAULTS)
+    assert rerun.ok, rerun.summary()
     assert_one_ticket_per_row(sheet, slow_sandbox, 40)
     # Nothing was ever processed twice (a request cut off by the kill is not processed at all).
     posts = [r for r in slow_sandbox.requests() if r["method"] == "POST" and r["status"] == 201]
     assert len(posts) == 40
-    summary = json.loads(rerun.stdout)
-    assert summary["recovered"] >= in_journal
+    assert rerun.summary()["recovered"] >= in_journal
 
 
 def test_ctrl_c_writes_back_what_was_obtained(tmp_path: Path, slow_sandbox: Sandbox) -> None:
@@ -183,23 +182,26 @@ def test_503s_and_drops_on_patch_end_with_every_row_done(tmp_path: Path, sandbox
     assert all(t["status"] == "Closed" for t in sandbox.tickets())
 
 
-def test_ambiguous_creates_are_never_duplicated(tmp_path: Path) -> None:
+def test_ambiguous_creates_are_never_duplicated(tmp_path: Path, clock: SkippingClock) -> None:
     sheet = _sheet(tmp_path / "t.csv", 40)
     with Sandbox(token=TOKEN, ambiguous_rate=0.3, seed=4) as sb:
-        first = bulksync.push(sheet, token=TOKEN, api_url=sb.url, settle=0.3, timeout=0.3, **DEFAULTS)
+        first = bulksync.push(sheet, token=TOKEN, api_url=sb.url, clock=clock, **DEFAULTS)
         # Creates answered 500 were found again at once by reading ticket numbers; those whose
         # connection dropped after the ticket was made wait until the server is surely done.
         assert first.summary()["resolved"] >= 3
         assert len(sb.tickets()) == 40
-        time.sleep(0.4)
-        second = bulksync.push(sheet, token=TOKEN, api_url=sb.url, settle=0.3, timeout=0.3, **DEFAULTS)
+        dropped = first.counts["uncertain"]
+        assert dropped >= 1  # not yet settled: left uncertain, not resent
+        clock.advance(DEFAULT_SETTLE)
+        second = bulksync.push(sheet, token=TOKEN, api_url=sb.url, clock=clock, **DEFAULTS)
         assert second.counts["uncertain"] == 0, second.summary()
+        assert second.summary()["resolved"] == dropped
         assert_one_ticket_per_row(sheet, sb, 40)
         posts = [r for r in sb.requests() if r["method"] == "POST"]
         assert len(posts) == 40
 
 
-def test_uncertain_creates_are_left_alone_unless_asked(tmp_path: Path) -> None:
+def test_uncertain_creates_are_left_alone_unless_asked(tmp_path: Path, clock: SkippingClock) -> None:
     sheet = _sheet(tmp_path / "t.csv", 20)
     with Sandbox(token=TOKEN, drop_rate=0.3, seed=2) as sb:
         first = bulksync.push(sheet, token=TOKEN, api_url=sb.url, **DEFAULTS)  # settle: 60 s
@@ -212,21 +214,26 @@ def test_uncertain_creates_are_left_alone_unless_asked(tmp_path: Path) -> None:
         assert second.counts["uncertain"] == uncertain
         assert sum(1 for r in sb.requests() if r["method"] == "POST") == posts  # none resent
         notices: list[str] = []
-        third = bulksync.push(sheet, token=TOKEN, api_url=sb.url, retry_uncertain=True, settle=1,
-                              timeout=1, on_notice=notices.append, **DEFAULTS)
+        third = bulksync.push(sheet, token=TOKEN, api_url=sb.url, retry_uncertain=True, clock=clock,
+                              on_notice=notices.append, **DEFAULTS)
         assert third.counts["uncertain"] == 0, third.summary()
+        # It waited out the settle time (on its clock) first, and said so.
+        assert any(n.startswith("waiting ") and f"finish {uncertain} create(s)" in n for n in notices), notices
+        assert max(clock.slept) > DEFAULT_SETTLE - 5
         # Resolved first (the dropped connections made nothing), then resent: one ticket each.
         assert third.summary()["resolved"] == 0
         assert_one_ticket_per_row(sheet, sb, 20)
 
 
-def test_settled_uncertain_creates_that_never_happened_are_sent_again(tmp_path: Path) -> None:
+def test_settled_uncertain_creates_that_never_happened_are_sent_again(tmp_path: Path,
+                                                                     clock: SkippingClock) -> None:
     sheet = _sheet(tmp_path / "t.csv", 20)
     with Sandbox(token=TOKEN, drop_rate=0.3, seed=2) as sb:
-        bulksync.push(sheet, token=TOKEN, api_url=sb.url, settle=0.2, timeout=0.2, **DEFAULTS)
+        first = bulksync.push(sheet, token=TOKEN, api_url=sb.url, clock=clock, **DEFAULTS)
+        assert first.counts["uncertain"] >= 2
         sb.drop_rate = 0
-        time.sleep(0.3)
-        second = bulksync.push(sheet, token=TOKEN, api_url=sb.url, settle=0.2, timeout=0.2, **DEFAULTS)
+        clock.advance(DEFAULT_SETTLE)
+        second = bulksync.push(sheet, token=TOKEN, api_url=sb.url, clock=clock, **DEFAULTS)
         assert second.counts["uncertain"] == 0, second.summary()
         assert_one_ticket_per_row(sheet, sb, 20)
 
@@ -297,7 +304,8 @@ def test_the_state_lives_in_bulksync_home_not_beside_the_sheet(tmp_path: Path, s
                                                                 api: dict[str, str]) -> None:
     sheet = _sheet(tmp_path / "t.csv", 2)
     bulksync.push(sheet, **DEFAULTS, **api)
-    assert not (tmp_path / ".bulksync").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # nothing beside the sheet
+    assert store_path().is_relative_to(os.environ["BULKSYNC_HOME"])
     with sqlite3.connect(store_path()) as db:
         assert db.execute("SELECT count(*) FROM creates WHERE state = 'created'").fetchone() == (2,)
 
@@ -306,7 +314,7 @@ def test_the_state_is_never_touched_by_validate_or_plan(tmp_path: Path) -> None:
     sheet = _sheet(tmp_path / "t.csv", 2)
     bulksync.validate(sheet, **DEFAULTS)
     bulksync.plan(sheet, **DEFAULTS)
-    assert not (tmp_path / ".bulksync").exists() and not store_path().exists()
+    assert not store_path().exists() and [p.name for p in tmp_path.iterdir()] == ["t.csv"]
 
 
 def test_no_file_bulksync_writes_holds_the_token(tmp_path: Path, sandbox: Sandbox) -> None:
@@ -317,32 +325,47 @@ def test_no_file_bulksync_writes_holds_the_token(tmp_path: Path, sandbox: Sandbo
             assert TOKEN.encode() not in part.read_bytes(), part
 
 
-def test_a_second_ctrl_c_stops_at_once_and_the_journal_keeps_everything(tmp_path: Path) -> None:
+def _delivered(process: subprocess.Popen[str], sig: int) -> None:
+    """Wait until ``sig`` sent to ``process`` is no longer pending (Linux: /proc's ShdPnd), so
+    a second one is a second signal, not merged into the first."""
+    deadline = time.monotonic() + 30
+    status = Path(f"/proc/{process.pid}/status")
+    while True:
+        pending = next(int(line.split()[1], 16) for line in status.read_text().splitlines()
+                       if line.startswith("ShdPnd:"))
+        if not pending & (1 << (sig - 1)):
+            return
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.001)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads a signal's delivery in /proc")
+def test_a_second_ctrl_c_stops_at_once_and_the_journal_keeps_everything(tmp_path: Path,
+                                                                         clock: SkippingClock) -> None:
     sheet = _sheet(tmp_path / "t.csv", 12)
     with Sandbox(token=TOKEN, latency_ms=2000) as sb:
         process = _start_push(sheet, sb)
         deadline = time.monotonic() + 30
-        while not any(r["method"] == "POST" for r in sb.requests()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.2)  # the first create (sent alone) is now in flight for 2 s
+        # The first create (sent alone) is made and logged as it arrives; its answer is 2 s away.
+        while not any(r["method"] == "POST" for r in sb.requests()):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
         process.send_signal(signal.SIGINT)
-        time.sleep(0.2)
+        _delivered(process, signal.SIGINT)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=30)
         assert process.returncode == 130, err
-        # The answer was still 1.5 s away: it did not wait for it.
+        # The answer was still seconds away: it did not wait for it.
         assert [r["syncStatus"] for r in _rows(sheet)][0] == "uncertain"
-        time.sleep(2)
         sb.latency = 0
-        rerun = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "--settle", "0.5",
-                        "--timeout", "0.5", "-q", env={"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": TOKEN})
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        clock.advance(DEFAULT_SETTLE)  # the server is surely done with it: it is resolved, not resent
+        rerun = bulksync.push(sheet, token=TOKEN, api_url=sb.url, clock=clock, **DEFAULTS)
+        assert rerun.ok and rerun.summary()["resolved"] == 1, rerun.summary()
         assert_one_ticket_per_row(sheet, sb, 12)
 
 
 def test_the_journals_json_memo_encodes_like_json_dumps() -> None:
     """Equal-looking values of other types (1, 1.0, True) and unhashable ones each encode as json does."""
-    import json
 
     from bulksync.journal import _memo_dumps
 
@@ -392,3 +415,67 @@ def test_a_failed_update_is_kept_until_a_later_one_succeeds(tmp_path: Path) -> N
     with sqlite3.connect(tmp_path / "j.sqlite") as db:
         rows = dict(db.execute("SELECT ticket_id, cells FROM tickets").fetchall())
     assert rows == {a: '{"status": "Closed"}', b: '{"status": "Closed"}'}
+
+
+# -- claims: the check and the insert are one step --------------------------------------------
+
+class _Interleaved:
+    """A journal's connection that, right after the statement that checks for a claim, lets
+    ``between`` run (another store's claim of the same row): a race made to happen."""
+
+    def __init__(self, db: sqlite3.Connection, check: str, between: Callable[[], None]) -> None:
+        self._db, self._check, self._between = db, check, between
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        cursor = self._db.execute(sql, *args)
+        if sql.startswith(self._check):
+            between, self._between = self._between, lambda: None
+            between()
+        return cursor
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self._db.__enter__()
+
+    def __exit__(self, *exc: object) -> bool | None:
+        return self._db.__exit__(*exc)  # type: ignore[arg-type]
+
+
+def _race(tmp_path: Path, claim: Callable[[Journal], object], check: str) -> list[object]:
+    """Two runs claim one thing; the second's claim comes between the first's check and its
+    insert. The second is told as SQLite's busy wait would (its claim is tried at that moment
+    without waiting; if the store is locked, again once the first is done): both outcomes."""
+    target = Target.of("https://api.example.com", "t0ken")
+    with Journal(target, path=tmp_path / "j.sqlite", run="one") as first, \
+            Journal(target, path=tmp_path / "j.sqlite", run="two") as second:
+        second._db.execute("PRAGMA busy_timeout = 0")
+        outcome: list[object] = []
+
+        def between() -> None:
+            try:
+                outcome.append(claim(second))
+            except bulksync.StateError as e:  # the first holds the store: wait for it
+                assert "database is locked" in str(e)
+
+        first._db = _Interleaved(first._db, check, between)  # type: ignore[assignment]
+        mine = claim(first)
+        if not outcome:
+            outcome.append(claim(second))
+    return [mine, *outcome]
+
+
+def test_two_runs_claiming_one_create_at_the_same_moment_send_it_once(tmp_path: Path) -> None:
+    outcomes = _race(tmp_path, lambda j: j.intend("row\x1f/t.csv\x1fc:0", 2, {"description": "x"},
+                                                   scope="/t.csv", content="c:0"),
+                     "SELECT key, ")
+    claimed = [o is None for o in outcomes]  # None: claimed, to be sent
+    assert claimed == [True, False], outcomes
+    assert isinstance(outcomes[1], CreateEntry) and outcomes[1].state == "sending"
+
+
+def test_two_runs_claiming_one_reply_at_the_same_moment_send_it_once(tmp_path: Path) -> None:
+    outcomes = _race(tmp_path, lambda j: j.claim_side("reply", "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32", 1),
+                     "SELECT state, run FROM sides")
+    assert outcomes == [None, "sending"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bulksync"
 STAGES = [
-    ("shared", {"errors", "untrusted", "memo", "resources", "places"}),
+    ("shared", {"errors", "untrusted", "memo", "resources", "places", "clock"}),
     ("read", {"sheets", "sheets.table", "sheets.read", "sheets.atomic", "sheets.package"}),
     ("map, validate", {"columns", "mapping", "config", "suggest"}),
     ("preflight", {"preflight"}),

@@ -1,4 +1,4 @@
-"""The migration kit: presets over realistic exports, users, links, replies, delete, templates."""
+"""The migration kit: presets over realistic exports, users, links, replies."""
 
 from __future__ import annotations
 
@@ -6,17 +6,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 import pytest
-from click.testing import CliRunner
 
 import bulksync
-from bulksync.cli import main
 from bulksync.errors import UsageError
 from bulksync.mapping import load_mapping
 from bulksync.resources import bundled
 from bulksync.sandbox import Sandbox
-from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
+from tests.conftest import CHANNEL, FORM, TOKEN, write
 
 SAMPLES = bundled("sample_data")
 ANA, BEN, CHLOE, PRIYA, TOM = "U073PBJPHGW", "U06A1B2C3D4", "U04Z9Y8X7W6", "U05KQ2M8Z1A", "U02R4T6Y8U0"
@@ -186,81 +183,3 @@ status = "Open"
     assert t["Broken"]["customFields"] == [{"fieldId": field, "value": "Billing"}]
     assert t["Broken"]["tags"] == ["a", "b"] and t["Broken"]["status"] == "Open"
     assert t["Slow\n\nVery"]["customFields"] == [{"fieldId": field, "value": "Other"}]
-
-
-# -- delete ---------------------------------------------------------------------
-
-def _created(tmp_path: Path, sb: Sandbox) -> Path:
-    path = write(tmp_path / "t.csv", "description\nA\nB\nC\n")
-    bulksync.push(path, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL)
-    return path
-
-
-def test_delete_needs_yes_off_a_terminal(tmp_path: Path, sandbox: Sandbox) -> None:
-    path = _created(tmp_path, sandbox)
-    before = path.read_bytes()
-    result = run_cli("delete", str(path), env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
-    assert result.returncode == 2
-    assert "Delete 3 tickets listed in" in result.stderr and "nothing was deleted" in result.stderr
-    assert len(sandbox.tickets()) == 3 and path.read_bytes() == before
-    result = run_cli("delete", str(path), "--yes", "-q",
-                     env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{path}: 0 created, 0 updated, 3 deleted, 0 failed (3 requests)" in result.stdout
-    assert sandbox.tickets() == []
-    assert path.read_text().splitlines()[1].endswith(",deleted")
-
-
-@pytest.mark.parametrize(("answer", "deleted"), [("n\n", 0), ("y\n", 3)])
-def test_delete_asks_on_a_terminal(tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch,
-                                   answer: str, deleted: int) -> None:
-    path = _created(tmp_path, sandbox)
-    monkeypatch.setattr("bulksync.cli._interactive", lambda: True)
-    result = CliRunner().invoke(main, ["delete", str(path), "-q"], input=answer,
-                           env={"SUPTASK_API_URL": sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
-    assert "Delete 3 tickets listed in" in result.output, result.output
-    assert "Refusing without --yes" not in result.output
-    assert len(sandbox.tickets()) == 3 - deleted, (result.output, result.exception)
-    assert result.exit_code == (0 if deleted else 2)
-    if not deleted:
-        assert "nothing was deleted" in result.output
-
-
-def test_delete_refuses_a_bad_ticket_id(tmp_path: Path, sandbox: Sandbox) -> None:
-    path = write(tmp_path / "t.csv", "ticketId\nnot-a-uuid\n")
-    result = run_cli("delete", str(path), "--yes", env={"SUPTASK_API_URL": sandbox.url,
-                                                         "SUPTASK_API_TOKEN": TOKEN})
-    assert result.returncode == 1 and "'not-a-uuid' is not a UUID" in result.stderr
-    assert sandbox.requests() == []
-
-
-# -- templates ------------------------------------------------------------------
-
-def test_template_xlsx_has_notes_lists_and_a_frozen_header(tmp_path: Path) -> None:
-    out = tmp_path / "new.xlsx"
-    field = "0b8e5a7c-2f41-4d9a-b6c3-8e1f7a2d4c95"
-    result = run_cli("template", str(out), "--custom-field", f"{field}=Product area")
-    assert result.returncode == 0, result.stderr
-    ws = openpyxl.load_workbook(out)["Tickets"]
-    header = [c.value for c in ws[1]]
-    assert header == ["ticketId", "description", "priority", "status", "assignee", "requester",
-                      "requesterChannel", "tags", "formId", f"customField_{field}"]
-    assert all(c.comment is not None for c in ws[1])
-    assert ws["J1"].comment.text == "Custom field Product area."
-    assert ws.freeze_panes == "A2"
-    lists = {str(dv.sqref): dv.formula1 for dv in ws.data_validations.dataValidation}
-    assert lists == {"D2:D10000": '"Open,In-progress,Escalated,Waiting for customer,On-hold,Closed"',
-                     "C2:C10000": '"Low,Medium,High,CRITICAL"'}
-    # The template is a valid sheet for bulksync: an empty one has nothing to do.
-    assert bulksync.validate(out).valid
-
-
-def test_template_csv_and_preset(tmp_path: Path) -> None:
-    out = tmp_path / "new.csv"
-    assert run_cli("template", str(out)).returncode == 0
-    assert out.read_bytes() == b"ticketId,description,priority,status,assignee,requester,requesterChannel,tags,formId\r\n"
-    zd = tmp_path / "zendesk.csv"
-    assert run_cli("template", str(zd), "--preset", "zendesk").returncode == 0
-    assert zd.read_text().strip() == "Id,Subject,Description,Requester email,Assignee,Status,Priority,Tags"
-    again = run_cli("template", str(zd))
-    assert again.returncode == 2 and "give --force" in again.stderr

@@ -99,6 +99,34 @@ def test_a_pull_of_a_workbook_changes_only_those_cells(tmp_path: Path, sandbox: 
     assert "Closed" in table.frame[table.position("status")].tolist()
 
 
+def _cells(book: Path) -> dict[str, bytes]:
+    """Each cell of the first worksheet, by reference, as its exact XML (type, style, value)."""
+    import xml.etree.ElementTree as ET
+
+    main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    with zipfile.ZipFile(book) as z:
+        root = ET.fromstring(z.read("xl/worksheets/sheet1.xml"))
+    return {str(c.get("r")): ET.tostring(c) for c in root.iter(f"{main}c")}
+
+
+def test_a_pull_of_a_workbook_keeps_every_other_cell_as_it_was(tmp_path: Path, sandbox: Sandbox) -> None:
+    """Not a count of changes: each cell but the changed value and syncStatus keeps its XML."""
+    book = tmp_path / "rich.xlsx"
+    shutil.copy(Path(__file__).parent / "data" / "rich.xlsx", book)
+    assert bulksync.push(book, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL).ok
+    sandbox.edit(1, status="Closed")  # row 2's ticket (the first create is sent alone)
+    before = _cells(book)
+    assert b">status<" in before["C1"] and b">syncStatus<" in before["J1"] and b">Open<" in before["C2"]
+    assert bulksync.pull(book, token=TOKEN, api_url=sandbox.url).counts["pulled"] == 3
+    after = _cells(book)
+    assert set(after) == set(before)
+    changed = {ref for ref in before if before[ref] != after[ref]}
+    assert changed == {"C2", "J2", "J3", "J4"}
+    assert b">Closed<" in after["C2"] and all(b">pulled<" in after[f"J{n}"] for n in (2, 3, 4))
+    styled = [ref for ref, xml in before.items() if b' s="' in xml or b' t="' in xml]
+    assert len(styled) >= 10  # the kept cells include typed and styled ones
+
+
 def test_rows_without_a_number_are_said_and_nothing_is_read_for_them(tmp_path: Path, sandbox: Sandbox) -> None:
     sheet = write(tmp_path / "t.csv", "ticketId,status\n3f2b6c1e-8d4a-4f7b-9c2e-1a5d6e7f8a9b,Open\n")
     result = run_cli("pull", str(sheet), "-q", env=_env(sandbox))

@@ -11,7 +11,7 @@ import httpx
 
 import bulksync
 from bulksync.sandbox import Sandbox
-from tests.conftest import CHANNEL, FORM, TOKEN, write
+from tests.conftest import CHANNEL, FORM, TOKEN, SkippingClock, write
 
 
 def test_a_window_smaller_than_the_concurrency_is_not_hammered_at_its_reset(tmp_path: Path) -> None:
@@ -22,9 +22,9 @@ def test_a_window_smaller_than_the_concurrency_is_not_hammered_at_its_reset(tmp_
     assert result.counts["created"] == 12 and refused <= 3, refused
 
 
-def test_a_429_never_fails_a_row_however_many_times_it_comes() -> None:
+def test_a_429_never_fails_a_row_however_many_times_it_comes(clock: SkippingClock) -> None:
     from bulksync.api import SuptaskClient
-    from bulksync.engine import run_operations
+    from bulksync.engine import RunStats, run_operations
     from bulksync.plan import Operation
 
     tries: dict[str, int] = {}
@@ -42,10 +42,12 @@ def test_a_429_never_fails_a_row_however_many_times_it_comes() -> None:
         async with SuptaskClient(token=TOKEN, base_url="https://api.example.com",
                                  transport=httpx.MockTransport(busy_then_done)) as client:
             await run_operations(client, [Operation(2, "create", None, {"description": "x"})], results,
-                                 concurrency=1, backoff=0.001)
+                                 concurrency=1, backoff=0.001, stats=RunStats(clock=clock))
 
     asyncio.run(go())
     assert results[2].status == "created" and sum(tries.values()) == 9
+    # Each 429 paused the run (a second at least: Retry-After 0 is never no pause), on its clock.
+    assert sum(clock.slept) >= 8
 
 
 def _pushed(tmp_path: Path, sb: Sandbox, rows: int = 30) -> Path:
@@ -90,7 +92,7 @@ def test_reads_wait_out_a_429_instead_of_failing_the_row(tmp_path: Path) -> None
         assert result.counts["pulled"] == 6 and result.counts["failed"] == 0
 
 
-def test_a_read_answered_429_many_times_is_read_in_the_end() -> None:
+def test_a_read_answered_429_many_times_is_read_in_the_end(clock: SkippingClock) -> None:
     from bulksync.api import SuptaskClient
     from bulksync.engine import Pacer, RunStats, read_number
 
@@ -105,10 +107,12 @@ def test_a_read_answered_429_many_times_is_read_in_the_end() -> None:
     async def go() -> tuple[int, Any]:
         async with SuptaskClient(token=TOKEN, base_url="https://api.example.com",
                                  transport=httpx.MockTransport(busy_then_done)) as client:
-            return await read_number(client, Pacer(), RunStats(), 7)
+            return await read_number(client, Pacer(clock=clock), RunStats(clock=clock), 7)
 
     status, body = asyncio.run(go())
     assert status == 200 and body["ticketNumber"] == 7 and len(calls) == 7
+    # Backing off longer each time (0.5 s doubled, ±50%): a minute and more, skipped on the clock.
+    assert sum(clock.slept) >= 0.25 * (1 + 2 + 4 + 8 + 16 + 30)
 
 
 def test_a_window_estimate_counts_the_windows() -> None:
@@ -126,12 +130,12 @@ def test_a_window_estimate_counts_the_windows() -> None:
 
 def test_a_push_says_first_how_long_the_learnt_window_makes_it(tmp_path: Path) -> None:
     said: list[str] = []
-    with Sandbox(token=TOKEN, rate_limit=(4, 2.0)) as sb:
+    with Sandbox(token=TOKEN, rate_limit=(4, 1.0)) as sb:
         first = write(tmp_path / "a.csv", "description\n" + "".join(f"A{i}\n" for i in range(3)))
         bulksync.push(first, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL)
-        sheet = write(tmp_path / "b.csv", "description\n" + "".join(f"B{i}\n" for i in range(16)))
+        sheet = write(tmp_path / "b.csv", "description\n" + "".join(f"B{i}\n" for i in range(6)))
         bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL, on_notice=said.append)
-    assert any(s.startswith("16 request(s): the API allows 4 requests per 2 s (as its last answer said), "
+    assert any(s.startswith("6 request(s): the API allows 4 requests per 1 s (as its last answer said), "
                             "so this takes about") for s in said), said
 
 
@@ -231,3 +235,36 @@ def test_pull_numbers_with_a_refused_token_makes_no_sheet(tmp_path: Path) -> Non
         else:
             raise AssertionError("a refused token must stop pull --numbers")
         assert not new.exists()
+
+
+def test_the_breaker_opens_after_failures_for_its_window_on_the_runs_clock(clock: SkippingClock) -> None:
+    from bulksync.engine import BREAKER_FAILURES, BREAKER_SECONDS, RunStats
+
+    stats = RunStats(clock=clock)
+    for _ in range(3):
+        stats.connect_failed("api.example.com", "ConnectError")
+    clock.advance(BREAKER_SECONDS - 1)
+    stats.connect_failed("api.example.com", "ConnectError")
+    assert stats.stopped is None  # four failures in 19 s: not yet
+    clock.advance(1)
+    stats.connect_failed("api.example.com", "ConnectError")
+    assert isinstance(stats.stopped, bulksync.ApiUnreachable) and "5 failed connections in 20 s" in str(stats.stopped)
+    again = RunStats(clock=clock)  # a connection made in between starts the window again
+    for _ in range(2):
+        again.connect_failed("api.example.com", "ConnectError")
+        clock.advance(BREAKER_SECONDS)
+        again.connected()
+    assert again.stopped is None and again.failures_in_a_row == 0 < BREAKER_FAILURES
+
+
+def test_a_spent_window_pauses_until_its_reset_on_the_pacers_clock(clock: SkippingClock) -> None:
+    from bulksync.engine import Pacer
+
+    pacer = Pacer(clock=clock)
+    assert pacer.try_acquire() == 0.0
+    pacer.release()
+    pacer.observe(httpx.Response(200, headers={"X-RateLimit-Limit": "4", "X-RateLimit-Remaining": "0",
+                                               "X-RateLimit-Reset": "30"}))
+    assert 29.9 < pacer.try_acquire() <= 30.1 and "rate limit: waiting 30 s" in pacer.note()
+    asyncio.run(pacer.acquire())  # waits the reset out on the clock, not in real time
+    assert 29.9 < sum(clock.slept) <= 30.1 and pacer.waiting() == 0

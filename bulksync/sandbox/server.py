@@ -232,6 +232,8 @@ class Sandbox:
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self._window: tuple[float, int] = (0.0, 0)
+        self._handling = 0  # connections open now (see idle)
+        self._handled = threading.Condition()
         self._store = _Store(Path(db) if db else None)
         if samples:
             self._store.load_samples()
@@ -274,6 +276,13 @@ class Sandbox:
     def requests(self) -> list[dict[str, Any]]:
         with self._store.lock:
             return list(self._store.log)
+
+    def idle(self, timeout: float = 30) -> bool:
+        """Wait until no connection is open, so every request a client sent before it went
+        away (killed) has been handled, its ticket made or not: True when idle, False if
+        ``timeout`` passed first. A client still connected keeps it from being idle."""
+        with self._handled:
+            return self._handled.wait_for(lambda: self._handling == 0, timeout)
 
     def start(self) -> Self:
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
@@ -334,6 +343,19 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
     sandbox: Sandbox
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.sandbox._handled:  # counted as it is accepted, before its thread starts
+            self.sandbox._handling += 1
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.sandbox._handled:
+                self.sandbox._handling -= 1
+                self.sandbox._handled.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):
