@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -113,7 +114,8 @@ def _sheet_options(func: F) -> F:
         click.option("--comments", type=click.Path(path_type=Path), metavar="FILE",
                      help="CSV of externalId,author,body,public,createdAt: posted as replies."),
         click.option("--default-requester", metavar="ID",
-                     help="Slack member ID for requesters not in --users."),
+                     help="Slack member ID for rows that create a ticket and have no "
+                     "requester, and for requesters not in --users."),
         click.option("--legacy-url", metavar="TEMPLATE",
                      help="URL of an old ticket, {id} = its ID, for the link to it."),
         click.option("--encoding", metavar="NAME", help="The CSV's encoding, e.g. cp1251, utf-16 "
@@ -473,7 +475,11 @@ def _conclude(file: Path, result: Any, *, as_json: bool, quiet: bool = False) ->
             _print_json({**result.summary(), "problems": found["problems"], "groups": found["groups"]})
         else:
             _print_report(result.report, err=True, quiet=quiet)
-        if result.report.sheet_invalid:  # --skip-invalid leaves rows out, not a header
+        from bulksync.mapping import UNCONFIRMED_INTEGRATION
+
+        if any(p.code == UNCONFIRMED_INTEGRATION for p in result.report.problems):
+            click.echo(f"bulksync: {file}: nothing was sent and the file is unchanged", err=True)
+        elif result.report.sheet_invalid:  # --skip-invalid leaves rows out, not a header
             click.echo(f"bulksync: {file}: the sheet's columns have problems (row "
                        f"{result.report.header_row}): nothing was sent and the file is unchanged; "
                        "fix them (--skip-invalid leaves out invalid rows, not these)", err=True)
@@ -703,36 +709,53 @@ def mapping() -> None:
 
 @mapping.command()
 @click.argument("export", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), metavar="FILE",
-              help="Write the mapping file to FILE (default: print it).")
+@click.option("--out", type=click.Path(path_type=Path, allow_dash=True), metavar="FILE",
+              help="Write the mapping file to FILE (default, or -: print it).")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.option("--integration", metavar="NAME", help="The old tool's name, for the link to each old "
-              "ticket (default: guessed from the export, else marked to check).")
+              "ticket (default: guessed from the export, and marked to check).")
 @click.option("--sheet", metavar="NAME", help="Worksheet of an .xlsx (default: the first).")
+@click.option("--config", type=click.Path(path_type=Path), metavar="FILE",
+              help="Config file whose sheet, encoding, delimiter and header_row are read "
+              "(default: bulksync.toml beside the export, if any).")
 @click.option("--encoding", metavar="NAME", help="The CSV's encoding (default: UTF-8, else detected).")
 @click.option("--delimiter", metavar="CHAR", help="The CSV's delimiter (default: detected).")
 @_HEADER_ROW
 @_errors
 def suggest(export: Path, out: Path | None, force: bool, integration: str | None, sheet: str | None,
-            encoding: str | None, delimiter: str | None, header_row: int | None) -> None:
+            config: Path | None, encoding: str | None, delimiter: str | None,
+            header_row: int | None) -> None:
     """Suggest a mapping file for EXPORT, from its headers and every one of its values.
 
     Each choice is commented with why; a value it could not place is its best guess, marked
     '# check' (validate lists those until the mark is removed). Read it, edit it, then pass
     it to validate, plan and push with --mapping FILE.
     """
+    from bulksync.config import resolve_settings
     from bulksync.mapping import export_preset
     from bulksync.sheets.read import read_table
     from bulksync.suggest import names_a_column, render
     from bulksync.suggest import suggest as suggest_mapping
 
+    if integration is not None and not integration.strip():
+        raise click.UsageError("--integration needs the old tool's name")
+    if out is not None and str(out) == "-":
+        out = None
+    # The export as push reads it (bulksync.toml's sheet options too, not its mapping); the
+    # reader's header check looks for the columns a suggestion reads.
+    settings = resolve_settings(export, config=config, sheet=sheet, encoding=encoding,
+                                delimiter=delimiter, header_row=header_row, sheet_only=True,
+                                no_mapping=True)
+    read = {os.path.realpath(p) for p in (export, settings.config_path) if p is not None}
+    if out is not None and os.path.realpath(out) in read:
+        _fail(f"--out {out} is a file this command reads: give another path (nothing was written)")
     if out is not None and out.exists() and not force:
         _fail(f"{out} exists; give --force to overwrite it (nothing was written)")
-    # The reader push uses; its header check looks for the columns a suggestion reads.
-    table = read_table(export, sheet=sheet, encoding=encoding, delimiter=delimiter,
-                       header_row=header_row, names=names_a_column)
+    table = read_table(export, sheet=settings.sheet, max_unpacked=settings.max_unpacked_mb << 20,
+                       encoding=settings.encoding, delimiter=settings.delimiter,
+                       header_row=settings.header_row, names=names_a_column)
     preset = export_preset(table.header)
-    text = render(suggest_mapping(table, integration=integration, preset=preset))
+    text = render(suggest_mapping(table, integration=integration and integration.strip(), preset=preset))
     _print_notes(table.notes)
     if preset is not None:
         click.echo(f"note: {export} looks like a {preset.title()} export: use --mapping {preset} (the "
@@ -741,14 +764,13 @@ def suggest(export: Path, out: Path | None, force: bool, integration: str | None
     if out is None:
         click.echo(text, nl=False)
         return
+    from bulksync.mapping import check_marks
     from bulksync.sheets.atomic import replace_file
 
     try:
         replace_file(out, text.encode("utf-8"), like=out)
     except OSError as e:
         _fail(f"{out}: cannot write the mapping file ({e.strerror})")
-    from bulksync.mapping import check_marks
-
     marks = len(check_marks(out, text))
     click.echo(f"wrote {out}" + (f"; {marks} line(s) marked '# check' to look at" if marks else ""),
                err=True)
@@ -1041,8 +1063,6 @@ def run() -> NoReturn:
     left to clean up by then: sheets and journals are written and closed. So the
     process flushes its output and exits at once (mypy does the same).
     """
-    import os
-
     global _CONSOLE
     _CONSOLE = True
     try:

@@ -53,13 +53,16 @@ def is_uuid(text: str) -> bool:
 class Defaults:
     """Values bulksync fills in before validation.
 
-    ``form_id`` and ``channel`` fill empty ``formId`` / ``requesterChannel``
-    cells of rows that create a ticket; ``set`` gives a field the same value on
-    every row (overriding the sheet), e.g. ``{"status": "Closed"}`` to bulk-close.
+    ``form_id``, ``channel`` and ``requester`` (``--default-requester``) fill
+    empty ``formId`` / ``requesterChannel`` / ``requester`` cells of rows that
+    create a ticket (or the column a sheet lacks); ``set`` gives a field the
+    same value on every row (overriding the sheet), e.g. ``{"status": "Closed"}``
+    to bulk-close.
     """
 
     form_id: str | None = None
     channel: str | None = None
+    requester: str | None = None
     set: Mapping[str, str] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -83,7 +86,8 @@ class Problem:
     code: str = ""
     """What is wrong, for a program: ``not-uuid``, ``not-member``, ``not-channel``, ``empty-tag``,
     ``nul``, ``required``, ``duplicate-ticket``, ``duplicate-header``, ``bad-custom-field``,
-    ``missing-column``, ``unmapped-value``, ``unknown-user``, ``cannot-empty``."""
+    ``missing-column``, ``unmapped-value``, ``unknown-user``, ``cannot-empty``,
+    ``unconfirmed-integration`` (push only: the mapping's integration is marked ``# check``)."""
     value: str | None = None
     """The offending cell's text, when a cell is at fault."""
 
@@ -469,16 +473,15 @@ def _header_problems(positions: Mapping[str, list[int]]) -> list[Problem]:
 
 
 def _fill_defaults(cols: dict[str, pd.Series], defaults: Defaults, kept: pd.Index) -> None:
-    """Apply ``defaults`` to ``cols`` in place: formId and requesterChannel where a row creates a
-    ticket and has none, ``set`` on every row."""
+    """Apply ``defaults`` to ``cols`` in place: formId, requesterChannel and requester where a
+    row creates a ticket and has none, ``set`` on every row."""
     import pandas as pd
 
     creates = cols[TICKET_ID].eq("")
-    if defaults.form_id:
-        cols["formId"] = cols["formId"].mask(creates & cols["formId"].eq(""), defaults.form_id)
-    if defaults.channel:
-        cols["requesterChannel"] = cols["requesterChannel"].mask(
-            creates & cols["requesterChannel"].eq(""), defaults.channel)
+    for name, value in (("formId", defaults.form_id), ("requesterChannel", defaults.channel),
+                        ("requester", defaults.requester)):
+        if value:
+            cols[name] = cols[name].mask(creates & cols[name].eq(""), value)
     for name, value in defaults.set.items():
         cols[name] = pd.Series(value.strip(), index=kept, dtype=str)
 

@@ -174,10 +174,11 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
                      concurrency: int | None = None, rate: float | None = None,
                      encoding: str | None = None, delimiter: str | None = None,
                      include_hidden: bool = False, header_row: int | None = None,
-                     sheet_only: bool = False) -> Settings:
+                     sheet_only: bool = False, no_mapping: bool = False) -> Settings:
     """Merge options, environment and the config file into Settings (files named in the
     config file are relative to it); load the mapping, users and comments files (not the
-    users and comments with ``sheet_only``: what reading the sheet needs, for reset)."""
+    users and comments with ``sheet_only``: what reading the sheet needs, for reset; nor the
+    config's mapping with ``no_mapping``: an export read to suggest one)."""
     from dataclasses import replace
 
     from bulksync.mapping import load_comments, load_mapping, load_users
@@ -206,10 +207,11 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
     pace = rate if rate is not None else data.get("rate")
     if pace is not None and pace <= 0:
         raise UsageError("rate must be a positive number of requests per second")
-    defaults = Defaults(form_id=form_id or data.get("form_id"),
-                        channel=channel or data.get("channel"), set=values)
+    default_requester = default_requester or data.get("default_requester")
+    defaults = Defaults(form_id=form_id or data.get("form_id"), channel=channel or data.get("channel"),
+                        requester=default_requester, set=values)
     defaults.check()
-    mapping_source = mapping or from_config("mapping")
+    mapping_source = mapping or (None if no_mapping else from_config("mapping"))
     the_mapping = load_mapping(mapping_source) if mapping_source else None
     url = legacy_url or data.get("legacy_url")
     if the_mapping is not None and url:
@@ -249,7 +251,7 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
         mapping=the_mapping,
         users=load_users(users_source) if users_source else None,
         comments=load_comments(comments_source) if comments_source else None,
-        default_requester=default_requester or data.get("default_requester"),
+        default_requester=default_requester,
         token=token,
         warnings=tuple(warnings),
         max_unpacked_mb=cap,

@@ -104,9 +104,15 @@ class ColumnMapping:
     alternatives: MappingABC[str, tuple[str, ...]] = field(default_factory=dict)
     """Field → the columns to read it from when its column in ``columns`` is not in the sheet,
     in order (a Freshdesk export names the requester's email Email, or Contact ID)."""
-    checks: tuple[str, ...] = ()
-    """Notes on the lines marked ``# check`` (a guess of ``bulksync mapping suggest``): listed by
-    validate, plan and push until the mark is removed."""
+    marks: tuple[Mark, ...] = ()
+    """The lines marked ``# check`` (a guess of ``bulksync mapping suggest``): listed by
+    validate, plan and push until the mark is removed; push refuses while ``integration``'s is
+    there (it is part of every migrated row's identity)."""
+
+    @property
+    def unconfirmed_integration(self) -> Mark | None:
+        """The mark on the ``integration`` line, while it is there."""
+        return next((m for m in self.marks if not m.table and m.key == "integration"), None)
 
     def sources(self) -> list[str]:
         """The source columns this mapping reads, in a sensible order for a template."""
@@ -220,37 +226,113 @@ def load_mapping(name_or_path: str | Path) -> ColumnMapping:
 
     mapping = _parse(path, data)
     marks = check_marks(path, path.read_text(encoding="utf-8"))
-    return replace(mapping, checks=(*mapping.checks, *marks)) if marks else mapping
+    return replace(mapping, marks=(*mapping.marks, *marks)) if marks else mapping
 
 
-_CHECK = re.compile(r"#\s*check\b")
 _TABLE = re.compile(r"\s*\[([^\[\]]+)\]\s*(#.*)?$")
+UNCONFIRMED_INTEGRATION = "unconfirmed-integration"
+"""The code of push's problem while the mapping's ``integration`` is marked ``# check``."""
 
 
-def check_marks(path: Path, text: str) -> tuple[str, ...]:
-    """A note for each ``key = value`` line of ``text`` whose comment starts ``# check``.
+@dataclass(frozen=True)
+class Mark:
+    """A line of a mapping file whose comment starts ``# check``: a guess of ``bulksync mapping
+    suggest`` not yet confirmed: the ``key = value`` on it, in ``[table]`` (empty at the top),
+    or no key when the line holds none of its own (a table's header, the end of a multi-line
+    value)."""
 
-    TOML's parser drops comments, so the raw lines are read: a ``#`` counts only where the
-    line before it parses as TOML on its own (a ``#`` inside a quoted value is the value's)."""
-    notes = []
-    table = ""
-    for number, line in enumerate(text.splitlines(), 1):
+    path: Path
+    line: int
+    table: str = ""
+    key: str = ""
+    value: object = None
+
+    @property
+    def note(self) -> str:
+        if not self.key:
+            return f"{self.path}, line {self.line} is marked '# check' (a guess): check it, then remove the mark"
+        where = f"[{self.table}] " if self.table else ""
+        return (f"{self.path}, line {self.line}: {where}{self.key!r} = {self.value!r} is marked '# check' "
+                "(a guess): check it, then remove the mark")
+
+
+def check_marks(path: Path, text: str) -> tuple[Mark, ...]:
+    """The lines of ``text`` (a mapping file, valid TOML) whose comment starts ``# check``, case
+    aside: a TOML comment, outside every string (multi-line ones too), whose first word is
+    ``check``, after something of the line's own. ``# note # check`` is no mark, nor a
+    ``#`` inside a quoted value, nor a line that is only a comment."""
+    lines = text.splitlines()
+    tables, table = [], ""
+    for line in lines:  # the [table] each line is in
         header = _TABLE.match(line)
-        if header:
-            table = header.group(1).strip()
+        table = header.group(1).strip() if header else table
+        tables.append("" if header else table)
+    marks = []
+    for number, at in _comments(text):
+        line = lines[number - 1]
+        rest = line[at + 1:].lstrip()
+        if not line[:at].strip() or not (rest[:5].casefold() == "check" and not (rest[5:6].isalnum() or rest[5:6] == "_")):
             continue
-        for at in (m.start() for m in _CHECK.finditer(line)):
-            try:
-                pair = tomllib.loads(line[:at])
-            except tomllib.TOMLDecodeError:
-                continue
-            if len(pair) == 1:
-                key, value = next(iter(pair.items()))
-                where = f"[{table}] " if table else ""
-                notes.append(f"{path}, line {number}: {where}{key!r} = {value!r} is marked '# check' "
-                             "(a guess): check it, then remove the mark")
-            break
-    return tuple(notes)
+        try:
+            pair = tomllib.loads(line[:at])
+        except tomllib.TOMLDecodeError:
+            pair = {}
+        if len(pair) != 1 or _TABLE.match(line):
+            marks.append(Mark(path, number))
+            continue
+        key, value = next(iter(pair.items()))
+        while isinstance(value, dict) and len(value) == 1:  # a dotted key: a.b = 1
+            inner, value = next(iter(value.items()))
+            key = f"{key}.{inner}"
+        marks.append(Mark(path, number, tables[number - 1], key, value))
+    return tuple(marks)
+
+
+def _comments(text: str) -> list[tuple[int, int]]:
+    """Where each comment of ``text`` (TOML) starts: (line number, column of its ``#``), strings
+    skipped, basic (with escapes) and literal, single- and multi-line."""
+    found = []
+    line, start, i, n = 1, 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line, start = line + 1, i + 1
+        elif c == "#":
+            found.append((line, i - start))
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif c in "\"'":
+            quote = c * 3 if text.startswith(c * 3, i) else c
+            i += len(quote)
+            while i < n and not text.startswith(quote, i):
+                if text[i] == "\\" and c == '"':  # an escape: the next character is the string's
+                    i += 1
+                if i < n and text[i] == "\n":
+                    line, start = line + 1, i + 1
+                i += 1
+            i += len(quote)
+            if len(quote) == 3:
+                while i < n and text[i] == c:  # up to two quotes end a multi-line string too
+                    i += 1
+            continue
+        i += 1
+    return found
+
+
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string (quotes, backslashes and control characters escaped)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch in "\b\t\n\f\r":
+            out.append({"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def _fail(path: Path, message: str) -> UsageError:
@@ -478,7 +560,7 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
     if mapping is None:
         return _users_in_place(table, users, default_requester)
     table, notes = _without_footer(table, mapping.footer)
-    notes = (*mapping.checks, *notes)
+    notes = (*(m.note for m in mapping.marks), *notes)
     index = table.frame.index
     mapping = mapping.for_sheet(table)
     reader = _Reader(table, optional=mapping.optional)
@@ -671,7 +753,7 @@ def _map_values(series: pd.Series, vmap: ValueMap, name: str, problems: list[Pro
             key = str(value).strip().casefold()
             problems.append(Problem(int(row), name, (
                 f"{value!r} has no {name} in the mapping; add it to [values.{name}] in {where}, "
-                f"e.g. map = {{ \"{key}\" = \"…\" }}, or give a default"), "unmapped-value", str(value)))
+                f"e.g. map = {{ {toml_string(key)} = \"…\" }}, or give a default"), "unmapped-value", str(value)))
     return pd.Series([m or "" for m in mapped], index=series.index, dtype=str), notes
 
 

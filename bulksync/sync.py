@@ -213,13 +213,32 @@ def push(
                       on_progress=on_progress, on_log=on_log, on_notice=on_notice, clock=clock or SYSTEM)
     _check_settle(settle, timeout)
     migration = settings.mapping is not None and settings.mapping.legacy_id is not None
-    return _run(path, settings, sending, lambda target: load(
+    return _run(path, settings, sending, lambda target: _integration_confirmed(load(
         path, settings, force=force, target=target, allow_duplicates=allow_duplicates,
         resend_unresolved=resend_unresolved, keys=True, relink=relink, send_reformatted=send_reformatted,
-        trust_ids=trust_ids),
+        trust_ids=trust_ids), settings),
         skip_invalid=skip_invalid,
         run_report=migration if run_report is None else run_report, check=check, force=force,
         ignore_lock_file=ignore_lock_file)
+
+
+def _integration_confirmed(loaded: Loaded, settings: Settings) -> Loaded:
+    """``loaded``, refused while its mapping's ``integration`` is still marked ``# check``: the
+    name is part of every migrated row's identity, so a guess pushed and corrected later
+    would create every ticket again. validate and plan list the mark as a note."""
+    mark = settings.mapping.unconfirmed_integration if settings.mapping is not None else None
+    if mark is None:
+        return loaded
+    from bulksync.columns import Problem
+    from bulksync.mapping import UNCONFIRMED_INTEGRATION
+
+    problem = Problem(1, None, (
+        f"{mark.path}, line {mark.line}: integration = {mark.value!r} is marked '# check': push "
+        "refuses a guessed integration, which is part of each migrated row's identity (changed "
+        "after a push, every ticket would be created again); check it and remove the mark"),
+        UNCONFIRMED_INTEGRATION, str(mark.value))
+    report = loaded.report.with_problems((problem,))
+    return replace(loaded, prepared=replace(loaded.prepared, report=report))
 
 
 def _run(path: Path | str, settings: Settings, sending: Sending,
