@@ -1,4 +1,4 @@
-"""The runner's retry rules, with a scripted server (httpx.MockTransport)."""
+"""The request engine's retry rules (bulksync/engine.py), with a scripted server (httpx.MockTransport)."""
 
 from __future__ import annotations
 
