@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Generic, Protocol, TypeVar
 
 __all__ = ["ApiError", "ApiUnreachable", "AuthError", "BulksyncError", "SheetBusy", "SheetError", "SheetOpen",
            "StateError", "TargetMismatch", "TokenMissing", "UsageError"]
@@ -80,19 +81,32 @@ class StateError(BulksyncError):
         super().__init__(message)
 
 
-class TargetMismatch(BulksyncError):
-    """The sheet holds ticketIds that bulksync created on another API than the one pushed to."""
+class Endpoint(Protocol):
+    """What an error says of an API target (``bulksync.journal.Target``): its URL and token
+    fingerprint, and ``str()`` for people."""
 
-    def __init__(self, path: Path | str, target: str, other: str, count: int, *,
-                 same_url: bool = False, tried: str = "", earlier: object = None,
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+
+E = TypeVar("E", bound=Endpoint)
+
+
+class TargetMismatch(BulksyncError, Generic[E]):
+    """The sheet holds ticketIds that bulksync created on another API than the one pushed to
+    (``other``; ``target`` is this run's)."""
+
+    def __init__(self, path: Path | str, target: E, other: E, count: int, *, tried: str = "",
                  ticket_ids: tuple[str, ...] = (), numbers: Mapping[str, int] | None = None) -> None:
         self.path = Path(path)
         self.target = target
         self.other = other
         self.count = count
-        self.same_url = same_url
-        self.earlier = earlier
-        """The other target (a ``bulksync.journal.Target``), for the rotated-token check."""
+        self.same_url = same_url = other.url == target.url
+        """A rotated token, maybe: the rotated-token check reads one ticket to tell."""
         self.ticket_ids = ticket_ids
         """The sheet's ticketIds known on the other target, in sheet order."""
         self.numbers = dict(numbers or {})
@@ -109,11 +123,10 @@ class TargetMismatch(BulksyncError):
             f"target as new tickets, clear bulksync's columns first (bulksync reset {path}), or "
             f"push a fresh export.{hint}")
 
-    def tried(self, what: str) -> TargetMismatch:
+    def tried(self, what: str) -> TargetMismatch[E]:
         """This refusal, saying what the read with the new token found."""
-        return TargetMismatch(self.path, self.target, self.other, self.count, same_url=self.same_url,
-                              tried=what, earlier=self.earlier, ticket_ids=self.ticket_ids,
-                              numbers=self.numbers)
+        return TargetMismatch(self.path, self.target, self.other, self.count, tried=what,
+                              ticket_ids=self.ticket_ids, numbers=self.numbers)
 
 
 class SheetBusy(BulksyncError):

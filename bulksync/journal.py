@@ -586,11 +586,11 @@ def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = 
         for start in range(0, len(unknown), 500):
             chunk = unknown[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for ticket_id, other in db.execute(
-                    f"SELECT ticket_id, target FROM tickets WHERE ticket_id IN ({marks}) "
-                    "AND target != ?", (*chunk, key)):
-                url, _, token = other.rpartition(" ")
-                foreign.setdefault(ticket_id, Target(url, token))
+            for ticket_id, url, fingerprint in db.execute(
+                    "SELECT t.ticket_id, g.url, g.fingerprint FROM tickets t JOIN targets g "
+                    f"ON g.target = t.target WHERE t.ticket_id IN ({marks}) AND t.target != ?",
+                    (*chunk, key)):
+                foreign.setdefault(ticket_id, Target(url, fingerprint))
         sides = {(kind, ticket_id, seq): state for kind, ticket_id, seq, state in sides_rows}
         return View(target=target, baselines=baselines, creates=creates, deleted=frozenset(deleted),
                     foreign=foreign, sides=sides)

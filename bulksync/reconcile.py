@@ -99,8 +99,7 @@ def refuse_foreign(path: Path, view: View, ids: Any, numbers: Mapping[str, int] 
     if foreign:
         other = view.foreign[foreign[0]]
         mine = tuple(t for t in foreign if view.foreign[t] == other)
-        raise TargetMismatch(path, str(view.target), str(other), len(foreign),
-                             same_url=other.url == view.target.url, earlier=other, ticket_ids=mine,
+        raise TargetMismatch(path, view.target, other, len(foreign), ticket_ids=mine,
                              numbers={t: numbers[t] for t in mine if numbers and t in numbers})
 
 

@@ -75,10 +75,10 @@ def load(path: Path | str, settings: Settings, *, target: Target | None = None, 
     try:
         loaded = planned(view)
     except TargetMismatch as e:
-        if not (offline and e.same_url and isinstance(e.earlier, Target)):
+        if not (offline and e.same_url):
             raise
-        loaded = planned(read_view(e.earlier, prepared.rows.frame["ticketId"].unique().tolist(), scope=prepared.scope))
-        note = (f"the sheet's tickets were made with another token ({e.earlier.fingerprint[:8]}) for this "
+        loaded = planned(read_view(e.other, prepared.rows.frame["ticketId"].unique().tolist(), scope=prepared.scope))
+        note = (f"the sheet's tickets were made with another token ({e.other.fingerprint[:8]}) for this "
                 "URL: planned against what bulksync knows of that token; push reads one ticket with "
                 "the new token to check it is the same workspace")
         loaded = replace(loaded, prepared=replace(loaded.prepared, report=replace(
@@ -307,7 +307,7 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
                       holds=loaded.plan.holds)
 
 
-def carry_over(mismatch: TargetMismatch, target: Target, sending: Sending, settings: Settings) -> None:
+def carry_over(mismatch: TargetMismatch[Target], target: Target, sending: Sending, settings: Settings) -> None:
     """A sheet whose tickets were made with another token for the same URL (tokens get
     rotated): read one of them with this token. The same ticket answered means the same
     workspace, and the earlier token's state becomes this one's (said once); anything else
@@ -315,8 +315,7 @@ def carry_over(mismatch: TargetMismatch, target: Target, sending: Sending, setti
     from bulksync.engine import Read, read_tickets
     from bulksync.journal import Journal
 
-    earlier = mismatch.earlier
-    assert isinstance(earlier, Target)
+    earlier = mismatch.other
     numbers = {**mismatch.numbers, **{e.ticket_id: e.ticket_number for e in read_view(
         earlier, mismatch.ticket_ids, scope="").creates.values()
                                       if e.ticket_id and e.ticket_number is not None}}
