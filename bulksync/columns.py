@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from bulksync.sheets.table import Table
 
 __all__ = [
-    "API_FIELDS", "CUSTOM_FIELD_PREFIX", "OWNED_COLUMNS", "Defaults", "Problem", "Rows",
-    "ValidationReport", "select_rows", "validate_rows",
+    "API_FIELDS", "CUSTOM_FIELD_PREFIX", "OWNED_COLUMNS", "PRIORITIES", "STATUSES", "Defaults", "Problem",
+    "Rows", "ValidationReport", "select_rows", "validate_rows",
 ]
 
 TICKET_ID = "ticketId"
@@ -37,6 +37,11 @@ API_FIELDS = ("description", "priority", "status", "assignee", "requester",
               "requesterChannel", "tags", "formId")
 OWNED_COLUMNS = ("ticketId", "ticketNumber", "syncStatus", "syncError")
 CUSTOM_FIELD_PREFIX = "customField_"
+STATUSES = ("Open", "In-progress", "Escalated", "Waiting for customer", "On-hold", "Closed")
+"""Suptask's default statuses (a workspace may rename them; the template and a suggested
+mapping only offer them)."""
+PRIORITIES = ("Low", "Medium", "High", "CRITICAL")
+"""The priorities the template offers and a suggested mapping maps to."""
 REQUIRED_FOR_CREATE = ("description", "requesterChannel", "formId")
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"

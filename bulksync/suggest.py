@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bulksync.columns import OWNED_COLUMNS
+from bulksync.columns import OWNED_COLUMNS, PRIORITIES, STATUSES
 from bulksync.sheets.read import normal_header
 
 if TYPE_CHECKING:
@@ -30,11 +30,6 @@ if TYPE_CHECKING:
     from bulksync.sheets.table import Table
 
 __all__ = ["PRIORITIES", "STATUSES", "Suggestion", "names_a_column", "render", "suggest"]
-
-STATUSES = ("Open", "In-progress", "Escalated", "Waiting for customer", "On-hold", "Closed")
-"""Suptask's default statuses (as ``template.STATUSES``; this stage may not import the edges)."""
-PRIORITIES = ("Low", "Medium", "High", "CRITICAL")
-"""The priorities the template offers (as ``template.PRIORITIES``)."""
 
 _OPEN, _PROGRESS, _ESCALATED, _WAITING, _HOLD, _CLOSED = STATUSES
 _LOW, _MEDIUM, _HIGH, _CRITICAL = PRIORITIES

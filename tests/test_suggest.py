@@ -181,8 +181,11 @@ def test_out_is_never_overwritten_without_force_and_bad_input_is_one_line(tmp_pa
         assert bad.stderr.count("\n") == 1, bad.stderr
 
 
-def test_the_template_offers_the_values_the_suggestion_maps_to() -> None:
-    from bulksync.template import PRIORITIES as OFFERED_PRIORITIES
-    from bulksync.template import STATUSES as OFFERED_STATUSES
+def test_the_template_and_the_suggestion_offer_one_list_of_values() -> None:
+    import bulksync.columns
+    import bulksync.suggest
+    import bulksync.template
 
-    assert (STATUSES, PRIORITIES) == (OFFERED_STATUSES, OFFERED_PRIORITIES)
+    for name in ("STATUSES", "PRIORITIES"):  # one definition, not two copies kept alike
+        assert getattr(bulksync.template, name) is getattr(bulksync.columns, name), name
+        assert getattr(bulksync.suggest, name) is getattr(bulksync.columns, name), name
