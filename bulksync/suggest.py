@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -122,12 +123,12 @@ FEW = 30
 
 @dataclass(frozen=True)
 class Profile:
-    """What a column holds, read from every cell."""
+    """What a column holds, read from every cell (each distinct value judged once)."""
 
     header: str
     position: int
-    values: tuple[str, ...]
-    """Every cell, stripped."""
+    counts: MappingABC[str, int]
+    """Each distinct cell, stripped (``""`` too) → how many rows hold it, in the order of the rows."""
     filled: int
     distinct: int
     mean_length: float
@@ -141,6 +142,11 @@ class Profile:
     def name(self) -> str:
         return normal_header(self.header)
 
+    @property
+    def values(self) -> tuple[str, ...]:
+        """Its distinct filled values, first seen first."""
+        return tuple(v for v in self.counts if v)
+
     def hint(self, kind: str) -> int:
         """How well the header says ``kind``: 0 not at all, else higher the better."""
         hints = _HINTS[kind]
@@ -151,12 +157,16 @@ class Profile:
     def is_text(self) -> bool:
         """Free text: words, not IDs, dates, numbers or addresses."""
         return (self.filled > 0 and self.emails < 0.5 and self.dates < 0.5 and self.numbers < 0.5
-                and self.keys < 0.5 and any(re.search(r"[^\W\d_]", v) for v in self.values if v))
+                and self.keys < 0.5 and any(re.search(r"[^\W\d_]", v) for v in self.values))
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
 def profile(table: Table, frame: pd.DataFrame | None = None) -> list[Profile]:
     """Every named column of ``table`` (the first of a repeated header; not bulksync's own),
-    read from ``frame`` (default: the table's rows)."""
+    read from ``frame`` (default: the table's rows). A column of 50,000 rows holds a few
+    hundred distinct values at most, but for its IDs and texts: each is judged once."""
     frame = table.frame if frame is None else frame
     out: list[Profile] = []
     seen: set[str] = set()
@@ -165,18 +175,21 @@ def profile(table: Table, frame: pd.DataFrame | None = None) -> list[Profile]:
         if not name or name in seen or name in OWNED_COLUMNS:
             continue
         seen.add(name)
-        values = tuple(str(v).strip() for v in frame[position].tolist())
-        filled = [v for v in values if v]
-        n = max(1, len(filled))
+        counts: dict[str, int] = {}
+        for raw, k in Counter(frame[position].tolist()).items():  # strip each distinct value once
+            value = str(raw).strip()
+            counts[value] = counts.get(value, 0) + k
+        filled = len(frame) - counts.get("", 0)
+        n = max(1, filled)
 
-        def share(pattern: re.Pattern[str], cells: list[str] = filled, count: int = n) -> float:
-            return sum(1 for v in cells if pattern.fullmatch(v)) / count
+        def share(pattern: re.Pattern[str], counts: dict[str, int] = counts, n: int = n) -> float:
+            return sum(k for v, k in counts.items() if v and pattern.fullmatch(v)) / n
 
-        out.append(Profile(header=name, position=position, values=values, filled=len(filled),
-                           distinct=len({v.casefold() for v in filled}),
-                           mean_length=sum(map(len, filled)) / n, emails=share(_EMAIL),
+        out.append(Profile(header=name, position=position, counts=counts, filled=filled,
+                           distinct=len({v.casefold() for v in counts if v}),
+                           mean_length=sum(len(v) * k for v, k in counts.items()) / n, emails=share(_EMAIL),
                            usernames=share(_USERNAME), keys=share(_KEY), dates=share(_DATE),
-                           numbers=share(re.compile(r"-?\d+(\.\d+)?"))))
+                           numbers=share(_NUMBER)))
     return out
 
 
@@ -281,7 +294,7 @@ def _records(table: Table) -> tuple[pd.DataFrame, Choice | None]:
     whose first cell alone is filled (``Generated at … using JIRA``), in a sheet of several
     columns whose other rows fill more."""
     frame = table.frame
-    filled = frame.apply(lambda column: column.astype(str).str.strip().ne(""))
+    filled = frame.apply(lambda column: ~column.isin([v for v in column.unique() if not str(v).strip()]))
     frame = frame[filled.any(axis=1)]
     filled = filled[filled.any(axis=1)]
     if len(frame) < 2 or frame.shape[1] < 3:
@@ -358,14 +371,16 @@ def _values(columns: list[Profile], kind: str, taken: set[str]) -> ValueChoice |
     def known(c: Profile) -> float:
         # A bare number is any count's value (replies, reopens): it says a priority only
         # in a column whose header says so.
-        filled = [v for v in c.values if v and not v.isdigit()]
-        return sum(1 for v in filled if _place(v, kind)[1]) / max(1, len(filled))
+        filled = {v: n for v, n in c.counts.items() if v and not v.isdigit()}
+        return sum(n for v, n in filled.items() if _place(v, kind)[1]) / max(1, sum(filled.values()))
 
-    best = max(few, key=lambda c: (c.hint(kind), known(c), -c.position))
-    if best.hint(kind) == 0 and (known(best) < 0.8 or best.distinct < 2):
+    shares = {c.header: known(c) for c in few}
+    best = max(few, key=lambda c: (c.hint(kind), shares[c.header], -c.position))
+    if best.hint(kind) == 0 and (shares[best.header] < 0.8 or best.distinct < 2):
         return None
-    said = "its header says so" if best.hint(kind) else f"{known(best):.0%} of its values are {kind} words"
-    counts = Counter(v for v in best.values if v)
+    said = ("its header says so" if best.hint(kind)
+            else f"{shares[best.header]:.0%} of its values are {kind} words")
+    counts = {v: n for v, n in best.counts.items() if v}
     first: dict[str, str] = {}
     totals: Counter[str] = Counter()
     for value, n in counts.items():

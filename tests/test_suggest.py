@@ -189,3 +189,22 @@ def test_the_template_and_the_suggestion_offer_one_list_of_values() -> None:
     for name in ("STATUSES", "PRIORITIES"):  # one definition, not two copies kept alike
         assert getattr(bulksync.template, name) is getattr(bulksync.columns, name), name
         assert getattr(bulksync.suggest, name) is getattr(bulksync.columns, name), name
+
+
+def test_each_distinct_value_is_judged_once_not_each_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bulksync.suggest
+
+    rows = "".join(f"T-{i},Printer {i},{('Open', 'Resolved', 'Awaiting parts')[i % 3]},"
+                   f"{('Low', 'High')[i % 2]},{('A', 'B', 'C')[i % 3]}\n" for i in range(3000))
+    sheet = write(tmp_path / "big.csv", "Key,Subject,Status,Priority,Kind\n" + rows)
+    calls: list[str] = []
+    place = bulksync.suggest._place
+
+    def counted(value: str, kind: str) -> tuple[str, bool, str]:
+        calls.append(value)
+        return place(value, kind)
+
+    monkeypatch.setattr(bulksync.suggest, "_place", counted)
+    mapping = tomllib.loads(render(suggest(read_table(sheet))))
+    assert mapping["columns"]["status"] == "Status" and mapping["columns"]["priority"] == "Priority"
+    assert len(calls) < 100, len(calls)  # a few per distinct value, not 3,000 per column
