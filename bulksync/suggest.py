@@ -115,8 +115,9 @@ _USERNAME = re.compile(r"[\w.+-]{2,64}")
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}[-_#]?\d+|#?\d{1,18}|[0-9a-fA-F-]{32,36}")
 """An ID as tools write them: ``ABC-123``, ``INC0010112``, ``42``, ``#42``, a UUID."""
 _DATE = re.compile(r"\d{1,4}[-/.][0-9A-Za-z]{1,3}[-/.]\d{1,4}([ T]\s*\d{1,2}:\d{2}.*)?")
-_NUMBERED = re.compile(r"^(?:p|sev|s)?\s*(\d)\s*[-:.)]\s*(.+)$")
-"""ServiceNow's ``1 - Critical``, ``P1-Immediate``: a rank, then a word."""
+_NUMBERED = re.compile(r"^(?:p|sev|s)?\s*(\d)\s*[-:.)]\s*([^\W\d_].*)$")
+"""ServiceNow's ``1 - Critical``, ``P1-Immediate``: a rank, then a word (a decimal number,
+``1.2``, is a version or an amount, never a rank and a word)."""
 FEW = 30
 """A status or priority column has at most this many distinct values."""
 
@@ -211,6 +212,8 @@ class ValueChoice:
     column: str
     why: str
     values: tuple[Mapped, ...]
+    sure: bool = True
+    """False: no header says so, the column was chosen by its values alone."""
 
 
 @dataclass(frozen=True)
@@ -391,7 +394,8 @@ def _values(columns: list[Profile], kind: str, taken: set[str]) -> ValueChoice |
         target, sure, why = _place(value, kind)
         mapped.append(Mapped(value=value, target=target, rows=totals[key], why=why, sure=sure))
     mapped.sort(key=lambda m: (_rank(m.target, kind), -m.rows, m.value.casefold()))
-    return ValueChoice(kind, best.header, f"{said}; {len(first)} distinct value(s), all mapped", tuple(mapped))
+    return ValueChoice(kind, best.header, f"{said}; {len(first)} distinct value(s), all mapped", tuple(mapped),
+                       sure=best.hint(kind) > 0)
 
 
 def _rank(target: str, kind: str) -> int:
@@ -408,6 +412,10 @@ def _place(value: str, kind: str) -> tuple[str, bool, str]:
     """(Suptask's value, sure?, why) for one value of the file."""
     words = STATUS_WORDS if kind == "status" else PRIORITY_WORDS
     word = " ".join(_key(value).replace("_", " ").split())
+    if kind == "priority" and word.isdigit() and word in words:
+        # GLPI and Freshdesk count 1 as the lowest, ServiceNow and Jira's P1 as the highest.
+        return words[word], False, ("a bare number: 1 taken as the highest (GLPI and Freshdesk "
+                                    "count 1 as the lowest)")
     if word in words:
         return words[word], True, "the word itself"
     numbered = _NUMBERED.match(word)
@@ -581,7 +589,9 @@ def _columns_section(s: Suggestion) -> list[str]:
         why = choice.why if isinstance(choice, Choice) else choice.why.split(";")[0]
         if name == "requester":
             why += "; one not in --users gets --default-requester"
-        out.append(_line(name, toml_string(choice.column), why))
+        if isinstance(choice, ValueChoice) and not choice.sure:
+            why += f"; no header says {name}: is it?"
+        out.append(_line(name, toml_string(choice.column), why, sure=choice.sure))
     if s.assignee:
         # Without a users file every assigned row would be a problem ("not a Slack member ID"):
         # the suggestion says so instead of sending names, and leaves the choice to the user.

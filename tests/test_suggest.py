@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def test_a_hash_inside_a_value_is_not_a_mark(tmp_path: Path) -> None:
     ("Urgent", "priority", "CRITICAL", True), ("Blocker", "priority", "CRITICAL", True),
     ("1 - Critical", "priority", "CRITICAL", True), ("P2-High", "priority", "High", True),
     ("Normal", "priority", "Medium", True), ("5 - Planning", "priority", "Low", True),
-    ("3", "priority", "Medium", True), ("-", "priority", "", True), ("Whenever", "priority", "Medium", False),
+    ("3", "priority", "Medium", False), ("-", "priority", "", True), ("Whenever", "priority", "Medium", False),
 ])
 def test_values_are_placed_by_name_and_meaning(value: str, kind: str, target: str, sure: bool) -> None:
     assert _place(value, kind)[:2] == (target, sure)
@@ -208,3 +209,43 @@ def test_each_distinct_value_is_judged_once_not_each_cell(tmp_path: Path, monkey
     mapping = tomllib.loads(render(suggest(read_table(sheet))))
     assert mapping["columns"]["status"] == "Status" and mapping["columns"]["priority"] == "Priority"
     assert len(calls) < 100, len(calls)  # a few per distinct value, not 3,000 per column
+
+
+def _suggestion(tmp_path: Path, text: str, name: str = "export.csv", **options: str) -> tuple[str, dict]:
+    """The suggestion for a CSV of ``text``: as written, and as TOML."""
+    rendered = render(suggest(read_table(write(tmp_path / name, text)), **options))
+    return rendered, tomllib.loads(rendered)
+
+
+def _marked(text: str, start: str) -> bool:
+    """Is the line of ``text`` that starts with ``start`` marked ``# check``?"""
+    line = next(t for t in text.splitlines() if t.startswith(start))
+    return bool(re.search(r"\s#\s*check", line))
+
+
+@pytest.mark.parametrize("column", [("Fix Version", "1.2", "2.0", "3.1", "1.2"),
+                                    ("Hours spent", "1.5", "0.5", "2", "3.25"),
+                                    ("Id", "1", "2.5", "0003", "4")])
+def test_decimal_numbers_are_never_priorities(column: tuple[str, ...], tmp_path: Path) -> None:
+    header, *values = column
+    rows = "".join(f"AB-{i},Crash number {i},Open,{v}\n" for i, v in enumerate(values))
+    _, data = _suggestion(tmp_path, f"Key,Summary,Status,{header}\n" + rows)
+    assert "priority" not in data.get("columns", {}) and "priority" not in data.get("values", {})
+    assert _place("1.2", "priority")[1] is False and "rank" not in _place("2.0", "priority")[2]
+
+
+def test_a_column_chosen_by_its_values_alone_is_marked(tmp_path: Path) -> None:
+    rows = "".join(f"{i},Printer {i},{s}\n" for i, s in enumerate(("Open", "Closed", "In progress", "Open")))
+    text, data = _suggestion(tmp_path, "ID,Subject,Phase\n" + rows)
+    assert data["columns"]["status"] == "Phase" and _marked(text, "status = ")
+    text, data = _suggestion(tmp_path, "ID,Subject,Status\n" + rows)
+    assert data["columns"]["status"] == "Status" and not _marked(text, "status = ")
+
+
+def test_a_bare_number_priority_scale_is_marked_both_ways_round(tmp_path: Path) -> None:
+    rows = "".join(f"{i},Printer {i},{p}\n" for i, p in enumerate(("1", "2", "3", "4", "5")))
+    text, data = _suggestion(tmp_path, "ID,Subject,Priority\n" + rows)
+    assert set(data["values"]["priority"]["map"]) == {"1", "2", "3", "4", "5"}
+    for value in "12345":
+        assert _marked(text, f'"{value}" = '), value
+    assert not _marked(text, "priority = ")  # the column itself is sure: its header says so
