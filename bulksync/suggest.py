@@ -17,6 +17,7 @@ from any other number; a header in another language is matched by its values onl
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
@@ -38,19 +39,23 @@ _LOW, _MEDIUM, _HIGH, _CRITICAL = PRIORITIES
 STATUS_WORDS: dict[str, str] = {
     **dict.fromkeys(("new", "open", "opened", "to do", "todo", "backlog", "reopened", "re-opened",
                      "untriaged", "triage", "not started", "submitted", "received", "requested",
-                     "unassigned", "selected for development", "pending approval"), _OPEN),
+                     "unassigned", "selected for development", "pending approval",
+                     "nouveau", "ouvert", "nuevo", "abierto", "neu", "offen", "novo", "aberto", "nieuw"),
+                    _OPEN),
     **dict.fromkeys(("in progress", "in-progress", "inprogress", "work in progress", "wip", "doing",
                      "working", "active", "assigned", "in review", "review", "under review",
                      "investigating", "analyzing", "analysing", "in development", "started",
                      "ongoing", "processing", "acknowledged", "accepted", "confirmed", "testing",
-                     "in testing", "qa", "implementing"), _PROGRESS),
+                     "in testing", "qa", "implementing", "en cours", "en curso", "en progreso",
+                     "in bearbeitung", "em andamento", "in behandeling"), _PROGRESS),
     **dict.fromkeys(("escalated", "escalation"), _ESCALATED),
     **dict.fromkeys(("pending", "waiting", "waiting for customer", "waiting on customer",
                      "awaiting customer", "waiting for reporter", "waiting for response",
                      "awaiting response", "awaiting reply", "customer reply", "needs info",
                      "need info", "info needed", "more info", "feedback", "pending customer",
                      "waiting for user", "awaiting user info", "pending reminder",
-                     "pending close", "pending auto close"), _WAITING),
+                     "pending close", "pending auto close", "en attente", "pendiente", "en espera",
+                     "wartend", "aguardando"), _WAITING),
     **dict.fromkeys(("hold", "on hold", "onhold", "on-hold", "paused", "blocked", "deferred",
                      "postponed", "suspended", "waiting on third party", "waiting for vendor",
                      "waiting on vendor", "parked", "later", "frozen", "icebox"), _HOLD),
@@ -58,10 +63,12 @@ STATUS_WORDS: dict[str, str] = {
                      "finished", "cancelled", "canceled", "rejected", "won't fix", "wontfix",
                      "won't do", "duplicate", "invalid", "archived", "not a bug", "declined",
                      "obsolete", "verified", "delivered", "deployed", "released", "merged",
-                     "closed (resolved)", "closed (unresolved)", "works for me", "worksforme"),
-                    _CLOSED),
+                     "closed (resolved)", "closed (unresolved)", "works for me", "worksforme",
+                     "resolu", "ferme", "clos", "termine", "resuelto", "cerrado", "terminado", "geschlossen",
+                     "erledigt", "gelost", "resolvido", "fechado", "opgelost", "gesloten"), _CLOSED),
 }
-"""A status word (cased and spaced as compared: casefolded, spaces collapsed) → Suptask's."""
+"""A status word (as :func:`_fold` compares it: no case, no accents, spaces collapsed; a few
+French, Spanish, Portuguese, German and Dutch ones too) → Suptask's."""
 
 _STATUS_STEMS = (("third party", _HOLD), ("vendor", _HOLD), ("hold", _HOLD), ("block", _HOLD),
                  ("escalat", _ESCALATED), ("wait", _WAITING), ("pending", _WAITING),
@@ -74,13 +81,15 @@ _STATUS_STEMS = (("third party", _HOLD), ("vendor", _HOLD), ("hold", _HOLD), ("b
 PRIORITY_WORDS: dict[str, str] = {
     **dict.fromkeys(("critical", "urgent", "blocker", "highest", "emergency", "immediate", "asap",
                      "showstopper", "very high", "top", "p0", "p1", "sev1", "sev 1", "s1",
-                     "severity 1", "1"), _CRITICAL),
-    **dict.fromkeys(("high", "major", "important", "p2", "sev2", "sev 2", "s2", "severity 2", "2"),
-                    _HIGH),
+                     "severity 1", "1", "critique", "urgente", "critico", "kritisch", "dringend"), _CRITICAL),
+    **dict.fromkeys(("high", "major", "important", "p2", "sev2", "sev 2", "s2", "severity 2", "2", "haute",
+                     "elevee", "alta", "alto", "hoch"), _HIGH),
     **dict.fromkeys(("medium", "normal", "moderate", "standard", "average", "default", "p3",
-                     "sev3", "sev 3", "s3", "severity 3", "3"), _MEDIUM),
+                     "sev3", "sev 3", "s3", "severity 3", "3", "moyenne", "normale", "media", "medio",
+                     "mittel"), _MEDIUM),
     **dict.fromkeys(("low", "minor", "trivial", "lowest", "planning", "very low", "cosmetic", "wish",
-                     "p4", "p5", "sev4", "sev 4", "s4", "severity 4", "4", "5"), _LOW),
+                     "p4", "p5", "sev4", "sev 4", "s4", "severity 4", "4", "5", "basse", "faible", "baja",
+                     "bajo", "baixa", "niedrig"), _LOW),
     **dict.fromkeys(("-", "none", "unknown", "not set", "unset", "n/a", "no priority", "null"), ""),
 }
 """A priority word → the template's priority; ``""``: no priority."""
@@ -409,9 +418,10 @@ def _key(value: str) -> str:
 
 
 def _place(value: str, kind: str) -> tuple[str, bool, str]:
-    """(Suptask's value, sure?, why) for one value of the file."""
+    """(Suptask's value, sure?, why) for one value of the file, compared without case or
+    accents (``Fermé`` is ``ferme``)."""
     words = STATUS_WORDS if kind == "status" else PRIORITY_WORDS
-    word = " ".join(_key(value).replace("_", " ").split())
+    word = _fold(value)
     if kind == "priority" and word.isdigit() and word in words:
         # GLPI and Freshdesk count 1 as the lowest, ServiceNow and Jira's P1 as the highest.
         return words[word], False, ("a bare number: 1 taken as the highest (GLPI and Freshdesk "
@@ -423,15 +433,55 @@ def _place(value: str, kind: str) -> tuple[str, bool, str]:
         return words[numbered.group(2).strip()], True, f"its word, {numbered.group(2).strip()!r}"
     if numbered and kind == "priority" and numbered.group(1) in words:
         return words[numbered.group(1)], True, f"its rank, {numbered.group(1)}"
-    for part in re.split(r"[\s/,;()]+", word):
-        if part in words and part not in ("-", "1", "2", "3", "4", "5"):
+    parts = [p for p in re.split(r"[\s/,;()]+", word) if p]
+    negated = _negated(parts, kind)
+    for part in parts:
+        if part in words and part not in ("-", "1", "2", "3", "4", "5") and part not in negated:
             return words[part], False, f"it holds the word {part!r}"
+    said = " and ".join(repr(negated[p]) for p in negated)
     if kind == "status":
+        kept = "".join(p for p in parts if p not in negated)
         for stem, target in _STATUS_STEMS:
-            if stem in word.replace(" ", ""):
+            if stem.replace(" ", "") in kept:
                 return target, False, f"it holds {stem!r}"
+        if negated:
+            return _OPEN, False, f"it says {said}, which is not a status; best guess: left open"
         return _OPEN, False, "no status word in it; best guess: left open"
+    if negated:
+        return _LOW, False, f"it says {said}; best guess: the lowest"
     return _MEDIUM, False, "no priority word in it; best guess: the middle one"
+
+
+_NEGATIONS = ("not", "no", "non", "never")
+_NEGATED = re.compile(r"(?:un|non-?)(\w.*)")
+
+
+def _negated(parts: list[str], kind: str) -> dict[str, str]:
+    """The parts of a value that a negation turns around (``Unresolved``, ``Not fixed``,
+    ``non-urgent``: never the word they hold) → how the value says it."""
+    words = STATUS_WORDS if kind == "status" else PRIORITY_WORDS
+    stems = [stem.replace(" ", "") for stem, _ in _STATUS_STEMS] if kind == "status" else []
+
+    def says(part: str) -> bool:
+        return part in words or any(stem in part for stem in stems)
+
+    out = {}
+    for i, part in enumerate(parts):
+        prefixed = _NEGATED.fullmatch(part)
+        if i and parts[i - 1] in _NEGATIONS and says(part):
+            out[part] = f"{parts[i - 1]} {part}"
+        elif prefixed and says(prefixed.group(1)) and part not in words:
+            out[part] = part
+    for negation in _NEGATIONS:
+        out.pop(negation, None)
+    return out
+
+
+def _fold(text: str) -> str:
+    """``text`` as values are compared: casefolded, accents dropped (NFKD, without the
+    combining marks), underscores as spaces, spaces collapsed."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).replace("_", " ").split())
 
 
 def _person(columns: list[Profile], kind: str, taken: set[str]) -> Choice | None:

@@ -249,3 +249,19 @@ def test_a_bare_number_priority_scale_is_marked_both_ways_round(tmp_path: Path) 
     for value in "12345":
         assert _marked(text, f'"{value}" = '), value
     assert not _marked(text, "priority = ")  # the column itself is sure: its header says so
+
+
+@pytest.mark.parametrize(("value", "target"), [("Résolu", "Closed"), ("Fermé", "Closed"), ("FERMÉ", "Closed"),
+                                               ("Gelöst", "Closed"), ("En cours", "In-progress")])
+def test_accents_do_not_hide_a_status_word(value: str, target: str) -> None:
+    assert _place(value, "status")[:2] == (target, True)
+
+
+@pytest.mark.parametrize(("value", "kind", "not_target"), [
+    ("Unresolved", "status", "Closed"), ("Not fixed", "status", "Closed"), ("No response", "status", "Closed"),
+    ("not resolved", "status", "Closed"), ("Non-resolved", "status", "Closed"), ("Undone", "status", "Closed"),
+    ("Uncompleted", "status", "Closed"), ("Not urgent", "priority", "CRITICAL"),
+    ("non-urgent", "priority", "CRITICAL"), ("Unimportant", "priority", "High")])
+def test_a_negation_never_reads_as_the_word_it_negates(value: str, kind: str, not_target: str) -> None:
+    target, sure, _ = _place(value, kind)
+    assert target != not_target and not sure, (target, sure)
