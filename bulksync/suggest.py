@@ -121,8 +121,10 @@ _HINTS = {
 _NOBODY = ("none", "unassigned", "nobody", "-", "n/a", "null", "not specified", "(none)")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _USERNAME = re.compile(r"[\w.+-]{2,64}")
-_KEY = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}[-_#]?\d+|#?\d{1,18}|[0-9a-fA-F-]{32,36}")
-"""An ID as tools write them: ``ABC-123``, ``INC0010112``, ``42``, ``#42``, a UUID."""
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}\d*(?:[-_#][A-Za-z0-9]{1,16}){0,3}(?<=\d)|#?\d{1,18}"
+                  r"|[0-9a-fA-F-]{32,36}")
+"""An ID as tools write them: ``ABC-123``, ``INC0010112``, ``HD-2024-00123``, ``42``, ``#42``,
+a UUID (a key ends in digits)."""
 _DATE = re.compile(r"\d{1,4}[-/.][0-9A-Za-z]{1,3}[-/.]\d{1,4}([ T]\s*\d{1,2}:\d{2}.*)?")
 _NUMBERED = re.compile(r"^(?:p|sev|s)?\s*(\d)\s*[-:.)]\s*([^\W\d_].*)$")
 """ServiceNow's ``1 - Critical``, ``P1-Immediate``: a rank, then a word (a decimal number,
@@ -158,10 +160,14 @@ class Profile:
         return tuple(v for v in self.counts if v)
 
     def hint(self, kind: str) -> int:
-        """How well the header says ``kind``: 0 not at all, else higher the better."""
+        """How well the header says ``kind``: 0 not at all, 1 some of its words do (``Old
+        Ticket ID``), else higher the better (the header is one of the hints)."""
         hints = _HINTS[kind]
-        return len(hints) - hints.index(self.name) + 100 if self.name in hints else (
-            1 if any(h in self.name for h in hints if len(h) > 3) else 0)
+        if self.name in hints:
+            return len(hints) - hints.index(self.name) + 100
+        words = _words(self.header)
+        runs = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)}
+        return 1 if any(h in runs for h in hints if len(h) > 3 and h not in _ANY_NUMBER) else 0
 
     @property
     def is_text(self) -> bool:
@@ -171,6 +177,15 @@ class Profile:
 
 
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
+_ANY_NUMBER = ("number", "reference")
+"""Hints that say an ID only as the whole header: a ``Serial Number`` or an ``Order
+Reference`` is some other thing's."""
+
+
+def _words(header: str) -> list[str]:
+    """The words of a header, as :func:`normal_header` writes each (``ticketId``, ``Ticket
+    ID`` and ``ticket_id``: ``ticket``, ``id``)."""
+    return [w.casefold() for w in re.findall(r"[^\W_]+|#", re.sub(r"(?<=[a-z])(?=[A-Z])", " ", header))]
 
 
 def profile(table: Table, frame: pd.DataFrame | None = None) -> list[Profile]:
@@ -240,6 +255,8 @@ class Suggestion:
     rows: int
     integration: Choice
     legacy_id: Choice | None
+    not_legacy_id: str = ""
+    """Why a column whose header says it is the ID is not the legacy ID (its row and value)."""
     description: tuple[Choice, ...]
     status: ValueChoice | None
     priority: ValueChoice | None
@@ -271,7 +288,7 @@ def suggest(table: Table, *, integration: str | None = None, preset: str | None 
     frame, footer = _records(table)
     columns = profile(table, frame)
     rows = len(frame)
-    legacy = _legacy_id(columns, rows)
+    legacy, why_not = _legacy_id(columns, rows, frame)
     taken = {legacy.column} if legacy else set()
     status = _values(columns, "status", taken)
     if status:
@@ -295,7 +312,7 @@ def suggest(table: Table, *, integration: str | None = None, preset: str | None 
     nobody = sorted({v for c in people for v in c.values if v.casefold() in _NOBODY})
     return Suggestion(source=str(table.path), rows=rows,
                       integration=_integration(table, columns, integration, preset),
-                      legacy_id=legacy, description=description, status=status, priority=priority,
+                      legacy_id=legacy, not_legacy_id=why_not, description=description, status=status, priority=priority,
                       requester=requester, assignee=assignee, tags=tags, tag_separator=separator,
                       nobody=tuple(nobody), created=created, preset=preset, footer=footer,
                       unused=tuple(c.header for c in columns if c.header not in taken))
@@ -321,19 +338,40 @@ def _records(table: Table) -> tuple[pd.DataFrame, Choice | None]:
                                           "footer, not a ticket: left out")
 
 
-def _legacy_id(columns: list[Profile], rows: int) -> Choice | None:
+def _legacy_id(columns: list[Profile], rows: int, frame: pd.DataFrame) -> tuple[Choice | None, str]:
     """The column that is unique, never empty and ID-like; a header that says so first, then
-    keys (``ABC-123``) before bare numbers, then the leftmost."""
+    keys (``ABC-123``) before bare numbers, then the leftmost. And why a column whose header
+    says it is the ID is not it (its first blank, repeated or odd cell), or ``""``."""
     unique = [c for c in columns if rows and c.filled == rows and c.distinct == rows]
     candidates = [c for c in unique if c.keys == 1.0]
-    if not candidates:
-        return None
-    best = max(candidates, key=lambda c: (c.hint("legacy") > 0, _keyish(c), c.hint("legacy"),
-                                          -c.position))
+    best = max(candidates, key=lambda c: (c.hint("legacy") > 0, _keyish(c), c.hint("legacy"), -c.position),
+               default=None)
+    named = [c for c in columns if c.hint("legacy") >= 100 and c is not best]
+    why_not = "; ".join(_id_trouble(c, frame) for c in sorted(named, key=lambda c: -c.hint("legacy"))[:1])
+    if best is None:
+        return None, why_not
     said = "its header says it is an ID, and " if best.hint("legacy") else ""
     shape = "keys like " if _keyish(best) else "IDs like "
     return Choice(best.header, f"{said}its {rows} values are unique, never empty, and {shape}"
-                               f"{_sample(best.values[0])}")
+                               f"{_sample(best.values[0])}"), why_not
+
+
+def _id_trouble(column: Profile, frame: pd.DataFrame) -> str:
+    """Why ``column`` is no legacy ID: its first empty, repeated or un-ID-like cell, by its row
+    in the sheet (the frame's index)."""
+    seen: dict[str, int] = {}
+    cells = frame[column.position]
+    for row, raw in zip(cells.index.tolist(), cells.tolist(), strict=True):
+        value = str(raw).strip()
+        if not value:
+            return f"{column.header} is not the legacy ID: it is empty in row {row}"
+        if value.casefold() in seen:
+            return (f"{column.header} is not the legacy ID: row {row} repeats {_sample(value)} "
+                    f"(row {seen[value.casefold()]})")
+        if not _KEY.fullmatch(value):
+            return f"{column.header} is not the legacy ID: {_sample(value)} in row {row} is not an ID"
+        seen[value.casefold()] = row
+    return f"{column.header} is not the legacy ID"
 
 
 def _keyish(column: Profile) -> bool:
@@ -609,6 +647,8 @@ def render(suggestion: Suggestion) -> str:
     out.append("")
     out.append(_line("integration", toml_string(s.integration.column), s.integration.why,
                      sure=s.integration.sure))
+    if s.not_legacy_id:
+        out.append(f"# {_comment_text(s.not_legacy_id)}.")
     if s.legacy_id:
         out.append(_line("legacy_id", toml_string(s.legacy_id.column), s.legacy_id.why))
     else:

@@ -265,3 +265,27 @@ def test_accents_do_not_hide_a_status_word(value: str, target: str) -> None:
 def test_a_negation_never_reads_as_the_word_it_negates(value: str, kind: str, not_target: str) -> None:
     target, sure, _ = _place(value, kind)
     assert target != not_target and not sure, (target, sure)
+
+
+def test_a_header_says_id_only_by_whole_words(tmp_path: Path) -> None:
+    text, data = _suggestion(tmp_path, "Case,Subject,Status,Serial Number\nC-1001,Laptop broken,Open,8812345\n"
+                                       "C-1002,Screen flicker,Closed,8812399\nC-1003,Battery dead,Closed,8819999\n")
+    assert data["legacy_id"] == "Case"
+    assert "header says" not in next(t for t in text.splitlines() if t.startswith("legacy_id"))
+
+
+def test_a_key_of_several_parts_is_an_id(tmp_path: Path) -> None:
+    _, data = _suggestion(tmp_path, "Ticket ID,Subject,Status\nHD-2024-00123,Printer,Open\n"
+                                    "HD-2024-00124,VPN down,Closed\nHD-2025-00001,Mail,Open\n")
+    assert data["legacy_id"] == "Ticket ID"
+
+
+@pytest.mark.parametrize(("rows", "said"), [
+    ("1,a b,Open\n2,c d,Closed\n2,e f,Open\n", "# ID is not the legacy ID: row 4 repeats '2' (row 3)."),
+    ("1,a b,Open\n,c d,Closed\n3,e f,Open\n", "# ID is not the legacy ID: it is empty in row 3.")])
+def test_an_id_column_it_rejects_is_named_with_its_row_and_value(rows: str, said: str, tmp_path: Path) -> None:
+    text, data = _suggestion(tmp_path, "ID,Subject,Status\n" + rows)
+    assert "legacy_id" not in data and said in text.splitlines()
+    sheet = write(tmp_path / "titled.csv", "Ticket export of March\n\nID,Subject,Status\n" + rows)
+    text = render(suggest(read_table(sheet, header_row=3)))  # rows as the sheet numbers them
+    assert said.replace("row 4", "row 6").replace("row 3", "row 5") in text.splitlines()
