@@ -272,6 +272,8 @@ class Suggestion:
     """The start of an exporter's line after the last record (Jira Server's ``Generated at``)."""
     unused: tuple[str, ...] = field(default=())
     """The other columns: kept in the sheet as the user's own, never sent."""
+    unmapped: MappingABC[str, str] = field(default_factory=dict)
+    """Columns of ``unused`` that look mapped but are not → why (``Status``: too many values)."""
 
 
 def names_a_column(cell: str) -> bool:
@@ -315,7 +317,8 @@ def suggest(table: Table, *, integration: str | None = None, preset: str | None 
                       legacy_id=legacy, not_legacy_id=why_not, description=description, status=status, priority=priority,
                       requester=requester, assignee=assignee, tags=tags, tag_separator=separator,
                       nobody=tuple(nobody), created=created, preset=preset, footer=footer,
-                      unused=tuple(c.header for c in columns if c.header not in taken))
+                      unused=tuple(c.header for c in columns if c.header not in taken),
+                      unmapped=_too_varied(columns, taken))
 
 
 def _records(table: Table) -> tuple[pd.DataFrame, Choice | None]:
@@ -443,6 +446,19 @@ def _values(columns: list[Profile], kind: str, taken: set[str]) -> ValueChoice |
     mapped.sort(key=lambda m: (_rank(m.target, kind), -m.rows, m.value.casefold()))
     return ValueChoice(kind, best.header, f"{said}; {len(first)} distinct value(s), all mapped", tuple(mapped),
                        sure=best.hint(kind) > 0)
+
+
+def _too_varied(columns: list[Profile], taken: set[str]) -> dict[str, str]:
+    """Columns whose header says status or priority, left unmapped for holding too many
+    values (free text, or a workflow to map by hand) → why."""
+    out = {}
+    for c in columns:
+        kind = next((k for k in ("status", "priority") if c.hint(k) >= 100), None)
+        if kind and c.header not in taken and c.distinct > FEW:
+            out[c.header] = (f"its header says {kind}, but it has {c.distinct} distinct values and a {kind} "
+                             f"column has few (at most {FEW}): map it yourself ([columns] {kind} = "
+                             f"{toml_string(c.header)} and a [values.{kind}.map] entry for each value) if it is one")
+    return out
 
 
 def _rank(target: str, kind: str) -> int:
@@ -721,7 +737,9 @@ def _not_mapped(s: Suggestion) -> list[str]:
     if s.created:
         out.append(f"#   {_comment_text(s.created.column)}: {s.created.why}. The mapping format has no "
                    "key for it: Suptask sets a ticket's creation time itself, so it stays in the sheet.")
-    rest = [c for c in s.unused if not (s.created and c == s.created.column)]
+    for column, why in s.unmapped.items():
+        out.append(f"#   {_comment_text(column)}: {_comment_text(why)}.")
+    rest = [c for c in s.unused if not (s.created and c == s.created.column) and c not in s.unmapped]
     if rest:
         shown = ", ".join(_comment_text(c) for c in rest[:40])
         out.append(f"#   {shown}" + (f" and {len(rest) - 40} more" if len(rest) > 40 else ""))

@@ -289,3 +289,11 @@ def test_an_id_column_it_rejects_is_named_with_its_row_and_value(rows: str, said
     sheet = write(tmp_path / "titled.csv", "Ticket export of March\n\nID,Subject,Status\n" + rows)
     text = render(suggest(read_table(sheet, header_row=3)))  # rows as the sheet numbers them
     assert said.replace("row 4", "row 6").replace("row 3", "row 5") in text.splitlines()
+
+
+def test_a_status_column_of_too_many_values_is_said_not_silently_left(tmp_path: Path) -> None:
+    rows = "".join(f"{i},Printer {i},Step {i % 41}\n" for i in range(45))
+    text, data = _suggestion(tmp_path, "ID,Subject,Status\n" + rows)
+    assert "status" not in data.get("columns", {})
+    listed = text[text.index("# Not mapped"):]
+    assert "#   Status: its header says status, but it has 41 distinct values and a status column has few" in listed
