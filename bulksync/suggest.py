@@ -23,7 +23,7 @@ from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bulksync.columns import OWNED_COLUMNS, PRIORITIES, STATUSES
+from bulksync.columns import OWNED_COLUMNS, PRIORITIES, STATUSES, TICKET_ID
 from bulksync.sheets.read import normal_header
 
 if TYPE_CHECKING:
@@ -274,6 +274,8 @@ class Suggestion:
     """The other columns: kept in the sheet as the user's own, never sent."""
     unmapped: MappingABC[str, str] = field(default_factory=dict)
     """Columns of ``unused`` that look mapped but are not → why (``Status``: too many values)."""
+    clashes: MappingABC[str, str] = field(default_factory=dict)
+    """The export's columns named as bulksync's own (``ticketId``) → what to do about it."""
 
 
 def names_a_column(cell: str) -> bool:
@@ -318,7 +320,34 @@ def suggest(table: Table, *, integration: str | None = None, preset: str | None 
                       requester=requester, assignee=assignee, tags=tags, tag_separator=separator,
                       nobody=tuple(nobody), created=created, preset=preset, footer=footer,
                       unused=tuple(c.header for c in columns if c.header not in taken),
-                      unmapped=_too_varied(columns, taken))
+                      unmapped=_too_varied(columns, taken), clashes=_clashes(table, frame))
+
+
+def _clashes(table: Table, frame: pd.DataFrame) -> dict[str, str]:
+    """The export's columns that bulksync would take for its own (a mapped sheet's header
+    that is exactly ``ticketId``, spaces around aside: ``Table.position``) → what to do.
+
+    An old tool's ``ticketId`` would be read as the Suptask ticket each row updates; its
+    ``ticketNumber``, ``syncStatus``, ``syncError`` written over. A sheet bulksync has pushed
+    has them rightly (its ``syncStatus`` says so): then only ``ticketId`` is asked about."""
+    own = {h.strip(): at for at, h in reversed(list(enumerate(table.header))) if h.strip() in OWNED_COLUMNS}
+    pushed = "syncStatus" in own
+    out = {}
+    for name in sorted(own, key=own.__getitem__):
+        if pushed and name != TICKET_ID:
+            continue
+        what = ("the Suptask ticket each row updates" if name == TICKET_ID
+                else "bulksync writes it after each push")
+        renamed = "Old ID" if name == TICKET_ID else f"Old {name}"
+        why = (f"clashes with bulksync's own {name} column ({what}): rename it in the export "
+               f"(e.g. to {toml_string(renamed)}) before push")
+        if pushed:
+            why += ", unless bulksync wrote it (this sheet has a syncStatus column, as a sheet bulksync pushed has)"
+        values = [str(v).strip() for v in frame[own[name]].tolist()]
+        if name == TICKET_ID and all(values) and len({v.casefold() for v in values}) == len(values):
+            why += f"; its values are unique, so it can then be the legacy ID (legacy_id = {toml_string(renamed)})"
+        out[name] = why
+    return out
 
 
 def _records(table: Table) -> tuple[pd.DataFrame, Choice | None]:
@@ -663,6 +692,8 @@ def render(suggestion: Suggestion) -> str:
     out.append("")
     out.append(_line("integration", toml_string(s.integration.column), s.integration.why,
                      sure=s.integration.sure))
+    for column, why in s.clashes.items():
+        out.append(f"# {_comment_text(column)}: {_comment_text(why)}.")
     if s.not_legacy_id:
         out.append(f"# {_comment_text(s.not_legacy_id)}.")
     if s.legacy_id:
@@ -737,7 +768,7 @@ def _not_mapped(s: Suggestion) -> list[str]:
     if s.created:
         out.append(f"#   {_comment_text(s.created.column)}: {s.created.why}. The mapping format has no "
                    "key for it: Suptask sets a ticket's creation time itself, so it stays in the sheet.")
-    for column, why in s.unmapped.items():
+    for column, why in {**s.clashes, **s.unmapped}.items():
         out.append(f"#   {_comment_text(column)}: {_comment_text(why)}.")
     rest = [c for c in s.unused if not (s.created and c == s.created.column) and c not in s.unmapped]
     if rest:

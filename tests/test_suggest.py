@@ -297,3 +297,16 @@ def test_a_status_column_of_too_many_values_is_said_not_silently_left(tmp_path: 
     assert "status" not in data.get("columns", {})
     listed = text[text.index("# Not mapped"):]
     assert "#   Status: its header says status, but it has 41 distinct values and a status column has few" in listed
+
+
+@pytest.mark.parametrize("values", [("101", "102"), ("0b8c7f64-3c2a-4b59-9f0e-2a1d5e6c7b8a",
+                                                     "1c9d8e75-4d3b-4c6a-8e1f-3b2e6f7d8c9b")])
+def test_an_export_column_named_ticketId_is_named_as_a_clash_to_rename(values: tuple[str, ...],
+                                                                       tmp_path: Path) -> None:
+    rows = "".join(f" {v} ,Printer {i},Open\n" for i, v in enumerate(values))
+    text, data = _suggestion(tmp_path, " ticketId ,Subject,Status\n" + rows)
+    said = ("ticketId: clashes with bulksync's own ticketId column (the Suptask ticket each row updates): "
+            "rename it in the export (e.g. to \"Old ID\") before push")
+    assert f"# {said}" in text
+    assert f"#   {said}" in text[text.index("# Not mapped"):]  # listed with its reason
+    assert "ticketId" not in json.dumps(data)  # never mapped as anything
