@@ -270,6 +270,8 @@ class Suggestion:
     """The bundled preset the headers match (then ``--mapping NAME`` is the better choice)."""
     footer: Choice | None = None
     """The start of an exporter's line after the last record (Jira Server's ``Generated at``)."""
+    not_footer: str = ""
+    """Why a last row shaped like a footer was kept as a ticket (its text reads as one)."""
     unused: tuple[str, ...] = field(default=())
     """The other columns: kept in the sheet as the user's own, never sent."""
     unmapped: MappingABC[str, str] = field(default_factory=dict)
@@ -289,7 +291,7 @@ def suggest(table: Table, *, integration: str | None = None, preset: str | None 
     """A mapping for ``table``, from its headers and every one of its values. ``integration``
     names the old tool (else guessed from the file's shape); ``preset``: the bundled preset
     whose export the headers look like, if any (``mapping.export_preset``)."""
-    frame, footer = _records(table)
+    frame, footer, not_footer = _records(table)
     columns = profile(table, frame)
     rows = len(frame)
     legacy, why_not = _legacy_id(columns, rows, frame)
@@ -318,7 +320,7 @@ def suggest(table: Table, *, integration: str | None = None, preset: str | None 
                       integration=_integration(table, columns, integration, preset),
                       legacy_id=legacy, not_legacy_id=why_not, description=description, status=status, priority=priority,
                       requester=requester, assignee=assignee, tags=tags, tag_separator=separator,
-                      nobody=tuple(nobody), created=created, preset=preset, footer=footer,
+                      nobody=tuple(nobody), created=created, preset=preset, footer=footer, not_footer=not_footer,
                       unused=tuple(c.header for c in columns if c.header not in taken),
                       unmapped=_too_varied(columns, taken), clashes=_clashes(table, frame))
 
@@ -350,24 +352,60 @@ def _clashes(table: Table, frame: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def _records(table: Table) -> tuple[pd.DataFrame, Choice | None]:
-    """The table's rows without blank ones, and without an exporter's footer: a last row
-    whose first cell alone is filled (``Generated at … using JIRA``), in a sheet of several
-    columns whose other rows fill more."""
+def _records(table: Table) -> tuple[pd.DataFrame, Choice | None, str]:
+    """The table's rows without blank ones, and without an exporter's footer
+    (``mapping.footer_row``: a last row whose first cell alone is filled, here in a sheet of
+    several columns whose other rows fill more) when its text reads as one (:func:`footer_like`).
+    A last row of that shape that reads otherwise (``Need help with the new laptop``) is a
+    ticket, and said: (rows, footer, what was not taken for a footer)."""
+    from bulksync.mapping import footer_row
+
     frame = table.frame
     filled = frame.apply(lambda column: ~column.isin([v for v in column.unique() if not str(v).strip()]))
     frame = frame[filled.any(axis=1)]
     filled = filled[filled.any(axis=1)]
-    if len(frame) < 2 or frame.shape[1] < 3:
-        return frame, None
-    last = filled.iloc[-1]
-    if not last.iloc[0] or last.iloc[1:].any() or filled.iloc[:-1].sum(axis=1).max() < 3:
-        return frame, None
-    text = str(frame.iloc[-1, 0]).strip()
+    found = footer_row(frame) if len(frame) >= 2 and frame.shape[1] >= 3 else None
+    if found is None or filled.iloc[:-1].sum(axis=1).max() < 3:
+        return frame, None, ""
+    number, text = found
+    if not footer_like(text):
+        return frame, None, (f"row {number} holds only its first cell ({_sample(text)}), but does not read "
+                             "as an exporter's line (Generated at, Exported by, Total, 42 records): kept "
+                             f"as a ticket; if it is not one, footer = {toml_string(_footer_start(text))}")
+    start = _footer_start(text)
+    why = f"row {number} ({_sample(text)}) is the exporter's footer, not a ticket: left out"
+    if any(ch.isdigit() for ch in start):
+        return frame.iloc[:-1], Choice(start, f"{why}; it starts with a number, so the next export's "
+                                              "line may start otherwise", sure=False), ""
+    return frame.iloc[:-1], Choice(start, why), ""
+
+
+_FOOTER_TEXT = re.compile(r"""(?ix)
+    ^(?:report\s+)?(?:generated|exported|printed|extracted)\s+(?:at|on|by|from|using|with|in)\b
+  | \busing\s+jira\b
+  | ^(?:grand\s+)?total\b[^\d]{0,20}\d
+  | ^\d[\d,.\s]*\s(?:records?|rows?|tickets?|issues?|items?|results?)\b(?:\s+\w+)?\W*$
+  | ^(?:page\s+)?\d+\s+of\s+\d+(?:\s+pages?)?\W*$
+  | ^page\s+\d+\W*$""")
+
+
+def footer_like(text: str) -> bool:
+    """Does ``text`` read as an exporter's line, not a ticket's (``Generated at …``,
+    ``Exported from … by``, ``… using JIRA``, ``Total: 42``, ``42 records``, ``Page 1 of 3``)?
+    Only such a line is taken for a footer: anything else may be a ticket of one cell."""
+    return _FOOTER_TEXT.search(text.strip()) is not None
+
+
+def _footer_start(text: str) -> str:
+    """What a footer line starts with, the same in the next export: its first two words before
+    any with a digit (``Generated at``, ``Page``), with the space after them; else all of it."""
     words = text.split()
-    start = " ".join(words[:2]) + " " if len(words) > 2 else text
-    return frame.iloc[:-1], Choice(start, f"row {frame.index[-1]} ({_sample(text)}) is the exporter's "
-                                          "footer, not a ticket: left out")
+    kept = []
+    for word in words[:2]:
+        if any(ch.isdigit() for ch in word):
+            break
+        kept.append(word)
+    return " ".join(kept) + " " if kept and len(kept) < len(words) else text
 
 
 def _legacy_id(columns: list[Profile], rows: int, frame: pd.DataFrame) -> tuple[Choice | None, str]:
@@ -702,7 +740,9 @@ def render(suggestion: Suggestion) -> str:
         out.append("# legacy_id: no column is unique, never empty and ID-like: without one, rows are not "
                    "linked to their old tickets, and a second push cannot tell them from new ones.")
     if s.footer:
-        out.append(_line("footer", toml_string(s.footer.column), s.footer.why))
+        out.append(_line("footer", toml_string(s.footer.column), s.footer.why, sure=s.footer.sure))
+    elif s.not_footer:
+        out.append(f"# footer: not set: {_comment_text(s.not_footer)}")
     if s.tags:
         out.append(_line("tag_separator", toml_string(s.tag_separator), s.tags.why))
     if s.nobody:

@@ -10,6 +10,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -310,3 +311,41 @@ def test_an_export_column_named_ticketId_is_named_as_a_clash_to_rename(values: t
     assert f"# {said}" in text
     assert f"#   {said}" in text[text.index("# Not mapped"):]  # listed with its reason
     assert "ticketId" not in json.dumps(data)  # never mapped as anything
+
+
+def test_a_last_row_of_one_cell_that_reads_as_a_ticket_is_kept_as_one(tmp_path: Path) -> None:
+    text, data = _suggestion(tmp_path, "Subject,Status,Priority,Notes\nPrinter jam,Open,High,x\n"
+                                       "VPN down,Closed,Low,y\nNeed help with the new laptop,,,\n")
+    assert "footer" not in data and "(3 rows)" in text.splitlines()[0]
+    assert "# footer: not set: row 4 holds only its first cell ('Need help with the new laptop')" in text
+
+
+@pytest.mark.parametrize(("last", "footer", "sure"), [
+    ("Generated at Sat Mar 22 10:53:30 UTC 2014 by Aman Kaushik using JIRA 6.2", "Generated at ", True),
+    ("Exported from Zendesk on 2024-03-01", "Exported from ", True), ("Total: 42", "Total: ", True),
+    ("Page 1 of 3", "Page ", True), ("42 records", "42 records", False)])
+def test_only_an_exporters_line_is_a_footer(last: str, footer: str, sure: bool, tmp_path: Path) -> None:
+    text, data = _suggestion(tmp_path, f"ID,Subject,Status\n1,Printer jam,Open\n2,VPN down,Closed\n{last},,\n")
+    assert data["footer"] == footer and data["legacy_id"] == "ID"
+    assert _marked(text, "footer = ") is not sure
+
+
+def test_the_suggestion_and_the_map_stage_share_one_footer_rule(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import bulksync.mapping
+
+    sheet = write(tmp_path / "f.csv", "ID,Subject,Status\n1,Printer jam,Open\n2,VPN down,Closed\n"
+                                      "Generated at noon by JIRA,,\n,,\n")
+    asked: list[int] = []
+    rule = bulksync.mapping.footer_row
+
+    def spy(frame: Any) -> Any:
+        asked.append(1)
+        return rule(frame)
+
+    monkeypatch.setattr(bulksync.mapping, "footer_row", spy)
+    out = tmp_path / "f.toml"
+    out.write_text(render(suggest(read_table(sheet))), encoding="utf-8")
+    assert len(asked) == 1
+    mapped = bulksync.mapping.apply_mapping(read_table(sheet), load_mapping(out), default_requester=PEOPLE)
+    assert len(asked) == 2 and 4 not in mapped.table.frame.index  # row 4, the footer, left out
