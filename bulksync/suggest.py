@@ -663,19 +663,26 @@ _HOSTS = (("service-now.com", "ServiceNow"), ("github.com", "GitHub"), ("gitlab"
 
 
 def _integration(table: Table, columns: list[Profile], given: str | None, preset: str | None) -> Choice:
+    """The old tool's name: given, or a preset's that reads the file, else a guess, marked.
+
+    The name is part of every row's identity (``legacy␟<integration>␟<id>``): changing it
+    after a push makes every ticket anew, so a name from headers or links alone is checked."""
     if given:
         return Choice(given, "given with --integration")
     if preset:
-        return Choice(preset.title(), f"the headers are those of a {preset.title()} export")
+        return Choice(preset.title(), f"the headers are those of a {preset.title()} export; a guess: "
+                                      "name the tool with --integration", sure=False)
     names = {c.name for c in columns}
     for tool, needs in _SHAPES:
         if all(n in names for n in needs):
             return Choice(tool, f"the headers ({', '.join(c.header for c in columns if c.name in needs)}) "
-                                f"are {tool}'s")
+                                f"are {tool}'s, as far as headers tell; a guess: it is part of each row's "
+                                "identity, so check it before the first push", sure=False)
     cells = " ".join(v for c in columns if c.keys < 1 for v in c.values[:50]).casefold()
     for host, tool in _HOSTS:
         if host in cells:
-            return Choice(tool, f"its cells link to {host}")
+            return Choice(tool, f"its cells link to {host}; a guess: it is part of each row's identity, "
+                                "so check it before the first push", sure=False)
     return Choice("Legacy helpdesk", "the file does not say which tool wrote it: name it (it is "
                                      "the integrationType of each link to an old ticket)", sure=False)
 

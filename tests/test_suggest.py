@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bulksync.mapping import check_marks, load_mapping
+from bulksync.mapping import check_marks, export_preset, load_mapping
 from bulksync.sheets.read import read_table
 from bulksync.suggest import PRIORITIES, STATUSES, _place, names_a_column, render, suggest, toml_string
 from tests.conftest import CHANNEL, FORM, run_cli, write
@@ -113,7 +113,7 @@ def test_a_value_it_cannot_place_is_a_guess_listed_by_validate_until_the_mark_is
             "'# check' (a guess): check it, then remove the mark") in checked.stderr
     out.write_text(text.replace("  # check: 'OpenPending'", "  # 'OpenPending'"), encoding="utf-8")
     again = run_cli("validate", str(sheet), *args)
-    assert again.returncode == 0 and "openpending" not in again.stderr and "# check" not in again.stderr
+    assert again.returncode == 0 and "openpending" not in again.stderr
 
 
 def test_a_hash_inside_a_value_is_not_a_mark(tmp_path: Path) -> None:
@@ -349,3 +349,18 @@ def test_the_suggestion_and_the_map_stage_share_one_footer_rule(tmp_path: Path,
     assert len(asked) == 1
     mapped = bulksync.mapping.apply_mapping(read_table(sheet), load_mapping(out), default_requester=PEOPLE)
     assert len(asked) == 2 and 4 not in mapped.table.frame.index  # row 4, the footer, left out
+
+
+@pytest.mark.parametrize(("text", "guessed"), [
+    ("Ticket ID,Subject,Description,Status,Priority,Requester Email,Tags\n1,Printer broken,It does not print,"
+     "Open,High,a@x.com,hw\n2,VPN down,Cannot connect,Resolved,Low,b@x.com,net\n", None),
+    ("ID,Name,Content,Status\n1,Printer,It jams,Open\n2,VPN,It drops,Closed\n", "GLPI"),
+    ("ID,Subject,Body,Status\n1,Printer,see https://github.com/acme/app/issues/4,Open\n2,VPN,drops,Closed\n",
+     "GitHub")])
+def test_a_guessed_integration_is_always_marked(text: str, guessed: str | None, tmp_path: Path) -> None:
+    table = read_table(write(tmp_path / "export.csv", text))
+    rendered = render(suggest(table, preset=export_preset(table.header)))  # as the CLI calls it
+    assert guessed is None or tomllib.loads(rendered)["integration"] == guessed
+    assert _marked(rendered, "integration = ")
+    rendered, data = _suggestion(tmp_path, text, integration="Old desk")  # named: no guess
+    assert data["integration"] == "Old desk" and not _marked(rendered, "integration = ")
