@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING
 
 from bulksync.columns import OWNED_COLUMNS, PRIORITIES, STATUSES, TICKET_ID
 from bulksync.sheets.read import normal_header
+from bulksync.untrusted import clean
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from bulksync.mapping import ColumnMapping
     from bulksync.sheets.table import Table
 
 __all__ = ["PRIORITIES", "STATUSES", "Suggestion", "names_a_column", "render", "suggest"]
@@ -267,7 +269,10 @@ class Suggestion:
     nobody: tuple[str, ...]
     created: Choice | None
     preset: str | None
-    """The bundled preset the headers match (then ``--mapping NAME`` is the better choice)."""
+    """The bundled preset that reads the file as it is: its columns are there and its value
+    maps hold every value (then ``--mapping NAME`` is the better choice, and its name sure)."""
+    not_preset: str = ""
+    """Why the preset the headers look like does not read the file (then this file is the way)."""
     footer: Choice | None = None
     """The start of an exporter's line after the last record (Jira Server's ``Generated at``)."""
     not_footer: str = ""
@@ -289,8 +294,10 @@ def names_a_column(cell: str) -> bool:
 
 def suggest(table: Table, *, integration: str | None = None, preset: str | None = None) -> Suggestion:
     """A mapping for ``table``, from its headers and every one of its values. ``integration``
-    names the old tool (else guessed from the file's shape); ``preset``: the bundled preset
-    whose export the headers look like, if any (``mapping.export_preset``)."""
+    names the old tool (else guessed from the file's shape, marked). ``preset``: the bundled
+    preset whose export the headers look like (``mapping.export_preset``), tried first: the
+    suggestion's ``preset`` is the one that reads the file as it is, if any, whatever was given."""
+    preset, not_preset = _reading_preset(table, preset)
     frame, footer, not_footer = _records(table)
     columns = profile(table, frame)
     rows = len(frame)
@@ -320,9 +327,48 @@ def suggest(table: Table, *, integration: str | None = None, preset: str | None 
                       integration=_integration(table, columns, integration, preset),
                       legacy_id=legacy, not_legacy_id=why_not, description=description, status=status, priority=priority,
                       requester=requester, assignee=assignee, tags=tags, tag_separator=separator,
-                      nobody=tuple(nobody), created=created, preset=preset, footer=footer, not_footer=not_footer,
+                      nobody=tuple(nobody), created=created, preset=preset, not_preset=not_preset, footer=footer, not_footer=not_footer,
                       unused=tuple(c.header for c in columns if c.header not in taken),
                       unmapped=_too_varied(columns, taken), clashes=_clashes(table, frame))
+
+
+def _reading_preset(table: Table, looks: str | None) -> tuple[str | None, str]:
+    """The bundled preset that reads ``table`` as ``--mapping NAME`` would, without a missing
+    column or a value its maps lack (people aside: they need ``--users`` either way), ``looks``
+    first; and, when none does, why the one the headers look like does not.
+
+    Each is the preset itself (``load_mapping``, ``apply_mapping``), so the advice is never
+    the headers' word alone: a ``Ticket ID`` is any export's."""
+    from bulksync.mapping import load_mapping, preset_names
+
+    why_not = ""
+    for name in sorted(preset_names(), key=lambda n: n != looks):
+        lacks = _preset_lacks(table, load_mapping(name).for_sheet(table))
+        if not lacks:
+            return name, ""
+        if not why_not and (name == looks or lacks.startswith("its value maps")):
+            why_not = (f"the headers look like a {name.title()} export's, but --mapping {name} "
+                       f"does not read this file: {lacks}")
+    return None, why_not
+
+
+def _preset_lacks(table: Table, preset: ColumnMapping) -> str:
+    """What ``preset`` lacks to read ``table`` (its columns first, cheaply; then its values, as
+    ``apply_mapping`` maps them), or ``""``."""
+    from bulksync.mapping import apply_mapping
+
+    needed = [c for c in (preset.legacy_id, *preset.columns.values())
+              if c and c not in preset.optional and table.position(c) is None]
+    if preset.description and all(table.position(c) is None for c in preset.description):
+        needed.append(" or ".join(preset.description))
+    if needed:
+        return f"the file has no column {', '.join(needed)}"
+    problems = [p for p in apply_mapping(table, preset).problems if p.code in ("missing-column", "unmapped-value")]
+    values = sorted({p.value or "" for p in problems if p.code == "unmapped-value"})
+    if values:
+        return (f"its value maps lack {', '.join(_sample(v) for v in values[:5])}"
+                + (f" and {len(values) - 5} more" if len(values) > 5 else ""))
+    return clean(problems[0].message) if problems else ""
 
 
 def _clashes(table: Table, frame: pd.DataFrame) -> dict[str, str]:
@@ -670,8 +716,11 @@ def _integration(table: Table, columns: list[Profile], given: str | None, preset
     if given:
         return Choice(given, "given with --integration")
     if preset:
-        return Choice(preset.title(), f"the headers are those of a {preset.title()} export; a guess: "
-                                      "name the tool with --integration", sure=False)
+        from bulksync.mapping import load_mapping
+
+        name = load_mapping(preset).integration or preset.title()
+        return Choice(name, f"--mapping {preset} reads this file: its integration name, so that a push "
+                            "with either links the same old tickets")
     names = {c.name for c in columns}
     for tool, needs in _SHAPES:
         if all(n in names for n in needs):
@@ -732,8 +781,10 @@ def render(suggestion: Suggestion) -> str:
            "# line: `bulksync validate` lists the marks left. Nothing is applied that this file does not say.",
            "# Then: bulksync validate EXPORT --mapping THIS-FILE --users users.csv (or --default-requester U…)"]
     if s.preset:
-        out.append(f"# These headers are a {s.preset.title()} export's: --mapping {s.preset} (the preset) "
-                   "is kept up to date with them; this file is for comparison, or to start your own.")
+        out.append(f"# --mapping {s.preset} (the preset, kept up to date with {s.preset.title()}'s exports) reads "
+                   "this file as it is: use it; this file is for comparison, or to start your own.")
+    elif s.not_preset:
+        out.append(f"# {_comment_text(s.not_preset)}.")
     out.append("")
     out.append(_line("integration", toml_string(s.integration.column), s.integration.why,
                      sure=s.integration.sure))

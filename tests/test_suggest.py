@@ -85,7 +85,7 @@ def test_a_real_export_gets_the_columns_a_person_would_choose_and_plans_whole(na
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_an_export_a_preset_reads_gets_the_presets_columns_and_the_advice_to_use_it(
         name: str, tmp_path: Path) -> None:
-    sheet, out, said = _suggested(name, tmp_path)
+    sheet, out, _ = _suggested(name, tmp_path)
     preset, ours = load_mapping(PRESETS[name]), load_mapping(out)
     header = {h.strip() for h in read_table(sheet).header}
     legacy = next(c for c in (preset.legacy_id, *preset.alternatives.get("legacy_id", ())) if c in header)
@@ -98,8 +98,18 @@ def test_an_export_a_preset_reads_gets_the_presets_columns_and_the_advice_to_use
     for key, value in ours.values["status"].table.items():  # the words a preset knows, placed alike
         if key in preset.values["status"].table:
             assert preset.values["status"].table[key] == value, key
-    if name != "jira_server_asf.csv" and name != "zendesk_plum-assignment.csv":
-        assert f"use --mapping {PRESETS[name]}" in said  # its headers are the preset's export's
+    # The advice to use the preset is given exactly when the preset reads the file: its
+    # columns there and its value maps holding every value (validate says no more than people).
+    checked = run_cli("validate", str(sheet), "--mapping", PRESETS[name], "--default-requester", PEOPLE,
+                      "--form-id", FORM, "--channel", CHANNEL, "--json")
+    reads = not [p for p in json.loads(checked.stdout)["problems"]
+                 if p["code"] in ("missing-column", "unmapped-value")]
+    assert reads == (name in ("jira_server_asf.csv", "jira_planeso-jira-migration.csv")), name
+    suggestion = suggest(read_table(sheet))
+    assert suggestion.preset == (PRESETS[name] if reads else None)
+    text = out.read_text(encoding="utf-8")
+    assert (f"# --mapping {PRESETS[name]} (the preset" in text) == reads
+    assert (ours.integration == preset.integration) and _marked(text, "integration = ") is not reads
 
 
 def test_a_value_it_cannot_place_is_a_guess_listed_by_validate_until_the_mark_is_removed(tmp_path: Path) -> None:
@@ -364,3 +374,13 @@ def test_a_guessed_integration_is_always_marked(text: str, guessed: str | None, 
     assert _marked(rendered, "integration = ")
     rendered, data = _suggestion(tmp_path, text, integration="Old desk")  # named: no guess
     assert data["integration"] == "Old desk" and not _marked(rendered, "integration = ")
+
+
+def test_a_generic_export_gets_no_preset_advice_but_why_not(tmp_path: Path) -> None:
+    text = ("\ufeffTicket ID,Subject,Description,Status,Priority,Requester Email,Tags\n"
+            "1,Printer broken,It does not print,Open,High,a@x.com,\"hw,printer\"\n"
+            "2,VPN down,Cannot connect,Resolved,Low,b@x.com,net\n3,Email slow,Slow,In Progress,Urgent,c@x.com,\n")
+    table = read_table(write(tmp_path / "bom.csv", text))
+    suggestion = suggest(table, preset=export_preset(table.header))  # as the CLI calls it
+    assert suggestion.preset is None and "use it" not in render(suggestion)
+    assert "--mapping zendesk does not read this file: the file has no column Id" in suggestion.not_preset
