@@ -741,14 +741,65 @@ def _sample(value: str) -> str:
 
 
 def _comment_text(text: str) -> str:
-    """Text from the file made safe inside a TOML comment: one line, no control characters."""
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    """Text from the file made safe inside a TOML comment: one line, no control or invisible
+    characters, at most ``untrusted.MAX_TEXT`` characters (a header can be a whole paragraph)."""
+    return clean(text)
 
 
 # -- the mapping file ------------------------------------------------------------------------
 
 CHECK = "# check"
-"""The mark of a guess: ``load_mapping`` lists each such line as a note until it is removed."""
+"""The mark of a guess: a line's comment that starts so (case aside). ``load_mapping`` lists
+each such line as a note until it is removed; no other comment of the file may read as one."""
+_MARK = "\x00"
+"""The mark while the file is written: :func:`_comment_text` leaves no control character, so
+only :func:`_line` writes it, and :func:`_marks_only` turns it into ``# check``."""
+_LIKE_A_MARK = re.compile(r"#(?=\s*check)", re.IGNORECASE)
+
+
+def _comment_start(line: str) -> int | None:
+    """Where the comment of one line of the file starts: its first ``#`` outside a basic
+    string (the only strings :func:`render` writes)."""
+    quoted = False
+    escaped = False
+    for at, ch in enumerate(line):
+        if quoted:
+            quoted = escaped or ch != '"'
+            escaped = not escaped and ch == "\\"
+        elif ch == '"':
+            quoted = True
+        elif ch == "#":
+            return at
+    return None
+
+
+def _marks_only(line: str) -> str:
+    """``line`` with a comment that reads as the mark only where :func:`_line` marked it: a
+    value's ``# check`` inside a comment loses its ``#`` (``＃``), a comment that would start
+    with ``check`` starts ``- check``, and a string that a comment holds (a line to
+    uncomment) spells its ``#`` ``\\u0023``, the same value to TOML."""
+    at = _comment_start(line)
+    if at is None:
+        return line
+    body = line[at + 1:]
+    marked = body.startswith(" " + _MARK)
+    body = body.replace(_MARK, "")
+    out, quoted, escaped = [], False, False
+    for i, ch in enumerate(body):
+        if quoted:
+            quoted = escaped or ch != '"'
+            escaped = not escaped and ch == "\\"
+        elif ch == '"':
+            quoted = True
+        if ch == "#" and _LIKE_A_MARK.match(body, i):
+            ch = "\\u0023" if quoted else "\uff03"
+        out.append(ch)
+    body = "".join(out)
+    if marked:
+        return f"{line[:at]}{CHECK}:{body}"
+    if re.match(r"\s*check", body, re.IGNORECASE):
+        body = re.sub(r"^(\s*)", r"\1- ", body, count=1)
+    return f"{line[:at]}#{body}"
 
 
 def toml_string(text: str) -> str:
@@ -768,8 +819,7 @@ def toml_string(text: str) -> str:
 
 def _line(key: str, value: str, why: str, *, sure: bool = True, width: int = 44) -> str:
     text = f"{key} = {value}"
-    mark = "" if sure else "check: "
-    return f"{text.ljust(width)}  # {mark}{_comment_text(why)}"
+    return f"{text.ljust(width)}  # {'' if sure else _MARK}{_comment_text(why)}"
 
 
 def render(suggestion: Suggestion) -> str:
@@ -777,8 +827,9 @@ def render(suggestion: Suggestion) -> str:
     s = suggestion
     out = [f"# bulksync mapping suggested from {_comment_text(s.source)} ({s.rows} rows) by "
            "`bulksync mapping suggest`.",
-           "# Read it, change what is wrong, and remove each '# check' mark once you have checked that",
-           "# line: `bulksync validate` lists the marks left. Nothing is applied that this file does not say.",
+           "# Read it and change what is wrong. A guess is marked: its comment starts with the word",
+           "# 'check'; once you have checked the line, remove the mark (`bulksync validate` lists the",
+           "# marks left). Nothing is applied that this file does not say.",
            "# Then: bulksync validate EXPORT --mapping THIS-FILE --users users.csv (or --default-requester U…)"]
     if s.preset:
         out.append(f"# --mapping {s.preset} (the preset, kept up to date with {s.preset.title()}'s exports) reads "
@@ -812,7 +863,7 @@ def render(suggestion: Suggestion) -> str:
         if choice:
             out += _values_section(choice)
     out += _not_mapped(s)
-    return "\n".join(out) + "\n"
+    return "\n".join(_marks_only(line) for line in out) + "\n"
 
 
 def _columns_section(s: Suggestion) -> list[str]:

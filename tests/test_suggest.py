@@ -384,3 +384,45 @@ def test_a_generic_export_gets_no_preset_advice_but_why_not(tmp_path: Path) -> N
     suggestion = suggest(table, preset=export_preset(table.header))  # as the CLI calls it
     assert suggestion.preset is None and "use it" not in render(suggestion)
     assert "--mapping zendesk does not read this file: the file has no column Id" in suggestion.not_preset
+
+
+def _comments(text: str) -> list[tuple[int, str]]:
+    """(line number, comment) of each line of a suggestion (its strings are basic strings)."""
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        quoted = escaped = False
+        for at, ch in enumerate(line):
+            if quoted:
+                quoted, escaped = escaped or ch != '"', not escaped and ch == "\\"
+            elif ch == '"':
+                quoted = True
+            elif ch == "#":
+                out.append((number, line[at:]))
+                break
+    return out
+
+
+def test_no_comment_reads_as_a_mark_but_the_marks(tmp_path: Path) -> None:
+    rows = [["1", "Printer", "Open # check", "High", "x", "Tom # check"],
+            ["2", "VPN", "Done #CHECK it", "Low", "y", "Ann"], ["3", "Mail", "#check", "Low", "z", "Bo"],
+            ["4", "Disk", "Open", "High", "w", "Tom # check"], ["# check this out", "", "", "", "", ""]]
+    buf = io.StringIO()
+    csv.writer(buf).writerows([["ID", "Subject", "Status", "Priority", "Checklist # check", "Assignee"], *rows])
+    sheet = write(tmp_path / "marks.csv", buf.getvalue())
+    text = render(suggest(read_table(sheet), integration="Old # check desk"))
+    data = tomllib.loads(text)
+    assert data["integration"] == "Old # check desk"  # values are kept exactly: only comments change
+    assert {"open # check", "done #check it", "#check"} <= set(data["values"]["status"]["map"])
+    marked = set()
+    for number, comment in _comments(text):
+        assert not re.search(r"#\s*check", comment[1:], re.IGNORECASE), comment  # never later in a comment
+        if re.match(r"#\s*check", comment, re.IGNORECASE):
+            assert comment.startswith("# check: "), comment
+            marked.add(number)
+    assert marked  # the unplaceable statuses are guesses
+    assert {int(n.split(", line ")[1].split(":")[0]) for n in check_marks(tmp_path / "m.toml", text)} == marked
+    assignee = next(t for t in text.splitlines() if t.startswith("# assignee = "))
+    uncommented = tomllib.loads(assignee[2:].split("   #")[0])  # the line to uncomment keeps its value
+    assert uncommented == {"assignee": "Assignee"}
+    footer = next(t for t in text.splitlines() if t.startswith("# footer: not set"))  # a row of one cell
+    assert tomllib.loads(footer.split("if it is not one, ")[1]) == {"footer": "# check "}
