@@ -24,16 +24,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bulksync.columns import OWNED_COLUMNS, PRIORITIES, STATUSES, TICKET_ID
-from bulksync.sheets.read import normal_header
+from bulksync.errors import SheetError
+from bulksync.sheets.read import HEADER_SEARCH, normal_header
 from bulksync.untrusted import clean
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from bulksync.mapping import ColumnMapping
     from bulksync.sheets.table import Table
 
-__all__ = ["PRIORITIES", "STATUSES", "Suggestion", "names_a_column", "render", "suggest"]
+__all__ = ["PRIORITIES", "STATUSES", "HeaderBelow", "Suggestion", "names_a_column", "render", "suggest"]
 
 _OPEN, _PROGRESS, _ESCALATED, _WAITING, _HOLD, _CLOSED = STATUSES
 _LOW, _MEDIUM, _HIGH, _CRITICAL = PRIORITIES
@@ -303,24 +306,26 @@ def suggest(table: Table, *, integration: str | None = None, preset: str | None 
     rows = len(frame)
     legacy, why_not = _legacy_id(columns, rows, frame)
     taken = {legacy.column} if legacy else set()
-    status = _values(columns, "status", taken)
+    status = _values(columns, "status", taken, rows=rows)
     if status:
         taken.add(status.column)
-    priority = _values(columns, "priority", taken)
+    priority = _values(columns, "priority", taken, rows=rows)
     if priority:
         taken.add(priority.column)
-    description = _description(columns, taken)
+    description = _description(columns, taken, rows=rows)
     taken.update(c.column for c in description)
-    requester = _person(columns, "requester", taken)
+    requester = _person(columns, "requester", taken, rows=rows)
     if requester:
         taken.add(requester.column)
-    assignee = _person(columns, "assignee", taken)
+    assignee = _person(columns, "assignee", taken, rows=rows)
     if assignee:
         taken.add(assignee.column)
     tags, separator = _tags(columns, taken)
     if tags:
         taken.add(tags.column)
     created = _created(columns, taken)
+    if rows and not (legacy or description or status or priority or requester or tags):
+        _refuse_if_header_below(table, frame)
     people = [c for c in columns if c.header in {p.column for p in (requester, assignee) if p}]
     nobody = sorted({v for c in people for v in c.values if v.casefold() in _NOBODY})
     return Suggestion(source=str(table.path), rows=rows,
@@ -330,6 +335,33 @@ def suggest(table: Table, *, integration: str | None = None, preset: str | None 
                       nobody=tuple(nobody), created=created, preset=preset, not_preset=not_preset, footer=footer, not_footer=not_footer,
                       unused=tuple(c.header for c in columns if c.header not in taken),
                       unmapped=_too_varied(columns, taken), clashes=_clashes(table, frame))
+
+
+class HeaderBelow(SheetError):
+    """Nothing is found to suggest from, and a row below the header row looks like the header
+    (a title block above the table that no header cell gave away): ``row`` is that row."""
+
+    def __init__(self, path: Path | str, message: str, *, row: int) -> None:
+        super().__init__(path, message)
+        self.row = row
+
+
+def _refuse_if_header_below(table: Table, frame: pd.DataFrame) -> None:
+    """Raise :class:`HeaderBelow` if one of the first rows under the header looks like a header
+    itself: two or more short, distinct names (no numbers, dates or addresses), the row
+    under it filled too. Else an empty suggestion is written, as the file gives nothing more."""
+    rows = [[str(v).strip() for v in frame.iloc[i]] for i in range(min(len(frame), HEADER_SEARCH))]
+    for i, cells in enumerate(rows[:-1]):
+        names = [c for c in cells if c]
+        if (len(names) >= 2 and len({n.casefold() for n in names}) == len(names)
+                and sum(1 for c in rows[i + 1] if c) >= 2
+                and all(len(n) <= 60 and re.search(r"[^\W\d_]", n) and not any(
+                    p.fullmatch(n) for p in (_NUMBER, _DATE, _EMAIL)) for n in names)):
+            row = int(frame.index[i])
+            shown = ", ".join(_comment_text(n)[:40] for n in names[:6]) + (", …" if len(names) > 6 else "")
+            raise HeaderBelow(table.path, f"row {table.header_row} names no column a mapping can be suggested "
+                                          f"from; row {row} looks like the header ({shown}): give --header-row {row}",
+                              row=row)
 
 
 def _reading_preset(table: Table, looks: str | None) -> tuple[str | None, str]:
@@ -458,12 +490,19 @@ def _legacy_id(columns: list[Profile], rows: int, frame: pd.DataFrame) -> tuple[
     """The column that is unique, never empty and ID-like; a header that says so first, then
     keys (``ABC-123``) before bare numbers, then the leftmost. And why a column whose header
     says it is the ID is not it (its first blank, repeated or odd cell), or ``""``."""
+    if not rows:
+        header = max((c for c in columns if c.hint("legacy") >= 100), key=lambda c: c.hint("legacy"), default=None)
+        if header is None:
+            return None, ""
+        return Choice(header.header, "its header says it is an ID; the export has no rows to tell whether its "
+                                    "values are unique and never empty", sure=False), ""
     unique = [c for c in columns if rows and c.filled == rows and c.distinct == rows]
     candidates = [c for c in unique if c.keys == 1.0]
     best = max(candidates, key=lambda c: (c.hint("legacy") > 0, _keyish(c), c.hint("legacy"), -c.position),
                default=None)
-    named = [c for c in columns if c.hint("legacy") >= 100 and c is not best]
-    why_not = "; ".join(_id_trouble(c, frame) for c in sorted(named, key=lambda c: -c.hint("legacy"))[:1])
+    rejected = max((c for c in columns if c.hint("legacy") >= 100 and c is not best),
+                   key=lambda c: c.hint("legacy"), default=None)
+    why_not = _id_trouble(rejected, frame) if rejected else ""
     if best is None:
         return None, why_not
     said = "its header says it is an ID, and " if best.hint("legacy") else ""
@@ -494,11 +533,12 @@ def _keyish(column: Profile) -> bool:
     return any(re.search(r"[A-Za-z]", v) for v in column.values)
 
 
-def _description(columns: list[Profile], taken: set[str]) -> tuple[Choice, ...]:
+def _description(columns: list[Profile], taken: set[str], *, rows: int) -> tuple[Choice, ...]:
     """The subject, then the body: headers that say so, else the free-text columns (the
-    shorter one first)."""
+    shorter one first). An export of no rows has only its headers to say so."""
     free = [c for c in columns if c.header not in taken and c.filled]
-    subject = max((c for c in free if c.hint("subject") >= 100 and c.is_text),
+    subject = max((c for c in columns if c.header not in taken and c.hint("subject") >= 100
+                   and (c.is_text or not rows)),
                   key=lambda c: c.hint("subject"), default=None)
     # A body column empty in this export stays: its cells are skipped, and the next export
     # of the same tool may fill them (Jira writes Description only when an issue has one).
@@ -527,9 +567,17 @@ def _lengths(column: Profile) -> str:
     return f"{column.filled} of its cells filled, {column.mean_length:.0f} characters on average"
 
 
-def _values(columns: list[Profile], kind: str, taken: set[str]) -> ValueChoice | None:
+def _values(columns: list[Profile], kind: str, taken: set[str], *, rows: int) -> ValueChoice | None:
     """The status or priority column (few distinct values; its header or its values say so),
-    with a map of each of its values."""
+    with a map of each of its values. In an export of no rows, the column its header says,
+    with an empty map: every value of the next export is then a problem until mapped."""
+    if not rows:
+        named = max((c for c in columns if c.header not in taken and c.hint(kind) >= 100),
+                    key=lambda c: c.hint(kind), default=None)
+        if named is None:
+            return None
+        return ValueChoice(kind, named.header, "its header says so; the export has no rows, so no value is "
+                                               "mapped: add a line for each value the next export holds", ())
     few = [c for c in columns if c.header not in taken and 0 < c.distinct <= FEW and c.emails == 0]
     if not few:
         return None
@@ -651,9 +699,15 @@ def _fold(text: str) -> str:
     return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).replace("_", " ").split())
 
 
-def _person(columns: list[Profile], kind: str, taken: set[str]) -> Choice | None:
+def _person(columns: list[Profile], kind: str, taken: set[str], *, rows: int) -> Choice | None:
     """A column of emails or user names whose header says ``kind``: emails before user names
-    before display names (each resolved by ``--users``)."""
+    before display names (each resolved by ``--users``); in an export of no rows, its header's."""
+    if not rows:
+        named = max((c for c in columns if c.header not in taken and c.hint(kind) >= 100),
+                    key=lambda c: c.hint(kind), default=None)
+        if named is None:
+            return None
+        return Choice(named.header, f"its header says {kind}; the export has no rows to tell what it holds")
     people = [c for c in columns if c.header not in taken and c.hint(kind) >= 100 and c.numbers < 0.5
               and c.dates < 0.5 and any(v and v.casefold() not in _NOBODY for v in c.values)]
     if not people:
@@ -844,7 +898,7 @@ def render(suggestion: Suggestion) -> str:
     if s.not_legacy_id:
         out.append(f"# {_comment_text(s.not_legacy_id)}.")
     if s.legacy_id:
-        out.append(_line("legacy_id", toml_string(s.legacy_id.column), s.legacy_id.why))
+        out.append(_line("legacy_id", toml_string(s.legacy_id.column), s.legacy_id.why, sure=s.legacy_id.sure))
     else:
         out.append("# legacy_id: no column is unique, never empty and ID-like: without one, rows are not "
                    "linked to their old tickets, and a second push cannot tell them from new ones.")
@@ -906,6 +960,9 @@ def _values_section(choice: ValueChoice) -> list[str]:
     out = ["", f"[values.{choice.field}.map]",
            f"# {_comment_text(choice.column)} → {choice.field}: {_comment_text(choice.why)}. "
            f"Suptask offers: {', '.join(offered)}" + ("; \"\" is no priority." if choice.field == "priority" else ".")]
+    if not choice.values:
+        example = '"open" = "Open"' if choice.field == "status" else '"urgent" = "CRITICAL"'
+        out.append(f"# e.g. {example} (the value as the export writes it, in lower case)")
     for m in choice.values:
         why = f"{_sample(m.value)}, {m.rows} row(s): {m.why}"
         out.append(_line(toml_string(_key(m.value)), toml_string(m.target), why, sure=m.sure, width=36))

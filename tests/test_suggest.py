@@ -17,6 +17,7 @@ import pytest
 from bulksync.mapping import check_marks, export_preset, load_mapping
 from bulksync.sheets.read import read_table
 from bulksync.suggest import PRIORITIES, STATUSES, _place, names_a_column, render, suggest, toml_string
+from bulksync.untrusted import MAX_TEXT
 from tests.conftest import CHANNEL, FORM, run_cli, write
 
 REAL = Path(__file__).parent / "data" / "real"
@@ -426,3 +427,29 @@ def test_no_comment_reads_as_a_mark_but_the_marks(tmp_path: Path) -> None:
     assert uncommented == {"assignee": "Assignee"}
     footer = next(t for t in text.splitlines() if t.startswith("# footer: not set"))  # a row of one cell
     assert tomllib.loads(footer.split("if it is not one, ")[1]) == {"footer": "# check "}
+
+
+def test_a_header_only_export_is_suggested_from_its_headers(tmp_path: Path) -> None:
+    text, data = _suggestion(tmp_path, "Ticket ID,Subject,Description,Status,Priority,Requester Email\n")
+    assert data["description"]["columns"] == ["Subject", "Description"] and "no column of text" not in text
+    assert data["columns"]["status"] == "Status" and data["values"]["status"]["map"] == {}
+    assert data["legacy_id"] == "Ticket ID" and _marked(text, "legacy_id = ")  # no values to judge it by
+    assert data["columns"]["requester"] == "Requester Email"
+
+
+def test_a_table_under_a_title_block_gets_the_header_row_to_give(tmp_path: Path) -> None:
+    from bulksync.suggest import HeaderBelow
+
+    sheet = REAL / "title_block_header_row6.xlsx"
+    with pytest.raises(HeaderBelow) as raised:
+        suggest(read_table(sheet, names=names_a_column))
+    assert raised.value.row == 6 and str(raised.value).endswith("give --header-row 6")
+    result = run_cli("mapping", "suggest", str(sheet))
+    assert result.returncode == 2 and result.stdout == "" and "give --header-row 6" in result.stderr
+    assert tomllib.loads(render(suggest(read_table(sheet, header_row=6))))["legacy_id"] == "User Id"
+
+
+def test_values_and_names_in_comments_are_capped(tmp_path: Path) -> None:
+    long = "Very long header " * 100
+    text, _ = _suggestion(tmp_path, f"ID,Subject,Status,{long}\n1,Printer,Open,x\n2,VPN,Closed,y\n")
+    assert long.strip() not in text and max(len(line) for line in text.splitlines()) < MAX_TEXT + 100
