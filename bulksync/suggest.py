@@ -5,9 +5,12 @@ a reason for each choice: the legacy ID (a column that is unique, never empty an
 preferring a header that says so), the description (a subject, then a body), the status and
 priority columns with a value map covering every distinct value of the file, the requester
 and assignee (emails or user names, for ``--users``), the tags and their separator, and the
-integration name. :func:`render` writes it as a mapping file in the presets' format, each
-choice commented with why; a value it could not place is its best guess, marked ``# check``
-(``mapping.load_mapping`` lists those marks as notes until they are removed).
+integration name, and whether a bundled preset reads the file as it is (then that is the
+advice). :func:`render` writes it as a mapping file in the presets' format, each choice
+commented with why; a guess is marked ``# check`` (a value it could not place, a column chosen
+by its values alone, an integration name not given: it is part of each row's identity), and
+``mapping.load_mapping`` lists those marks as notes until they are removed. Each distinct
+value is judged once, however many rows hold it.
 
 What it cannot know: a workflow's own words (``Waiting on ThingTrax``) get a guess from the
 words they contain, marked; a column that holds people by an internal number cannot be told
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
     from bulksync.mapping import ColumnMapping
     from bulksync.sheets.table import Table
 
-__all__ = ["PRIORITIES", "STATUSES", "HeaderBelow", "Suggestion", "names_a_column", "render", "suggest"]
+__all__ = ["HeaderBelow", "PRIORITIES", "STATUSES", "Suggestion", "names_a_column", "render", "suggest"]
 
 _OPEN, _PROGRESS, _ESCALATED, _WAITING, _HOLD, _CLOSED = STATUSES
 _LOW, _MEDIUM, _HIGH, _CRITICAL = PRIORITIES
@@ -330,9 +333,10 @@ def suggest(table: Table, *, integration: str | None = None, preset: str | None 
     nobody = sorted({v for c in people for v in c.values if v.casefold() in _NOBODY})
     return Suggestion(source=str(table.path), rows=rows,
                       integration=_integration(table, columns, integration, preset),
-                      legacy_id=legacy, not_legacy_id=why_not, description=description, status=status, priority=priority,
-                      requester=requester, assignee=assignee, tags=tags, tag_separator=separator,
-                      nobody=tuple(nobody), created=created, preset=preset, not_preset=not_preset, footer=footer, not_footer=not_footer,
+                      legacy_id=legacy, not_legacy_id=why_not, description=description, status=status,
+                      priority=priority, requester=requester, assignee=assignee, tags=tags,
+                      tag_separator=separator, nobody=tuple(nobody), created=created, preset=preset,
+                      not_preset=not_preset, footer=footer, not_footer=not_footer,
                       unused=tuple(c.header for c in columns if c.header not in taken),
                       unmapped=_too_varied(columns, taken), clashes=_clashes(table, frame))
 
