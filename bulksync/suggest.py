@@ -861,15 +861,17 @@ def _marks_only(line: str) -> str:
 
 
 def toml_string(text: str) -> str:
-    """``text`` as a TOML basic string (quotes, backslashes and control characters escaped)."""
+    """``text`` as a TOML basic string: quotes, backslashes and control characters escaped, and
+    so are the characters that end a line to some readers or hide text (U+2028, U+0085, a
+    bidi mark: the same value to TOML, one visible line to a person and to ``splitlines``)."""
     out = []
     for ch in text:
         if ch in '"\\':
             out.append("\\" + ch)
         elif ch in "\b\t\n\f\r":
             out.append({"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"\\u{ord(ch):04X}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08X}")
         else:
             out.append(ch)
     return '"' + "".join(out) + '"'

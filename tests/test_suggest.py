@@ -453,3 +453,13 @@ def test_values_and_names_in_comments_are_capped(tmp_path: Path) -> None:
     long = "Very long header " * 100
     text, _ = _suggestion(tmp_path, f"ID,Subject,Status,{long}\n1,Printer,Open,x\n2,VPN,Closed,y\n")
     assert long.strip() not in text and max(len(line) for line in text.splitlines()) < MAX_TEXT + 100
+
+
+def test_a_value_that_ends_a_line_to_some_readers_stays_on_its_line(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    csv.writer(buf).writerows([["ID", "Subject", "Status"], ["1", "Printer", "Open\u2028# check"],
+                               ["2", "VPN", "Closed\x85x"], ["3", "Mail", "Open"]])
+    text = render(suggest(read_table(write(tmp_path / "ls.csv", buf.getvalue()))))
+    assert len(text.splitlines()) == text.count("\n")  # line numbers agree, whoever counts them
+    assert {"open\u2028# check", "closed\x85x"} <= set(tomllib.loads(text)["values"]["status"]["map"])
+    assert toml_string("a\u2028b\u202e") == '"a\\u2028b\\u202E"'
