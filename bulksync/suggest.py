@@ -26,7 +26,7 @@ from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bulksync.columns import OWNED_COLUMNS, PRIORITIES, STATUSES, TICKET_ID
+from bulksync.columns import OWNED_COLUMNS, PRIORITIES, STATUSES, TICKET_ID, toml_string
 from bulksync.errors import SheetError
 from bulksync.sheets.read import HEADER_SEARCH, normal_header
 from bulksync.untrusted import clean
@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from bulksync.mapping import ColumnMapping
     from bulksync.sheets.table import Table
 
-__all__ = ["HeaderBelow", "PRIORITIES", "STATUSES", "Suggestion", "names_a_column", "render", "suggest"]
+__all__ = ["HeaderBelow", "PRIORITIES", "STATUSES", "Suggestion", "names_a_column", "render", "suggest",
+           "toml_string"]
 
 _OPEN, _PROGRESS, _ESCALATED, _WAITING, _HOLD, _CLOSED = STATUSES
 _LOW, _MEDIUM, _HIGH, _CRITICAL = PRIORITIES
@@ -858,23 +859,6 @@ def _marks_only(line: str) -> str:
     if re.match(r"\s*check", body, re.IGNORECASE):
         body = re.sub(r"^(\s*)", r"\1- ", body, count=1)
     return f"{line[:at]}#{body}"
-
-
-def toml_string(text: str) -> str:
-    """``text`` as a TOML basic string: quotes, backslashes and control characters escaped, and
-    so are the characters that end a line to some readers or hide text (U+2028, U+0085, a
-    bidi mark: the same value to TOML, one visible line to a person and to ``splitlines``)."""
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch in "\b\t\n\f\r":
-            out.append({"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}[ch])
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
-            out.append(f"\\u{ord(ch):04X}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
 
 
 def _line(key: str, value: str, why: str, *, sure: bool = True, width: int = 44) -> str:
