@@ -42,6 +42,7 @@ bench: $(BIN)/.installed-test
 	$(BIN)/python bench/xlsx_writeback.py
 	$(BIN)/python bench/rate_window.py
 	$(BIN)/python bench/store_scale.py
+	$(BIN)/python bench/suggest_speed.py
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check bulksync tests

@@ -754,13 +754,16 @@ def suggest(export: Path, out: Path | None, force: bool, integration: str | None
     table = read_table(export, sheet=settings.sheet, max_unpacked=settings.max_unpacked_mb << 20,
                        encoding=settings.encoding, delimiter=settings.delimiter,
                        header_row=settings.header_row, names=names_a_column)
-    preset = export_preset(table.header)
-    text = render(suggest_mapping(table, integration=integration and integration.strip(), preset=preset))
+    suggestion = suggest_mapping(table, integration=integration and integration.strip(),
+                                 preset=export_preset(table.header))
+    text = render(suggestion)
     _print_notes(table.notes)
-    if preset is not None:
-        click.echo(f"note: {export} looks like a {preset.title()} export: use --mapping {preset} (the "
-                   "preset, kept up to date with its exports); a suggestion is written anyway, to "
+    if suggestion.preset is not None:
+        click.echo(f"note: --mapping {suggestion.preset} (the preset, kept up to date with its "
+                   f"exports) reads {export} as it is: use it; a suggestion is written anyway, to "
                    "compare or to start from", err=True)
+    elif suggestion.not_preset:
+        click.echo(f"note: {suggestion.not_preset}", err=True)
     if out is None:
         click.echo(text, nl=False)
         return

@@ -12,6 +12,7 @@ A sheet's columns fall into three groups:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
     from bulksync.sheets.table import Table
 
 __all__ = [
-    "API_FIELDS", "CUSTOM_FIELD_PREFIX", "OWNED_COLUMNS", "Defaults", "Problem", "Rows",
-    "ValidationReport", "select_rows", "validate_rows",
+    "API_FIELDS", "CUSTOM_FIELD_PREFIX", "OWNED_COLUMNS", "PRIORITIES", "STATUSES", "Defaults", "Problem",
+    "Rows", "ValidationReport", "select_rows", "validate_rows", "toml_string",
 ]
 
 TICKET_ID = "ticketId"
@@ -37,12 +38,35 @@ API_FIELDS = ("description", "priority", "status", "assignee", "requester",
               "requesterChannel", "tags", "formId")
 OWNED_COLUMNS = ("ticketId", "ticketNumber", "syncStatus", "syncError")
 CUSTOM_FIELD_PREFIX = "customField_"
+STATUSES = ("Open", "In-progress", "Escalated", "Waiting for customer", "On-hold", "Closed")
+"""Suptask's default statuses (a workspace may rename them; the template and a suggested
+mapping only offer them)."""
+PRIORITIES = ("Low", "Medium", "High", "CRITICAL")
+"""The priorities the template offers and a suggested mapping maps to."""
 REQUIRED_FOR_CREATE = ("description", "requesterChannel", "formId")
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 MEMBER_PATTERN = r"[UW][A-Z0-9]{6,}"
 CHANNEL_PATTERN = r"[CGDUW][A-Z0-9]{6,}"
 _UUID = re.compile(UUID_PATTERN)
+
+
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string, for a mapping file (``mapping suggest``) or a message
+    that shows a line of one: quotes, backslashes and control characters escaped, and so are
+    the characters that end a line to some readers or hide text (U+2028, U+0085, a bidi mark:
+    the same value to TOML, one visible line to a person and to ``splitlines``)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch in "\b\t\n\f\r":
+            out.append({"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}[ch])
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"\\u{ord(ch):04X}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def is_uuid(text: str) -> bool:

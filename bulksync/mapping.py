@@ -50,6 +50,7 @@ from bulksync.columns import (
     Problem,
     canonical_column,
     is_uuid,
+    toml_string,
 )
 from bulksync.errors import UsageError
 
@@ -318,21 +319,6 @@ def _comments(text: str) -> list[tuple[int, int]]:
             continue
         i += 1
     return found
-
-
-def toml_string(text: str) -> str:
-    """``text`` as a TOML basic string (quotes, backslashes and control characters escaped)."""
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch in "\b\t\n\f\r":
-            out.append({"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
 
 
 def _fail(path: Path, message: str) -> UsageError:
@@ -611,23 +597,27 @@ def apply_mapping(table: Table, mapping: ColumnMapping | None, *, users: Users |
 
 
 def _without_footer(table: Table, footer: str | None) -> tuple[Table, tuple[str, ...]]:
-    """``table`` without its last row if that is the exporter's footer (its first cell starts
-    with ``footer``, the others are empty), and the note that says so."""
+    """``table`` without its last row if that is the exporter's footer (:func:`footer_row`,
+    its first cell starting with ``footer``), and the note that says so."""
     from dataclasses import replace
 
-    if not footer:
+    found = footer_row(table.frame) if footer else None
+    if found is None or not footer or not found[1].startswith(footer):
         return table, ()
-    for i in range(len(table.frame) - 1, -1, -1):  # the last row that is not blank
-        cells = [str(v).strip() for v in table.frame.iloc[i]]
-        if any(cells):
-            break
-    else:
-        return table, ()
-    if not cells[0].startswith(footer) or any(cells[1:]):
-        return table, ()
-    number = int(table.frame.index[i])
+    number, text = found
     return (replace(table, frame=table.frame.drop(index=number)),
-            (f"row {number} is the exporter's footer ({cells[0][:40]}…), not a ticket: left out",))
+            (f"row {number} is the exporter's footer ({text[:40]}…), not a ticket: left out",))
+
+
+def footer_row(frame: pd.DataFrame) -> tuple[int, str] | None:
+    """The one rule for an exporter's footer (Jira Server's ``Generated at … using JIRA``),
+    which the map stage leaves out and ``mapping suggest`` looks for: the last row that is
+    not blank, when its first cell alone is filled → (its row number, that cell, stripped)."""
+    for i in range(len(frame) - 1, -1, -1):
+        cells = [str(v).strip() for v in frame.iloc[i]]
+        if any(cells):
+            return (int(frame.index[i]), cells[0]) if cells[0] and not any(cells[1:]) else None
+    return None
 
 
 def _users_in_place(table: Table, users: Users | None, default_requester: str | None) -> Mapped:

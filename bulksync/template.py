@@ -5,14 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from bulksync.columns import API_FIELDS, CUSTOM_FIELD_PREFIX, is_uuid
+from bulksync.columns import API_FIELDS, CUSTOM_FIELD_PREFIX, PRIORITIES, STATUSES, is_uuid
 from bulksync.errors import UsageError
 
 __all__ = ["PRIORITIES", "STATUSES", "write_template"]
-
-STATUSES = ("Open", "In-progress", "Escalated", "Waiting for customer", "On-hold", "Closed")
-"""Suptask's default statuses (a workspace may rename them; the list only suggests)."""
-PRIORITIES = ("Low", "Medium", "High", "CRITICAL")
 
 NOTES = {
     "ticketId": "Leave empty to create a ticket; bulksync writes the new ID here. "

@@ -8,7 +8,8 @@ import json
 import tomllib
 from pathlib import Path
 
-from bulksync.mapping import check_marks, load_mapping, toml_string
+from bulksync.columns import toml_string
+from bulksync.mapping import check_marks, load_mapping
 from bulksync.sandbox import Sandbox
 from tests.conftest import CHANNEL, FORM, TOKEN, read_rows, run_cli, write
 
