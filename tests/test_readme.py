@@ -39,17 +39,25 @@ EXIT = {
 
 def readme_commands(text: str) -> list[tuple[int, str]]:
     """(line, command) for every shell command in a page's code blocks: indented blocks
-    and ``sh`` fences; a ``$`` prompt is dropped, output lines are skipped."""
+    (in a list item too: indented four past the item's text) and ``sh`` fences; a ``$``
+    prompt is dropped, output lines are skipped."""
     out: list[tuple[int, str]] = []
     fence: str | None = None
+    item = 0  # where the text of the list item being read starts (0: no list)
     for number, line in enumerate(text.splitlines(), 1):
-        if line.startswith("```"):
-            fence = None if fence is not None else (line[3:].strip() or "text")
+        if line.lstrip().startswith("```"):
+            fence = None if fence is not None else (line.lstrip()[3:].strip() or "text")
             continue
+        started = re.match(r" {0,3}(?:[-*+]|\d+[.)]) +", line)
+        if fence is None and started:
+            item = len(started.group(0))
+        elif fence is None and line.strip() and not line.startswith(" "):
+            item = 0  # a paragraph at the margin ends the list
         if fence is not None:
-            code = line if fence in ("sh", "bash", "shell") else None
+            code = line.strip() if fence in ("sh", "bash", "shell") else None
         else:
-            code = line[4:] if line.startswith("    ") and not line.startswith("     ") else None
+            indent = " " * (item + 4)
+            code = line[len(indent):] if line.startswith(indent) and not line[len(indent)] == " " else None
         if code is None:
             continue
         code = code.removeprefix("$ ").strip()
@@ -65,8 +73,12 @@ def _name(page: Path) -> str:
 def test_the_extractor_finds_the_commands_and_only_them() -> None:
     text = ("Run\n\n    bulksync plan a.csv   # look\n    a.csv: 1 to create\n\n"
             "```sh\n$ bulksync push a.csv\n```\n```toml\nbulksync = 1\n```\n"
-            "- a list item\n\n      bulksync in a list is prose\n")
-    assert readme_commands(text) == [(3, "bulksync plan a.csv   # look"), (7, "bulksync push a.csv")]
+            "- a list item\n\n      bulksync validate in-a-list.csv\n\n  bulksync in the item's text\n"
+            "1. **Step**\n\n       bulksync plan step.csv\n\n   ```sh\n   bulksync push step.csv\n   ```\n"
+            "\nBack at the margin\n\n      bulksync in a paragraph's indented code block plus two\n")
+    assert readme_commands(text) == [(3, "bulksync plan a.csv   # look"), (7, "bulksync push a.csv"),
+                                     (14, "bulksync validate in-a-list.csv"), (19, "bulksync plan step.csv"),
+                                     (22, "bulksync push step.csv")]
 
 
 def test_the_pages_show_the_commands_of_each_job() -> None:
