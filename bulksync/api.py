@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from bulksync.columns import is_uuid
-from bulksync.config import DEFAULT_API_URL, check_api_url, is_loopback
+from bulksync.config import DEFAULT_API_URL, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, check_api_url, is_loopback
 from bulksync.untrusted import clean, redact
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ class SuptaskClient:
 
     def __init__(self, *, token: str, base_url: str = DEFAULT_API_URL,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 max_connections: int = 4, timeout: float = 30.0) -> None:
+                 max_connections: int = DEFAULT_CONCURRENCY, timeout: float = DEFAULT_TIMEOUT) -> None:
         import httpx
 
         self.base_url = check_api_url(base_url)

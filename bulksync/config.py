@@ -32,6 +32,8 @@ DEFAULT_SETTLE = 60.0
 """Seconds after which a create whose answer was lost is surely done at the server."""
 DEFAULT_TIMEOUT = 30.0
 """Seconds a request may take; the settle time can be no shorter."""
+DEFAULT_CONCURRENCY = 4
+"""Requests in flight at once (``--concurrency``)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -109,7 +111,7 @@ class Settings:
     defaults: Defaults = field(default_factory=Defaults)
     sheet: str | None = None
     api_url: str = DEFAULT_API_URL
-    concurrency: int = 4
+    concurrency: int = DEFAULT_CONCURRENCY
     rate: float | None = None
     config_path: Path | None = None
     token: str | None = field(default=None, repr=False)
@@ -201,7 +203,7 @@ def resolve_settings(sheet_path: Path | str, *, config: Path | str | None = None
         return config_path.parent / value
 
     values = {**data.get("set", {}), **(set or {})}
-    conc = concurrency if concurrency is not None else data.get("concurrency", 4)
+    conc = concurrency if concurrency is not None else data.get("concurrency", DEFAULT_CONCURRENCY)
     if conc < 1:
         raise UsageError("concurrency must be at least 1")
     pace = rate if rate is not None else data.get("rate")

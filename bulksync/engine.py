@@ -25,10 +25,19 @@ from urllib.parse import urlsplit
 
 from bulksync.api import ReadTicket, SuptaskClient, created_ticket, error_message, read_ticket, ticket_id_of
 from bulksync.clock import SYSTEM, Clock
+from bulksync.config import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
 from bulksync.errors import ApiError, ApiUnreachable, AuthError
 from bulksync.journal import Window
 from bulksync.plan import ONCE_KINDS
-from bulksync.policy import NOT_PROCESSED, Failure, backoff, classify
+from bulksync.policy import (
+    BACKOFF_BASE,
+    MAX_ATTEMPTS,
+    NOT_PROCESSED,
+    READ_ATTEMPTS,
+    Failure,
+    backoff,
+    classify,
+)
 from bulksync.results import RowResult
 from bulksync.untrusted import clean
 
@@ -309,10 +318,10 @@ async def run_operations(
     operations: Iterable[Operation],
     results: MutableMapping[int, RowResult],
     *,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_CONCURRENCY,
     rate: float | None = None,
-    max_attempts: int = 5,
-    backoff: float = 0.5,
+    max_attempts: int = MAX_ATTEMPTS,
+    backoff: float = BACKOFF_BASE,
     on_progress: ProgressCallback | None = None,
     stats: RunStats | None = None,
     hooks: RunHooks | None = None,
@@ -619,7 +628,7 @@ async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | Non
             failure = failure_of(e)
             stats.no_answer(urlsplit(client.base_url).hostname or client.base_url, failure,
                             _describe(e, client.secrets))
-            if attempt < 3 and classify("GET", failure, attempt=attempt) in ("retry", "retry-unsent") \
+            if attempt < READ_ATTEMPTS and classify("GET", failure, attempt=attempt) in ("retry", "retry-unsent") \
                     and stats.stopped is None:
                 await pacer.clock.sleep(backoff(attempt))
                 continue
@@ -638,7 +647,7 @@ async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | Non
             return status, None
         if status < 400:
             stats.successes += 1
-        elif then == "retry-unsent" or (then == "retry" and attempt < 3):
+        elif then == "retry-unsent" or (then == "retry" and attempt < READ_ATTEMPTS):
             await pacer.clock.sleep(max(backoff(attempt), pacer.waiting()))
             continue
         try:
@@ -791,3 +800,37 @@ def read_tickets(reads: Sequence[Read], sending: Sending, api_url: str, *,
                                       secrets=client.secrets, record=record))
 
     return got, stats, drive(work)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request's outcome, whatever it is: its HTTP status (0: no answer, ``failure`` says
+    why) and the rate-limit window the answer told."""
+
+    status: int
+    window: Window | None
+    failure: ApiUnreachable | None = None
+
+
+def probe(path: str, *, token: str, api_url: str, transport: httpx.AsyncBaseTransport | None = None,
+          timeout: float = DEFAULT_TIMEOUT) -> Probe:
+    """One GET of ``path``, neither retried nor paced: a 429 is reported, not waited out
+    (``bulksync status`` checks a token so)."""
+    import httpx
+
+    pacer = Pacer()
+    got: list[Probe] = []
+
+    async def work(stopping: asyncio.Event) -> None:
+        async with SuptaskClient(token=token, base_url=api_url, transport=transport, timeout=timeout,
+                                 max_connections=1) as client:
+            try:
+                response = await client.request("GET", path)
+            except httpx.TransportError as e:
+                got.append(Probe(0, None, ApiUnreachable(type(e).__name__, host="")))
+                return
+            pacer.observe(response)
+            got.append(Probe(response.status_code, pacer.window()))
+
+    drive(work)
+    return got[0] if got else Probe(0, None)

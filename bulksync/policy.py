@@ -58,9 +58,15 @@ def classify(method: str, failure: Failure, status: int = 0, *, attempt: int = 1
 
 MAX_BACKOFF = 30.0
 """No retry waits longer than this for its own backoff (a 429's pause may be longer)."""
+BACKOFF_BASE = 0.5
+"""The first retry's pause, in seconds, before jitter."""
+MAX_ATTEMPTS = 5
+"""Attempts at a request that fails for a reason a retry may mend (a 429 or 503 is not counted)."""
+READ_ATTEMPTS = 3
+"""Attempts at a read by ticket number (resolving, pulling, checking) that gets no answer."""
 
 
-def backoff(attempt: int, base: float = 0.5) -> float:
+def backoff(attempt: int, base: float = BACKOFF_BASE) -> float:
     """The pause before the attempt after ``attempt``: ``base`` doubled for each attempt, at
     most MAX_BACKOFF, with jitter (×0.5 to ×1.5) so that workers do not retry in step."""
     return min(MAX_BACKOFF, base * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.5)

@@ -985,47 +985,28 @@ def status(*, api_url: str | None = None, token: str | None = None,
     """Whether the API accepts the token (one read, of a ticket number that need not exist: a
     404 means the token is good), the rate-limit window its answer tells, and what the state
     store knows of this target. Never prints or keeps the token."""
-    from bulksync.api import SuptaskClient
-    from bulksync.engine import Pacer, RunStats, drive
-    from bulksync.errors import ApiUnreachable
+    from bulksync.engine import probe
     from bulksync.journal import Journal, store_path
 
     settings = resolve_settings(Path.cwd() / "-", api_url=api_url)  # bulksync.toml here, if any
     secret = _token(token, settings)
     target = Target.of(settings.api_url, secret)
-    pacer, stats = Pacer(), RunStats()
-    got: list[int] = []
-
-    async def work(stopping: asyncio.Event) -> None:
-        """One request, whatever it answers: a 429 is reported, not waited out."""
-        import httpx
-
-        async with SuptaskClient(token=secret, base_url=settings.api_url, transport=transport,
-                                 timeout=timeout, max_connections=1) as client:
-            try:
-                response = await client.request("GET", "/ticket/1")
-            except httpx.TransportError as e:
-                stats.stopped = ApiUnreachable(f"{type(e).__name__}", host="")
-                return
-            pacer.observe(response)
-            got.append(response.status_code)
-
-    drive(work)
-    code = got[0] if got else 0
+    got = probe("/ticket/1", token=secret, api_url=settings.api_url, transport=transport, timeout=timeout)
+    code = got.status
     accepted = code in (200, 404)
     answer = {200: "HTTP 200: ticket 1 read (the token is good)",
               404: "HTTP 404: no ticket 1 (the token is good)",
               429: "HTTP 429: the rate limit is spent for now (the token was not checked; see the window)",
-              0: f"no answer ({stats.stopped or 'the API could not be reached'})"}.get(
+              0: f"no answer ({got.failure or 'the API could not be reached'})"}.get(
         code, f"HTTP {code}" + (": the token is refused" if code in (401, 403) else ""))
     known: Mapping[str, int] = {"sheets": 0, "tickets": 0, "runs": 0}
     if store_path().exists() and accepted:  # a refused token leaves no trace in the store
         with Journal(target) as journal:
             known = journal.counts()
-            if (window := pacer.window()) is not None:
-                journal.learnt_window(window, reads=True)
+            if got.window is not None:
+                journal.learnt_window(got.window, reads=True)
     return Status(url=target.url, fingerprint=target.fingerprint, local=target.local, accepted=accepted,
-                  answer=answer, window=pacer.window(), store=str(store_path()), known=known)
+                  answer=answer, window=got.window, store=str(store_path()), known=known)
 
 
 # -- the awaitable doors, for code that runs an event loop (a notebook) ------------------------
