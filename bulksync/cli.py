@@ -896,9 +896,9 @@ def runs(file: Path, api_url: str | None, as_json: bool) -> None:
 def forget(file: Path, api_url: str | None, yes: bool) -> None:
     """Remove what bulksync's state keeps for FILE: its tickets' fields as last synced, its
     rows' identities, its runs. Gives up undo, recovery after a crash and --check for them."""
-    from bulksync.sync import kept
+    from bulksync import sync
 
-    holds = kept(file, api_url=api_url)
+    holds = sync.kept(file, api_url=api_url)
     if not any(holds.values()):
         click.echo(f"{file}: bulksync's state keeps nothing for it on this target")
         sys.exit(EXIT_OK)
@@ -912,7 +912,7 @@ def forget(file: Path, api_url: str | None, yes: bool) -> None:
         if not click.confirm(question, default=False, err=True):
             click.echo("nothing was removed", err=True)
             sys.exit(EXIT_FATAL)
-    gone = kept(file, api_url=api_url, forget=True)
+    gone = sync.forget(file, api_url=api_url)
     click.echo(f"{file}: forgot the fields of {gone['tickets']} ticket(s), {gone['rows']} row identity(ies) "
                f"and {gone['runs']} run(s); the state store was rebuilt without them")
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from bulksync.run import Sending
 
 __all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "RunInfo", "Status", "UndoResult", "adelete", "apull", "apush",
-           "aundo", "delete", "deletions", "kept", "load", "plan", "progress_bar", "pull", "push", "reset", "runs",
+           "aundo", "delete", "forget", "kept", "load", "plan", "progress_bar", "pull", "push", "reset", "runs",
            "status", "undo", "validate"]
 
 TOKEN_ENV = "SUPTASK_API_TOKEN"
@@ -432,16 +432,6 @@ def _check_settle(settle: float, timeout: float) -> None:
             "be proved absent. Give --settle of at least --timeout")
 
 
-def deletions(path: Path | str, **options: Unpack[SheetOptions]) -> list[Operation]:
-    """The DELETE of every row of ``path`` that has a ticketId and is not marked deleted."""
-    settings = resolve_settings(path, **options)
-    prepared = prepare_listed(path, settings)
-    from bulksync.journal import View
-
-    ops = plan_delete(prepared, settings, View.empty(Target.of(settings.api_url, None))).plan.operations
-    return [op for op in ops if op.kind == "delete"]
-
-
 def delete(path: Path | str, *, token: str | None = None, api_url: str | None = None,
            concurrency: int | None = None, on_progress: ProgressCallback | None = None,
            on_log: Callable[[str], None] | None = None,
@@ -736,30 +726,51 @@ def runs(path: Path | str, *, api_url: str | None = None, token: str | None = No
 
 
 def kept(path: Path | str, *, api_url: str | None = None, token: str | None = None,
-         forget: bool = False, **options: Unpack[SheetOptions]) -> dict[str, int]:
+         **options: Unpack[SheetOptions]) -> dict[str, int]:
     """What bulksync's state keeps for the sheet at ``path`` on the target: its tickets' fields
-    as last synced (``tickets``), its rows' identities (``rows``), its runs (``runs``).
-    ``forget``: remove all of it, the text gone from the store's bytes, and return what was
-    there. Forgetting gives up undo of its runs, the recovery of its rows after a crash, and
-    the three-way check of its tickets (``push --check`` without a baseline). A sheet being
-    pushed is refused (:class:`~bulksync.errors.SheetBusy`)."""
-    from bulksync.journal import Journal, store_path
+    as last synced (``tickets``), its rows' identities (``rows``), its runs (``runs``)."""
+    from bulksync.journal import Journal
+
+    kept_for = _kept_for(path, api_url=api_url, token=token, **options)
+    if kept_for is None:
+        return {"tickets": 0, "rows": 0, "runs": 0}
+    target, scope, ids = kept_for
+    with Journal(target) as journal:
+        return journal.holding(scope, ids)
+
+
+def forget(path: Path | str, *, api_url: str | None = None, token: str | None = None,
+           **options: Unpack[SheetOptions]) -> dict[str, int]:
+    """Remove what :func:`kept` counts, the text gone from the store's bytes, and return what
+    was there. Forgetting gives up undo of its runs, the recovery of its rows after a crash,
+    and the three-way check of its tickets (``push --check`` without a baseline). A sheet
+    being pushed is refused (:class:`~bulksync.errors.SheetBusy`)."""
+    from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
+
+    kept_for = _kept_for(path, api_url=api_url, token=token, **options)
+    if kept_for is None:
+        return {"tickets": 0, "rows": 0, "runs": 0}
+    target, scope, ids = kept_for
+    with sheet_lock(Path(path), ignore_lock_file=True), Journal(target) as journal:
+        return journal.forget(scope, ids)
+
+
+def _kept_for(path: Path | str, *, api_url: str | None, token: str | None,
+              **options: Unpack[SheetOptions]) -> tuple[Target, str, list[str]] | None:
+    """The target, the sheet's scope and its ticketIds, as the state knows them; None when
+    there is no state store yet."""
+    from bulksync.journal import store_path
     from bulksync.sheets.read import sheet_identity
 
     settings = resolve_settings(path, api_url=api_url, **options)
     target = read_view(Target.of(settings.api_url, _given_token(token, settings)), (), scope="").target
     if not store_path().exists():
-        return {"tickets": 0, "rows": 0, "runs": 0}
+        return None
     table = read_sheet(path, settings)
     where = table.position("ticketId")
     ids = [] if where is None else [t for t in table.frame[where].str.strip().tolist() if t]
-    scope = sheet_identity(table.path)
-    if not forget:
-        with Journal(target) as journal:
-            return journal.holding(scope, ids)
-    with sheet_lock(Path(path), ignore_lock_file=True), Journal(target) as journal:
-        return journal.forget(scope, ids)
+    return target, sheet_identity(table.path), ids
 
 
 def _numbered(records: Sequence[RunRecord], target: str) -> list[RunInfo]:

@@ -105,8 +105,8 @@ def test_the_delete_plan_is_what_delete_sends(tmp_path: Path) -> None:
     sheet = write(tmp_path / "t.csv", "description\na\nb\nc\n")
     with Sandbox(token=TOKEN) as sb:
         bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL)
-        planned = bulksync.sync.deletions(sheet)
+        planned: list[Operation] = []
         before = len(sb.requests())
-        bulksync.delete(sheet, token=TOKEN, api_url=sb.url)
+        bulksync.delete(sheet, token=TOKEN, api_url=sb.url, confirm=lambda ops: bool(planned.extend(ops)) or True)
         sent = [(r["method"], r["path"].removeprefix("/api/v2/public")) for r in sb.requests()[before:]]
     assert sorted(sent) == sorted((op.method, op.path) for op in planned) and len(sent) == 3
