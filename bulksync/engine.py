@@ -132,7 +132,7 @@ class Pacer:
         waits included, which a rate taken so far does not foresee)."""
         wait = self.waiting()
         window = self.window()
-        ahead = window.seconds_for(left) if window is not None and left else 0.0
+        ahead = window.seconds_for(left, now=self.clock.time()) if window is not None and left else 0.0
         eta = f"about {ahead:.0f} s left at the API's {window.said()}" if ahead >= 1 and window else ""
         if wait < 1:
             return eta
