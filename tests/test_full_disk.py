@@ -223,6 +223,22 @@ def test_a_disk_that_fills_during_an_undo_says_what_the_undo_did_and_it_finishes
     assert pushed.counts["created"] == ROWS, pushed.summary()
 
 
+def test_a_disk_that_fills_during_a_delete_says_what_was_deleted(tmp_path: Path, sandbox: Sandbox,
+                                                                  disk: Disk) -> None:
+    sheet = _sheet(tmp_path)
+    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL)
+    disk.when = _after(sandbox, 2)
+    message = _error_of(run_cli("delete", str(sheet), "--yes", env=_env(sandbox)))
+    _said_as_a_full_disk(message)
+    assert "nothing was sent" not in message, message
+    assert f"the delete stopped at once after {ROWS} request(s): what they obtained was written back" in message
+    assert [r["syncStatus"] for r in read_rows(sheet)] == ["deleted"] * ROWS and not sandbox.tickets()
+
+    disk.free()
+    again = run_cli("delete", str(sheet), "--yes", env=_env(sandbox))
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
 def test_a_store_that_fails_after_a_checked_push_says_the_push_not_that_nothing_was_sent(
         tmp_path: Path, sandbox: Sandbox, disk: Disk) -> None:
     """push --check records what it read once the sheet holds it, in a store opened after the
