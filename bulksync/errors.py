@@ -63,22 +63,34 @@ class SheetError(BulksyncError):
 
 
 class StateError(BulksyncError):
-    """bulksync's state store (see :mod:`bulksync.journal`) cannot be used; nothing was sent."""
+    """bulksync's state store (see :mod:`bulksync.journal`) cannot be used.
 
-    def __init__(self, path: Path | str, problem: str, *, recover: bool = True,
-                 mid_run: bool = False) -> None:
+    ``problem`` says what is wrong as it is (a full disk, an I/O error, a busy or damaged
+    store) and what to do; ``outcome``, when known, what the command had done when it
+    stopped ("nothing was sent", what was written back). The store's guard does not know
+    it: the command adds it (:meth:`told`)."""
+
+    def __init__(self, path: Path | str, problem: str, *, recover: bool = True, outcome: str = "") -> None:
         self.path = Path(path)
+        self.problem = problem
         self.damaged = recover
         """The store itself is damaged (the message advises restoring or moving it aside)."""
-        message = f"bulksync's state store {path} {problem}; " + (
-            "the run stopped at once: what was obtained was written back, and the next push "
-            "resolves what was in flight" if mid_run else "nothing was sent")
+        self.outcome = outcome
+        """What the command had done when it stopped, if it said so."""
+        message = f"bulksync's state store {path} {problem}" + (f"; {outcome}" if outcome else "")
         if recover:
             message += (". It records the tickets bulksync created: restore it from a backup if "
                         f"you have one; otherwise move it aside (mv {path} {path}.damaged) to start a "
                         "new one: sheets that already hold their ticketIds are safe, but rows whose "
                         "IDs never reached their sheet will be created again")
         super().__init__(message)
+
+    def told(self, outcome: str) -> StateError:
+        """This error, saying ``outcome`` (what the command had done when it stopped); one that
+        says an outcome already keeps it (it was said where it was known)."""
+        if self.outcome or not outcome:
+            return self
+        return StateError(self.path, self.problem, recover=self.damaged, outcome=outcome)
 
 
 class Endpoint(Protocol):

@@ -30,6 +30,7 @@ for a new one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -369,19 +370,15 @@ def _entry(r: Sequence[Any]) -> CreateEntry:
 
 
 def _connect(path: Path, *, create: bool) -> sqlite3.Connection | None:
-    """The store at ``path``, checked; None if it does not exist and ``create`` is false."""
-    if not path.exists():
+    """The store at ``path``, checked; None if it does not exist and ``create`` is false.
+    Called behind the guard (:func:`_guarded`), which says SQLite's and the system's errors."""
+    if not path.exists():  # may raise (an I/O error, a folder that cannot be read): the guard says it
         if not create:
             return None
         _create(path)
-    try:
-        if path.stat().st_size == 0:
-            raise StateError(path, "is empty (0 bytes): it was truncated")
-        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-    except OSError as e:
-        raise StateError(path, f"cannot be opened ({e.strerror})") from None
-    except sqlite3.Error as e:
-        raise StateError(path, f"cannot be opened ({e})") from None
+    if path.stat().st_size == 0:
+        raise StateError(path, "is empty (0 bytes): it was truncated")
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
@@ -393,38 +390,98 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection | None:
         db.execute("SELECT count(*) FROM targets").fetchone()
         if version < SCHEMA_VERSION:
             _migrate(db)
-    except sqlite3.Error as e:
-        db.close()
-        raise _unusable(path, e) from None
-    except StateError:
+    except BaseException:
         db.close()
         raise
     return db
 
 
-ENVIRONMENT = ("disk is full", "disk i/o error", "unable to open", "readonly", "read-only", "locked",
-               "out of memory", "no such file")
-"""What an SQLite error says when the machine, not the store, is at fault."""
+BUSY = ("database is locked", "busy")
+"""What an SQLite error says when another connection holds the store past the busy timeout."""
+ENVIRONMENT = (
+    (("disk is full",), "free some disk space, then run again; the store itself is not damaged"),
+    (("disk i/o error",), "the disk could not be read or written: check the disk (and its free space), "
+                          "then run again"),
+    (("readonly", "read-only", "unable to open", "no such file", "permission denied"),
+     "make it and its folder writable by you, then run again; the store itself is not damaged"),
+    (("out of memory",), "the machine is out of memory: close other programs, then run again"),
+)
+"""What an SQLite error says when the machine, not the store, is at fault → what to do."""
+_ERRNO_ADVICE = {
+    errno.ENOSPC: "free some disk space, then run again",
+    errno.EDQUOT: "free some disk space (or raise your quota), then run again",
+    errno.EIO: "the disk could not be read or written: check the disk, then run again",
+    errno.EACCES: "make it and its folder readable and writable by you, then run again",
+    errno.EPERM: "make it and its folder readable and writable by you, then run again",
+    errno.EROFS: "its file system is mounted read-only: make it writable, then run again",
+}
+"""What to do about a system error on the store's file, by its errno."""
 
 
-def _unusable(path: Path, e: sqlite3.Error) -> StateError:
-    """The store cannot be used: a full disk, an I/O error or a read-only folder is said as
-    what it is (free space, run again; nothing is wrong with the store), and the advice to
-    move the store aside is given only when SQLite's own integrity check finds it damaged."""
-    text = str(e)
-    if any(word in text.lower() for word in ENVIRONMENT):
-        return StateError(path, f"cannot be used ({text}): free some disk space, or make its folder "
-                                "writable, then run again; the store itself is not damaged",
-                          recover=False)
+def _advice(e: sqlite3.Error | OSError) -> str | None:
+    """What to do when ``e`` is the machine's fault (a full disk, an I/O error, a folder that
+    cannot be written, no memory), None when it is not."""
+    if isinstance(e, OSError):
+        return _ERRNO_ADVICE.get(e.errno or 0, "run again once that is fixed")
+    text = str(e).lower()
+    return next((advice for words, advice in ENVIRONMENT if any(w in text for w in words)), None)
+
+
+def _said(e: sqlite3.Error | OSError) -> str:
+    """The error as the system or SQLite said it (a system error with its errno's name)."""
+    if isinstance(e, OSError) and e.strerror:
+        name = errno.errorcode.get(e.errno or 0)
+        return f"{e.strerror}, {name}" if name else e.strerror
+    return str(e)
+
+
+def _unusable(path: Path, e: sqlite3.Error | OSError) -> StateError:
+    """The store cannot be used, said as what it is: busy (another run holds it), a full disk,
+    an I/O error or a folder that cannot be written (what to do, run again), or an error
+    SQLite did not expect; the advice to move the store aside is given only when SQLite's
+    own integrity check finds it damaged. Says nothing of what the command had done (the
+    command knows: :meth:`StateError.told`)."""
+    text = _said(e)
+    if isinstance(e, sqlite3.Error) and any(word in text.lower() for word in BUSY):
+        return StateError(path, f"is busy ({text}): another bulksync run is using it; wait for it to "
+                                "finish, then run again", recover=False)
+    advice = _advice(e)
+    if advice is not None:
+        return StateError(path, f"cannot be used ({text}): {advice}", recover=False)
+    from contextlib import closing
+
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
             verdict = db.execute("PRAGMA quick_check").fetchone()[0]
     except sqlite3.Error as again:
+        if any(word in str(again).lower() for word in BUSY) or _advice(again) is not None:
+            return StateError(path, f"cannot be used ({text}); its integrity check could not run "
+                                    f"({again}): run again", recover=False)
         verdict = str(again)
     if verdict == "ok":
-        return StateError(path, f"cannot be used ({text}); its integrity check finds nothing wrong, so "
-                                "run again", recover=False)
+        return StateError(path, f"failed unexpectedly ({type(e).__name__}: {text}); its integrity check "
+                                "finds nothing wrong: run again, and report this if it happens again",
+                          recover=False)
     return StateError(path, f"is damaged ({text}; its integrity check says: {verdict})")
+
+
+def _guarded(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (a :class:`Journal` method, or a function that reads the store at
+    ``path=``) with every failure of the store, SQLite's or the system's (a full disk, an I/O
+    error, a folder that cannot be written, a busy or damaged store), a StateError naming
+    the store (:func:`_unusable`), never a traceback. The one path: :class:`Journal` gets it
+    on every public method and on opening (:func:`_guard_every_method`), the readers of the
+    store by decorator."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (sqlite3.Error, OSError) as e:
+            path = args[0].path if args and isinstance(args[0], Journal) else kwargs.get("path") or store_path()
+            raise _unusable(path, e) from None
+    return wrapper
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -461,10 +518,9 @@ def _create(path: Path) -> None:
             pass  # another process made it meanwhile: use theirs
         finally:
             temp.unlink(missing_ok=True)
-    except OSError as e:
-        raise StateError(path, f"cannot be created ({e.strerror})", recover=False) from None
-    except sqlite3.Error as e:
-        raise StateError(path, f"cannot be created ({e})", recover=False) from None
+    except (OSError, sqlite3.Error) as e:
+        advice = _advice(e) or "run again"
+        raise StateError(path, f"cannot be created ({_said(e)}): {advice}", recover=False) from None
 
 
 @dataclass(frozen=True)
@@ -501,6 +557,7 @@ READS = " reads"
 """The windows table keeps a target's read window under its key with this added."""
 
 
+@_guarded
 def window_of(target: Target, *, path: Path | None = None, reads: bool = False) -> Window | None:
     """The rate-limit window ``target``'s API last answered (for ``reads``, or for writes: the
     two may differ), if the store knows one (read only)."""
@@ -511,8 +568,6 @@ def window_of(target: Target, *, path: Path | None = None, reads: bool = False) 
     try:
         row = db.execute("SELECT lim, span, remaining, reset_at FROM windows WHERE target = ?",
                          (_canonical(db, target.key) + (READS if reads else ""),)).fetchone()
-    except sqlite3.Error as e:
-        raise _unusable(path, e) from None
     finally:
         db.close()
     return None if row is None else Window(limit=row[0], span=row[1], remaining=row[2], reset_at=row[3])
@@ -524,6 +579,7 @@ def _canonical(db: sqlite3.Connection, key: str) -> str:
     return str(row[0]) if row else key
 
 
+@_guarded
 def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = None,
               scope: str | None = None, keys: Iterable[str] = (), contents: Iterable[str] = ()) -> View:
     """The store's knowledge for ``target`` (and which of ``ticket_ids`` belong to others).
@@ -594,9 +650,7 @@ def read_view(target: Target, ticket_ids: Iterable[str], *, path: Path | None = 
         sides = {(kind, ticket_id, seq): state for kind, ticket_id, seq, state in sides_rows}
         return View(target=target, baselines=baselines, creates=creates, deleted=frozenset(deleted),
                     foreign=foreign, sides=sides)
-    except sqlite3.Error as e:
-        raise _unusable(path, e) from None
-    finally:
+    finally:  # a failure of the store is the guard's to say (@_guarded)
         db.close()
 
 
@@ -619,9 +673,9 @@ class Journal:
             self._key = _canonical(self._db, target.key)
             row = self._db.execute("SELECT max(ticket_number) FROM creates WHERE target = ?",
                                    (self._key,)).fetchone()
-        except sqlite3.Error as e:
+        except BaseException:
             self._db.close()
-            raise _unusable(self.path, e) from None
+            raise
         self.highest_number: int | None = row[0]
 
     def close(self) -> None:
@@ -1103,28 +1157,11 @@ class Journal:
 
 
 
-def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
-    """A journal method whose SQLite failures (a full disk, a read-only folder, a damaged
-    file) are a StateError naming the store, never a traceback."""
-    import functools
-
-    @functools.wraps(method)
-    def wrapper(self: Journal, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as e:
-            found = _unusable(self.path, e)
-            if found.damaged:
-                raise found from None
-            raise StateError(self.path, f"cannot be written ({e}): free some disk space, or make its folder "
-                                        "writable, then run again", recover=False, mid_run=True) from None
-    return wrapper
-
-
 def _guard_every_method(cls: type) -> None:
-    """Every public method of ``cls`` behind the guard: one added later is covered too."""
+    """Every public method of ``cls``, and its opening, behind the guard (:func:`_guarded`):
+    one added later is covered too, without a list."""
     for name, value in list(vars(cls).items()):
-        if callable(value) and not name.startswith("_"):
+        if callable(value) and (not name.startswith("_") or name == "__init__"):
             setattr(cls, name, _guarded(value))
 
 

@@ -48,6 +48,8 @@ LOCK_FILE_READ = 4096
 """Bytes of a lock file read: both formats are a few hundred at most."""
 MSO_NAME_MAX = 52
 """The longest user name an Office owner file holds."""
+NOTHING_DONE = "nothing was sent and the sheet is unchanged"
+"""What a command had done when the sheet's lock could not be taken."""
 
 
 @contextmanager
@@ -65,14 +67,16 @@ def sheet_lock(sheet: Path, *, ignore_lock_file: bool = False) -> Iterator[None]
         private_folder(folder.parent)
         private_folder(folder)
     except OSError as e:
-        raise StateError(folder, f"cannot be created ({e.strerror})", recover=False) from None
+        raise StateError(folder, f"cannot be created ({e.strerror})", recover=False,
+                         outcome=NOTHING_DONE) from None
     lock = filelock.FileLock(path, timeout=0, thread_local=False, fallback_to_soft=False)
     try:
         lock.acquire()
     except filelock.Timeout:
         raise SheetBusy(sheet, _holder(holder)) from None
     except OSError as e:
-        raise StateError(path, f"cannot be locked ({e.strerror})", recover=False) from None
+        raise StateError(path, f"cannot be locked ({e.strerror})", recover=False,
+                         outcome=NOTHING_DONE) from None
     try:
         if not ignore_lock_file:  # checked under the lock: no other bulksync run writes meanwhile
             found = open_in(sheet)

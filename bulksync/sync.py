@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from bulksync.columns import OWNED_COLUMNS, ValidationReport
 from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Settings, SheetOptions, resolve_settings
-from bulksync.errors import AuthError, SheetError, TargetMismatch, TokenMissing, UsageError
+from bulksync.errors import AuthError, SheetError, StateError, TargetMismatch, TokenMissing, UsageError
 from bulksync.journal import RunRecord, Target, UpdateRecord, View, Window, read_view, window_of
 from bulksync.plan import Known, Operation, Plan
 from bulksync.preflight import prepare, prepare_listed, read_sheet, refuse_no_room_to_pull
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from bulksync.clock import Clock
     from bulksync.engine import ProgressCallback
+    from bulksync.errors import BulksyncError
     from bulksync.run import Sending
 
 __all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "RunInfo", "Status", "UndoResult", "adelete", "apull", "apush",
@@ -40,6 +41,42 @@ __all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "RunInfo", "Status", "UndoResult
            "status", "undo", "validate"]
 
 TOKEN_ENV = "SUPTASK_API_TOKEN"
+NOTHING_SENT = "nothing was sent and the sheet is unchanged"
+"""What push, delete and undo have done when the state store stops them before sending."""
+
+
+class _Outcome:
+    """What a command has done so far, said by a :class:`StateError` that stops it (the store's
+    guard does not know it; see :meth:`StateError.told`). ``said``: the words, or a function
+    that gives them at that moment; the command updates it as it goes."""
+
+    def __init__(self, said: str | Callable[[], str]) -> None:
+        self.said = said
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        if isinstance(error, StateError) and not error.outcome:
+            raise error.told(self.said if isinstance(self.said, str) else self.said()) from None
+
+
+def _ran(command: str, requests: int, written: Path | None, sheet: Path, *, finished: bool = False,
+         undoing: int = 0) -> str:
+    """What a push, a delete or an undo (of run ``undoing``) that the state store stopped had
+    done, and what next. ``finished``: it had sent everything (the store failed after)."""
+    obtained = "what they did" if undoing else "what they obtained"
+    where = (f"{obtained} was written back to the sheet" if written == sheet
+             else f"{obtained} is in {written}" if written else "the sheet is unchanged")
+    if not requests:
+        return f"nothing was sent; {where}"
+    done = f"the {command} sent its {requests} request(s)" if finished else (
+        f"the {command} stopped after {requests} request(s)" if undoing
+        else f"the {command} stopped at once after {requests} request(s)")
+    if undoing:
+        return (f"{done}: {where}; undo run {undoing} again to finish recording it (a ticket deleted "
+                "already counts as undone)")
+    return f"{done}: {where}, and the next {command} resolves what was in flight"
 
 
 def load(path: Path | str, settings: Settings, *, target: Target | None = None, force: bool = False,
@@ -256,7 +293,8 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
     target = Target.of(settings.api_url, sending.token)
     if sending.on_notice:
         sending.on_notice(f"target: {target}")
-    with sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
+    afterwards: StateError | None = None  # the store failed after the run (the run's own failure wins)
+    with _Outcome(NOTHING_SENT), sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
         try:
             loaded = plan_for(target)
         except TargetMismatch as e:
@@ -293,18 +331,29 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
         else:
             written, note = write_back(table, results, {**first.taken, **_ids_of(relinked, first.taken)})
             if written == table.path:  # the sheet holds what the check took: the baseline learns it
-                learn(target, first.learnt)
+                try:
+                    learn(target, first.learnt)
+                except StateError as e:
+                    afterwards = e
             note = "; ".join(n for n in (note, _still_open(written)) if n)
         kept = None
         if run_report is not False and results:
             kept, failed = _write_run_report(loaded, results, run.side_rows, run_report)
             note = "; ".join(n for n in (note, failed) if n)
-    stopped = run.fatal or run.stats.stopped
+    said = _ran(sending.command, run.stats.requests, written, table.path, finished=run.fatal is None)
+    stopped = _first(run.fatal, run.stats.stopped, afterwards, said=said)
     return RunResult(path=table.path, results=results, requests=run.stats.requests + first.reads,
                       side=dict(run.side), written_to=written, ignored_columns=report.ignored_columns,
                       report=report, stopped=str(stopped) if stopped else "", error=stopped,
                       interrupted=run.interrupted, note=note, target=str(target), run_report=kept,
                       holds=loaded.plan.holds)
+
+
+def _first(*errors: BulksyncError | None, said: str) -> BulksyncError | None:
+    """The error that stopped a run: the first of ``errors`` (the run's own, then any later
+    one), a StateError saying what the run had done (``said``)."""
+    first = next((e for e in errors if e is not None), None)
+    return first.told(said) if isinstance(first, StateError) else first
 
 
 def carry_over(mismatch: TargetMismatch[Target], target: Target, sending: Sending, settings: Settings) -> None:
@@ -495,7 +544,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     target = Target.of(settings.api_url, secret)
     if on_notice:
         on_notice(f"target: {target}")
-    with sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
+    with _Outcome("the sheet is unchanged") as telling, sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
         if numbers is not None:
             return _pull_numbers(Path(path), numbers, settings, secret=secret, target=target, on_progress=on_progress, on_notice=on_notice,
                                  transport=transport, timeout=timeout)
@@ -528,8 +577,15 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
             if on_notice and reads:
                 on_notice(budget(len(reads), journal.window(reads=True)))
 
+            recorded = 0
+
             def record(read: Read, ticket: ReadTicket | None, error: str) -> None:
+                nonlocal recorded
                 journal.read_done(read.number, None if ticket is None else asdict(ticket), error)
+                recorded += 1
+
+            telling.said = lambda: (f"the pull stopped after {recorded} ticket(s) read and recorded: the sheet "
+                                    "is unchanged, and the next pull does not read those again")
 
             sending = Sending(token=secret, transport=transport, timeout=timeout, on_progress=on_progress)
             done_now, stats, interrupted = read_tickets(reads, sending, settings.api_url, record=record)
@@ -544,6 +600,9 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
             written, note = write_back(table, results, outcome.values) if results else (None, "")
             note = "; ".join(n for n in (note, _still_open(written)) if n)
             if written == table.path:  # the sheet holds what was read: now it is the baseline
+                telling.said = (f"the pull wrote the sheet ({len(results)} row(s) marked), but not all it read "
+                                "is recorded as the tickets' last known values: pull again before the next "
+                                "push")
                 if outcome.baselines:
                     journal.updated_many(outcome.baselines, seen_at=since)
                 if len(done) == len(every):  # every row read since the pull began: it is done
@@ -592,8 +651,12 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, *, sec
                      baseline=new_baseline(None, t.cells))
         for i, (_, t) in enumerate(found) if t.ticket_id]
     if records:
-        with Journal(target) as journal:
-            journal.updated_many(records)
+        try:
+            with Journal(target) as journal:
+                journal.updated_many(records)
+        except StateError as e:
+            raise e.told(f"{path} was made with the {len(found)} ticket(s) read, but what they hold is not "
+                         "recorded: pull it again once there is room, before pushing it") from None
     results = {i + 2: RowResult(i + 2, "pulled", ticket_id=t.ticket_id) for i, (_, t) in enumerate(found)}
     note = f"not in the sheet (no such ticket of this team): {'; '.join(missing)}" if missing else ""
     return RunResult(path=path, results=results, requests=stats.requests, written_to=path, note=note,
@@ -799,7 +862,6 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
     and run again, it finishes the job; a second undo of the same run sends nothing."""
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
-    from bulksync.pulling import learn
     from bulksync.run import Sending, execute
     from bulksync.undo import plan_undo
 
@@ -809,7 +871,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
     target = Target.of(settings.api_url, sending.token)
     if on_notice:
         on_notice(f"target: {target}")
-    with sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
+    with _Outcome(NOTHING_SENT), sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
         prepared = prepare_listed(path, settings)
         table = prepared.table
         at_id, at_number = table.position("ticketId"), table.position("ticketNumber")
@@ -867,22 +929,38 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         values = _sheet_follows(undoing, shown, table, mapped=bool(
             chosen.counts.get("linked") or (settings.mapping is not None and settings.mapping.legacy_id)))
         written, note = write_back(table, shown, values) if shown else (None, "")
-        if written == table.path or not shown:
-            # Only once the sheet holds it: else the run is undone again, and the sheet with it.
-            with Journal(target) as journal:
-                journal.undone(records[chosen.number - 1].run, gone, whole=whole)
-            if undoing.learnt:
-                learn(target, undoing.learnt)
+        # Only once the sheet holds it: else the run is undone again, and the sheet with it.
+        afterwards = (_record_undo(target, records[chosen.number - 1].run, gone, whole=whole, learnt=undoing.learnt)
+                      if written == table.path or not shown else None)
         kept_report = None
         migration = chosen.counts.get("linked") or (settings.mapping is not None and settings.mapping.legacy_id)
         if migration and shown:  # a migration's run report says what its undo did
             kept_report, failed = _write_run_report(loaded, shown, {}, where=True)
             note = "; ".join(n for n in (note, failed) if n)
-    stopped = done.fatal or done.stats.stopped
+    said = _ran("undo", done.stats.requests, written, table.path, finished=done.fatal is None,
+                undoing=chosen.number)
+    stopped = _first(done.fatal, done.stats.stopped, afterwards, said=said)
     return UndoResult(run=chosen, plan=undoing, reads=reads, result=RunResult(
         path=table.path, results=shown, requests=done.stats.requests + reads, written_to=written,
         note=note, target=str(target), stopped=str(stopped) if stopped else "", error=stopped,
         interrupted=done.interrupted, run_report=kept_report))
+
+
+def _record_undo(target: Target, run: str, gone: Sequence[str], *, whole: bool,
+                 learnt: Mapping[str, Mapping[str, str]]) -> StateError | None:
+    """Record what an undo of ``run`` did (its creates ``gone``; ``whole``: the run is undone)
+    and what it learnt, once the sheet holds it: the store's error, if it fails (said after
+    the run's own failure, if any)."""
+    from bulksync.journal import Journal
+    from bulksync.pulling import learn
+
+    try:
+        with Journal(target) as journal:
+            journal.undone(run, gone, whole=whole)
+        learn(target, learnt)
+    except StateError as e:
+        return e
+    return None
 
 
 def _sheet_follows(undoing: UndoPlan, shown: Mapping[int, RowResult], table: Table, *, mapped: bool

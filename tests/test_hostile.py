@@ -433,8 +433,9 @@ def test_a_full_disk_while_recording_stops_the_run_and_keeps_the_ids(
         result = bulksync.push(sheet, token=SECRET, api_url=sb.url, form_id=FORM, channel=CHANNEL,
                                concurrency=1)
         made = {t["id"] for t in sb.tickets()}
-    assert "cannot be written (database or disk is full" in result.stopped
-    assert "the run stopped at once" in result.stopped and "nothing was sent" not in result.stopped
+    assert "cannot be used (database or disk is full): free some disk space" in result.stopped
+    assert "the push stopped at once after 3 request(s)" in result.stopped
+    assert "nothing was sent" not in result.stopped and isinstance(result.error, bulksync.StateError)
     assert len(made) == 3  # stopped at once: nothing sent after the failure
     written = {line.split(",")[1] for line in sheet.read_text().splitlines()[1:] if "created" in line}
     assert written == made  # every ID obtained reached the sheet, the unrecorded one too
