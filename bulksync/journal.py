@@ -661,15 +661,15 @@ class Journal:
                  clock: Clock = SYSTEM) -> None:
         self.path = path or store_path()
         self.target = target
-        self._clock = clock  # when a create was sent and answered: what the settle time counts from
-        self.run = run or f"{os.getpid()}-{time.time():.6f}"
+        self._clock = clock  # what every stamp reads (when a create was sent and answered: the settle time)
+        self.run = run or f"{os.getpid()}-{self._clock.time():.6f}"
         db = _connect(self.path, create=True)
         assert db is not None
         self._db = db
         try:
             self._db.execute("INSERT OR IGNORE INTO targets (target, url, fingerprint, first_seen) "
                              "VALUES (?, ?, ?, ?)", (target.key, target.url, target.fingerprint,
-                                                     time.time()))
+                                                     self._clock.time()))
             self._key = _canonical(self._db, target.key)
             row = self._db.execute("SELECT max(ticket_number) FROM creates WHERE target = ?",
                                    (self._key,)).fetchone()
@@ -815,7 +815,7 @@ class Journal:
     def begin_run(self, scope: str, command: str, *, undoes: str = "") -> None:
         """Record that this run starts on the sheet ``scope`` (committed before it sends)."""
         self._db.execute("INSERT OR IGNORE INTO runs (target, run, scope, command, started, undoes) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (self._key, self.run, scope, command, time.time(), undoes))
+                         "VALUES (?, ?, ?, ?, ?, ?)", (self._key, self.run, scope, command, self._clock.time(), undoes))
 
     def finish_run(self, counts: Mapping[str, int], *, requests: int) -> None:
         """Record what the run did; a run that sent nothing and changed nothing is forgotten."""
@@ -823,7 +823,7 @@ class Journal:
             self._db.execute("DELETE FROM runs WHERE target = ? AND run = ?", (self._key, self.run))
             return
         self._db.execute("UPDATE runs SET finished = ?, counts = ? WHERE target = ? AND run = ?",
-                         (time.time(), json.dumps(dict(counts), sort_keys=True), self._key, self.run))
+                         (self._clock.time(), json.dumps(dict(counts), sort_keys=True), self._key, self.run))
 
     def learnt_window(self, window: Window, *, reads: bool = False) -> None:
         """Keep the rate-limit window the API answered (for the next run's estimate), of its
@@ -833,7 +833,7 @@ class Journal:
                          "span = max(span, excluded.span), remaining = excluded.remaining, "  # a short run's
                          "reset_at = excluded.reset_at, at = excluded.at",  # span is a window's tail
                          (self._key + (READS if reads else ""), window.limit, window.span, window.remaining,
-                          window.reset_at, time.time()))
+                          window.reset_at, self._clock.time()))
 
     def window(self, *, reads: bool = False) -> Window | None:
         """The rate-limit window this target's API answered last (for reads, or writes), if any."""
@@ -912,7 +912,7 @@ class Journal:
                                  [(self._key, run, t) for t in deleted])
             if whole:
                 self._db.execute("UPDATE runs SET undone = ? WHERE target = ? AND run = ?",
-                                 (time.time(), self._key, run))
+                                 (self._clock.time(), self._key, run))
 
     def tickets_of(self, scope: str, ticket_ids: Iterable[str] = ()) -> set[str]:
         """The tickets the state keeps for the sheet ``scope``: those it created, those its runs
@@ -1002,7 +1002,7 @@ class Journal:
             self._db.execute("UPDATE aliases SET same_as = ? WHERE same_as = ?", (into, self._key))
             for key in {self.target.key, self._key}:
                 self._db.execute("INSERT OR REPLACE INTO aliases (target, same_as, at) VALUES (?, ?, ?)",
-                                 (key, into, time.time()))
+                                 (key, into, self._clock.time()))
         self._key = into
 
     # -- tickets and baselines -------------------------------------------------
@@ -1012,7 +1012,7 @@ class Journal:
                          "ON CONFLICT(target, ticket_id) DO UPDATE SET "
                          "cells = coalesce(excluded.cells, cells), at = excluded.at",
                          (self._key, ticket_id,
-                          json.dumps(cells, sort_keys=True) if cells is not None else None, time.time()))
+                          json.dumps(cells, sort_keys=True) if cells is not None else None, self._clock.time()))
 
     # -- reads by number (pull) ----------------------------------------------------------
 
@@ -1025,7 +1025,7 @@ class Journal:
                                    (self._key, scope)).fetchone()
             if row is not None and not row[1]:
                 return float(row[0])
-            now = time.time()
+            now = self._clock.time()
             self._db.execute("INSERT INTO pulls (target, scope, started) VALUES (?, ?, ?) ON CONFLICT"
                              "(target, scope) DO UPDATE SET started = excluded.started, finished = 0",
                              (self._key, scope, now))
@@ -1040,7 +1040,7 @@ class Journal:
                          "ON CONFLICT(target, number) DO UPDATE SET ticket = excluded.ticket, "
                          "error = excluded.error, at = excluded.at",
                          (self._key, number, None if ticket is None else json.dumps(ticket), error,
-                          time.time()))
+                          self._clock.time()))
 
     def _each(self, sql: str, values: Iterable[Any]) -> Iterator[Sequence[Any]]:
         """``sql`` (with ``IN ({marks})``, the target first) over ``values``, 500 at a time."""
@@ -1063,7 +1063,7 @@ class Journal:
     def deleted_many(self, ticket_ids: Iterable[str], rows: Mapping[str, int] | None = None) -> None:
         """Record tickets deleted on this target (a later delete of them is already done), and
         as this run's changes (``rows``: their rows in the sheet)."""
-        now = time.time()
+        now = self._clock.time()
         gone = list(ticket_ids)
         with self._db:
             self._db.execute("BEGIN")
@@ -1092,14 +1092,14 @@ class Journal:
             self._db.execute("INSERT INTO sides (target, kind, ticket_id, seq, state, at, run) "
                              "VALUES (?, ?, ?, ?, 'sending', ?, ?) ON CONFLICT(target, kind, ticket_id, seq) "
                              "DO UPDATE SET state = 'sending', error = '', at = excluded.at, run = excluded.run",
-                             (self._key, kind, ticket_id, seq, time.time(), self.run))
+                             (self._key, kind, ticket_id, seq, self._clock.time(), self.run))
         return None
 
     def side(self, kind: str, ticket_id: str, seq: int, state: str, error: str = "") -> None:
         self._db.execute("INSERT INTO sides (target, kind, ticket_id, seq, state, error, at) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(target, kind, ticket_id, seq) "
                          "DO UPDATE SET state = excluded.state, error = excluded.error, at = excluded.at",
-                         (self._key, kind, ticket_id, seq, state, error, time.time()))
+                         (self._key, kind, ticket_id, seq, state, error, self._clock.time()))
 
     def forget_side(self, kind: str, ticket_id: str, seq: int) -> None:
         self._db.execute("DELETE FROM sides WHERE target = ? AND kind = ? AND ticket_id = ? AND seq = ?",
@@ -1122,7 +1122,7 @@ class Journal:
         successful one leaves only its new baseline, and clears an earlier failure.
         ``seen_at``: when the baselines were read (a pull), instead of now.
         """
-        now = time.time()
+        now = self._clock.time()
         dumps = _memo_dumps()
         target = self._key
         when = now if seen_at is None else seen_at  # a pull's baselines: as of when it read
