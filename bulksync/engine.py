@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable, Coroutine, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from bulksync.api import ReadTicket, SuptaskClient, created_ticket, error_message, read_ticket, ticket_id_of
@@ -784,9 +784,17 @@ async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats
     return out
 
 
+class Reads(NamedTuple):
+    """What :func:`read_tickets` read: row → the ticket or why not, the requests' stats, and
+    whether Ctrl-C stopped it."""
+
+    got: dict[int, tuple[ReadTicket | None, str]]
+    stats: RunStats
+    interrupted: bool
+
+
 def read_tickets(reads: Sequence[Read], sending: Sending, api_url: str, *,
-                 record: Callable[[Read, ReadTicket | None, str], None] | None = None,
-                 ) -> tuple[dict[int, tuple[ReadTicket | None, str]], RunStats, bool]:
+                 record: Callable[[Read, ReadTicket | None, str], None] | None = None) -> Reads:
     """Read ``reads`` one at a time, paced (Ctrl-C stops): (row → the ticket or why not, the
     requests' stats, whether it was interrupted). What pull, ``pull --numbers``, push --check,
     undo and the rotated token's check read through; ``record`` as for :func:`read_all`."""
@@ -799,7 +807,8 @@ def read_tickets(reads: Sequence[Read], sending: Sending, api_url: str, *,
             got.update(await read_all(client, reads, stats, on_progress=sending.on_progress, stopping=stopping,
                                       secrets=client.secrets, record=record))
 
-    return got, stats, drive(work)
+    interrupted = drive(work)
+    return Reads(got, stats, interrupted)
 
 
 @dataclass(frozen=True)

@@ -597,7 +597,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
             done = [r for r in every if r.row in got]
             outcome = settle_reads(table, wanted, done, got, view.baselines)
             results.update(outcome.results)
-            written, note = write_back(table, results, outcome.values) if results else (None, "")
+            written, note = write_back(table, results, outcome.values)
             note = "; ".join(n for n in (note, _still_open(written)) if n)
             if written == table.path:  # the sheet holds what was read: now it is the baseline
                 telling.said = (f"the pull wrote the sheet ({len(results)} row(s) marked), but not all it read "
@@ -928,7 +928,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         shown = {row: r for row, r in results.items() if row > 0}
         values = _sheet_follows(undoing, shown, table, mapped=bool(
             chosen.counts.get("linked") or (settings.mapping is not None and settings.mapping.legacy_id)))
-        written, note = write_back(table, shown, values) if shown else (None, "")
+        written, note = write_back(table, shown, values)
         # Only once the sheet holds it: else the run is undone again, and the sheet with it.
         afterwards = (_record_undo(target, records[chosen.number - 1].run, gone, whole=whole, learnt=undoing.learnt)
                       if written == table.path or not shown else None)

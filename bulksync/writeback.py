@@ -12,6 +12,7 @@ import csv
 import io
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from bulksync.columns import OWNED_COLUMNS
 from bulksync.results import RowResult
@@ -50,8 +51,16 @@ def owned_cells(results: Mapping[int, RowResult], columns: tuple[str, ...]) -> d
     return cells
 
 
+class Written(NamedTuple):
+    """Where a write-back put the outcomes (None: nowhere, there were none) and, when that
+    is not the sheet itself, why."""
+
+    path: Path | None
+    note: str = ""
+
+
 def write_back(table: Table, results: Mapping[int, RowResult],
-               values: Mapping[int, Mapping[str, str]] | None = None) -> tuple[Path | None, str]:
+               values: Mapping[int, Mapping[str, str]] | None = None) -> Written:
     """Write the outcomes into the sheet, or beside it when that is not safe. Never loses an ID.
 
     ``values``: cells of Suptask columns to write too (what a pull read), by row; only
@@ -62,7 +71,7 @@ def write_back(table: Table, results: Mapping[int, RowResult],
     from bulksync.sheets.write_xlsx import write_xlsx
 
     if not results:
-        return None, ""
+        return Written(None)
     present = {h.strip() for h in table.header}
     # A column the sheet lacks is added only when some row has a value for it.
     created = [r for r in results.values() if r.status == "created" and r.ticket_id]
@@ -83,22 +92,22 @@ def write_back(table: Table, results: Mapping[int, RowResult],
 
     if read_only(table.path):
         beside = write_beside(table.path, results)
-        return beside, (f"{table.path} is read-only, so it was not overwritten; the results are in "
+        return Written(beside, f"{table.path} is read-only, so it was not overwritten; the results are in "
                         f"{beside} and the journal keeps them: make the sheet writable and push again "
                         "to write them in")
     if table.changed():
         beside = write_beside(table.path, results)
-        return beside, (f"{table.path} was changed by someone else during the run, so it was not "
+        return Written(beside, f"{table.path} was changed by someone else during the run, so it was not "
                         f"overwritten; the results are in {beside} and the journal keeps them: "
                         "the next push writes them into the sheet")
     sheet_cells, sheet_columns = in_sheet_names(table, cells, columns)
     try:
         if isinstance(table.format, CsvFormat):
-            return write_csv(table, sheet_cells, columns=sheet_columns), ""
-        return write_xlsx(table, sheet_cells, columns=sheet_columns), ""
+            return Written(write_csv(table, sheet_cells, columns=sheet_columns))
+        return Written(write_xlsx(table, sheet_cells, columns=sheet_columns))
     except Exception as e:  # noqa: BLE001 - whatever stops the write-back, the IDs go beside the file
         beside = write_beside(table.path, results)
-        return beside, f"could not write into {table.path} ({e}); the results are in {beside}"
+        return Written(beside, f"could not write into {table.path} ({e}); the results are in {beside}")
 
 
 def in_sheet_names(table: Table, cells: Mapping[int, Mapping[str, str]], columns: tuple[str, ...]
