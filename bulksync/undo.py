@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from bulksync.journal import Changed, RunEffects
 from bulksync.plan import CLEARED_AS, Change, Operation, payload_of
 from bulksync.results import RowResult, Status
-from bulksync.threeway import same
+from bulksync.threeway import changed, same
 
 __all__ = ["UndoPlan", "plan_undo"]
 
@@ -179,11 +179,14 @@ def _restore(change: Changed, read: Mapping[str, str] | str | None, name: str,
     for column, sent in sorted(change.after.items()):
         earlier = change.before.get(column, "")
         now = None if read is None else read.get(column)
+        # The three-way comparison, the run's value as the baseline: what the undo puts back
+        # is one side, Suptask's value now the other.
+        moved = None if now is None else changed(column, earlier, now, sent)
         if column in later:
             kept.append(f"{name} {column} kept: changed by a later run (run {later[column]}); undo that first")
-        elif now is not None and same(column, now, earlier) and not same(column, sent, earlier):
+        elif moved == "neither":
             already[column] = earlier
-        elif now is not None and not same(column, now, sent):
+        elif moved in ("server", "both"):
             kept.append(f"{name} {column} kept: changed in Suptask since")
         elif not earlier and column not in CLEARED_AS:
             refused.append(f"{name} {column} kept: it was empty, and the API cannot empty {column}")
