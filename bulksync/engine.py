@@ -39,6 +39,7 @@ from bulksync.policy import (
     classify,
 )
 from bulksync.results import RowResult
+from bulksync.stop import DOOR, Stop, in_thread, wait_beside
 from bulksync.untrusted import clean
 
 if TYPE_CHECKING:
@@ -662,24 +663,28 @@ STOP_GRACE = 10.0
 """After Ctrl-C, requests in flight get this long to finish."""
 
 
-def drive(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> bool:
+def drive(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]], stop: Stop | None = None) -> bool:
     """Run ``work(stopping)`` in an event loop; True if it was interrupted. In the main thread
     the first Ctrl-C or SIGTERM sets ``stopping`` (no new requests; STOP_GRACE seconds for
-    those in flight), a second one cancels it. Called where a loop already runs (a Jupyter
-    cell), the work runs in a loop of its own in a worker thread, and signals are left to
-    the caller (a notebook's interrupt stops the cell, as it stops any other)."""
+    those in flight), a second one cancels it; ``stop`` (else an awaitable door's,
+    :data:`bulksync.stop.DOOR`) does the same from any thread.
+
+    Called where a loop already runs (a Jupyter cell), the work runs in a loop of its own in
+    a worker thread; signals are left to the caller, but a KeyboardInterrupt while it waits
+    here (a notebook's interrupt), or a cancel of the task it blocks (``asyncio.run``'s
+    Ctrl-C), stops the run as a Ctrl-C would, and the wait goes on until the run has ended:
+    True, as for a Ctrl-C (see :mod:`bulksync.stop`)."""
     import signal
     import threading
 
+    stop = stop if stop is not None else DOOR.get()
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         pass  # no loop running here: the usual case
     else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulksync") as pool:
-            return pool.submit(drive, work).result()
+        beside = stop if stop is not None else Stop()
+        return wait_beside(in_thread(lambda: drive(work, beside)), beside)
     handle = threading.current_thread() is threading.main_thread()
     interrupted = False
 
@@ -699,11 +704,15 @@ def drive(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> bool:
         if handle:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, on_signal)
+        if stop is not None:
+            stop.attach(on_signal)
         try:
             await task
         except asyncio.CancelledError:
             interrupted = True
         finally:
+            if stop is not None:
+                stop.detach()
             if handle:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)

@@ -8,13 +8,13 @@ write back.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, Unpack
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, Unpack
 
 from bulksync.columns import OWNED_COLUMNS, ValidationReport
 from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Settings, SheetOptions, resolve_settings
@@ -1100,25 +1100,33 @@ def status(*, api_url: str | None = None, token: str | None = None,
 
 # -- the awaitable doors, for code that runs an event loop (a notebook) ------------------------
 
-async def apush(path: Path | str, **options: Any) -> RunResult:
-    """:func:`push`, awaitable: it runs in a worker thread with a loop of its own, so the
-    caller's loop (a Jupyter cell's) goes on; options as for :func:`push`."""
-    return await asyncio.to_thread(push, path, **options)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-async def apull(path: Path | str, **options: Any) -> RunResult:
-    """:func:`pull`, awaitable (see :func:`apush`)."""
-    return await asyncio.to_thread(pull, path, **options)
+def _awaitable(plain: Callable[_P, _R], doc: str) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """``plain``, awaitable: the same parameters (mypy checks them), run in a worker thread
+    with a loop of its own, stopped cleanly if the awaiting task is cancelled
+    (:func:`bulksync.stop.awaitable`)."""
+    from bulksync.stop import awaitable
+
+    @functools.wraps(plain)
+    async def door(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return await awaitable(functools.partial(plain, *args, **kwargs))
+
+    door.__name__ = door.__qualname__ = f"a{plain.__name__}"
+    door.__doc__ = doc
+    return door
 
 
-async def adelete(path: Path | str, **options: Any) -> RunResult:
-    """:func:`delete`, awaitable (see :func:`apush`)."""
-    return await asyncio.to_thread(delete, path, **options)
-
-
-async def aundo(path: Path | str, **options: Any) -> UndoResult:
-    """:func:`undo`, awaitable (see :func:`apush`)."""
-    return await asyncio.to_thread(undo, path, **options)
+apush = _awaitable(push, """:func:`push`, awaitable: it runs in a worker thread with a loop of its
+    own, so the caller's loop (a Jupyter cell's) goes on; parameters as for :func:`push`.
+    Cancelling the awaiting task stops the run as a Ctrl-C would (no new request; those in
+    flight get STOP_GRACE seconds, a second cancel cuts them short), waits for what was
+    obtained to be written back and journalled, then raises CancelledError.""")
+apull = _awaitable(pull, """:func:`pull`, awaitable (see :func:`apush`, cancelling too).""")
+adelete = _awaitable(delete, """:func:`delete`, awaitable (see :func:`apush`, cancelling too).""")
+aundo = _awaitable(undo, """:func:`undo`, awaitable (see :func:`apush`, cancelling too).""")
 
 
 def progress_bar(description: str = "") -> ProgressCallback:

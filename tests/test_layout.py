@@ -13,7 +13,7 @@ STAGES = [
     ("map, validate", {"columns", "mapping", "config", "suggest"}),
     ("preflight", {"preflight"}),
     ("plan", {"plan", "journal", "reconcile"}),
-    ("request engine", {"policy", "api", "results", "engine"}),
+    ("request engine", {"policy", "api", "results", "engine", "stop"}),
     ("run", {"lock", "run", "resolve", "threeway", "pulling", "undo"}),
     ("write back", {"sheets.write_csv", "sheets.write_xlsx", "writeback"}),
     ("compose", {"sync", "__init__"}),
