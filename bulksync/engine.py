@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from bulksync.api import ReadTicket, SuptaskClient, created_ticket, error_message, read_ticket, ticket_id_of
 from bulksync.clock import SYSTEM, Clock
-from bulksync.config import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
+from bulksync.config import DEFAULT_CONCURRENCY, DEFAULT_SETTLE, DEFAULT_TIMEOUT
 from bulksync.errors import ApiError, ApiUnreachable, AuthError
 from bulksync.journal import Window
 from bulksync.plan import ONCE_KINDS
@@ -46,10 +46,9 @@ if TYPE_CHECKING:
     import httpx
 
     from bulksync.plan import Operation
-    from bulksync.run import Sending
 
-__all__ = ["Pacer", "ProgressCallback", "Read", "RunHooks", "RunStats", "budget", "drive", "paced", "read_all",
-           "read_number", "read_tickets", "run_operations"]
+__all__ = ["Pacer", "Probe", "ProgressCallback", "Read", "Reads", "RunHooks", "RunStats", "Sending", "budget",
+           "drive", "paced", "probe", "read_all", "read_number", "read_tickets", "run_operations"]
 
 ProgressCallback = Callable[[int, int, str], None]
 """``on_progress(done, total, note)``; ``note`` says why the run waits, or is empty."""
@@ -791,6 +790,31 @@ async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats
         if on_progress:
             on_progress(done + 1, len(reads), stats.pacer.note())
     return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sending:
+    """How a run sends: the token, the network's limits and the user's choices for it."""
+
+    token: str
+    transport: httpx.AsyncBaseTransport | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    settle: float = DEFAULT_SETTLE
+    only_failed: bool = False
+    retry_uncertain: bool = False
+    resend_unresolved: bool = False
+    allow_duplicates: bool = False
+    confirm: Callable[[list[Operation]], bool] | None = None
+    """Shown exactly the requests about to be sent; False sends nothing (``Run.refused``)."""
+    on_progress: ProgressCallback | None = None
+    on_log: Callable[[str], None] | None = None
+    on_notice: Callable[[str], None] | None = None
+    command: str = "push"
+    """What the run is (push, delete, undo): how ``bulksync runs`` lists it."""
+    undoes: str = ""
+    """An undo: the id of the run it takes back."""
+    clock: Clock = SYSTEM
+    """What the run's waits read: the settle time, the breaker's window, the pauses."""
 
 
 class Reads(NamedTuple):

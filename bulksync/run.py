@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from bulksync.clock import SYSTEM, Clock
-from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT
-from bulksync.engine import RunStats, drive, run_operations
+from bulksync.engine import RunStats, Sending, drive, run_operations
 from bulksync.errors import StateError
 from bulksync.journal import CreateEntry, Journal, UpdateRecord, changed_fields
 from bulksync.memo import ByIdentity
@@ -30,37 +28,10 @@ from bulksync.resolve import NOT_SETTLED
 from bulksync.results import RowResult
 
 if TYPE_CHECKING:
-    import httpx
 
     from bulksync.api import SuptaskClient
-    from bulksync.engine import ProgressCallback
 
-__all__ = ["JournalHooks", "Run", "Sending", "execute"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Sending:
-    """How a run sends: the token, the network's limits and the user's choices for it."""
-
-    token: str
-    transport: httpx.AsyncBaseTransport | None = None
-    timeout: float = DEFAULT_TIMEOUT
-    settle: float = DEFAULT_SETTLE
-    only_failed: bool = False
-    retry_uncertain: bool = False
-    resend_unresolved: bool = False
-    allow_duplicates: bool = False
-    confirm: Callable[[list[Operation]], bool] | None = None
-    """Shown exactly the requests about to be sent; False sends nothing (``Run.refused``)."""
-    on_progress: ProgressCallback | None = None
-    on_log: Callable[[str], None] | None = None
-    on_notice: Callable[[str], None] | None = None
-    command: str = "push"
-    """What the run is (push, delete, undo): how ``bulksync runs`` lists it."""
-    undoes: str = ""
-    """An undo: the id of the run it takes back."""
-    clock: Clock = SYSTEM
-    """What the run's waits read: the settle time, the breaker's window, the pauses."""
+__all__ = ["JournalHooks", "Run", "execute"]
 
 
 def execute(loaded: Loaded, options: Sending) -> Run | None:

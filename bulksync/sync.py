@@ -32,9 +32,8 @@ if TYPE_CHECKING:
     import httpx
 
     from bulksync.clock import Clock
-    from bulksync.engine import ProgressCallback
+    from bulksync.engine import ProgressCallback, Sending
     from bulksync.errors import BulksyncError
-    from bulksync.run import Sending
 
 __all__ = ["DEFAULT_SETTLE", "DEFAULT_TIMEOUT", "RunInfo", "Status", "UndoResult", "adelete", "apull", "apush",
            "aundo", "delete", "forget", "kept", "load", "plan", "progress_bar", "pull", "push", "reset", "runs",
@@ -241,7 +240,7 @@ def push(
     see :mod:`bulksync.clock`), the real one by default. Sheet options as for :func:`validate`.
     """
     from bulksync.clock import SYSTEM
-    from bulksync.run import Sending
+    from bulksync.engine import Sending
 
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, rate=rate, **options)
     sending = Sending(token=_token(token, settings), transport=transport, timeout=timeout, settle=settle,
@@ -498,7 +497,7 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
     after a lost answer means deleted. An invalid ticketId refuses the whole sheet. As for
     :func:`push`, a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``.
     """
-    from bulksync.run import Sending
+    from bulksync.engine import Sending
 
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, **options)
     sending = Sending(token=_token(token, settings), transport=transport, confirm=confirm,
@@ -532,12 +531,11 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``.
     """
     from bulksync.api import ReadTicket
-    from bulksync.engine import Read, budget, read_tickets
+    from bulksync.engine import Read, Sending, budget, read_tickets
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
     from bulksync.pulling import columns_to_pull, plan_reads, resumed, settle_reads
     from bulksync.reconcile import refuse_foreign, ticket_numbers
-    from bulksync.run import Sending
 
     settings = resolve_settings(path, api_url=api_url, **options)
     secret = _token(token, settings)
@@ -620,10 +618,9 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, *, sec
     """``pull --numbers``: read those tickets and make ``path`` (new) a sheet of the ones that
     exist, ready for a round trip (each row's ticketId, its fields, what was read as the
     baseline). Numbers that are no ticket of the team are listed, not fatal."""
-    from bulksync.engine import Read, budget, read_tickets
+    from bulksync.engine import Read, Sending, budget, read_tickets
     from bulksync.journal import Journal
     from bulksync.pulling import PULLABLE, new_baseline
-    from bulksync.run import Sending
     from bulksync.untrusted import neutralise
 
     if path.exists():
@@ -860,9 +857,10 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
     cells (pushed again, they are created anew), restored fields get their earlier values,
     and each row's syncStatus says ``undone`` or why not. Journalled like a push: stopped
     and run again, it finishes the job; a second undo of the same run sends nothing."""
+    from bulksync.engine import Sending
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
-    from bulksync.run import Sending, execute
+    from bulksync.run import execute
     from bulksync.undo import plan_undo
 
     settings = resolve_settings(path, api_url=api_url, **options)

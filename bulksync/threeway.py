@@ -23,8 +23,8 @@ from bulksync.results import RowResult
 from bulksync.untrusted import neutralise
 
 if TYPE_CHECKING:
+    from bulksync.engine import Sending
     from bulksync.reconcile import Loaded
-    from bulksync.run import Sending
 
 __all__ = ["Changed", "Conflict", "PushCheck", "Verdict", "changed", "check_first", "decide", "same"]
 
