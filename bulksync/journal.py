@@ -46,7 +46,7 @@ from bulksync.errors import StateError
 from bulksync.memo import ByIdentity
 
 __all__ = ["Changed", "CreateEntry", "Journal", "RunEffects", "RunRecord", "Target", "UpdateRecord", "Window",
-           "changed_fields", "state_home", "store_path", "window_of"]
+           "changed_fields", "learn", "state_home", "store_path", "window_of"]
 
 HOME_ENV = "BULKSYNC_HOME"
 STORE_NAME = "state.sqlite"
@@ -1155,6 +1155,21 @@ class Journal:
                 "VALUES (?, ?, ?, 'update', ?, ?, ?) ON CONFLICT(target, run, ticket_id, kind) DO UPDATE "
                 "SET after = excluded.after", changed)
 
+
+
+def learn(target: Target, learnt: Mapping[str, Mapping[str, str]]) -> None:
+    """Add what a check, a pull or an undo saw on the server to the tickets' baselines (merged
+    on top of what the run itself recorded): called only once the sheet holds those values."""
+    if not learnt:
+        return
+    current = read_view(target, list(learnt), scope="").baselines
+    records: list[UpdateRecord] = []
+    for ticket_id, cells in learnt.items():
+        merged = {**current.get(ticket_id, {}), **cells}
+        records.append(UpdateRecord(ticket_id=ticket_id, row_number=0, payload={}, ok=True, error="",
+                                    baseline={k: v for k, v in merged.items() if v}))
+    with Journal(target) as journal:
+        journal.updated_many(records)
 
 
 def _guard_every_method(cls: type) -> None:

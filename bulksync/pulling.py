@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 from bulksync.api import ReadTicket, ticket_id_of, ticket_number
 from bulksync.columns import CUSTOM_FIELD_PREFIX, OWNED_COLUMNS, canonical_column
 from bulksync.engine import Read
-from bulksync.journal import UpdateRecord, View, read_view
+from bulksync.journal import UpdateRecord, View
 from bulksync.results import RowResult
 
 if TYPE_CHECKING:
-    from bulksync.journal import Target
     from bulksync.sheets.table import Table
 
-__all__ = ["PULLABLE", "Settled", "columns_to_pull", "learn", "new_baseline", "plan_reads", "pulled_values",
+__all__ = ["PULLABLE", "Settled", "columns_to_pull", "new_baseline", "plan_reads", "pulled_values",
            "resumed", "settle_reads"]
 
 PULLABLE = ("status", "priority", "assignee", "requester", "tags", "description")
@@ -177,23 +176,3 @@ def settle_reads(table: Table, columns: Mapping[str, int | None], reads: Sequenc
             out.baselines.append(UpdateRecord(ticket_id=ticket_id, row_number=read.row, payload={}, ok=True,
                                                 error="", baseline=new_baseline(prior, learnt)))
     return out
-
-
-# -- push --check: read before updating ----------------------------------------------------
-
-
-def learn(target: Target, learnt: Mapping[str, Mapping[str, str]]) -> None:
-    """Add what a check or a pull saw on the server to the tickets' baselines (merged on top
-    of what the run itself recorded): called only once the sheet holds those values."""
-    from bulksync.journal import Journal
-
-    if not learnt:
-        return
-    current = read_view(target, list(learnt), scope="").baselines
-    records: list[UpdateRecord] = []
-    for ticket_id, cells in learnt.items():
-        merged = {**current.get(ticket_id, {}), **cells}
-        records.append(UpdateRecord(ticket_id=ticket_id, row_number=0, payload={}, ok=True, error="",
-                                    baseline={k: v for k, v in merged.items() if v}))
-    with Journal(target) as journal:
-        journal.updated_many(records)

@@ -282,8 +282,8 @@ def _run(path: Path | str, settings: Settings, sending: Sending,
          run_report: Path | str | bool = False, check: bool = False, force: bool = False,
          ignore_lock_file: bool = False) -> RunResult:
     """Lock the sheet, plan it, run the plan and write the outcomes back: push and delete."""
+    from bulksync.journal import learn
     from bulksync.lock import sheet_lock
-    from bulksync.pulling import learn
     from bulksync.run import execute
     from bulksync.threeway import PushCheck, check_first
 
@@ -949,8 +949,7 @@ def _record_undo(target: Target, run: str, gone: Sequence[str], *, whole: bool,
     """Record what an undo of ``run`` did (its creates ``gone``; ``whole``: the run is undone)
     and what it learnt, once the sheet holds it: the store's error, if it fails (said after
     the run's own failure, if any)."""
-    from bulksync.journal import Journal
-    from bulksync.pulling import learn
+    from bulksync.journal import Journal, learn
 
     try:
         with Journal(target) as journal:
