@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, Unpack
 from bulksync.columns import OWNED_COLUMNS, ValidationReport
 from bulksync.config import DEFAULT_SETTLE, DEFAULT_TIMEOUT, Settings, SheetOptions, resolve_settings
 from bulksync.errors import AuthError, SheetError, StateError, TargetMismatch, TokenMissing, UsageError
-from bulksync.journal import RunRecord, Target, UpdateRecord, View, Window, read_view, window_of
+from bulksync.journal import Target, UpdateRecord, View, Window, read_view, window_of
 from bulksync.plan import Known, Operation, Plan
 from bulksync.preflight import prepare, prepare_listed, read_sheet, refuse_no_room_to_pull
 from bulksync.reconcile import Loaded, identities_of, plan_delete, plan_push
 from bulksync.results import RowResult, RunResult
-from bulksync.sheets.table import CsvFormat, Table
-from bulksync.undo import UndoPlan
+from bulksync.sheets.table import CsvFormat
+from bulksync.undo import RunInfo, UndoPlan, numbered, run_to_undo, sheet_follows, undone_results
 from bulksync.writeback import new_sheet, results_path, run_report_path, write_back, write_run_report
 
 if TYPE_CHECKING:
@@ -736,27 +736,6 @@ def _invalid(report: ValidationReport) -> dict[int, RowResult]:
 
 # -- runs and undo --------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class RunInfo:
-    """One run bulksync made from a sheet, numbered from 1 in order (``bulksync runs``)."""
-
-    number: int
-    started: float
-    target: str
-    command: str
-    counts: Mapping[str, int]
-    finished: bool
-    undone: bool
-    undoes: int | None = None
-    """An undo: the number of the run it took back."""
-
-    def as_dict(self) -> dict[str, object]:
-        import datetime
-
-        return {"run": self.number, "when": datetime.datetime.fromtimestamp(self.started).isoformat(
-            timespec="seconds"), "target": self.target, "command": self.command, **self.counts,
-            "finished": self.finished, "undone": self.undone, "undoes": self.undoes}
-
 
 @dataclass(frozen=True, kw_only=True)
 class UndoResult:
@@ -782,7 +761,7 @@ def runs(path: Path | str, *, api_url: str | None = None, token: str | None = No
     from bulksync.journal import Journal
 
     with Journal(read_view(target, (), scope="").target) as journal:
-        return _numbered(journal.runs(sheet_identity(Path(path))), str(target))
+        return numbered(journal.runs(sheet_identity(Path(path))), str(target))
 
 
 def kept(path: Path | str, *, api_url: str | None = None, token: str | None = None,
@@ -833,13 +812,6 @@ def _kept_for(path: Path | str, *, api_url: str | None, token: str | None,
     return target, sheet_identity(table.path), ids
 
 
-def _numbered(records: Sequence[RunRecord], target: str) -> list[RunInfo]:
-    number = {r.run: i for i, r in enumerate(records, 1)}
-    return [RunInfo(number=i, started=r.started, target=target, command=r.command, counts=r.counts,
-                    finished=r.finished is not None, undone=r.undone is not None,
-                    undoes=number.get(r.undoes)) for i, r in enumerate(records, 1)]
-
-
 def undo(path: Path | str, *, run: int | None = None, token: str | None = None, api_url: str | None = None,
          check: bool = True, dry_run: bool = False,
          confirm: Callable[[list[Operation]], bool] | None = None,
@@ -877,8 +849,8 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         rows = {t: int(r) for r, t in zip(table.frame.index.tolist(), ids, strict=True) if t}
         with Journal(target) as journal:
             records = journal.runs(prepared.scope)
-            info = _numbered(records, str(target))
-            chosen = _chosen(info, run, table.path)
+            info = numbered(records, str(target))
+            chosen = run_to_undo(info, run, table.path)
             if chosen.undone:  # its creates are forgotten, its fields put back: nothing to send
                 if on_notice:
                     on_notice(f"run {chosen.number} is undone already: nothing to send")
@@ -916,7 +888,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         done = execute(loaded, replace(sending, undoes=records[chosen.number - 1].run))
         if done is None:  # declined: nothing sent, nothing written
             return UndoResult(run=chosen, plan=undoing, reads=reads)
-        results = _undone(undoing, done.merged_results())
+        results = undone_results(undoing, done.merged_results())
         gone = [op.ticket_id for op in undoing.operations
                 if op.kind == "delete" and op.ticket_id and op.row_number in results
                 and results[op.row_number].status == "undone"]
@@ -924,7 +896,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
         whole = sent_all and not done.interrupted and any(r.status == "undone" for r in results.values()) and all(
             r.status in ("undone", "kept") for r in results.values())
         shown = {row: r for row, r in results.items() if row > 0}
-        values = _sheet_follows(undoing, shown, table, mapped=bool(
+        values = sheet_follows(undoing, shown, table, mapped=bool(
             chosen.counts.get("linked") or (settings.mapping is not None and settings.mapping.legacy_id)))
         written, note = write_back(table, shown, values)
         # Only once the sheet holds it: else the run is undone again, and the sheet with it.
@@ -960,26 +932,6 @@ def _record_undo(target: Target, run: str, gone: Sequence[str], *, whole: bool,
     return None
 
 
-def _sheet_follows(undoing: UndoPlan, shown: Mapping[int, RowResult], table: Table, *, mapped: bool
-                   ) -> dict[int, dict[str, str]]:
-    """The cells an undo writes: bulksync's own, and the fields it put back where the sheet
-    still holds what the run sent (a cell edited since is the user's, and is kept). A
-    migration's export keeps its own columns (they are the old tool's values, not Suptask's)."""
-    out: dict[int, dict[str, str]] = {}
-    for row, cells in undoing.values.items():
-        if row <= 0 or row not in shown or shown[row].status not in ("undone", "kept"):
-            continue
-        sent = undoing.sent.get(row, {})
-        keep = {}
-        for name, value in cells.items():
-            where = table.position(name)
-            if name in OWNED_COLUMNS or (not mapped and (where is None or name not in sent or str(
-                    table.frame.at[row, where]).strip() == sent[name])):
-                keep[name] = value
-        out[row] = keep
-    return out
-
-
 def _read_now(wanted: Sequence[str], numbers: Mapping[str, int], sending: Sending, api_url: str,
               window: Window | None = None) -> tuple[dict[str, Mapping[str, str] | str], int]:
     """Each ticket in ``wanted`` as Suptask holds it now (its cells, or why it could not be
@@ -1003,43 +955,6 @@ def _read_now(wanted: Sequence[str], numbers: Mapping[str, int], sending: Sendin
         ticket, why = got.get(read.row, (None, "not read"))
         server[str(read.ticket_id)] = ticket.cells if ticket is not None else why
     return server, stats.requests
-
-
-def _chosen(info: Sequence[RunInfo], number: int | None, path: Path) -> RunInfo:
-    """The run to undo: ``number``, or the last one that changed something not undone yet."""
-    if number is not None:
-        if not 1 <= number <= len(info):
-            raise UsageError(f"{path} has {len(info)} run(s) on this target (bulksync runs {path}); "
-                             f"there is no run {number}")
-        if info[number - 1].command == "undo":
-            raise UsageError(f"run {number} is an undo; push the sheet again to redo what it took back")
-        return info[number - 1]
-    changed = [r for r in info if r.command != "undo" and any(
-        r.counts.get(k) for k in ("created", "updated", "deleted", "linked", "replied"))]
-    if not changed or (changed[-1].undone and len(changed) == 1):
-        raise UsageError(f"{path}: no run to undo on this target (bulksync runs {path} lists them)")
-    if changed[-1].undone:  # never walk back on its own to an older run: say which to give
-        earlier = [r for r in changed if not r.undone]
-        hint = f"; to undo run {earlier[-1].number} too, give --run {earlier[-1].number}" if earlier else ""
-        raise UsageError(f"{path}: run {changed[-1].number}, the last that changed something, is undone "
-                         f"already{hint}")
-    return changed[-1]
-
-
-def _undone(undoing: UndoPlan, sent: Mapping[int, RowResult]) -> dict[int, RowResult]:
-    """Each row's outcome in an undo's words: ``undone``, ``kept`` (with what and why), or the
-    run's failure. A ticket the undo deletes that is gone already (a stopped undo run
-    again, or deleted in Slack since) is undone, not an error."""
-    out = dict(undoing.settled)
-    kinds = {op.row_number: op.kind for op in undoing.operations}
-    for row, r in sent.items():
-        gone = kinds.get(row) == "delete" and r.status == "failed" and r.error.startswith("HTTP 404")
-        if r.status in ("deleted", "updated") or gone:
-            note = undoing.notes.get(row, "")
-            out[row] = RowResult(row, "kept" if note else "undone", ticket_id=r.ticket_id, error=note)
-        else:
-            out[row] = r
-    return out
 
 
 # -- status ---------------------------------------------------------------------------------

@@ -11,15 +11,22 @@ earlier value bulksync never knew (a ticket it had not seen before that run).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bulksync.journal import Changed, RunEffects
+from bulksync.columns import OWNED_COLUMNS
+from bulksync.errors import UsageError
+from bulksync.journal import Changed, RunEffects, RunRecord
 from bulksync.plan import CLEARED_AS, Change, Operation, payload_of
 from bulksync.results import RowResult, Status
 from bulksync.threeway import changed, same
 
-__all__ = ["UndoPlan", "plan_undo"]
+if TYPE_CHECKING:
+    from bulksync.sheets.table import Table
+
+__all__ = ["RunInfo", "UndoPlan", "numbered", "plan_undo", "run_to_undo", "sheet_follows", "undone_results"]
 
 CLEARED_CELLS = {"ticketId": "", "ticketNumber": ""}
 """A row whose ticket an undo deleted: bulksync's cells emptied, so it is a new row again."""
@@ -203,3 +210,89 @@ def _restore(change: Changed, read: Mapping[str, str] | str | None, name: str,
     operation = Operation(change.row_number, "update", change.ticket_id, payload, changes)
     return _Restored(operation=operation, status="kept" if notes else "undone", why=notes, cells=cells,
                      learnt=already, kept=kept + refused)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunInfo:
+    """One run bulksync made from a sheet, numbered from 1 in order (``bulksync runs``)."""
+
+    number: int
+    started: float
+    target: str
+    command: str
+    counts: Mapping[str, int]
+    finished: bool
+    undone: bool
+    undoes: int | None = None
+    """An undo: the number of the run it took back."""
+
+    def as_dict(self) -> dict[str, object]:
+        import datetime
+
+        return {"run": self.number, "when": datetime.datetime.fromtimestamp(self.started).isoformat(
+            timespec="seconds"), "target": self.target, "command": self.command, **self.counts,
+            "finished": self.finished, "undone": self.undone, "undoes": self.undoes}
+
+
+def numbered(records: Sequence[RunRecord], target: str) -> list[RunInfo]:
+    number = {r.run: i for i, r in enumerate(records, 1)}
+    return [RunInfo(number=i, started=r.started, target=target, command=r.command, counts=r.counts,
+                    finished=r.finished is not None, undone=r.undone is not None,
+                    undoes=number.get(r.undoes)) for i, r in enumerate(records, 1)]
+
+
+def sheet_follows(undoing: UndoPlan, shown: Mapping[int, RowResult], table: Table, *, mapped: bool
+                   ) -> dict[int, dict[str, str]]:
+    """The cells an undo writes: bulksync's own, and the fields it put back where the sheet
+    still holds what the run sent (a cell edited since is the user's, and is kept). A
+    migration's export keeps its own columns (they are the old tool's values, not Suptask's)."""
+    out: dict[int, dict[str, str]] = {}
+    for row, cells in undoing.values.items():
+        if row <= 0 or row not in shown or shown[row].status not in ("undone", "kept"):
+            continue
+        sent = undoing.sent.get(row, {})
+        keep = {}
+        for name, value in cells.items():
+            where = table.position(name)
+            if name in OWNED_COLUMNS or (not mapped and (where is None or name not in sent or str(
+                    table.frame.at[row, where]).strip() == sent[name])):
+                keep[name] = value
+        out[row] = keep
+    return out
+
+
+def run_to_undo(info: Sequence[RunInfo], number: int | None, path: Path) -> RunInfo:
+    """The run to undo: ``number``, or the last one that changed something not undone yet."""
+    if number is not None:
+        if not 1 <= number <= len(info):
+            raise UsageError(f"{path} has {len(info)} run(s) on this target (bulksync runs {path}); "
+                             f"there is no run {number}")
+        if info[number - 1].command == "undo":
+            raise UsageError(f"run {number} is an undo; push the sheet again to redo what it took back")
+        return info[number - 1]
+    changed = [r for r in info if r.command != "undo" and any(
+        r.counts.get(k) for k in ("created", "updated", "deleted", "linked", "replied"))]
+    if not changed or (changed[-1].undone and len(changed) == 1):
+        raise UsageError(f"{path}: no run to undo on this target (bulksync runs {path} lists them)")
+    if changed[-1].undone:  # never walk back on its own to an older run: say which to give
+        earlier = [r for r in changed if not r.undone]
+        hint = f"; to undo run {earlier[-1].number} too, give --run {earlier[-1].number}" if earlier else ""
+        raise UsageError(f"{path}: run {changed[-1].number}, the last that changed something, is undone "
+                         f"already{hint}")
+    return changed[-1]
+
+
+def undone_results(undoing: UndoPlan, sent: Mapping[int, RowResult]) -> dict[int, RowResult]:
+    """Each row's outcome in an undo's words: ``undone``, ``kept`` (with what and why), or the
+    run's failure. A ticket the undo deletes that is gone already (a stopped undo run
+    again, or deleted in Slack since) is undone, not an error."""
+    out = dict(undoing.settled)
+    kinds = {op.row_number: op.kind for op in undoing.operations}
+    for row, r in sent.items():
+        gone = kinds.get(row) == "delete" and r.status == "failed" and r.error.startswith("HTTP 404")
+        if r.status in ("deleted", "updated") or gone:
+            note = undoing.notes.get(row, "")
+            out[row] = RowResult(row, "kept" if note else "undone", ticket_id=r.ticket_id, error=note)
+        else:
+            out[row] = r
+    return out
