@@ -487,7 +487,7 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
            confirm: Callable[[list[Operation]], bool] | None = None,
            transport: httpx.AsyncBaseTransport | None = None,
            run_report: Path | str | bool = False, ignore_lock_file: bool = False,
-           **options: Unpack[SheetOptions]) -> RunResult:
+           clock: Clock | None = None, **options: Unpack[SheetOptions]) -> RunResult:
     """Delete every ticket listed (by ticketId) in the sheet; write each row's outcome back.
 
     The sheet is read once, under the sheet's lock: ``confirm`` (if given) is shown
@@ -495,13 +495,16 @@ def delete(path: Path | str, *, token: str | None = None, api_url: str | None = 
     result is ``refused``). Rows already deleted (marked so, or known deleted on this
     target) are not sent again. DELETE is idempotent: retried like an update; a 404
     after a lost answer means deleted. An invalid ticketId refuses the whole sheet. As for
-    :func:`push`, a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``.
+    :func:`push`, a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``;
+    ``clock`` as for :func:`push`.
     """
+    from bulksync.clock import SYSTEM
     from bulksync.engine import Sending
 
     settings = resolve_settings(path, api_url=api_url, concurrency=concurrency, **options)
     sending = Sending(token=_token(token, settings), transport=transport, confirm=confirm,
-                      on_progress=on_progress, on_log=on_log, on_notice=on_notice, command="delete")
+                      on_progress=on_progress, on_log=on_log, on_notice=on_notice, command="delete",
+                      clock=clock or SYSTEM)
 
     def plan_for(target: Target) -> Loaded:
         prepared = prepare_listed(path, settings)
@@ -516,7 +519,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
          numbers: Sequence[int] | None = None,
          on_progress: ProgressCallback | None = None, on_notice: Callable[[str], None] | None = None,
          transport: httpx.AsyncBaseTransport | None = None, timeout: float = DEFAULT_TIMEOUT,
-         ignore_lock_file: bool = False, **options: Unpack[SheetOptions]) -> RunResult:
+         ignore_lock_file: bool = False, clock: Clock | None = None,
+         **options: Unpack[SheetOptions]) -> RunResult:
     """Fill the sheet's Suptask columns (status, priority, assignee, requester, tags,
     description where the answer has it, custom fields) from the tickets as they are now.
 
@@ -531,6 +535,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``.
     """
     from bulksync.api import ReadTicket
+    from bulksync.clock import SYSTEM
     from bulksync.engine import Read, Sending, budget, read_tickets
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
@@ -540,12 +545,13 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     settings = resolve_settings(path, api_url=api_url, **options)
     secret = _token(token, settings)
     target = Target.of(settings.api_url, secret)
+    sending = Sending(token=secret, transport=transport, timeout=timeout, on_progress=on_progress,
+                      on_notice=on_notice, clock=clock or SYSTEM)
     if on_notice:
         on_notice(f"target: {target}")
     with _Outcome("the sheet is unchanged") as telling, sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
         if numbers is not None:
-            return _pull_numbers(Path(path), numbers, settings, secret=secret, target=target, on_progress=on_progress, on_notice=on_notice,
-                                 transport=transport, timeout=timeout)
+            return _pull_numbers(Path(path), numbers, settings, sending=sending, target=target)
         listed = prepare_listed(path, settings)
         table = listed.table
         wanted = columns_to_pull(table, columns, settings.columns, settings.own_columns)
@@ -560,8 +566,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
             except TargetMismatch as e:
                 if not e.same_url:
                     raise
-                carry_over(e, target, Sending(token=secret, transport=transport, timeout=timeout,
-                                                      on_notice=on_notice), settings)
+                carry_over(e, target, sending, settings)
                 view = read_view(target, ids, scope=listed.scope)
         every, results = plan_reads(table, view)
         _check_can_save(table.path, on_notice)
@@ -585,7 +590,6 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
             telling.said = lambda: (f"the pull stopped after {recorded} ticket(s) read and recorded: the sheet "
                                     "is unchanged, and the next pull does not read those again")
 
-            sending = Sending(token=secret, transport=transport, timeout=timeout, on_progress=on_progress)
             done_now, stats, interrupted = read_tickets(reads, sending, settings.api_url, record=record)
             got.update(done_now)
             if stats.pacer is not None and (window := stats.pacer.window()) is not None:
@@ -612,13 +616,12 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
                       cells_changed=sum(len(v) for v in outcome.values.values()))
 
 
-def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, *, secret: str, target: Target,
-                  on_progress: ProgressCallback | None, on_notice: Callable[[str], None] | None,
-                  transport: httpx.AsyncBaseTransport | None, timeout: float) -> RunResult:
+def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, *, sending: Sending,
+                  target: Target) -> RunResult:
     """``pull --numbers``: read those tickets and make ``path`` (new) a sheet of the ones that
     exist, ready for a round trip (each row's ticketId, its fields, what was read as the
     baseline). Numbers that are no ticket of the team are listed, not fatal."""
-    from bulksync.engine import Read, Sending, budget, read_tickets
+    from bulksync.engine import Read, budget, read_tickets
     from bulksync.journal import Journal
     from bulksync.pulling import PULLABLE, new_baseline
     from bulksync.untrusted import neutralise
@@ -629,9 +632,8 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, *, sec
     if not numbers:
         raise UsageError("--numbers names no ticket number")
     reads = [Read(i, n, None) for i, n in enumerate(numbers)]
-    if on_notice:
-        on_notice(budget(len(reads)))
-    sending = Sending(token=secret, transport=transport, timeout=timeout, on_progress=on_progress)
+    if sending.on_notice:
+        sending.on_notice(budget(len(reads)))
     got, stats, interrupted = read_tickets(reads, sending, settings.api_url)
     if stats.stopped is not None:  # a refused token or an API gone: no sheet is made
         raise stats.stopped
@@ -817,7 +819,8 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
          confirm: Callable[[list[Operation]], bool] | None = None,
          on_progress: ProgressCallback | None = None, on_notice: Callable[[str], None] | None = None,
          transport: httpx.AsyncBaseTransport | None = None, timeout: float = DEFAULT_TIMEOUT,
-         ignore_lock_file: bool = False, **options: Unpack[SheetOptions]) -> UndoResult:
+         ignore_lock_file: bool = False, clock: Clock | None = None,
+         **options: Unpack[SheetOptions]) -> UndoResult:
     """Take back run ``run`` of the sheet (as :func:`runs` numbers them; default: the last
     push or delete that changed something and is not undone): delete the tickets it created,
     and put back each field it changed on the tickets it updated, and only those. Each
@@ -828,7 +831,9 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
     about to be sent. The sheet follows: rows whose tickets were deleted lose bulksync's
     cells (pushed again, they are created anew), restored fields get their earlier values,
     and each row's syncStatus says ``undone`` or why not. Journalled like a push: stopped
-    and run again, it finishes the job; a second undo of the same run sends nothing."""
+    and run again, it finishes the job; a second undo of the same run sends nothing.
+    ``clock`` as for :func:`push`."""
+    from bulksync.clock import SYSTEM
     from bulksync.engine import Sending
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
@@ -837,7 +842,7 @@ def undo(path: Path | str, *, run: int | None = None, token: str | None = None, 
 
     settings = resolve_settings(path, api_url=api_url, **options)
     sending = Sending(token=_token(token, settings), transport=transport, timeout=timeout, confirm=confirm,
-                      on_progress=on_progress, on_notice=on_notice, command="undo")
+                      on_progress=on_progress, on_notice=on_notice, command="undo", clock=clock or SYSTEM)
     target = Target.of(settings.api_url, sending.token)
     if on_notice:
         on_notice(f"target: {target}")
