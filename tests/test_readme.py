@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,6 +125,50 @@ def test_every_command_of_the_page_runs_as_printed(page: Path, folder: Path) -> 
             assert "Traceback" not in result.stderr, f"{_name(page)} line {line}: {command}"
     if any("push close-tickets.csv --set status=Closed" in c for _, c in commands):
         assert {t["status"] for t in sb.tickets() if t["description"].startswith("Sample ticket")} == {"Closed"}
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    """(line, code) of every ``python`` fence of a page."""
+    blocks, start, lines = [], 0, text.splitlines()
+    for number, line in enumerate(lines, 1):
+        if line.strip() == "```python":
+            start = number
+        elif line.strip() == "```" and start:
+            blocks.append((start, "\n".join(lines[start:number - 1])))
+            start = 0
+    return blocks
+
+
+def test_the_python_page_runs_as_printed(folder: Path, monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    """docs/python.md's sessions, in order, each a session of its own (a fresh sandbox and
+    state: the page's sheets hold the same rows, which bulksync would take for copies), each
+    as Jupyter runs a cell: a cell with a top-level ``await`` runs inside an event loop (so
+    the plain calls in it run inside a running loop too, as in a notebook)."""
+    import ast
+    import asyncio
+    import inspect
+
+    page = ROOT / "docs" / "python.md"
+    blocks = python_blocks(page.read_text(encoding="utf-8"))
+    assert len(blocks) >= 2 and any("await " in code for _, code in blocks)
+    monkeypatch.chdir(folder)
+    for line, code in blocks:
+        namespace: dict[str, Any] = {}
+        monkeypatch.setenv("BULKSYNC_HOME", str(tmp_path_factory.mktemp("home")))
+        with Sandbox(token=TOKEN) as sb:
+            monkeypatch.setenv("SUPTASK_API_URL", sb.url)
+            monkeypatch.setenv("SUPTASK_API_TOKEN", TOKEN)
+            compiled = compile(code, f"docs/python.md:{line}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            outcome = eval(compiled, namespace)  # noqa: S307 - the page's own code
+            if inspect.iscoroutine(outcome):
+                asyncio.run(outcome)
+            made = len(sb.tickets())
+        result = namespace["result"]
+        assert result.ok and made == result.counts["created"] > 0, line
+        if "undone" in namespace:  # the notebook session: a frame of the rows, an undo planned
+            assert len(namespace["frame"]) == len(result.results)
+            assert len(namespace["undone"].plan.operations) == made
 
 
 def test_the_samples_flag_holds_the_close_list(tmp_path: Path) -> None:
