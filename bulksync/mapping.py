@@ -162,7 +162,7 @@ class Users:
         return self.by_user.get(value.strip().casefold())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Comment:
     author: str
     body: str
@@ -787,7 +787,7 @@ def _named(comment: Comment, users: Users) -> Comment:
     user = users.get(comment.author)
     if user is None or not user.name:
         return comment
-    return Comment(user.name, comment.body, comment.public, comment.created_at)
+    return Comment(author=user.name, body=comment.body, public=comment.public, created_at=comment.created_at)
 
 
 def load_comments(path: Path | str) -> dict[str, list[Comment]]:
@@ -808,8 +808,8 @@ def load_comments(path: Path | str) -> dict[str, list[Comment]]:
         if not body.strip():
             continue
         rows.append((row["externalId"].strip(), row["createdAt"].strip(), number,
-                     Comment(row["author"].strip(), body, public in ("true", "1", "yes"),
-                             row["createdAt"].strip())))
+                     Comment(author=row["author"].strip(), body=body, public=public in ("true", "1", "yes"),
+                             created_at=row["createdAt"].strip())))
     out: dict[str, list[Comment]] = {}
     for external_id, _, _, comment in sorted(rows, key=lambda r: (r[0], r[1], r[2])):
         out.setdefault(external_id, []).append(comment)

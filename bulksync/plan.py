@@ -452,7 +452,7 @@ _WHAT_HAPPENED: dict[Reformatting, str] = {
 }
 
 
-def _remedy(many: bool) -> str:
+def _remedy(*, many: bool) -> str:
     return ("format the column as Text (or import the CSV with that column as Text) and put the "
             + ("values back, or give --send-reformatted to send them as they are" if many else
                "value back, or give --send-reformatted to send it as it is"))
@@ -477,13 +477,13 @@ def _reformat_holds(rewritten: Sequence[_Rewritten]) -> tuple[Hold, ...]:
             what = f"{name} holds {new} where bulksync last sent {old}"
         else:
             what = f"{name} holds values like {new} where bulksync last sent {old}"
-        said[(name, kind)] = f"{what}: {_WHAT_HAPPENED[kind]}; {_remedy(many)}"
+        said[(name, kind)] = f"{what}: {_WHAT_HAPPENED[kind]}; {_remedy(many=many)}"
     holds = []
     for r in rewritten:
         op = r.operation
         parts = [f"{c.field} holds {c.new} where bulksync last sent {c.old}: {_WHAT_HAPPENED[kind]}"
                  for c, kind in r.found]
-        message = "; ".join(parts) + "; " + _remedy(len(parts) > 1)
+        message = "; ".join(parts) + "; " + _remedy(many=len(parts) > 1)
         lines = tuple(said[(c.field, kind)] for c, kind in r.found)
         if r.others:
             message += (f"; its other edits ({', '.join(r.others)}) are held with it, so that the row "

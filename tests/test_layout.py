@@ -105,14 +105,21 @@ def test_the_check_sees_a_backward_import() -> None:
     assert _imports(tree, types=False) == [(1, "columns"), (5, "cli")]
 
 
+def _flag(node: ast.expr) -> bool:
+    """Whether an argument is a bool by its form: True/False, a comparison, a ``not``."""
+    return (isinstance(node, ast.Constant) and isinstance(node.value, bool)) or isinstance(node, ast.Compare) \
+        or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not))
+
+
 def _wide_calls(tree: ast.Module) -> list[tuple[int, str]]:
-    """Calls that pass more than five arguments by position, or True/False by position: a
-    hand-off that should be made by name (issue 26)."""
+    """Calls that pass more than five arguments by position, or a bool by position (True,
+    False, a comparison, a ``not``; ``bool(...)`` aside): a hand-off that should be made by
+    name (issue 26)."""
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             positional = [a for a in node.args if not isinstance(a, ast.Starred)]
-            flags = [a for a in positional if isinstance(a, ast.Constant) and isinstance(a.value, bool)]
+            flags = [a for a in positional if _flag(a)] if ast.unparse(node.func) != "bool" else []
             if len(positional) > 5 or flags:
                 found.append((node.lineno, ast.unparse(node.func)))
     return found
@@ -125,5 +132,6 @@ def test_hand_offs_are_made_by_name() -> None:
 
 
 def test_the_hand_off_check_sees_a_wide_call() -> None:
-    tree = ast.parse("f(1, 2, 3, 4, 5)\ng(1, 2, 3, 4, 5, 6)\nh(x, False)\nk(*args, 1, 2, 3, 4, 5)\nm(a=True)\n")
-    assert _wide_calls(tree) == [(2, "g"), (3, "h")]
+    tree = ast.parse("f(1, 2, 3, 4, 5)\ng(1, 2, 3, 4, 5, 6)\nh(x, False)\nk(*args, 1, 2, 3, 4, 5)\nm(a=True)\n"
+                     "n(c, c in numeric)\np(not q)\nbool(a and b == c)\n")
+    assert _wide_calls(tree) == [(2, "g"), (3, "h"), (6, "n"), (7, "p")]

@@ -184,7 +184,7 @@ def sheet_marks(path: Path, sheet: str) -> Marks:
         xml = package.read(part) if filtered or errors or formulas else b""
     hidden = _hidden(xml) if filtered and (b"<autoFilter" in xml or b":autoFilter" in xml) else frozenset()
     plain = _plain(xml) if errors or formulas else True
-    return Marks(hidden, _errors(xml, plain) if errors else {}, _uncached(xml, plain) if formulas else {})
+    return Marks(hidden, _errors(xml, plain=plain) if errors else {}, _uncached(xml, plain=plain) if formulas else {})
 
 
 def _holds(package: zipfile.ZipFile, part: str, needles: tuple[bytes, ...]) -> list[bool]:
@@ -298,7 +298,7 @@ _FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[\s>/]")
 _NOTHING_STORED = re.compile(rb"<f\b[^>]*?(?:/>|>[^<]*</f>)(?:<is>(?:<t(?:\s[^>]*)?>\s*</t>|<t(?:\s[^>]*)?/>)?</is>)?</c>")
 
 
-def _errors(xml: bytes, plain: bool) -> dict[tuple[int, int], str]:
+def _errors(xml: bytes, *, plain: bool) -> dict[tuple[int, int], str]:
     """Error cells (``t="e"``) → their text."""
     out: dict[tuple[int, int], str] = {}
     for row, column, attributes, content in _cells_with(xml, _ERROR_TYPE, plain):
@@ -310,7 +310,7 @@ def _errors(xml: bytes, plain: bool) -> dict[tuple[int, int], str]:
     return out
 
 
-def _uncached(xml: bytes, plain: bool) -> dict[tuple[int, int], str]:
+def _uncached(xml: bytes, *, plain: bool) -> dict[tuple[int, int], str]:
     """Formula cells whose value was never stored → their formula: no ``<v>`` at all, or the
     empty inline string LibreOffice 4 wrote for results it had not calculated. A ``<v></v>``
     is a stored value: the empty string a formula such as ``=IF(A3="","",…)`` gives."""

@@ -67,7 +67,7 @@ def _ns(element: Any) -> str:
     return tag[:tag.index("}") + 1] if tag.startswith("{") else ""
 
 
-def _set_value(cell: Any, value: str, numeric: bool) -> None:
+def _set_value(cell: Any, value: str, *, numeric: bool) -> None:
     from lxml import etree
 
     for child in list(cell):
@@ -104,7 +104,7 @@ def _put(row: Any, row_number: int, values: Mapping[int, str], *, numeric: froze
         value = values[col]
         cell = existing.get(col)
         if cell is not None:
-            _set_value(cell, value, col in numeric)
+            _set_value(cell, value, numeric=col in numeric)
             if value == "" and cell.get("s") is None:
                 row.remove(cell)
             continue
@@ -113,7 +113,7 @@ def _put(row: Any, row_number: int, values: Mapping[int, str], *, numeric: froze
         cell = etree.Element(f"{_ns(row)}c", r=f"{column_letter(col)}{row_number}")
         if style is not None:
             cell.set("s", style)
-        _set_value(cell, value, col in numeric)
+        _set_value(cell, value, numeric=col in numeric)
         if col > last:
             # After the last cell, but before any extension element (<extLst>) of the row.
             anchor = existing.get(last)
@@ -159,7 +159,7 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 @functools.lru_cache(maxsize=4096)
-def _cell_parts(col: int, value: str, numeric: bool, style: bytes | None) -> tuple[bytes, bytes]:
+def _cell_parts(col: int, value: str, *, numeric: bool, style: bytes | None) -> tuple[bytes, bytes]:
     """A cell's XML on either side of its row number: ``<c r="C`` and ``" …>…</c>``.
 
     Every row gets the same few cells (a status, an error), so each is built once.
@@ -253,10 +253,10 @@ def _patch_row(attrs: bytes, content: bytes, number: bytes, *, values: Mapping[i
             continue
         old_style = _ATTR_S.search(m.group(1))
         if values[col] != "" or old_style is not None:
-            pieces.append((col, *_cell_parts(col, values[col], col in numeric,
-                                             old_style.group(1) if old_style else None)))
+            pieces.append((col, *_cell_parts(col, values[col], numeric=col in numeric,
+                                             style=old_style.group(1) if old_style else None)))
     present = {col for col, _ in tail}
-    pieces += [(col, *_cell_parts(col, value, col in numeric, style))
+    pieces += [(col, *_cell_parts(col, value, numeric=col in numeric, style=style))
                for col, value in values.items()
                if col not in present and (value != "" or style is not None)]
     pieces.sort(key=lambda p: p[0])
@@ -334,7 +334,7 @@ def _row_patcher(header: tuple[str, ...], header_row: int, cells: Mapping[int, M
     def make_shape(row: Mapping[str, str]) -> _Shape:
         values = {position[name]: value for name, value in row.items()}
         return _Shape(values, min(values), max(values) + 1, [
-            _cell_parts(col, value, col in numeric, None)
+            _cell_parts(col, value, numeric=col in numeric, style=None)
             for col, value in sorted(values.items()) if value != ""])
 
     shape_of = ByIdentity(make_shape)
