@@ -188,6 +188,8 @@ class SuptaskClient:
         import httpx
 
         self.base_url = check_api_url(base_url)
+        self.host = urlsplit(self.base_url).hostname or self.base_url
+        """The API's host, as messages name it."""
         self.secrets = (token,)
         """Texts never to show: every message made from an answer or an error is redacted of them."""
         self.deadline = timeout

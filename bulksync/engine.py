@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
-from urllib.parse import urlsplit
 
 from bulksync.api import ReadTicket, SuptaskClient, created_ticket, error_message, read_ticket, ticket_id_of
 from bulksync.clock import SYSTEM, Clock
@@ -250,6 +249,12 @@ class RunStats:
     clock: Clock = SYSTEM
     """What the breaker's window and the run's pauses read."""
 
+    def paced(self, rate: float | None = None) -> Pacer:
+        """The run's one pacer (made on first use, at ``rate``): sends and reads share its budget."""
+        if self.pacer is None:
+            self.pacer = Pacer(rate, clock=self.clock)
+        return self.pacer
+
     def connected(self) -> None:
         self.failing_since, self.failures_in_a_row = None, 0
 
@@ -340,9 +345,7 @@ async def run_operations(
     """
     ops = [op for op in operations if op.sends]
     stats = stats if stats is not None else RunStats()
-    if stats.pacer is None:
-        stats.pacer = Pacer(rate, clock=stats.clock)
-    run = _Workers(client, ops, results, stats, stats.pacer, max_attempts=max_attempts, backoff=backoff,
+    run = _Workers(client, ops, results, stats, stats.paced(rate), max_attempts=max_attempts, backoff=backoff,
                on_progress=on_progress, hooks=hooks, stopping=stopping, on_log=on_log)
     run.progress()
     try:
@@ -392,7 +395,7 @@ class _Workers:
         self.hooks = hooks
         self.stopping = stopping
         self.on_log = on_log
-        self.host = urlsplit(client.base_url).hostname or client.base_url
+        self.host = client.host
         self.secrets = client.secrets
 
     def progress(self) -> None:
@@ -626,7 +629,7 @@ async def read_number(client: SuptaskClient, pacer: Pacer, stats: RunStats | Non
         except httpx.TransportError as e:  # this read is inconclusive unless retried
             status = 0
             failure = failure_of(e)
-            stats.no_answer(urlsplit(client.base_url).hostname or client.base_url, failure,
+            stats.no_answer(client.host, failure,
                             _describe(e, client.secrets))
             if attempt < READ_ATTEMPTS and classify("GET", failure, attempt=attempt) in ("retry", "retry-unsent") \
                     and stats.stopped is None:
@@ -769,13 +772,12 @@ async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats
     """Row → (the ticket read, or None and why not), for the reads done before ``stopping``;
     ``record`` is told each as it is done (the state keeps it: a kill loses no read). One at
     a time: the read budget, not the network, sets the pace."""
-    if stats.pacer is None:
-        stats.pacer = Pacer(clock=stats.clock)
+    pacer = stats.paced()
     out: dict[int, tuple[ReadTicket | None, str]] = {}
     for done, read in enumerate(reads):
         if stopping.is_set() or stats.stopped is not None:
             break
-        status, body = await read_number(client, stats.pacer, stats, read.number)
+        status, body = await read_number(client, pacer, stats, read.number)
         if stats.stopped is not None and status != 200:  # a refused token, an API gone: not this ticket's fault
             break
         if status == 200:
@@ -788,7 +790,7 @@ async def read_all(client: SuptaskClient, reads: Sequence[Read], stats: RunStats
         if record is not None and status != 0:  # no answer: read again next time
             record(read, *out[read.row])
         if on_progress:
-            on_progress(done + 1, len(reads), stats.pacer.note())
+            on_progress(done + 1, len(reads), pacer.note())
     return out
 
 

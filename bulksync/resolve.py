@@ -80,10 +80,7 @@ async def resolve_uncertain(client: SuptaskClient, pending: list[CreateEntry],
     from bulksync.engine import Pacer
 
     # The run's one pacer: reads share the budget with creates, links and replies.
-    pacer = stats.pacer if stats is not None and stats.pacer is not None else Pacer(
-        clock=stats.clock if stats is not None else SYSTEM)
-    if stats is not None:
-        stats.pacer = pacer
+    pacer = stats.paced() if stats is not None else Pacer(clock=SYSTEM)
     resolver = _Resolver(client, pacer, stats, created, settle)
     outcomes: dict[str, Outcome] = {}
     for entry in sorted(pending, key=lambda e: e.sent_at):
