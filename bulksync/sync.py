@@ -479,7 +479,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
          numbers: Sequence[int] | None = None,
          on_progress: ProgressCallback | None = None, on_notice: Callable[[str], None] | None = None,
          transport: httpx.AsyncBaseTransport | None = None, timeout: float = DEFAULT_TIMEOUT,
-         ignore_lock_file: bool = False, **options: Unpack[SheetOptions]) -> RunResult:
+         ignore_lock_file: bool = False, clock: Clock | None = None,
+         **options: Unpack[SheetOptions]) -> RunResult:
     """Fill the sheet's Suptask columns (status, priority, assignee, requester, tags,
     description where the answer has it, custom fields) from the tickets as they are now.
 
@@ -491,9 +492,11 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     is edited after the pull. Ctrl-C stops and writes back what was read. ``numbers``: make
     ``path`` (a new .csv or .xlsx) a sheet of those tickets, ready for a round trip; numbers
     that are no ticket of the team are marked on their rows, not fatal. As for :func:`push`,
-    a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``.
+    a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``. ``clock``: what
+    the pauses between reads wait on, as for :func:`push`.
     """
     from bulksync.api import ReadTicket
+    from bulksync.clock import SYSTEM
     from bulksync.engine import Read, budget, read_tickets
     from bulksync.journal import Journal
     from bulksync.lock import sheet_lock
@@ -503,13 +506,14 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
 
     settings = resolve_settings(path, api_url=api_url, **options)
     secret = _token(token, settings)
+    clock = clock or SYSTEM
     target = Target.of(settings.api_url, secret)
     if on_notice:
         on_notice(f"target: {target}")
     with sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):
         if numbers is not None:
             return _pull_numbers(Path(path), numbers, settings, secret=secret, target=target, on_progress=on_progress, on_notice=on_notice,
-                                 transport=transport, timeout=timeout)
+                                 transport=transport, timeout=timeout, clock=clock)
         listed = prepare_listed(path, settings)
         table = listed.table
         wanted = columns_to_pull(table, columns, settings.columns, settings.own_columns)
@@ -525,7 +529,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
                 if not e.same_url:
                     raise
                 carry_over(e, target, Sending(token=secret, transport=transport, timeout=timeout,
-                                                      on_notice=on_notice), settings)
+                                                      on_notice=on_notice, clock=clock), settings)
                 view = read_view(target, ids, scope=listed.scope)
         every, results = plan_reads(table, view)
         _check_can_save(table.path, on_notice)
@@ -542,7 +546,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
             def record(read: Read, ticket: ReadTicket | None, error: str) -> None:
                 journal.read_done(read.number, None if ticket is None else asdict(ticket), error)
 
-            sending = Sending(token=secret, transport=transport, timeout=timeout, on_progress=on_progress)
+            sending = Sending(token=secret, transport=transport, timeout=timeout, on_progress=on_progress,
+                              clock=clock)
             done_now, stats, interrupted = read_tickets(reads, sending, settings.api_url, record=record)
             got.update(done_now)
             if stats.pacer is not None and (window := stats.pacer.window()) is not None:
@@ -568,7 +573,7 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
 
 def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, *, secret: str, target: Target,
                   on_progress: ProgressCallback | None, on_notice: Callable[[str], None] | None,
-                  transport: httpx.AsyncBaseTransport | None, timeout: float) -> RunResult:
+                  transport: httpx.AsyncBaseTransport | None, timeout: float, clock: Clock) -> RunResult:
     """``pull --numbers``: read those tickets and make ``path`` (new) a sheet of the ones that
     exist, ready for a round trip (each row's ticketId, its fields, what was read as the
     baseline). Numbers that are no ticket of the team are listed, not fatal."""
@@ -586,7 +591,7 @@ def _pull_numbers(path: Path, numbers: Sequence[int], settings: Settings, *, sec
     reads = [Read(i, n, None) for i, n in enumerate(numbers)]
     if on_notice:
         on_notice(budget(len(reads)))
-    sending = Sending(token=secret, transport=transport, timeout=timeout, on_progress=on_progress)
+    sending = Sending(token=secret, transport=transport, timeout=timeout, on_progress=on_progress, clock=clock)
     got, stats, interrupted = read_tickets(reads, sending, settings.api_url)
     if stats.stopped is not None:  # a refused token or an API gone: no sheet is made
         raise stats.stopped
