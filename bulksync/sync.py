@@ -532,7 +532,8 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
     is edited after the pull. Ctrl-C stops and writes back what was read. ``numbers``: make
     ``path`` (a new .csv or .xlsx) a sheet of those tickets, ready for a round trip; numbers
     that are no ticket of the team are marked on their rows, not fatal. As for :func:`push`,
-    a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``.
+    a sheet open in Excel or LibreOffice is refused unless ``ignore_lock_file``. ``clock``: what
+    the pauses between reads wait on, as for :func:`push`.
     """
     from bulksync.api import ReadTicket
     from bulksync.clock import SYSTEM
@@ -544,9 +545,10 @@ def pull(path: Path | str, *, token: str | None = None, api_url: str | None = No
 
     settings = resolve_settings(path, api_url=api_url, **options)
     secret = _token(token, settings)
+    clock = clock or SYSTEM
     target = Target.of(settings.api_url, secret)
     sending = Sending(token=secret, transport=transport, timeout=timeout, on_progress=on_progress,
-                      on_notice=on_notice, clock=clock or SYSTEM)
+                      on_notice=on_notice, clock=clock)
     if on_notice:
         on_notice(f"target: {target}")
     with _Outcome("the sheet is unchanged") as telling, sheet_lock(Path(path), ignore_lock_file=ignore_lock_file):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bulksync.engine import Pacer
 from bulksync.sandbox import Sandbox
 
 FORM = "6a1f4c2e-93b7-4d58-a0e1-7c2b9f3d5e84"
@@ -120,13 +122,25 @@ def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
 
 
 class SkippingClock:
-    """A :class:`bulksync.clock.Clock` for tests: the real time plus every pause asked of it,
-    each skipped at once (yielding to the other tasks). Never behind the real clock, so the
-    state store's real timestamps stay in its past; ``slept`` keeps each pause asked for."""
+    """A :class:`bulksync.clock.Clock` for tests: the real time plus the pauses asked of it,
+    skipped. Never behind the real clock, so the state store's real timestamps stay in its
+    past; ``slept`` keeps each pause asked for.
+
+    Pauses end as they would in real time, only sooner: a pause of at most ``REAL`` (the
+    pacer's look at requests in flight, whose answers come in real time) is waited in real
+    time; a longer one waits ``REAL`` or two, for the other tasks to reach their own pauses
+    and the answers on their way to come, then the clock jumps to the earliest end of the
+    pauses asked, and every pause that ends by then ends together, in the order of their ends.
+    Pauses that overlap cost the longest of them, as in real time, not their sum."""
+
+    REAL = Pacer.HOLD
 
     def __init__(self) -> None:
         self.skipped = 0.0
         self.slept: list[float] = []
+        self._pauses: list[tuple[float, asyncio.Future[None]]] = []  # (end, woken) in the running loop
+        self._jump: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def monotonic(self) -> float:
         import time
@@ -142,13 +156,54 @@ class SkippingClock:
         self.skipped += max(0.0, seconds)
 
     async def sleep(self, seconds: float) -> None:
-        import asyncio
-
         self.slept.append(seconds)
-        self.advance(seconds)
-        await asyncio.sleep(0)
+        if seconds <= self.REAL:
+            await asyncio.sleep(seconds)
+            return
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new run's loop: an earlier loop's pauses are over with it
+            self._loop, self._pauses, self._jump = loop, [], None
+        pause = (self.monotonic() + seconds, loop.create_future())
+        self._pauses.append(pause)
+        if self._jump is None:
+            self._jump = loop.call_later(2 * self.REAL, self._wake)
+        try:
+            await pause[1]
+        finally:
+            if pause in self._pauses:  # cancelled (Ctrl-C): no longer waited for
+                self._pauses.remove(pause)
+
+    def _wake(self) -> None:
+        self._jump = None
+        if not self._pauses:
+            return
+        # Pauses that end within REAL of the earliest end (the pacer's, asked of each worker a
+        # moment apart) end together, as timers a moment apart fire together in real time.
+        earliest = min(end for end, _ in self._pauses)
+        self.advance(max(end for end, _ in self._pauses if end <= earliest + self.REAL) - self.monotonic())
+        now = self.monotonic()
+        due = sorted((p for p in self._pauses if p[0] <= now), key=lambda p: p[0])
+        self._pauses = [p for p in self._pauses if p[0] > now]
+        for _, woken in due:
+            if not woken.done():
+                woken.set_result(None)
+        if self._pauses and self._loop is not None:
+            self._jump = self._loop.call_later(2 * self.REAL, self._wake)
 
 
 @pytest.fixture
 def clock() -> SkippingClock:
     return SkippingClock()
+
+
+@pytest.fixture
+def cli_clock(clock: SkippingClock, monkeypatch: pytest.MonkeyPatch) -> SkippingClock:
+    """``clock``, read by everything that reads the real one in this process: the command line
+    run by :func:`run_cli` (not a ``real_process``), a run given no clock, a sandbox's window.
+    Its pauses (backoffs, a rate limit's, the settle time) are skipped as ``clock``'s are."""
+    from bulksync.clock import SystemClock
+
+    monkeypatch.setattr(SystemClock, "monotonic", lambda self: clock.monotonic())
+    monkeypatch.setattr(SystemClock, "time", lambda self: clock.time())
+    monkeypatch.setattr(SystemClock, "sleep", lambda self, seconds: clock.sleep(seconds))
+    return clock

@@ -18,7 +18,7 @@ import pytest
 
 from bulksync.journal import store_path
 from bulksync.sandbox import Sandbox
-from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
+from tests.conftest import CHANNEL, FORM, TOKEN, SkippingClock, run_cli, write
 
 TID = "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32"
 
@@ -177,7 +177,9 @@ def test_shared_strings_numbers_booleans_and_dates(tmp_path: Path, sandbox: Sand
 SECRET = "tok-SECRET-7f3a9c1e5b"
 
 
-def test_the_token_never_appears_in_anything_a_run_produces(tmp_path: Path, state_home: Path) -> None:
+def test_the_token_never_appears_in_anything_a_run_produces(tmp_path: Path, state_home: Path,
+                                                            cli_clock: SkippingClock) -> None:
+    # The runs' back-offs (503s, a port nothing listens on) are skipped on the command line's clock.
     outputs: list[str] = []
     with Sandbox(token=SECRET, fail_rate=0.3, seed=3) as sb:
         good = {"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": SECRET}

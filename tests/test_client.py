@@ -53,7 +53,8 @@ def tls_server(ca: trustme.CA) -> Iterator[str]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() waits for the serving loop's next look: every 10 ms, not the default 0.5 s.
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
     _Handler.peers = []
     try:
         yield f"https://localhost:{server.server_address[1]}/api"
@@ -208,7 +209,7 @@ def test_the_environments_proxy_is_used_but_never_for_loopback(monkeypatch: pyte
             asyncio.run(post("https://api.example.com/v2"))  # through the proxy, which hangs up
         assert lines == [b"CONNECT api.example.com:443 HTTP/1.1"]
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
         _Handler.peers = []
         try:
             asyncio.run(post(f"http://127.0.0.1:{server.server_address[1]}/api"))

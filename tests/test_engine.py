@@ -11,6 +11,7 @@ from bulksync.api import SuptaskClient
 from bulksync.engine import RunStats, run_operations
 from bulksync.plan import Operation
 from bulksync.results import RowResult
+from tests.conftest import SkippingClock
 
 TID = "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32"
 CREATE = Operation(2, "create", None, {"description": "x"})
@@ -30,7 +31,9 @@ def _run(answers: list[Callable[[httpx.Request], httpx.Response]], ops: list[Ope
     async def go() -> RunStats:
         async with SuptaskClient(token="t", base_url="https://api.example.com/v2",
                                  transport=httpx.MockTransport(handler)) as client:
-            return await run_operations(client, ops, results, concurrency=concurrency, backoff=0.001)
+            # A 429 pauses the run a second at least: skipped on this clock.
+            return await run_operations(client, ops, results, concurrency=concurrency, backoff=0.001,
+                                        stats=RunStats(clock=SkippingClock()))
 
     stats = asyncio.run(go())
     return results, stats, seen

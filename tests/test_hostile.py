@@ -27,7 +27,7 @@ from bulksync.engine import MAX_WAIT, Pacer, seconds_until
 from bulksync.journal import store_path
 from bulksync.resources import bundled
 from bulksync.sandbox import Sandbox
-from tests.conftest import CHANNEL, FORM, run_cli, write
+from tests.conftest import CHANNEL, FORM, SkippingClock, run_cli, write
 
 SECRET = "hostile-secret-token-7f3a91c2"
 UUIDS = ["5e0c9a4b-1f2d-4c3b-9a8e-7d6f5e4c3b2a", "6f1d0b5c-2e3f-4d4c-8b9f-8e7a6f5d4c3b",
@@ -69,7 +69,8 @@ def hostile(behave: Handler) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         do_GET = do_POST = do_PATCH = do_DELETE = _any
 
     server = _Server(("127.0.0.1", 0), Handle)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the serving loop's next look: every 10 ms, not the default 0.5 s.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/api", seen
@@ -125,17 +126,18 @@ def test_a_trickling_server_ends_as_a_timeout_and_the_create_is_uncertain(tmp_pa
         for byte in b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}":
             h.wfile.write(bytes([byte]))
             h.wfile.flush()
-            time.sleep(0.5)
+            time.sleep(0.2)
 
     sheet = _sheet(tmp_path, 1)
     before = sheet.read_bytes()
-    with hostile(trickle) as (url, seen):  # a byte every 0.5 s would take 22 s whole
-        code, out = _push(sheet, url, "--timeout", "1", "--settle", "1")
+    # A byte every 0.2 s, well within a read timeout of 0.5 s, would take 9 s whole.
+    with hostile(trickle) as (url, seen):
+        code, out = _push(sheet, url, "--timeout", "0.5", "--settle", "0.5")
     assert code == 1, out
     assert len(seen) == 1 and seen[0]["method"] == "POST"
     text = sheet.read_text()
     assert text.startswith(before.decode().splitlines()[0]) and ",uncertain," in text
-    assert "no complete answer within 1 s" in text
+    assert "no complete answer within 0.5 s" in text
     _token_nowhere(tmp_path, out)
 
 
@@ -145,7 +147,7 @@ def test_a_server_that_never_answers_costs_one_deadline_per_create(tmp_path: Pat
 
     sheet = _sheet(tmp_path, 3)
     with hostile(silent) as (url, seen):
-        code, out = _push(sheet, url, "--timeout", "1", "--settle", "1")
+        code, out = _push(sheet, url, "--timeout", "0.5", "--settle", "0.5")
     assert code == 1, out
     assert [r for r in sheet.read_text().splitlines()[1:] if ",uncertain," in r].__len__() == 3
     assert len(seen) == 3  # each create sent once, never resent
@@ -191,21 +193,24 @@ def test_a_wait_is_shown_in_plain_progress_lines(capsys: pytest.CaptureFixture[s
     assert "rate limit: waiting 42 s, until 18:00:00 (Retry-After)" in err
 
 
-def test_a_reset_in_epoch_milliseconds_pauses_seconds_not_forever(tmp_path: Path) -> None:
+def test_a_reset_in_epoch_milliseconds_pauses_seconds_not_forever(tmp_path: Path,
+                                                                  cli_clock: SkippingClock) -> None:
     def limited(h: http.server.BaseHTTPRequestHandler, n: int) -> None:
-        reset = str(int((time.time() + 1.5) * 1000))
+        reset = str(int((cli_clock.time() + 1.5) * 1000))
         remaining = "0" if n == 1 else "50"
         answer(201, created(n), **{"X-RateLimit-Limit": "1", "X-RateLimit-Remaining": remaining,
                                    "X-RateLimit-Reset": reset})(h, n)
 
     sheet = _sheet(tmp_path, 2)
     with hostile(limited) as (url, seen):
-        started = time.monotonic()
+        started = cli_clock.monotonic()
         code, out = _push(sheet, url)
-        took = time.monotonic() - started
+        took = cli_clock.monotonic() - started  # on the run's clock, its pause skipped
     assert code == 0, out
-    assert took > 1.0 and len(seen) == 2  # it paused for the reset (read in seconds, not forever:
-    # test_a_long_retry_after_is_capped_and_shown_with_its_end reads the same header unit by unit)
+    # It paused for the reset, read in seconds: not forever (the longest pause is 900 s), and
+    # not for nothing (test_a_long_retry_after_is_capped_and_shown_with_its_end reads the same
+    # header unit by unit).
+    assert 1.0 < took < 60 and len(seen) == 2
 
 
 # -- a dead API stops the run --------------------------------------------------------------------
@@ -217,12 +222,10 @@ def _closed_port() -> int:
 
 
 def test_a_closed_port_stops_the_run_and_leaves_the_sheet_untouched(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from bulksync import engine
-
+                                                                     cli_clock: SkippingClock) -> None:
     # The breaker's real thresholds (3 failures over 20 s) cost about 20 s against a closed
-    # port: bench/run.py times that; here, 3 failures over 1 s show the same path.
-    monkeypatch.setattr(engine, "BREAKER_SECONDS", 1.0)
+    # port (bench/run.py times that); the run's back-offs and the breaker's window are read
+    # on a clock that skips them.
     sheet = _sheet(tmp_path, 40)
     before = sheet.read_bytes()
     port = _closed_port()
@@ -233,11 +236,8 @@ def test_a_closed_port_stops_the_run_and_leaves_the_sheet_untouched(tmp_path: Pa
     _token_nowhere(tmp_path, out)
 
 
-def test_a_dns_failure_names_the_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bulksync import engine
-
-    # The real thresholds are timed by the closed-port test above; here, the message.
-    monkeypatch.setattr(engine, "BREAKER_SECONDS", 1.0)
+def test_a_dns_failure_names_the_host(tmp_path: Path, clock: SkippingClock) -> None:
+    # The breaker's real thresholds, on a clock that skips the back-offs.
     sheet = _sheet(tmp_path, 30)
     before = sheet.read_bytes()
     calls = []
@@ -247,7 +247,8 @@ def test_a_dns_failure_names_the_host(tmp_path: Path, monkeypatch: pytest.Monkey
         raise httpx.ConnectError("[Errno -2] Name or service not known", request=request)
 
     result = bulksync.push(sheet, token=SECRET, api_url="https://api.no-such-host.example",
-                           form_id=FORM, channel=CHANNEL, transport=httpx.MockTransport(no_such_host))
+                           form_id=FORM, channel=CHANNEL, transport=httpx.MockTransport(no_such_host),
+                           clock=clock)
     assert isinstance(result.error, bulksync.ApiUnreachable)
     assert "cannot reach the API at api.no-such-host.example" in result.stopped
     assert "Name or service not known" in result.stopped
@@ -396,16 +397,18 @@ def test_a_password_in_the_url_is_never_echoed(tmp_path: Path) -> None:
 
 # -- one pacer for the whole run -----------------------------------------------------------------
 
-def test_a_migration_with_replies_under_a_tight_limit_sees_almost_no_429s(tmp_path: Path) -> None:
+def test_a_migration_with_replies_under_a_tight_limit_sees_almost_no_429s(tmp_path: Path,
+                                                                         clock: SkippingClock) -> None:
     import shutil
 
     samples = bundled("sample_data")
     for name in ("zendesk-export.csv", "zendesk-comments.csv", "users.csv", "bulksync.toml"):
         shutil.copy(samples / name, tmp_path / name)
-    with Sandbox(token=SECRET, rate_limit=(3, 1.0)) as sb:
+    # The sandbox's window and the run's pauses read one clock: the waits for its resets are skipped.
+    with Sandbox(token=SECRET, rate_limit=(3, 1.0), clock=clock) as sb:
         result = bulksync.push(tmp_path / "zendesk-export.csv", token=SECRET, api_url=sb.url,
                                mapping="zendesk", users=tmp_path / "users.csv",
-                               comments=tmp_path / "zendesk-comments.csv", concurrency=8)
+                               comments=tmp_path / "zendesk-comments.csv", concurrency=8, clock=clock)
         statuses = [r["status"] for r in sb.requests()]
     assert result.ok, result.summary()
     assert (result.side["linked"], result.side["replied"]) == (4, 6)

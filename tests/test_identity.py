@@ -156,6 +156,7 @@ def test_two_pushes_of_one_sheet_at_once_make_one_ticket_per_row(tmp_path: Path)
             assert "another bulksync run is working on this sheet" in err and "process" in err
             assert "Traceback" not in err
         assert first.poll() is None  # the seconds were refused while the first was still at work
+        sb.latency = 0  # the first need not be slow any more
         _, err = first.communicate(timeout=60)
         assert first.returncode == 0, err
         assert_one_ticket_per_row(sheet, sb, 60)
@@ -177,6 +178,7 @@ def test_the_lock_is_released_when_its_holder_is_killed(tmp_path: Path, clock: S
     with Sandbox(token=TOKEN, latency_ms=30) as sb:
         _kill_after(sheet, sb, tmp_path, 3)
         assert sb.idle()
+        sb.latency = 0  # the rerun need not be slow
         rerun = bulksync.push(sheet, token=TOKEN, api_url=sb.url, retry_uncertain=True, clock=clock,
                               **DEFAULTS)  # not SheetBusy: the killed holder's lock went with it
         assert rerun.ok, rerun.summary()
@@ -251,6 +253,7 @@ def test_a_copy_pushed_after_a_kill_creates_nothing_twice(tmp_path: Path, clock:
         copy = tmp_path / "t (1).csv"
         copy.write_bytes(fresh)
         assert sb.idle()  # what was in flight at the kill is done
+        sb.latency = 0  # the rerun need not be slow
         rerun = bulksync.push(copy, token=TOKEN, api_url=sb.url, retry_uncertain=True, clock=clock,
                               **DEFAULTS)
         assert rerun.ok, rerun.summary()
@@ -360,7 +363,7 @@ def test_kill_9_anywhere_then_what_bulksync_advises_makes_one_ticket_per_row(
                 time.sleep(0.002)
             process.send_signal(signal.SIGKILL)
             process.communicate()
-            sb.ambiguous_rate = sb.drop_rate = 0
+            sb.ambiguous_rate = sb.drop_rate = sb.latency = 0
             assert sb.idle()
             # Follow the advice each row's outcome gives (what the command line prints), as a
             # user would; the waits it asks for (the settle time) pass on the run's clock.
@@ -487,7 +490,8 @@ def test_a_claim_stops_a_second_run_from_sending_the_same_create(tmp_path: Path)
         assert done is not None and done.ticket_id == "9b2d7e41-5c3a-4f86-8e1b-0a7d6c5f4e32"
 
 
-def test_two_overlapping_pushes_of_two_copies_make_one_ticket_per_row(tmp_path: Path) -> None:
+def test_two_overlapping_pushes_of_two_copies_make_one_ticket_per_row(tmp_path: Path,
+                                                                      cli_clock: SkippingClock) -> None:
     a = write(tmp_path / "a.csv", "description\n" + "".join(f"Copy row {i}\n" for i in range(1, 5)))
     b = tmp_path / "b.csv"
     b.write_text(a.read_text() + "Copy row 5 only in b\n")
@@ -498,11 +502,13 @@ def test_two_overlapping_pushes_of_two_copies_make_one_ticket_per_row(tmp_path: 
             assert time.monotonic() < deadline and first.poll() is None
             time.sleep(0.01)
         second = run_cli("push", str(b), "--form-id", FORM, "--channel", CHANNEL, "-q", env=_env(sb))
+        sb.latency = 0  # the overlap is over: what is left need not be slow
         first.communicate(timeout=60)
         descriptions = sorted(t["description"] for t in sb.tickets())
         assert descriptions == sorted({*descriptions}), descriptions  # no duplicate
         assert len(descriptions) <= 5, second.stdout + second.stderr
-        # Whatever b could not settle while a was at work, a plain rerun settles.
+        # Whatever b could not settle while a was at work, a plain rerun settles (its wait for
+        # the settle time skipped on the command line's clock).
         for _ in range(3):
             again = run_cli("push", str(b), "--form-id", FORM, "--channel", CHANNEL, "-q",
                             "--retry-uncertain", "--settle", "1", "--timeout", "1", env=_env(sb))
@@ -564,6 +570,7 @@ def test_two_overlapping_migrations_of_copies_link_and_reply_once(tmp_path: Path
             assert time.monotonic() < deadline and first.poll() is None
             time.sleep(0.01)
         run_cli("push", str(copy), *args, env=_env(sb))
+        sb.latency = 0  # the overlap is over: what is left need not be slow
         first.communicate(timeout=60)
         for _ in range(2):  # what either left unsettled, a rerun settles
             run_cli("push", str(path), *args, env=_env(sb))

@@ -97,6 +97,7 @@ def test_kill_9_then_rerun_leaves_one_ticket_per_row(tmp_path: Path, slow_sandbo
     assert in_journal >= kill_after
     assert slow_sandbox.idle()  # what was in flight at the kill is done (made or not)
     clock.advance(DEFAULT_SETTLE)  # and the settle time has passed for it
+    slow_sandbox.latency = 0  # the rerun need not be slow
     rerun = bulksync.push(sheet, token=TOKEN, api_url=slow_sandbox.url, clock=clock, **DEFAULTS)
     assert rerun.ok, rerun.summary()
     assert_one_ticket_per_row(sheet, slow_sandbox, 40)
@@ -120,6 +121,7 @@ def test_ctrl_c_writes_back_what_was_obtained(tmp_path: Path, slow_sandbox: Sand
     assert len(with_ids) == len(slow_sandbox.tickets())  # every ticket made is in the file
     by_id = {t["id"]: t for t in slow_sandbox.tickets()}
     assert all(by_id[r["ticketId"]]["description"] == r["description"] for r in with_ids)
+    slow_sandbox.latency = 0  # the rerun need not be slow
     rerun = run_cli("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "-q",
                     env={"SUPTASK_API_URL": slow_sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
@@ -153,6 +155,7 @@ def test_a_delete_stopped_by_ctrl_c_writes_back_and_records_what_it_deleted(
         recorded = {r[0] for r in db.execute("SELECT ticket_id FROM tickets WHERE deleted = 1")}
     assert recorded == gone
     # The rerun sends a DELETE only for what is left.
+    slow_sandbox.latency = 0  # and need not be slow
     sent_before = sum(r["method"] == "DELETE" for r in slow_sandbox.requests())
     rerun = run_cli("delete", str(sheet), "--yes", "-q", env=env)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
@@ -171,11 +174,11 @@ def test_sigterm_stops_cleanly_too(tmp_path: Path, slow_sandbox: Sandbox) -> Non
 
 
 def test_503s_and_drops_on_patch_end_with_every_row_done(tmp_path: Path, sandbox: Sandbox,
-                                                         api: dict[str, str]) -> None:
+                                                         api: dict[str, str], clock: SkippingClock) -> None:
     sheet = _sheet(tmp_path / "t.csv", 30)
     assert bulksync.push(sheet, **DEFAULTS, **api).ok
     sandbox.fail_rate, sandbox.drop_rate = 0.2, 0.2
-    result = bulksync.push(sheet, set={"status": "Closed"}, **api)
+    result = bulksync.push(sheet, set={"status": "Closed"}, clock=clock, **api)  # back-offs skipped
     assert result.ok and result.counts["updated"] == 30, result.summary()
     faults = [r for r in sandbox.requests() if r["method"] == "PATCH" and r.get("fault")]
     assert len(faults) >= 5
@@ -291,10 +294,11 @@ def test_a_refused_token_sends_at_most_concurrency_requests(tmp_path: Path, sand
     assert 1 <= len(sandbox.requests()) <= 8 and sandbox.tickets() == []
 
 
-def test_a_rate_limited_run_sees_almost_no_429s(tmp_path: Path) -> None:
+def test_a_rate_limited_run_sees_almost_no_429s(tmp_path: Path, clock: SkippingClock) -> None:
     sheet = _sheet(tmp_path / "t.csv", 24)
-    with Sandbox(token=TOKEN, rate_limit=(8, 0.5)) as sb:
-        result = bulksync.push(sheet, token=TOKEN, api_url=sb.url, concurrency=8, **DEFAULTS)
+    # The sandbox's window and the run's pauses read one clock: the waits for its resets are skipped.
+    with Sandbox(token=TOKEN, rate_limit=(8, 0.5), clock=clock) as sb:
+        result = bulksync.push(sheet, token=TOKEN, api_url=sb.url, concurrency=8, clock=clock, **DEFAULTS)
         statuses = [r["status"] for r in sb.requests()]
     assert result.ok
     assert statuses.count(429) <= 2 and statuses.count(201) == 24

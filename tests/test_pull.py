@@ -12,7 +12,7 @@ import pytest
 
 import bulksync
 from bulksync.sandbox import Sandbox
-from tests.conftest import CHANNEL, FORM, TOKEN, run_cli, write
+from tests.conftest import CHANNEL, FORM, TOKEN, SkippingClock, run_cli, write
 
 FIELD = "0b8e5a7c-2f41-4d9a-b6c3-8e1f7a2d4c95"
 
@@ -56,7 +56,8 @@ def test_pull_changes_exactly_the_cells_changed_in_slack(tmp_path: Path, sandbox
     assert again.ok and again.requests == 0, again.summary()
 
 
-def test_columns_limit_and_a_ticket_that_fails(tmp_path: Path) -> None:
+def test_columns_limit_and_a_ticket_that_fails(tmp_path: Path, cli_clock: SkippingClock) -> None:
+    # The read answered 500 is retried after back-offs that the command line's clock skips.
     with Sandbox(token=TOKEN, read_shape="webhook", failing_reads=[2]) as sb:
         sheet = _pushed(tmp_path, sb)
         sb.edit(1, status="Closed", priority="Low")
@@ -193,12 +194,14 @@ def test_a_conflict_is_held_back_a_server_change_taken_and_force_overrides(tmp_p
     assert [r["body"] for r in sandbox.requests() if r["method"] == "PATCH"] == [{"status": "Closed"}]
 
 
-def test_a_pull_paced_at_ten_reads_per_two_seconds_sees_almost_no_429s(tmp_path: Path) -> None:
-    with Sandbox(token=TOKEN, rate_limit=(10, 2)) as sb:
+def test_a_pull_paced_at_ten_reads_per_two_seconds_sees_almost_no_429s(tmp_path: Path,
+                                                                       clock: SkippingClock) -> None:
+    # The sandbox's window and the runs' pauses read one clock: the waits for its resets are skipped.
+    with Sandbox(token=TOKEN, rate_limit=(10, 2), clock=clock) as sb:
         sheet = write(tmp_path / "t.csv", "description,status\n" + "".join(f"T{i},Open\n" for i in range(24)))
-        assert bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL).ok
+        assert bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL, clock=clock).ok
         before = len(sb.requests())
-        result = bulksync.pull(sheet, token=TOKEN, api_url=sb.url)
+        result = bulksync.pull(sheet, token=TOKEN, api_url=sb.url, clock=clock)
         reads = sb.requests()[before:]
     assert result.ok and result.counts["pulled"] == 24
     assert [r["method"] for r in reads].count("GET") >= 24

@@ -14,10 +14,13 @@ from bulksync.sandbox import Sandbox
 from tests.conftest import CHANNEL, FORM, TOKEN, SkippingClock, write
 
 
-def test_a_window_smaller_than_the_concurrency_is_not_hammered_at_its_reset(tmp_path: Path) -> None:
+def test_a_window_smaller_than_the_concurrency_is_not_hammered_at_its_reset(tmp_path: Path,
+                                                                           clock: SkippingClock) -> None:
     sheet = write(tmp_path / "t.csv", "description\n" + "".join(f"Ticket {i}\n" for i in range(12)))
-    with Sandbox(token=TOKEN, rate_limit=(3, 1.0)) as sb:
-        result = bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL, concurrency=8)
+    # The sandbox's window and the run's pauses read one clock: the waits for its resets are skipped.
+    with Sandbox(token=TOKEN, rate_limit=(3, 1.0), clock=clock) as sb:
+        result = bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL, concurrency=8,
+                               clock=clock)
         refused = sum(1 for r in sb.requests() if r["status"] == 429)
     assert result.counts["created"] == 12 and refused <= 3, refused
 
@@ -84,11 +87,11 @@ def test_a_check_whose_token_is_refused_sends_nothing(tmp_path: Path) -> None:
         assert [r["method"] for r in sb.requests()[sent:]] == ["GET"] and sheet.read_bytes() == before
 
 
-def test_reads_wait_out_a_429_instead_of_failing_the_row(tmp_path: Path) -> None:
-    with Sandbox(token=TOKEN) as sb:
+def test_reads_wait_out_a_429_instead_of_failing_the_row(tmp_path: Path, clock: SkippingClock) -> None:
+    with Sandbox(token=TOKEN, clock=clock) as sb:
         sheet = _pushed(tmp_path, sb, rows=6)
         sb.rate_limit = (2, 1.0)
-        result = bulksync.pull(sheet, token=TOKEN, api_url=sb.url)
+        result = bulksync.pull(sheet, token=TOKEN, api_url=sb.url, clock=clock)
         assert result.counts["pulled"] == 6 and result.counts["failed"] == 0
 
 
@@ -128,13 +131,14 @@ def test_a_window_estimate_counts_the_windows() -> None:
     assert past.seconds_for(4, now) == 0 and past.seconds_for(5, now) == 8
 
 
-def test_a_push_says_first_how_long_the_learnt_window_makes_it(tmp_path: Path) -> None:
+def test_a_push_says_first_how_long_the_learnt_window_makes_it(tmp_path: Path, clock: SkippingClock) -> None:
     said: list[str] = []
-    with Sandbox(token=TOKEN, rate_limit=(4, 1.0)) as sb:
+    with Sandbox(token=TOKEN, rate_limit=(4, 1.0), clock=clock) as sb:
         first = write(tmp_path / "a.csv", "description\n" + "".join(f"A{i}\n" for i in range(3)))
-        bulksync.push(first, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL)
+        bulksync.push(first, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL, clock=clock)
         sheet = write(tmp_path / "b.csv", "description\n" + "".join(f"B{i}\n" for i in range(6)))
-        bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL, on_notice=said.append)
+        bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL, on_notice=said.append,
+                      clock=clock)
     assert any(s.startswith("6 request(s): the API allows 4 requests per 1 s (as its last answer said), "
                             "so this takes about") for s in said), said
 
@@ -160,12 +164,12 @@ def test_status_says_whether_the_token_is_accepted_and_the_window_left(tmp_path:
     assert gone.returncode == 2 and "no answer" in gone.stdout and "Traceback" not in gone.stderr
 
 
-def test_progress_says_how_long_the_windows_make_the_rest(tmp_path: Path) -> None:
+def test_progress_says_how_long_the_windows_make_the_rest(tmp_path: Path, clock: SkippingClock) -> None:
     notes: list[str] = []
     sheet = write(tmp_path / "t.csv", "description\n" + "".join(f"T{i}\n" for i in range(12)))
-    with Sandbox(token=TOKEN, rate_limit=(4, 1.0)) as sb:
+    with Sandbox(token=TOKEN, rate_limit=(4, 1.0), clock=clock) as sb:
         bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL,
-                      on_progress=lambda done, total, note: notes.append(note))
+                      on_progress=lambda done, total, note: notes.append(note), clock=clock)
     assert any("s left at the API's 4 requests per 1 s" in n for n in notes), notes
 
 

@@ -207,9 +207,12 @@ def _created(path: Path) -> int:
 
 
 def test_an_undo_killed_mid_way_finishes_when_run_again(tmp_path: Path) -> None:
-    with Sandbox(token=TOKEN, latency_ms=150) as sb:
+    with Sandbox(token=TOKEN) as sb:
         sheet = write(tmp_path / "t.csv", "description\n" + "".join(f"T{i}\n" for i in range(12)))
         bulksync.push(sheet, token=TOKEN, api_url=sb.url, concurrency=8, **DEFAULTS)
+        # The undo reads, then deletes, one at a time: 100 ms each leaves it a second of
+        # work after its third DELETE, for the kill to land mid-way.
+        sb.latency = 0.1
         env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
         env.update(_env(sb))
         child = subprocess.Popen([sys.executable, "-m", "bulksync", "undo", str(sheet), "--yes", "-q"],
@@ -221,7 +224,8 @@ def test_an_undo_killed_mid_way_finishes_when_run_again(tmp_path: Path) -> None:
         child.send_signal(signal.SIGKILL)
         child.communicate()
         assert 0 < len(sb.tickets()) < 12 or sb.tickets() == []
-        time.sleep(0.3)  # what was in flight lands
+        assert sb.idle()  # what was in flight at the kill is done
+        sb.latency = 0  # the rerun need not be slow
         again = run_cli("undo", str(sheet), "--yes", "--run", "1", env=_env(sb))
         assert again.returncode == 0, again.stdout + again.stderr
         assert sb.tickets() == []

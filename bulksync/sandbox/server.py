@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal, Self
 
+from bulksync.clock import SYSTEM, Clock
+
 __all__ = ["Sandbox", "parse_rate_limit"]
 
 PREFIX = "/api/v2/public"
@@ -216,7 +218,7 @@ class Sandbox:
                  latency_ms: float = 0, fail_rate: float = 0, drop_rate: float = 0,
                  ambiguous_rate: float = 0, seed: int | None = None, db: Path | str | None = None,
                  samples: bool = False, read_shape: ReadShape = "plain",
-                 failing_reads: Iterable[int] = ()) -> None:
+                 failing_reads: Iterable[int] = (), clock: Clock = SYSTEM) -> None:
         for name, p in (("fail_rate", fail_rate), ("drop_rate", drop_rate),
                         ("ambiguous_rate", ambiguous_rate)):
             if not 0 <= p <= 1:
@@ -227,6 +229,9 @@ class Sandbox:
         self.failing_reads: set[int] = set(failing_reads)
         """Ticket numbers whose GET answers 500, as some tickets do on the live API."""
         self.rate_limit = rate_limit
+        self.clock = clock
+        """What the rate-limit window counts by (its ``time()``): the real time, unless a test
+        gives the sandbox the clock it gives bulksync, so that both skip the same pauses."""
         self.latency = latency_ms / 1000
         self.fail_rate, self.drop_rate, self.ambiguous_rate = fail_rate, drop_rate, ambiguous_rate
         self._rng = random.Random(seed)
@@ -323,7 +328,7 @@ class Sandbox:
             return {}, False
         limit, span = self.rate_limit
         with self._rng_lock:
-            now = time.time()
+            now = self.clock.time()
             start, used = self._window
             if now >= start + span:
                 start, used = now, 0
