@@ -378,7 +378,7 @@ def select_rows(table: Table, defaults: Defaults, headers: Headers | None = None
             custom.append(name)
 
     stripped = {i: strip_cells(raw[c]) for i, c in enumerate(raw.columns)}
-    filled = [s.ne("").to_numpy() for s in stripped.values()]
+    filled = [s.to_numpy(dtype=object) != "" for s in stripped.values()]  # numpy's compare: no Series a column
     blank_mask = pd.Series(~np.logical_or.reduce(filled) if filled else True, index=raw.index)
     kept = raw.index[~blank_mask]
     empty = pd.Series("", index=kept, dtype=str)
