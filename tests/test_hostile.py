@@ -541,7 +541,7 @@ def test_a_workbook_over_the_unpacked_cap_is_refused_even_under_the_ratio(
 DATA_RICH = Path(__file__).parent / "data" / "rich.xlsx"
 
 
-# -- found by a second adversarial pass ----------------------------------------------------------
+# -- an answer is believed only when it makes sense ----------------------------------------------
 
 def test_an_id_in_another_case_is_the_same_id(tmp_path: Path) -> None:
     def answers(h: http.server.BaseHTTPRequestHandler, n: int) -> None:
@@ -566,6 +566,8 @@ def test_an_implausible_ticket_number_is_not_kept(tmp_path: Path, number: str) -
     assert rows[0] == "description,ticketId,syncStatus" and rows[1] == f"Ticket 0,{UUIDS[1]},created"
 
 
+# -- the token never leaves, however the server disguises it ----------------------------------
+
 @pytest.mark.parametrize("shape", ["utf-16", "repr", "json list"])
 def test_an_echoed_token_in_disguise_is_redacted(tmp_path: Path, shape: str) -> None:
     token = "tok\\en-'abc\"123XYZ"
@@ -588,6 +590,8 @@ def test_an_echoed_token_in_disguise_is_redacted(tmp_path: Path, shape: str) -> 
         assert piece not in text, (piece, text)
     assert "[token]" in sheet.read_text()
 
+
+# -- the breaker: an API that refuses or never answers stops the run ------------------------------
 
 def test_an_api_that_refuses_every_request_stops_the_run() -> None:
     import asyncio
@@ -629,6 +633,8 @@ def test_a_server_that_never_answers_trips_the_breaker(monkeypatch: pytest.Monke
     assert stats.stopped is not None and "3 requests without an answer in 60 s" in str(stats.stopped)
 
 
+# -- text from outside is data: invisible characters and terminal escapes ----------------------
+
 def test_the_cleaning_step_knows_every_invisible_character() -> None:
     import sys
     import unicodedata
@@ -648,6 +654,8 @@ def test_a_header_cannot_send_escapes_to_the_terminal(tmp_path: Path) -> None:
     assert "column(s) of your own, not sent" in result.stderr
 
 
+# -- files are what they claim: a DOCTYPE hidden behind a comment ---------------------------------
+
 def test_a_doctype_after_a_long_comment_is_still_refused(tmp_path: Path) -> None:
     from bulksync.errors import SheetError
     from bulksync.sheets.read import check_package
@@ -665,6 +673,8 @@ def test_a_doctype_after_a_long_comment_is_still_refused(tmp_path: Path) -> None
     with pytest.raises(SheetError, match="declares a DOCTYPE"):
         check_package(book)
 
+
+# -- server text is data in the results file beside a sheet too -----------------------------------
 
 def test_the_results_file_beside_a_sheet_is_neutralised_too(tmp_path: Path) -> None:
     """An error can begin with text a user or a server chose (a column's name, an answer):
