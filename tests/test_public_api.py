@@ -93,3 +93,26 @@ def test_a_progress_bar_for_wherever_it_runs() -> None:
     finally:
         sys.stderr = stderr
     assert "push" in drawn and "2/2" in drawn
+
+
+def test_every_door_that_waits_reads_the_clock_it_is_given(tmp_path: Path) -> None:
+    """push, pull, undo and delete each wait out a rate limit's window on the clock they are
+    given (here one that skips each pause, shared with the sandbox's window): a window of a
+    minute costs no minute, and each door's pause is on that clock."""
+    from bulksync.sandbox import Sandbox
+    from tests.conftest import CHANNEL, FORM, TOKEN, SkippingClock, write
+
+    clock = SkippingClock()
+    sheet = write(tmp_path / "t.csv", "description,status\n" + "".join(f"T{i},Open\n" for i in range(3)))
+    other = write(tmp_path / "d.csv", "description\n" + "".join(f"D{i}\n" for i in range(3)))
+    with Sandbox(token=TOKEN, rate_limit=(2, 60), clock=clock) as sb:
+        api = {"token": TOKEN, "api_url": sb.url, "clock": clock}
+        doors = [("push", lambda: bulksync.push(sheet, form_id=FORM, channel=CHANNEL, **api).ok),
+                 ("pull", lambda: bulksync.pull(sheet, **api).ok),
+                 ("undo", lambda: bulksync.undo(sheet, check=False, **api).result.ok),
+                 ("push another", lambda: bulksync.push(other, form_id=FORM, channel=CHANNEL, **api).ok),
+                 ("delete", lambda: bulksync.delete(other, **api).ok)]
+        for name, door in doors:
+            waited = len(clock.slept)
+            assert door(), name
+            assert max(clock.slept[waited:], default=0) >= 1, name  # it waited for the window, on this clock
