@@ -24,7 +24,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bulksync.columns import OWNED_COLUMNS, PRIORITIES, STATUSES, TICKET_ID, toml_string
 from bulksync.errors import SheetError
@@ -299,6 +299,9 @@ def names_a_column(cell: str) -> bool:
     return any(name in hints for hints in _HINTS.values()) and name not in ("no", "date", "#")
 
 
+_Chosen = TypeVar("_Chosen", "Choice", "ValueChoice")
+
+
 def suggest(table: Table, *, integration: str | None = None, preset: str | None = None) -> Suggestion:
     """A mapping for ``table``, from its headers and every one of its values. ``integration``
     names the old tool (else guessed from the file's shape, marked). ``preset``: the bundled
@@ -310,23 +313,20 @@ def suggest(table: Table, *, integration: str | None = None, preset: str | None 
     rows = len(frame)
     legacy, why_not = _legacy_id(columns, rows, frame)
     taken = {legacy.column} if legacy else set()
-    status = _values(columns, "status", taken, rows=rows)
-    if status:
-        taken.add(status.column)
-    priority = _values(columns, "priority", taken, rows=rows)
-    if priority:
-        taken.add(priority.column)
+    def take(choice: _Chosen | None) -> _Chosen | None:
+        """``choice``, its column taken: no later choice reads it."""
+        if choice is not None:
+            taken.add(choice.column)
+        return choice
+
+    status = take(_values(columns, "status", taken, rows=rows))
+    priority = take(_values(columns, "priority", taken, rows=rows))
     description = _description(columns, taken, rows=rows)
     taken.update(c.column for c in description)
-    requester = _person(columns, "requester", taken, rows=rows)
-    if requester:
-        taken.add(requester.column)
-    assignee = _person(columns, "assignee", taken, rows=rows)
-    if assignee:
-        taken.add(assignee.column)
+    requester = take(_person(columns, "requester", taken, rows=rows))
+    assignee = take(_person(columns, "assignee", taken, rows=rows))
     tags, separator = _tags(columns, taken)
-    if tags:
-        taken.add(tags.column)
+    take(tags)
     created = _created(columns, taken)
     if rows and not (legacy or description or status or priority or requester or tags):
         _refuse_if_header_below(table, frame)

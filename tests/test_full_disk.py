@@ -150,12 +150,18 @@ def test_a_disk_that_fills_during_a_push_says_what_was_sent_and_loses_no_id(
     _one_ticket_per_row(sheet, sandbox)
 
 
-def test_a_disk_that_fills_during_a_pull_leaves_the_sheet_as_it_was(
-        tmp_path: Path, sandbox: Sandbox, disk: Disk) -> None:
+def _pushed_then_edited_in_suptask(tmp_path: Path, sandbox: Sandbox) -> Path:
+    """A sheet pushed, whose every ticket's priority was then changed in Suptask: what a pull reads."""
     sheet = _sheet(tmp_path)
     bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL)
     for row in read_rows(sheet):
         sandbox.edit(int(row["ticketNumber"]), priority="Medium")
+    return sheet
+
+
+def test_a_disk_that_fills_during_a_pull_leaves_the_sheet_as_it_was(
+        tmp_path: Path, sandbox: Sandbox, disk: Disk) -> None:
+    sheet = _pushed_then_edited_in_suptask(tmp_path, sandbox)
     before = sheet.read_bytes()
     disk.when = _after(sandbox, 2)  # the second read is not recorded
     done = run_cli("pull", str(sheet), env=_env(sandbox))
@@ -177,10 +183,7 @@ def test_a_disk_that_fills_during_a_pull_leaves_the_sheet_as_it_was(
 
 def test_a_disk_that_fills_once_a_pull_wrote_the_sheet_says_so_and_the_next_pull_records_it(
         tmp_path: Path, sandbox: Sandbox, disk: Disk) -> None:
-    sheet = _sheet(tmp_path)
-    bulksync.push(sheet, token=TOKEN, api_url=sandbox.url, form_id=FORM, channel=CHANNEL)
-    for row in read_rows(sheet):
-        sandbox.edit(int(row["ticketNumber"]), priority="Medium")
+    sheet = _pushed_then_edited_in_suptask(tmp_path, sandbox)
     before = sheet.read_bytes()
     disk.when = lambda: sheet.read_bytes() != before  # fills once the sheet is written
     message = _error_of(run_cli("pull", str(sheet), env=_env(sandbox)))
