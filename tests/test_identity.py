@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from bulksync.lock import sheet_lock
 from bulksync.resources import bundled
 from bulksync.sandbox import Sandbox
 from tests.conftest import CHANNEL, FORM, TOKEN, SkippingClock, run_cli, write
+from tests.processes import Command, start
 from tests.test_journal import _created_in_journal, _rows, _sheet, assert_one_ticket_per_row
 
 SAMPLES = bundled("sample_data")
@@ -131,12 +130,8 @@ def test_another_token_on_the_same_url_is_another_target(tmp_path: Path) -> None
 
 # -- 2. one writer ---------------------------------------------------------------------------
 
-def _push_process(sheet: str, sb: Sandbox, cwd: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
-    env.update(_env(sb))
-    return subprocess.Popen([sys.executable, "-m", "bulksync", "push", sheet, "--form-id", FORM,
-                             "--channel", CHANNEL, "-q"], env=env, cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def _push_process(sheet: str, sb: Sandbox, cwd: Path) -> Command:
+    return start("push", sheet, "--form-id", FORM, "--channel", CHANNEL, "-q", env=_env(sb), cwd=cwd)
 
 
 def test_two_pushes_of_one_sheet_at_once_make_one_ticket_per_row(tmp_path: Path) -> None:
@@ -561,10 +556,7 @@ def test_two_overlapping_migrations_of_copies_link_and_reply_once(tmp_path: Path
     args = ["--mapping", "zendesk", "--users", str(tmp_path / "users.csv"),
             "--comments", str(tmp_path / "zendesk-comments.csv"), "-q"]
     with Sandbox(token=TOKEN, latency_ms=400) as sb:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
-        env.update(_env(sb))
-        first = subprocess.Popen([sys.executable, "-m", "bulksync", "push", str(path), *args],
-                                 env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = start("push", str(path), *args, env=_env(sb))
         deadline = time.monotonic() + 30
         while not any("/ticket/external/" in r["path"] for r in sb.requests()):
             assert time.monotonic() < deadline and first.poll() is None

@@ -9,7 +9,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from bulksync.config import DEFAULT_SETTLE
 from bulksync.journal import CreateEntry, Journal, Target, UpdateRecord, store_path
 from bulksync.sandbox import Sandbox
 from tests.conftest import CHANNEL, FORM, TOKEN, SkippingClock, run_cli, write
+from tests.processes import Command, start
 
 DEFAULTS = {"form_id": FORM, "channel": CHANNEL}
 
@@ -67,15 +67,12 @@ def _created_in_journal(sheet: Path) -> int:
         return 0
 
 
-def _start_push(sheet: Path, sb: Sandbox, *extra: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
-    env.update({"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": TOKEN})
-    return subprocess.Popen([sys.executable, "-m", "bulksync", "push", str(sheet), "--form-id", FORM,
-                             "--channel", CHANNEL, "--concurrency", "4", "-q", *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _start_push(sheet: Path, sb: Sandbox, *extra: str) -> Command:
+    return start("push", str(sheet), "--form-id", FORM, "--channel", CHANNEL, "--concurrency", "4", "-q",
+                 *extra, env={"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": TOKEN})
 
 
-def _wait_for_created(sheet: Path, at_least: int, process: subprocess.Popen[str]) -> None:
+def _wait_for_created(sheet: Path, at_least: int, process: Command) -> None:
     deadline = time.monotonic() + 60
     while _created_in_journal(sheet) < at_least:
         assert process.poll() is None, "the push finished before the kill point"
@@ -135,11 +132,8 @@ def test_a_delete_stopped_by_ctrl_c_writes_back_and_records_what_it_deleted(
     """A delete is a push of a plan of DELETEs: the same signal handling, journal and write-back."""
     sheet = _sheet(tmp_path / "t.csv", 40)
     assert bulksync.push(sheet, token=TOKEN, api_url=slow_sandbox.url, concurrency=8, **DEFAULTS).ok
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
-    env.update({"SUPTASK_API_URL": slow_sandbox.url, "SUPTASK_API_TOKEN": TOKEN})
-    process = subprocess.Popen([sys.executable, "-m", "bulksync", "delete", str(sheet), "--yes", "-q",
-                                "--concurrency", "2"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    env = {"SUPTASK_API_URL": slow_sandbox.url, "SUPTASK_API_TOKEN": TOKEN}
+    process = start("delete", str(sheet), "--yes", "-q", "--concurrency", "2", env=env)
     deadline = time.monotonic() + 60
     while sum(r["method"] == "DELETE" for r in slow_sandbox.requests()) < 4:
         assert process.poll() is None and time.monotonic() < deadline

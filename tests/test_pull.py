@@ -238,14 +238,12 @@ def _gets(sb: Sandbox) -> list[str]:
 
 
 def test_a_pull_killed_midway_resumes_without_reading_again(tmp_path: Path) -> None:
-    import os
     import signal
     import sqlite3
-    import subprocess
-    import sys
     import time
 
     from bulksync.journal import store_path
+    from tests.processes import start
 
     with Sandbox(token=TOKEN, latency_ms=150) as sb:
         sheet = write(tmp_path / "t.csv", "description,status\n" + "".join(f"T{i},Open\n" for i in range(16)))
@@ -255,10 +253,7 @@ def test_a_pull_killed_midway_resumes_without_reading_again(tmp_path: Path) -> N
         for n in range(1, 17):
             sb.edit(n, status="Closed")
         sb.latency = 0.15
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
-        env.update(_env(sb))
-        process = subprocess.Popen([sys.executable, "-m", "bulksync", "pull", str(sheet), "-q"], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = start("pull", str(sheet), "-q", env=_env(sb))
         deadline = time.monotonic() + 30
 
         def recorded() -> int:

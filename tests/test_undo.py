@@ -7,12 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from bulksync.resources import bundled
 from bulksync.sandbox import Sandbox
 from bulksync.sync import runs, undo
 from tests.conftest import CHANNEL, FORM, TOKEN, read_rows, run_cli, write, write_rows
+from tests.processes import start
 
 DEFAULTS = {"form_id": FORM, "channel": CHANNEL}
 
@@ -213,10 +211,7 @@ def test_an_undo_killed_mid_way_finishes_when_run_again(tmp_path: Path) -> None:
         # The undo reads, then deletes, one at a time: 100 ms each leaves it a second of
         # work after its third DELETE, for the kill to land mid-way.
         sb.latency = 0.1
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
-        env.update(_env(sb))
-        child = subprocess.Popen([sys.executable, "-m", "bulksync", "undo", str(sheet), "--yes", "-q"],
-                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        child = start("undo", str(sheet), "--yes", "-q", env=_env(sb))
         deadline = time.monotonic() + 60
         while sum(1 for r in sb.requests() if r["method"] == "DELETE") < 3:  # the child is sending
             assert child.poll() is None and time.monotonic() < deadline
