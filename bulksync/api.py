@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from bulksync.config import DEFAULT_API_URL, DEFAULT_CONCURRENCY, DEFAULT_TIMEOU
 from bulksync.untrusted import clean, redact
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 __all__ = ["DEFAULT_API_URL", "CreatedTicket", "ReadTicket", "SuptaskClient", "created_ticket", "error_message",
@@ -172,6 +175,26 @@ def error_message(response: httpx.Response, secrets: tuple[str, ...] = ()) -> st
     return f"HTTP {response.status_code}: {clean(text, secrets=secrets)}"
 
 
+def _verified_context() -> ssl.SSLContext:
+    """The TLS context every client uses: certificates verified against certifi's bundle, or
+    those SSL_CERT_FILE or SSL_CERT_DIR name (httpx's rule).
+
+    Loading a bundle takes tens of milliseconds, which a script or notebook calling push,
+    pull or undo again and again would pay on every call: one context is made per process
+    and bundle, and shared by the clients, as httpx advises.
+    """
+    import os
+
+    return _context_for(os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", ""))
+
+
+@functools.lru_cache(maxsize=4)
+def _context_for(cert_file: str, cert_dir: str) -> ssl.SSLContext:  # the key: what httpx reads
+    import httpx
+
+    return httpx.create_ssl_context(trust_env=True)
+
+
 class SuptaskClient:
     """An async client for the Suptask public API, on ``httpx.AsyncClient``.
 
@@ -198,7 +221,7 @@ class SuptaskClient:
             # A loopback URL (the sandbox) never goes through a proxy, nor reads the proxy
             # settings at all (a broken one must not stop a rehearsal); the certificates the
             # environment names (SSL_CERT_FILE, SSL_CERT_DIR) are trusted either way.
-            trust_env=not loopback, verify=httpx.create_ssl_context(trust_env=True),
+            trust_env=not loopback, verify=_verified_context(),
             base_url=self.base_url + "/",
             headers={"Authorization": f"Api-Token {token}", "Accept": "application/json",
                      "User-Agent": "bulksync", "Accept-Encoding": "gzip, deflate"},

@@ -252,9 +252,26 @@ def normalise_url(url: str) -> str:
 
 
 def fingerprint(token: str) -> str:
+    """What the store knows a token by: 8 bytes of PBKDF2 (50,000 rounds), so that the store
+    gives a token away no faster than guessing does.
+
+    The rounds cost tens of milliseconds, which a script or notebook calling push, pull or
+    undo again and again would pay on every call: each token's is computed once per process,
+    kept by the token's SHA-256 (not by the token).
+    """
     import hashlib
 
-    return hashlib.pbkdf2_hmac("sha256", token.encode(), b"bulksync target v1", 50_000)[:8].hex()
+    key = hashlib.sha256(token.encode()).digest()
+    known = _FINGERPRINTS.get(key)
+    if known is None:
+        known = hashlib.pbkdf2_hmac("sha256", token.encode(), b"bulksync target v1", 50_000)[:8].hex()
+        if len(_FINGERPRINTS) >= 16:
+            _FINGERPRINTS.clear()
+        _FINGERPRINTS[key] = known
+    return known
+
+
+_FINGERPRINTS: dict[bytes, str] = {}
 
 
 class UpdateRecord(NamedTuple):

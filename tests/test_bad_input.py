@@ -6,6 +6,7 @@ command line against a sandbox whose request log must stay empty.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -43,7 +44,12 @@ def _repack(data: bytes, change: Callable[[str, bytes], bytes], extra: dict[str,
     return out.getvalue()
 
 
-GOOD = _workbook([["description", "priority"], ["Printer jams", "High"]])
+@functools.cache
+def good_workbook() -> bytes:
+    """A small, sound workbook (made when a test first needs it, not as the module is collected)."""
+    return _workbook([["description", "priority"], ["Printer jams", "High"]])
+
+
 BOMB_DECL = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
              b'<!ENTITY lol9 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>')
 
@@ -53,25 +59,26 @@ def _entity_bomb() -> bytes:
         if name == "xl/worksheets/sheet1.xml":
             return BOMB_DECL + part.split(b"?>", 1)[-1].replace(b"<t>High</t>", b"<t>&lol9;</t>")
         return part
-    return _repack(GOOD, change)
+    return _repack(good_workbook(), change)
 
 
 def _zip_bomb() -> bytes:
-    return _repack(GOOD, lambda name, part: part, {"xl/media/image1.png": b"\0" * (64 << 20)})
+    return _repack(good_workbook(), lambda name, part: part, {"xl/media/image1.png": b"\0" * (64 << 20)})
 
 
-CASES: list[tuple[str, bytes | str, int, str]] = [
+# A case's content is the file's bytes or text, or what makes them (a workbook, a bomb).
+CASES: list[tuple[str, bytes | str | Callable[[], bytes], int, str]] = [
     ("empty.csv", b"", 2, "{f}: is empty: the first row must be a header"),
     ("junk.csv", bytes(range(256)) * 64, 2, "{f}: is not a text file"),
     ("text.xlsx", "description\nhello\n", 2, "{f}: is not an .xlsx workbook (it is not a zip package)"),
-    ("truncated.xlsx", GOOD[:1500], 2, "{f}: is not a readable .xlsx workbook (a damaged or truncated zip"),
+    ("truncated.xlsx", lambda: good_workbook()[:1500], 2, "{f}: is not a readable .xlsx workbook (a damaged or truncated zip"),
     ("legacy.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 4000, 2,
      "{f}: is a legacy .xls or an encrypted workbook: open it in Excel and save it as .xlsx"),
     ("encrypted.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 4000, 2,
      "{f}: is a legacy .xls or an encrypted workbook"),
-    ("entities.xlsx", _entity_bomb(), 2,
+    ("entities.xlsx", _entity_bomb, 2,
      "{f}: part xl/worksheets/sheet1.xml declares a DOCTYPE or entities"),
-    ("zipbomb.xlsx", _zip_bomb(), 2, "{f}: part xl/media/image1.png unpacks"),
+    ("zipbomb.xlsx", _zip_bomb, 2, "{f}: part xl/media/image1.png unpacks"),
     ("dupes.csv", "description,status,status\nx,Open,Open\n", 1,
      "{f}: row 1, column status: the header 'status' appears more than once (columns B and C)"),
     ("badfield.csv", "description,customField_12-34\nx,y\n", 1,
@@ -90,9 +97,11 @@ CASES: list[tuple[str, bytes | str, int, str]] = [
 
 
 @pytest.mark.parametrize(("name", "content", "code", "message"), CASES, ids=[c[0] for c in CASES])
-def test_broken_files(tmp_path: Path, sandbox: Sandbox, name: str, content: bytes | str, code: int,
-                      message: str) -> None:
+def test_broken_files(tmp_path: Path, sandbox: Sandbox, name: str,
+                      content: bytes | str | Callable[[], bytes], code: int, message: str) -> None:
     path = tmp_path / name
+    if callable(content):
+        content = content()
     path.write_bytes(content.encode() if isinstance(content, str) else content)
     before = path.read_bytes()
     result = run_cli("push", str(path), "--form-id", FORM, "--channel", CHANNEL, timeout=30,
@@ -127,7 +136,7 @@ def test_a_header_without_rows_is_nothing_to_do(tmp_path: Path, sandbox: Sandbox
 ])
 def test_unusable_input_exits_2(tmp_path: Path, sandbox: Sandbox, args: list[str], message: str) -> None:
     write(tmp_path / "t.csv", "description\nx\n")
-    (tmp_path / "t.xlsx").write_bytes(GOOD)
+    (tmp_path / "t.xlsx").write_bytes(good_workbook())
     write(tmp_path / "broken.toml", 'legacy_id = "Id\n')
     write(tmp_path / "unknown.toml", 'subjct = "Subject"\n')
     write(tmp_path / "badconfig.toml", 'formid = "x"\n')
@@ -185,7 +194,7 @@ def test_the_token_never_appears_in_anything_a_run_produces(tmp_path: Path, stat
         good = {"SUPTASK_API_URL": sb.url, "SUPTASK_API_TOKEN": SECRET}
         sheet = write(tmp_path / "t.csv", "description,assignee\nA,\nB,\nC,\n")
         bad_sheet = write(tmp_path / "bad.csv", "description,assignee\nA,jane@example.com\n")
-        (tmp_path / "t.xlsx").write_bytes(GOOD)
+        (tmp_path / "t.xlsx").write_bytes(good_workbook())
         for args, env in [
             (["push", str(sheet), "-v"], good),
             (["push", str(sheet), "--json", "-v"], good),
@@ -243,7 +252,7 @@ def test_server_text_in_a_workbook_is_a_text_cell(tmp_path: Path, text: str) -> 
     from bulksync.sheets.write_xlsx import write_xlsx
 
     path = tmp_path / "t.xlsx"
-    path.write_bytes(GOOD)
+    path.write_bytes(good_workbook())
     write_xlsx(read_table(path), {2: {"syncStatus": "failed", "syncError": text}},
                columns=("syncStatus", "syncError"))
     cell = openpyxl.load_workbook(path).active["D2"]

@@ -91,6 +91,26 @@ def test_an_untrusted_certificate_is_a_connect_error(tls_server: str, monkeypatc
     assert _Handler.peers == []
 
 
+def test_one_tls_context_is_kept_per_bundle_and_follows_ssl_cert_file(
+        ca: trustme.CA, tls_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients share the TLS context made for the bundle the environment names, and a change
+    of SSL_CERT_FILE in the same process (a notebook, these tests) is a context of its own."""
+    from bulksync.api import _verified_context
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    assert _verified_context() is _verified_context()
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        _post_twice(tls_server)  # certifi's context, now kept
+    pem = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    monkeypatch.setenv("SSL_CERT_FILE", str(pem))
+    assert [r.status_code for r in _post_twice(tls_server)] == [201, 201]
+    monkeypatch.delenv("SSL_CERT_FILE")
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        _post_twice(tls_server)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from openapi_core import OpenAPI
-from openapi_core.datatypes import RequestParameters
-from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+if TYPE_CHECKING:
+    from openapi_core import OpenAPI
 
 import bulksync
 from bulksync.sandbox import Sandbox
@@ -22,6 +22,9 @@ SPEC_PATH = Path(bulksync.__file__).parent / "sandbox" / "openapi.json"
 
 @pytest.fixture(scope="module")
 def spec() -> OpenAPI:
+    # Imported here, not as the module is collected: half a second each test worker would spend.
+    from openapi_core import OpenAPI
+
     return OpenAPI.from_dict(json.loads(SPEC_PATH.read_text()))
 
 
@@ -29,6 +32,9 @@ class _Request:
     """An httpx.Request as openapi-core reads one."""
 
     def __init__(self, request: httpx.Request) -> None:
+        from openapi_core.datatypes import RequestParameters
+        from werkzeug.datastructures import Headers, ImmutableMultiDict
+
         self.host_url = f"{request.url.scheme}://{request.url.netloc.decode()}"
         self.path = request.url.path
         self.method = request.method.lower()
@@ -41,6 +47,8 @@ class _Request:
 
 class _Response:
     def __init__(self, response: httpx.Response) -> None:
+        from werkzeug.datastructures import Headers
+
         self.status_code = response.status_code
         self.headers = Headers(dict(response.headers))
         self.content_type = response.headers.get("content-type", "")

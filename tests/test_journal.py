@@ -80,6 +80,22 @@ def _wait_for_created(sheet: Path, at_least: int, process: Command) -> None:
         time.sleep(0.005)
 
 
+def test_a_tokens_fingerprint_is_computed_once_and_kept_without_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from bulksync import journal
+
+    token = "xoxp-fingerprint-test-7d1e"
+    stretched = hashlib.pbkdf2_hmac("sha256", token.encode(), b"bulksync target v1", 50_000)[:8].hex()
+    assert journal.fingerprint(token) == stretched
+    assert journal.fingerprint(token + "x") != stretched
+    assert hashlib.sha256(token.encode()).digest() in journal._FINGERPRINTS
+    assert all(token.encode() not in key and token not in value
+               for key, value in journal._FINGERPRINTS.items())
+    monkeypatch.setitem(journal._FINGERPRINTS, hashlib.sha256(token.encode()).digest(), "kept")
+    assert journal.fingerprint(token) == "kept"  # the kept one is what is given, not computed again
+
+
 @pytest.mark.parametrize("kill_after", [1, 7, 18, 33])
 def test_kill_9_then_rerun_leaves_one_ticket_per_row(tmp_path: Path, slow_sandbox: Sandbox,
                                                       kill_after: int, clock: SkippingClock) -> None:
