@@ -377,18 +377,31 @@ def select_rows(table: Table, defaults: Defaults, headers: Headers | None = None
         if name.startswith(CUSTOM_FIELD_PREFIX) and name not in custom:
             custom.append(name)
 
-    stripped = {i: strip_cells(raw[c]) for i, c in enumerate(raw.columns)}
-    filled = [s.to_numpy(dtype=object) != "" for s in stripped.values()]  # numpy's compare: no Series a column
+    # Every column with a header is read (a Suptask column or the user's own), each stripped
+    # once; a blank row is one whose cells are all empty once stripped. The columns without a
+    # header (in a sheet reaching XFD, 16,384 nearly all empty) are looked at a row at a time,
+    # each row's cells joined, not as a Series each.
+    named = [i for i, h in enumerate(table.header) if h.strip()]
+    whole = {i: strip_cells(raw[raw.columns[i]]) for i in named}
+    filled = [s.to_numpy(dtype=object) != "" for s in whole.values()]  # numpy's compare: no Series a column
+    rest = [c for i, c in enumerate(raw.columns) if i not in whole]
+    if rest:
+        rows = raw[rest].to_numpy(dtype=object).tolist()
+        filled.append(np.fromiter(("".join(r).strip() != "" for r in rows), dtype=bool, count=len(rows)))
     blank_mask = pd.Series(~np.logical_or.reduce(filled) if filled else True, index=raw.index)
     kept = raw.index[~blank_mask]
     empty = pd.Series("", index=kept, dtype=str)
     every_row = len(kept) == len(raw.index)
 
+    def cells_of(i: int) -> pd.Series:
+        """Column ``i``'s stripped cells of the rows kept."""
+        if i not in whole:  # a column its header does not name: not one read above
+            whole[i] = strip_cells(raw[raw.columns[i]])
+        return whole[i] if every_row else whole[i].loc[kept]
+
     def column(name: str) -> pd.Series:
         where = positions.get(name)
-        if not where:
-            return empty
-        return stripped[where[0]] if every_row else stripped[where[0]].loc[kept]
+        return cells_of(where[0]) if where else empty
 
     cols: dict[str, pd.Series] = {TICKET_ID: column(TICKET_ID)}
     for name in (*API_FIELDS, *custom):
@@ -400,7 +413,7 @@ def select_rows(table: Table, defaults: Defaults, headers: Headers | None = None
     for i, name in enumerate(table.header):
         if i not in used and name.strip():
             label = name.strip() if name.strip() not in user else f"{name.strip()}#{i}"
-            user[label] = stripped[i] if every_row else stripped[i].loc[kept]
+            user[label] = cells_of(i)
     _fill_defaults(cols, defaults, kept)
     frame = pd.DataFrame(cols, index=kept)
     return Rows(frame=frame, custom_fields=tuple(custom), ignored=tuple(ignored),

@@ -95,6 +95,25 @@ def test_blank_rows_are_left_out(tmp_path: Path) -> None:
     assert rows.frame.index.tolist() == [2, 5]  # rows 3 and 4 are blank: left out
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_cell_under_no_header_keeps_its_row_and_a_space_there_does_not(tmp_path: Path, suffix: str) -> None:
+    from openpyxl import Workbook
+
+    cells = [["description", "", "notes", ""], ["x", "", "", ""], ["", "", "", "kept"], ["", " ", "", "\t"],
+             ["", "", "", ""], ["", "also kept", "", ""]]
+    path = tmp_path / f"t{suffix}"
+    if suffix == ".csv":
+        write(path, "".join(",".join(row) + "\n" for row in cells))
+    else:
+        book = Workbook()
+        for row in cells:
+            book.active.append([c or None for c in row])
+        book.active.cell(row=2, column=16_384, value=" ")  # reaching XFD: 16,384 columns, nearly all empty
+        book.save(path)
+    rows = select_rows(read_table(path), Defaults(form_id=FORM, channel=CHANNEL))
+    assert rows.frame.index.tolist() == [2, 3, 6]  # rows 4 and 5 hold only spaces or nothing
+
+
 def test_nul_characters_are_reported(tmp_path: Path) -> None:
     path = write(tmp_path / "t.csv", "description\nbad\x00cell\n")
     report = _report(path, Defaults(form_id=FORM, channel=CHANNEL))

@@ -555,7 +555,7 @@ def _read_xlsx(path: Path, sheet: str | None, max_unpacked: int = MAX_UNPACKED,
     lossy = tuple((i + 1, j) for i, row in enumerate(rows) if i >= top for j, v in enumerate(row)
                   if type(v) is float and not -1e15 < v < 1e15)
     header = tuple(text_rows[top - 1])
-    frame = pd.DataFrame(text_rows[top:], columns=range(len(header)), dtype=str)
+    frame = pd.DataFrame(text_rows[top:], columns=range(len(header)), dtype=object)
     frame.index = pd.RangeIndex(top + 1, len(frame) + top + 1)
     return Table(path=path, header=header, frame=frame, format=XlsxFormat(sheet, sheet_names),
                  fingerprint=fingerprint, lossy=lossy, hidden=frozenset(r for r in marks.hidden if r > top),
