@@ -17,10 +17,13 @@ and the wheel test.
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 # What a command imports before it sends: imported once by the server, then shared by
@@ -40,9 +43,13 @@ def _command(args: list[str], env: dict[str, str], cwd: str, out: str, err: str)
         target = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(target, fd)
         os.close(target)
-    # As Python sets them up at start: strict stdout, backslash-escaping stderr.
-    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    # As Python sets them up at start: strict stdout, backslash-escaping stderr, each written
+    # through at once under PYTHONUNBUFFERED.
+    unbuffered = bool(env.get("PYTHONUNBUFFERED"))
+    sys.stdout, sys.stderr = (
+        io.TextIOWrapper(open(fd, "wb", buffering=0 if unbuffered else -1, closefd=False),  # noqa: SIM115
+                         encoding="utf-8", errors=errors, write_through=unbuffered)
+        for fd, errors in ((1, "strict"), (2, "backslashreplace")))
     sys.argv = ["bulksync", *args]
     from bulksync.cli import run
 
@@ -59,6 +66,7 @@ class Command:
         self._folder = tempfile.TemporaryDirectory(prefix="bulksync-command-")
         self._out = os.path.join(self._folder.name, "stdout")
         self._err = os.path.join(self._folder.name, "stderr")
+        Path(self._out).touch()  # there to be read before the process has opened it
         self._process = context.Process(target=_command, args=(
             args, env, str(cwd or os.getcwd()), self._out, self._err), daemon=False)
         self._process.start()
@@ -79,6 +87,21 @@ class Command:
 
     def kill(self) -> None:
         self._process.kill()
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def lines(self, count: int, timeout: float = 30) -> list[str]:
+        """The first ``count`` lines it printed, once printed (fewer if it ended first)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            printed = Path(self._out).read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+            done = [line for line in printed if line.endswith("\n")][:count]
+            if len(done) == count or self.returncode is not None:
+                return done
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"bulksync command {self.pid} printed {len(done)} of {count} lines")
+            time.sleep(0.005)
 
     def wait(self, timeout: float | None = None) -> int:
         self._process.join(timeout)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,10 +14,11 @@ import pytest
 
 from bulksync.sandbox import Sandbox, parse_rate_limit
 from tests.conftest import CHANNEL, FORM, SkippingClock, run_cli, write
+from tests.processes import Command, start
 
 
 class RunningSandbox:
-    def __init__(self, process: subprocess.Popen[str], url: str, token: str) -> None:
+    def __init__(self, process: Command, url: str, token: str) -> None:
         self.process, self.url, self.token = process, url, token
         self.root = url.split("/api/")[0]
 
@@ -35,12 +34,9 @@ class RunningSandbox:
 
 @contextmanager
 def sandbox_cli(*args: str) -> Iterator[RunningSandbox]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPTASK_")}
-    process = subprocess.Popen([sys.executable, "-m", "bulksync", "sandbox", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = start("sandbox", *args)
     try:
-        assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(3)]
+        lines = process.lines(3)
         assert lines[0].startswith("Suptask sandbox listening on http://127.0.0.1:"), lines
         url = lines[0].split()[-1]
         token = lines[2].strip().split("=", 1)[1]
