@@ -4,7 +4,7 @@ the widest sheet (issue 26, point 6): CPU per call, this tree against an older o
     .venv/bin/python bench/repeat_calls.py                       # this tree
     .venv/bin/python bench/repeat_calls.py --before-tree DIR     # and an older tree beside it
 
-``DIR`` holds an older commit's files (``git archive REV bulksync | tar -x -C DIR``); each
+``DIR`` holds an older commit's files (``git archive REV bulksync templates sample_data | tar -x -C DIR``); each
 side runs in a process of its own with its ``bulksync`` first on ``PYTHONPATH``. Figures:
 
 - ``push, push again``: ``bulksync.push`` of a 3-row sheet to a sandbox in the same process,
@@ -45,10 +45,10 @@ with Sandbox(token="bench-token") as sb:
     pairs = []
     for n in range(13):
         sheet = Path(tempfile.mkdtemp()) / "t.csv"
-        sheet.write_text("description\nA\nB\nC\n")
+        sheet.write_text(f"description\nA{n}\nB{n}\nC{n}\n")  # its own rows: not copies of the last
         start = time.process_time()
         first = bulksync.push(sheet, token="bench-token", api_url=sb.url, form_id=form, channel=channel)
-        sheet.write_text(sheet.read_text().replace("A,", "A2,"))
+        sheet.write_text(sheet.read_text().replace(f"A{n},", f"A{n} edited,"))
         again = bulksync.push(sheet, token="bench-token", api_url=sb.url)
         pairs.append(time.process_time() - start)
         assert first.ok and again.ok and first.counts["created"] == 3 and again.counts["updated"] == 1
@@ -66,7 +66,7 @@ def best(call, times=5):
 wide = best(lambda: bulksync.validate(folder / "wide.xlsx"))
 table = read_table(folder / "tall.csv")
 tall = best(lambda: select_rows(table, Defaults(form_id=form, channel=channel)))
-print(f"{pair:.4f} {wide:.4f} {tall:.4f}")
+print(f"{pair:.4f} {wide:.4f} {tall:.4f} {bulksync.__file__}")
 '''
 
 
@@ -86,9 +86,15 @@ def make_files(folder: Path) -> None:
 
 def measure(tree: Path, folder: Path) -> tuple[float, float, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    done = subprocess.run([sys.executable, "-c", INNER, str(folder)], capture_output=True, text=True,
-                          env=env, check=True)
-    pair, wide, tall = map(float, done.stdout.split())
+    # Run from the files' folder: from here, ``-c`` would put this tree first on sys.path.
+    done = subprocess.run([sys.executable, "-c", INNER, str(folder)], capture_output=True, text=True, env=env,
+                          cwd=folder)
+    if done.returncode:
+        raise SystemExit(f"{tree}: the measurement failed:\n{done.stderr}")
+    *figures, imported = done.stdout.split()
+    if not Path(imported).is_relative_to(tree):
+        raise SystemExit(f"{tree}: the measurement imported another bulksync: {imported}")
+    pair, wide, tall = map(float, figures)
     return pair, wide, tall
 
 
