@@ -525,8 +525,8 @@ def _create(path: Path) -> None:
         db = sqlite3.connect(str(temp), isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # One transaction, the schema version with it: one commit to sync, not one a table.
+            db.executescript(f"BEGIN;\n{_SCHEMA};\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
         finally:
             db.close()
         try:

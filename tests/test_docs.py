@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bulksync.cli import main
-from tests.test_layout import STAGES
+from tests.test_layout import STAGES, parsed
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "bulksync"
@@ -115,7 +115,7 @@ def how_it_works_problems(text: str) -> list[str]:
         problems += [f"{stage}: {name} does not exist" for name in named if not (PACKAGE / name).exists()]
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE).as_posix()
-        body = ast.parse(path.read_text(encoding="utf-8")).body
+        body = parsed(path).body
         if len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
             continue
         module = relative.removesuffix(".py").removesuffix("/__init__").replace("/", ".")

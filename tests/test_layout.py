@@ -4,6 +4,7 @@ stages before it, so data moves forward and no stage reaches back into a later o
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bulksync"
@@ -20,6 +21,13 @@ STAGES = [
     ("edges", {"cli", "__main__", "demo", "template", "sandbox", "sandbox.server", "sandbox.__init__"}),
 ]
 LEVEL = {name: level for level, (_, names) in enumerate(STAGES) for name in names}
+
+
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """A module's syntax tree, parsed once for every check of the package's code (these, and
+    tests/test_docs.py's, tests/test_public_interfaces.py's). Nothing changes the trees."""
+    return ast.parse(path.read_text(encoding="utf-8"))
 
 
 def _module(path: Path) -> str:
@@ -56,7 +64,7 @@ def test_no_module_imports_from_a_later_stage() -> None:
     backwards = []
     for path in sorted(PACKAGE.rglob("*.py")):
         name = _module(path)
-        for line, imported in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+        for line, imported in _imports(parsed(path)):
             if LEVEL.get(imported, 0) > LEVEL[name]:
                 backwards.append(f"{name}:{line} imports {imported} "
                                  f"({STAGES[LEVEL[imported]][0]} after {STAGES[LEVEL[name]][0]})")
@@ -87,8 +95,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str]:
 
 
 def test_the_import_graph_has_no_cycle() -> None:
-    graph = {_module(p): {imported for _, imported in _imports(ast.parse(p.read_text(encoding="utf-8")),
-                                                               types=False)}
+    graph = {_module(p): {imported for _, imported in _imports(parsed(p), types=False)}
              for p in PACKAGE.rglob("*.py")}
     assert _cycle(graph) == []
 
@@ -127,7 +134,7 @@ def _wide_calls(tree: ast.Module) -> list[tuple[int, str]]:
 
 def test_hand_offs_are_made_by_name() -> None:
     wide = [f"{_module(p)}:{line} {func}" for p in sorted(PACKAGE.rglob("*.py"))
-            for line, func in _wide_calls(ast.parse(p.read_text(encoding="utf-8")))]
+            for line, func in _wide_calls(parsed(p))]
     assert wide == []
 
 

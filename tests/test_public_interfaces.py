@@ -7,6 +7,8 @@ import ast
 import re
 from pathlib import Path
 
+from tests.test_layout import parsed
+
 PACKAGE = Path(__file__).resolve().parent.parent / "bulksync"
 DEPENDENCIES = ("httpx", "httpcore", "pandas", "pandera", "python_calamine", "lxml", "openpyxl",
                 "click", "tqdm", "filelock", "platformdirs", "h11", "anyio", "numpy")
@@ -22,7 +24,7 @@ def _sources() -> list[Path]:
 def test_no_private_module_of_a_dependency_is_imported() -> None:
     found = []
     for path in _sources():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parsed(path)):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
