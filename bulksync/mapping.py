@@ -34,6 +34,7 @@ optionally ``name``): any value in ``requester`` or ``assignee`` found in
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import tomllib
@@ -190,14 +191,23 @@ def export_preset(header: tuple[str, ...]) -> str | None:
     from bulksync.sheets.read import normal_header
 
     names = {normal_header(h) for h in header}
-    for preset in preset_names():
-        sources = {normal_header(c) for c in load_mapping(preset).sources()}
+    for preset, sources in _preset_sources():
         found = sources & names
         # Status, Priority or Tags alone are any sheet's; the export's own names tell it apart.
         foreign = {n for n in found if canonical_column(n) is None}
         if len(found) >= 3 and len(found) >= 0.6 * len(sources) and len(foreign) >= 2:
             return preset
     return None
+
+
+@functools.cache
+def _preset_sources() -> tuple[tuple[str, frozenset[str]], ...]:
+    """Each bundled preset's source columns, normalised: read once a process (the files are
+    bulksync's own), not at every push of a sheet without a mapping."""
+    from bulksync.sheets.read import normal_header
+
+    return tuple((preset, frozenset(normal_header(c) for c in load_mapping(preset).sources()))
+                 for preset in preset_names())
 
 
 def preset_names() -> list[str]:
