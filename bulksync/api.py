@@ -181,15 +181,26 @@ def _verified_context() -> ssl.SSLContext:
 
     Loading a bundle takes tens of milliseconds, which a script or notebook calling push,
     pull or undo again and again would pay on every call: one context is made per process
-    and bundle, and shared by the clients, as httpx advises.
+    and bundle, and shared by the clients, as httpx advises. A bundle file rewritten in place
+    is another bundle (its size, time and inode are part of the key), as is another
+    SSLKEYLOGFILE, which a context reads when it is made.
     """
     import os
 
-    return _context_for(os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", ""))
+    def stamp(path: str) -> tuple[int, ...]:
+        try:
+            seen = os.stat(path)
+        except OSError:
+            return ()
+        return seen.st_ino, seen.st_size, seen.st_mtime_ns
+
+    names = ("SSL_CERT_FILE", "SSL_CERT_DIR", "SSLKEYLOGFILE")
+    key = tuple((os.environ.get(n, ""), stamp(os.environ.get(n, ""))) for n in names)
+    return _context_for(key)
 
 
 @functools.lru_cache(maxsize=4)
-def _context_for(cert_file: str, cert_dir: str) -> ssl.SSLContext:  # the key: what httpx reads
+def _context_for(key: tuple[tuple[str, tuple[int, ...]], ...]) -> ssl.SSLContext:  # the key: what httpx reads
     import httpx
 
     return httpx.create_ssl_context(trust_env=True)

@@ -204,9 +204,12 @@ def export_preset(header: tuple[str, ...]) -> str | None:
 def _preset_sources() -> tuple[tuple[str, frozenset[str]], ...]:
     """Each bundled preset's source columns, normalised: read once a process (the files are
     bulksync's own), not at every push of a sheet without a mapping."""
+    from bulksync.resources import bundled
     from bulksync.sheets.read import normal_header
 
-    return tuple((preset, frozenset(normal_header(c) for c in load_mapping(preset).sources()))
+    # By the bundled file's path: a folder named like a preset where the command runs is not it.
+    folder = bundled("templates") / PRESETS_DIR
+    return tuple((preset, frozenset(normal_header(c) for c in load_mapping(folder / f"{preset}.toml").sources()))
                  for preset in preset_names())
 
 

@@ -28,6 +28,16 @@ def state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     return home
 
 
+@pytest.fixture(autouse=True)
+def no_command_left() -> Iterator[None]:
+    """A bulksync command a test started in a process of its own (tests/processes.py) does
+    not outlive the test, even when the test fails before it ends."""
+    yield
+    from tests.processes import stop_all
+
+    stop_all()
+
+
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(token=TOKEN, seed=1) as sb:

@@ -24,6 +24,7 @@ import signal
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 
 # What a command imports before it sends: imported once by the server, then shared by
@@ -36,20 +37,20 @@ _PRELOAD = ["tests.processes", "bulksync", "bulksync.cli", "bulksync.sync", "bul
 def _command(args: list[str], env: dict[str, str], cwd: str, out: str, err: str) -> None:
     """In the forked process: become ``python -m bulksync ARGS`` in ``cwd`` with ``env``,
     stdout and stderr to the files ``out`` and ``err``."""
-    os.chdir(cwd)
-    os.environ.clear()
-    os.environ.update(env)
-    for fd, name in ((1, out), (2, err)):
+    for fd, name in ((1, out), (2, err)):  # first: what goes wrong below is the command's to print
         target = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(target, fd)
         os.close(target)
-    # As Python sets them up at start: strict stdout, backslash-escaping stderr, each written
-    # through at once under PYTHONUNBUFFERED.
+    # As Python sets them up at start: strict stdout, backslash-escaping and line-buffered
+    # stderr, each written through at once under PYTHONUNBUFFERED.
     unbuffered = bool(env.get("PYTHONUNBUFFERED"))
     sys.stdout, sys.stderr = (
         io.TextIOWrapper(open(fd, "wb", buffering=0 if unbuffered else -1, closefd=False),  # noqa: SIM115
-                         encoding="utf-8", errors=errors, write_through=unbuffered)
+                         encoding="utf-8", errors=errors, write_through=unbuffered, line_buffering=fd == 2)
         for fd, errors in ((1, "strict"), (2, "backslashreplace")))
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
     sys.argv = ["bulksync", *args]
     from bulksync.cli import run
 
@@ -66,12 +67,16 @@ class Command:
         self._folder = tempfile.TemporaryDirectory(prefix="bulksync-command-")
         self._out = os.path.join(self._folder.name, "stdout")
         self._err = os.path.join(self._folder.name, "stderr")
-        Path(self._out).touch()  # there to be read before the process has opened it
+        for name in (self._out, self._err):
+            Path(name).touch()  # there to be read before the process has opened them
+        # Daemonic: a command a failed test left running is ended when the worker exits,
+        # not waited for (see also ``stop_all``).
         self._process = context.Process(target=_command, args=(
-            args, env, str(cwd or os.getcwd()), self._out, self._err), daemon=False)
+            args, env, str(cwd or os.getcwd()), self._out, self._err), daemon=True)
         self._process.start()
         assert self._process.pid is not None
         self.pid: int = self._process.pid
+        _RUNNING.add(self)
 
     @property
     def returncode(self) -> int | None:
@@ -83,7 +88,10 @@ class Command:
 
     def send_signal(self, sig: int) -> None:
         if self.returncode is None:
-            os.kill(self.pid, sig)
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:  # it ended meanwhile, as Popen.send_signal allows
+                pass
 
     def kill(self) -> None:
         self._process.kill()
@@ -95,9 +103,10 @@ class Command:
         """The first ``count`` lines it printed, once printed (fewer if it ended first)."""
         deadline = time.monotonic() + timeout
         while True:
+            ended = self.returncode is not None  # before the read: what it printed is all there
             printed = Path(self._out).read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
             done = [line for line in printed if line.endswith("\n")][:count]
-            if len(done) == count or self.returncode is not None:
+            if len(done) == count or ended:
                 return done
             if time.monotonic() > deadline:
                 raise TimeoutError(f"bulksync command {self.pid} printed {len(done)} of {count} lines")
@@ -117,9 +126,22 @@ class Command:
         self._folder.cleanup()
         return out, err
 
-    def __del__(self) -> None:  # a test that failed midway leaves no process running
-        if getattr(self, "_process", None) is not None and self._process.exitcode is None:
+    def stop(self) -> None:
+        """Kill it if it still runs (a test that failed midway), and wait for its end."""
+        if self._process.exitcode is None:
             self._process.kill()
+            self._process.join(10)
+        _RUNNING.discard(self)
+
+
+_RUNNING: weakref.WeakSet[Command] = weakref.WeakSet()
+
+
+def stop_all() -> None:
+    """Kill the commands still running: after each test (tests/conftest.py), so that a test
+    that failed midway leaves none behind."""
+    for command in list(_RUNNING):
+        command.stop()
 
 
 def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Command:

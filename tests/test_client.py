@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import ssl
 import threading
@@ -106,6 +107,11 @@ def test_one_tls_context_is_kept_per_bundle_and_follows_ssl_cert_file(
     ca.cert_pem.write_to_path(str(pem))
     monkeypatch.setenv("SSL_CERT_FILE", str(pem))
     assert [r.status_code for r in _post_twice(tls_server)] == [201, 201]
+    other = trustme.CA()  # the same file rewritten in place, naming another CA: not trusted now
+    other.cert_pem.write_to_path(str(pem))
+    os.utime(pem, ns=(pem.stat().st_atime_ns, pem.stat().st_mtime_ns + 1_000_000_000))
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        _post_twice(tls_server)
     monkeypatch.delenv("SSL_CERT_FILE")
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         _post_twice(tls_server)

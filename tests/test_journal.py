@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -339,14 +338,17 @@ def test_no_file_bulksync_writes_holds_the_token(tmp_path: Path, sandbox: Sandbo
             assert TOKEN.encode() not in part.read_bytes(), part
 
 
-def _delivered(process: subprocess.Popen[str], sig: int) -> None:
+def _delivered(process: Command, sig: int) -> None:
     """Wait until ``sig`` sent to ``process`` is no longer pending (Linux: /proc's ShdPnd), so
     a second one is a second signal, not merged into the first."""
     deadline = time.monotonic() + 30
     status = Path(f"/proc/{process.pid}/status")
     while True:
-        pending = next(int(line.split()[1], 16) for line in status.read_text().splitlines()
-                       if line.startswith("ShdPnd:"))
+        try:
+            text = status.read_text()
+        except (FileNotFoundError, ProcessLookupError):  # it has ended (and been reaped): delivered
+            return
+        pending = next(int(line.split()[1], 16) for line in text.splitlines() if line.startswith("ShdPnd:"))
         if not pending & (1 << (sig - 1)):
             return
         assert process.poll() is None and time.monotonic() < deadline

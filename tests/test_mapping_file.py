@@ -158,3 +158,14 @@ def test_suggest_out_dash_prints_and_an_empty_integration_is_a_usage_error(tmp_p
     assert not (tmp_path / "-").exists()
     empty = run_cli("mapping", "suggest", str(sheet), "--integration", " ")
     assert empty.returncode == 2 and "--integration needs the old tool's name" in empty.stderr
+
+
+def test_a_folder_named_like_a_preset_where_the_command_runs_is_not_the_preset(tmp_path: Path) -> None:
+    """Which preset an export looks like is told by the bundled presets, wherever the command
+    runs: a folder ``jira`` (or ``zendesk``) there is the user's, not a mapping to read."""
+    for name in ("jira", "zendesk", "freshdesk"):
+        (tmp_path / name).mkdir()
+    sheet = write(tmp_path / "t.csv", "description\nPrinter jams\n")
+    result = run_cli("validate", str(sheet), "--form-id", FORM, "--channel", CHANNEL, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "cannot read the mapping" not in result.stderr

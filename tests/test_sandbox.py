@@ -276,3 +276,14 @@ def test_a_ticket_changed_in_slack_through_the_admin_route() -> None:
         assert sb.edit(1, priority="Low")["priority"] == "Low"  # the same from Python
         assert httpx.post(f"http://{sb.host}:{sb.port}/_sandbox/tickets/9", json={}).status_code == 404
         assert [r for r in sb.requests() if "_sandbox" in r["path"]] == []  # not API requests
+
+
+def test_a_command_a_failed_test_left_running_is_stopped() -> None:
+    """What the autouse fixture ``no_command_left`` does after every test: a command still
+    running (here a sandbox, which runs until stopped) is killed, not waited for."""
+    from tests.processes import stop_all
+
+    process = start("sandbox")
+    assert process.lines(1)[0].startswith("Suptask sandbox listening on")
+    stop_all()
+    assert process.returncode == -9
