@@ -6,8 +6,9 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,6 +110,32 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
             traceback.format_exception(result.exc_info[1]))
         code = 1
     return subprocess.CompletedProcess(["bulksync", *args], code, result.stdout, stderr)
+
+
+def write_book(path: Path, rows: Sequence[Sequence[object]], *, edit: Callable[[Any], None] | None = None) -> Path:
+    """A workbook of ``rows`` from A1, as openpyxl writes one; ``edit`` is given the worksheet
+    before it is saved."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    for row in rows:
+        ws.append(list(row))
+    if edit is not None:
+        edit(ws)
+    wb.save(path)
+    return path
+
+
+def add_table(ws: Any, ref: str, *, name: str = "Tix", totals: bool = False) -> None:
+    """An Excel Table over ``ref`` in ``ws``, styled as Excel makes one (``totals``: its last row
+    is a totals row)."""
+    from openpyxl.worksheet.table import Table, TableStyleInfo
+
+    table = Table(displayName=name, ref=ref, totalsRowCount=1 if totals else None)
+    table.tableStyleInfo = TableStyleInfo(name="TableStyleMedium9", showRowStripes=True)
+    ws.add_table(table)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

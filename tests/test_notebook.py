@@ -79,9 +79,17 @@ def _interrupt_main_thread() -> None:
     signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
 
-def _nothing_lost_nothing_doubled(sheet: Path, sb: Sandbox, api: dict[str, str]) -> None:
+def _push_interrupted_at_sign(sheet: Path, sb: Sandbox, asked: threading.Event) -> bulksync.RunResult:
+    """A plain push, one request at a time, that the main thread's SIGINT (a notebook's
+    interrupt, a Ctrl-C) reaches once SIGN creates are answered."""
+    return bulksync.push(sheet, token=TOKEN, api_url=sb.url, form_id=FORM, channel=CHANNEL, concurrency=1,
+                         on_progress=_at_sign(_interrupt_main_thread, asked))
+
+
+def _nothing_lost_nothing_doubled(sheet: Path, sb: Sandbox) -> None:
     """Every ticket the stopped run made is in the sheet and the journal, none is uncertain,
     and a push again makes the rest, each once."""
+    api = {"token": TOKEN, "api_url": sb.url}
     made = {t["id"] for t in sb.tickets()}
     rows = read_rows(sheet)
     assert SIGN <= len(made) < ROWS
@@ -100,12 +108,10 @@ def test_an_interrupt_stops_a_plain_push_inside_a_running_loop(tmp_path: Path, s
     """A Jupyter interrupt: KeyboardInterrupt in the main thread, blocked in a plain call made
     inside the cell's loop. The run stops as at a Ctrl-C: the result is marked interrupted."""
     sheet = _sheet(tmp_path)
-    api = {"token": TOKEN, "api_url": slow.url}
     got: list[bulksync.RunResult] = []
 
     async def cell() -> None:
-        got.append(bulksync.push(sheet, form_id=FORM, channel=CHANNEL, concurrency=1,
-                                 on_progress=_at_sign(_interrupt_main_thread, asked), **api))
+        got.append(_push_interrupted_at_sign(sheet, slow, asked))
 
     loop = asyncio.new_event_loop()  # as a kernel's: no handler of asyncio.run's for SIGINT
     try:
@@ -114,7 +120,7 @@ def test_an_interrupt_stops_a_plain_push_inside_a_running_loop(tmp_path: Path, s
         loop.close()
     assert asked.is_set() and got[0].interrupted
     assert got[0].counts["created"] == len(slow.tickets())
-    _nothing_lost_nothing_doubled(sheet, slow, api)
+    _nothing_lost_nothing_doubled(sheet, slow)
 
 
 @pytest.mark.usefixtures("default_sigint")
@@ -123,19 +129,17 @@ def test_ctrl_c_in_asyncio_run_stops_a_plain_push(tmp_path: Path, slow: Sandbox,
     it blocks sees the cancel, stops the run, returns it interrupted, and the next await
     meets the cancel (asyncio.run then raises KeyboardInterrupt)."""
     sheet = _sheet(tmp_path)
-    api = {"token": TOKEN, "api_url": slow.url}
     got: list[bulksync.RunResult] = []
 
     async def main() -> None:
-        got.append(bulksync.push(sheet, form_id=FORM, channel=CHANNEL, concurrency=1,
-                                 on_progress=_at_sign(_interrupt_main_thread, asked), **api))
+        got.append(_push_interrupted_at_sign(sheet, slow, asked))
         await asyncio.sleep(0)
         got.clear()  # not reached: the cancel is met here
 
     with pytest.raises(KeyboardInterrupt):
         asyncio.run(main())
     assert asked.is_set() and got[0].interrupted
-    _nothing_lost_nothing_doubled(sheet, slow, api)
+    _nothing_lost_nothing_doubled(sheet, slow)
 
 
 def test_cancelling_apush_stops_the_run_and_waits_for_it(tmp_path: Path, slow: Sandbox,
@@ -163,7 +167,7 @@ def test_cancelling_apush_stops_the_run_and_waits_for_it(tmp_path: Path, slow: S
 
     asyncio.run(cell())
     assert asked.is_set() and made[0] == made[1] == len(slow.tickets())
-    _nothing_lost_nothing_doubled(sheet, slow, api)
+    _nothing_lost_nothing_doubled(sheet, slow)
 
 
 def test_a_second_cancel_cuts_the_requests_in_flight_short(tmp_path: Path, asked: threading.Event,

@@ -14,24 +14,11 @@ from typing import Any
 import pytest
 
 from bulksync.sandbox import Sandbox
-from tests.conftest import TOKEN, run_cli
+from tests.conftest import TOKEN, add_table, run_cli, write_book
 
 
 def _book(path: Path, rows: list[list[Any]], *, table: str | None = None, totals: bool = False) -> Path:
-    from openpyxl import Workbook
-    from openpyxl.worksheet.table import Table, TableStyleInfo
-
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    for row in rows:
-        ws.append(row)
-    if table is not None:
-        t = Table(displayName="Tix", ref=table, totalsRowCount=1 if totals else None)
-        t.tableStyleInfo = TableStyleInfo(name="TableStyleMedium9", showRowStripes=True)
-        ws.add_table(t)
-    wb.save(path)
-    return path
+    return write_book(path, rows, edit=None if table is None else lambda ws: add_table(ws, table, totals=totals))
 
 
 def _parts(book: Path) -> dict[str, bytes]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import bulksync
 from bulksync.sandbox import Sandbox
-from tests.conftest import CHANNEL, FORM, TOKEN
+from tests.conftest import CHANNEL, FORM, TOKEN, write_book
 
 
 def _cells(book: Path) -> dict[str, str]:
@@ -23,21 +23,15 @@ def _cells(book: Path) -> dict[str, str]:
 
 def _book(path: Path, rows: list[list[object]], last: tuple[int, int] | None = None,
           edit: Callable[[Any], None] | None = None) -> Path:
-    """A workbook of ``rows``, as openpyxl writes one (``last``: a cell set at (row, column);
-    ``edit``: given the worksheet before it is saved)."""
-    from openpyxl import Workbook
+    """A workbook of ``rows`` (``last``: a cell set at (row, column); ``edit``: given the
+    worksheet before it is saved)."""
+    def change(ws: Any) -> None:
+        if last is not None:
+            ws.cell(row=last[0], column=last[1], value="last")
+        if edit is not None:
+            edit(ws)
 
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    for row in rows:
-        ws.append(row)
-    if last is not None:
-        ws.cell(row=last[0], column=last[1], value="last")
-    if edit is not None:
-        edit(ws)
-    wb.save(path)
-    return path
+    return write_book(path, rows, edit=change)
 
 
 def test_a_formula_without_a_cached_value_is_never_written_over(tmp_path: Path, sandbox: Sandbox) -> None:

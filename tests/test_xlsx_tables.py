@@ -24,7 +24,7 @@ from bulksync.sandbox import Sandbox
 from bulksync.sheets.package import columns_refusal, content_extent, owned_in_sheet, place_in_sheet
 from bulksync.sheets.read import read_table
 from bulksync.sheets.write_xlsx import write_xlsx
-from tests.conftest import CHANNEL, FORM, TOKEN, run_cli
+from tests.conftest import CHANNEL, FORM, TOKEN, add_table, run_cli, write_book
 
 DATA = Path(__file__).parent / "data"
 REAL = DATA / "real"
@@ -36,25 +36,16 @@ def _book(path: Path, rows: list[list[Any]] = ROWS, *, tables: tuple[tuple[str, 
           autofilter: str | None = None, edit: Callable[[Any], None] | None = None) -> Path:
     """A workbook as openpyxl writes one: ``rows`` from A1, Excel Tables (name, range) and the
     sheet's filter; ``edit`` gets the worksheet before the tables are added."""
-    from openpyxl import Workbook
-    from openpyxl.worksheet.table import Table, TableStyleInfo
+    def build(ws: Any) -> None:
+        ws.title = "Tickets"
+        if edit is not None:
+            edit(ws)
+        for name, ref in tables:
+            add_table(ws, ref, name=name)
+        if autofilter is not None:
+            ws.auto_filter.ref = autofilter
 
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "Tickets"
-    for row in rows:
-        ws.append(row)
-    if edit is not None:
-        edit(ws)
-    for name, ref in tables:
-        table = Table(displayName=name, ref=ref)
-        table.tableStyleInfo = TableStyleInfo(name="TableStyleMedium9", showRowStripes=True)
-        ws.add_table(table)
-    if autofilter is not None:
-        ws.auto_filter.ref = autofilter
-    wb.save(path)
-    return path
+    return write_book(path, rows, edit=build)
 
 
 def _push(book: Path, sandbox: Sandbox, **options: Any) -> bulksync.RunResult:
